@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int spindle_placeholder_h2_http;

@@ -1,0 +1,81 @@
+/* h2_http.h - HTTP semantics of RFC 9113 §8 over decoded field lists.
+ *
+ * Pure functions over hpack_field arrays: field name and value validity,
+ * connection-specific fields, pseudo-header rules for requests (including
+ * RFC 8441 extended CONNECT), trailers, content-length, and the RFC 9218
+ * `priority` field.  A malformed message yields a stream-scope
+ * PROTOCOL_ERROR fault with a static reason; it never harms the connection.
+ *
+ * Thread: any.  Ownership: outputs point into the caller's fields.
+ */
+#ifndef SPINDLE_H2_HTTP_H
+#define SPINDLE_H2_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "h2_err.h"
+#include "hpack.h"
+
+typedef struct h2_str {
+    const uint8_t *p; /* NULL when absent */
+    uint32_t len;
+} h2_str;
+
+#define H2_URGENCY_DEFAULT 3u /* RFC 9218 §4.1 */
+
+typedef struct h2_req_head {
+    h2_str method, scheme, authority, path, protocol; /* protocol: RFC 8441 :protocol */
+    const hpack_field *fields; /* regular fields, in order (pseudo-headers excluded) */
+    uint32_t nfields;
+    int64_t content_length;    /* -1 when absent */
+    uint8_t urgency;           /* RFC 9218, from the priority field; default 3 */
+    bool incremental;
+    bool expect_continue;      /* expect: 100-continue */
+    bool extended_connect;     /* CONNECT with :protocol (RFC 8441) */
+} h2_req_head;
+
+/* RFC 9113 §8.2.1: a name is non-empty, has no uppercase letter, and
+ * consists of RFC 9110 token characters (no NUL, CR, LF, SP, colon...).
+ * Pseudo-header names (leading ':') are judged by the request/trailer checks. */
+bool h2_http_valid_name(const uint8_t *name, uint32_t len);
+
+/* RFC 9113 §8.2.1: a value contains no NUL, CR or LF and neither starts nor
+ * ends with SP or HTAB. */
+bool h2_http_valid_value(const uint8_t *value, uint32_t len);
+
+/* Validate a decoded request field list and extract what the server needs.
+ * Rules (each failing as stream-scope PROTOCOL_ERROR with its own reason):
+ *  - every name and value valid (above);
+ *  - pseudo-headers only :method :scheme :authority :path :protocol, each at
+ *    most once, all before the first regular field, none empty; no :status;
+ *  - connection-specific fields (connection, proxy-connection, keep-alive,
+ *    transfer-encoding, upgrade) are malformed; te only as "trailers";
+ *  - CONNECT without :protocol: :method and :authority only;
+ *    CONNECT with :protocol: only if connect_protocol_enabled, and then
+ *    :scheme, :path and :authority are required;
+ *    :protocol on any other method is malformed;
+ *  - otherwise :method, :scheme and :path are required; :path is "/..." or
+ *    "*" (OPTIONS only) for http and https;
+ *  - host and :authority, when both present, must be equal;
+ *  - content-length: digits only; repeated values must agree.
+ * The priority field sets urgency/incremental; expect: 100-continue sets
+ * expect_continue. */
+h2_fault h2_http_parse_request(const hpack_field *f, uint32_t n, bool connect_protocol_enabled,
+                               h2_req_head *out);
+
+/* Trailers (RFC 9113 §8.1): valid names/values, no pseudo-headers, no
+ * connection-specific fields. */
+h2_fault h2_http_check_trailers(const hpack_field *f, uint32_t n);
+
+/* Response fields an application hands us: valid names and values, no
+ * pseudo-headers, no connection-specific fields.  Returns H2_OK or
+ * H2_E_INVAL. */
+h2_rv h2_http_check_response_fields(const hpack_field *f, uint32_t n);
+
+/* RFC 9218 §4: parse a Priority Field Value (a structured-field dictionary):
+ * u=0..7 and i (boolean).  Unknown members and out-of-range values are
+ * ignored; *urgency and *incremental keep their values when absent. */
+void h2_http_parse_priority(const uint8_t *v, uint32_t len, uint8_t *urgency, bool *incremental);
+
+#endif

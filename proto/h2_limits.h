@@ -1,0 +1,88 @@
+/* h2_limits.h - every limit and default of the protocol core, in one place.
+ *
+ * The defaults follow ../shared/docs/security.md (in line with nghttp2, h2o,
+ * nginx, Kestrel, Go, hyper and Envoy).  An h2_limits is read-only session
+ * configuration shared by all connections of a server; each connection keeps
+ * its own counters and token buckets.
+ */
+#ifndef SPINDLE_H2_LIMITS_H
+#define SPINDLE_H2_LIMITS_H
+
+#include <stdint.h>
+
+typedef struct h2_limits {
+    /* Advertised SETTINGS. */
+    uint32_t max_concurrent_streams;  /* 100: past it, RST_STREAM REFUSED_STREAM */
+    uint32_t initial_window_size;     /* per stream, what we advertise */
+    uint32_t connection_window;       /* our receive window for the whole connection */
+    uint32_t max_frame_size;          /* what we accept (SETTINGS_MAX_FRAME_SIZE) */
+    uint32_t header_table_size;       /* our HPACK decoder table (SETTINGS_HEADER_TABLE_SIZE) */
+    uint32_t encoder_table_size;      /* our HPACK encoder table, whatever the peer allows */
+    uint32_t max_header_list_size;    /* advertised; also the soft decoded-list cap */
+    uint8_t enable_connect_protocol;  /* RFC 8441: advertise 1 */
+
+    /* What we send. */
+    uint32_t max_send_frame_size;     /* frames we write: 16 KiB whatever the peer allows */
+
+    /* Header blocks. */
+    uint32_t max_continuations;       /* CONTINUATION frames per block */
+    uint32_t max_header_block;        /* encoded block bytes */
+    uint32_t header_list_hard_factor; /* decoded list past factor * soft: connection error */
+    uint32_t max_header_fields_soft;  /* 431 */
+    uint32_t max_header_fields_hard;  /* connection error */
+
+    /* Abuse budgets: token buckets (burst, refill per second). */
+    uint32_t reset_burst, reset_rate;     /* peer RST_STREAM (Rapid Reset) */
+    uint32_t glitch_burst, glitch_rate;   /* peer actions that cost us work for nothing */
+    uint32_t max_settings_entries;        /* per SETTINGS frame */
+    uint32_t max_pending_control;         /* unsent PING/SETTINGS ACKs and RST_STREAMs */
+    uint32_t max_unsent_output;           /* soft: stop reading past it */
+    uint32_t max_stream_buffered;         /* per-stream queued response bytes (backpressure) */
+    uint32_t max_requests;                /* per connection; 0 = unlimited */
+    uint32_t reset_memory;                /* streams we reset whose late frames we ignore */
+
+    /* Timeouts in milliseconds (0 = none). */
+    uint32_t preface_timeout_ms;
+    uint32_t settings_timeout_ms;
+    uint32_t header_block_timeout_ms;
+    uint32_t idle_timeout_ms;
+    uint32_t send_timeout_ms;         /* no send progress */
+} h2_limits;
+
+#define H2_LIMITS_DEFAULT_INIT                                                                    \
+    {                                                                                             \
+        .max_concurrent_streams = 100, .initial_window_size = 256u * 1024u,                       \
+        .connection_window = 1024u * 1024u, .max_frame_size = 16384, .header_table_size = 4096,   \
+        .encoder_table_size = 4096, .max_header_list_size = 65536, .enable_connect_protocol = 1,  \
+        .max_send_frame_size = 16384, .max_continuations = 8, .max_header_block = 65536,          \
+        .header_list_hard_factor = 4, .max_header_fields_soft = 100,                              \
+        .max_header_fields_hard = 1000, .reset_burst = 1000, .reset_rate = 33,                    \
+        .glitch_burst = 10000, .glitch_rate = 330, .max_settings_entries = 32,                    \
+        .max_pending_control = 1000, .max_unsent_output = 512u * 1024u,                           \
+        .max_stream_buffered = 256u * 1024u, .max_requests = 10000, .reset_memory = 64,           \
+        .preface_timeout_ms = 10000, .settings_timeout_ms = 10000,                                \
+        .header_block_timeout_ms = 10000, .idle_timeout_ms = 60000, .send_timeout_ms = 30000,     \
+    }
+
+/* The defaults above, as an object. */
+const h2_limits *h2_limits_default(void);
+
+/* Check a configuration for values the protocol cannot honour (frame size
+ * outside [2^14, 2^24-1], windows above 2^31-1, zero caps where zero makes
+ * no sense).  Returns NULL when valid, else a static message naming the field. */
+const char *h2_limits_check(const h2_limits *l);
+
+/* A token bucket: starts full, refills `rate` tokens per second up to
+ * `burst`, time given in milliseconds by the caller. */
+typedef struct h2_bucket {
+    uint64_t last_ms;
+    uint32_t tokens;
+    uint32_t burst;
+    uint32_t rate;
+} h2_bucket;
+
+void h2_bucket_init(h2_bucket *b, uint32_t burst, uint32_t rate, uint64_t now_ms);
+/* Take one token.  Returns 0 on success, -1 when the bucket is empty. */
+int h2_bucket_take(h2_bucket *b, uint64_t now_ms);
+
+#endif
