@@ -167,8 +167,17 @@ h2_fault h2_frame_check_size(const h2_frame_hdr *hdr, uint32_t max_frame_size);
  *    connection scope on stream 0);
  *  - SETTINGS values (h2_settings_check()).
  *  - PRIORITY_UPDATE: sent on stream 0, prioritized id 0 is PROTOCOL_ERROR.
+ *  - DATA/HEADERS/PUSH_PROMISE too short for Pad Length or their fixed fields
+ *    (priority, Promised Stream ID): FRAME_SIZE_ERROR, connection (§4.2).
  * Does not judge PUSH_PROMISE's legality (a server must reject it: h2_conn).
- * Unknown flags are ignored (cleared in out->hdr.flags where undefined). */
+ * Unknown flags are ignored (cleared in out->hdr.flags where undefined); the
+ * reserved bit of out->hdr.stream_id and of every stream id or increment in
+ * the payload is cleared.  A rule broken at connection scope is reported
+ * before one at stream scope.  On a stream-scope fault the frame is still
+ * fully decoded: a HEADERS frame that depends on itself must still have its
+ * block fed to HPACK (§4.3) before the stream is reset.  A type for which
+ * h2_frame_type_known() is false is the caller's bug: INTERNAL_ERROR,
+ * connection scope. */
 h2_fault h2_frame_decode(const h2_frame_hdr *hdr, const uint8_t *payload, h2_frame *out);
 
 /* Validate one SETTINGS value (RFC 9113 §6.5.2, RFC 8441, RFC 9218):
@@ -181,6 +190,9 @@ h2_fault h2_settings_check(uint16_t id, uint32_t value);
 h2_setting h2_settings_get(const uint8_t *entries, uint32_t i);
 
 /* --- Encoding (each returns the advanced cursor) ------------------------ */
+/* Stream ids, dependencies and increments are written with the reserved bit
+ * clear.  DATA/HEADERS with padded set carry Pad Length = pad_len followed by
+ * pad_len zero octets (padded with pad_len 0 is a valid one-octet overhead). */
 
 uint8_t *h2_frame_write_data(uint8_t *p, uint32_t stream_id, bool end_stream,
                              const uint8_t *data, uint32_t len, uint8_t pad_len,

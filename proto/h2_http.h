@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "h2_err.h"
 #include "hpack.h"
@@ -23,6 +24,8 @@ typedef struct h2_str {
 } h2_str;
 
 #define H2_URGENCY_DEFAULT 3u /* RFC 9218 §4.1 */
+/* Largest content-length accepted (10^18, well inside int64_t). */
+#define H2_HTTP_MAX_CONTENT_LENGTH INT64_C(1000000000000000000)
 
 typedef struct h2_req_head {
     h2_str method, scheme, authority, path, protocol; /* protocol: RFC 8441 :protocol */
@@ -57,10 +60,17 @@ bool h2_http_valid_value(const uint8_t *value, uint32_t len);
  *    :protocol on any other method is malformed;
  *  - otherwise :method, :scheme and :path are required; :path is "/..." or
  *    "*" (OPTIONS only) for http and https;
- *  - host and :authority, when both present, must be equal;
- *  - content-length: digits only; repeated values must agree.
+ *  - pseudo-header values: :method and :protocol are tokens, :scheme is
+ *    ALPHA *(ALPHA / DIGIT / "+" / "-" / "."), :authority has only RFC 3986
+ *    authority characters, :path only VCHAR and obs-text (no CTL or SP);
+ *  - host at most once; host and :authority, when both present, must be
+ *    equal (ASCII case-insensitive);
+ *  - content-length: digits only, at most H2_HTTP_MAX_CONTENT_LENGTH;
+ *    repeated values (separate fields or a comma list, RFC 9110 §8.6) must
+ *    agree.
  * The priority field sets urgency/incremental; expect: 100-continue sets
- * expect_continue. */
+ * expect_continue.  On success out->fields/nfields are the regular fields
+ * (out->fields is NULL when there are none). */
 h2_fault h2_http_parse_request(const hpack_field *f, uint32_t n, bool connect_protocol_enabled,
                                h2_req_head *out);
 
@@ -75,7 +85,16 @@ h2_rv h2_http_check_response_fields(const hpack_field *f, uint32_t n);
 
 /* RFC 9218 §4: parse a Priority Field Value (a structured-field dictionary):
  * u=0..7 and i (boolean).  Unknown members and out-of-range values are
- * ignored; *urgency and *incremental keep their values when absent. */
+ * ignored; *urgency and *incremental keep their values when absent.  Parsed
+ * by RFC 8941 §4.2, leniently: a member that does not parse is skipped (up
+ * to the next comma outside a string) rather than the whole field.  Never
+ * fails.  Several priority fields: call once per field, in order. */
 void h2_http_parse_priority(const uint8_t *v, uint32_t len, uint8_t *urgency, bool *incremental);
+
+/* Is f's name exactly the (lowercase) literal lit of length len? */
+static inline bool h2_http_field_is(const hpack_field *f, const char *lit, uint32_t len)
+{
+    return f->name_len == len && (len == 0 || memcmp(f->name, lit, len) == 0);
+}
 
 #endif

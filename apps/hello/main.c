@@ -1,0 +1,244 @@
+/* spindle-hello - the example server: built only on include/spindle.h.
+ *
+ *   GET  /             "Hello, World!"
+ *   GET  /1m           1 MiB (byte i = (i * 31 + 7) & 0xff), sent by reference
+ *   POST /echo         the request body streamed back, then a trailer
+ *                      x-echo-bytes; 100 Continue first when asked for
+ *   GET  /early-hints  103 with a preload link, then 200 "ok"
+ *   GET  /stall?ms=N   answers after N ms without blocking anything else
+ *   GET  /reset        RST_STREAM CANCEL
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spindle.h"
+
+#define ONE_MIB (1u << 20)
+
+static uint8_t one_mib[ONE_MIB];
+static const char hello[] = "Hello, World!";
+
+static bool path_is(const spindle_request *r, const char *p)
+{
+    size_t n = strlen(p);
+    const char *q = memchr(r->path.ptr, '?', r->path.len);
+    size_t len = q ? (size_t)(q - r->path.ptr) : r->path.len;
+    return len == n && memcmp(r->path.ptr, p, n) == 0;
+}
+
+static bool method_is(const spindle_request *r, const char *m)
+{
+    return r->method.len == strlen(m) && memcmp(r->method.ptr, m, r->method.len) == 0;
+}
+
+/* The value of ?name= in the query, as a number (def when absent). */
+static unsigned long query_num(const spindle_request *r, const char *name, unsigned long def)
+{
+    char buf[256];
+    size_t n = r->path.len < sizeof buf - 1 ? r->path.len : sizeof buf - 1;
+    memcpy(buf, r->path.ptr, n);
+    buf[n] = 0;
+    char *q = strchr(buf, '?');
+    size_t nl = strlen(name);
+    while (q) {
+        q++;
+        if (strncmp(q, name, nl) == 0 && q[nl] == '=')
+            return strtoul(q + nl + 1, NULL, 10);
+        q = strchr(q, '&');
+    }
+    return def;
+}
+
+typedef struct echo_state {
+    uint64_t bytes;
+} echo_state;
+
+static void stall_done(spindle_stream *s, void *app)
+{
+    (void)app;
+    static const spindle_header h[] = {{"content-type", "text/plain", 0, 0}};
+    spindle_respond(s, 200, h, 1, false);
+    spindle_send(s, "stalled\n", 8, true, NULL, NULL);
+}
+
+static void on_request(spindle_stream *s, const spindle_request *r, void *app)
+{
+    (void)app;
+    static const spindle_header text[] = {{"content-type", "text/plain", 0, 0}};
+    static const spindle_header octets[] = {{"content-type", "application/octet-stream", 0, 0}};
+    if (path_is(r, "/") && (method_is(r, "GET") || method_is(r, "HEAD"))) {
+        bool head = method_is(r, "HEAD");
+        spindle_respond(s, 200, text, 1, head);
+        if (!head)
+            spindle_send(s, hello, sizeof hello - 1, true, NULL, NULL);
+    } else if (path_is(r, "/1m")) {
+        spindle_respond(s, 200, octets, 1, false);
+        spindle_send(s, one_mib, sizeof one_mib, true, NULL, NULL);
+    } else if (path_is(r, "/echo")) {
+        echo_state *e = calloc(1, sizeof *e);
+        if (!e) {
+            spindle_reset(s, 2 /* INTERNAL_ERROR */);
+            return;
+        }
+        spindle_stream_set_user(s, e);
+        if (r->expect_continue)
+            spindle_respond(s, 100, NULL, 0, false);
+        spindle_respond(s, 200, octets, 1, false);
+        if (!r->has_body) {
+            spindle_header t[] = {{"x-echo-bytes", "0", 0, 0}};
+            spindle_send_trailers(s, t, 1);
+        }
+    } else if (path_is(r, "/early-hints")) {
+        static const spindle_header link[] = {{"link", "</style.css>; rel=preload", 0, 0}};
+        spindle_respond(s, 103, link, 1, false);
+        spindle_respond(s, 200, text, 1, false);
+        spindle_send(s, "ok", 2, true, NULL, NULL);
+    } else if (path_is(r, "/stall")) {
+        unsigned long ms = query_num(r, "ms", 1000);
+        spindle_stream_after(s, ms > 600000 ? 600000u : (uint32_t)ms, stall_done);
+    } else if (path_is(r, "/reset")) {
+        spindle_reset(s, 8 /* CANCEL */);
+    } else {
+        spindle_respond(s, 404, text, 1, false);
+        spindle_send(s, "not found\n", 10, true, NULL, NULL);
+    }
+}
+
+static void echo_finish(spindle_stream *s, echo_state *e)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%" PRIu64, e->bytes);
+    spindle_header t[] = {{"x-echo-bytes", n, 0, 0}};
+    spindle_send_trailers(s, t, 1);
+}
+
+static void on_body(spindle_stream *s, const uint8_t *data, size_t len, bool end, void *app)
+{
+    (void)app;
+    echo_state *e = spindle_stream_user(s);
+    if (!e)
+        return; /* not /echo: the body is ignored */
+    if (len) {
+        e->bytes += len;
+        spindle_send_copy(s, data, len, false);
+        /* Backpressure: stop taking the upload while the download is behind. */
+        if (spindle_stream_buffered(s) >= 256u * 1024u)
+            spindle_body_pause(s);
+    }
+    if (end)
+        echo_finish(s, e);
+}
+
+static void on_trailers(spindle_stream *s, const spindle_header *h, size_t n, void *app)
+{
+    (void)h;
+    (void)n;
+    (void)app;
+    echo_state *e = spindle_stream_user(s);
+    if (e)
+        echo_finish(s, e);
+}
+
+static void on_writable(spindle_stream *s, void *app)
+{
+    (void)app;
+    spindle_body_resume(s);
+}
+
+static void on_close(spindle_stream *s, void *app)
+{
+    (void)app;
+    free(spindle_stream_user(s));
+}
+
+static void on_listen(uint32_t shard, const char *address, uint16_t port, void *app)
+{
+    (void)app;
+    char line[256];
+    bool v6 = strchr(address, ':') != NULL;
+    int n = snprintf(line, sizeof line, "listening on http://%s%s%s:%u (shard %u)\n",
+                     v6 ? "[" : "", address, v6 ? "]" : "", port, shard);
+    if (shard == 0 && n > 0 && (size_t)n < sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n,
+                      "try: curl --http2-prior-knowledge http://%s%s%s:%u/\n", v6 ? "[" : "",
+                      address, v6 ? "]" : "", port);
+    if (n > 0) {
+        ssize_t w = write(STDOUT_FILENO, line, strlen(line));
+        (void)w;
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: spindle-hello [--address A] [--port P] [--shards N] [--log-level 0..3]\n"
+            "                     [--set name=value]...\n"
+            "  --address A       listen address (default 127.0.0.1)\n"
+            "  --port P          TCP port, 0 = any free port (default 8080)\n"
+            "  --shards N        worker threads, one per core (default: online CPUs)\n"
+            "  --log-level L     0 error, 1 warn, 2 info, 3 debug (default 2)\n"
+            "  --set name=value  any limit, e.g. max-concurrent-streams=100,\n"
+            "                    idle-timeout=60000, max-requests=10000 (see spindle.h)\n");
+}
+
+int main(int argc, char **argv)
+{
+    spindle_config cfg = spindle_config_default();
+    char err[256];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "spindle-hello: %s: %s\n", a,
+                    strncmp(a, "--", 2) ? "unexpected argument" : "missing value");
+            usage(stderr);
+            return 2;
+        }
+        const char *v = argv[++i];
+        char name[64];
+        const char *val = v;
+        if (strcmp(a, "--set") == 0) {
+            const char *eq = strchr(v, '=');
+            if (!eq || (size_t)(eq - v) >= sizeof name) {
+                fprintf(stderr, "spindle-hello: --set %s: expected name=value\n", v);
+                return 2;
+            }
+            memcpy(name, v, (size_t)(eq - v));
+            name[eq - v] = 0;
+            val = eq + 1;
+        } else {
+            snprintf(name, sizeof name, "%s", a + 2);
+        }
+        if (spindle_config_set(&cfg, name, val, err, sizeof err) != 0) {
+            fprintf(stderr, "spindle-hello: %s\n", err);
+            return 2;
+        }
+    }
+    if (spindle_config_check(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "spindle-hello: %s\n", err);
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof one_mib; i++)
+        one_mib[i] = (uint8_t)((i * 31u + 7u) & 0xffu);
+
+    spindle_handler h = {
+        .on_request = on_request,
+        .on_body = on_body,
+        .on_trailers = on_trailers,
+        .on_writable = on_writable,
+        .on_close = on_close,
+    };
+    spindle_hooks hooks = {.on_listen = on_listen};
+    int rc = spindle_run(&cfg, &h, &hooks, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "spindle-hello: %s\n", spindle_strerror(rc));
+        return 1;
+    }
+    return 0;
+}

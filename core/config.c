@@ -1,0 +1,218 @@
+/* config.c - spindle_config defaults, setting by name, validation, and the
+ * translation of the public limits into the protocol core's h2_limits. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h2_limits.h"
+
+spindle_config spindle_config_default(void)
+{
+    const h2_limits *d = h2_limits_default();
+    spindle_config c = {
+        .address = "127.0.0.1",
+        .port = 8080,
+        .shards = 0,
+        .pin = true,
+        .max_conns = 4096,
+        .drain_timeout_ms = 10000,
+        .log_level = 2,
+        .limits =
+            {
+                .max_concurrent_streams = d->max_concurrent_streams,
+                .initial_window_size = d->initial_window_size,
+                .connection_window = d->connection_window,
+                .max_frame_size = d->max_frame_size,
+                .max_header_list_size = d->max_header_list_size,
+                .max_header_fields = d->max_header_fields_soft,
+                .max_continuations = d->max_continuations,
+                .reset_burst = d->reset_burst,
+                .reset_rate = d->reset_rate,
+                .glitch_burst = d->glitch_burst,
+                .glitch_rate = d->glitch_rate,
+                .max_requests = d->max_requests,
+                .max_stream_buffered = d->max_stream_buffered,
+                .idle_timeout_ms = d->idle_timeout_ms,
+                .preface_timeout_ms = d->preface_timeout_ms,
+                .settings_timeout_ms = d->settings_timeout_ms,
+                .header_timeout_ms = d->header_block_timeout_ms,
+                .send_timeout_ms = d->send_timeout_ms,
+            },
+    };
+    return c;
+}
+
+void config_to_h2_limits(const spindle_config *cfg, h2_limits *out)
+{
+    const spindle_limits *l = &cfg->limits;
+    *out = *h2_limits_default();
+    out->max_concurrent_streams = l->max_concurrent_streams;
+    out->initial_window_size = l->initial_window_size;
+    out->connection_window = l->connection_window;
+    out->max_frame_size = l->max_frame_size;
+    out->max_header_list_size = l->max_header_list_size;
+    out->max_header_fields_soft = l->max_header_fields;
+    if (out->max_header_fields_hard < l->max_header_fields)
+        out->max_header_fields_hard = l->max_header_fields;
+    out->max_continuations = l->max_continuations;
+    out->reset_burst = l->reset_burst;
+    out->reset_rate = l->reset_rate;
+    out->glitch_burst = l->glitch_burst;
+    out->glitch_rate = l->glitch_rate;
+    out->max_requests = l->max_requests;
+    out->max_stream_buffered = l->max_stream_buffered;
+    out->idle_timeout_ms = l->idle_timeout_ms;
+    out->preface_timeout_ms = l->preface_timeout_ms;
+    out->settings_timeout_ms = l->settings_timeout_ms;
+    out->header_block_timeout_ms = l->header_timeout_ms;
+    out->send_timeout_ms = l->send_timeout_ms;
+}
+
+static void seterr(char *err, size_t errlen, const char *msg, const char *arg)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s%s%s", msg, arg ? arg : "", arg ? "'" : "");
+}
+
+/* A whole unsigned decimal number within [0, max]. */
+static int parse_u32(const char *v, uint32_t max, uint32_t *out)
+{
+    if (!v || !*v || *v == '-' || *v == '+')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || *end || n > max)
+        return -1;
+    *out = (uint32_t)n;
+    return 0;
+}
+
+typedef struct u32_opt {
+    const char *name;
+    size_t offset; /* into spindle_config */
+    uint32_t max;
+} u32_opt;
+
+#define LIM(field) offsetof(spindle_config, limits) + offsetof(spindle_limits, field)
+static const u32_opt u32_opts[] = {
+    {"shards", offsetof(spindle_config, shards), 1024},
+    {"max-conns", offsetof(spindle_config, max_conns), 1u << 20},
+    {"drain-timeout", offsetof(spindle_config, drain_timeout_ms), 3600000},
+    {"max-concurrent-streams", LIM(max_concurrent_streams), 1u << 20},
+    {"initial-window-size", LIM(initial_window_size), 2147483647u},
+    {"connection-window", LIM(connection_window), 2147483647u},
+    {"max-frame-size", LIM(max_frame_size), 16777215u},
+    {"max-header-list-size", LIM(max_header_list_size), 1u << 24},
+    {"max-header-fields", LIM(max_header_fields), 100000},
+    {"max-continuations", LIM(max_continuations), 1000},
+    {"reset-burst", LIM(reset_burst), UINT32_MAX},
+    {"reset-rate", LIM(reset_rate), UINT32_MAX},
+    {"glitch-burst", LIM(glitch_burst), UINT32_MAX},
+    {"glitch-rate", LIM(glitch_rate), UINT32_MAX},
+    {"max-requests", LIM(max_requests), UINT32_MAX},
+    {"max-stream-buffered", LIM(max_stream_buffered), 1u << 30},
+    {"idle-timeout", LIM(idle_timeout_ms), 86400000},
+    {"preface-timeout", LIM(preface_timeout_ms), 86400000},
+    {"settings-timeout", LIM(settings_timeout_ms), 86400000},
+    {"header-timeout", LIM(header_timeout_ms), 86400000},
+    {"send-timeout", LIM(send_timeout_ms), 86400000},
+};
+
+int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
+                       size_t errlen)
+{
+    if (!name || !value) {
+        seterr(err, errlen, "missing option name or value", NULL);
+        return SPINDLE_EINVAL;
+    }
+    if (strcmp(name, "address") == 0) {
+        if (!*value) {
+            seterr(err, errlen, "address must not be empty", NULL);
+            return SPINDLE_EINVAL;
+        }
+        cfg->address = value;
+        return 0;
+    }
+    if (strcmp(name, "port") == 0) {
+        uint32_t port;
+        if (parse_u32(value, 65535, &port)) {
+            seterr(err, errlen, "port must be a number within 0..65535, not '", value);
+            return SPINDLE_EINVAL;
+        }
+        cfg->port = (uint16_t)port;
+        return 0;
+    }
+    if (strcmp(name, "pin") == 0) {
+        uint32_t b;
+        if (parse_u32(value, 1, &b)) {
+            seterr(err, errlen, "pin must be 0 or 1, not '", value);
+            return SPINDLE_EINVAL;
+        }
+        cfg->pin = b != 0;
+        return 0;
+    }
+    if (strcmp(name, "log-level") == 0) {
+        uint32_t lv;
+        if (parse_u32(value, 3, &lv)) {
+            seterr(err, errlen, "log-level must be 0..3 (error, warn, info, debug), not '", value);
+            return SPINDLE_EINVAL;
+        }
+        cfg->log_level = (int)lv;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof u32_opts / sizeof u32_opts[0]; i++) {
+        const u32_opt *o = &u32_opts[i];
+        if (strcmp(name, o->name) != 0)
+            continue;
+        uint32_t v;
+        if (parse_u32(value, o->max, &v)) {
+            if (err && errlen)
+                snprintf(err, errlen, "%s: '%s' is not a number within 0..%" PRIu32, name,
+                         value, o->max);
+            return SPINDLE_EINVAL;
+        }
+        memcpy((char *)cfg + o->offset, &v, sizeof v);
+        return 0;
+    }
+    seterr(err, errlen, "unknown option '", name);
+    return SPINDLE_EINVAL;
+}
+
+int spindle_config_check(const spindle_config *cfg, char *err, size_t errlen)
+{
+    h2_limits l;
+    config_to_h2_limits(cfg, &l);
+    const char *why = h2_limits_check(&l);
+    if (why) {
+        seterr(err, errlen, why, NULL);
+        return SPINDLE_EINVAL;
+    }
+    if (cfg->max_conns == 0) {
+        seterr(err, errlen, "max-conns must be at least 1", NULL);
+        return SPINDLE_EINVAL;
+    }
+    if (!cfg->address || !*cfg->address) {
+        seterr(err, errlen, "address must not be empty", NULL);
+        return SPINDLE_EINVAL;
+    }
+    return 0;
+}
+
+const char *spindle_strerror(int e)
+{
+    switch (e) {
+    case SPINDLE_OK: return "success";
+    case SPINDLE_EINVAL: return "invalid argument or configuration";
+    case SPINDLE_ESTATE: return "not valid in the stream's state";
+    case SPINDLE_ECLOSED: return "stream or connection closed";
+    case SPINDLE_ENOMEM: return "out of memory";
+    case SPINDLE_ESYS: return "system call failed";
+    case SPINDLE_EURING: return "io_uring unavailable";
+    }
+    return "unknown error";
+}

@@ -1,0 +1,353 @@
+/* conn.c - one accepted connection on its shard: feeding the engine from
+ * multishot recv, one sendmsg in flight, pausing, timers and closing.
+ *
+ * Reading.  Provided buffers from multishot recv are fed to the engine and
+ * recycled at once.  When the engine asks to pause (control replies or
+ * output backed up), the unfed rest is copied aside (held), the recv is
+ * cancelled, and reading resumes from the held bytes once output drains.
+ *
+ * Closing.  conn_close() cancels every operation on the fd; the connection
+ * is freed (deferred, at the end of the loop iteration) once the last
+ * in-flight CQE has arrived, because the kernel may still write to the
+ * msghdr/iovecs and read output memory until then.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ring_bufs.h"
+#include "runtime.h"
+
+static uint64_t ud(const conn *c, uint8_t op) { return ring_ud_pack(op, c->slot, c->gen); }
+
+static void arm_recv(conn *c)
+{
+    if (c->recv_armed || c->recv_parked || c->paused || c->state != C_OPEN)
+        return;
+    int rc = ring_prep_recv_multishot(c->sh->r, c->fd, ud(c, OP_RECV));
+    if (rc == -ENOBUFS) {
+        /* No buffer free right now: wait for the pool to refill. */
+        c->recv_parked = true;
+        c->next_parked = c->sh->parked;
+        c->sh->parked = c;
+        return;
+    }
+    if (rc < 0) {
+        log_msg(LOG_WARN, (int)c->sh->idx, "recv arm failed: %s", strerror(-rc));
+        conn_close(c);
+        return;
+    }
+    c->recv_armed = true;
+    c->ops++;
+}
+
+conn *conn_new(shard *sh, int fd)
+{
+    conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->h2 = h2_conn_new(&sh->h2, sh->now);
+    if (!c->h2) {
+        free(c);
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->sh = sh;
+    c->fd = fd;
+    c->slot = sh->free_slots[--sh->nfree];
+    c->gen = sh->gens[c->slot];
+    c->state = C_OPEN;
+    c->deadline = UINT64_MAX;
+    timer_node_init(&c->timer);
+    sh->slots[c->slot] = c;
+    sh->nconns++;
+    if (sh->draining)
+        h2_conn_shutdown(c->h2);
+    arm_recv(c);
+    shard_mark_dirty(c); /* the server preface */
+    return c;
+}
+
+void conn_timer_update(conn *c)
+{
+    if (c->state == C_CLOSING)
+        return;
+    uint64_t d = h2_conn_next_deadline(c->h2);
+    if (d == c->deadline)
+        return;
+    if (timer_node_pending(&c->timer))
+        timer_wheel_cancel(&c->sh->timers, &c->timer);
+    c->deadline = d;
+    if (d != UINT64_MAX)
+        timer_wheel_add(&c->sh->timers, &c->timer, d);
+}
+
+/* Done with the engine's output and nothing more will happen? */
+static void maybe_finish(conn *c)
+{
+    if (c->state == C_CLOSING || c->sending)
+        return;
+    if (h2_conn_want_write(c->h2))
+        return;
+    if (c->state == C_FLUSHING || h2_conn_is_done(c->h2))
+        conn_close(c);
+}
+
+static void hold_input(conn *c, const uint8_t *p, size_t n)
+{
+    if (c->held_len + n > c->held_cap) {
+        size_t cap = c->held_cap ? c->held_cap : 16384;
+        while (cap < c->held_len + n)
+            cap *= 2;
+        /* Compact first: consumed bytes at the front are dead. */
+        if (c->held_off) {
+            memmove(c->held, c->held + c->held_off, c->held_len - c->held_off);
+            c->held_len -= c->held_off;
+            c->held_off = 0;
+        }
+        uint8_t *nb = realloc(c->held, cap);
+        if (!nb) {
+            conn_close(c);
+            return;
+        }
+        c->held = nb;
+        c->held_cap = cap;
+    }
+    memcpy(c->held + c->held_len, p, n);
+    c->held_len += n;
+}
+
+/* The engine failed the connection: write its GOAWAY, then close. */
+static void fail(conn *c)
+{
+    if (c->state != C_OPEN)
+        return;
+    h2_fault f = h2_conn_fault(c->h2);
+    if (f.scope != H2_SCOPE_NONE && f.code != H2_NO_ERROR)
+        log_msg(LOG_DEBUG, (int)c->sh->idx, "connection error %s: %s", h2_code_name(f.code),
+                f.reason ? f.reason : "");
+    c->state = C_FLUSHING;
+    if (c->recv_armed)
+        ring_prep_cancel(c->sh->r, ud(c, OP_RECV), ring_ud_pack(OP_CANCEL, c->slot, c->gen));
+    shard_mark_dirty(c);
+}
+
+/* Feed bytes to the engine and dispatch its events.  Returns the number of
+ * bytes consumed; fewer than n means the engine paused or failed. */
+static size_t feed(conn *c, const uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    while (c->state == C_OPEN) {
+        h2_event ev;
+        size_t used = 0;
+        h2_rv rv = h2_conn_recv(c->h2, p + off, n - off, c->sh->now, &used, &ev);
+        off += used;
+        if (ev.type != H2_EV_NONE)
+            stream_dispatch(c, &ev);
+        if (rv == H2_E_AGAIN) {
+            c->paused = true;
+            break;
+        }
+        if (rv != H2_OK) {
+            fail(c);
+            break;
+        }
+        if (ev.type == H2_EV_NONE && off == n)
+            break;
+    }
+    shard_mark_dirty(c);
+    return off;
+}
+
+static void resume_input(conn *c)
+{
+    if (!c->paused || !h2_conn_want_read(c->h2))
+        return;
+    c->paused = false;
+    if (c->held_len > c->held_off) {
+        size_t used = feed(c, c->held + c->held_off, c->held_len - c->held_off);
+        c->held_off += used;
+        if (c->paused)
+            return;
+    }
+    free(c->held);
+    c->held = NULL;
+    c->held_len = c->held_off = c->held_cap = 0;
+    arm_recv(c);
+}
+
+void conn_on_recv(conn *c, const ring_cqe *cqe)
+{
+    bool more = ring_cqe_more(cqe);
+    if (cqe->res > 0 && ring_cqe_has_buf(cqe)) {
+        uint16_t bid = ring_cqe_bid(cqe);
+        const uint8_t *p = ring_bufs_get(c->sh->bufs, bid);
+        size_t n = (size_t)cqe->res;
+        if (c->state == C_OPEN) {
+            if (c->paused) {
+                hold_input(c, p, n);
+            } else {
+                size_t used = feed(c, p, n);
+                if (c->paused && used < n)
+                    hold_input(c, p + used, n - used);
+            }
+        }
+        ring_bufs_recycle(c->sh->bufs, bid);
+        if (c->paused && more && c->state == C_OPEN)
+            ring_prep_cancel(c->sh->r, ud(c, OP_RECV), ring_ud_pack(OP_CANCEL, c->slot, c->gen));
+    } else if (cqe->res == 0) {
+        /* EOF: the peer will send nothing more.  Whatever we still owe it
+         * would go to a half-closed socket; close now. */
+        conn_close(c);
+    } else if (cqe->res == -ENOBUFS) {
+        c->recv_parked = true;
+        c->next_parked = c->sh->parked;
+        c->sh->parked = c;
+    } else if (cqe->res < 0 && cqe->res != -ECANCELED) {
+        if (cqe->res != -ECONNRESET)
+            log_msg(LOG_DEBUG, (int)c->sh->idx, "recv: %s", strerror(-cqe->res));
+        conn_close(c);
+    }
+    if (!more) {
+        c->recv_armed = false;
+        c->ops--;
+        conn_on_op_end(c);
+    }
+    conn_timer_update(c);
+}
+
+/* An operation ended: re-arm reading, or finish closing. */
+void conn_on_op_end(conn *c)
+{
+    if (c->state == C_CLOSING) {
+        if (c->ops == 0) {
+            c->next_dead = c->sh->dead_conns;
+            c->sh->dead_conns = c;
+        }
+        return;
+    }
+    if (c->state == C_OPEN)
+        arm_recv(c);
+}
+
+void conn_flush(conn *c)
+{
+    if (c->sending || c->state == C_CLOSING)
+        return;
+    size_t n = h2_conn_out_prepare(c->h2, c->iov, CONN_IOV, CONN_SEND_BUDGET);
+    if (n == 0) {
+        maybe_finish(c);
+        return;
+    }
+    memset(&c->msg, 0, sizeof c->msg);
+    c->msg.msg_iov = c->iov;
+    c->msg.msg_iovlen = n;
+    int rc = ring_prep_sendmsg(c->sh->r, c->fd, &c->msg, 0, ud(c, OP_SEND));
+    if (rc < 0) {
+        log_msg(LOG_WARN, (int)c->sh->idx, "send: %s", strerror(-rc));
+        conn_close(c);
+        return;
+    }
+    c->sending = true;
+    c->ops++;
+}
+
+void conn_on_send(conn *c, const ring_cqe *cqe)
+{
+    c->sending = false;
+    c->ops--;
+    if (c->state == C_CLOSING) {
+        conn_on_op_end(c);
+        return;
+    }
+    if (cqe->res < 0) {
+        if (cqe->res != -EPIPE && cqe->res != -ECONNRESET)
+            log_msg(LOG_DEBUG, (int)c->sh->idx, "send: %s", strerror(-cqe->res));
+        conn_close(c);
+        conn_on_op_end(c);
+        return;
+    }
+    h2_conn_out_commit(c->h2, (size_t)cqe->res, c->sh->now);
+    /* Writable notifications: streams that waited for their queue to drain. */
+    for (spindle_stream *st = c->streams; st; st = st->next)
+        if (st->flags & ST_WANT_WRITABLE) {
+            const spindle_handler *h = &c->sh->srv->handler;
+            if (h2_conn_stream_buffered(c->h2, st->sid) < c->sh->srv->limits.max_stream_buffered) {
+                st->flags &= (uint16_t)~ST_WANT_WRITABLE;
+                if (h->on_writable && !(st->flags & (ST_RESET | ST_CLOSED)))
+                    h->on_writable(st, c->sh->srv->app);
+            }
+        }
+    resume_input(c);
+    shard_mark_dirty(c);
+}
+
+void conn_begin_drain(conn *c)
+{
+    if (c->state != C_OPEN)
+        return;
+    h2_conn_shutdown(c->h2);
+    shard_mark_dirty(c);
+}
+
+void conn_on_timer(conn *c)
+{
+    if (c->state != C_OPEN)
+        return;
+    if (h2_conn_tick(c->h2, c->sh->now) != H2_OK) {
+        h2_fault f = h2_conn_fault(c->h2);
+        log_msg(LOG_DEBUG, (int)c->sh->idx, "closing: %s", f.reason ? f.reason : "timeout");
+        fail(c);
+        return;
+    }
+    conn_timer_update(c);
+}
+
+void conn_close(conn *c)
+{
+    if (c->state == C_CLOSING)
+        return;
+    c->state = C_CLOSING;
+    if (timer_node_pending(&c->timer))
+        timer_wheel_cancel(&c->sh->timers, &c->timer);
+    stream_conn_gone(c);
+    if (c->ops)
+        ring_prep_cancel_fd(c->sh->r, c->fd, ring_ud_pack(OP_CANCEL, c->slot, c->gen));
+    else
+        conn_on_op_end(c);
+}
+
+void conn_free(conn *c)
+{
+    shard *sh = c->sh;
+    if (c->state != C_CLOSING) {
+        /* Teardown of a live connection: the ring is about to be freed with
+         * its operations cancelled. */
+        c->state = C_CLOSING;
+        stream_conn_gone(c);
+    }
+    close(c->fd);
+    h2_conn_free(c->h2); /* releases queued body buffers */
+    free(c->held);
+    sh->slots[c->slot] = NULL;
+    sh->gens[c->slot]++; /* later CQEs for this slot are stale */
+    sh->free_slots[sh->nfree++] = c->slot;
+    sh->nconns--;
+    /* A parked or dirty entry must not outlive the connection. */
+    for (conn **pp = &sh->parked; *pp; pp = &(*pp)->next_parked)
+        if (*pp == c) {
+            *pp = c->next_parked;
+            break;
+        }
+    for (conn **pp = &sh->dirty; *pp; pp = &(*pp)->next_dirty)
+        if (*pp == c) {
+            *pp = c->next_dirty;
+            break;
+        }
+    free(c);
+}

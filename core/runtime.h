@@ -1,0 +1,163 @@
+/* runtime.h - internal types of the shard runtime (not installed).
+ *
+ * Ownership, top-down:
+ *   server  - spindle_run()'s state: configuration, shards, the stop flag.
+ *   shard   - one thread pinned to a core: its ring, listener, connection
+ *             slots, timers, h2 context (pools + header scratch).
+ *   conn    - one accepted socket: its h2_conn engine, send state, held input.
+ *   spindle_stream - the handler's view of one request.
+ * Everything below the server is touched only by its shard's thread.
+ *
+ * Deferred frees: objects closed while a callback may still hold them
+ * (streams closed during dispatch, connections closed while handling a
+ * CQE) are put on the shard's dead lists and freed by shard_settle() at the
+ * end of the loop iteration, never under the frame that closed them.
+ */
+#ifndef SPINDLE_CORE_RUNTIME_H
+#define SPINDLE_CORE_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "h2_conn.h"
+#include "ring.h"
+#include "spindle.h"
+#include "timer_wheel.h"
+
+#define CONN_IOV 64u                  /* iovecs per send */
+#define CONN_SEND_BUDGET (256u << 10) /* bytes gathered per send */
+#define SHARD_CQE_BATCH 256u
+
+enum { OP_ACCEPT = RING_OP_USER, OP_RECV, OP_SEND, OP_CANCEL };
+enum { TIMER_CONN = 0, TIMER_STREAM = 1 }; /* timer_node.kind */
+
+typedef struct server server;
+typedef struct shard shard;
+typedef struct conn conn;
+
+struct server {
+    spindle_config cfg;
+    h2_limits limits;
+    spindle_handler handler;
+    spindle_hooks hooks;
+    void *app;
+    uint32_t nshards;
+    shard *shards;
+    atomic_bool stop;
+};
+
+enum conn_state {
+    C_OPEN,     /* reading and writing */
+    C_FLUSHING, /* no more reading: write what is queued (GOAWAY), then close */
+    C_CLOSING,  /* cancelled: waiting for the last in-flight CQEs */
+};
+
+struct conn {
+    shard *sh;
+    h2_conn *h2;
+    int fd;
+    uint32_t slot, gen;
+    uint8_t state;
+    bool recv_armed;
+    bool recv_parked;   /* recv ended with -ENOBUFS: re-arm once buffers return */
+    bool paused;        /* the engine asked us to stop reading: input is held */
+    bool sending;
+    bool dirty;         /* on the shard's flush list */
+    uint32_t ops;       /* in-flight operations (armed recv, send) */
+    struct msghdr msg;
+    struct iovec iov[CONN_IOV];
+    uint8_t *held;      /* input not yet fed (paused); heap */
+    size_t held_len, held_off, held_cap;
+    timer_node timer;
+    uint64_t deadline;
+    conn *next_dirty;
+    conn *next_parked;
+    conn *next_dead;
+    spindle_stream *streams; /* live handler streams */
+};
+
+enum stream_flag {
+    ST_REQ_END = 1u << 0,  /* request fully received */
+    ST_RESP_END = 1u << 1, /* the handler ended its response */
+    ST_RESET = 1u << 2,    /* reset (either side): nothing more is sent */
+    ST_CLOSED = 1u << 3,   /* on_close delivered */
+    ST_PAUSED = 1u << 4,   /* the handler paused the body */
+    ST_WANT_WRITABLE = 1u << 5,
+    ST_SETTLE = 1u << 6,   /* on the shard's settle list */
+};
+
+struct spindle_stream {
+    conn *c;
+    uint32_t sid;
+    uint16_t flags;
+    void *user;
+    uint8_t *pend;        /* body held while paused */
+    size_t pend_len, pend_cap;
+    bool pend_end;
+    spindle_stream *next;        /* conn's list */
+    spindle_stream *prev;
+    spindle_stream *next_settle; /* shard's settle / dead list */
+    timer_node timer;            /* spindle_stream_after() */
+    spindle_timer_fn timer_fn;
+};
+
+struct shard {
+    server *srv;
+    uint32_t idx;
+    int cpu;
+    pthread_t thread;
+    int rc;
+    ring *r;
+    ring_bufs *bufs;
+    int lfd;
+    bool accept_armed;
+    h2_ctx h2;
+    conn **slots;
+    uint32_t *gens;
+    uint32_t *free_slots;
+    uint32_t nfree;
+    uint32_t nconns;
+    timer_wheel timers;
+    uint64_t now;
+    conn *dirty;
+    conn *parked;
+    conn *dead_conns;
+    spindle_stream *settle;
+    spindle_stream *dead_streams;
+    spindle_header *hdr_scratch; /* request headers handed to on_request */
+    bool draining;
+    uint64_t drain_deadline;
+    uint64_t accepted;
+    _Atomic int ready;           /* 0 starting, 1 serving, -1 failed */
+    uint16_t port;               /* the port actually bound */
+};
+
+/* shard.c */
+void *shard_main(void *arg);
+void shard_mark_dirty(conn *c);
+uint64_t shard_now_ms(void);
+
+/* conn.c */
+conn *conn_new(shard *sh, int fd);
+void conn_on_recv(conn *c, const ring_cqe *cqe);
+void conn_on_send(conn *c, const ring_cqe *cqe);
+void conn_on_op_end(conn *c);
+void conn_flush(conn *c);
+void conn_close(conn *c);
+void conn_begin_drain(conn *c);
+void conn_timer_update(conn *c);
+void conn_on_timer(conn *c);
+void conn_free(conn *c);
+
+/* stream.c */
+void stream_dispatch(conn *c, const h2_event *ev);
+void stream_settle(spindle_stream *st);
+void stream_conn_gone(conn *c);
+void stream_free(spindle_stream *st);
+void stream_on_timer(spindle_stream *st);
+
+#endif

@@ -1,0 +1,146 @@
+/* server.c - spindle_run(): configuration, shard threads, signals, drain.
+ *
+ * The main thread blocks SIGINT/SIGTERM before starting shards (so they
+ * inherit the mask and never take a signal) and waits for them with
+ * sigtimedwait().  A signal or spindle_stop() sets the stop flag and rings
+ * each shard's doorbell; shards then drain on their own and exit.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "runtime.h"
+
+static atomic_bool stop_requested;
+
+void spindle_stop(void) { atomic_store(&stop_requested, true); }
+
+/* jemalloc, when linked, gives each shard an arena of its own; under ASan
+ * it is not linked and the weak reference stays NULL. */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+    __attribute__((weak));
+
+static void *shard_thread(void *arg)
+{
+    if (mallctl) {
+        unsigned arena;
+        size_t len = sizeof arena;
+        if (mallctl("arenas.create", &arena, &len, NULL, 0) == 0)
+            mallctl("thread.arena", NULL, NULL, &arena, sizeof arena);
+    }
+    return shard_main(arg);
+}
+
+/* The CPUs this process may run on, in order. */
+static uint32_t allowed_cpus(int *cpus, uint32_t max)
+{
+    cpu_set_t set;
+    uint32_t n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return 0;
+    for (size_t i = 0; i < CPU_SETSIZE && n < max; i++)
+        if (CPU_ISSET(i, &set))
+            cpus[n++] = (int)i;
+    return n;
+}
+
+int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
+                const spindle_hooks *hooks, void *app)
+{
+    char why[256];
+    if (!cfg || !handler)
+        return SPINDLE_EINVAL;
+    if (spindle_config_check(cfg, why, sizeof why) != 0) {
+        log_msg(LOG_ERROR, -1, "configuration: %s", why);
+        return SPINDLE_EINVAL;
+    }
+    if (handler->blocking) {
+        log_msg(LOG_ERROR, -1, "blocking handlers (offload threads) are not implemented yet");
+        return SPINDLE_EINVAL;
+    }
+    log_level = cfg->log_level;
+    atomic_store(&stop_requested, false);
+
+    server srv;
+    memset(&srv, 0, sizeof srv);
+    srv.cfg = *cfg;
+    config_to_h2_limits(cfg, &srv.limits);
+    srv.handler = *handler;
+    if (hooks)
+        srv.hooks = *hooks;
+    srv.app = app;
+    atomic_init(&srv.stop, false);
+
+    int cpus[1024];
+    uint32_t ncpu = allowed_cpus(cpus, 1024);
+    srv.nshards = cfg->shards ? cfg->shards : (ncpu ? ncpu : 1);
+    srv.shards = calloc(srv.nshards, sizeof *srv.shards);
+    if (!srv.shards)
+        return SPINDLE_ENOMEM;
+
+    sigset_t sigs, old;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &sigs, &old);
+
+    uint32_t started = 0;
+    int rc = 0;
+    for (uint32_t i = 0; i < srv.nshards; i++) {
+        shard *sh = &srv.shards[i];
+        sh->srv = &srv;
+        sh->idx = i;
+        sh->lfd = -1;
+        sh->cpu = ncpu ? cpus[i % ncpu] : -1;
+        sh->port = cfg->port;
+        if (i > 0 && cfg->port == 0) {
+            /* Port 0: every shard joins the port shard 0 was given. */
+            while (atomic_load(&srv.shards[0].ready) == 0)
+                nanosleep(&(struct timespec){0, 1000000}, NULL);
+            if (atomic_load(&srv.shards[0].ready) < 0)
+                break;
+            sh->port = srv.shards[0].port;
+        }
+        if (pthread_create(&sh->thread, NULL, shard_thread, sh) != 0) {
+            log_msg(LOG_ERROR, -1, "cannot start shard %u: %s", i, strerror(errno));
+            rc = SPINDLE_ESYS;
+            atomic_store(&srv.stop, true);
+            break;
+        }
+        started++;
+    }
+
+    /* Wait for a signal, spindle_stop(), or a shard failing at start. */
+    struct timespec tick = {0, 100 * 1000 * 1000};
+    while (!atomic_load(&srv.stop)) {
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+            log_msg(LOG_INFO, -1, "%s: shutting down gracefully",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM");
+            break;
+        }
+        if (atomic_load(&stop_requested)) {
+            log_msg(LOG_INFO, -1, "stop requested: shutting down gracefully");
+            break;
+        }
+    }
+    atomic_store(&srv.stop, true);
+    /* Shards re-check the flag at least once a second; no need to wake. */
+    for (uint32_t i = 0; i < started; i++) {
+        pthread_join(srv.shards[i].thread, NULL);
+        if (srv.shards[i].rc && !rc)
+            rc = srv.shards[i].rc;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    free(srv.shards);
+    if (rc == 0)
+        log_msg(LOG_INFO, -1, "stopped");
+    return rc;
+}

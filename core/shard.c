@@ -1,0 +1,314 @@
+/* shard.c - one thread per core: the ring loop, accepting, timers, draining.
+ *
+ * One loop iteration:
+ *   1. flush connections with new output (one sendmsg each, batched frames)
+ *   2. ring_wait() until a CQE or the next timer
+ *   3. handle the reaped CQEs (accept, recv, send, cancel, wake)
+ *   4. fire due timers; start draining if asked to stop
+ *   5. settle: deliver on_close, free closed streams and connections
+ * The cached `now` (CLOCK_MONOTONIC_COARSE, ms) is read once per iteration
+ * and passed down: the protocol core never reads a clock.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ring_bufs.h"
+#include "ring_listen.h"
+#include "runtime.h"
+
+uint64_t shard_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void shard_mark_dirty(conn *c)
+{
+    if (c->dirty || c->state == C_CLOSING)
+        return;
+    c->dirty = true;
+    c->next_dirty = c->sh->dirty;
+    c->sh->dirty = c;
+}
+
+static int arm_accept(shard *sh)
+{
+    if (sh->lfd < 0 || sh->accept_armed || sh->draining)
+        return 0;
+    int rc = ring_prep_accept_multishot(sh->r, sh->lfd, ring_ud_pack(OP_ACCEPT, 0, 0));
+    if (rc == 0)
+        sh->accept_armed = true;
+    return rc;
+}
+
+static void on_accept(shard *sh, const ring_cqe *cqe)
+{
+    if (!ring_cqe_more(cqe))
+        sh->accept_armed = false;
+    if (cqe->res < 0) {
+        if (cqe->res != -ECANCELED)
+            log_msg(LOG_WARN, (int)sh->idx, "accept: %s", strerror(-cqe->res));
+        /* EMFILE and friends: re-armed when a connection closes, not now. */
+        return;
+    }
+    int fd = cqe->res;
+    if (sh->draining || sh->nfree == 0) {
+        close(fd);
+        return;
+    }
+    conn *c = conn_new(sh, fd);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    sh->accepted++;
+}
+
+static void on_wake(shard *sh)
+{
+    (void)sh; /* the stop flag is checked every iteration */
+}
+
+static void begin_drain(shard *sh)
+{
+    if (sh->draining)
+        return;
+    sh->draining = true;
+    sh->drain_deadline = sh->now + sh->srv->cfg.drain_timeout_ms;
+    log_msg(LOG_INFO, (int)sh->idx, "draining %u connection(s)", sh->nconns);
+    if (sh->lfd >= 0) {
+        /* Stop taking connections; the kernel drops queued ones at close. */
+        if (sh->accept_armed)
+            ring_prep_cancel(sh->r, ring_ud_pack(OP_ACCEPT, 0, 0), ring_ud_pack(OP_CANCEL, 0, 0));
+        close(sh->lfd);
+        sh->lfd = -1;
+    }
+    for (uint32_t i = 0; i < sh->srv->cfg.max_conns; i++)
+        if (sh->slots[i])
+            conn_begin_drain(sh->slots[i]);
+}
+
+static void handle_cqe(shard *sh, const ring_cqe *cqe)
+{
+    uint8_t op = ring_ud_op(cqe->user_data);
+    if (op == RING_OP_WAKE) {
+        on_wake(sh);
+        return;
+    }
+    if (op == OP_ACCEPT) {
+        on_accept(sh, cqe);
+        return;
+    }
+    if (op == OP_CANCEL)
+        return;
+    uint32_t slot = ring_ud_slot(cqe->user_data);
+    conn *c = slot < sh->srv->cfg.max_conns ? sh->slots[slot] : NULL;
+    if (!c || ring_ud_stale(cqe->user_data, sh->gens[slot])) {
+        /* The connection is gone; a provided buffer still comes home. */
+        if (ring_cqe_has_buf(cqe))
+            ring_bufs_recycle_cqe(sh->bufs, cqe);
+        return;
+    }
+    if (op == OP_RECV)
+        conn_on_recv(c, cqe);
+    else if (op == OP_SEND)
+        conn_on_send(c, cqe);
+}
+
+static void fire_timer(timer_wheel *w, timer_node *t, void *arg)
+{
+    (void)w;
+    (void)arg;
+    if (t->kind == TIMER_STREAM) {
+        stream_on_timer((spindle_stream *)((char *)t - offsetof(spindle_stream, timer)));
+        return;
+    }
+    conn *c = (conn *)((char *)t - offsetof(conn, timer));
+    c->deadline = UINT64_MAX;
+    conn_on_timer(c);
+}
+
+/* End of iteration: deliver closes, free what was closed under callbacks. */
+static void settle(shard *sh)
+{
+    while (sh->settle) {
+        spindle_stream *st = sh->settle;
+        sh->settle = st->next_settle;
+        st->flags &= (uint16_t)~ST_SETTLE;
+        stream_settle(st);
+    }
+    while (sh->dead_streams) {
+        spindle_stream *st = sh->dead_streams;
+        sh->dead_streams = st->next_settle;
+        stream_free(st);
+    }
+    while (sh->dead_conns) {
+        conn *c = sh->dead_conns;
+        sh->dead_conns = c->next_dead;
+        conn_free(c);
+    }
+}
+
+static void flush_dirty(shard *sh)
+{
+    while (sh->dirty) {
+        conn *c = sh->dirty;
+        sh->dirty = c->next_dirty;
+        c->dirty = false;
+        conn_flush(c);
+        conn_timer_update(c);
+    }
+    /* Buffers came back: connections parked on -ENOBUFS may read again. */
+    while (sh->parked && ring_bufs_available(sh->bufs) > 0) {
+        conn *c = sh->parked;
+        sh->parked = c->next_parked;
+        c->recv_parked = false;
+        conn_on_op_end(c);
+    }
+}
+
+static int shard_setup(shard *sh)
+{
+    server *srv = sh->srv;
+    const spindle_config *cfg = &srv->cfg;
+    if (cfg->pin && sh->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET((size_t)sh->cpu, &set);
+        if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
+            log_msg(LOG_WARN, (int)sh->idx, "cannot pin to CPU %d", sh->cpu);
+    }
+    ring_config rc = ring_config_default();
+    rc.max_conns = cfg->max_conns;
+    ring_error err;
+    int e = ring_new(&sh->r, &rc, &err);
+    if (e < 0) {
+        log_msg(LOG_ERROR, (int)sh->idx, "%s", err.msg);
+        return SPINDLE_EURING;
+    }
+    sh->bufs = ring_bufs_of(sh->r);
+    if (h2_ctx_init(&sh->h2, &srv->limits, NULL) != H2_OK) {
+        log_msg(LOG_ERROR, (int)sh->idx, "out of memory");
+        return SPINDLE_ENOMEM;
+    }
+    uint32_t n = cfg->max_conns;
+    sh->slots = calloc(n, sizeof *sh->slots);
+    sh->gens = calloc(n, sizeof *sh->gens);
+    sh->free_slots = malloc(n * sizeof *sh->free_slots);
+    sh->hdr_scratch = malloc(srv->limits.max_header_fields_soft * sizeof *sh->hdr_scratch);
+    if (!sh->slots || !sh->gens || !sh->free_slots || !sh->hdr_scratch) {
+        log_msg(LOG_ERROR, (int)sh->idx, "out of memory");
+        return SPINDLE_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        sh->free_slots[i] = n - 1 - i;
+    sh->nfree = n;
+    sh->now = shard_now_ms();
+    timer_wheel_init(&sh->timers, sh->now);
+
+    sh->lfd = ring_listen_tcp(cfg->address, sh->port, 4096, true, &err);
+    if (sh->lfd < 0) {
+        log_msg(LOG_ERROR, (int)sh->idx, "%s", err.msg);
+        return SPINDLE_ESYS;
+    }
+    if (arm_accept(sh) < 0) {
+        log_msg(LOG_ERROR, (int)sh->idx, "cannot arm accept");
+        return SPINDLE_EURING;
+    }
+    return 0;
+}
+
+static void shard_teardown(shard *sh)
+{
+    if (sh->slots)
+        for (uint32_t i = 0; i < sh->srv->cfg.max_conns; i++)
+            if (sh->slots[i])
+                conn_free(sh->slots[i]);
+    settle(sh);
+    if (sh->lfd >= 0)
+        close(sh->lfd);
+    sh->lfd = -1;
+    ring_free(sh->r); /* cancels what is still in flight before we free memory */
+    sh->r = NULL;
+    if (sh->h2.fields)
+        h2_ctx_free(&sh->h2);
+    free(sh->slots);
+    free(sh->gens);
+    free(sh->free_slots);
+    free(sh->hdr_scratch);
+    sh->slots = NULL;
+}
+
+/* The port this shard listens on, for the on_listen hook (port 0 case). */
+static uint16_t shard_port(const shard *sh)
+{
+    int p = ring_listen_port(sh->lfd);
+    return p > 0 ? (uint16_t)p : sh->srv->cfg.port;
+}
+
+void *shard_main(void *arg)
+{
+    shard *sh = arg;
+    server *srv = sh->srv;
+    sh->rc = shard_setup(sh);
+    if (sh->rc != 0) {
+        atomic_store(&sh->ready, -1);
+        atomic_store(&srv->stop, true);
+        shard_teardown(sh);
+        return NULL;
+    }
+    sh->port = shard_port(sh);
+    atomic_store(&sh->ready, 1);
+    if (srv->hooks.on_listen)
+        srv->hooks.on_listen(sh->idx, srv->cfg.address, sh->port, srv->app);
+
+    ring_cqe cqes[SHARD_CQE_BATCH];
+    for (;;) {
+        flush_dirty(sh);
+        if (sh->draining && sh->nconns == 0)
+            break;
+        uint64_t next = timer_wheel_next_deadline(&sh->timers);
+        if (sh->draining && sh->drain_deadline < next)
+            next = sh->drain_deadline;
+        uint64_t wait_ms = next > sh->now ? next - sh->now : 0;
+        if (wait_ms > 1000)
+            wait_ms = 1000; /* re-check the stop flag at least once a second */
+        int rc = ring_wait(sh->r, 1, wait_ms * 1000000u);
+        if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN) {
+            log_msg(LOG_ERROR, (int)sh->idx, "ring_wait: %s", strerror(-rc));
+            sh->rc = SPINDLE_EURING;
+            break;
+        }
+        sh->now = shard_now_ms();
+        unsigned n;
+        while ((n = ring_reap(sh->r, cqes, SHARD_CQE_BATCH)) > 0) {
+            for (unsigned i = 0; i < n; i++)
+                handle_cqe(sh, &cqes[i]);
+            settle(sh);
+            if (n < SHARD_CQE_BATCH)
+                break;
+        }
+        timer_wheel_advance(&sh->timers, sh->now, fire_timer, sh);
+        if (atomic_load_explicit(&srv->stop, memory_order_relaxed))
+            begin_drain(sh);
+        if (sh->draining && sh->now >= sh->drain_deadline && sh->nconns) {
+            log_msg(LOG_WARN, (int)sh->idx, "drain timeout: closing %u connection(s)",
+                    sh->nconns);
+            for (uint32_t i = 0; i < srv->cfg.max_conns; i++)
+                if (sh->slots[i])
+                    conn_close(sh->slots[i]);
+            sh->drain_deadline = UINT64_MAX; /* closing; CQEs finish the job */
+        }
+        if (!sh->accept_armed && !sh->draining && sh->nfree)
+            arm_accept(sh);
+        settle(sh);
+    }
+    shard_teardown(sh);
+    return NULL;
+}

@@ -1,0 +1,456 @@
+/* stream.c - spindle_stream: engine events to handler callbacks, and the
+ * public response API.
+ *
+ * A stream closes (on_close) when it was reset, or when both the request
+ * and the response have ended.  on_close is never called from inside a
+ * spindle_* call: closing is noticed by the shard's settle step at the end
+ * of the loop iteration, so a handler that ends its response inside
+ * on_request keeps a valid stream until it returns.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "runtime.h"
+
+static const spindle_handler *handler_of(const conn *c) { return &c->sh->srv->handler; }
+static void *app_of(const conn *c) { return c->sh->srv->app; }
+
+static void queue_settle(spindle_stream *st)
+{
+    if (st->flags & ST_SETTLE)
+        return;
+    st->flags |= ST_SETTLE;
+    shard *sh = st->c->sh;
+    st->next_settle = sh->settle;
+    sh->settle = st;
+}
+
+static void unlink_stream(spindle_stream *st)
+{
+    conn *c = st->c;
+    if (st->prev)
+        st->prev->next = st->next;
+    else if (c->streams == st)
+        c->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    st->next = st->prev = NULL;
+}
+
+void stream_free(spindle_stream *st)
+{
+    free(st->pend);
+    free(st);
+}
+
+void stream_settle(spindle_stream *st)
+{
+    if (st->flags & ST_CLOSED)
+        return;
+    bool done = (st->flags & ST_RESET) ||
+                ((st->flags & ST_REQ_END) && (st->flags & ST_RESP_END));
+    if (!done)
+        return;
+    conn *c = st->c;
+    st->flags |= ST_CLOSED;
+    if (timer_node_pending(&st->timer))
+        timer_wheel_cancel(&c->sh->timers, &st->timer);
+    const spindle_handler *h = handler_of(c);
+    if (h->on_close)
+        h->on_close(st, app_of(c));
+    h2_conn_stream_set_user(c->h2, st->sid, NULL);
+    /* Body bytes delivered but never consumed give their window back when
+     * the engine forgets the stream. */
+    h2_conn_stream_detach(c->h2, st->sid);
+    shard_mark_dirty(c);
+    unlink_stream(st);
+    st->next_settle = c->sh->dead_streams;
+    c->sh->dead_streams = st;
+}
+
+void stream_conn_gone(conn *c)
+{
+    const spindle_handler *h = handler_of(c);
+    for (spindle_stream *st = c->streams; st; st = st->next) {
+        if (st->flags & (ST_RESET | ST_CLOSED))
+            continue;
+        bool complete = (st->flags & ST_REQ_END) && (st->flags & ST_RESP_END);
+        if (!complete) {
+            st->flags |= ST_RESET;
+            if (h->on_reset)
+                h->on_reset(st, H2_CANCEL, app_of(c));
+        }
+        queue_settle(st);
+    }
+}
+
+static size_t convert_fields(const hpack_field *f, size_t n, spindle_header *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i].name = (const char *)f[i].name;
+        out[i].name_len = f[i].name_len;
+        out[i].value = (const char *)f[i].value;
+        out[i].value_len = f[i].value_len;
+    }
+    return n;
+}
+
+static spindle_str str_of(h2_str s) { return (spindle_str){(const char *)s.p, s.len}; }
+
+static void on_request(conn *c, const h2_event *ev)
+{
+    shard *sh = c->sh;
+    spindle_stream *st = calloc(1, sizeof *st);
+    if (!st) {
+        h2_conn_reset_stream(c->h2, ev->stream_id, H2_INTERNAL_ERROR);
+        h2_conn_stream_detach(c->h2, ev->stream_id);
+        return;
+    }
+    st->c = c;
+    st->sid = ev->stream_id;
+    timer_node_init(&st->timer);
+    st->timer.kind = TIMER_STREAM;
+    st->next = c->streams;
+    if (c->streams)
+        c->streams->prev = st;
+    c->streams = st;
+    if (ev->end_stream)
+        st->flags |= ST_REQ_END;
+    h2_conn_stream_set_user(c->h2, st->sid, st);
+
+    const h2_req_head *rq = &ev->u.request;
+    spindle_request req = {
+        .method = str_of(rq->method),
+        .scheme = str_of(rq->scheme),
+        .authority = str_of(rq->authority),
+        .path = str_of(rq->path),
+        .protocol = str_of(rq->protocol),
+        .headers = sh->hdr_scratch,
+        .nheaders = convert_fields(rq->fields, rq->nfields, sh->hdr_scratch),
+        .content_length = rq->content_length,
+        .has_body = !ev->end_stream,
+        .expect_continue = rq->expect_continue,
+        .urgency = rq->urgency,
+        .incremental = rq->incremental,
+    };
+    const spindle_handler *h = handler_of(c);
+    if (h->on_request)
+        h->on_request(st, &req, app_of(c));
+    else
+        spindle_respond(st, 404, NULL, 0, true);
+    queue_settle(st);
+}
+
+static void hold_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
+{
+    if (st->pend_len + n > st->pend_cap) {
+        size_t cap = st->pend_cap ? st->pend_cap : 4096;
+        while (cap < st->pend_len + n)
+            cap *= 2;
+        uint8_t *nb = realloc(st->pend, cap);
+        if (!nb) {
+            spindle_reset(st, H2_INTERNAL_ERROR);
+            return;
+        }
+        st->pend = nb;
+        st->pend_cap = cap;
+    }
+    if (n)
+        memcpy(st->pend + st->pend_len, p, n);
+    st->pend_len += n;
+    st->pend_end = st->pend_end || end;
+}
+
+static void deliver_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
+{
+    conn *c = st->c;
+    const spindle_handler *h = handler_of(c);
+    if (h->on_body)
+        h->on_body(st, p, n, end, app_of(c));
+    /* Consumed unless the handler paused during the call: then the window
+     * reopens at spindle_body_resume(). */
+    if (!(st->flags & ST_PAUSED))
+        h2_conn_consume(c->h2, st->sid, n);
+}
+
+static void on_data(conn *c, const h2_event *ev)
+{
+    spindle_stream *st = h2_conn_stream_user(c->h2, ev->stream_id);
+    const uint8_t *p = ev->u.data.data;
+    size_t n = ev->u.data.len;
+    if (!st || (st->flags & (ST_RESET | ST_CLOSED))) {
+        h2_conn_consume(c->h2, ev->stream_id, n);
+        return;
+    }
+    if (ev->end_stream)
+        st->flags |= ST_REQ_END;
+    if (st->flags & ST_PAUSED)
+        hold_body(st, p, n, ev->end_stream);
+    else
+        deliver_body(st, p, n, ev->end_stream);
+    queue_settle(st);
+}
+
+static void on_trailers(conn *c, const h2_event *ev)
+{
+    spindle_stream *st = h2_conn_stream_user(c->h2, ev->stream_id);
+    if (!st || (st->flags & (ST_RESET | ST_CLOSED)))
+        return;
+    st->flags |= ST_REQ_END;
+    const spindle_handler *h = handler_of(c);
+    size_t n = convert_fields(ev->u.trailers.fields, ev->u.trailers.n, c->sh->hdr_scratch);
+    if (h->on_trailers)
+        h->on_trailers(st, c->sh->hdr_scratch, n, app_of(c));
+    else if (h->on_body)
+        h->on_body(st, NULL, 0, true, app_of(c));
+    queue_settle(st);
+}
+
+static void on_reset(conn *c, const h2_event *ev)
+{
+    spindle_stream *st = h2_conn_stream_user(c->h2, ev->stream_id);
+    if (!st || (st->flags & (ST_RESET | ST_CLOSED)))
+        return;
+    st->flags |= ST_RESET;
+    const spindle_handler *h = handler_of(c);
+    if (h->on_reset)
+        h->on_reset(st, ev->u.reset.code, app_of(c));
+    queue_settle(st);
+}
+
+void stream_dispatch(conn *c, const h2_event *ev)
+{
+    switch (ev->type) {
+    case H2_EV_REQUEST:
+        on_request(c, ev);
+        break;
+    case H2_EV_DATA:
+        on_data(c, ev);
+        break;
+    case H2_EV_TRAILERS:
+        on_trailers(c, ev);
+        break;
+    case H2_EV_STREAM_RESET:
+        on_reset(c, ev);
+        break;
+    default:
+        break; /* windows, priorities, GOAWAY, PING ACK: the engine acts */
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                                */
+/* ------------------------------------------------------------------------ */
+
+static int map_rv(h2_rv rv)
+{
+    switch (rv) {
+    case H2_OK: return SPINDLE_OK;
+    case H2_E_INVAL: return SPINDLE_EINVAL;
+    case H2_E_NOMEM: return SPINDLE_ENOMEM;
+    case H2_E_CLOSED: return SPINDLE_ECLOSED;
+    default: return SPINDLE_ESTATE;
+    }
+}
+
+static int check_stream(const spindle_stream *s)
+{
+    if (!s)
+        return SPINDLE_EINVAL;
+    if (s->flags & (ST_RESET | ST_CLOSED) || s->c->state != C_OPEN)
+        return SPINDLE_ECLOSED;
+    return SPINDLE_OK;
+}
+
+#define STACK_FIELDS 32u
+
+/* spindle_header[] -> hpack_field[] (lengths resolved). */
+static hpack_field *to_fields(const spindle_header *h, size_t n, hpack_field *stack)
+{
+    hpack_field *f = n <= STACK_FIELDS ? stack : malloc(n * sizeof *f);
+    if (!f)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        f[i].name = (const uint8_t *)h[i].name;
+        f[i].name_len = h[i].name_len ? h[i].name_len : (uint32_t)strlen(h[i].name);
+        f[i].value = (const uint8_t *)h[i].value;
+        f[i].value_len = h[i].value_len || !h[i].value ? h[i].value_len
+                                                       : (uint32_t)strlen(h[i].value);
+        if (!f[i].value)
+            f[i].value = (const uint8_t *)"";
+        f[i].flags = 0;
+    }
+    return f;
+}
+
+int spindle_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                    bool end)
+{
+    int e = check_stream(s);
+    if (e)
+        return e;
+    if (n && !h)
+        return SPINDLE_EINVAL;
+    hpack_field stack[STACK_FIELDS];
+    hpack_field *f = to_fields(h, n, stack);
+    if (!f)
+        return SPINDLE_ENOMEM;
+    h2_rv rv = h2_conn_respond(s->c->h2, s->sid, status, f, n, end);
+    if (f != stack)
+        free(f);
+    if (rv == H2_OK) {
+        if (end)
+            s->flags |= ST_RESP_END;
+        shard_mark_dirty(s->c);
+        queue_settle(s);
+    }
+    return map_rv(rv);
+}
+
+int spindle_send(spindle_stream *s, const void *data, size_t len, bool end,
+                 spindle_release_fn release, void *release_ctx)
+{
+    int e = check_stream(s);
+    if (e) {
+        if (e != SPINDLE_EINVAL && release)
+            release(release_ctx, data, len);
+        return e;
+    }
+    h2_rv rv = h2_conn_send_data(s->c->h2, s->sid, data, len, end, release, release_ctx);
+    if (rv == H2_OK) {
+        if (end)
+            s->flags |= ST_RESP_END;
+        if (h2_conn_stream_buffered(s->c->h2, s->sid) >= s->c->sh->srv->limits.max_stream_buffered)
+            s->flags |= ST_WANT_WRITABLE;
+        shard_mark_dirty(s->c);
+        queue_settle(s);
+    }
+    return map_rv(rv);
+}
+
+static void free_copy(void *ctx, const void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    free(ctx);
+}
+
+int spindle_send_copy(spindle_stream *s, const void *data, size_t len, bool end)
+{
+    if (len == 0)
+        return spindle_send(s, NULL, 0, end, NULL, NULL);
+    void *copy = malloc(len);
+    if (!copy)
+        return SPINDLE_ENOMEM;
+    memcpy(copy, data, len);
+    return spindle_send(s, copy, len, end, free_copy, copy);
+}
+
+int spindle_send_trailers(spindle_stream *s, const spindle_header *h, size_t n)
+{
+    int e = check_stream(s);
+    if (e)
+        return e;
+    if (!n || !h)
+        return SPINDLE_EINVAL;
+    hpack_field stack[STACK_FIELDS];
+    hpack_field *f = to_fields(h, n, stack);
+    if (!f)
+        return SPINDLE_ENOMEM;
+    h2_rv rv = h2_conn_send_trailers(s->c->h2, s->sid, f, n);
+    if (f != stack)
+        free(f);
+    if (rv == H2_OK) {
+        s->flags |= ST_RESP_END;
+        shard_mark_dirty(s->c);
+        queue_settle(s);
+    }
+    return map_rv(rv);
+}
+
+int spindle_reset(spindle_stream *s, uint32_t error_code)
+{
+    int e = check_stream(s);
+    if (e)
+        return e;
+    h2_rv rv = h2_conn_reset_stream(s->c->h2, s->sid, (h2_code)error_code);
+    s->flags |= ST_RESET;
+    shard_mark_dirty(s->c);
+    queue_settle(s);
+    return rv == H2_E_STATE ? SPINDLE_OK : map_rv(rv);
+}
+
+size_t spindle_stream_buffered(const spindle_stream *s)
+{
+    if (!s || (s->flags & ST_CLOSED))
+        return 0;
+    return (size_t)h2_conn_stream_buffered(s->c->h2, s->sid);
+}
+
+void spindle_body_pause(spindle_stream *s)
+{
+    if (s)
+        s->flags |= ST_PAUSED;
+}
+
+void spindle_body_resume(spindle_stream *s)
+{
+    if (!s || !(s->flags & ST_PAUSED))
+        return;
+    s->flags &= (uint16_t)~ST_PAUSED;
+    if (s->flags & (ST_RESET | ST_CLOSED))
+        return;
+    conn *c = s->c;
+    const spindle_handler *h = handler_of(c);
+    size_t n = s->pend_len;
+    if (n || s->pend_end) {
+        /* Hand over the held bytes; the handler may pause again. */
+        uint8_t *p = s->pend;
+        bool end = s->pend_end;
+        s->pend = NULL;
+        s->pend_len = s->pend_cap = 0;
+        s->pend_end = false;
+        if (h->on_body)
+            h->on_body(s, p, n, end, app_of(c));
+        free(p);
+    }
+    if (!(s->flags & ST_PAUSED))
+        h2_conn_consume(c->h2, s->sid, UINT64_MAX); /* everything delivered so far */
+    shard_mark_dirty(c);
+    queue_settle(s);
+}
+
+int spindle_stream_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
+{
+    int e = check_stream(s);
+    if (e)
+        return e;
+    shard *sh = s->c->sh;
+    if (timer_node_pending(&s->timer))
+        timer_wheel_cancel(&sh->timers, &s->timer);
+    s->timer_fn = fn;
+    if (fn)
+        timer_wheel_add(&sh->timers, &s->timer, sh->now + ms);
+    return SPINDLE_OK;
+}
+
+void stream_on_timer(spindle_stream *st)
+{
+    spindle_timer_fn fn = st->timer_fn;
+    st->timer_fn = NULL;
+    if (!fn || (st->flags & ST_CLOSED))
+        return;
+    fn(st, app_of(st->c));
+    queue_settle(st);
+}
+
+void spindle_stream_set_user(spindle_stream *s, void *user)
+{
+    if (s)
+        s->user = user;
+}
+
+void *spindle_stream_user(const spindle_stream *s) { return s ? s->user : NULL; }
+
+uint32_t spindle_stream_shard(const spindle_stream *s) { return s ? s->c->sh->idx : 0; }

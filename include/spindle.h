@@ -1,0 +1,222 @@
+/* spindle.h - the public API of spindle, a thread-per-core HTTP/2 server
+ * framework.  This is the only header an application includes.
+ *
+ * Model.  spindle_run() starts one shard per core.  Each shard owns an
+ * io_uring ring, a listening socket (SO_REUSEPORT) and every connection it
+ * accepted, for the connection's whole life.  The application's handler
+ * callbacks run on the shard thread that owns the stream (the fast path),
+ * or, for a handler marked blocking, on the shard's offload thread; either
+ * way every callback for one stream runs on one thread, one at a time, and
+ * the spindle_* calls on that stream are made from that thread.
+ *
+ * Errors.  Functions returning int return 0 on success or a negative
+ * SPINDLE_E* value; spindle_strerror() names it.
+ *
+ * Memory.  Response bodies are handed over by reference: spindle sends
+ * straight from the application's buffer and calls the release callback
+ * exactly once, after the kernel is done with the bytes (for zero-copy
+ * sends, after the completion notification), or when the stream or the
+ * connection ends first.  Request data passed to callbacks is valid only
+ * during the callback.
+ */
+#ifndef SPINDLE_H
+#define SPINDLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- Errors -------------------------------------------------------------- */
+
+enum {
+    SPINDLE_OK = 0,
+    SPINDLE_EINVAL = -1,    /* bad argument or configuration */
+    SPINDLE_ESTATE = -2,    /* not valid in the stream's state (e.g. reset) */
+    SPINDLE_ECLOSED = -3,   /* the stream or connection is gone */
+    SPINDLE_ENOMEM = -4,
+    SPINDLE_ESYS = -5,      /* a system call failed; the log says which */
+    SPINDLE_EURING = -6,    /* io_uring unavailable; the log names the cause */
+};
+
+/* A static description of a SPINDLE_E* code. */
+const char *spindle_strerror(int err);
+
+/* --- Configuration ------------------------------------------------------- */
+
+/* Protocol limits; defaults follow docs/security.md (nghttp2, h2o, nginx). */
+typedef struct spindle_limits {
+    uint32_t max_concurrent_streams;  /* 100 */
+    uint32_t initial_window_size;     /* 256 KiB per stream */
+    uint32_t connection_window;       /* 1 MiB */
+    uint32_t max_frame_size;          /* 16384, what we accept */
+    uint32_t max_header_list_size;    /* 64 KiB decoded */
+    uint32_t max_header_fields;       /* 100 (431 past it) */
+    uint32_t max_continuations;       /* 8 */
+    uint32_t reset_burst, reset_rate; /* Rapid Reset budget: 1000, 33/s */
+    uint32_t glitch_burst, glitch_rate; /* 10000, 330/s */
+    uint32_t max_requests;            /* per connection, 10000; 0 = unlimited */
+    uint32_t max_stream_buffered;     /* 256 KiB of queued response data */
+    uint32_t idle_timeout_ms;         /* 60000 */
+    uint32_t preface_timeout_ms;      /* 10000 */
+    uint32_t settings_timeout_ms;     /* 10000 */
+    uint32_t header_timeout_ms;       /* 10000 */
+    uint32_t send_timeout_ms;         /* 30000 */
+} spindle_limits;
+
+typedef struct spindle_config {
+    const char *address;       /* "127.0.0.1", "::", "0.0.0.0" (default "127.0.0.1") */
+    uint16_t port;             /* 8080; 0 picks a free port (see on_listen) */
+    uint32_t shards;           /* 0 = one per online CPU */
+    bool pin;                  /* pin shard i to the i-th allowed CPU (default true) */
+    uint32_t max_conns;        /* per shard (default 4096) */
+    uint32_t drain_timeout_ms; /* graceful shutdown bound (default 10000) */
+    int log_level;             /* 0 error, 1 warn, 2 info (default), 3 debug */
+    spindle_limits limits;
+} spindle_config;
+
+/* Defaults for everything above. */
+spindle_config spindle_config_default(void);
+
+/* Set one configuration value by name, as the command line spells it:
+ * "address", "port", "shards", "pin", "max-conns", "drain-timeout",
+ * "log-level", or a limit ("max-concurrent-streams", "initial-window-size",
+ * "connection-window", "max-frame-size", "max-header-list-size",
+ * "max-header-fields", "max-continuations", "reset-burst", "reset-rate",
+ * "glitch-burst", "glitch-rate", "max-requests", "max-stream-buffered",
+ * "idle-timeout", "preface-timeout", "settings-timeout", "header-timeout",
+ * "send-timeout"; times in milliseconds).  On error returns SPINDLE_EINVAL
+ * and writes a one-line reason into err (if errlen > 0). */
+int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
+                       size_t errlen);
+
+/* Check the whole configuration; 0 or SPINDLE_EINVAL with a reason in err. */
+int spindle_config_check(const spindle_config *cfg, char *err, size_t errlen);
+
+/* --- Requests ------------------------------------------------------------ */
+
+/* A header field.  In spindle_respond() and friends a zero length means
+ * "NUL-terminated: use strlen()", so { "content-type", "text/plain" } works.
+ * Fields spindle hands to the application always carry their lengths and
+ * are not NUL-terminated. */
+typedef struct spindle_header {
+    const char *name;
+    const char *value;
+    uint32_t name_len;
+    uint32_t value_len;
+} spindle_header;
+
+typedef struct spindle_str {
+    const char *ptr; /* NULL when absent */
+    size_t len;
+} spindle_str;
+
+typedef struct spindle_request {
+    spindle_str method, scheme, authority, path;
+    spindle_str protocol;          /* RFC 8441 :protocol (extended CONNECT) */
+    const spindle_header *headers; /* regular fields, in order */
+    size_t nheaders;
+    int64_t content_length;        /* -1 when absent */
+    bool has_body;                 /* false: the request ended with its head */
+    bool expect_continue;          /* "expect: 100-continue" */
+    uint8_t urgency;               /* RFC 9218, 0 (highest) .. 7; default 3 */
+    bool incremental;
+} spindle_request;
+
+typedef struct spindle_stream spindle_stream;
+
+/* --- Handler ------------------------------------------------------------- */
+
+typedef struct spindle_handler {
+    /* A request head arrived.  Respond now or later (keep s until on_close). */
+    void (*on_request)(spindle_stream *s, const spindle_request *req, void *app);
+    /* Request body bytes; end marks the last call (len may be 0).  The
+     * flow-control windows reopen when this returns, unless the handler
+     * called spindle_body_pause() (then after spindle_body_resume()). */
+    void (*on_body)(spindle_stream *s, const uint8_t *data, size_t len, bool end, void *app);
+    /* Request trailers (the body has ended). */
+    void (*on_trailers)(spindle_stream *s, const spindle_header *h, size_t n, void *app);
+    /* The stream was reset (by the peer, or by spindle because the peer
+     * broke a rule); nothing more can be sent.  on_close follows. */
+    void (*on_reset)(spindle_stream *s, uint32_t error_code, void *app);
+    /* Queued response bytes fell below limits.max_stream_buffered. */
+    void (*on_writable)(spindle_stream *s, void *app);
+    /* The last callback for s: free per-stream state; s is invalid after. */
+    void (*on_close)(spindle_stream *s, void *app);
+    /* Run these callbacks on the shard's offload thread (for handlers that
+     * block).  Output is handed back to the shard over a queue. */
+    bool blocking;
+} spindle_handler;
+
+/* --- Responding ---------------------------------------------------------- */
+
+/* Called exactly once when spindle no longer needs a body buffer. */
+typedef void (*spindle_release_fn)(void *ctx, const void *data, size_t len);
+
+/* Send a response head.  status 100..199 sends an informational response
+ * (100 Continue, 103 Early Hints) and may repeat; 200..599 is the final
+ * head; end = true ends the response (no body). */
+int spindle_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                    bool end);
+
+/* Queue body bytes by reference (no copy).  release (may be NULL for static
+ * data) is called exactly once, also when this fails with a code other than
+ * SPINDLE_EINVAL.  end = true ends the body. */
+int spindle_send(spindle_stream *s, const void *data, size_t len, bool end,
+                 spindle_release_fn release, void *release_ctx);
+
+/* Queue a copy of the bytes (for small, transient bodies). */
+int spindle_send_copy(spindle_stream *s, const void *data, size_t len, bool end);
+
+/* End the body with trailers (sent after everything queued). */
+int spindle_send_trailers(spindle_stream *s, const spindle_header *h, size_t n);
+
+/* Reset the stream with an RFC 9113 error code (8 = CANCEL). */
+int spindle_reset(spindle_stream *s, uint32_t error_code);
+
+/* Response bytes queued and not yet sent; wait for on_writable while this
+ * is at or above limits.max_stream_buffered. */
+size_t spindle_stream_buffered(const spindle_stream *s);
+
+/* Stop / restart delivering request body (backpressure on the peer). */
+void spindle_body_pause(spindle_stream *s);
+void spindle_body_resume(spindle_stream *s);
+
+/* Call fn(s, app) on the stream's thread after ms milliseconds, without
+ * blocking anything: for handlers that wait (timeouts, long polls).  One
+ * timer per stream; a new call replaces the pending one.  The timer is
+ * dropped if the stream closes first.  0 or SPINDLE_ECLOSED. */
+typedef void (*spindle_timer_fn)(spindle_stream *s, void *app);
+int spindle_stream_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn);
+
+void spindle_stream_set_user(spindle_stream *s, void *user);
+void *spindle_stream_user(const spindle_stream *s);
+/* The shard (0-based) running this stream. */
+uint32_t spindle_stream_shard(const spindle_stream *s);
+
+/* --- Running ------------------------------------------------------------- */
+
+typedef struct spindle_hooks {
+    /* Each shard is listening; port is the actual port (useful with port 0). */
+    void (*on_listen)(uint32_t shard, const char *address, uint16_t port, void *app);
+} spindle_hooks;
+
+/* Serve until SIGINT or SIGTERM (or spindle_stop()), then shut down
+ * gracefully: GOAWAY, in-flight streams finish, new ones are refused, exit
+ * when drained or at drain_timeout_ms.  Returns 0, or a SPINDLE_E* code
+ * after logging the cause (bad configuration, io_uring unavailable, the
+ * address in use...).  hooks may be NULL. */
+int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
+                const spindle_hooks *hooks, void *app);
+
+/* Ask a running spindle_run() to shut down gracefully (async-signal-safe). */
+void spindle_stop(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

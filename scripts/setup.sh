@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Install spindle's Debian 12 dependencies; idempotent and quiet when all are
+# present.
+#
+#   bash scripts/setup.sh [build|test|fuzz|bench]...     (default: build)
+#
+#   build  compiler, CMake, pkg-config, liburing, wolfSSL, jemalloc
+#   test   build + Criterion, curl, nghttp (h2load), python3-h2, valgrind
+#   fuzz   build + clang (libFuzzer)
+#   bench  test + h2o, nghttpd, gnuplot
+#
+# Runs apt-get update (once) and install only when something is missing.  As
+# a non-root user it installs nothing: it prints the command and exits 1.
+# Note: the Python tests use Debian's /usr/bin/python3, where python3-h2 lives.
+set -euo pipefail
+
+pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev)
+pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind)
+pkgs_fuzz=("${pkgs_build[@]}" clang)
+pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server gnuplot-nox)
+
+(( $# )) || set -- build
+want=()
+for set_name in "$@"; do
+  case $set_name in
+    build) want+=("${pkgs_build[@]}") ;;
+    test)  want+=("${pkgs_test[@]}") ;;
+    fuzz)  want+=("${pkgs_fuzz[@]}") ;;
+    bench) want+=("${pkgs_bench[@]}") ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup.sh: unknown package set '$set_name' (build, test, fuzz, bench)" >&2; exit 2 ;;
+  esac
+done
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "setup.sh: no dpkg-query: this script targets Debian 12. Install the equivalents of:" >&2
+  printf '  %s\n' "${want[@]}" | sort -u >&2
+  exit 1
+fi
+
+missing=()
+declare -A seen=()
+for pkg in "${want[@]}"; do
+  [[ -n ${seen[$pkg]:-} ]] && continue
+  seen[$pkg]=1
+  # "ii " = wanted install, currently installed; anything else is missing
+  # (not known, removed, or half-configured).
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+  [[ $status == ii* ]] || missing+=("$pkg")
+done
+
+(( ${#missing[@]} )) || exit 0
+
+install_cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+if (( EUID != 0 )); then
+  echo "setup.sh: missing Debian packages: ${missing[*]}" >&2
+  echo "setup.sh: as root, run: $install_cmd" >&2
+  exit 1
+fi
+
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}"
