@@ -325,6 +325,7 @@ void conn_close(conn *c)
 void conn_free(conn *c)
 {
     shard *sh = c->sh;
+    log_msg(LOG_DEBUG, (int)sh->idx, "connection %u closed (%u left)", c->slot, sh->nconns - 1);
     if (c->state != C_CLOSING) {
         /* Teardown of a live connection: the ring is about to be freed with
          * its operations cancelled. */

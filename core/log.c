@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 int log_level = LOG_INFO;
@@ -12,8 +13,16 @@ void log_msg(int level, int shard, const char *fmt, ...)
     if (level > log_level)
         return;
     char buf[1024];
-    int n = shard < 0 ? snprintf(buf, sizeof buf, "spindle %s: ", names[level])
-                      : snprintf(buf, sizeof buf, "spindle[%d] %s: ", shard, names[level]);
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    snprintf(when, sizeof when, "%02d:%02d:%02d.%03ld", tm.tm_hour, tm.tm_min, tm.tm_sec,
+             ts.tv_nsec / 1000000);
+    int n = shard < 0 ? snprintf(buf, sizeof buf, "%s spindle %s: ", when, names[level])
+                      : snprintf(buf, sizeof buf, "%s spindle[%d] %s: ", when, shard,
+                                 names[level]);
     if (n < 0)
         return;
     va_list ap;

@@ -133,6 +133,7 @@ struct shard {
     uint64_t drain_deadline;
     uint64_t accepted;
     _Atomic int ready;           /* 0 starting, 1 serving, -1 failed */
+    ring_waker waker;            /* valid once ready == 1 (published by it) */
     uint16_t port;               /* the port actually bound */
 };
 

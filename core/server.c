@@ -132,7 +132,11 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
         }
     }
     atomic_store(&srv.stop, true);
-    /* Shards re-check the flag at least once a second; no need to wake. */
+    /* Ring each serving shard's doorbell so it notices now, not at its next
+     * timer (shards re-check the flag at least once a second anyway). */
+    for (uint32_t i = 0; i < started; i++)
+        if (atomic_load(&srv.shards[i].ready) == 1)
+            ring_waker_wake(srv.shards[i].waker);
     for (uint32_t i = 0; i < started; i++) {
         pthread_join(srv.shards[i].thread, NULL);
         if (srv.shards[i].rc && !rc)

@@ -264,6 +264,7 @@ void *shard_main(void *arg)
         return NULL;
     }
     sh->port = shard_port(sh);
+    sh->waker = ring_waker_of(sh->r);
     atomic_store(&sh->ready, 1);
     if (srv->hooks.on_listen)
         srv->hooks.on_listen(sh->idx, srv->cfg.address, sh->port, srv->app);
