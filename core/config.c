@@ -20,6 +20,7 @@ spindle_config spindle_config_default(void)
         .pin = true,
         .max_conns = 4096,
         .drain_timeout_ms = 10000,
+        .offload_threads = 1,
         .log_level = 2,
         .limits =
             {
@@ -103,6 +104,7 @@ static const u32_opt u32_opts[] = {
     {"shards", offsetof(spindle_config, shards), 1024},
     {"max-conns", offsetof(spindle_config, max_conns), 1u << 20},
     {"drain-timeout", offsetof(spindle_config, drain_timeout_ms), 3600000},
+    {"offload-threads", offsetof(spindle_config, offload_threads), 256},
     {"max-concurrent-streams", LIM(max_concurrent_streams), 1u << 20},
     {"initial-window-size", LIM(initial_window_size), 2147483647u},
     {"connection-window", LIM(connection_window), 2147483647u},

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "offload.h"
 #include "ring_bufs.h"
 #include "runtime.h"
 
@@ -143,6 +144,16 @@ static size_t feed(conn *c, const uint8_t *p, size_t n)
 {
     size_t off = 0;
     while (c->state == C_OPEN) {
+        if (!offload_has_room(c->sh)) {
+            /* Workers are behind: hold the input until their queues drain. */
+            c->paused = true;
+            if (!c->off_waiting) {
+                c->off_waiting = true;
+                c->next_off_wait = c->sh->off_wait;
+                c->sh->off_wait = c;
+            }
+            break;
+        }
         h2_event ev;
         size_t used = 0;
         h2_rv rv = h2_conn_recv(c->h2, p + off, n - off, c->sh->now, &used, &ev);
@@ -164,9 +175,9 @@ static size_t feed(conn *c, const uint8_t *p, size_t n)
     return off;
 }
 
-static void resume_input(conn *c)
+void conn_resume(conn *c)
 {
-    if (!c->paused || !h2_conn_want_read(c->h2))
+    if (!c->paused || c->state != C_OPEN || !h2_conn_want_read(c->h2))
         return;
     c->paused = false;
     if (c->held_len > c->held_off) {
@@ -274,16 +285,23 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
     }
     h2_conn_out_commit(c->h2, (size_t)cqe->res, c->sh->now);
     /* Writable notifications: streams that waited for their queue to drain. */
-    for (spindle_stream *st = c->streams; st; st = st->next)
-        if (st->flags & ST_WANT_WRITABLE) {
-            const spindle_handler *h = &c->sh->srv->handler;
-            if (h2_conn_stream_buffered(c->h2, st->sid) < c->sh->srv->limits.max_stream_buffered) {
-                st->flags &= (uint16_t)~ST_WANT_WRITABLE;
-                if (h->on_writable && !(st->flags & (ST_RESET | ST_CLOSED)))
-                    h->on_writable(st, c->sh->srv->app);
-            }
-        }
-    resume_input(c);
+    const spindle_handler *h = &c->sh->srv->handler;
+    for (spindle_stream *st = c->streams; st; st = st->next) {
+        if (!(st->flags & ST_WANT_WRITABLE))
+            continue;
+        uint64_t queued = h2_conn_stream_buffered(c->h2, st->sid);
+        atomic_store_explicit(&st->buffered, (size_t)queued, memory_order_relaxed);
+        if (queued >= c->sh->srv->limits.max_stream_buffered)
+            continue;
+        st->flags &= (uint16_t)~ST_WANT_WRITABLE;
+        if (st->flags & (ST_RESET | ST_CLOSED))
+            continue;
+        if (c->sh->noff)
+            offload_writable(st);
+        else if (h->on_writable)
+            h->on_writable(st, c->sh->srv->app);
+    }
+    conn_resume(c);
     shard_mark_dirty(c);
 }
 
@@ -348,6 +366,11 @@ void conn_free(conn *c)
     for (conn **pp = &sh->dirty; *pp; pp = &(*pp)->next_dirty)
         if (*pp == c) {
             *pp = c->next_dirty;
+            break;
+        }
+    for (conn **pp = &sh->off_wait; *pp; pp = &(*pp)->next_off_wait)
+        if (*pp == c) {
+            *pp = c->next_off_wait;
             break;
         }
     free(c);

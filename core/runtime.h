@@ -77,6 +77,8 @@ struct conn {
     conn *next_dirty;
     conn *next_parked;
     conn *next_dead;
+    conn *next_off_wait;
+    bool off_waiting;
     spindle_stream *streams; /* live handler streams */
 };
 
@@ -103,6 +105,10 @@ struct spindle_stream {
     spindle_stream *next_settle; /* shard's settle / dead list */
     timer_node timer;            /* spindle_stream_after() */
     spindle_timer_fn timer_fn;
+    /* Worker side (offloaded handlers only; touched by the worker alone). */
+    uint16_t wflags;             /* ST_RESET / ST_CLOSED / ST_PAUSED as the worker saw them */
+    size_t wunconsumed;          /* body taken while paused, not yet reported */
+    _Atomic size_t buffered;     /* spindle_stream_buffered() for the worker */
 };
 
 struct shard {
@@ -132,6 +138,11 @@ struct shard {
     bool draining;
     uint64_t drain_deadline;
     uint64_t accepted;
+    struct offload *off;         /* workers for blocking handlers (noff of them) */
+    uint32_t noff;
+    struct overflow *off_overflow, *off_overflow_tail;
+    uint32_t off_streams;        /* streams handed to workers, not yet FREED */
+    conn *off_wait;              /* connections paused for worker queue room */
     _Atomic int ready;           /* 0 starting, 1 serving, -1 failed */
     ring_waker waker;            /* valid once ready == 1 (published by it) */
     uint16_t port;               /* the port actually bound */
@@ -160,5 +171,15 @@ void stream_settle(spindle_stream *st);
 void stream_conn_gone(conn *c);
 void stream_free(spindle_stream *st);
 void stream_on_timer(spindle_stream *st);
+/* The shard-side implementations behind the public calls (headers given as
+ * spindle_header; offloaded handlers reach them through commands). */
+int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                   bool end);
+int stream_send(spindle_stream *s, const void *data, size_t len, bool end,
+                spindle_release_fn release, void *ctx);
+int stream_trailers(spindle_stream *s, const spindle_header *h, size_t n);
+int stream_reset_code(spindle_stream *s, uint32_t code);
+int stream_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn);
+void conn_resume(conn *c);
 
 #endif

@@ -60,10 +60,6 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
         log_msg(LOG_ERROR, -1, "configuration: %s", why);
         return SPINDLE_EINVAL;
     }
-    if (handler->blocking) {
-        log_msg(LOG_ERROR, -1, "blocking handlers (offload threads) are not implemented yet");
-        return SPINDLE_EINVAL;
-    }
     log_level = cfg->log_level;
     atomic_store(&stop_requested, false);
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "offload.h"
 #include "ring_bufs.h"
 #include "ring_listen.h"
 #include "runtime.h"
@@ -155,6 +156,22 @@ static void settle(shard *sh)
     }
 }
 
+/* Apply what the offload workers produced; let waiting connections read. */
+static void drain_offload(shard *sh)
+{
+    if (!sh->noff)
+        return;
+    offload_drain(sh);
+    if (!offload_has_room(sh))
+        return;
+    while (sh->off_wait) {
+        conn *c = sh->off_wait;
+        sh->off_wait = c->next_off_wait;
+        c->off_waiting = false;
+        conn_resume(c);
+    }
+}
+
 static void flush_dirty(shard *sh)
 {
     while (sh->dirty) {
@@ -211,6 +228,14 @@ static int shard_setup(shard *sh)
     sh->nfree = n;
     sh->now = shard_now_ms();
     timer_wheel_init(&sh->timers, sh->now);
+    sh->waker = ring_waker_of(sh->r);
+    if (srv->handler.blocking) {
+        int orc = offload_start(sh, cfg->offload_threads ? cfg->offload_threads : 1);
+        if (orc != 0) {
+            log_msg(LOG_ERROR, (int)sh->idx, "cannot start offload threads");
+            return orc;
+        }
+    }
 
     sh->lfd = ring_listen_tcp(cfg->address, sh->port, 4096, true, &err);
     if (sh->lfd < 0) {
@@ -226,11 +251,21 @@ static int shard_setup(shard *sh)
 
 static void shard_teardown(shard *sh)
 {
+    /* Streams first (their handlers hear about it), then connections. */
+    if (sh->slots)
+        for (uint32_t i = 0; i < sh->srv->cfg.max_conns; i++)
+            if (sh->slots[i]) {
+                sh->slots[i]->state = C_CLOSING;
+                stream_conn_gone(sh->slots[i]);
+            }
+    settle(sh);
     if (sh->slots)
         for (uint32_t i = 0; i < sh->srv->cfg.max_conns; i++)
             if (sh->slots[i])
                 conn_free(sh->slots[i]);
     settle(sh);
+    if (sh->noff)
+        offload_stop(sh);
     if (sh->lfd >= 0)
         close(sh->lfd);
     sh->lfd = -1;
@@ -264,15 +299,17 @@ void *shard_main(void *arg)
         return NULL;
     }
     sh->port = shard_port(sh);
-    sh->waker = ring_waker_of(sh->r);
     atomic_store(&sh->ready, 1);
     if (srv->hooks.on_listen)
         srv->hooks.on_listen(sh->idx, srv->cfg.address, sh->port, srv->app);
 
     ring_cqe cqes[SHARD_CQE_BATCH];
     for (;;) {
+        drain_offload(sh);
+        settle(sh);
         flush_dirty(sh);
-        if (sh->draining && sh->nconns == 0)
+        if (sh->draining && sh->nconns == 0 &&
+            (sh->off_streams == 0 || sh->now >= sh->drain_deadline))
             break;
         uint64_t next = timer_wheel_next_deadline(&sh->timers);
         if (sh->draining && sh->drain_deadline < next)

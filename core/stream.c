@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "offload.h"
 #include "runtime.h"
 
 static const spindle_handler *handler_of(const conn *c) { return &c->sh->srv->handler; }
@@ -57,7 +58,9 @@ void stream_settle(spindle_stream *st)
     if (timer_node_pending(&st->timer))
         timer_wheel_cancel(&c->sh->timers, &st->timer);
     const spindle_handler *h = handler_of(c);
-    if (h->on_close)
+    if (c->sh->noff)
+        offload_close(st); /* freed when the worker acknowledges */
+    else if (h->on_close)
         h->on_close(st, app_of(c));
     h2_conn_stream_set_user(c->h2, st->sid, NULL);
     /* Body bytes delivered but never consumed give their window back when
@@ -65,6 +68,8 @@ void stream_settle(spindle_stream *st)
     h2_conn_stream_detach(c->h2, st->sid);
     shard_mark_dirty(c);
     unlink_stream(st);
+    if (c->sh->noff)
+        return;
     st->next_settle = c->sh->dead_streams;
     c->sh->dead_streams = st;
 }
@@ -78,7 +83,9 @@ void stream_conn_gone(conn *c)
         bool complete = (st->flags & ST_REQ_END) && (st->flags & ST_RESP_END);
         if (!complete) {
             st->flags |= ST_RESET;
-            if (h->on_reset)
+            if (c->sh->noff)
+                offload_reset(st, H2_CANCEL);
+            else if (h->on_reset)
                 h->on_reset(st, H2_CANCEL, app_of(c));
         }
         queue_settle(st);
@@ -135,10 +142,14 @@ static void on_request(conn *c, const h2_event *ev)
         .incremental = rq->incremental,
     };
     const spindle_handler *h = handler_of(c);
-    if (h->on_request)
+    if (sh->noff) {
+        sh->off_streams++;
+        offload_request(st, &req);
+    } else if (h->on_request) {
         h->on_request(st, &req, app_of(c));
-    else
-        spindle_respond(st, 404, NULL, 0, true);
+    } else {
+        stream_respond(st, 404, NULL, 0, true);
+    }
     queue_settle(st);
 }
 
@@ -165,6 +176,10 @@ static void hold_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
 static void deliver_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
 {
     conn *c = st->c;
+    if (c->sh->noff) {
+        offload_body(st, p, n, end); /* consumed when the worker has taken it */
+        return;
+    }
     const spindle_handler *h = handler_of(c);
     if (h->on_body)
         h->on_body(st, p, n, end, app_of(c));
@@ -200,7 +215,9 @@ static void on_trailers(conn *c, const h2_event *ev)
     st->flags |= ST_REQ_END;
     const spindle_handler *h = handler_of(c);
     size_t n = convert_fields(ev->u.trailers.fields, ev->u.trailers.n, c->sh->hdr_scratch);
-    if (h->on_trailers)
+    if (c->sh->noff)
+        offload_trailers(st, c->sh->hdr_scratch, n);
+    else if (h->on_trailers)
         h->on_trailers(st, c->sh->hdr_scratch, n, app_of(c));
     else if (h->on_body)
         h->on_body(st, NULL, 0, true, app_of(c));
@@ -214,7 +231,9 @@ static void on_reset(conn *c, const h2_event *ev)
         return;
     st->flags |= ST_RESET;
     const spindle_handler *h = handler_of(c);
-    if (h->on_reset)
+    if (c->sh->noff)
+        offload_reset(st, ev->u.reset.code);
+    else if (h->on_reset)
         h->on_reset(st, ev->u.reset.code, app_of(c));
     queue_settle(st);
 }
@@ -284,8 +303,8 @@ static hpack_field *to_fields(const spindle_header *h, size_t n, hpack_field *st
     return f;
 }
 
-int spindle_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
-                    bool end)
+int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                   bool end)
 {
     int e = check_stream(s);
     if (e)
@@ -308,8 +327,8 @@ int spindle_respond(spindle_stream *s, uint16_t status, const spindle_header *h,
     return map_rv(rv);
 }
 
-int spindle_send(spindle_stream *s, const void *data, size_t len, bool end,
-                 spindle_release_fn release, void *release_ctx)
+int stream_send(spindle_stream *s, const void *data, size_t len, bool end,
+                spindle_release_fn release, void *release_ctx)
 {
     int e = check_stream(s);
     if (e) {
@@ -321,7 +340,9 @@ int spindle_send(spindle_stream *s, const void *data, size_t len, bool end,
     if (rv == H2_OK) {
         if (end)
             s->flags |= ST_RESP_END;
-        if (h2_conn_stream_buffered(s->c->h2, s->sid) >= s->c->sh->srv->limits.max_stream_buffered)
+        uint64_t queued = h2_conn_stream_buffered(s->c->h2, s->sid);
+        atomic_store_explicit(&s->buffered, (size_t)queued, memory_order_relaxed);
+        if (queued >= s->c->sh->srv->limits.max_stream_buffered)
             s->flags |= ST_WANT_WRITABLE;
         shard_mark_dirty(s->c);
         queue_settle(s);
@@ -336,6 +357,45 @@ static void free_copy(void *ctx, const void *data, size_t len)
     free(ctx);
 }
 
+/* Public entry points: on an offload worker they become commands to the
+ * shard; on the shard they act at once. */
+int spindle_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                    bool end)
+{
+    if (s && offload_on_worker())
+        return offload_cmd_respond(s, status, h, n, end);
+    return stream_respond(s, status, h, n, end);
+}
+
+int spindle_send(spindle_stream *s, const void *data, size_t len, bool end,
+                 spindle_release_fn release, void *release_ctx)
+{
+    if (s && offload_on_worker())
+        return offload_cmd_send(s, data, len, end, release, release_ctx);
+    return stream_send(s, data, len, end, release, release_ctx);
+}
+
+int spindle_send_trailers(spindle_stream *s, const spindle_header *h, size_t n)
+{
+    if (s && offload_on_worker())
+        return offload_cmd_trailers(s, h, n);
+    return stream_trailers(s, h, n);
+}
+
+int spindle_reset(spindle_stream *s, uint32_t error_code)
+{
+    if (s && offload_on_worker())
+        return offload_cmd_reset(s, error_code);
+    return stream_reset_code(s, error_code);
+}
+
+int spindle_stream_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
+{
+    if (s && offload_on_worker())
+        return offload_cmd_after(s, ms, fn);
+    return stream_after(s, ms, fn);
+}
+
 int spindle_send_copy(spindle_stream *s, const void *data, size_t len, bool end)
 {
     if (len == 0)
@@ -347,7 +407,7 @@ int spindle_send_copy(spindle_stream *s, const void *data, size_t len, bool end)
     return spindle_send(s, copy, len, end, free_copy, copy);
 }
 
-int spindle_send_trailers(spindle_stream *s, const spindle_header *h, size_t n)
+int stream_trailers(spindle_stream *s, const spindle_header *h, size_t n)
 {
     int e = check_stream(s);
     if (e)
@@ -369,7 +429,7 @@ int spindle_send_trailers(spindle_stream *s, const spindle_header *h, size_t n)
     return map_rv(rv);
 }
 
-int spindle_reset(spindle_stream *s, uint32_t error_code)
+int stream_reset_code(spindle_stream *s, uint32_t error_code)
 {
     int e = check_stream(s);
     if (e)
@@ -383,6 +443,8 @@ int spindle_reset(spindle_stream *s, uint32_t error_code)
 
 size_t spindle_stream_buffered(const spindle_stream *s)
 {
+    if (s && offload_on_worker())
+        return atomic_load_explicit(&s->buffered, memory_order_relaxed);
     if (!s || (s->flags & ST_CLOSED))
         return 0;
     return (size_t)h2_conn_stream_buffered(s->c->h2, s->sid);
@@ -390,12 +452,18 @@ size_t spindle_stream_buffered(const spindle_stream *s)
 
 void spindle_body_pause(spindle_stream *s)
 {
-    if (s)
+    if (s && offload_on_worker())
+        offload_cmd_pause(s, true);
+    else if (s)
         s->flags |= ST_PAUSED;
 }
 
 void spindle_body_resume(spindle_stream *s)
 {
+    if (s && offload_on_worker()) {
+        offload_cmd_pause(s, false);
+        return;
+    }
     if (!s || !(s->flags & ST_PAUSED))
         return;
     s->flags &= (uint16_t)~ST_PAUSED;
@@ -421,7 +489,7 @@ void spindle_body_resume(spindle_stream *s)
     queue_settle(s);
 }
 
-int spindle_stream_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
+int stream_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
 {
     int e = check_stream(s);
     if (e)
@@ -441,7 +509,10 @@ void stream_on_timer(spindle_stream *st)
     st->timer_fn = NULL;
     if (!fn || (st->flags & ST_CLOSED))
         return;
-    fn(st, app_of(st->c));
+    if (st->c->sh->noff)
+        offload_timer(st, fn);
+    else
+        fn(st, app_of(st->c));
     queue_settle(st);
 }
 

@@ -74,6 +74,7 @@ typedef struct spindle_config {
     bool pin;                  /* pin shard i to the i-th allowed CPU (default true) */
     uint32_t max_conns;        /* per shard (default 4096) */
     uint32_t drain_timeout_ms; /* graceful shutdown bound (default 10000) */
+    uint32_t offload_threads;  /* per shard, for blocking handlers (default 1) */
     int log_level;             /* 0 error, 1 warn, 2 info (default), 3 debug */
     spindle_limits limits;
 } spindle_config;
@@ -82,7 +83,7 @@ typedef struct spindle_config {
 spindle_config spindle_config_default(void);
 
 /* Set one configuration value by name, as the command line spells it:
- * "address", "port", "shards", "pin", "max-conns", "drain-timeout",
+ * "address", "port", "shards", "pin", "max-conns", "drain-timeout", "offload-threads",
  * "log-level", or a limit ("max-concurrent-streams", "initial-window-size",
  * "connection-window", "max-frame-size", "max-header-list-size",
  * "max-header-fields", "max-continuations", "reset-burst", "reset-rate",

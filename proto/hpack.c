@@ -791,8 +791,9 @@ h2_rv hpack_encode_block(hpack_encoder *e, const hpack_field *f, size_t n, uint8
     uint8_t *p = out;
     if (e->update_due) {
         /* §4.2: the smallest size since the last block first, if the table
-         * has grown since, then the size now. */
-        if (e->pending_min < e->table.max_size)
+         * has grown since and the decoder does not already know of a size
+         * that small, then the size now. */
+        if (e->pending_min < e->table.max_size && e->pending_min < e->signalled_max)
             p = hpack_int_encode(p, REP_SIZE_UPDATE, 5, e->pending_min);
         p = hpack_int_encode(p, REP_SIZE_UPDATE, 5, e->table.max_size);
         e->signalled_max = e->table.max_size;

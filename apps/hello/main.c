@@ -7,11 +7,18 @@
  *   GET  /early-hints  103 with a preload link, then 200 "ok"
  *   GET  /stall?ms=N   answers after N ms without blocking anything else
  *   GET  /reset        RST_STREAM CANCEL
+ *   GET  /sleep?ms=N   blocks its thread for N ms (only with --blocking, where
+ *                      handlers run on offload threads; 404 otherwise)
+ *
+ * --blocking runs every handler on the shards' offload threads instead of
+ * inline on the shard thread.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spindle.h"
@@ -20,6 +27,7 @@
 
 static uint8_t one_mib[ONE_MIB];
 static const char hello[] = "Hello, World!";
+static bool blocking;
 
 static bool path_is(const spindle_request *r, const char *p)
 {
@@ -99,6 +107,14 @@ static void on_request(spindle_stream *s, const spindle_request *r, void *app)
     } else if (path_is(r, "/stall")) {
         unsigned long ms = query_num(r, "ms", 1000);
         spindle_stream_after(s, ms > 600000 ? 600000u : (uint32_t)ms, stall_done);
+    } else if (path_is(r, "/sleep") && blocking) {
+        unsigned long ms = query_num(r, "ms", 100);
+        if (ms > 10000)
+            ms = 10000;
+        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL); /* really blocks: this runs on an offload thread */
+        spindle_respond(s, 200, text, 1, false);
+        spindle_send(s, "slept\n", 6, true, NULL, NULL);
     } else if (path_is(r, "/reset")) {
         spindle_reset(s, 8 /* CANCEL */);
     } else {
@@ -175,11 +191,12 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: spindle-hello [--address A] [--port P] [--shards N] [--log-level 0..3]\n"
-            "                     [--set name=value]...\n"
+            "                     [--blocking] [--set name=value]...\n"
             "  --address A       listen address (default 127.0.0.1)\n"
             "  --port P          TCP port, 0 = any free port (default 8080)\n"
             "  --shards N        worker threads, one per core (default: online CPUs)\n"
             "  --log-level L     0 error, 1 warn, 2 info, 3 debug (default 2)\n"
+            "  --blocking        run handlers on offload threads (--set offload-threads=N)\n"
             "  --set name=value  any limit, e.g. max-concurrent-streams=100,\n"
             "                    idle-timeout=60000, max-requests=10000 (see spindle.h)\n");
 }
@@ -193,6 +210,10 @@ int main(int argc, char **argv)
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
+        }
+        if (strcmp(a, "--blocking") == 0) {
+            blocking = true;
+            continue;
         }
         if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
             fprintf(stderr, "spindle-hello: %s: %s\n", a,
@@ -233,6 +254,7 @@ int main(int argc, char **argv)
         .on_trailers = on_trailers,
         .on_writable = on_writable,
         .on_close = on_close,
+        .blocking = blocking,
     };
     spindle_hooks hooks = {.on_listen = on_listen};
     int rc = spindle_run(&cfg, &h, &hooks, NULL);

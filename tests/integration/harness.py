@@ -492,17 +492,17 @@ class H2Client:
     # -- sending --------------------------------------------------------
     def request(self, method, path, headers=(), body=None, trailers=None, end_stream=None):
         """Open a stream; send headers, then `body` (respecting flow control)
-        and `trailers`.  end_stream=False leaves the request open."""
+        and `trailers`, ending the request.  end_stream=False leaves it open
+        (without trailers) for send_body()/end()."""
         sid = self.conn.get_next_available_stream_id()
         hdrs = [(":method", method), (":scheme", "http"), (":authority", "%s" % HOST),
                 (":path", path)] + list(headers)
-        if end_stream is None:
-            end_stream = body is None and trailers is None
+        finish = True if end_stream is None else end_stream
         self.streams[sid] = StreamResult(sid, time.monotonic())
-        self.conn.send_headers(sid, hdrs, end_stream=end_stream and body is None and trailers is None)
+        self.conn.send_headers(sid, hdrs, end_stream=finish and body is None and trailers is None)
         self.flush()
         if body is not None:
-            self.send_body(sid, body, end_stream=end_stream and trailers is None)
+            self.send_body(sid, body, end_stream=finish and trailers is None)
         if trailers is not None:
             self.conn.send_headers(sid, list(trailers), end_stream=True)
             self.flush()

@@ -6,11 +6,12 @@ import sys
 import tempfile
 import unittest
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import HELLO, ONE_MIB, ONE_MIB_SHA256, Server, log, run, sha256_file  # noqa: E402
 
-CURL = ["curl", "--http2-prior-knowledge", "-sS", "--max-time", "60"]
+CURL = ["curl", "--http2-prior-knowledge", "-sS", "--no-progress-meter", "--max-time", "100"]
 W = "%{http_code} %{http_version} %{size_download} %{num_connects}\n"
 
 
@@ -121,8 +122,15 @@ class CurlTest(unittest.TestCase):
         self._echo("64m", data, size)
         log("64 MiB echo ok")
 
-    def test_64_x_1m_parallel_one_connection(self):
-        args = ["--parallel", "--parallel-max", "64", "-w", W]
+    def test_64_x_1m_parallel(self):
+        # 64 MiB of downloads in one curl invocation, every body hashed.
+        # curl 7.88.1 cannot reuse an --http2-prior-knowledge connection (a
+        # second transfer on it fails with "(16) Error in the HTTP2 framing
+        # layer": curl/curl#10634, fixed in 8.0 by #10643), so each transfer
+        # gets its own connection (--parallel-immediate): 64 connections in
+        # parallel.  64 x /1m multiplexed on ONE connection is checked with
+        # python-h2 in test_h2.py.
+        args = ["--parallel", "--parallel-max", "64", "--parallel-immediate", "-w", W]
         outs = []
         for i in range(64):
             outs.append(self.path("par%02d.body" % i))
@@ -130,17 +138,12 @@ class CurlTest(unittest.TestCase):
         out = self.curl(*args, timeout=120)
         lines = out.strip().splitlines()
         self.assertEqual(len(lines), 64, out)
-        connects = 0
         for line in lines:
-            code, version, size, nconn = line.split()
+            code, version, size, _ = line.split()
             self.assertEqual((code, version, int(size)), ("200", "2", ONE_MIB), line)
-            connects += int(nconn)
         for p in outs:
             self.assertEqual(sha256_file(p), ONE_MIB_SHA256, p)
             os.unlink(p)
-        log("64 x /1m over %d connection(s)" % connects)
-        self.assertEqual(connects, 1, "curl --parallel should multiplex over one connection")
-
 
 if __name__ == "__main__":
     harness.main()

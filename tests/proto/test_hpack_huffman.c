@@ -39,7 +39,7 @@ static h2_rv ref_decode(const uint8_t *in, size_t n, uint8_t *out, size_t *out_l
     uint32_t code = 0, len = 0;
     size_t o = 0;
     for (size_t i = 0; i < n * 8; i++) {
-        code = (code << 1) | ((in[i / 8] >> (7 - i % 8)) & 1u);
+        code = (code << 1) | (((uint32_t)in[i / 8] >> (7 - i % 8)) & 1u);
         len++;
         for (uint32_t s = 0; s < 257; s++) {
             if (hpack_huff_len[s] == len && hpack_huff_code[s] == code) {

@@ -1,0 +1,565 @@
+/* offload.c - worker threads for blocking handlers, fed over SPSC queues.
+ * See offload.h for the protocol between the shard and its workers. */
+#include "offload.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "spsc.h"
+
+#define OFF_QUEUE 1024u /* messages per direction per worker */
+
+enum msg_type { M_REQUEST, M_BODY, M_TRAILERS, M_RESET, M_WRITABLE, M_TIMER, M_CLOSE, M_STOP };
+enum cmd_type { K_RESPOND, K_SEND, K_TRAILERS, K_RESET, K_CONSUMED, K_AFTER, K_FREED };
+
+typedef struct off_msg {
+    uint8_t type;
+    bool end;
+    uint32_t code;
+    spindle_stream *st;
+    void *data; /* heap, owned by the message (request pack, body copy, trailers pack) */
+    size_t len;
+    spindle_timer_fn fn;
+} off_msg;
+
+typedef struct off_cmd {
+    uint8_t type;
+    bool end;
+    uint16_t status;
+    uint32_t arg; /* reset code, pause flag, timer ms */
+    spindle_stream *st;
+    void *data;   /* RESPOND/TRAILERS: packed headers (heap); SEND: the app's bytes */
+    size_t len;
+    spindle_release_fn release;
+    void *ctx;
+    spindle_timer_fn fn;
+} off_cmd;
+
+struct offload {
+    spsc msgs; /* shard -> worker */
+    spsc cmds; /* worker -> shard */
+    off_msg msg_slots[OFF_QUEUE];
+    off_cmd cmd_slots[OFF_QUEUE];
+    shard *sh;
+    pthread_t thread;
+    int efd;
+    atomic_bool sleeping;
+    bool started;
+    bool produced; /* worker-private: commands pushed since the last doorbell */
+};
+
+/* Messages that found their worker's queue full; sent before anything new. */
+typedef struct overflow {
+    off_msg m;
+    offload *to;
+    struct overflow *next;
+} overflow;
+
+static _Thread_local offload *tls_worker;
+
+bool offload_on_worker(void) { return tls_worker != NULL; }
+
+/* ------------------------------------------------------------------------ */
+/* Packing headers into one heap block                                       */
+/* ------------------------------------------------------------------------ */
+
+static size_t header_bytes(const spindle_header *h, size_t n)
+{
+    size_t b = n * sizeof(spindle_header);
+    for (size_t i = 0; i < n; i++)
+        b += (h[i].name_len ? h[i].name_len : strlen(h[i].name)) +
+             (h[i].value_len || !h[i].value ? h[i].value_len : strlen(h[i].value));
+    return b;
+}
+
+/* Copy n headers into out (room for header_bytes()); returns the end. */
+static char *pack_headers(char *out, const spindle_header *h, size_t n, spindle_header **arr)
+{
+    spindle_header *a = (spindle_header *)(void *)out;
+    char *w = out + n * sizeof *a;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t nl = h[i].name_len ? h[i].name_len : (uint32_t)strlen(h[i].name);
+        uint32_t vl = h[i].value_len || !h[i].value ? h[i].value_len : (uint32_t)strlen(h[i].value);
+        memcpy(w, h[i].name, nl);
+        a[i].name = w;
+        a[i].name_len = nl;
+        w += nl;
+        if (vl)
+            memcpy(w, h[i].value, vl);
+        a[i].value = w;
+        a[i].value_len = vl;
+        w += vl;
+    }
+    *arr = a;
+    return w;
+}
+
+static void copy_str(spindle_str *dst, const spindle_str *src, char **w)
+{
+    if (!src->ptr) {
+        *dst = *src;
+        return;
+    }
+    memcpy(*w, src->ptr, src->len);
+    dst->ptr = *w;
+    dst->len = src->len;
+    *w += src->len;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Shard side                                                                */
+/* ------------------------------------------------------------------------ */
+
+static offload *worker_of(spindle_stream *st)
+{
+    shard *sh = st->c->sh;
+    return &sh->off[(st->sid >> 1) % sh->noff];
+}
+
+static void wake_worker(offload *o)
+{
+    if (atomic_load(&o->sleeping)) {
+        uint64_t one = 1;
+        ssize_t w = write(o->efd, &one, sizeof one);
+        (void)w;
+    }
+}
+
+static void flush_overflow(shard *sh)
+{
+    while (sh->off_overflow) {
+        overflow *ov = sh->off_overflow;
+        if (!spsc_push(&ov->to->msgs, &ov->m))
+            return;
+        wake_worker(ov->to);
+        sh->off_overflow = ov->next;
+        if (!sh->off_overflow)
+            sh->off_overflow_tail = NULL;
+        free(ov);
+    }
+}
+
+static void post(offload *o, const off_msg *m)
+{
+    shard *sh = o->sh;
+    flush_overflow(sh);
+    if (!sh->off_overflow && spsc_push(&o->msgs, m)) {
+        wake_worker(o);
+        return;
+    }
+    overflow *ov = malloc(sizeof *ov);
+    if (!ov) {
+        log_msg(LOG_ERROR, (int)sh->idx, "offload: out of memory, message lost");
+        free(m->data);
+        return;
+    }
+    ov->m = *m;
+    ov->to = o;
+    ov->next = NULL;
+    if (sh->off_overflow_tail)
+        sh->off_overflow_tail->next = ov;
+    else
+        sh->off_overflow = ov;
+    sh->off_overflow_tail = ov;
+}
+
+bool offload_has_room(shard *sh)
+{
+    if (!sh->noff)
+        return true;
+    flush_overflow(sh);
+    if (sh->off_overflow)
+        return false;
+    for (uint32_t i = 0; i < sh->noff; i++)
+        if (spsc_size_approx(&sh->off[i].msgs) + 4 >= OFF_QUEUE)
+            return false;
+    return true;
+}
+
+void offload_request(spindle_stream *st, const spindle_request *req)
+{
+    size_t bytes = sizeof *req + header_bytes(req->headers, req->nheaders) + req->method.len +
+                   req->scheme.len + req->authority.len + req->path.len + req->protocol.len;
+    char *blk = malloc(bytes);
+    if (!blk) {
+        spindle_reset(st, 2);
+        return;
+    }
+    spindle_request *r = (spindle_request *)(void *)blk;
+    *r = *req;
+    spindle_header *arr;
+    char *w = pack_headers(blk + sizeof *r, req->headers, req->nheaders, &arr);
+    r->headers = arr;
+    copy_str(&r->method, &req->method, &w);
+    copy_str(&r->scheme, &req->scheme, &w);
+    copy_str(&r->authority, &req->authority, &w);
+    copy_str(&r->path, &req->path, &w);
+    copy_str(&r->protocol, &req->protocol, &w);
+    off_msg m = {.type = M_REQUEST, .st = st, .data = blk, .len = bytes};
+    post(worker_of(st), &m);
+}
+
+void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
+{
+    void *copy = NULL;
+    if (n) {
+        copy = malloc(n);
+        if (!copy) {
+            spindle_reset(st, 2);
+            return;
+        }
+        memcpy(copy, p, n);
+    }
+    off_msg m = {.type = M_BODY, .st = st, .data = copy, .len = n, .end = end};
+    post(worker_of(st), &m);
+}
+
+void offload_trailers(spindle_stream *st, const spindle_header *h, size_t n)
+{
+    char *blk = malloc(header_bytes(h, n) + 1);
+    if (!blk) {
+        spindle_reset(st, 2);
+        return;
+    }
+    spindle_header *arr;
+    pack_headers(blk, h, n, &arr);
+    off_msg m = {.type = M_TRAILERS, .st = st, .data = blk, .len = n};
+    post(worker_of(st), &m);
+}
+
+void offload_reset(spindle_stream *st, uint32_t code)
+{
+    off_msg m = {.type = M_RESET, .st = st, .code = code};
+    post(worker_of(st), &m);
+}
+
+void offload_writable(spindle_stream *st)
+{
+    off_msg m = {.type = M_WRITABLE, .st = st};
+    post(worker_of(st), &m);
+}
+
+void offload_timer(spindle_stream *st, spindle_timer_fn fn)
+{
+    off_msg m = {.type = M_TIMER, .st = st, .fn = fn};
+    post(worker_of(st), &m);
+}
+
+void offload_close(spindle_stream *st)
+{
+    off_msg m = {.type = M_CLOSE, .st = st};
+    post(worker_of(st), &m);
+}
+
+/* Apply one command on the shard.  A command for a stream that closed in
+ * the meantime is dropped (its data released). */
+static void apply(shard *sh, off_cmd *k)
+{
+    spindle_stream *st = k->st;
+    if (k->type == K_FREED) {
+        stream_free(st);
+        sh->off_streams--;
+        return;
+    }
+    bool gone = (st->flags & (ST_CLOSED | ST_RESET)) != 0;
+    switch (k->type) {
+    case K_RESPOND:
+        if (!gone)
+            stream_respond(st, k->status, k->data, k->len, k->end);
+        free(k->data);
+        break;
+    case K_SEND:
+        if (gone) {
+            if (k->release)
+                k->release(k->ctx, k->data, k->len);
+        } else {
+            stream_send(st, k->data, k->len, k->end, k->release, k->ctx);
+        }
+        break;
+    case K_TRAILERS:
+        if (!gone)
+            stream_trailers(st, k->data, k->len);
+        free(k->data);
+        break;
+    case K_RESET:
+        if (!gone)
+            stream_reset_code(st, k->arg);
+        break;
+    case K_CONSUMED:
+        if (!(st->flags & ST_CLOSED))
+            h2_conn_consume(st->c->h2, st->sid, k->len);
+        break;
+    case K_AFTER:
+        if (!gone)
+            stream_after(st, k->arg, k->fn);
+        break;
+    }
+    if (!(st->flags & ST_CLOSED))
+        shard_mark_dirty(st->c);
+}
+
+size_t offload_drain(shard *sh)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < sh->noff; i++) {
+        off_cmd k;
+        while (spsc_pop(&sh->off[i].cmds, &k)) {
+            apply(sh, &k);
+            n++;
+        }
+    }
+    flush_overflow(sh);
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Worker side                                                               */
+/* ------------------------------------------------------------------------ */
+
+static void cmd(spindle_stream *s, off_cmd *k)
+{
+    offload *o = tls_worker;
+    k->st = s;
+    while (!spsc_push(&o->cmds, k)) {
+        /* The shard is behind: ring it and wait for room. */
+        ring_waker_wake(o->sh->waker);
+        usleep(50);
+    }
+    o->produced = true;
+}
+
+static int closed_for_worker(const spindle_stream *s)
+{
+    return (s->wflags & ST_CLOSED) ? SPINDLE_ECLOSED : (s->wflags & ST_RESET) ? SPINDLE_ECLOSED : 0;
+}
+
+int offload_cmd_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                        bool end)
+{
+    int e = closed_for_worker(s);
+    if (e)
+        return e;
+    char *blk = NULL;
+    if (n) {
+        blk = malloc(header_bytes(h, n) + 1);
+        if (!blk)
+            return SPINDLE_ENOMEM;
+        spindle_header *arr;
+        pack_headers(blk, h, n, &arr);
+    }
+    off_cmd k = {.type = K_RESPOND, .status = status, .data = blk, .len = n, .end = end};
+    cmd(s, &k);
+    if (end && status >= 200)
+        s->wflags |= ST_RESP_END;
+    return 0;
+}
+
+int offload_cmd_send(spindle_stream *s, const void *data, size_t len, bool end,
+                     spindle_release_fn release, void *ctx)
+{
+    int e = closed_for_worker(s);
+    if (e) {
+        if (release)
+            release(ctx, data, len);
+        return e;
+    }
+    off_cmd k = {.type = K_SEND, .data = (void *)(uintptr_t)data, .len = len, .end = end,
+                 .release = release, .ctx = ctx};
+    cmd(s, &k);
+    return 0;
+}
+
+int offload_cmd_trailers(spindle_stream *s, const spindle_header *h, size_t n)
+{
+    int e = closed_for_worker(s);
+    if (e)
+        return e;
+    if (!n || !h)
+        return SPINDLE_EINVAL;
+    char *blk = malloc(header_bytes(h, n) + 1);
+    if (!blk)
+        return SPINDLE_ENOMEM;
+    spindle_header *arr;
+    pack_headers(blk, h, n, &arr);
+    off_cmd k = {.type = K_TRAILERS, .data = blk, .len = n};
+    cmd(s, &k);
+    return 0;
+}
+
+int offload_cmd_reset(spindle_stream *s, uint32_t code)
+{
+    int e = closed_for_worker(s);
+    if (e)
+        return e;
+    s->wflags |= ST_RESET;
+    off_cmd k = {.type = K_RESET, .arg = code};
+    cmd(s, &k);
+    return 0;
+}
+
+int offload_cmd_pause(spindle_stream *s, bool pause)
+{
+    if (pause) {
+        s->wflags |= ST_PAUSED;
+        return 0;
+    }
+    s->wflags &= (uint16_t)~ST_PAUSED;
+    if (s->wunconsumed) {
+        off_cmd k = {.type = K_CONSUMED, .len = s->wunconsumed};
+        s->wunconsumed = 0;
+        cmd(s, &k);
+    }
+    return 0;
+}
+
+int offload_cmd_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
+{
+    int e = closed_for_worker(s);
+    if (e)
+        return e;
+    off_cmd k = {.type = K_AFTER, .arg = ms, .fn = fn};
+    cmd(s, &k);
+    return 0;
+}
+
+static void run(offload *o, off_msg *m)
+{
+    spindle_stream *st = m->st;
+    server *srv = o->sh->srv;
+    const spindle_handler *h = &srv->handler;
+    switch (m->type) {
+    case M_REQUEST:
+        if (h->on_request)
+            h->on_request(st, m->data, srv->app);
+        break;
+    case M_BODY:
+        if (!(st->wflags & (ST_RESET | ST_CLOSED)) && h->on_body)
+            h->on_body(st, m->data, m->len, m->end, srv->app);
+        if (m->len) {
+            /* The window reopens once the handler has taken the bytes. */
+            if (st->wflags & ST_PAUSED) {
+                st->wunconsumed += m->len;
+            } else {
+                off_cmd k = {.type = K_CONSUMED, .len = m->len};
+                cmd(st, &k);
+            }
+        }
+        break;
+    case M_TRAILERS:
+        if (!(st->wflags & (ST_RESET | ST_CLOSED)) && h->on_trailers)
+            h->on_trailers(st, m->data, m->len, srv->app);
+        break;
+    case M_RESET:
+        st->wflags |= ST_RESET;
+        if (h->on_reset)
+            h->on_reset(st, m->code, srv->app);
+        break;
+    case M_WRITABLE:
+        if (!(st->wflags & (ST_RESET | ST_CLOSED)) && h->on_writable)
+            h->on_writable(st, srv->app);
+        break;
+    case M_TIMER:
+        if (!(st->wflags & (ST_RESET | ST_CLOSED)) && m->fn)
+            m->fn(st, srv->app);
+        break;
+    case M_CLOSE: {
+        st->wflags |= ST_CLOSED;
+        if (h->on_close)
+            h->on_close(st, srv->app);
+        off_cmd k = {.type = K_FREED};
+        cmd(st, &k);
+        break;
+    }
+    }
+    free(m->data);
+}
+
+static void *worker_main(void *arg)
+{
+    offload *o = arg;
+    tls_worker = o;
+    for (;;) {
+        off_msg m;
+        while (spsc_pop(&o->msgs, &m)) {
+            if (m.type == M_STOP)
+                return NULL;
+            run(o, &m);
+        }
+        if (o->produced) {
+            o->produced = false;
+            ring_waker_wake(o->sh->waker);
+        }
+        /* Sleep until the shard posts: announce, re-check, then block. */
+        atomic_store(&o->sleeping, true);
+        if (spsc_size_approx(&o->msgs) == 0) {
+            uint64_t v;
+            ssize_t r = read(o->efd, &v, sizeof v);
+            (void)r;
+        }
+        atomic_store(&o->sleeping, false);
+    }
+}
+
+int offload_start(shard *sh, uint32_t n)
+{
+    sh->off = calloc(n, sizeof *sh->off);
+    if (!sh->off)
+        return SPINDLE_ENOMEM;
+    sh->noff = n;
+    for (uint32_t i = 0; i < n; i++)
+        sh->off[i].efd = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        offload *o = &sh->off[i];
+        o->sh = sh;
+        spsc_init(&o->msgs, o->msg_slots, OFF_QUEUE, sizeof(off_msg));
+        spsc_init(&o->cmds, o->cmd_slots, OFF_QUEUE, sizeof(off_cmd));
+        o->efd = eventfd(0, EFD_CLOEXEC);
+        if (o->efd < 0)
+            return SPINDLE_ESYS;
+        if (pthread_create(&o->thread, NULL, worker_main, o) != 0)
+            return SPINDLE_ESYS;
+        o->started = true;
+    }
+    return 0;
+}
+
+void offload_stop(shard *sh)
+{
+    for (uint32_t i = 0; i < sh->noff; i++) {
+        offload *o = &sh->off[i];
+        if (o->started) {
+            off_msg m = {.type = M_STOP};
+            while (!spsc_push(&o->msgs, &m))
+                usleep(100);
+            atomic_store(&o->sleeping, true); /* force the doorbell */
+            wake_worker(o);
+            pthread_join(o->thread, NULL);
+        }
+        /* Anything left in the command queue: release what it carries. */
+        off_cmd k;
+        while (spsc_pop(&o->cmds, &k)) {
+            if (k.type == K_SEND && k.release)
+                k.release(k.ctx, k.data, k.len);
+            else if (k.type == K_RESPOND || k.type == K_TRAILERS)
+                free(k.data);
+            else if (k.type == K_FREED)
+                stream_free(k.st);
+        }
+        if (o->efd >= 0)
+            close(o->efd);
+    }
+    while (sh->off_overflow) {
+        overflow *ov = sh->off_overflow;
+        sh->off_overflow = ov->next;
+        free(ov->m.data);
+        free(ov);
+    }
+    free(sh->off);
+    sh->off = NULL;
+    sh->noff = 0;
+}

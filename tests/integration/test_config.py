@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""Bad configuration: invalid flags and values exit 2 with a one-line
+message; a port in use fails with a message naming the address."""
+import os
+import socket
+import subprocess
+import sys
+import unittest
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import HELLO, H2Client, Server, log  # noqa: E402
+
+
+def run_server(args, timeout=5):
+    """Run spindle-hello expecting it to exit on its own."""
+    cmd = [harness.binary()] + args
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        harness._killgroup(p)
+        out, err = p.communicate()
+        raise AssertionError("%s did not exit within %d s (stdout %r, stderr %r)" % (
+            " ".join(cmd), timeout, out[-500:], err[-500:]))
+    finally:
+        harness._killgroup(p)
+    return p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+class ConfigTest(unittest.TestCase):
+    def assertUsageError(self, args):
+        rc, out, err = run_server(args)
+        log("%s -> exit %d, stderr %r" % (" ".join(args), rc, err))
+        self.assertEqual(rc, 2, "%r: exit %d, stderr %r" % (args, rc, err))
+        lines = [l for l in err.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, "%r: want a one-line message on stderr, got %r" % (args, err))
+        self.assertNotIn("listening on", out)
+        return lines[0]
+
+    def test_port_out_of_range(self):
+        msg = self.assertUsageError(["--address", "127.0.0.1", "--port", "99999"])
+        self.assertIn("99999", msg)
+
+    def test_unknown_setting(self):
+        msg = self.assertUsageError(["--port", "0", "--set", "nonsense=1"])
+        self.assertIn("nonsense", msg)
+
+    def test_bad_values(self):
+        # --port 0 first wherever the port is not under test: if a bad value
+        # were accepted, the server must not grab a fixed port.
+        for args in (["--port", "-1"], ["--port", "80x"], ["--port", "0", "--port"],
+                     ["--port", "0", "--shards", "many"], ["--port", "0", "--log-level", "9"],
+                     ["--port", "0", "--set", "max-concurrent-streams=abc"],
+                     ["--port", "0", "--set", "idle-timeout"],
+                     ["--port", "0", "--no-such-flag"]):
+            with self.subTest(args=args):
+                self.assertUsageError(args)
+
+    def test_port_in_use(self):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # Plain bind + listen, no SO_REUSEPORT: the server cannot share it.
+            s.bind(("127.0.0.1", 0))
+            s.listen(8)
+            port = s.getsockname()[1]
+            rc, out, err = run_server(["--address", "127.0.0.1", "--port", str(port), "--shards", "1"])
+            log("port %d in use -> exit %d, stderr %r" % (port, rc, err))
+            self.assertNotEqual(rc, 0, "server started on a port in use: %r" % out)
+            self.assertGreater(rc, 0, "killed by a signal (%d) instead of exiting" % rc)
+            self.assertNotIn("listening on", out)
+            self.assertIn("127.0.0.1", err, "the message should name the address")
+            self.assertIn(str(port), err, "the message should name the port")
+
+    def test_settings_accepted(self):
+        # The documented --set names work (sanity for the negative tests).
+        with Server(shards=1, log_level=0,
+                    sets={"max-concurrent-streams": 100, "idle-timeout": 60000,
+                          "max-requests": 10000, "max-conns": 1000, "drain-timeout": 5000}) as srv:
+            with H2Client(srv.port) as c:
+                self.assertEqual(bytes(c.get("/").data), HELLO)
+
+    def test_fixed_port(self):
+        # The other way to get a port: pick a free one and pass it.
+        port = harness.free_port()
+        with Server(shards=2, port=port) as srv:
+            self.assertEqual(srv.port, port)
+            with H2Client(port) as c:
+                self.assertEqual(bytes(c.get("/").data), HELLO)
+
+
+if __name__ == "__main__":
+    harness.main()
