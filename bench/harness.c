@@ -22,12 +22,15 @@ typedef struct note {
 } note;
 
 typedef struct result {
-    const char *name;
+    char name[64]; /* copied: callers may build names on the stack */
     const char *unit;
     const char *skipped; /* reason, or NULL */
     uint64_t n;          /* ops per run */
     uint32_t runs;
     double median, min, max, p10, p90; /* ns per op */
+    double cpu_pct; /* median over runs of thread CPU time / wall time */
+    double cpu_ns;  /* median over runs of ns/op scaled by that share: the
+                     * estimate that ignores time the thread was off the CPU */
     double bytes_per_op;
     note notes[BENCH_MAX_NOTES];
     uint32_t nnotes;
@@ -59,7 +62,7 @@ int bench_pin_thread(int cpu)
 {
     cpu_set_t set;
     CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
+    CPU_SET((size_t)cpu, &set);
     if (sched_setaffinity(0, sizeof set, &set) != 0)
         return -errno;
     return 0;
@@ -82,11 +85,25 @@ bool bench_want(const bench *b, const char *name)
     return false;
 }
 
-static uint64_t time_call(bench_fn fn, void *arg, uint64_t n)
+static uint64_t thread_cpu_ns(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Time one call; *cpu_pct (may be NULL) gets the calling thread's CPU time
+ * over the wall time: below ~95% the thread was preempted (another process
+ * on the CPU) or blocked (in the kernel, or waiting for a partner thread). */
+static uint64_t time_call(bench_fn fn, void *arg, uint64_t n, double *cpu_pct)
+{
+    uint64_t c0 = thread_cpu_ns();
     uint64_t t0 = bench_now_ns();
     uint64_t self = fn(arg, n);
     uint64_t t1 = bench_now_ns();
+    uint64_t c1 = thread_cpu_ns();
+    if (cpu_pct)
+        *cpu_pct = t1 > t0 ? 100.0 * (double)(c1 - c0) / (double)(t1 - t0) : 100.0;
     if (self)
         return self;
     return t1 > t0 ? t1 - t0 : 1;
@@ -119,7 +136,7 @@ static result *new_result(bench *b, const char *name)
     }
     result *r = &b->results[b->nresults++];
     memset(r, 0, sizeof *r);
-    r->name = name;
+    snprintf(r->name, sizeof r->name, "%s", name);
     r->unit = "op";
     return r;
 }
@@ -127,8 +144,12 @@ static result *new_result(bench *b, const char *name)
 void bench_skip(bench *b, const char *name, const char *why)
 {
     b->last_ran = false;
-    if (!bench_want(b, name) || b->list)
+    if (!bench_want(b, name))
         return;
+    if (b->list) {
+        printf("%s (skipped: %s)\n", name, why);
+        return;
+    }
     result *r = new_result(b, name);
     if (r)
         r->skipped = why;
@@ -156,9 +177,11 @@ bool bench_run(bench *b, const char *name, bench_fn fn, void *arg, const bench_o
     /* Calibrate: grow n until a call takes a tenth of the target, then
      * scale to the target. */
     double target = b->time_ms * 1e6;
-    uint64_t n = 1, t = 0;
+    uint64_t n = opts && opts->min_n ? opts->min_n : 1, t = 0;
+    if (n > max_n)
+        n = max_n;
     for (;;) {
-        t = time_call(fn, arg, n);
+        t = time_call(fn, arg, n, NULL);
         if ((double)t >= target / 10 || n >= max_n)
             break;
         double grow = (target / 10) / (double)t * 1.5;
@@ -170,15 +193,22 @@ bool bench_run(bench *b, const char *name, bench_fn fn, void *arg, const bench_o
         n = next > max_n ? max_n : next;
     }
     double scaled = (double)n * target / (double)t;
-    n = scaled < 1 ? 1 : scaled > (double)max_n ? max_n : (uint64_t)scaled;
+    uint64_t floor_n = opts && opts->min_n ? opts->min_n : 1;
+    n = scaled < (double)floor_n ? floor_n : scaled > (double)max_n ? max_n : (uint64_t)scaled;
     r->n = n;
 
     for (uint32_t i = 0; i < b->warmup; i++)
-        time_call(fn, arg, n);
-    double per_op[MAX_RUNS];
-    for (uint32_t i = 0; i < b->runs; i++)
-        per_op[i] = (double)time_call(fn, arg, n) / (double)n;
+        time_call(fn, arg, n, NULL);
+    double per_op[MAX_RUNS], cpu[MAX_RUNS], cpu_ns[MAX_RUNS];
+    for (uint32_t i = 0; i < b->runs; i++) {
+        per_op[i] = (double)time_call(fn, arg, n, &cpu[i]) / (double)n;
+        cpu_ns[i] = per_op[i] * (cpu[i] > 100 ? 100 : cpu[i]) / 100;
+    }
     qsort(per_op, b->runs, sizeof per_op[0], cmp_double);
+    qsort(cpu, b->runs, sizeof cpu[0], cmp_double);
+    qsort(cpu_ns, b->runs, sizeof cpu_ns[0], cmp_double);
+    r->cpu_pct = quantile(cpu, b->runs, 0.5);
+    r->cpu_ns = quantile(cpu_ns, b->runs, 0.5);
     r->runs = b->runs;
     r->median = quantile(per_op, b->runs, 0.5);
     r->p10 = quantile(per_op, b->runs, 0.1);
@@ -186,8 +216,8 @@ bool bench_run(bench *b, const char *name, bench_fn fn, void *arg, const bench_o
     r->min = per_op[0];
     r->max = per_op[b->runs - 1];
     b->last_ran = true;
-    fprintf(stderr, "  %-34s %12.1f ns/%s  (p10 %.1f, p90 %.1f, n=%llu)\n", name, r->median,
-            r->unit, r->p10, r->p90, (unsigned long long)n);
+    fprintf(stderr, "  %-34s %12.1f ns/%s  (p10 %.1f, p90 %.1f, n=%llu, cpu %.0f%%)\n", name,
+            r->median, r->unit, r->p10, r->p90, (unsigned long long)n, r->cpu_pct);
     return true;
 }
 
@@ -207,7 +237,7 @@ static int main_cpu(const bench *b)
     if (b->cpu >= 0)
         return b->cpu;
     for (int i = 0; i < CPU_SETSIZE; i++)
-        if (CPU_ISSET(i, &b->orig_mask))
+        if (CPU_ISSET((size_t)i, &b->orig_mask))
             return i;
     return -1;
 }
@@ -217,7 +247,7 @@ bool bench_pair_begin(bench *b, int *partner)
     int mine = main_cpu(b);
     int other = -1;
     for (int i = 0; i < CPU_SETSIZE && other < 0; i++)
-        if (i != mine && CPU_ISSET(i, &b->orig_mask))
+        if (i != mine && CPU_ISSET((size_t)i, &b->orig_mask))
             other = i;
     if (mine < 0 || other < 0)
         return false;
@@ -390,9 +420,9 @@ static void print_json(const bench *b)
         json_str(r->unit);
         printf(", \"n_per_run\": %llu, \"runs\": %u,\n     \"ns_per_op\": {\"median\": %.3f, "
                "\"p10\": %.3f, \"p90\": %.3f, \"min\": %.3f, \"max\": %.3f},\n"
-               "     \"ops_per_sec\": %.1f",
+               "     \"ops_per_sec\": %.1f, \"cpu_pct\": %.1f, \"cpu_ns_per_op\": %.3f",
                (unsigned long long)r->n, r->runs, r->median, r->p10, r->p90, r->min, r->max,
-               1e9 / r->median);
+               1e9 / r->median, r->cpu_pct, r->cpu_ns);
         if (r->bytes_per_op > 0)
             printf(", \"bytes_per_op\": %.0f, \"mb_per_sec\": %.1f", r->bytes_per_op,
                    r->bytes_per_op / r->median * 1e3);
@@ -421,8 +451,8 @@ static void si(char *out, size_t cap, double v)
 
 static void print_table(const bench *b)
 {
-    printf("%-34s %11s %11s %11s %7s %10s %9s  %s\n", "case", "ns/op", "p10", "p90", "spread",
-           "ops/s", "MB/s", "unit / notes");
+    printf("%-34s %11s %11s %11s %7s %5s %10s %9s  %s\n", "case", "ns/op", "p10", "p90",
+           "spread", "cpu", "ops/s", "MB/s", "unit / notes");
     for (uint32_t i = 0; i < b->nresults; i++) {
         const result *r = &b->results[i];
         if (r->skipped) {
@@ -434,13 +464,14 @@ static void print_table(const bench *b)
         if (r->bytes_per_op > 0)
             snprintf(mbs, sizeof mbs, "%.0f", r->bytes_per_op / r->median * 1e3);
         double spread = r->median > 0 ? (r->max - r->min) / r->median * 100 : 0;
-        printf("%-34s %11.1f %11.1f %11.1f %6.1f%% %10s %9s  %s", r->name, r->median, r->p10,
-               r->p90, spread, ops, mbs, r->unit);
+        printf("%-34s %11.1f %11.1f %11.1f %6.1f%% %4.0f%% %10s %9s  %s", r->name, r->median,
+               r->p10, r->p90, spread, r->cpu_pct, ops, mbs, r->unit);
         for (uint32_t k = 0; k < r->nnotes; k++)
             printf("%s%s=%.4g", k ? ", " : "; ", r->notes[k].key, r->notes[k].value);
         printf("\n");
     }
-    printf("(median of %u runs of ~%.0f ms; spread = (max - min) / median; MB = 10^6 bytes)\n",
+    printf("(median of %u runs of ~%.0f ms; spread = (max - min) / median; cpu = thread CPU time /\n"
+           " wall time, below ~95%% the thread was preempted or blocked; MB = 10^6 bytes)\n",
            b->runs, b->time_ms);
 }
 

@@ -35,6 +35,8 @@ typedef struct bench_opts {
     const char *unit;    /* what one operation is ("request"); NULL = "op" */
     double bytes_per_op; /* > 0: report MB/s */
     uint64_t max_n;      /* > 0: never run more than this many ops per call */
+    uint64_t min_n;      /* > 0: calibrate from here (cases with a fixed start-up
+                          * cost per call, such as starting a partner thread) */
 } bench_opts;
 
 /* Is the case selected by the command line?  Cheap: call it before an

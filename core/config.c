@@ -191,7 +191,13 @@ int spindle_config_check(const spindle_config *cfg, char *err, size_t errlen)
     config_to_h2_limits(cfg, &l);
     const char *why = h2_limits_check(&l);
     if (why) {
-        seterr(err, errlen, why, NULL);
+        /* Name the option as the command line spells it. */
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s", why);
+        for (char *p = msg; *p && *p != ' '; p++)
+            if (*p == '_')
+                *p = '-';
+        seterr(err, errlen, msg, NULL);
         return SPINDLE_EINVAL;
     }
     if (cfg->max_conns == 0) {

@@ -12,8 +12,6 @@
  * msghdr/iovecs and read output memory until then.
  */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,8 +54,7 @@ conn *conn_new(shard *sh, int fd)
         free(c);
         return NULL;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* TCP_NODELAY comes from the listener: accepted sockets inherit it. */
     c->sh = sh;
     c->fd = fd;
     c->slot = sh->free_slots[--sh->nfree];

@@ -143,6 +143,7 @@ struct shard {
     struct overflow *off_overflow, *off_overflow_tail;
     uint32_t off_streams;        /* streams handed to workers, not yet FREED */
     conn *off_wait;              /* connections paused for worker queue room */
+    bool yield_each_round;       /* under valgrind: see shard_setup() */
     _Atomic int ready;           /* 0 starting, 1 serving, -1 failed */
     ring_waker waker;            /* valid once ready == 1 (published by it) */
     uint16_t port;               /* the port actually bound */

@@ -223,6 +223,52 @@ static int fail(ring_error *err, int code, const char *what, uint32_t flags)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Re-arm rules                                                              */
+
+ring_rearm ring_accept_rearm(const ring_cqe *c)
+{
+	if (c->flags & RING_CQE_F_MORE)
+		return RING_REARM_NONE;
+	if (c->res >= 0)
+		return RING_REARM_NOW;
+	switch (-c->res) {
+	case ECONNABORTED:
+	case EINTR:
+	case EAGAIN:
+	case EPROTO:
+	case EPERM:
+		return RING_REARM_NOW;
+	case ECANCELED:
+	case EBADF:
+	case ENOTSOCK:
+	case EINVAL:
+	case EOPNOTSUPP:
+		return RING_REARM_NEVER;
+	default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM and the unknown */
+		return RING_REARM_LATER;
+	}
+}
+
+ring_rearm ring_recv_rearm(const ring_cqe *c)
+{
+	if (c->flags & RING_CQE_F_MORE)
+		return RING_REARM_NONE;
+	if (c->res > 0)
+		return RING_REARM_NOW;
+	if (c->res == 0)
+		return RING_REARM_NEVER;
+	switch (-c->res) {
+	case ENOBUFS:
+		return RING_REARM_LATER;
+	case EINTR:
+	case EAGAIN:
+		return RING_REARM_NOW;
+	default:
+		return RING_REARM_NEVER;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
 /* Setup                                                                     */
 
 ring_config ring_config_default(void)

@@ -174,6 +174,38 @@ static inline bool ring_cqe_zc_copied(const ring_cqe *c)
 	return ((uint32_t)c->res & RING_NOTIF_ZC_COPIED) != 0;
 }
 
+/*
+ * What a multishot op's CQE asks of the caller. The rules live here so the
+ * shard cannot get them subtly wrong (a re-arm at the wrong moment spins).
+ */
+typedef enum ring_rearm {
+	RING_REARM_NONE,  /* F_MORE: still armed, nothing to do */
+	RING_REARM_NOW,   /* ended for a reason a new arm fixes: re-arm now */
+	RING_REARM_LATER, /* ended by a shortage: re-arm once it is over (recv:
+			     after buffers were recycled; accept: after a
+			     connection closed, or on a timer) */
+	RING_REARM_NEVER  /* ended for good: EOF, cancelled, socket error */
+} ring_rearm;
+
+/*
+ * Multishot accept: NONE with F_MORE; NOW after a success without F_MORE
+ * or a transient error (-ECONNABORTED, -EINTR, -EAGAIN, -EPROTO, -EPERM);
+ * LATER after -EMFILE, -ENFILE, -ENOBUFS, -ENOMEM (the pending connection
+ * would fail a new accept at once); NEVER after -ECANCELED or a listener
+ * that is gone (-EBADF, -ENOTSOCK, -EINVAL, -EOPNOTSUPP). Unknown errors:
+ * LATER, the choice that cannot spin. Any thread.
+ */
+ring_rearm ring_accept_rearm(const ring_cqe *c);
+
+/*
+ * Multishot recv: NONE with F_MORE; NOW after data without F_MORE or
+ * -EINTR/-EAGAIN; LATER after -ENOBUFS; NEVER after EOF (res 0),
+ * -ECANCELED or any other error (the connection is done). A NOW re-arm may
+ * still be refused with -ENOBUFS by ring_prep_recv_multishot() when the pool
+ * is empty: treat that as LATER. Any thread.
+ */
+ring_rearm ring_recv_rearm(const ring_cqe *c);
+
 /* ------------------------------------------------------------------------ */
 /* Setup                                                                     */
 
@@ -317,7 +349,10 @@ int ring_prep_accept_multishot(ring *r, int listen_fd, uint64_t ud);
  * refuses with -ENOBUFS (queuing nothing) while no buffer is free, so an
  * immediate re-arm cannot spin through the kernel. The usual shape: park the
  * connection on -ENOBUFS, and after a round in which buffers were recycled,
- * re-arm the parked connections.
+ * re-arm the parked connections (ring_recv_rearm() classifies each CQE).
+ * The guard counts buffers named by CQEs not yet reaped as free, so it can
+ * let one re-arm through that ends in -ENOBUFS again; never more than one
+ * per connection per round, since the next reap corrects the count.
  * -EINVAL if the ring has no buffer ring.
  */
 int ring_prep_recv_multishot(ring *r, int fd, uint64_t ud);
@@ -445,7 +480,7 @@ ring_bufs *ring_bufs_of(ring *r);
  * its own sends ring_prep_msg() (shard to shard); a thread without one (an
  * offload worker, a signal thread) writes to the ring's eventfd doorbell,
  * on which the ring keeps a read armed: ring_waker_wake(). Wakes coalesce:
- * N wakes before the owner reaps give one RING_OP_WAKE CQE with res = N.
+ * N wakes while the read is armed give one RING_OP_WAKE CQE with res = N.
  * After a wake, the owner checks its SPSC queues; the CQE is the doorbell,
  * not the message.
  */

@@ -47,7 +47,8 @@ int ring_bufs_new(ring_bufs **out, struct io_uring *uring, uint16_t bgid,
  * cancelled): unregister the group, unmap everything. NULL is a no-op. */
 void ring_bufs_free(ring_bufs *b);
 
-/* The bytes of buffer bid (valid while the caller holds bid). */
+/* The bytes of buffer bid, valid while the caller holds bid; NULL if bid is
+ * out of range. A recv CQE's data is the first res bytes. */
 void *ring_bufs_get(const ring_bufs *b, uint16_t bid);
 
 /* Bytes per buffer. */

@@ -1594,7 +1594,7 @@ h2_rv h2_conn_recv(h2_conn *c, const uint8_t *in, size_t len, uint64_t now_ms, s
             uint32_t n = H2_PREFACE_LEN - c->preface_got;
             if ((size_t)(end - p) < n)
                 n = (uint32_t)(end - p);
-            if (memcmp(p, H2_PREFACE + c->preface_got, n) != 0) {
+            if (memcmp(p, &H2_PREFACE[c->preface_got], n) != 0) {
                 rv = conn_fail(c, H2_PROTOCOL_ERROR, "invalid connection preface");
                 break;
             }

@@ -8,7 +8,9 @@
  * fresh buffer, which also unwraps them.  Eviction is arithmetic on
  * counters; insertion writes at the head.  Once the rings have reached what
  * a connection's traffic needs, neither the decoder nor the encoder
- * allocates again.
+ * allocates again.  The encoder's table adds a hash index over the entries
+ * (see field_bucket()), so that a field is matched in a step or two rather
+ * than by scanning up to 128 entries.
  */
 #include <string.h>
 
@@ -18,12 +20,12 @@ enum {
     MIN_RING_BYTES = 128,
     MIN_RING_ENTRIES = 8,
     /* Field representations (§6): first-byte patterns and prefix sizes. */
-    REP_INDEXED = 0x80,      /* §6.1, 7-bit index */
-    REP_INCREMENTAL = 0x40,  /* §6.2.1, 6-bit name index */
-    REP_SIZE_UPDATE = 0x20,  /* §6.3, 5-bit size */
+    REP_INDEXED = 0x80,       /* §6.1, 7-bit index */
+    REP_INCREMENTAL = 0x40,   /* §6.2.1, 6-bit name index */
+    REP_SIZE_UPDATE = 0x20,   /* §6.3, 5-bit size */
     REP_NEVER_INDEXED = 0x10, /* §6.2.3, 4-bit name index */
-    REP_NOT_INDEXED = 0x00,  /* §6.2.2, 4-bit name index */
-    STR_HUFFMAN = 0x80,      /* §5.2, 7-bit length */
+    REP_NOT_INDEXED = 0x00,   /* §6.2.2, 4-bit name index */
+    STR_HUFFMAN = 0x80,       /* §5.2, 7-bit length */
 };
 
 /* The largest ring allocated.  Only a single field of 2 GiB could need
@@ -112,10 +114,11 @@ const hpack_field *hpack_static_get(uint32_t idx)
 
 /* --- Dynamic table (§2.3.2, §4) ----------------------------------------------- */
 
-/* Entry i, 1 = newest. */
+/* Entry i, 1 = newest.  Entry number s (counting insertions) sits at
+ * ents[s & (ents_cap - 1)]; the newest is number seq - 1. */
 static inline struct hpack_entry *entry_at(const hpack_table *t, uint32_t i)
 {
-    return &t->ents[(t->ent_head - i) & (t->ents_cap - 1)];
+    return &t->ents[(t->seq - i) & (t->ents_cap - 1)];
 }
 
 static inline uint32_t ring_add(const hpack_table *t, uint32_t off, uint32_t n)
@@ -166,6 +169,35 @@ static bool ring_eq(const hpack_table *t, uint32_t off, const uint8_t *s, uint32
     return memcmp(t->bytes + off, s, first) == 0 && memcmp(t->bytes, s + first, len - first) == 0;
 }
 
+/* The encoder's search index: two sets of chains, by the hash of the whole
+ * field and by the hash of the name, each newest first and linked by entry
+ * number + 1 (0 ends a chain).  Eviction leaves links alone: a link to an
+ * evicted entry ends its chain, as everything after it is older still.  Only
+ * a bucket whose newest entry goes is cleared, so a head is always live and
+ * a link never spans more than a table's worth of insertions (no confusion
+ * when the 32-bit count wraps). */
+enum { INDEX_BUCKETS = 64 };
+
+static inline uint32_t *field_bucket(const hpack_table *t, uint32_t field_hash)
+{
+    return &t->index[field_hash & (INDEX_BUCKETS - 1)];
+}
+
+static inline uint32_t *name_bucket(const hpack_table *t, uint32_t name_hash)
+{
+    return &t->index[INDEX_BUCKETS + (name_hash & (INDEX_BUCKETS - 1))];
+}
+
+/* The live entry a link names, with its index (1 = newest), or NULL. */
+static inline const struct hpack_entry *follow(const hpack_table *t, uint32_t link, uint32_t *idx)
+{
+    uint32_t age = t->seq - link; /* entry number link - 1 is seq - 1 - age */
+    if (link == 0 || age >= t->count)
+        return NULL;
+    *idx = age + 1;
+    return &t->ents[(link - 1) & (t->ents_cap - 1)];
+}
+
 static void table_init(hpack_table *t, uint32_t max_size, const h2_mem *mem)
 {
     memset(t, 0, sizeof *t);
@@ -177,6 +209,7 @@ static void table_free(hpack_table *t)
 {
     h2_free(t->mem, t->bytes);
     h2_free(t->mem, t->ents);
+    h2_free(t->mem, t->index);
     table_init(t, 0, t->mem);
 }
 
@@ -186,22 +219,40 @@ static void table_clear(hpack_table *t)
     t->count = 0;
     t->size = 0;
     t->bytes_used = 0;
+    if (t->index)
+        memset(t->index, 0, 2 * INDEX_BUCKETS * sizeof *t->index);
 }
 
-static void evict_oldest(hpack_table *t)
+/* Evict the n oldest entries. */
+static void evict(hpack_table *t, uint32_t n)
 {
-    const struct hpack_entry *e = entry_at(t, t->count);
-    t->bytes_used -= e->name_len + e->value_len;
-    t->size -= e->name_len + e->value_len + HPACK_ENTRY_OVERHEAD;
-    t->count--;
+    for (; n > 0; n--) {
+        const struct hpack_entry *e = entry_at(t, t->count);
+        if (t->index) {
+            uint32_t link = t->seq - t->count + 1;
+            uint32_t *b = field_bucket(t, e->field_hash);
+            if (*b == link)
+                *b = 0;
+            b = name_bucket(t, e->name_hash);
+            if (*b == link)
+                *b = 0;
+        }
+        t->bytes_used -= e->name_len + e->value_len;
+        t->size -= e->name_len + e->value_len + HPACK_ENTRY_OVERHEAD;
+        t->count--;
+    }
 }
 
 /* A new maximum (§4.3): evict until the table fits. */
 static void table_set_max(hpack_table *t, uint32_t max_size)
 {
     t->max_size = max_size;
-    while (t->size > max_size)
-        evict_oldest(t);
+    uint32_t n = 0;
+    for (uint32_t size = t->size; size > max_size; n++) {
+        const struct hpack_entry *e = entry_at(t, t->count - n);
+        size -= e->name_len + e->value_len + HPACK_ENTRY_OVERHEAD;
+    }
+    evict(t, n);
 }
 
 static uint32_t pow2_at_least(uint64_t n, uint32_t start)
@@ -250,21 +301,22 @@ static h2_rv table_reserve(hpack_table *t, uint64_t bytes_need, uint64_t ents_ne
         t->bytes_head = t->bytes_used & (bcap - 1);
     }
     if (ne) {
-        for (uint32_t i = 0; i < t->count; i++)
-            ne[i] = *entry_at(t, t->count - i);
+        /* Entries keep their numbers, hence the index's links stay valid. */
+        for (uint32_t i = 1; i <= t->count; i++)
+            ne[(t->seq - i) & (ecap - 1)] = *entry_at(t, i);
         h2_free(t->mem, t->ents);
         t->ents = ne;
         t->ents_cap = ecap;
-        t->ent_head = t->count & (ecap - 1);
     }
     return H2_OK;
 }
 
 /* Insert (name, value) as the newest entry (§4.4).  An entry larger than the
  * maximum empties the table and is not inserted; that is not an error.
- * name and value must not point into t.  H2_E_NOMEM leaves t unchanged. */
+ * name and value must not point into t.  The hashes are the index's (0 in a
+ * table without one).  H2_E_NOMEM leaves t unchanged. */
 static h2_rv table_insert(hpack_table *t, const uint8_t *name, uint32_t name_len, const uint8_t *value,
-                          uint32_t value_len)
+                          uint32_t value_len, uint32_t name_hash, uint32_t field_hash)
 {
     uint64_t bytes = (uint64_t)name_len + value_len;
     uint64_t size = bytes + HPACK_ENTRY_OVERHEAD;
@@ -288,21 +340,33 @@ static h2_rv table_insert(hpack_table *t, const uint8_t *name, uint32_t name_len
                              max_u64(t->count, (uint64_t)t->count - ev + 1));
     if (rv != H2_OK)
         return rv;
-    t->count -= ev;
-    t->bytes_used -= ev_bytes;
+    evict(t, ev);
 
     uint32_t off = t->bytes_head;
     ring_write(t, off, name, name_len);
     ring_write(t, ring_add(t, off, name_len), value, value_len);
-    struct hpack_entry *e = &t->ents[t->ent_head];
+    struct hpack_entry *e = &t->ents[t->seq & (t->ents_cap - 1)];
     e->off = off;
     e->name_len = name_len;
     e->value_len = value_len;
-    t->ent_head = (t->ent_head + 1) & (t->ents_cap - 1);
+    e->name_hash = name_hash;
+    e->field_hash = field_hash;
+    if (t->index) {
+        /* Entry number seq; once in 2^32 insertions its link is 0 and it is
+         * not found: only a missed match. */
+        uint32_t link = t->seq + 1;
+        uint32_t *b = field_bucket(t, field_hash);
+        e->field_next = *b;
+        *b = link;
+        b = name_bucket(t, name_hash);
+        e->name_next = *b;
+        *b = link;
+    }
+    t->seq++;
     t->count++;
     t->bytes_head = ring_add(t, off, (uint32_t)bytes);
     t->bytes_used += (uint32_t)bytes;
-    t->size = (uint32_t)(left + size);
+    t->size += (uint32_t)size;
     return H2_OK;
 }
 
@@ -554,7 +618,7 @@ static h2_rv decode_literal(hpack_decoder *d, hpack_sink *sink, const uint8_t **
         return H2_OK;
     /* Not staged means too large for the table: table_insert() empties it
      * without reading the strings. */
-    return table_insert(t, staged, name_len, staged ? staged + name_len : NULL, value_len);
+    return table_insert(t, staged, name_len, staged ? staged + name_len : NULL, value_len, 0, 0);
 }
 
 /* §6.3; the caller has checked that no field came before. */
@@ -690,6 +754,13 @@ static h2_rv reserve_block(hpack_encoder *e, const hpack_field *f, size_t n)
     }
     if (ents == 0)
         return H2_OK;
+    if (!t->index) {
+        uint32_t *index = h2_malloc(t->mem, 2 * INDEX_BUCKETS * sizeof *index);
+        if (!index)
+            return H2_E_NOMEM;
+        memset(index, 0, 2 * INDEX_BUCKETS * sizeof *index);
+        t->index = index; /* before the first insertion: it indexes every entry */
+    }
     uint64_t bytes_need = t->bytes_used + bytes, ents_need = t->count + ents;
     if (bytes_need > t->max_size - HPACK_ENTRY_OVERHEAD)
         bytes_need = max_u64(t->bytes_used, t->max_size - HPACK_ENTRY_OVERHEAD);
@@ -698,17 +769,29 @@ static h2_rv reserve_block(hpack_encoder *e, const hpack_field *f, size_t n)
     return table_reserve(t, bytes_need, ents_need);
 }
 
+/* FNV-1a, continuing from h: cheap, and good enough to keep the index's
+ * chains short (a match is always confirmed with memcmp). */
+static uint32_t hash_bytes(uint32_t h, const uint8_t *s, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 16777619u;
+    return h;
+}
+
 typedef struct match {
-    uint32_t exact; /* index of an entry equal to the field, or 0 */
-    uint32_t name;  /* index of an entry with the field's name, or 0 */
+    uint32_t exact;      /* index of an entry equal to the field, or 0 */
+    uint32_t name;       /* index of an entry with the field's name, or 0 */
+    uint32_t name_hash;  /* for the index */
+    uint32_t field_hash; /* (when by_value) */
 } match;
 
 /* Static entries first: an exact static match, else the static name (the
- * static index never moves and is often smaller).  Then the dynamic table,
- * newest first, for an exact match (by_value) or the name. */
+ * static index never moves and is often smaller).  Then the dynamic table
+ * through its index, newest first, for an exact match (by_value) or the
+ * name. */
 static match lookup(const hpack_table *t, const hpack_field *f, bool by_value)
 {
-    match m = {0, 0};
+    match m = {0, 0, 0, 0};
     uint32_t s = hpack_static_find_name(f->name, f->name_len);
     if (s != 0) {
         m.name = s;
@@ -722,19 +805,29 @@ static match lookup(const hpack_table *t, const hpack_field *f, bool by_value)
             }
         }
     }
-    for (uint32_t i = 1; i <= t->count; i++) {
-        const struct hpack_entry *en = entry_at(t, i);
-        if (en->name_len != f->name_len || !ring_eq(t, en->off, f->name, f->name_len))
-            continue;
-        if (by_value && en->value_len == f->value_len &&
-            ring_eq(t, ring_add(t, en->off, en->name_len), f->value, f->value_len)) {
-            m.exact = HPACK_STATIC_COUNT + i;
-            return m;
-        }
-        if (m.name == 0) {
-            m.name = HPACK_STATIC_COUNT + i;
-            if (!by_value)
+    m.name_hash = hash_bytes(2166136261u, f->name, f->name_len);
+    m.field_hash = by_value ? hash_bytes(m.name_hash, f->value, f->value_len) : 0;
+    if (!t->index)
+        return m;
+    uint32_t idx = 0;
+    const struct hpack_entry *e;
+    if (by_value) {
+        for (e = follow(t, *field_bucket(t, m.field_hash), &idx); e; e = follow(t, e->field_next, &idx)) {
+            if (e->field_hash == m.field_hash && e->name_len == f->name_len && e->value_len == f->value_len &&
+                ring_eq(t, e->off, f->name, f->name_len) &&
+                ring_eq(t, ring_add(t, e->off, e->name_len), f->value, f->value_len)) {
+                m.exact = HPACK_STATIC_COUNT + idx;
                 return m;
+            }
+        }
+    }
+    if (m.name == 0) {
+        for (e = follow(t, *name_bucket(t, m.name_hash), &idx); e; e = follow(t, e->name_next, &idx)) {
+            if (e->name_hash == m.name_hash && e->name_len == f->name_len &&
+                ring_eq(t, e->off, f->name, f->name_len)) {
+                m.name = HPACK_STATIC_COUNT + idx;
+                break;
+            }
         }
     }
     return m;
@@ -777,7 +870,9 @@ static h2_rv encode_field(hpack_encoder *e, const hpack_field *f, uint8_t **pos)
     p = encode_string(p, e->huff, f->value, f->value_len);
     *pos = p;
     /* reserve_block() made room: this does not allocate. */
-    return insert ? table_insert(&e->table, f->name, f->name_len, f->value, f->value_len) : H2_OK;
+    return insert ? table_insert(&e->table, f->name, f->name_len, f->value, f->value_len, m.name_hash,
+                                 m.field_hash)
+                  : H2_OK;
 }
 
 h2_rv hpack_encode_block(hpack_encoder *e, const hpack_field *f, size_t n, uint8_t *out, size_t cap,

@@ -75,7 +75,9 @@ const hpack_field *hpack_static_get(uint32_t idx);
  * Storage is one lazily allocated byte ring plus an entry ring, grown by
  * doubling up to what max_size needs; no per-entry allocation.  An entry's
  * bytes may wrap around the end of the ring, so strings are copied out,
- * never referenced.  Storage does not shrink when max_size does.
+ * never referenced.  An encoder's table also has a small hash index (512
+ * bytes) so that finding a match does not scan the table.  Storage does not
+ * shrink when max_size does.
  * struct hpack_entry is private (hpack_internal.h); all fields are read-only
  * outside hpack.c. */
 typedef struct hpack_table {
@@ -83,13 +85,14 @@ typedef struct hpack_table {
     uint32_t bytes_cap;  /* allocated size of bytes (power of two or 0) */
     uint32_t bytes_head; /* where the next entry's bytes go */
     uint32_t bytes_used;
-    struct hpack_entry *ents; /* ring, newest at ent_head - 1 */
+    struct hpack_entry *ents; /* ring: entry number s at ents[s & (ents_cap - 1)] */
     uint32_t ents_cap;        /* power of two or 0 */
-    uint32_t ent_head;
+    uint32_t seq;             /* insertions so far (mod 2^32): the newest is seq - 1 */
     uint32_t count;
     uint32_t size;     /* current size per §4.1 */
     uint32_t max_size; /* current maximum (last size update) */
     const h2_mem *mem;
+    uint32_t *index;   /* private: the encoder's search index; NULL in a decoder */
 } hpack_table;
 
 /* --- Decoder (§3, §6) ------------------------------------------------------ */
@@ -159,10 +162,10 @@ void hpack_decoder_set_settings_max(hpack_decoder *d, uint32_t settings_max);
  * Any number of size updates may precede the first field; when update_due,
  * the block must begin with one, and the first must not exceed the smallest
  * setting since the last block (§4.2).
- * Memory: strings are decoded into buf; only a field that is not stored yet
- * must enter the table, and whose strings do not fit in buf's free tail,
- * goes through a scratch buffer the decoder allocates (at most the table's
- * maximum size, kept until hpack_decoder_free()).
+ * Memory: strings are decoded into buf.  Only a field that must enter the
+ * table but is not stored (the sink overflowed) and does not fit in buf's
+ * free tail goes through a scratch buffer, which the decoder allocates then
+ * (at most the table's maximum size) and keeps until hpack_decoder_free().
  * Returns H2_OK (check sink->overflow), H2_E_COMPRESSION (malformed: bad
  * index, bad Huffman, truncated block, a size update above settings_max or
  * after the first field, a missing required size update), or H2_E_LIMIT (a
@@ -220,8 +223,9 @@ size_t hpack_encode_bound(const hpack_field *f, size_t n);
  * indexed when possible, the static index preferred), except fields flagged
  * NO_INDEX (literal without indexing) or NEVER_INDEX (never-indexed literal),
  * and entries larger than the table (literal without indexing, not
- * inserted).  A NEVER_INDEX field is never matched by value, only by name.
- * Field strings must not point into the encoder's table.
+ * inserted).  A NO_INDEX field that equals an entry is still sent indexed
+ * (that inserts nothing); a NEVER_INDEX field is never compared by value,
+ * only by name.
  * cap must be >= hpack_encode_bound(): returns H2_E_INVAL otherwise,
  * H2_E_NOMEM if the table cannot grow; H2_OK.  Table storage for the whole
  * block is reserved before anything is written, so on either error the

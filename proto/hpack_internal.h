@@ -49,11 +49,17 @@ h2_rv hpack_huff_decoded_len(const uint8_t *in, size_t n, size_t *out_len);
 /* --- hpack.c ---------------------------------------------------------------- */
 
 /* One dynamic table entry: its name and value lie back to back in the byte
- * ring from off (masked), possibly wrapping past the end of the ring. */
+ * ring from off (masked), possibly wrapping past the end of the ring.  The
+ * rest serves the encoder's search index (hpack.c); the decoder never
+ * searches and leaves it 0. */
 struct hpack_entry {
     uint32_t off;
     uint32_t name_len;
     uint32_t value_len;
+    uint32_t name_hash;  /* of the name */
+    uint32_t field_hash; /* of name and value */
+    uint32_t name_next;  /* the next older entry in its chains: number + 1, */
+    uint32_t field_next; /* or 0 */
 };
 
 /* Entry idx of t (1 = newest).  Its name and value are copied to buf

@@ -215,10 +215,17 @@ int main(int argc, char **argv)
             blocking = true;
             continue;
         }
-        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
-            fprintf(stderr, "spindle-hello: %s: %s\n", a,
-                    strncmp(a, "--", 2) ? "unexpected argument" : "missing value");
-            usage(stderr);
+        static const char *const valued[] = {"--address", "--port", "--shards", "--log-level",
+                                             "--set"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+            known = known || strcmp(a, valued[k]) == 0;
+        if (!known) {
+            fprintf(stderr, "spindle-hello: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "spindle-hello: %s needs a value (see --help)\n", a);
             return 2;
         }
         const char *v = argv[++i];

@@ -178,11 +178,11 @@ class Server:
             rc = self.proc.poll()
             self.kill()
             raise ServerError(
-                "server %s before printing %d listening line(s) (got %d)\n"
+                "server %s: %d of %d listening line(s)\n"
                 "command: %s\nstdout:\n%s\nstderr:\n%s" % (
-                    "exited with status %s" % rc if rc is not None
-                    else "did not start within %.0f s" % self.start_timeout,
-                    want, len(self.listening), " ".join(cmd),
+                    "exited with status %s before it was listening" % rc if rc is not None
+                    else "not listening after %.0f s" % self.start_timeout,
+                    len(self.listening), want, " ".join(cmd),
                     _tail("\n".join(self.stdout_lines)), self.stderr_text()))
         ports = {p for _, p in self.listening.values()}
         if len(ports) != 1:
@@ -490,17 +490,20 @@ class H2Client:
             self.sock.sendall(data)
 
     # -- sending --------------------------------------------------------
-    def request(self, method, path, headers=(), body=None, trailers=None, end_stream=None):
+    def request(self, method, path, headers=(), body=None, trailers=None, end_stream=None,
+                flush=True):
         """Open a stream; send headers, then `body` (respecting flow control)
         and `trailers`, ending the request.  end_stream=False leaves it open
-        (without trailers) for send_body()/end()."""
+        (without trailers) for send_body()/end().  flush=False (headers-only
+        requests) queues the HEADERS so several go out in one write: flush()."""
         sid = self.conn.get_next_available_stream_id()
         hdrs = [(":method", method), (":scheme", "http"), (":authority", "%s" % HOST),
                 (":path", path)] + list(headers)
         finish = True if end_stream is None else end_stream
         self.streams[sid] = StreamResult(sid, time.monotonic())
         self.conn.send_headers(sid, hdrs, end_stream=finish and body is None and trailers is None)
-        self.flush()
+        if flush or body is not None or trailers is not None:
+            self.flush()
         if body is not None:
             self.send_body(sid, body, end_stream=finish and trailers is None)
         if trailers is not None:

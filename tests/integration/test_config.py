@@ -55,7 +55,8 @@ class ConfigTest(unittest.TestCase):
                      ["--port", "0", "--shards", "many"], ["--port", "0", "--log-level", "9"],
                      ["--port", "0", "--set", "max-concurrent-streams=abc"],
                      ["--port", "0", "--set", "idle-timeout"],
-                     ["--port", "0", "--no-such-flag"]):
+                     ["--port", "0", "--no-such-flag"], ["--port", "0", "--no-such-flag", "1"],
+                     ["--port", "0", "stray-argument"]):
             with self.subTest(args=args):
                 self.assertUsageError(args)
 

@@ -137,7 +137,9 @@ static void read_exact(int fd, void *buf, size_t len)
 	}
 }
 
-/* Client threads. */
+/* Client threads. Their arguments are static in each test: a failed
+ * assertion leaves the test function while the thread may still run, and a
+ * static outlives the frame (each test is its own forked process). */
 struct writer {
 	int fd;
 	size_t total;
@@ -208,6 +210,8 @@ Test(ring, init_teardown)
 
 	ring_get_stats(r, &st);
 	cr_expect_eq(st.setup_flags & want, want, "flags 0x%x", st.setup_flags);
+	cr_log_info("setup flags 0x%x, features 0x%x, cq %u", st.setup_flags,
+		    st.features, st.cq_entries);
 	cr_expect_eq(st.sq_entries, 256u);
 	cr_expect_eq(st.cq_entries, ring_cq_budget(&cfg));
 	cr_expect_eq(st.cq_entries & (st.cq_entries - 1), 0u);
@@ -403,6 +407,41 @@ Test(ud, stale_cqe_buffer_recycled)
 	close(cli);
 }
 
+Test(ud, rearm_rules)
+{
+	static const struct {
+		bool accept;
+		int32_t res;
+		uint32_t flags;
+		ring_rearm want;
+	} cases[] = {
+		{ true, 7, RING_CQE_F_MORE, RING_REARM_NONE },
+		{ true, 7, 0, RING_REARM_NOW },
+		{ true, -ECONNABORTED, 0, RING_REARM_NOW },
+		{ true, -EMFILE, 0, RING_REARM_LATER },
+		{ true, -ENFILE, 0, RING_REARM_LATER },
+		{ true, -ENOMEM, 0, RING_REARM_LATER },
+		{ true, -ECANCELED, 0, RING_REARM_NEVER },
+		{ true, -EBADF, 0, RING_REARM_NEVER },
+		{ true, -EXDEV, 0, RING_REARM_LATER }, /* unknown: cannot spin */
+		{ false, 100, RING_CQE_F_MORE | RING_CQE_F_BUFFER, RING_REARM_NONE },
+		{ false, 100, RING_CQE_F_BUFFER, RING_REARM_NOW },
+		{ false, 0, 0, RING_REARM_NEVER },
+		{ false, -ENOBUFS, 0, RING_REARM_LATER },
+		{ false, -ECANCELED, 0, RING_REARM_NEVER },
+		{ false, -ECONNRESET, 0, RING_REARM_NEVER },
+		{ false, -EINTR, 0, RING_REARM_NOW },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		ring_cqe c = { 1, cases[i].res, cases[i].flags };
+		ring_rearm got = cases[i].accept ? ring_accept_rearm(&c) :
+						   ring_recv_rearm(&c);
+
+		cr_expect_eq(got, cases[i].want, "case %zu: %d", i, (int)got);
+	}
+}
+
 /* ------------------------------------------------------------------------ */
 /* Listener and accept                                                       */
 
@@ -491,10 +530,12 @@ Test(accept, multishot_several_from_thread)
 	ring *r = mk_ring(NULL);
 	int port, lfd = mk_listener(&port);
 	uint64_t ud = ring_ud_pack(RING_OP_ACCEPT, 0, 1);
-	struct connector c = { .port = port, .n = 8 };
+	static struct connector c;
 	pthread_t t;
 	ring_cqe cq[32];
 	unsigned n, accepted = 0;
+
+	c = (struct connector){ .port = port, .n = 8 };
 
 	cr_assert_eq(ring_prep_accept_multishot(r, lfd, ud), 0);
 	cr_assert_eq(ring_submit(r), 2); /* the accept and the doorbell */
@@ -509,6 +550,7 @@ Test(accept, multishot_several_from_thread)
 		cr_assert_geq(cq[i].res, 0, "accept: %d", cq[i].res);
 		/* Multishot stays armed across all of them. */
 		cr_expect(ring_cqe_more(&cq[i]));
+		cr_expect_eq(ring_accept_rearm(&cq[i]), RING_REARM_NONE);
 		getsockopt(cq[i].res, IPPROTO_TCP, TCP_NODELAY, &v, &len);
 		cr_expect_neq(v, 0);
 		close(cq[i].res);
@@ -542,6 +584,8 @@ Test(accept, rearm_when_more_clear)
 		if (cq[i].user_data == ud) {
 			cr_expect_eq(cq[i].res, -ECANCELED);
 			cr_expect_not(ring_cqe_more(&cq[i]));
+			/* The policy: we cancelled it, so it stays down... */
+			cr_expect_eq(ring_accept_rearm(&cq[i]), RING_REARM_NEVER);
 			ended = true;
 		} else {
 			cr_expect_eq(cq[i].user_data, cud);
@@ -549,7 +593,7 @@ Test(accept, rearm_when_more_clear)
 		}
 	}
 	cr_assert(ended);
-	/* Re-arm, and it accepts again. */
+	/* ...but the mechanics of a re-arm are the same for every cause. */
 	cr_assert_eq(ring_prep_accept_multishot(r, lfd, ud), 0);
 	cr_assert_geq(ring_submit(r), 1);
 	cli = connect_to(AF_INET, port);
@@ -570,7 +614,6 @@ Test(accept, rearm_when_more_clear)
 struct stream {
 	size_t bytes;
 	unsigned data_cqes, enobufs, rearms, refused, cqes;
-	unsigned max_cqes_per_round;
 	bool eof, order_ok;
 };
 
@@ -593,13 +636,13 @@ static void recv_stream(ring *r, int fd, bool hold, struct stream *s)
 	cr_assert_eq(ring_prep_recv_multishot(r, fd, ud), 0);
 	while (!s->eof && now_ns() < deadline) {
 		int ret = ring_wait(r, 1, 100 * MS);
-		unsigned n, round = 0;
+		unsigned n;
 
 		cr_assert(ret >= 0 || ret == -EINTR, "ring_wait %d", ret);
 		while ((n = ring_reap(r, cq, 64)) > 0) {
-			round += n;
 			for (unsigned i = 0; i < n; i++) {
 				ring_cqe *c = &cq[i];
+				ring_rearm what = ring_recv_rearm(c);
 				bool rearm = false;
 
 				s->cqes++;
@@ -619,13 +662,14 @@ static void recv_stream(ring *r, int fd, bool hold, struct stream *s)
 						held[nheld++] = ring_cqe_bid(c);
 					else
 						cr_assert_eq(ring_bufs_recycle(b, ring_cqe_bid(c)), 0);
-					rearm = !ring_cqe_more(c);
+					rearm = what == RING_REARM_NOW;
 				} else if (c->res == 0) {
+					cr_assert_eq(what, RING_REARM_NEVER);
 					ring_bufs_recycle_cqe(b, c);
 					s->eof = true;
 				} else {
 					cr_assert_eq(c->res, -ENOBUFS, "recv: %d", c->res);
-					cr_assert_not(ring_cqe_more(c));
+					cr_assert_eq(what, RING_REARM_LATER);
 					s->enobufs++;
 					if (hold) {
 						/* The pool is dry: the guard refuses a
@@ -647,8 +691,6 @@ static void recv_stream(ring *r, int fd, bool hold, struct stream *s)
 				}
 			}
 		}
-		if (round > s->max_cqes_per_round)
-			s->max_cqes_per_round = round;
 	}
 	for (unsigned k = 0; k < nheld; k++)
 		ring_bufs_recycle(b, held[k]);
@@ -658,12 +700,13 @@ static void recv_stream(ring *r, int fd, bool hold, struct stream *s)
 Test(recv, multishot_stream_with_recycling)
 {
 	ring_config cfg = ring_config_default();
-	struct writer w = { .total = 4u << 20, .chunk = 65536, .shut = true };
+	static struct writer w;
 	struct stream s;
 	pthread_t t;
 	ring *r;
 	int srv, cli;
 
+	w = (struct writer){ .total = 4u << 20, .chunk = 65536, .shut = true };
 	cfg.buf_count = 64;
 	cfg.buf_size = 4096;
 	r = mk_ring(&cfg);
@@ -687,12 +730,13 @@ Test(recv, multishot_stream_with_recycling)
 Test(recv, enobufs_backpressure_no_spin)
 {
 	ring_config cfg = ring_config_default();
-	struct writer w = { .total = 256u << 10, .chunk = 8192, .shut = true };
+	static struct writer w;
 	struct stream s;
 	pthread_t t;
 	ring *r;
 	int srv, cli;
 
+	w = (struct writer){ .total = 256u << 10, .chunk = 8192, .shut = true };
 	cfg.buf_count = 4;
 	cfg.buf_size = 1024;
 	r = mk_ring(&cfg);
@@ -780,7 +824,7 @@ Test(send, single_buffer)
 	size_t len = 200000;
 	uint8_t *buf = malloc(len);
 	uint64_t ud = ring_ud_pack(RING_OP_SEND, 4, 1);
-	struct reader rd;
+	static struct reader rd;
 	pthread_t t;
 	ring_cqe cq[4];
 	int srv, cli;
@@ -864,7 +908,7 @@ Test(send, zc_1mib_notification_once)
 	size_t len = 1u << 20;
 	uint8_t *buf = malloc(len);
 	uint64_t ud = ring_ud_pack(RING_OP_SEND_ZC, 6, 1);
-	struct reader rd;
+	static struct reader rd;
 	pthread_t t;
 	ring_cqe cq[8];
 	unsigned n, results = 0, notifs = 0;
@@ -1106,18 +1150,20 @@ static void *waker_main(void *arg)
 Test(wake, eventfd_doorbell_from_thread)
 {
 	ring *r = mk_ring(NULL);
-	struct waker_arg a = { ring_waker_of(r), 50, 1 };
+	static struct waker_arg a;
 	ring_cqe cq[4];
 	pthread_t t;
 	uint64_t t0 = now_ns();
 	int ret;
 
+	a = (struct waker_arg){ ring_waker_of(r), 50, 1 };
+
 	/* A blocked owner wakes up. */
 	cr_assert_eq(pthread_create(&t, NULL, waker_main, &a), 0);
 	ret = ring_wait(r, 1, 5000 * MS);
+	pthread_join(t, NULL);
 	cr_assert_eq(ret, 1);
 	cr_expect_lt(now_ns() - t0, 4000 * MS);
-	pthread_join(t, NULL);
 	cr_assert_eq(ring_reap(r, cq, 4), 1u);
 	cr_expect_eq(ring_ud_op(cq[0].user_data), RING_OP_WAKE);
 	cr_expect_eq(cq[0].res, 1);
@@ -1172,16 +1218,17 @@ static void *shard_main(void *arg)
 Test(wake, msg_ring_from_another_shard)
 {
 	ring *r = mk_ring(NULL);
-	struct msg_arg m = { .target_fd = ring_fd(r), .own_res = -1 };
+	static struct msg_arg m;
 	ring_cqe cq[4];
 	pthread_t t;
 	int ret;
 
+	m = (struct msg_arg){ .target_fd = ring_fd(r), .own_res = -1 };
 	cr_assert_eq(pthread_create(&t, NULL, shard_main, &m), 0);
 	ret = ring_wait(r, 1, 5000 * MS); /* blocked when the message lands */
+	pthread_join(t, NULL);
 	cr_assert_eq(ret, 1);
 	cr_assert_eq(ring_reap(r, cq, 4), 1u);
-	pthread_join(t, NULL);
 	cr_assert_eq(m.new_ret, 0);
 	cr_expect_eq(m.own_res, 0);
 	cr_expect_eq(ring_ud_op(cq[0].user_data), RING_OP_MSG);
@@ -1210,12 +1257,13 @@ static void *intruder_main(void *arg)
 Test(wake, foreign_thread_cannot_submit)
 {
 	ring *r = mk_ring(NULL);
-	struct intruder in = { r, 0 };
+	static struct intruder in;
 	ring_cqe cq[4];
 	ring_stats st;
 	unsigned n;
 	pthread_t t;
 
+	in = (struct intruder){ r, 0 };
 	cr_assert_eq(pthread_create(&t, NULL, intruder_main, &in), 0);
 	pthread_join(t, NULL);
 	/* -EEXIST from SINGLE_ISSUER; with a registered ring fd the kernel

@@ -12,7 +12,7 @@
 #define SINK_BUF (1u << 20)
 #define MAX_OUTPUT (256u << 20) /* a drain producing more than this is a runaway */
 
-enum { EF_SETTINGS, EF_WU, EF_PING };
+enum { EF_SETTINGS, EF_WU, EF_PING, EF_DATA };
 
 struct h2s_effect {
     size_t end;     /* script offset after the frame */
@@ -475,9 +475,7 @@ void h2s_frame_raw(h2s *s, uint8_t type, uint8_t flags, uint32_t sid, const void
     case H2_FT_PING:
         if (!(flags & H2_FLAG_ACK) && len == 8 && id == 0) {
             GROW(s->pings, s->npings, s->pings_cap, s->npings + 1);
-            size_t cap2 = s->npings;
             s->ping_acked = xrealloc(s->ping_acked, s->pings_cap * sizeof *s->ping_acked);
-            (void)cap2;
             memcpy(s->pings[s->npings], pl, 8);
             s->ping_acked[s->npings] = false;
             e.kind = EF_PING;
@@ -490,6 +488,10 @@ void h2s_frame_raw(h2s *s, uint8_t type, uint8_t flags, uint32_t sid, const void
         if (id) {
             get_st(s, id, true)->c_flow += len;
             s->c_conn_flow += (int64_t)len;
+            e.kind = EF_DATA;
+            e.sid = id;
+            e.v = (uint32_t)len;
+            add_effect(s, e);
         }
         break;
     case H2_FT_HEADERS:
@@ -784,6 +786,9 @@ static void apply_effects(h2s *s)
             break;
         case EF_PING:
             s->pings_consumed = (size_t)e->v + 1;
+            break;
+        case EF_DATA:
+            s->c_conn_flow_fed += e->v;
             break;
         }
     }
@@ -1240,12 +1245,32 @@ static void on_frame(h2s *s, h2s_frame *fr)
         break;
     }
     case H2_FT_WINDOW_UPDATE:
-        if (sid == 0)
+        if (sid == 0) {
             s->c_conn_wu_in += fr->f.u.window_increment;
-        else if (st)
-            st->wu_to_client += fr->f.u.window_increment;
-        if (sid == 0)
             s->s_conn_wu_to_client += fr->f.u.window_increment;
+            /* The window the client now has: never past 2^31-1 (§6.9.1), and,
+             * counting only DATA the engine has read, never past the
+             * connection window we configured (h2_conn credits at most what
+             * it received). */
+            int64_t win = (int64_t)H2_DEFAULT_WINDOW + (int64_t)s->c_conn_wu_in - s->c_conn_flow;
+            if (win > (int64_t)H2_MAX_WINDOW)
+                violation(s, "connection WINDOW_UPDATE makes the client's window %lld > 2^31-1 "
+                             "(§6.9.1)",
+                          (long long)win);
+            int64_t granted = (int64_t)H2_DEFAULT_WINDOW + (int64_t)s->c_conn_wu_in -
+                              (int64_t)s->c_conn_flow_fed;
+            if (granted > (int64_t)s->limits.connection_window)
+                violation(s, "connection WINDOW_UPDATEs grant %lld bytes, more than the "
+                             "configured connection window %u (credit given twice?)",
+                          (long long)granted, s->limits.connection_window);
+        } else if (st) {
+            st->wu_to_client += fr->f.u.window_increment;
+            int64_t win = (int64_t)s->srv_initial_window + (int64_t)st->wu_to_client -
+                          (int64_t)st->c_flow;
+            if (win > (int64_t)H2_MAX_WINDOW)
+                violation(s, "WINDOW_UPDATE makes stream %u's window %lld > 2^31-1 (§6.9.1)",
+                          sid, (long long)win);
+        }
         break;
     default:
         break;

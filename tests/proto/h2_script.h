@@ -58,6 +58,8 @@ typedef struct h2s_mem {
     bool fail_after;       /* ... and every attempt after it */
 } h2s_mem;
 
+/* The h2s_mem must outlive h2s_fini (which checks it after freeing the
+ * connection): not a local of a function that returns before the fini. */
 void h2s_mem_init(h2s_mem *m);
 
 /* --- Strings and fields ---------------------------------------------------- */
@@ -247,6 +249,7 @@ struct h2s {
     /* client model (what the client knows and advertises) */
     int64_t c_conn_flow;      /* conn flow bytes the client sent */
     uint64_t c_conn_wu_in;    /* conn WINDOW_UPDATE increments from the server */
+    uint64_t c_conn_flow_fed; /* conn flow bytes the engine has consumed */
     uint32_t srv_initial_window;  /* server's SETTINGS_INITIAL_WINDOW_SIZE, as acked */
     /* server-send model (what the server may send) */
     uint32_t cl_initial_window;   /* client's SETTINGS_INITIAL_WINDOW_SIZE consumed so far */
@@ -419,7 +422,8 @@ uint8_t *h2s_alloc(h2s *s, size_t n);
 const h2s_frame *h2s_find(const h2s *s, uint8_t type, uint32_t sid);
 const h2s_frame *h2s_last(const h2s *s, uint8_t type, uint32_t sid);
 size_t h2s_count(const h2s *s, uint8_t type, uint32_t sid);
-/* Frames of type on sid after frame index from (exclusive); for ordering. */
+/* Index of a frame returned by h2s_find/h2s_last in the server's output
+ * (SIZE_MAX for NULL); compare two to check ordering. */
 size_t h2s_index_of(const h2s *s, const h2s_frame *f);
 int64_t h2s_goaway_code(const h2s *s);      /* last GOAWAY's code, -1 none */
 int64_t h2s_goaway_last_id(const h2s *s);   /* last GOAWAY's last-stream-id, -1 none */

@@ -1,0 +1,421 @@
+#!/usr/bin/env bash
+# bench/e2e.sh - end-to-end load runs: spindle against h2o and nghttpd, each
+# server on one core (taskset -c 0), h2load on another (taskset -c 1).
+#
+#   bash bench/e2e.sh [--quick] [--reps N] [--no-build] [--no-micro]
+#                     [--no-install] [--quiet-wait S] [--retries N]
+#                     [--noise-max PCT] [--keep]
+#
+#   --quick         1/10 of the requests, one repetition, short micro runs
+#                   (a smoke test of the whole pipeline, not a measurement)
+#   --reps N        runs per scenario and server (default 3; the median is
+#                   reported); servers are interleaved within a repetition
+#   --no-build      use the existing build-bench/ (default: configure and
+#                   build a CMake Release tree there)
+#   --no-micro      skip spindle-micro (RESULTS.md then has no micro table)
+#   --no-install    do not call scripts/setup.sh bench for missing peers
+#   --quiet-wait S  before each run, wait up to S seconds for the machine to
+#                   be under 15% busy (default 20; --quick: 2)
+#   --retries N     repeat a run up to N more times when other processes used
+#                   more than --noise-max % (default 10) of the server's or the
+#                   client's core during it; the least disturbed attempt is
+#                   kept (default 2; --quick: 0)
+#   --keep          keep the scratch directory (logs, h2load outputs)
+#
+# Writes bench/results/<timestamp>.json and .png, and regenerates
+# bench/RESULTS.md.  Every process it starts is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+BUILD=$ROOT/build-bench
+RESULTS=$BENCH/results
+PY=/usr/bin/python3 # Debian's: the python3 first on PATH may be another one
+REPORT=$BENCH/e2e_report.py
+COMMAND="bash bench/e2e.sh${*:+ $*}"
+
+QUICK=0 REPS= BUILD_IT=1 MICRO=1 INSTALL=1 QUIET_WAIT= KEEP=0 RETRIES= NOISE_MAX=10
+while (($#)); do
+  case $1 in
+    --quick) QUICK=1 ;;
+    --reps) REPS=${2:?--reps needs a number}; shift ;;
+    --no-build) BUILD_IT=0 ;;
+    --no-micro) MICRO=0 ;;
+    --no-install) INSTALL=0 ;;
+    --quiet-wait) QUIET_WAIT=${2:?--quiet-wait needs seconds}; shift ;;
+    --retries) RETRIES=${2:?--retries needs a number}; shift ;;
+    --noise-max) NOISE_MAX=${2:?--noise-max needs a percentage}; shift ;;
+    --keep) KEEP=1 ;;
+    -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "e2e: unknown option '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ -n $REPS ]] || REPS=$((QUICK ? 1 : 3))
+[[ -n $QUIET_WAIT ]] || QUIET_WAIT=$((QUICK ? 2 : 20))
+[[ -n $RETRIES ]] || RETRIES=$((QUICK ? 0 : 2))
+[[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "e2e: --reps wants a positive number" >&2; exit 2; }
+DIV=$((QUICK ? 10 : 1))
+H2LOAD_TIMEOUT=$((QUICK ? 120 : 600))
+IDLE_CONNS=1000
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'e2e: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------
+# Processes we start: each server runs in its own process group (setsid), so
+# stopping the group also stops its helpers (h2o forks some).
+
+STARTED=()  # process group ids
+WORK=
+stop_group() {
+  local pg=$1 i
+  kill -0 -- "-$pg" 2>/dev/null || { wait "$pg" 2>/dev/null || true; return 0; }
+  kill -TERM -- "-$pg" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 -- "-$pg" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$pg" 2>/dev/null || true
+  wait "$pg" 2>/dev/null || true
+}
+forget() {
+  local pg=$1 keep=() p
+  for p in "${STARTED[@]}"; do [[ $p == "$pg" ]] || keep+=("$p"); done
+  STARTED=("${keep[@]}")
+}
+cleanup() {
+  local pg
+  for pg in "${STARTED[@]}"; do stop_group "$pg"; done
+  STARTED=()
+  if [[ -n $WORK && -d $WORK ]]; then
+    if ((KEEP)); then say "scratch kept in $WORK"; else rm -rf "$WORK"; fi
+  fi
+}
+trap cleanup EXIT
+trap 'say "e2e: interrupted"; exit 130' INT TERM
+
+# ---------------------------------------------------------------------------
+# Dependencies
+
+if ((INSTALL)); then
+  bash "$ROOT/scripts/setup.sh" bench ||
+    say "e2e: scripts/setup.sh could not install everything (see above); going on with what is installed"
+fi
+[[ -x $PY ]] || die "$PY not found (Debian's python3 is needed for the helpers)"
+for tool in cmake taskset h2load ss; do
+  command -v "$tool" >/dev/null || die "$tool not found: run 'bash scripts/setup.sh bench' as root"
+done
+taskset -c 1 true 2>/dev/null || die "CPU 1 is not available: these runs need two cores (server on 0, h2load on 1)"
+
+declare -A PRESENT=() MISSING=()
+PRESENT[spindle]=1
+if command -v h2o >/dev/null; then PRESENT[h2o]=1; else MISSING[h2o]="h2o is not installed (apt-get install h2o)"; fi
+if command -v nghttpd >/dev/null; then PRESENT[nghttpd]=1; else MISSING[nghttpd]="nghttpd is not installed (apt-get install nghttp2-server)"; fi
+for s in h2o nghttpd; do
+  [[ -n ${MISSING[$s]:-} ]] && say "e2e: peer missing: ${MISSING[$s]}; its rows say 'missing'"
+done
+command -v gnuplot >/dev/null || say "e2e: gnuplot missing (apt-get install gnuplot-nox): no chart"
+SERVERS=()
+for s in spindle h2o nghttpd; do [[ -n ${PRESENT[$s]:-} ]] && SERVERS+=("$s"); done
+
+# Enough descriptors for 1000 idle connections (the servers inherit this).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+(($(ulimit -n) >= IDLE_CONNS + 100)) || say "e2e: open-file limit $(ulimit -n) is low for $IDLE_CONNS idle connections"
+
+WORK=$(mktemp -d /tmp/spindle-e2e.XXXXXX)
+mkdir -p "$WORK/logs" "$WORK/runs" "$WORK/idle" "$RESULTS"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+
+# ---------------------------------------------------------------------------
+# Build
+
+SPINDLE=$BUILD/apps/hello/spindle-hello
+MICRO_BIN=$BUILD/bench/spindle-micro
+if ((BUILD_IT)); then
+  say "== building spindle (CMake Release) in build-bench/"
+  if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSPINDLE_TESTS=OFF &&
+         cmake --build "$BUILD" -j"$(nproc)"; } >"$WORK/logs/build.log" 2>&1; then
+    tail -n 30 "$WORK/logs/build.log" >&2
+    die "build failed (log above)"
+  fi
+fi
+[[ -x $SPINDLE ]] || die "$SPINDLE is missing (drop --no-build)"
+
+# ---------------------------------------------------------------------------
+# Content: the same bytes from every server
+
+DOCROOT=$WORK/docroot
+mkdir -p "$DOCROOT"
+printf 'Hello, World!' >"$DOCROOT/index.html"
+"$PY" -c 'import sys; sys.stdout.buffer.write(bytes((i * 31 + 7) & 0xff for i in range(1 << 20)))' >"$DOCROOT/1m"
+
+free_port() {
+  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_listen() { # port pid -> 0 when something listens on port
+  local port=$1 pid=$2 i
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# start_server NAME LOG -> SRV_PID, SRV_PORT, SRV_CMD
+start_server() {
+  local name=$1 log=$2 i
+  SRV_PORT= SRV_PID=
+  case $name in
+    spindle)
+      SRV_CMD="taskset -c 0 $SPINDLE --shards 1 --port 0 --log-level 0 --set max-requests=0"
+      setsid $SRV_CMD >"$log" 2>&1 &
+      SRV_PID=$!
+      for ((i = 0; i < 100; i++)); do
+        SRV_PORT=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9]*\) .*|\1|p' "$log" | head -n 1)
+        [[ -n $SRV_PORT ]] && break
+        kill -0 "$SRV_PID" 2>/dev/null || break
+        sleep 0.05
+      done
+      ;;
+    h2o)
+      SRV_PORT=$(free_port)
+      local conf=$WORK/h2o-$SRV_PORT.conf
+      cat >"$conf" <<EOF
+user: root
+num-threads: 1
+pid-file: $WORK/h2o-$SRV_PORT.pid
+error-log: $WORK/logs/h2o-$SRV_PORT.err
+http2-idle-timeout: 3600
+listen:
+  host: 127.0.0.1
+  port: $SRV_PORT
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: $DOCROOT
+EOF
+      SRV_CMD="taskset -c 0 h2o -c $conf"
+      setsid $SRV_CMD >"$log" 2>&1 &
+      SRV_PID=$!
+      wait_listen "$SRV_PORT" "$SRV_PID" || SRV_PORT=
+      ;;
+    nghttpd)
+      SRV_PORT=$(free_port)
+      SRV_CMD="taskset -c 0 nghttpd --no-tls -n 1 -d $DOCROOT $SRV_PORT"
+      setsid $SRV_CMD >"$log" 2>&1 &
+      SRV_PID=$!
+      wait_listen "$SRV_PORT" "$SRV_PID" || SRV_PORT=
+      ;;
+  esac
+  STARTED+=("$SRV_PID")
+  if [[ -z $SRV_PORT ]]; then
+    say "e2e: $name did not start listening: $SRV_CMD"
+    tail -n 5 "$log" | sed 's/^/    /'
+    stop_server
+    return 1
+  fi
+}
+
+stop_server() {
+  [[ -n ${SRV_PID:-} ]] || return 0
+  stop_group "$SRV_PID"
+  forget "$SRV_PID"
+  SRV_PID=
+}
+
+# ---------------------------------------------------------------------------
+# Content check: every server must send the same bodies
+
+declare -A CHECK=()
+want_1m=$(sha256sum <"$DOCROOT/1m" | cut -d' ' -f1)
+if command -v curl >/dev/null; then
+  say "== content check (curl --http2-prior-knowledge)"
+  for s in "${SERVERS[@]}"; do
+    if ! start_server "$s" "$WORK/logs/check-$s.log"; then
+      CHECK[$s]="did not start"
+      continue
+    fi
+    body=$(curl -s --http2-prior-knowledge --max-time 10 "http://127.0.0.1:$SRV_PORT/" || true)
+    got_1m=$(curl -s --http2-prior-knowledge --max-time 30 "http://127.0.0.1:$SRV_PORT/1m" | sha256sum | cut -d' ' -f1)
+    if [[ $body == "Hello, World!" && $got_1m == "$want_1m" ]]; then
+      CHECK[$s]=ok
+    else
+      CHECK[$s]="mismatch: / gave ${#body} bytes, /1m sha256 ${got_1m:0:12}"
+    fi
+    say "   $s: ${CHECK[$s]}"
+    stop_server
+  done
+else
+  say "e2e: curl missing: content check skipped"
+fi
+
+# ---------------------------------------------------------------------------
+# Microbenchmarks (before any server runs)
+
+MICRO_JSON=
+if ((MICRO)); then
+  if [[ -x $MICRO_BIN ]]; then
+    margs=(--cpu 0 --json)
+    ((QUICK)) && margs+=(--quick)
+    bg=$("$PY" "$REPORT" wait-quiet $((QUIET_WAIT * 3)) 15)
+    say "== microbenchmarks: spindle-micro ${margs[*]} (machine ${bg}% busy before)"
+    if "$MICRO_BIN" "${margs[@]}" >"$WORK/micro.json" 2> >(sed 's/^/   /' >&2); then
+      MICRO_JSON=$WORK/micro.json
+    else
+      say "e2e: spindle-micro failed; no micro table"
+    fi
+  else
+    say "e2e: $MICRO_BIN not built; no micro table"
+  fi
+fi
+
+# ---------------------------------------------------------------------------
+# Scenarios: id|label|short|path|n|c|m
+
+SCENARIOS=(
+  "small-mux|small responses, multiplexed|small x64|/|400000|16|64"
+  "many-conns|many connections|256 conns|/|200000|256|8"
+  "1mib|1 MiB bodies|1 MiB|/1m|2000|8|4"
+  "latency|single-stream latency|latency|/|20000|1|1"
+)
+TLS_ROWS=("TLS: small responses, multiplexed" "TLS: 1 MiB bodies")
+
+{
+  printf '{"reps": %d, "servers_present": [' "$REPS"
+  sep=
+  for s in "${SERVERS[@]}"; do printf '%s"%s"' "$sep" "$s"; sep=,; done
+  printf '], "missing": {'
+  sep=
+  for s in "${!MISSING[@]}"; do printf '%s"%s": "%s"' "$sep" "$s" "${MISSING[$s]}"; sep=,; done
+  printf '}, "content_checks": {'
+  sep=
+  for s in "${!CHECK[@]}"; do printf '%s"%s": "%s"' "$sep" "$s" "${CHECK[$s]}"; sep=,; done
+  printf '}, "scenarios": ['
+  sep=
+  for sc in "${SCENARIOS[@]}"; do
+    IFS='|' read -r id label short path n c m <<<"$sc"
+    n=$((n / DIV))
+    printf '%s{"id": "%s", "label": "%s", "short": "%s", "path": "%s", "n": %d, "c": %d, "m": %d, "args": "-n %d -c %d -m %d %s"}' \
+      "$sep" "$id" "$label" "$short" "$path" "$n" "$c" "$m" "$n" "$c" "$m" "$path"
+    sep=,
+  done
+  printf '], "tls": ['
+  sep=
+  for t in "${TLS_ROWS[@]}"; do printf '%s"%s"' "$sep" "$t"; sep=,; done
+  printf ']}\n'
+} >"$WORK/scenarios.json"
+
+# One attempt of one run in $1 (a fresh directory); its summary line goes to
+# $1/line.txt.  Runs in this shell (not in $(...)), so that the EXIT trap
+# knows the server it starts.
+run_attempt() {
+  local dir=$1 s=$2 id=$3 rep=$4 path=$5 n=$6 c=$7 m=$8 attempt=$9
+  mkdir -p "$dir"
+  if ! start_server "$s" "$dir/server.log"; then
+    echo "did not start" >"$dir/line.txt"
+    return 1
+  fi
+  local bg cmd rc alive=1 exit_status=
+  bg=$("$PY" "$REPORT" wait-quiet "$QUIET_WAIT" 15)
+  cmd="taskset -c 1 h2load -t 1 -n $n -c $c -m $m --log-file=$dir/h2load.log http://127.0.0.1:$SRV_PORT$path"
+  "$PY" "$REPORT" sample "$SRV_PID" >"$dir/before.json"
+  set +e
+  "$PY" "$REPORT" exec "$dir/client.json" "$H2LOAD_TIMEOUT" -- $cmd >"$dir/h2load.out" 2>&1
+  rc=$?
+  set -e
+  "$PY" "$REPORT" sample "$SRV_PID" >"$dir/after.json"
+  if ! kill -0 "$SRV_PID" 2>/dev/null; then
+    alive=0
+    set +e
+    wait "$SRV_PID"
+    exit_status=$?
+    set -e
+  fi
+  {
+    echo "server=$s"
+    echo "scenario=$id"
+    echo "rep=$rep"
+    echo "attempt=$attempt"
+    echo "path=$path"
+    echo "n=$n"
+    echo "c=$c"
+    echo "m=$m"
+    echo "cmd=$cmd"
+    echo "server_cmd=$SRV_CMD"
+    echo "h2load_rc=$rc"
+    echo "server_alive=$alive"
+    echo "server_exit=$exit_status"
+    echo "bg_busy_pct=$bg"
+  } >"$dir/meta.env"
+  if ((!alive)); then
+    say "e2e: SERVER DIED (exit status $exit_status) during: $cmd" >&2
+    say "     server: $SRV_CMD" >&2
+    tail -n 5 "$dir/server.log" | sed 's/^/     /' >&2
+  fi
+  ((rc == 124)) && say "e2e: h2load timed out after ${H2LOAD_TIMEOUT}s: $cmd" >&2
+  stop_server
+  "$PY" "$REPORT" run "$dir" >"$dir/line.txt"
+}
+
+total=$((${#SCENARIOS[@]} * REPS * ${#SERVERS[@]}))
+k=0
+say "== load runs: ${#SCENARIOS[@]} scenarios x $REPS rep(s) x ${#SERVERS[@]} servers (${SERVERS[*]});"
+say "   a run is repeated (up to $RETRIES more times) when other processes used over $NOISE_MAX% of either core"
+for sc in "${SCENARIOS[@]}"; do
+  IFS='|' read -r id label short path n c m <<<"$sc"
+  n=$((n / DIV))
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for s in "${SERVERS[@]}"; do
+      k=$((k + 1))
+      best= best_noise=
+      for ((attempt = 1; attempt <= RETRIES + 1; attempt++)); do
+        adir=$WORK/attempts/$id/$rep/$s/$attempt
+        prefix=$(printf '[%2d/%d] %-10s rep %d/%d %-8s' "$k" "$total" "$id" "$rep" "$REPS" "$s")
+        ((attempt > 1)) && prefix+=" (retry $((attempt - 1)))"
+        if ! run_attempt "$adir" "$s" "$id" "$rep" "$path" "$n" "$c" "$m" "$attempt"; then
+          say "$prefix $(cat "$adir/line.txt")"
+          break
+        fi
+        say "$prefix $(cat "$adir/line.txt")"
+        noise=$("$PY" "$REPORT" noise "$adir")
+        if [[ -z $best ]] || ((noise < best_noise)); then best=$adir best_noise=$noise; fi
+        ((noise <= NOISE_MAX)) && break
+      done
+      if [[ -n $best ]]; then
+        mkdir -p "$WORK/runs/$id/$rep"
+        cp -r "$best" "$WORK/runs/$id/$rep/$s"
+      fi
+    done
+  done
+done
+
+# ---------------------------------------------------------------------------
+# Memory per idle connection
+
+say "== idle connections: $IDLE_CONNS per server"
+for s in "${SERVERS[@]}"; do
+  if ! start_server "$s" "$WORK/logs/idle-$s.log"; then
+    echo '{"error": "server did not start"}' >"$WORK/idle/$s.json"
+    continue
+  fi
+  if ! "$PY" "$BENCH/idle_conns.py" --port "$SRV_PORT" --pgid "$SRV_PID" --conns "$IDLE_CONNS" \
+      >"$WORK/idle/$s.json" 2>"$WORK/logs/idle-$s.err"; then
+    say "   $s: not every connection stayed open (see the JSON)"
+  fi
+  [[ -s $WORK/idle/$s.json ]] || echo '{"error": "idle_conns.py failed"}' >"$WORK/idle/$s.json"
+  say "   $s: $(cat "$WORK/idle/$s.json")"
+  stop_server
+done
+
+# ---------------------------------------------------------------------------
+# Report
+
+rargs=("$WORK" --root "$ROOT" --results-dir "$RESULTS" --md "$BENCH/RESULTS.md"
+       --stamp "$STAMP" --command "$COMMAND")
+[[ -n $MICRO_JSON ]] && rargs+=(--micro "$MICRO_JSON")
+((QUICK)) && rargs+=(--quick)
+"$PY" "$REPORT" report "${rargs[@]}"
