@@ -104,6 +104,7 @@ typedef struct seg {
 
 typedef struct trailers {
     size_t n;
+    bool pooled; /* from the output block pool, else from h2_mem */
     hpack_field f[];
 } trailers;
 
@@ -202,6 +203,7 @@ struct h2_conn {
     seg *segs;
     uint32_t seg_head, seg_count, seg_off;
     uint64_t seg_bytes;     /* unsent payload bytes in segments */
+    uint64_t unframed;      /* queued body bytes not yet framed (all streams) */
     uint32_t ctrl_pending;
     uint64_t progress_ms;   /* last send progress while output was pending */
 
@@ -317,15 +319,20 @@ static uint8_t *out_reserve(h2_conn *c, uint32_t n)
     return b->data;
 }
 
+static uint64_t unsent(const h2_conn *c) { return (c->chain_w - c->chain_r) + c->seg_bytes; }
+
+/* Output the peer owes us progress on: sent-but-unwritten bytes and body
+ * bytes waiting for a window.  Both count for the no-progress timeout. */
+static bool output_pending(const h2_conn *c) { return unsent(c) || c->unframed; }
+
 static void out_advance(h2_conn *c, uint32_t n)
 {
-    if (c->chain_w == c->chain_r && c->seg_count == 0)
+    if (!output_pending(c))
         c->progress_ms = c->now; /* output just became pending */
     c->otail->used += n;
     c->chain_w += n;
 }
 
-static uint64_t unsent(const h2_conn *c) { return (c->chain_w - c->chain_r) + c->seg_bytes; }
 
 static void chunk_release(h2_conn *c, h2_chunk *ch)
 {
@@ -378,7 +385,7 @@ static void out_trim(h2_conn *c)
     }
 }
 
-static bool seg_push(h2_conn *c, const uint8_t *p, uint32_t len, h2_chunk *ch)
+static bool segs_ready(h2_conn *c)
 {
     if (!c->segs) {
         c->segs = pool_get(&c->x->segs);
@@ -388,8 +395,12 @@ static bool seg_push(h2_conn *c, const uint8_t *p, uint32_t len, h2_chunk *ch)
         c->seg_count = 0;
         c->seg_off = 0;
     }
-    if (c->seg_count == NSEG)
-        return false;
+    return true;
+}
+
+/* The ring exists (segs_ready) and has room (!seg_full): cannot fail. */
+static void seg_push(h2_conn *c, const uint8_t *p, uint32_t len, h2_chunk *ch)
+{
     seg *s = &c->segs[(c->seg_head + c->seg_count) % NSEG];
     s->pos = c->chain_w;
     s->p = p;
@@ -398,7 +409,6 @@ static bool seg_push(h2_conn *c, const uint8_t *p, uint32_t len, h2_chunk *ch)
     c->seg_count++;
     c->seg_bytes += len;
     ch->refs++;
-    return true;
 }
 
 static bool seg_full(const h2_conn *c) { return c->segs && c->seg_count == NSEG; }
@@ -579,6 +589,12 @@ static bool reset_recent(const h2_conn *c, uint32_t id)
     return false;
 }
 
+/* A stream opened after our GOAWAY: never processed, its frames ignored. */
+static bool ignored_after_goaway(const h2_conn *c, uint32_t id)
+{
+    return c->goaway_sent && id > c->goaway_last;
+}
+
 static void sched_remove(h2_conn *c, h2_stream *s)
 {
     if (!(s->flags & F_IN_SCHED))
@@ -596,6 +612,14 @@ static void sched_remove(h2_conn *c, h2_stream *s)
     c->nready--;
 }
 
+static void trailers_free(h2_conn *c, trailers *t)
+{
+    if (t->pooled)
+        pool_put(&c->x->blocks, t);
+    else
+        h2_free(cmem(c), t);
+}
+
 /* Drop a stream's unframed data.  Chunks with framed bytes still in flight
  * are released when their last segment is committed. */
 static void stream_drop_data(h2_conn *c, h2_stream *s)
@@ -610,9 +634,10 @@ static void stream_drop_data(h2_conn *c, h2_stream *s)
         ch = next;
     }
     s->ch_head = s->ch_tail = NULL;
+    c->unframed -= s->unframed;
     s->unframed = 0;
     if (s->trailers) {
-        h2_free(cmem(c), s->trailers);
+        trailers_free(c, s->trailers);
         s->trailers = NULL;
     }
     sched_remove(c, s);
@@ -752,7 +777,7 @@ static h2_rv put_trailers(h2_conn *c, h2_stream *s)
 {
     trailers *t = s->trailers;
     h2_rv rv = put_header_block(c, s->id, t->f, t->n, NULL, 0, true);
-    h2_free(cmem(c), t);
+    trailers_free(c, t);
     s->trailers = NULL;
     return rv;
 }
@@ -778,15 +803,19 @@ static h2_rv frame_stream(h2_conn *c, h2_stream *s, uint64_t budget)
             n = budget;
         bool chunk_done = ch->framed + n == ch->len;
         bool last = chunk_done && !ch->next && (s->flags & F_END_QUEUED) && !s->trailers;
+        /* Everything the frame needs first, so a failure leaves no frame
+         * header without its payload in the output. */
+        if (!segs_ready(c))
+            return nomem(c);
         uint8_t *p = out_reserve(c, H2_FRAME_HDR_LEN);
         if (!p)
             return nomem(c);
         h2_frame_hdr_write(p, (uint32_t)n, H2_FT_DATA, last ? H2_FLAG_END_STREAM : 0, s->id);
         out_advance(c, H2_FRAME_HDR_LEN);
-        if (!seg_push(c, ch->data + ch->framed, (uint32_t)n, ch))
-            return nomem(c); /* cannot happen: seg_full checked, ring exists or was allocated */
+        seg_push(c, ch->data + ch->framed, (uint32_t)n, ch);
         ch->framed += n;
         s->unframed -= n;
+        c->unframed -= n;
         s->send_window -= (int64_t)n;
         c->send_window -= (int64_t)n;
         quantum -= n;
@@ -949,8 +978,9 @@ static h2_rv on_header_block(h2_conn *c, uint32_t sid, const uint8_t *block, uin
     if (s)
         return on_trailers(c, s, &sk, end_stream, ev);
     if (sid <= c->last_peer_sid) {
-        /* A stream that existed.  Ours to ignore if we reset it lately. */
-        if (reset_recent(c, sid))
+        /* A stream that existed.  Ours to ignore if we reset it lately, or
+         * if it came after our GOAWAY (never processed). */
+        if (reset_recent(c, sid) || ignored_after_goaway(c, sid))
             return H2_OK;
         /* Without history we cannot tell a closed stream from a skipped
          * id; the newest one is certainly closed (§5.1), an older one is
@@ -1246,6 +1276,7 @@ static h2_rv on_window_update(h2_conn *c, const h2_frame *f, h2_event *ev)
 {
     uint32_t sid = f->hdr.stream_id;
     uint32_t incr = f->u.window_increment;
+    c->progress_ms = c->now; /* the peer reads and grants: that is progress */
     if (sid == 0) {
         c->send_window += incr;
         if (c->send_window > (int64_t)H2_MAX_WINDOW)
@@ -1337,6 +1368,14 @@ static h2_rv on_frame(h2_conn *c, const uint8_t *payload, h2_event *ev)
         h2_stream *s = stream_find(c, sid);
         if (s)
             return s->state == S_CLOSED ? H2_OK : stream_reset(c, s, fl.code, ev, false);
+        if (sid > c->last_peer_sid) {
+            /* RST_STREAM must not be sent on an idle stream (§6.4).  A bad
+             * PRIORITY there changes nothing: count it and move on; any
+             * other frame on an idle stream is a connection error (§5.1). */
+            if (c->fh.type == H2_FT_PRIORITY)
+                return glitch(c);
+            return conn_fail(c, H2_PROTOCOL_ERROR, fl.reason);
+        }
         return stream_error_id(c, sid, fl.code);
     }
     if (c->fh.type == H2_FT_PRIORITY_UPDATE)
@@ -1421,7 +1460,7 @@ static h2_rv data_head(h2_conn *c, h2_event *ev)
         return conn_fail(c, H2_FLOW_CONTROL_ERROR, "connection window exceeded");
     c->recv_window -= flen;
     if (!s) {
-        if (!reset_recent(c, sid))
+        if (!reset_recent(c, sid) && !ignored_after_goaway(c, sid))
             return conn_fail(c, H2_STREAM_CLOSED, "DATA on a closed stream");
         credit_conn(c, flen);
         skip_payload(c, flen);
@@ -1818,7 +1857,10 @@ h2_rv h2_conn_send_data(h2_conn *c, uint32_t stream_id, const uint8_t *data, uin
             else
                 s->ch_head = ch;
             s->ch_tail = ch;
+            if (!output_pending(c))
+                c->progress_ms = c->now;
             s->unframed += len;
+            c->unframed += len;
             release = NULL; /* the chunk owns the release now */
         }
     }
@@ -1852,9 +1894,11 @@ h2_rv h2_conn_send_trailers(h2_conn *c, uint32_t stream_id, const hpack_field *f
     size_t bytes = sizeof(trailers) + n * sizeof(hpack_field);
     for (size_t i = 0; i < n; i++)
         bytes += (size_t)fields[i].name_len + fields[i].value_len;
-    trailers *t = h2_malloc(cmem(c), bytes);
+    /* Small ones (all real ones) borrow an output block: no allocation. */
+    trailers *t = bytes <= H2_OUT_BLOCK_SIZE ? pool_get(&c->x->blocks) : h2_malloc(cmem(c), bytes);
     if (!t)
         return nomem(c);
+    t->pooled = bytes <= H2_OUT_BLOCK_SIZE;
     t->n = n;
     uint8_t *w = (uint8_t *)&t->f[n];
     for (size_t i = 0; i < n; i++) {
@@ -2002,7 +2046,7 @@ uint64_t h2_conn_next_deadline(const h2_conn *c)
         d = min64(d, deadline_after(c->hb_start_ms, l->header_block_timeout_ms));
     if (c->nstreams == 0 && c->got_settings)
         d = min64(d, deadline_after(c->active_ms, l->idle_timeout_ms));
-    if (unsent(c))
+    if (output_pending(c))
         d = min64(d, deadline_after(c->progress_ms, l->send_timeout_ms));
     return d;
 }
@@ -2019,7 +2063,7 @@ h2_rv h2_conn_tick(h2_conn *c, uint64_t now_ms)
         return conn_fail(c, H2_SETTINGS_TIMEOUT, "SETTINGS ACK timeout");
     if (c->hb_active && now_ms >= deadline_after(c->hb_start_ms, l->header_block_timeout_ms))
         return conn_fail(c, H2_ENHANCE_YOUR_CALM, "header block timeout");
-    if (unsent(c) && now_ms >= deadline_after(c->progress_ms, l->send_timeout_ms))
+    if (output_pending(c) && now_ms >= deadline_after(c->progress_ms, l->send_timeout_ms))
         return conn_fail(c, H2_ENHANCE_YOUR_CALM, "send timeout");
     if (c->nstreams == 0 && c->got_settings &&
         now_ms >= deadline_after(c->active_ms, l->idle_timeout_ms))

@@ -1693,15 +1693,21 @@ void h2s_expect_conn_error_(h2s *s, uint32_t code, int64_t code2, const char *fi
               line, s->mode_name, (int)f.scope, h2_code_name(f.code), f.reason ? f.reason : "",
               h2_code_name(code));
     const h2s_frame *g = h2s_last(s, H2_FT_GOAWAY, 0);
-    cr_assert(g != NULL, "%s:%d [%s] no GOAWAY sent (want %s; fault %s: %s)", file, line,
+    /* cr_expect, not cr_assert: an abort here would skip h2s_fini (leaking
+     * the h2s) and every later sub-case of the test. */
+    cr_expect(g != NULL, "%s:%d [%s] no GOAWAY sent (want %s; fault %s: %s)", file, line,
               s->mode_name, h2_code_name(code), h2_code_name(f.code), f.reason ? f.reason : "");
-    uint32_t gc = g->f.u.goaway.code;
-    code_ok = gc == code || (code2 >= 0 && (int64_t)gc == code2);
-    cr_expect(code_ok, "%s:%d [%s] GOAWAY code %s, want %s%s%s", file, line, s->mode_name,
-              h2_code_name(gc), h2_code_name(code), code2 >= 0 ? " or " : "",
-              code2 >= 0 ? h2_code_name((uint32_t)code2) : "");
-    cr_expect(h2s_index_of(s, g) == s->nframes - 1, "%s:%d [%s] frames follow the error GOAWAY",
-              file, line, s->mode_name);
+    if (g) {
+        uint32_t gc = g->f.u.goaway.code;
+        code_ok = gc == code || (code2 >= 0 && (int64_t)gc == code2);
+        cr_expect(code_ok, "%s:%d [%s] GOAWAY code %s, want %s%s%s", file, line, s->mode_name,
+                  h2_code_name(gc), h2_code_name(code), code2 >= 0 ? " or " : "",
+                  code2 >= 0 ? h2_code_name((uint32_t)code2) : "");
+        cr_expect(h2s_index_of(s, g) == s->nframes - 1,
+                  "%s:%d [%s] frames follow the error GOAWAY", file, line, s->mode_name);
+    }
+    if (s->first_err != H2_E_PROTO)
+        return; /* the connection is alive: feeding it a PING below would confuse the oracle */
     cr_expect(h2_conn_is_done(s->c), "%s:%d [%s] h2_conn_is_done() false after a connection error",
               file, line, s->mode_name);
     cr_expect(!h2_conn_want_read(s->c),
