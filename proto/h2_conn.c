@@ -1721,6 +1721,7 @@ h2_conn *h2_conn_new(h2_ctx *x, uint64_t now_ms)
                                                                        : HPACK_DEFAULT_TABLE_SIZE;
     hpack_decoder_init(&c->dec, dec_max, x->mem);
     hpack_encoder_init(&c->enc, l->encoder_table_size, x->mem);
+    c->enc.skip_volatile = true;
 
     /* Server preface (RFC 9113 §3.4): our SETTINGS, then the connection
      * window opened beyond the default. */

@@ -738,6 +738,32 @@ size_t hpack_encode_bound(const hpack_field *f, size_t n)
     return total > SIZE_MAX ? SIZE_MAX : (size_t)total;
 }
 
+/* Values that change with every response (a length, a clock, a cookie)
+ * would only churn the table: indexing them evicts the entries that repeat. */
+static bool volatile_name(const uint8_t *n, uint32_t len)
+{
+    switch (len) {
+    case 3: return memcmp(n, "age", 3) == 0;
+    case 4: return memcmp(n, "date", 4) == 0 || memcmp(n, "etag", 4) == 0;
+    case 7: return memcmp(n, "expires", 7) == 0;
+    case 10: return memcmp(n, "set-cookie", 10) == 0;
+    case 13: return memcmp(n, "last-modified", 13) == 0;
+    case 14: return memcmp(n, "content-length", 14) == 0;
+    default: return false;
+    }
+}
+
+/* Does this field go into the dynamic table?  One answer for
+ * reserve_block() and encode_field(). */
+static bool wants_insert(const hpack_encoder *e, const hpack_field *f)
+{
+    if (f->flags & (HPACK_F_NEVER_INDEX | HPACK_F_NO_INDEX))
+        return false;
+    if ((uint64_t)f->name_len + f->value_len + HPACK_ENTRY_OVERHEAD > e->table.max_size)
+        return false;
+    return !(e->skip_volatile && volatile_name(f->name, f->name_len));
+}
+
 /* Reserve table storage for every field of the block that may be inserted,
  * so that no insertion fails halfway through a block: the live bytes never
  * exceed what is there now plus what is inserted, nor max_size - 32. */
@@ -747,7 +773,7 @@ static h2_rv reserve_block(hpack_encoder *e, const hpack_field *f, size_t n)
     uint64_t bytes = 0, ents = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t b = (uint64_t)f[i].name_len + f[i].value_len;
-        if (f[i].flags & (HPACK_F_NEVER_INDEX | HPACK_F_NO_INDEX) || b + HPACK_ENTRY_OVERHEAD > t->max_size)
+        if (!wants_insert(e, &f[i]))
             continue;
         bytes += b;
         ents++;
@@ -858,8 +884,7 @@ static h2_rv encode_field(hpack_encoder *e, const hpack_field *f, uint8_t **pos)
         *pos = hpack_int_encode(*pos, REP_INDEXED, 7, m.exact);
         return H2_OK;
     }
-    uint64_t size = (uint64_t)f->name_len + f->value_len + HPACK_ENTRY_OVERHEAD;
-    bool insert = !never && !(f->flags & HPACK_F_NO_INDEX) && size <= e->table.max_size;
+    bool insert = wants_insert(e, f);
     uint8_t *p = *pos;
     if (insert)
         p = hpack_int_encode(p, REP_INCREMENTAL, 6, m.name);

@@ -188,6 +188,10 @@ typedef struct hpack_encoder {
     uint32_t pending_min;     /* smallest size since the last block, for §4.2 */
     bool update_due;          /* emit size update(s) at the next block start */
     hpack_huff_mode huff;     /* AUTO after init; the caller may change it */
+    /* Do not index fields whose values change per message (content-length,
+     * date, etag, last-modified, expires, age, set-cookie).  Off after
+     * init (RFC 7541 Appendix C indexes them); servers turn it on. */
+    bool skip_volatile;
     /* private */
     uint32_t signalled_max;   /* the maximum the peer's decoder believes in: 4096
                                * until we send a size update */
