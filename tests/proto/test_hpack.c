@@ -1478,3 +1478,32 @@ Test(hpack_alloc, decoder_nomem_is_clean)
     free(s);
     cr_assert_eq(c.allocs, c.frees);
 }
+
+/* A server's encoder leaves per-message values out of the dynamic table, so
+ * they cannot evict the fields that do repeat (content-type, server...). */
+Test(encoder, skip_volatile_fields_not_indexed)
+{
+    hpack_encoder e;
+    hpack_encoder_init(&e, 4096, NULL);
+    e.skip_volatile = true;
+    e.huff = HPACK_HUFF_NEVER;
+    const hpack_field f[] = {
+        {(const uint8_t *)"content-length", (const uint8_t *)"13", 14, 2, 0},
+        {(const uint8_t *)"date", (const uint8_t *)"Sun, 22 Nov 2026 03:00:00 GMT", 4, 29, 0},
+        {(const uint8_t *)"content-type", (const uint8_t *)"text/plain", 12, 10, 0},
+    };
+    uint8_t out[1024];
+    cr_assert_leq(hpack_encode_bound(f, 3), sizeof out);
+    size_t len = 0;
+    cr_assert_eq(hpack_encode_block(&e, f, 3, out, sizeof out, &len), H2_OK);
+    /* content-length (static name 28): literal without indexing, 4-bit prefix. */
+    cr_assert_eq(out[0], 0x0f);
+    cr_assert_eq(out[1], 28 - 15);
+    cr_assert_eq(e.table.count, 1, "only content-type was indexed, got %u entries", e.table.count);
+    /* The same block again: content-type now comes from the table. */
+    size_t len2 = 0;
+    cr_assert_eq(hpack_encode_block(&e, f, 3, out, sizeof out, &len2), H2_OK);
+    cr_assert_lt(len2, len);
+    cr_assert_eq(e.table.count, 1);
+    hpack_encoder_free(&e);
+}
