@@ -255,7 +255,17 @@ void conn_flush(conn *c)
     memset(&c->msg, 0, sizeof c->msg);
     c->msg.msg_iov = c->iov;
     c->msg.msg_iovlen = n;
-    int rc = ring_prep_sendmsg(c->sh->r, c->fd, &c->msg, 0, ud(c, OP_SEND));
+    /* Large batches go zero-copy: the kernel reads the application's pages
+     * (and our frame headers) until its notification, so the engine's output
+     * is committed only then (conn_on_send). */
+    uint32_t zc_min = c->sh->srv->cfg.zc_threshold;
+    size_t total = 0;
+    if (zc_min)
+        for (size_t i = 0; i < n; i++)
+            total += c->iov[i].iov_len;
+    c->zc = zc_min && total >= zc_min;
+    int rc = c->zc ? ring_prep_sendmsg_zc(c->sh->r, c->fd, &c->msg, 0, ud(c, OP_SEND))
+                   : ring_prep_sendmsg(c->sh->r, c->fd, &c->msg, 0, ud(c, OP_SEND));
     if (rc < 0) {
         log_msg(LOG_WARN, (int)c->sh->idx, "send: %s", strerror(-rc));
         conn_close(c);
@@ -267,20 +277,32 @@ void conn_flush(conn *c)
 
 void conn_on_send(conn *c, const ring_cqe *cqe)
 {
+    int32_t res = cqe->res;
+    if (c->zc) {
+        if (!ring_cqe_notif(cqe)) {
+            /* The result; a notification follows when F_MORE is set. */
+            c->zc_res = res;
+            if (ring_cqe_more(cqe))
+                return;
+        } else {
+            res = c->zc_res; /* the kernel is done with the pages now */
+        }
+        c->zc = false;
+    }
     c->sending = false;
     c->ops--;
     if (c->state == C_CLOSING) {
         conn_on_op_end(c);
         return;
     }
-    if (cqe->res < 0) {
-        if (cqe->res != -EPIPE && cqe->res != -ECONNRESET)
-            log_msg(LOG_DEBUG, (int)c->sh->idx, "send: %s", strerror(-cqe->res));
+    if (res < 0) {
+        if (res != -EPIPE && res != -ECONNRESET)
+            log_msg(LOG_DEBUG, (int)c->sh->idx, "send: %s", strerror(-res));
         conn_close(c);
         conn_on_op_end(c);
         return;
     }
-    h2_conn_out_commit(c->h2, (size_t)cqe->res, c->sh->now);
+    h2_conn_out_commit(c->h2, (size_t)res, c->sh->now);
     /* Writable notifications: streams that waited for their queue to drain. */
     const spindle_handler *h = &c->sh->srv->handler;
     for (spindle_stream *st = c->streams; st; st = st->next) {

@@ -66,6 +66,8 @@ struct conn {
     bool recv_parked;   /* recv ended with -ENOBUFS: re-arm once buffers return */
     bool paused;        /* the engine asked us to stop reading: input is held */
     bool sending;
+    bool zc;            /* the send in flight is SENDMSG_ZC */
+    int32_t zc_res;     /* its result, held until the notification */
     bool dirty;         /* on the shard's flush list */
     uint32_t ops;       /* in-flight operations (armed recv, send) */
     struct msghdr msg;

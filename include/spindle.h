@@ -75,6 +75,8 @@ typedef struct spindle_config {
     uint32_t max_conns;        /* per shard (default 4096) */
     uint32_t drain_timeout_ms; /* graceful shutdown bound (default 10000) */
     uint32_t offload_threads;  /* per shard, for blocking handlers (default 1) */
+    uint32_t zc_threshold;     /* sends of at least this many bytes use SEND_ZC;
+                                  0 = never (default 0: see docs/send-path.md) */
     int log_level;             /* 0 error, 1 warn, 2 info (default), 3 debug */
     spindle_limits limits;
 } spindle_config;
@@ -84,6 +86,7 @@ spindle_config spindle_config_default(void);
 
 /* Set one configuration value by name, as the command line spells it:
  * "address", "port", "shards", "pin", "max-conns", "drain-timeout", "offload-threads",
+ * "zc-threshold",
  * "log-level", or a limit ("max-concurrent-streams", "initial-window-size",
  * "connection-window", "max-frame-size", "max-header-list-size",
  * "max-header-fields", "max-continuations", "reset-burst", "reset-rate",
