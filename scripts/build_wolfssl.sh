@@ -84,7 +84,8 @@ if (( ${#missing[@]} )); then
 fi
 
 # --- source index ---------------------------------------------------------
-has_src_index() { apt-cache showsrc wolfssl 2>/dev/null | grep -q "^Version: $version"; }
+# (Not `| grep -q`: under pipefail, grep quitting early fails the pipe.)
+has_src_index() { [[ $(apt-cache showsrc wolfssl 2>/dev/null) == *"Version: $version"* ]]; }
 if ! has_src_index; then
   (( EUID == 0 )) || fallback "no deb-src index for wolfssl and not root"
   if [[ ! -f $src_list ]]; then

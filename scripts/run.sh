@@ -21,9 +21,4 @@ fi
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPINDLE_TESTS="$tests" >/dev/null
 cmake --build "$build" -j"$(nproc)"
 
-if [[ -x $server ]]; then
-  exec "$server" "$@"
-fi
-echo "spindle: built the libraries; the server (apps/hello, $server) arrives"
-echo "spindle: with the runtime issue (shards, accept loop, send path). Nothing to run yet."
-exit 0
+exec "$server" "$@"
