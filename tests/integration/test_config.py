@@ -91,5 +91,29 @@ class ConfigTest(unittest.TestCase):
                 self.assertEqual(bytes(c.get("/").data), HELLO)
 
 
+class IoUringUnavailableTest(unittest.TestCase):
+    """Without io_uring the server must exit non-zero and name the cause.
+    A non-root user with RLIMIT_MEMLOCK 0 cannot create a ring (ENOMEM)."""
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to switch to nobody")
+    def test_memlock_names_the_cause(self):
+        import shutil
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="spindle-it-uring-") as tmp:
+            os.chmod(tmp, 0o755)
+            exe = os.path.join(tmp, "spindle-hello")
+            shutil.copy(harness.binary(), exe)   # the build tree may not be readable by nobody
+            os.chmod(exe, 0o755)
+            cmd = ["prlimit", "--memlock=0", "setpriv", "--reuid=nobody", "--regid=nogroup",
+                   "--clear-groups", exe, "--port", "0", "--shards", "1"]
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        err = p.stderr.decode("utf-8", "replace")
+        log("io_uring unavailable -> exit %d, stderr %r" % (p.returncode, err))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("RLIMIT_MEMLOCK", err)
+        self.assertIn("io_uring", err)
+        self.assertNotIn("listening on", p.stdout.decode())
+
+
 if __name__ == "__main__":
     harness.main()
