@@ -243,12 +243,51 @@ void conn_on_op_end(conn *c)
         arm_recv(c);
 }
 
+/* iovec arrays are lent to connections only while a send is in flight:
+ * an idle connection does not carry 1 KiB of them. */
+static struct iovec *iov_take(shard *sh)
+{
+    void *p = sh->iov_free;
+    if (p) {
+        memcpy(&sh->iov_free, p, sizeof p);
+        return p;
+    }
+    return malloc(CONN_IOV * sizeof(struct iovec));
+}
+
+static void iov_give(conn *c)
+{
+    if (!c->iov)
+        return;
+    memcpy(c->iov, &c->sh->iov_free, sizeof(void *));
+    c->sh->iov_free = c->iov;
+    c->iov = NULL;
+}
+
+void shard_iov_free_all(shard *sh)
+{
+    while (sh->iov_free) {
+        void *p = sh->iov_free;
+        memcpy(&sh->iov_free, p, sizeof p);
+        free(p);
+    }
+}
+
 void conn_flush(conn *c)
 {
     if (c->sending || c->state == C_CLOSING)
         return;
+    if (!h2_conn_want_write(c->h2)) {
+        maybe_finish(c);
+        return;
+    }
+    if (!c->iov && !(c->iov = iov_take(c->sh))) {
+        conn_close(c);
+        return;
+    }
     size_t n = h2_conn_out_prepare(c->h2, c->iov, CONN_IOV, CONN_SEND_BUDGET);
     if (n == 0) {
+        iov_give(c);
         maybe_finish(c);
         return;
     }
@@ -291,6 +330,7 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
     }
     c->sending = false;
     c->ops--;
+    iov_give(c); /* the kernel has the message; the array goes back */
     if (c->state == C_CLOSING) {
         conn_on_op_end(c);
         return;
@@ -370,6 +410,7 @@ void conn_free(conn *c)
         stream_conn_gone(c);
     }
     close(c->fd);
+    iov_give(c);
     h2_conn_free(c->h2); /* releases queued body buffers */
     free(c->held);
     sh->slots[c->slot] = NULL;

@@ -71,7 +71,7 @@ struct conn {
     bool dirty;         /* on the shard's flush list */
     uint32_t ops;       /* in-flight operations (armed recv, send) */
     struct msghdr msg;
-    struct iovec iov[CONN_IOV];
+    struct iovec *iov;  /* CONN_IOV entries, borrowed from the shard while sending */
     uint8_t *held;      /* input not yet fed (paused); heap */
     size_t held_len, held_off, held_cap;
     timer_node timer;
@@ -137,6 +137,7 @@ struct shard {
     spindle_stream *settle;
     spindle_stream *dead_streams;
     spindle_header *hdr_scratch; /* request headers handed to on_request */
+    void *iov_free;              /* free list of CONN_IOV iovec arrays */
     bool draining;
     uint64_t drain_deadline;
     uint64_t accepted;
@@ -154,6 +155,7 @@ struct shard {
 /* shard.c */
 void *shard_main(void *arg);
 void shard_mark_dirty(conn *c);
+void shard_iov_free_all(shard *sh);
 uint64_t shard_now_ms(void);
 
 /* conn.c */

@@ -283,6 +283,7 @@ static void shard_teardown(shard *sh)
     free(sh->gens);
     free(sh->free_slots);
     free(sh->hdr_scratch);
+    shard_iov_free_all(sh);
     sh->slots = NULL;
 }
 

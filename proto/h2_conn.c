@@ -120,6 +120,15 @@ enum stream_flag {
     F_INCREMENTAL = 1u << 6,
 };
 
+struct h2_stream;
+/* Stream lookup and scheduler queues: allocated (pooled) while the
+ * connection has streams, so an idle connection does not carry them. */
+typedef struct stream_tables {
+    struct h2_stream *buckets[16];
+    struct h2_stream *rq_head[8];
+    struct h2_stream *rq_tail[8];
+} stream_tables;
+
 typedef struct h2_stream {
     struct h2_stream *hnext;
     struct h2_stream *snext;
@@ -184,7 +193,7 @@ struct h2_conn {
     uint32_t recv_unacked;
 
     /* streams */
-    h2_stream *buckets[NBUCKETS];
+    stream_tables *st;      /* NULL while there is no stream */
     uint32_t nstreams;
     uint32_t last_peer_sid;
     uint32_t last_delivered_sid;
@@ -192,8 +201,6 @@ struct h2_conn {
     uint32_t rring_pos;
 
     /* scheduler */
-    h2_stream *rq_head[NURGENCY];
-    h2_stream *rq_tail[NURGENCY];
     uint32_t nready;
 
     /* output */
@@ -246,6 +253,9 @@ h2_rv h2_ctx_init(h2_ctx *x, const h2_limits *limits, const h2_mem *mem)
     pool_init(&x->streams, sizeof(h2_stream), 4096, x->mem);
     pool_init(&x->chunks, sizeof(h2_chunk), 8192, x->mem);
     pool_init(&x->blocks, (uint32_t)sizeof(out_block) + H2_OUT_BLOCK_SIZE, 256, x->mem);
+    pool_init(&x->small_blocks, (uint32_t)sizeof(out_block) + H2_OUT_SMALL_BLOCK_SIZE, 1024,
+              x->mem);
+    pool_init(&x->tables, (uint32_t)sizeof(stream_tables), 1024, x->mem);
     pool_init(&x->segs, NSEG * (uint32_t)sizeof(seg), 1024, x->mem);
     return H2_OK;
 }
@@ -255,6 +265,8 @@ void h2_ctx_free(h2_ctx *x)
     pool_drain(&x->streams);
     pool_drain(&x->chunks);
     pool_drain(&x->blocks);
+    pool_drain(&x->small_blocks);
+    pool_drain(&x->tables);
     pool_drain(&x->segs);
     h2_free(x->mem, x->fields);
     h2_free(x->mem, x->fieldbuf);
@@ -276,7 +288,15 @@ static const h2_mem *cmem(const h2_conn *c) { return c->x->mem; }
 static out_block *block_new(h2_conn *c, uint32_t need)
 {
     out_block *b;
-    if (need <= H2_OUT_BLOCK_SIZE) {
+    /* Output that starts small (a preface, a PING ACK on an idle
+     * connection) takes a small block: a burst of new connections must not
+     * pin 16 KiB each. */
+    if (!c->otail && need <= H2_OUT_SMALL_BLOCK_SIZE) {
+        b = pool_get(&c->x->small_blocks);
+        if (!b)
+            return NULL;
+        b->cap = H2_OUT_SMALL_BLOCK_SIZE;
+    } else if (need <= H2_OUT_BLOCK_SIZE) {
         b = pool_get(&c->x->blocks);
         if (!b)
             return NULL;
@@ -296,6 +316,8 @@ static void block_free(h2_conn *c, out_block *b)
 {
     if (b->cap == H2_OUT_BLOCK_SIZE)
         pool_put(&c->x->blocks, b);
+    else if (b->cap == H2_OUT_SMALL_BLOCK_SIZE)
+        pool_put(&c->x->small_blocks, b);
     else
         h2_free(cmem(c), b);
 }
@@ -554,11 +576,13 @@ static h2_rv glitch(h2_conn *c)
 /* Streams                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static h2_stream **bucket_of(h2_conn *c, uint32_t id) { return &c->buckets[(id >> 1) % NBUCKETS]; }
+static h2_stream **bucket_of(h2_conn *c, uint32_t id) { return &c->st->buckets[(id >> 1) % NBUCKETS]; }
 
 static h2_stream *stream_find(const h2_conn *c, uint32_t id)
 {
-    h2_stream *s = c->buckets[(id >> 1) % NBUCKETS];
+    if (!c->st)
+        return NULL;
+    h2_stream *s = c->st->buckets[(id >> 1) % NBUCKETS];
     while (s && s->id != id)
         s = s->hnext;
     return s;
@@ -599,14 +623,14 @@ static void sched_remove(h2_conn *c, h2_stream *s)
 {
     if (!(s->flags & F_IN_SCHED))
         return;
-    h2_stream **pp = &c->rq_head[s->urgency], *prev = NULL;
+    h2_stream **pp = &c->st->rq_head[s->urgency], *prev = NULL;
     while (*pp != s) {
         prev = *pp;
         pp = &(*pp)->snext;
     }
     *pp = s->snext;
-    if (c->rq_tail[s->urgency] == s)
-        c->rq_tail[s->urgency] = prev;
+    if (c->st->rq_tail[s->urgency] == s)
+        c->st->rq_tail[s->urgency] = prev;
     s->snext = NULL;
     s->flags &= (uint16_t)~F_IN_SCHED;
     c->nready--;
@@ -662,6 +686,10 @@ static void stream_maybe_free(h2_conn *c, h2_stream *s)
     if (s->recv_held)
         credit_conn(c, s->recv_held);
     pool_put(&c->x->streams, s);
+    if (c->nstreams == 0) {
+        pool_put(&c->x->tables, c->st); /* nothing is queued: no stream left */
+        c->st = NULL;
+    }
 }
 
 static void stream_close(h2_conn *c, h2_stream *s)
@@ -750,11 +778,11 @@ static void sched_push(h2_conn *c, h2_stream *s)
     if ((s->flags & F_IN_SCHED) || !stream_framable(s))
         return;
     s->snext = NULL;
-    if (c->rq_tail[s->urgency])
-        c->rq_tail[s->urgency]->snext = s;
+    if (c->st->rq_tail[s->urgency])
+        c->st->rq_tail[s->urgency]->snext = s;
     else
-        c->rq_head[s->urgency] = s;
-    c->rq_tail[s->urgency] = s;
+        c->st->rq_head[s->urgency] = s;
+    c->st->rq_tail[s->urgency] = s;
     s->flags |= F_IN_SCHED;
     c->nready++;
 }
@@ -763,9 +791,11 @@ static void sched_push(h2_conn *c, h2_stream *s)
  * closed only streams that need no window qualify. */
 static h2_stream *sched_pick(h2_conn *c)
 {
+    if (!c->nready)
+        return NULL;
     bool window = c->send_window > 0;
     for (uint32_t u = 0; u < NURGENCY; u++)
-        for (h2_stream *s = c->rq_head[u]; s; s = s->snext)
+        for (h2_stream *s = c->st->rq_head[u]; s; s = s->snext)
             if (window || !stream_needs_window(s)) {
                 sched_remove(c, s);
                 return s;
@@ -1019,6 +1049,14 @@ static h2_rv on_header_block(h2_conn *c, uint32_t sid, const uint8_t *block, uin
     s->send_window = c->peer_iws;
     s->recv_window = c->local_iws;
     s->content_length = head.content_length;
+    if (!c->st) {
+        c->st = pool_get(&x->tables);
+        if (!c->st) {
+            pool_put(&x->streams, s);
+            return nomem(c);
+        }
+        memset(c->st, 0, sizeof *c->st);
+    }
     h2_stream **b = bucket_of(c, sid);
     s->hnext = *b;
     *b = s;
@@ -1160,9 +1198,9 @@ static void apply_local_settings(h2_conn *c)
      * move by the difference (RFC 9113 §6.9.2). */
     int64_t delta = (int64_t)c->lim->initial_window_size - (int64_t)c->local_iws;
     c->local_iws = c->lim->initial_window_size;
-    if (delta)
+    if (delta && c->st)
         for (uint32_t b = 0; b < NBUCKETS; b++)
-            for (h2_stream *s = c->buckets[b]; s; s = s->hnext)
+            for (h2_stream *s = c->st->buckets[b]; s; s = s->hnext)
                 s->recv_window += delta;
     hpack_decoder_set_settings_max(&c->dec, c->lim->header_table_size);
 }
@@ -1171,8 +1209,8 @@ static h2_rv peer_initial_window(h2_conn *c, uint32_t v)
 {
     int64_t delta = (int64_t)v - (int64_t)c->peer_iws;
     c->peer_iws = v;
-    for (uint32_t b = 0; b < NBUCKETS; b++)
-        for (h2_stream *s = c->buckets[b]; s; s = s->hnext) {
+    for (uint32_t b = 0; c->st && b < NBUCKETS; b++)
+        for (h2_stream *s = c->st->buckets[b]; s; s = s->hnext) {
             s->send_window += delta;
             if (s->send_window > (int64_t)H2_MAX_WINDOW)
                 return conn_fail(c, H2_FLOW_CONTROL_ERROR, "initial window overflows a stream");
@@ -1759,8 +1797,8 @@ void h2_conn_free(h2_conn *c)
 {
     if (!c)
         return;
-    for (uint32_t b = 0; b < NBUCKETS; b++) {
-        h2_stream *s = c->buckets[b];
+    for (uint32_t b = 0; c->st && b < NBUCKETS; b++) {
+        h2_stream *s = c->st->buckets[b];
         while (s) {
             h2_stream *next = s->hnext;
             stream_drop_data(c, s);
@@ -1776,6 +1814,9 @@ void h2_conn_free(h2_conn *c)
     }
     c->seg_count = 0;
     c->chain_r = c->chain_w;
+    if (c->st)
+        pool_put(&c->x->tables, c->st);
+    c->st = NULL;
     out_trim(c);
     pbuf_release(c);
     hb_reset(c);
@@ -2183,7 +2224,7 @@ bool h2_conn_want_write(const h2_conn *c)
     if (c->send_window > 0)
         return true;
     for (uint32_t u = 0; u < NURGENCY; u++)
-        for (const h2_stream *s = c->rq_head[u]; s; s = s->snext)
+        for (const h2_stream *s = c->st->rq_head[u]; s; s = s->snext)
             if (!stream_needs_window(s))
                 return true;
     return false;

@@ -51,6 +51,7 @@ typedef struct h2_pool {
 } h2_pool;
 
 #define H2_OUT_BLOCK_SIZE 16384u
+#define H2_OUT_SMALL_BLOCK_SIZE 384u /* a connection's first control output */
 
 /* Per-thread state shared by connections. */
 typedef struct h2_ctx {
@@ -60,7 +61,7 @@ typedef struct h2_ctx {
      * connection of this context. */
     hpack_field *fields;
     uint8_t *fieldbuf;
-    h2_pool streams, chunks, blocks, segs;
+    h2_pool streams, chunks, blocks, small_blocks, segs, tables;
     uint64_t seq; /* connection serial numbers (PING opaque for shutdown) */
 } h2_ctx;
 

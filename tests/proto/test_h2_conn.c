@@ -2564,10 +2564,17 @@ static void glitch_case(h2s *s, int k)
 {
     h2_limits l = lim();
     l.glitch_burst = 50;
+    if (k == 6)
+        l.max_concurrent_streams = 1;
     h2s_start(s, &l, NULL);
     h2s_handshake(s);
     for (uint32_t i = 0; i < 51; i++) {
         switch (k) {
+        case 6: /* a peer that keeps opening past MAX_CONCURRENT_STREAMS */
+            if (i == 0)
+                h2s_get(s, 1, "/held");
+            h2s_get(s, 3 + 2 * i, "/refused");
+            break;
         case 0: /* empty DATA without END_STREAM */
             if (i == 0)
                 h2s_request(s, 1, "POST", "/", NULL, 0, false);
@@ -2610,9 +2617,9 @@ static void glitch_case(h2s *s, int k)
 
 H2S_TEST(security, glitch_budget,
          "security.md glitches: empty DATA/HEADERS, PRIORITY flood, SETTINGS churn, provoked "
-         "resets exhaust the budget: ENHANCE_YOUR_CALM")
+         "resets, refused streams exhaust the budget: ENHANCE_YOUR_CALM")
 {
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < 7; k++)
         sub(s, glitch_case, k);
 }
 
@@ -2998,7 +3005,7 @@ H2S_TEST(timeout, security_header_block_timeout,
     h2s_handshake(s);
     uint64_t t0 = s->now;
     uint8_t blk[64];
-    size_t n = h2s_hpack_min_request(blk);
+    (void)h2s_hpack_min_request(blk);
     h2s_headers_block(s, 1, blk, 5, &(h2s_hopts){.no_end_headers = true});
     cr_assert_eq(h2s_run(s), H2_OK);
     cr_expect_leq(h2_conn_next_deadline(s->c), t0 + 10000);
@@ -3015,7 +3022,6 @@ H2S_TEST(timeout, security_header_block_timeout,
     h2s_tick(s);
     H2S_EXPECT_CONN_ERROR2(s, H2_ENHANCE_YOUR_CALM, H2_PROTOCOL_ERROR);
     cr_expect_null(h2s_req(s, 1));
-    (void)n;
 }
 
 H2S_TEST(timeout, security_idle_timeout, "security.md: 60 s without streams or input: GOAWAY NO_ERROR")
@@ -3090,6 +3096,57 @@ H2S_TEST(timeout, security_send_timeout_zero_window,
                  s->mode_name);
     if (s->first_err == H2_E_PROTO)
         H2S_EXPECT_CONN_ERROR2(s, H2_ENHANCE_YOUR_CALM, H2_FLOW_CONTROL_ERROR);
+}
+
+static void dribble_case(h2s *s, int k)
+{
+    h2_setting set = {H2_SET_INITIAL_WINDOW_SIZE, 0};
+    h2s_handshake_with(s, &set, 1);
+    h2s_get(s, 1, "/");
+    h2s_get(s, 3, "/done");
+    cr_assert_eq(h2s_run(s), H2_OK);
+    h2s_respond_ok(s, 3, ""); /* stream 3: closed */
+    cr_assert_eq(h2s_respond(s, 1, 200, NULL, 0, false), H2_OK);
+    uint8_t *body = h2s_alloc(s, 1000);
+    cr_assert_eq(h2s_send_body(s, 1, body, 1000, 1, true), H2_OK);
+    h2s_drain(s);
+    uint64_t t0 = s->now;
+    for (uint32_t i = 1; i <= 6 && s->first_err == H2_OK; i++) {
+        s->now = t0 + 10000u * i;
+        if (i % 2 == 0) {
+            if (k == 0)
+                h2s_window_update(s, 0, 1); /* connection window only: stream 1 stays at 0 */
+            else if (k == 1)
+                h2s_window_update(s, 3, 1); /* a closed stream */
+            else
+                h2s_window_update(s, 1, 1); /* one byte really goes out */
+            cr_assert_eq(h2s_run(s), H2_OK);
+        }
+        h2s_tick(s);
+    }
+    size_t n = 0;
+    h2s_body(s, 1, &n);
+    if (k < 2) {
+        cr_expect_eq(n, 0u);
+        cr_expect_eq(s->first_err, H2_E_PROTO,
+                     "[%s] case %d: WINDOW_UPDATEs that let nothing out kept a stalled response "
+                     "alive for 60 s",
+                     s->mode_name, k);
+        if (s->first_err == H2_E_PROTO)
+            H2S_EXPECT_CONN_ERROR2(s, H2_ENHANCE_YOUR_CALM, H2_FLOW_CONTROL_ERROR);
+    } else {
+        cr_expect_eq(n, 3u, "[%s] one byte per grant", s->mode_name);
+        cr_expect_eq(s->first_err, H2_OK, "[%s] a peer granting a byte every 20 s makes progress",
+                     s->mode_name);
+    }
+}
+
+H2S_TEST(timeout, security_send_timeout_window_dribble,
+         "security.md: WINDOW_UPDATEs that release no byte of a stalled response are not send "
+         "progress")
+{
+    for (int k = 0; k < 3; k++)
+        sub(s, dribble_case, k);
 }
 
 /* --- Graceful shutdown (§6.8) ----------------------------------------------------------- */
