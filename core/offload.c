@@ -262,7 +262,7 @@ static void apply(shard *sh, off_cmd *k)
 {
     spindle_stream *st = k->st;
     if (k->type == K_FREED) {
-        stream_free(st);
+        stream_free(sh, st);
         sh->off_streams--;
         return;
     }
@@ -548,7 +548,7 @@ void offload_stop(shard *sh)
             else if (k.type == K_RESPOND || k.type == K_TRAILERS)
                 free(k.data);
             else if (k.type == K_FREED)
-                stream_free(k.st);
+                stream_free(sh, k.st);
         }
         if (o->efd >= 0)
             close(o->efd);

@@ -138,6 +138,8 @@ struct shard {
     spindle_stream *dead_streams;
     spindle_header *hdr_scratch; /* request headers handed to on_request */
     void *iov_free;              /* free list of CONN_IOV iovec arrays */
+    spindle_stream *stream_free; /* recycled stream objects (next_settle links) */
+    uint32_t nstream_free;
     bool draining;
     uint64_t drain_deadline;
     uint64_t accepted;
@@ -174,7 +176,8 @@ void conn_free(conn *c);
 void stream_dispatch(conn *c, const h2_event *ev);
 void stream_settle(spindle_stream *st);
 void stream_conn_gone(conn *c);
-void stream_free(spindle_stream *st);
+void stream_free(shard *sh, spindle_stream *st); /* st->c may be gone */
+void shard_streams_free_all(shard *sh);
 void stream_on_timer(spindle_stream *st);
 /* The shard-side implementations behind the public calls (headers given as
  * spindle_header; offloaded handlers reach them through commands). */

@@ -147,7 +147,7 @@ static void settle(shard *sh)
     while (sh->dead_streams) {
         spindle_stream *st = sh->dead_streams;
         sh->dead_streams = st->next_settle;
-        stream_free(st);
+        stream_free(sh, st);
     }
     while (sh->dead_conns) {
         conn *c = sh->dead_conns;
@@ -284,6 +284,7 @@ static void shard_teardown(shard *sh)
     free(sh->free_slots);
     free(sh->hdr_scratch);
     shard_iov_free_all(sh);
+    shard_streams_free_all(sh);
     sh->slots = NULL;
 }
 

@@ -39,10 +39,41 @@ static void unlink_stream(spindle_stream *st)
     st->next = st->prev = NULL;
 }
 
-void stream_free(spindle_stream *st)
+#define STREAM_FREE_KEEP 4096u
+
+/* Stream objects are recycled per shard: a request costs no allocation. */
+void stream_free(shard *sh, spindle_stream *st)
 {
     free(st->pend);
-    free(st);
+    if (sh->nstream_free < STREAM_FREE_KEEP) {
+        st->next_settle = sh->stream_free;
+        sh->stream_free = st;
+        sh->nstream_free++;
+    } else {
+        free(st);
+    }
+}
+
+void shard_streams_free_all(shard *sh)
+{
+    while (sh->stream_free) {
+        spindle_stream *st = sh->stream_free;
+        sh->stream_free = st->next_settle;
+        free(st);
+    }
+    sh->nstream_free = 0;
+}
+
+static spindle_stream *stream_alloc(shard *sh)
+{
+    spindle_stream *st = sh->stream_free;
+    if (st) {
+        sh->stream_free = st->next_settle;
+        sh->nstream_free--;
+        memset(st, 0, sizeof *st);
+        return st;
+    }
+    return calloc(1, sizeof *st);
 }
 
 void stream_settle(spindle_stream *st)
@@ -108,7 +139,7 @@ static spindle_str str_of(h2_str s) { return (spindle_str){(const char *)s.p, s.
 static void on_request(conn *c, const h2_event *ev)
 {
     shard *sh = c->sh;
-    spindle_stream *st = calloc(1, sizeof *st);
+    spindle_stream *st = stream_alloc(sh);
     if (!st) {
         h2_conn_reset_stream(c->h2, ev->stream_id, H2_INTERNAL_ERROR);
         h2_conn_stream_detach(c->h2, ev->stream_id);

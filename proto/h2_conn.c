@@ -391,6 +391,11 @@ static void out_trim(h2_conn *c)
 {
     if (c->chain_r != c->chain_w || c->seg_count)
         return;
+    c->ctrl_pending = 0; /* every control reply is out */
+    /* A busy connection keeps its (emptied) block and ring for the next
+     * response; they go back when it has no stream left. */
+    if (c->nstreams && c->ohead == c->otail)
+        return;
     while (c->ohead) {
         out_block *b = c->ohead;
         c->ohead = b->next;
@@ -398,7 +403,6 @@ static void out_trim(h2_conn *c)
     }
     c->otail = NULL;
     c->ohead_off = 0;
-    c->ctrl_pending = 0;
     if (c->segs) {
         pool_put(&c->x->segs, c->segs);
         c->segs = NULL;
@@ -689,6 +693,7 @@ static void stream_maybe_free(h2_conn *c, h2_stream *s)
     if (c->nstreams == 0) {
         pool_put(&c->x->tables, c->st); /* nothing is queued: no stream left */
         c->st = NULL;
+        out_trim(c);
     }
 }
 
@@ -1314,7 +1319,6 @@ static h2_rv on_window_update(h2_conn *c, const h2_frame *f, h2_event *ev)
 {
     uint32_t sid = f->hdr.stream_id;
     uint32_t incr = f->u.window_increment;
-    c->progress_ms = c->now; /* the peer reads and grants: that is progress */
     if (sid == 0) {
         c->send_window += incr;
         if (c->send_window > (int64_t)H2_MAX_WINDOW)
