@@ -73,8 +73,8 @@ conn *conn_new(shard *sh, int fd)
 
 void conn_timer_update(conn *c)
 {
-    if (c->state == C_CLOSING)
-        return;
+    if (c->state != C_OPEN)
+        return; /* closing: no timer; flushing: the linger deadline stands */
     uint64_t d = h2_conn_next_deadline(c->h2);
     if (d == c->deadline)
         return;
@@ -130,6 +130,13 @@ static void fail(conn *c)
         log_msg(LOG_DEBUG, (int)c->sh->idx, "connection error %s: %s", h2_code_name(f.code),
                 f.reason ? f.reason : "");
     c->state = C_FLUSHING;
+    /* The GOAWAY is a courtesy: a peer that does not read gets it for
+     * CONN_LINGER_MS, then the socket is closed (security.md: "still stuck
+     * after the write timeout: close"). */
+    if (timer_node_pending(&c->timer))
+        timer_wheel_cancel(&c->sh->timers, &c->timer);
+    c->deadline = c->sh->now + CONN_LINGER_MS;
+    timer_wheel_add(&c->sh->timers, &c->timer, c->deadline);
     if (c->recv_armed)
         ring_prep_cancel(c->sh->r, ud(c, OP_RECV), ring_ud_pack(OP_CANCEL, c->slot, c->gen));
     shard_mark_dirty(c);
@@ -233,7 +240,8 @@ void conn_on_recv(conn *c, const ring_cqe *cqe)
 void conn_on_op_end(conn *c)
 {
     if (c->state == C_CLOSING) {
-        if (c->ops == 0) {
+        if (c->ops == 0 && !c->dead_listed) {
+            c->dead_listed = true; /* freed once, at the end of the iteration */
             c->next_dead = c->sh->dead_conns;
             c->sh->dead_conns = c;
         }
@@ -338,8 +346,7 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
     if (res < 0) {
         if (res != -EPIPE && res != -ECONNRESET)
             log_msg(LOG_DEBUG, (int)c->sh->idx, "send: %s", strerror(-res));
-        conn_close(c);
-        conn_on_op_end(c);
+        conn_close(c); /* frees it (deferred) once no operation is left */
         return;
     }
     h2_conn_out_commit(c->h2, (size_t)res, c->sh->now);
@@ -374,12 +381,23 @@ void conn_begin_drain(conn *c)
 
 void conn_on_timer(conn *c)
 {
+    if (c->state == C_FLUSHING) {
+        log_msg(LOG_DEBUG, (int)c->sh->idx, "closing: the peer did not take the GOAWAY in time");
+        conn_close(c);
+        return;
+    }
     if (c->state != C_OPEN)
         return;
+    /* Output stuck before the tick means the peer is not reading: a GOAWAY
+     * would not get through either, so such a timeout closes at once. */
+    bool stuck = h2_conn_unsent(c->h2) > 0;
     if (h2_conn_tick(c->h2, c->sh->now) != H2_OK) {
         h2_fault f = h2_conn_fault(c->h2);
         log_msg(LOG_DEBUG, (int)c->sh->idx, "closing: %s", f.reason ? f.reason : "timeout");
-        fail(c);
+        if (stuck)
+            conn_close(c);
+        else
+            fail(c);
         return;
     }
     conn_timer_update(c);
@@ -411,6 +429,7 @@ void conn_free(conn *c)
     }
     close(c->fd);
     iov_give(c);
+    stream_conn_freed(c);
     h2_conn_free(c->h2); /* releases queued body buffers */
     free(c->held);
     sh->slots[c->slot] = NULL;

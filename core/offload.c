@@ -117,8 +117,19 @@ static void copy_str(spindle_str *dst, const spindle_str *src, char **w)
 
 static offload *worker_of(spindle_stream *st)
 {
-    shard *sh = st->c->sh;
-    return &sh->off[(st->sid >> 1) % sh->noff];
+    return &st->c->sh->off[st->worker];
+}
+
+/* A new stream goes to the worker with the fewest streams: one busy in a
+ * long blocking call does not hold up requests another could take. */
+static uint32_t pick_worker(shard *sh)
+{
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < sh->noff; i++)
+        if (sh->off_load[i] < sh->off_load[best])
+            best = i;
+    sh->off_load[best]++;
+    return best;
 }
 
 static void wake_worker(offload *o)
@@ -183,6 +194,7 @@ bool offload_has_room(shard *sh)
 
 void offload_request(spindle_stream *st, const spindle_request *req)
 {
+    st->worker = pick_worker(st->c->sh); /* first: even a failed request is closed through it */
     size_t bytes = sizeof *req + header_bytes(req->headers, req->nheaders) + req->method.len +
                    req->scheme.len + req->authority.len + req->path.len + req->protocol.len;
     char *blk = malloc(bytes);
@@ -262,8 +274,9 @@ static void apply(shard *sh, off_cmd *k)
 {
     spindle_stream *st = k->st;
     if (k->type == K_FREED) {
-        stream_free(sh, st);
+        sh->off_load[st->worker]--;
         sh->off_streams--;
+        stream_offload_freed(sh, st);
         return;
     }
     bool gone = (st->flags & (ST_CLOSED | ST_RESET)) != 0;
@@ -508,7 +521,8 @@ static void *worker_main(void *arg)
 int offload_start(shard *sh, uint32_t n)
 {
     sh->off = calloc(n, sizeof *sh->off);
-    if (!sh->off)
+    sh->off_load = calloc(n, sizeof *sh->off_load);
+    if (!sh->off || !sh->off_load)
         return SPINDLE_ENOMEM;
     sh->noff = n;
     for (uint32_t i = 0; i < n; i++)
@@ -548,7 +562,7 @@ void offload_stop(shard *sh)
             else if (k.type == K_RESPOND || k.type == K_TRAILERS)
                 free(k.data);
             else if (k.type == K_FREED)
-                stream_free(sh, k.st);
+                stream_offload_freed(sh, k.st);
         }
         if (o->efd >= 0)
             close(o->efd);
@@ -560,6 +574,8 @@ void offload_stop(shard *sh)
         free(ov);
     }
     free(sh->off);
+    free(sh->off_load);
     sh->off = NULL;
+    sh->off_load = NULL;
     sh->noff = 0;
 }

@@ -31,6 +31,7 @@
 #define CONN_IOV 64u                  /* iovecs per send */
 #define CONN_SEND_BUDGET (256u << 10) /* bytes gathered per send */
 #define SHARD_CQE_BATCH 256u
+#define CONN_LINGER_MS 1000u        /* a failed connection's last output, at most */
 
 enum { OP_ACCEPT = RING_OP_USER, OP_RECV, OP_SEND, OP_CANCEL };
 enum { TIMER_CONN = 0, TIMER_STREAM = 1 }; /* timer_node.kind */
@@ -69,6 +70,7 @@ struct conn {
     bool zc;            /* the send in flight is SENDMSG_ZC */
     int32_t zc_res;     /* its result, held until the notification */
     bool dirty;         /* on the shard's flush list */
+    bool dead_listed;   /* on the shard's dead list */
     uint32_t ops;       /* in-flight operations (armed recv, send) */
     struct msghdr msg;
     struct iovec *iov;  /* CONN_IOV entries, borrowed from the shard while sending */
@@ -110,6 +112,7 @@ struct spindle_stream {
     /* Worker side (offloaded handlers only; touched by the worker alone). */
     uint16_t wflags;             /* ST_RESET / ST_CLOSED / ST_PAUSED as the worker saw them */
     size_t wunconsumed;          /* body taken while paused, not yet reported */
+    uint32_t worker;             /* index of the offload worker it is bound to */
     _Atomic size_t buffered;     /* spindle_stream_buffered() for the worker */
 };
 
@@ -147,6 +150,7 @@ struct shard {
     uint32_t noff;
     struct overflow *off_overflow, *off_overflow_tail;
     uint32_t off_streams;        /* streams handed to workers, not yet FREED */
+    uint32_t *off_load;          /* per worker: streams bound to it, not yet FREED */
     conn *off_wait;              /* connections paused for worker queue room */
     bool yield_each_round;       /* under valgrind: see shard_setup() */
     _Atomic int ready;           /* 0 starting, 1 serving, -1 failed */
@@ -179,6 +183,8 @@ void stream_conn_gone(conn *c);
 void stream_free(shard *sh, spindle_stream *st); /* st->c may be gone */
 void shard_streams_free_all(shard *sh);
 void stream_on_timer(spindle_stream *st);
+void stream_offload_freed(shard *sh, spindle_stream *st);
+void stream_conn_freed(conn *c);
 /* The shard-side implementations behind the public calls (headers given as
  * spindle_header; offloaded handlers reach them through commands). */
 int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,

@@ -89,20 +89,42 @@ void stream_settle(spindle_stream *st)
     if (timer_node_pending(&st->timer))
         timer_wheel_cancel(&c->sh->timers, &st->timer);
     const spindle_handler *h = handler_of(c);
-    if (c->sh->noff)
-        offload_close(st); /* freed when the worker acknowledges */
-    else if (h->on_close)
-        h->on_close(st, app_of(c));
     h2_conn_stream_set_user(c->h2, st->sid, NULL);
+    if (c->sh->noff) {
+        /* The worker may still be inside a handler for this stream: the
+         * engine keeps counting it against max_concurrent_streams until the
+         * worker acknowledges the close (stream_offload_freed). */
+        offload_close(st);
+        return;
+    }
+    if (h->on_close)
+        h->on_close(st, app_of(c));
     /* Body bytes delivered but never consumed give their window back when
      * the engine forgets the stream. */
     h2_conn_stream_detach(c->h2, st->sid);
     shard_mark_dirty(c);
     unlink_stream(st);
-    if (c->sh->noff)
-        return;
     st->next_settle = c->sh->dead_streams;
     c->sh->dead_streams = st;
+}
+
+void stream_offload_freed(shard *sh, spindle_stream *st)
+{
+    conn *c = st->c;
+    if (c) {
+        h2_conn_stream_detach(c->h2, st->sid);
+        shard_mark_dirty(c);
+        unlink_stream(st);
+    }
+    stream_free(sh, st);
+}
+
+void stream_conn_freed(conn *c)
+{
+    /* Streams still waiting for their worker outlive the connection. */
+    for (spindle_stream *st = c->streams; st; st = st->next)
+        st->c = NULL;
+    c->streams = NULL;
 }
 
 void stream_conn_gone(conn *c)

@@ -1821,6 +1821,7 @@ void h2_conn_free(h2_conn *c)
     if (c->st)
         pool_put(&c->x->tables, c->st);
     c->st = NULL;
+    c->nstreams = 0; /* so out_trim gives the output memory back */
     out_trim(c);
     pbuf_release(c);
     hb_reset(c);

@@ -49,6 +49,7 @@ for pkg in "${want[@]}"; do
   [[ $status == ii* ]] || missing+=("$pkg")
 done
 
+bash "$(dirname "${BASH_SOURCE[0]}")/build_wolfssl.sh"  # wolfSSL with AES-NI, cached; never fails (docs/tls.md)
 (( ${#missing[@]} )) || exit 0
 
 install_cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
