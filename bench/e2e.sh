@@ -121,7 +121,7 @@ for s in spindle h2o nghttpd; do [[ -n ${PRESENT[$s]:-} ]] && SERVERS+=("$s"); d
 
 # Enough descriptors for 1000 idle connections (the servers inherit this).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-(($(ulimit -n) >= IDLE_CONNS + 100)) || say "e2e: open-file limit $(ulimit -n) is low for $IDLE_CONNS idle connections"
+(($(ulimit -n) >= 2 * IDLE_CONNS + 100)) || say "e2e: open-file limit $(ulimit -n) is low for $((2 * IDLE_CONNS)) idle connections"
 
 WORK=$(mktemp -d /tmp/spindle-e2e.XXXXXX)
 mkdir -p "$WORK/logs" "$WORK/runs" "$WORK/idle" "$RESULTS"
@@ -187,6 +187,7 @@ start_server() {
       cat >"$conf" <<EOF
 user: root
 num-threads: 1
+max-connections: 10000
 pid-file: $WORK/h2o-$SRV_PORT.pid
 error-log: $WORK/logs/h2o-$SRV_PORT.err
 http2-idle-timeout: 3600
@@ -420,7 +421,7 @@ done
 # ---------------------------------------------------------------------------
 # Memory per idle connection
 
-say "== idle connections: $IDLE_CONNS per server"
+say "== idle connections: 2 x $IDLE_CONNS per server"
 for s in "${SERVERS[@]}"; do
   if ! start_server "$s" "$WORK/logs/idle-$s.log"; then
     echo '{"error": "server did not start"}' >"$WORK/idle/$s.json"
@@ -431,7 +432,12 @@ for s in "${SERVERS[@]}"; do
     say "   $s: not every connection stayed open (see the JSON)"
   fi
   [[ -s $WORK/idle/$s.json ]] || echo '{"error": "idle_conns.py failed"}' >"$WORK/idle/$s.json"
-  say "   $s: $(cat "$WORK/idle/$s.json")"
+  say "   $s: $("$PY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+k = d.get("kib_per_conn")
+print(d.get("error") or "%.2f KiB/conn over the second 1000, %.2f over the first (%d/%d alive)" % (
+    k if k is not None else float("nan"), d.get("kib_per_conn_cold") or float("nan"),
+    d.get("conns_alive", 0), d.get("conns_requested", 0)))' "$WORK/idle/$s.json" 2>/dev/null || echo unreadable)"
   stop_server
 done
 

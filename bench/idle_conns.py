@@ -4,9 +4,13 @@
 Opens N cleartext connections with prior knowledge (preface + empty SETTINGS,
 reads the server's SETTINGS, ACKs it), leaves them idle, and reports the
 server's resident memory (VmRSS summed over its process group) before and
-after, as one JSON object on stdout.  Standard library only.
+after, as one JSON object on stdout.  Two steps of N connections, all kept
+open: kib_per_conn_cold is the RSS growth over the first N on a fresh server
+(one-time costs included: pools, arenas, tables sized on first use);
+kib_per_conn is the growth over the next N, the marginal cost of one more
+idle connection.  Standard library only.
 
-  idle_conns.py --port P --pgid G [--conns 1000] [--settle 2]
+  idle_conns.py --port P --pgid G [--conns 1000] [--settle 2]   (opens 2 x conns)
 """
 import argparse
 import errno
@@ -134,33 +138,42 @@ def main():
     ap.add_argument("--settle", type=float, default=2.0, help="seconds idle before measuring")
     a = ap.parse_args()
 
+    def open_batchwise(n):
+        socks, failed = [], 0
+        for i in range(0, n, a.batch):
+            batch = [socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                     for _ in range(min(a.batch, n - i))]
+            ok = handshake_batch(batch, a.port, 5.0)
+            failed += len(batch) - len(ok)
+            for s in batch:
+                if s not in ok:
+                    s.close()
+            socks += ok
+        return socks, failed
+
     time.sleep(0.5)
-    before = rss_kib(a.pgid)
-    socks, failed = [], 0
+    rss = [rss_kib(a.pgid)]
+    socks, failed, alive_n = [], 0, []
     t0 = time.monotonic()
-    for i in range(0, a.conns, a.batch):
-        batch = [socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                 for _ in range(min(a.batch, a.conns - i))]
-        ok = handshake_batch(batch, a.port, 10.0)
-        failed += len(batch) - len(ok)
-        for s in batch:
-            if s not in ok:
-                s.close()
-        socks += ok
+    for _ in range(2):
+        more, f = open_batchwise(a.conns)
+        socks += more
+        failed += f
+        time.sleep(a.settle)
+        alive_n.append(sum(1 for s in socks if alive(s)))
+        rss.append(rss_kib(a.pgid))
     opened = time.monotonic() - t0
-    time.sleep(a.settle)
-    n_alive = sum(1 for s in socks if alive(s))
-    after = rss_kib(a.pgid)
     for s in socks:
         s.close()
-    per = (after - before) / n_alive if n_alive else None
-    json.dump({"conns_requested": a.conns, "conns_handshaken": len(socks),
-               "conns_failed": failed, "conns_alive": n_alive,
-               "rss_before_kib": before, "rss_after_kib": after,
-               "kib_per_conn": per, "open_seconds": round(opened, 3),
-               "settle_seconds": a.settle}, sys.stdout)
+    first = (rss[1] - rss[0]) / alive_n[0] if alive_n[0] else None
+    second = (rss[2] - rss[1]) / (alive_n[1] - alive_n[0]) if alive_n[1] > alive_n[0] else None
+    json.dump({"conns_requested": 2 * a.conns, "conns_handshaken": len(socks),
+               "conns_failed": failed, "conns_alive": alive_n[1],
+               "rss_before_kib": rss[0], "rss_mid_kib": rss[1], "rss_after_kib": rss[2],
+               "kib_per_conn": second, "kib_per_conn_cold": first,
+               "open_seconds": round(opened, 3), "settle_seconds": a.settle}, sys.stdout)
     print()
-    return 0 if n_alive == a.conns else 1
+    return 0 if alive_n[1] == 2 * a.conns else 1
 
 
 if __name__ == "__main__":

@@ -52,8 +52,10 @@ if(EXISTS "${SPINDLE_WOLFSSL_PREFIX}/lib/pkgconfig/wolfssl.pc")
   set(SPINDLE_WOLFSSL_FROM "${SPINDLE_WOLFSSL_PREFIX}")
   # The script builds a static archive only: link it and its private deps.
   if(EXISTS "${SPINDLE_WOLFSSL_PREFIX}/lib/libwolfssl.a")
-    set(_libs "${SPINDLE_WOLFSSL_PREFIX}/lib/libwolfssl.a" ${${_pc}_STATIC_LIBRARIES})
+    # wolfssl.pc names no private deps; libwolfssl.la says -lm -lpthread.
+    set(_libs "${SPINDLE_WOLFSSL_PREFIX}/lib/libwolfssl.a" ${${_pc}_STATIC_LIBRARIES} m pthread)
     list(REMOVE_ITEM _libs wolfssl)
+    list(REMOVE_DUPLICATES _libs)
   else()
     set(_libs ${${_pc}_LINK_LIBRARIES})
   endif()

@@ -400,6 +400,7 @@ void conn_on_timer(conn *c)
             fail(c);
         return;
     }
+    shard_mark_dirty(c); /* a tick may queue output (the final GOAWAY) */
     conn_timer_update(c);
 }
 

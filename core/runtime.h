@@ -104,6 +104,8 @@ struct spindle_stream {
     uint8_t *pend;        /* body held while paused */
     size_t pend_len, pend_cap;
     bool pend_end;
+    spindle_header *pend_trailers; /* trailers held behind a paused body (one block) */
+    size_t pend_ntrailers;
     spindle_stream *next;        /* conn's list */
     spindle_stream *prev;
     spindle_stream *next_settle; /* shard's settle / dead list */

@@ -326,6 +326,8 @@ void *shard_main(void *arg)
         uint64_t wait_ms = next > sh->now ? next - sh->now : 0;
         if (wait_ms > 1000)
             wait_ms = 1000; /* re-check the stop flag at least once a second */
+        if (sh->yield_each_round && wait_ms > 10)
+            wait_ms = 10; /* valgrind holds its lock while we sit in the kernel */
         int rc = ring_wait(sh->r, 1, wait_ms * 1000000u);
         if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN) {
             log_msg(LOG_ERROR, (int)sh->idx, "ring_wait: %s", strerror(-rc));

@@ -45,6 +45,7 @@ static void unlink_stream(spindle_stream *st)
 void stream_free(shard *sh, spindle_stream *st)
 {
     free(st->pend);
+    free(st->pend_trailers);
     if (sh->nstream_free < STREAM_FREE_KEEP) {
         st->next_settle = sh->stream_free;
         sh->stream_free = st;
@@ -260,6 +261,29 @@ static void on_data(conn *c, const h2_event *ev)
     queue_settle(st);
 }
 
+/* Copy trailers into one block, to deliver after a paused body. */
+static spindle_header *copy_trailers(const hpack_field *f, size_t n)
+{
+    size_t bytes = n * sizeof(spindle_header);
+    for (size_t i = 0; i < n; i++)
+        bytes += (size_t)f[i].name_len + f[i].value_len;
+    spindle_header *h = malloc(bytes ? bytes : 1);
+    if (!h)
+        return NULL;
+    char *w = (char *)(h + n);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(w, f[i].name, f[i].name_len);
+        h[i].name = w;
+        h[i].name_len = f[i].name_len;
+        w += f[i].name_len;
+        memcpy(w, f[i].value, f[i].value_len);
+        h[i].value = w;
+        h[i].value_len = f[i].value_len;
+        w += f[i].value_len;
+    }
+    return h;
+}
+
 static void on_trailers(conn *c, const h2_event *ev)
 {
     spindle_stream *st = h2_conn_stream_user(c->h2, ev->stream_id);
@@ -267,6 +291,15 @@ static void on_trailers(conn *c, const h2_event *ev)
         return;
     st->flags |= ST_REQ_END;
     const spindle_handler *h = handler_of(c);
+    if ((st->flags & ST_PAUSED) || st->pend_len) {
+        /* Body bytes are still held: trailers come after them. */
+        st->pend_trailers = copy_trailers(ev->u.trailers.fields, ev->u.trailers.n);
+        st->pend_ntrailers = ev->u.trailers.n;
+        if (!st->pend_trailers)
+            stream_reset_code(st, H2_INTERNAL_ERROR);
+        queue_settle(st);
+        return;
+    }
     size_t n = convert_fields(ev->u.trailers.fields, ev->u.trailers.n, c->sh->hdr_scratch);
     if (c->sh->noff)
         offload_trailers(st, c->sh->hdr_scratch, n);
@@ -536,8 +569,18 @@ void spindle_body_resume(spindle_stream *s)
             h->on_body(s, p, n, end, app_of(c));
         free(p);
     }
-    if (!(s->flags & ST_PAUSED))
+    if (!(s->flags & ST_PAUSED)) {
         h2_conn_consume(c->h2, s->sid, UINT64_MAX); /* everything delivered so far */
+        if (s->pend_trailers && !(s->flags & (ST_RESET | ST_CLOSED))) {
+            spindle_header *t = s->pend_trailers;
+            s->pend_trailers = NULL;
+            if (h->on_trailers)
+                h->on_trailers(s, t, s->pend_ntrailers, app_of(c));
+            else if (h->on_body)
+                h->on_body(s, NULL, 0, true, app_of(c));
+            free(t);
+        }
+    }
     shard_mark_dirty(c);
     queue_settle(s);
 }

@@ -75,6 +75,7 @@ static void pool_drain(h2_pool *p)
 #define NBUCKETS 16u        /* stream hash buckets (ids are odd: spread by id >> 1) */
 #define NURGENCY 8u
 #define SHUTDOWN_PING "spndl-sd"
+#define SHUTDOWN_ACK_WAIT_MS 1000u /* final GOAWAY without the PING ACK after this */
 
 typedef struct out_block {
     struct out_block *next;
@@ -223,6 +224,7 @@ struct h2_conn {
     bool goaway_sent;       /* a final GOAWAY (not the shutdown notice) */
     bool goaway_recv;
     uint8_t shutdown_phase; /* 1: notice sent, waiting for the PING ACK */
+    uint64_t shutdown_ms;   /* when the notice went out */
     uint32_t goaway_last;
     uint64_t created_ms;
     uint64_t active_ms;
@@ -1280,21 +1282,14 @@ static h2_rv on_push_promise(h2_conn *c, const h2_frame *f, h2_event *ev)
     return conn_fail(c, H2_PROTOCOL_ERROR, "PUSH_PROMISE from a client");
 }
 
+static bool shutdown_final(h2_conn *c);
+
 static h2_rv on_ping(h2_conn *c, const h2_frame *f, h2_event *ev)
 {
     if (!(f->hdr.flags & H2_FLAG_ACK))
         return put_ping(c, true, f->u.ping) ? H2_OK : nomem(c);
-    if (c->shutdown_phase == 1 && memcmp(f->u.ping, SHUTDOWN_PING, 8) == 0) {
-        /* The peer has seen our notice: now name the last stream we take. */
-        c->shutdown_phase = 2;
-        if (!c->goaway_sent) {
-            if (!put_goaway(c, c->last_peer_sid, H2_NO_ERROR, NULL))
-                return nomem(c);
-            c->goaway_sent = true;
-            c->goaway_last = c->last_peer_sid;
-        }
-        return H2_OK;
-    }
+    if (c->shutdown_phase == 1 && memcmp(f->u.ping, SHUTDOWN_PING, 8) == 0)
+        return shutdown_final(c) ? H2_OK : nomem(c); /* the peer saw the notice */
     ev->type = H2_EV_PING_ACK;
     ev->stream_id = 0;
     ev->end_stream = false;
@@ -2040,6 +2035,19 @@ h2_rv h2_conn_ping(h2_conn *c, const uint8_t opaque[8])
     return put_ping(c, false, opaque) ? H2_OK : nomem(c);
 }
 
+/* The second GOAWAY of a graceful shutdown: the last stream we take. */
+static bool shutdown_final(h2_conn *c)
+{
+    c->shutdown_phase = 2;
+    if (c->goaway_sent)
+        return true;
+    if (!put_goaway(c, c->last_peer_sid, H2_NO_ERROR, NULL))
+        return false;
+    c->goaway_sent = true;
+    c->goaway_last = c->last_peer_sid;
+    return true;
+}
+
 h2_rv h2_conn_shutdown(h2_conn *c)
 {
     if (c->dead)
@@ -2050,6 +2058,7 @@ h2_rv h2_conn_shutdown(h2_conn *c)
         !put_ping(c, false, (const uint8_t *)SHUTDOWN_PING))
         return nomem(c);
     c->shutdown_phase = 1;
+    c->shutdown_ms = c->now;
     return H2_OK;
 }
 
@@ -2095,6 +2104,8 @@ uint64_t h2_conn_next_deadline(const h2_conn *c)
         d = min64(d, deadline_after(c->active_ms, l->idle_timeout_ms));
     if (output_pending(c))
         d = min64(d, deadline_after(c->progress_ms, l->send_timeout_ms));
+    if (c->shutdown_phase == 1)
+        d = min64(d, c->shutdown_ms + SHUTDOWN_ACK_WAIT_MS);
     return d;
 }
 
@@ -2115,6 +2126,11 @@ h2_rv h2_conn_tick(h2_conn *c, uint64_t now_ms)
     if (c->nstreams == 0 && c->got_settings &&
         now_ms >= deadline_after(c->active_ms, l->idle_timeout_ms))
         return conn_fail(c, H2_NO_ERROR, "idle timeout");
+    /* A peer that does not answer the shutdown PING gets the final GOAWAY
+     * anyway, a second later (as h2o does). */
+    if (c->shutdown_phase == 1 && now_ms >= c->shutdown_ms + SHUTDOWN_ACK_WAIT_MS &&
+        !shutdown_final(c))
+        return nomem(c);
     return H2_OK;
 }
 

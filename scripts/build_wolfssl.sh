@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build wolfSSL 5.5.4 from Debian's own source package with AES-NI and the
 # Intel assembly, into a cached prefix that cmake/SpindleWolfSSL.cmake finds
-# first. Debian's libwolfssl is built without them: AES-128-GCM runs at
-# ~61 MiB/s there, ~660 MiB/s in this build (docs/tls.md).
+# first. Debian's libwolfssl is built without them: TLS records with
+# AES-128-GCM move at ~20-60 MiB/s there, ~1 GiB/s with this build
+# (docs/tls.md has the measurements).
 #
 #   bash scripts/build_wolfssl.sh            build once; a no-op afterwards
 #   SPINDLE_WOLFSSL_REBUILD=1 bash ...       build again
@@ -19,8 +20,8 @@
 # --enable-intelasm --disable-examples --disable-crypttests, make, and
 # make install into a staging directory moved into place at the end, so a
 # half-built prefix is never seen. Two departures, both for build time: -O1
-# and a static (PIC) library only (see below). About 100 s on 2 idle cores;
-# most of it is autogen + configure + the one 1.2 MB ssl.c.
+# and a static (PIC) library only (see below). About 150 CPU-seconds: ~100 s
+# on 2 idle cores, of which ~40 s are the serial fetch, autogen, configure.
 #
 # Never fails: on any error it says that the build falls back to the system
 # libwolfssl and exits 0. The last line always says which wolfSSL is used.
@@ -32,6 +33,7 @@ src_list=/etc/apt/sources.list.d/spindle-src.list
 configure_flags=(--enable-distro --enable-aesni --enable-intelasm
                  --disable-examples --disable-crypttests)
 build_deps=(autoconf automake libtool dpkg-dev build-essential)
+cflags=${SPINDLE_WOLFSSL_CFLAGS:--O1 -fstack-protector-strong}
 
 say() { echo "build_wolfssl: $*"; }
 
@@ -115,6 +117,10 @@ trap 'rm -rf "$work"' EXIT
 cd "$work" || fallback "cd $work"
 log=$work/build.log
 run() { "$@" >>"$log" 2>&1 || { tail -n 20 "$log" >&2; fallback "$* (log above)"; }; }
+# Seconds per phase, printed at the end (the 2-minute budget is watched).
+phases=""
+mark=$SECONDS
+phase() { phases+="$1 $((SECONDS - mark)) s, "; mark=$SECONDS; }
 
 say "fetching Debian's wolfssl source"
 # _apt cannot write into a root-only mktemp directory; let it.
@@ -123,18 +129,21 @@ run apt-get source -qq wolfssl
 srcdir=$(find . -maxdepth 1 -type d -name "wolfssl-$version*" | head -n1)
 [[ -n $srcdir ]] || fallback "apt-get source produced no wolfssl-$version directory"
 cd "$srcdir" || fallback "cd $srcdir"
+phase fetch
 
 say "configuring (${configure_flags[*]})"
 run ./autogen.sh
+phase autogen
 # --enable-distro adds no optimisation flags (Debian's dpkg-buildflags
 # supply -O2), so set them here; -O1 keeps the build under 2 minutes on 2
 # cores (ssl.c alone takes 38 s at -O2), and the bulk crypto is assembly
 # anyway. No -D_FORTIFY_SOURCE in CPPFLAGS: configure copies CPPFLAGS into
 # options.h, which every includer would inherit.
 run ./configure --prefix="$prefix" "${configure_flags[@]}" --with-pic \
-  CFLAGS="${SPINDLE_WOLFSSL_CFLAGS:--O1 -fstack-protector-strong}"
+  CFLAGS="$cflags"
 grep -q '^#define WOLFSSL_AESNI' wolfssl/options.h ||
   fallback "configure did not enable AES-NI (see wolfssl/options.h)"
+phase configure
 # --enable-distro forces both a shared and a static library, and libtool
 # then compiles every file twice. Keep the static archive only (PIC, so it
 # links into PIE executables): half the build time, and spindle binaries do
@@ -144,6 +153,7 @@ sed -i '0,/^build_libtool_libs=yes/s//build_libtool_libs=no/' libtool
 
 say "building with $(nproc) jobs"
 run make -j"$(nproc)"
+phase make
 # Stage next to the prefix (same filesystem), so the final mv is a rename.
 stage=$(dirname "$prefix")/.stage.$$
 trap 'rm -rf "$work" "$stage"' EXIT
@@ -152,19 +162,24 @@ run make install DESTDIR="$stage"
 # Debian's packaging installs options.h by hand (debian/libwolfssl-dev.install);
 # every includer needs it first (the .pc carries no -D flags).
 cp wolfssl/options.h "$stage$prefix/include/wolfssl/options.h" || fallback "cannot install options.h"
-mkdir -p "$prefix/share" 2>/dev/null
+mkdir -p "$stage$prefix/share"
 # Keep the build line and its source version with the library.
 {
-  echo "wolfssl source: $(basename "$PWD")"
-  echo "configure: --prefix=$prefix ${configure_flags[*]}"
+  echo "wolfssl source: $(basename "$PWD") ($(dpkg-parsechangelog -S Version 2>/dev/null))"
+  echo "configure: --prefix=$prefix ${configure_flags[*]} --with-pic CFLAGS='$cflags'"
+  echo "libtool: static archive only"
   echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - start)) s"
 } >"$stage$prefix/share/spindle-wolfssl-build.txt"
 
 rm -rf "$prefix.old"
 [[ -e $prefix ]] && mv "$prefix" "$prefix.old"
-mv "$stage$prefix" "$prefix" || fallback "cannot move the build into $prefix"
+if ! mv "$stage$prefix" "$prefix"; then
+  [[ -e $prefix.old ]] && mv "$prefix.old" "$prefix"
+  fallback "cannot move the build into $prefix"
+fi
 rm -rf "$prefix.old" "$stage"
 have_lib || fallback "the installed prefix $prefix lacks libwolfssl or wolfssl.pc"
 
-say "built in $((SECONDS - start)) s"
+phase install
+say "built in $((SECONDS - start)) s (${phases%, })"
 say "using wolfSSL $version with AES-NI from $prefix"

@@ -146,7 +146,10 @@ class Server:
 
     # -- lifecycle -------------------------------------------------------
     def command(self):
-        cmd = [binary(), "--address", self.address, "--port", str(self.requested_port)]
+        # SPINDLE_HELLO_WRAPPER: a command line the server runs under
+        # (scripts/test.sh --valgrind sets valgrind's).
+        wrapper = os.environ.get("SPINDLE_HELLO_WRAPPER", "").split()
+        cmd = wrapper + [binary(), "--address", self.address, "--port", str(self.requested_port)]
         if self.shards is not None:
             cmd += ["--shards", str(self.shards)]
         if self.log_level is not None:
