@@ -15,7 +15,7 @@
 set -euo pipefail
 
 pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev)
-pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind)
+pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind openssl)
 pkgs_fuzz=("${pkgs_build[@]}" clang)
 pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server gnuplot-nox)
 
