@@ -99,6 +99,16 @@ static char *pack_headers(char *out, const spindle_header *h, size_t n, spindle_
     return w;
 }
 
+spindle_header *headers_copy(const spindle_header *h, size_t n)
+{
+    char *blk = malloc(header_bytes(h, n) + 1);
+    if (!blk)
+        return NULL;
+    spindle_header *arr;
+    pack_headers(blk, h, n, &arr);
+    return arr; /* == blk: one free() releases it all */
+}
+
 static void copy_str(spindle_str *dst, const spindle_str *src, char **w)
 {
     if (!src->ptr) {
@@ -233,13 +243,11 @@ void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
 
 void offload_trailers(spindle_stream *st, const spindle_header *h, size_t n)
 {
-    char *blk = malloc(header_bytes(h, n) + 1);
+    spindle_header *blk = headers_copy(h, n);
     if (!blk) {
         spindle_reset(st, 2);
         return;
     }
-    spindle_header *arr;
-    pack_headers(blk, h, n, &arr);
     off_msg m = {.type = M_TRAILERS, .st = st, .data = blk, .len = n};
     post(worker_of(st), &m);
 }
@@ -357,14 +365,9 @@ int offload_cmd_respond(spindle_stream *s, uint16_t status, const spindle_header
     int e = closed_for_worker(s);
     if (e)
         return e;
-    char *blk = NULL;
-    if (n) {
-        blk = malloc(header_bytes(h, n) + 1);
-        if (!blk)
-            return SPINDLE_ENOMEM;
-        spindle_header *arr;
-        pack_headers(blk, h, n, &arr);
-    }
+    spindle_header *blk = NULL;
+    if (n && !(blk = headers_copy(h, n)))
+        return SPINDLE_ENOMEM;
     off_cmd k = {.type = K_RESPOND, .status = status, .data = blk, .len = n, .end = end};
     cmd(s, &k);
     if (end && status >= 200)
@@ -394,11 +397,9 @@ int offload_cmd_trailers(spindle_stream *s, const spindle_header *h, size_t n)
         return e;
     if (!n || !h)
         return SPINDLE_EINVAL;
-    char *blk = malloc(header_bytes(h, n) + 1);
+    spindle_header *blk = headers_copy(h, n);
     if (!blk)
         return SPINDLE_ENOMEM;
-    spindle_header *arr;
-    pack_headers(blk, h, n, &arr);
     off_cmd k = {.type = K_TRAILERS, .data = blk, .len = n};
     cmd(s, &k);
     return 0;

@@ -49,6 +49,10 @@ void offload_close(spindle_stream *st);
 /* Apply the workers' commands; returns how many were applied. */
 size_t offload_drain(shard *sh);
 
+/* Copy n headers (lengths resolved) into one heap block; free() it.  Any
+ * thread.  NULL on allocation failure. */
+spindle_header *headers_copy(const spindle_header *h, size_t n);
+
 /* Worker side: is the calling thread a worker?  (Then the spindle_* calls
  * queue commands instead of touching the connection.) */
 bool offload_on_worker(void);

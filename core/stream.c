@@ -151,7 +151,9 @@ static size_t convert_fields(const hpack_field *f, size_t n, spindle_header *out
     for (size_t i = 0; i < n; i++) {
         out[i].name = (const char *)f[i].name;
         out[i].name_len = f[i].name_len;
-        out[i].value = (const char *)f[i].value;
+        /* An empty value points at "": code that follows the public
+         * "zero length means NUL-terminated" rule stays in bounds. */
+        out[i].value = f[i].value_len ? (const char *)f[i].value : "";
         out[i].value_len = f[i].value_len;
     }
     return n;
@@ -261,29 +263,6 @@ static void on_data(conn *c, const h2_event *ev)
     queue_settle(st);
 }
 
-/* Copy trailers into one block, to deliver after a paused body. */
-static spindle_header *copy_trailers(const hpack_field *f, size_t n)
-{
-    size_t bytes = n * sizeof(spindle_header);
-    for (size_t i = 0; i < n; i++)
-        bytes += (size_t)f[i].name_len + f[i].value_len;
-    spindle_header *h = malloc(bytes ? bytes : 1);
-    if (!h)
-        return NULL;
-    char *w = (char *)(h + n);
-    for (size_t i = 0; i < n; i++) {
-        memcpy(w, f[i].name, f[i].name_len);
-        h[i].name = w;
-        h[i].name_len = f[i].name_len;
-        w += f[i].name_len;
-        memcpy(w, f[i].value, f[i].value_len);
-        h[i].value = w;
-        h[i].value_len = f[i].value_len;
-        w += f[i].value_len;
-    }
-    return h;
-}
-
 static void on_trailers(conn *c, const h2_event *ev)
 {
     spindle_stream *st = h2_conn_stream_user(c->h2, ev->stream_id);
@@ -293,8 +272,9 @@ static void on_trailers(conn *c, const h2_event *ev)
     const spindle_handler *h = handler_of(c);
     if ((st->flags & ST_PAUSED) || st->pend_len) {
         /* Body bytes are still held: trailers come after them. */
-        st->pend_trailers = copy_trailers(ev->u.trailers.fields, ev->u.trailers.n);
-        st->pend_ntrailers = ev->u.trailers.n;
+        size_t n = convert_fields(ev->u.trailers.fields, ev->u.trailers.n, c->sh->hdr_scratch);
+        st->pend_trailers = headers_copy(c->sh->hdr_scratch, n);
+        st->pend_ntrailers = n;
         if (!st->pend_trailers)
             stream_reset_code(st, H2_INTERNAL_ERROR);
         queue_settle(st);
