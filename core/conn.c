@@ -23,16 +23,32 @@
 
 static uint64_t ud(const conn *c, uint8_t op) { return ring_ud_pack(op, c->slot, c->gen); }
 
+/* Wait for the buffer pool to refill (-ENOBUFS); idempotent. */
+static void park(conn *c)
+{
+    if (c->recv_parked)
+        return;
+    c->recv_parked = true;
+    c->next_parked = c->sh->parked;
+    c->sh->parked = c;
+}
+
+/* Stop the armed multishot recv (pausing or failing); once per arming. */
+static void cancel_recv(conn *c)
+{
+    if (!c->recv_armed || c->recv_cancelling)
+        return;
+    c->recv_cancelling = true;
+    ring_prep_cancel(c->sh->r, ud(c, OP_RECV), ring_ud_pack(OP_CANCEL, c->slot, c->gen));
+}
+
 static void arm_recv(conn *c)
 {
     if (c->recv_armed || c->recv_parked || c->paused || c->state != C_OPEN)
         return;
     int rc = ring_prep_recv_multishot(c->sh->r, c->fd, ud(c, OP_RECV));
     if (rc == -ENOBUFS) {
-        /* No buffer free right now: wait for the pool to refill. */
-        c->recv_parked = true;
-        c->next_parked = c->sh->parked;
-        c->sh->parked = c;
+        park(c); /* no buffer free right now */
         return;
     }
     if (rc < 0) {
@@ -41,6 +57,7 @@ static void arm_recv(conn *c)
         return;
     }
     c->recv_armed = true;
+    c->recv_cancelling = false;
     c->ops++;
 }
 
@@ -137,8 +154,7 @@ static void fail(conn *c)
         timer_wheel_cancel(&c->sh->timers, &c->timer);
     c->deadline = c->sh->now + CONN_LINGER_MS;
     timer_wheel_add(&c->sh->timers, &c->timer, c->deadline);
-    if (c->recv_armed)
-        ring_prep_cancel(c->sh->r, ud(c, OP_RECV), ring_ud_pack(OP_CANCEL, c->slot, c->gen));
+    cancel_recv(c);
     shard_mark_dirty(c);
 }
 
@@ -214,15 +230,13 @@ void conn_on_recv(conn *c, const ring_cqe *cqe)
         }
         ring_bufs_recycle(c->sh->bufs, bid);
         if (c->paused && more && c->state == C_OPEN)
-            ring_prep_cancel(c->sh->r, ud(c, OP_RECV), ring_ud_pack(OP_CANCEL, c->slot, c->gen));
+            cancel_recv(c);
     } else if (cqe->res == 0) {
         /* EOF: the peer will send nothing more.  Whatever we still owe it
          * would go to a half-closed socket; close now. */
         conn_close(c);
     } else if (cqe->res == -ENOBUFS) {
-        c->recv_parked = true;
-        c->next_parked = c->sh->parked;
-        c->sh->parked = c;
+        park(c);
     } else if (cqe->res < 0 && cqe->res != -ECANCELED) {
         if (cqe->res != -ECONNRESET)
             log_msg(LOG_DEBUG, (int)c->sh->idx, "recv: %s", strerror(-cqe->res));
@@ -388,13 +402,11 @@ void conn_on_timer(conn *c)
     }
     if (c->state != C_OPEN)
         return;
-    /* Output stuck before the tick means the peer is not reading: a GOAWAY
-     * would not get through either, so such a timeout closes at once. */
-    bool stuck = h2_conn_unsent(c->h2) > 0;
     if (h2_conn_tick(c->h2, c->sh->now) != H2_OK) {
         h2_fault f = h2_conn_fault(c->h2);
         log_msg(LOG_DEBUG, (int)c->sh->idx, "closing: %s", f.reason ? f.reason : "timeout");
-        if (stuck)
+        /* A peer that stopped reading would not take the GOAWAY either. */
+        if (h2_conn_send_stalled(c->h2))
             conn_close(c);
         else
             fail(c);

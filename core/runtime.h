@@ -65,6 +65,7 @@ struct conn {
     uint8_t state;
     bool recv_armed;
     bool recv_parked;   /* recv ended with -ENOBUFS: re-arm once buffers return */
+    bool recv_cancelling; /* a cancel for the armed recv is on its way */
     bool paused;        /* the engine asked us to stop reading: input is held */
     bool sending;
     bool zc;            /* the send in flight is SENDMSG_ZC */

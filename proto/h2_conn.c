@@ -223,6 +223,7 @@ struct h2_conn {
     bool dead;
     bool goaway_sent;       /* a final GOAWAY (not the shutdown notice) */
     bool goaway_recv;
+    bool send_stalled;      /* failed by the no-progress timeout */
     uint8_t shutdown_phase; /* 1: notice sent, waiting for the PING ACK */
     uint64_t shutdown_ms;   /* when the notice went out */
     uint32_t goaway_last;
@@ -2121,8 +2122,10 @@ h2_rv h2_conn_tick(h2_conn *c, uint64_t now_ms)
         return conn_fail(c, H2_SETTINGS_TIMEOUT, "SETTINGS ACK timeout");
     if (c->hb_active && now_ms >= deadline_after(c->hb_start_ms, l->header_block_timeout_ms))
         return conn_fail(c, H2_ENHANCE_YOUR_CALM, "header block timeout");
-    if (output_pending(c) && now_ms >= deadline_after(c->progress_ms, l->send_timeout_ms))
+    if (output_pending(c) && now_ms >= deadline_after(c->progress_ms, l->send_timeout_ms)) {
+        c->send_stalled = true;
         return conn_fail(c, H2_ENHANCE_YOUR_CALM, "send timeout");
+    }
     if (c->nstreams == 0 && c->got_settings &&
         now_ms >= deadline_after(c->active_ms, l->idle_timeout_ms))
         return conn_fail(c, H2_NO_ERROR, "idle timeout");
@@ -2261,6 +2264,8 @@ bool h2_conn_is_done(const h2_conn *c)
 }
 
 h2_fault h2_conn_fault(const h2_conn *c) { return c->fault; }
+
+bool h2_conn_send_stalled(const h2_conn *c) { return c->send_stalled; }
 
 const h2_conn_stats *h2_conn_stats_get(const h2_conn *c) { return &c->stats; }
 

@@ -263,6 +263,9 @@ bool h2_conn_is_done(const h2_conn *c);
 
 /* Why the connection failed (scope NONE if it did not). */
 h2_fault h2_conn_fault(const h2_conn *c);
+/* The connection failed because the peer stopped taking output (the
+ * no-progress timeout): its GOAWAY cannot get through either. */
+bool h2_conn_send_stalled(const h2_conn *c);
 const h2_conn_stats *h2_conn_stats_get(const h2_conn *c);
 /* Streams the connection currently holds (open, or delivered and not yet
  * detached). */

@@ -1369,7 +1369,11 @@ class AttackTest(unittest.TestCase):
                 if measure:
                     case.note("reaction", "GOAWAY ENHANCE_YOUR_CALM after RSTs %s, %.0f ms" % (
                         {code_name(c): n for c, n in codes.items()}, rt * 1e3))
-                if set(codes) - {FLOW_CONTROL_ERROR, PROTOCOL_ERROR, NO_ERROR}:
+                # REFUSED_STREAM is legitimate too: a stream the server reset
+                # keeps its handler slot until the handler has stopped
+                # (security.md), so when many resets arrive in one read
+                # (a loaded machine) later HEADERS can find the slots full.
+                if set(codes) - {FLOW_CONTROL_ERROR, PROTOCOL_ERROR, NO_ERROR, REFUSED_STREAM}:
                     raise AssertionError("unexpected RST codes %s" % codes)
                 if not codes.get(FLOW_CONTROL_ERROR) or not codes.get(PROTOCOL_ERROR):
                     raise AssertionError("both kinds must be reset: %s" % codes)
