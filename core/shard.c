@@ -71,11 +71,6 @@ static void on_accept(shard *sh, const ring_cqe *cqe)
     sh->accepted++;
 }
 
-static void on_wake(shard *sh)
-{
-    (void)sh; /* the stop flag is checked every iteration */
-}
-
 static void begin_drain(shard *sh)
 {
     if (sh->draining)
@@ -98,10 +93,8 @@ static void begin_drain(shard *sh)
 static void handle_cqe(shard *sh, const ring_cqe *cqe)
 {
     uint8_t op = ring_ud_op(cqe->user_data);
-    if (op == RING_OP_WAKE) {
-        on_wake(sh);
-        return;
-    }
+    if (op == RING_OP_WAKE)
+        return; /* the doorbell: the stop flag and offload queues are checked every round */
     if (op == OP_ACCEPT) {
         on_accept(sh, cqe);
         return;
