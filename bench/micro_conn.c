@@ -233,7 +233,7 @@ static bool sim_connect(sim *s)
     hpack_field f[5];
     for (int i = 0; i < 5; i++)
         f[i] = (hpack_field){(const uint8_t *)req[i].n, (const uint8_t *)req[i].v,
-                             (uint32_t)strlen(req[i].n), (uint32_t)strlen(req[i].v), 0};
+                             (uint32_t)strlen(req[i].n), (uint32_t)strlen(req[i].v), 0, 0};
     if (hpack_encode_block(&s->enc, f, 5, s->first, sizeof s->first, &s->first_len) != H2_OK ||
         hpack_encode_block(&s->enc, f, 5, s->steady, sizeof s->steady, &s->steady_len) != H2_OK)
         return false;
@@ -274,7 +274,7 @@ static sim *sim_new(void)
     }
     s->now = 1000;
     s->ctype = (hpack_field){(const uint8_t *)"content-type", (const uint8_t *)"text/plain", 12,
-                             10, 0};
+                             10, 0, 0};
     s->body = (const uint8_t *)hello;
     s->body_len = sizeof hello - 1;
     hpack_encoder_init(&s->enc, 4096, NULL);

@@ -72,7 +72,11 @@ static void pool_drain(h2_pool *p)
 
 #define NSEG 32u            /* payload references per connection in flight */
 #define QUANTUM 16384u      /* round-robin quantum per stream turn */
-#define NBUCKETS 16u        /* stream hash buckets (ids are odd: spread by id >> 1) */
+#define INLINE_MAX 1024u    /* DATA payloads up to this size are copied into the
+                             * byte chain: one memcpy is cheaper than an iovec
+                             * of its own, and runs of small responses go out
+                             * as one contiguous iovec */
+#define NBUCKETS 32u        /* stream hash buckets (ids are odd: spread by id >> 1) */
 #define NURGENCY 8u
 #define SHUTDOWN_PING "spndl-sd"
 #define SHUTDOWN_ACK_WAIT_MS 1000u /* final GOAWAY without the PING ACK after this */
@@ -89,6 +93,7 @@ typedef struct h2_chunk {
     const uint8_t *data;
     uint64_t len;
     uint64_t framed;      /* bytes already framed into segments */
+    uint64_t done_pos;    /* copied whole: chain position past its last byte */
     uint32_t refs;        /* segments referencing it not yet committed */
     bool orphan;          /* its stream is gone: release when refs drop to 0 */
     h2_release_fn release;
@@ -125,9 +130,11 @@ struct h2_stream;
 /* Stream lookup and scheduler queues: allocated (pooled) while the
  * connection has streams, so an idle connection does not carry them. */
 typedef struct stream_tables {
-    struct h2_stream *buckets[16];
+    struct h2_stream *buckets[NBUCKETS];
     struct h2_stream *rq_head[8];
     struct h2_stream *rq_tail[8];
+    struct h2_stream *last; /* the last stream found or created: the
+                             * application's calls name it over and over */
 } stream_tables;
 
 typedef struct h2_stream {
@@ -152,86 +159,86 @@ typedef struct h2_stream {
 enum rstate { R_PREFACE, R_HEAD, R_PAYLOAD, R_DATA_PADLEN, R_DATA, R_SKIP, R_DEAD };
 
 struct h2_conn {
+    /* Members are grouped by size (8, 4, then 1 byte) to leave no padding:
+     * every idle connection carries this struct. */
     h2_ctx *x;
     const h2_limits *lim;
 
     /* receive state */
-    uint8_t rstate;
-    uint8_t head_got;
-    uint8_t head[H2_FRAME_HDR_LEN];
-    h2_frame_hdr fh;
     uint8_t *pbuf;          /* payload being buffered (pool block or oversize) */
-    uint32_t pbuf_cap;
-    uint32_t pgot;
-    uint32_t left;          /* DATA bytes or bytes to skip */
-    uint32_t pad_left;      /* DATA padding to skip after the data */
-    uint32_t preface_got;
-
     /* header block being assembled from HEADERS + CONTINUATION */
     uint8_t *hb;
-    uint32_t hb_len, hb_cap, hb_sid;
-    uint8_t hb_ncont;
-    bool hb_active;
-    bool hb_end_stream;
-    bool hb_selfdep;
     uint64_t hb_start_ms;
 
     hpack_decoder dec;
     hpack_encoder enc;
 
-    /* settings */
-    bool got_settings;
-    bool no_rfc7540;
-    uint8_t settings_unacked;
-    uint32_t local_iws;     /* our initial window as in effect (ACKed) */
-    uint32_t peer_iws;
-    uint32_t peer_max_frame;
     uint64_t settings_sent_ms;
-
     /* flow control */
     int64_t send_window;
     int64_t recv_window;
-    uint32_t recv_unacked;
-
     /* streams */
     stream_tables *st;      /* NULL while there is no stream */
-    uint32_t nstreams;
-    uint32_t last_peer_sid;
-    uint32_t last_delivered_sid;
     uint32_t *rring;        /* ids of streams we reset (late frames ignored) */
-    uint32_t rring_pos;
-
-    /* scheduler */
-    uint32_t nready;
-
     /* output */
     out_block *ohead, *otail;
-    uint32_t ohead_off;
     uint64_t chain_w, chain_r;
     seg *segs;
-    uint32_t seg_head, seg_count, seg_off;
     uint64_t seg_bytes;     /* unsent payload bytes in segments */
     uint64_t unframed;      /* queued body bytes not yet framed (all streams) */
-    uint32_t ctrl_pending;
     uint64_t progress_ms;   /* last send progress while output was pending */
-
+    h2_chunk *copied, *copied_tail; /* chunks copied whole into the chain, in
+                             * order; released once the chain is written past
+                             * their last byte (never under out_prepare) */
     /* abuse budgets */
     h2_bucket resets;
     h2_bucket glitches;
-
     /* lifecycle */
-    bool dead;
-    bool goaway_sent;       /* a final GOAWAY (not the shutdown notice) */
-    bool goaway_recv;
-    bool send_stalled;      /* failed by the no-progress timeout */
-    uint8_t shutdown_phase; /* 1: notice sent, waiting for the PING ACK */
     uint64_t shutdown_ms;   /* when the notice went out */
-    uint32_t goaway_last;
     uint64_t created_ms;
     uint64_t active_ms;
     uint64_t now;
     h2_fault fault;
     h2_conn_stats stats;
+
+    /* 4-byte members */
+    h2_frame_hdr fh;        /* receive state */
+    uint32_t pbuf_cap;
+    uint32_t pgot;
+    uint32_t left;          /* DATA bytes or bytes to skip */
+    uint32_t pad_left;      /* DATA padding to skip after the data */
+    uint32_t preface_got;
+    uint32_t hb_len, hb_cap, hb_sid;
+    uint32_t local_iws;     /* settings: our initial window as in effect (ACKed) */
+    uint32_t peer_iws;
+    uint32_t peer_max_frame;
+    uint32_t recv_unacked;
+    uint32_t nstreams;
+    uint32_t last_peer_sid;
+    uint32_t last_delivered_sid;
+    uint32_t rring_pos;
+    uint32_t nready;        /* scheduler */
+    uint32_t ohead_off;
+    uint32_t seg_head, seg_count, seg_off;
+    uint32_t ctrl_pending;
+    uint32_t goaway_last;
+
+    /* 1-byte members */
+    uint8_t rstate;
+    uint8_t head_got;
+    uint8_t head[H2_FRAME_HDR_LEN];
+    uint8_t hb_ncont;
+    bool hb_active;
+    bool hb_end_stream;
+    bool hb_selfdep;
+    bool got_settings;
+    bool no_rfc7540;
+    uint8_t settings_unacked;
+    bool dead;
+    bool goaway_sent;       /* a final GOAWAY (not the shutdown notice) */
+    bool goaway_recv;
+    bool send_stalled;      /* failed by the no-progress timeout */
+    uint8_t shutdown_phase; /* 1: notice sent, waiting for the PING ACK */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -260,6 +267,7 @@ h2_rv h2_ctx_init(h2_ctx *x, const h2_limits *limits, const h2_mem *mem)
               x->mem);
     pool_init(&x->tables, (uint32_t)sizeof(stream_tables), 1024, x->mem);
     pool_init(&x->segs, NSEG * (uint32_t)sizeof(seg), 1024, x->mem);
+    hpack_static_digests(h2_http_field_digest, x->static_digests);
     return H2_OK;
 }
 
@@ -364,6 +372,20 @@ static void chunk_release(h2_conn *c, h2_chunk *ch)
     if (ch->release)
         ch->release(ch->release_ctx, ch->data, (size_t)ch->len);
     pool_put(&c->x->chunks, ch);
+}
+
+/* Chunks copied whole into the chain (INLINE_MAX) go back to the
+ * application once the chain is written up to pos (the bytes went out, as
+ * for a referenced chunk), or all of them when the connection is freed. */
+static void release_copied(h2_conn *c, uint64_t pos)
+{
+    while (c->copied && c->copied->done_pos <= pos) {
+        h2_chunk *ch = c->copied;
+        c->copied = ch->next;
+        if (!c->copied)
+            c->copied_tail = NULL;
+        chunk_release(c, ch);
+    }
 }
 
 static void chain_consume(h2_conn *c, uint64_t n)
@@ -562,6 +584,16 @@ static h2_rv conn_fail(h2_conn *c, h2_code code, const char *reason)
     return H2_E_PROTO;
 }
 
+static void hit(h2_conn *c, h2_limit_id id) { c->x->limit_hits[id]++; }
+
+/* A limit ended the connection: count it, GOAWAY with its reason. */
+static h2_rv limit_fail(h2_conn *c, h2_limit_id id, h2_code code, const char *reason)
+{
+    if (!c->dead)
+        hit(c, id);
+    return conn_fail(c, code, reason);
+}
+
 static h2_rv nomem(h2_conn *c)
 {
     c->fault = h2_fault_conn(H2_INTERNAL_ERROR, "out of memory");
@@ -575,7 +607,7 @@ static h2_rv glitch(h2_conn *c)
 {
     c->stats.glitches++;
     if (h2_bucket_take(&c->glitches, c->now) != 0)
-        return conn_fail(c, H2_ENHANCE_YOUR_CALM, "too many glitches");
+        return limit_fail(c, H2_LIMIT_GLITCHES, H2_ENHANCE_YOUR_CALM, "too many glitches");
     return H2_OK;
 }
 
@@ -587,11 +619,16 @@ static h2_stream **bucket_of(h2_conn *c, uint32_t id) { return &c->st->buckets[(
 
 static h2_stream *stream_find(const h2_conn *c, uint32_t id)
 {
-    if (!c->st)
+    stream_tables *t = c->st;
+    if (!t)
         return NULL;
-    h2_stream *s = c->st->buckets[(id >> 1) % NBUCKETS];
+    if (t->last && t->last->id == id)
+        return t->last;
+    h2_stream *s = t->buckets[(id >> 1) % NBUCKETS];
     while (s && s->id != id)
         s = s->hnext;
+    if (s)
+        t->last = s;
     return s;
 }
 
@@ -687,6 +724,8 @@ static void stream_maybe_free(h2_conn *c, h2_stream *s)
     while (*pp != s)
         pp = &(*pp)->hnext;
     *pp = s->hnext;
+    if (c->st->last == s)
+        c->st->last = NULL;
     c->nstreams--;
     /* Delivered body bytes never consumed still occupy the connection
      * window: give them back. */
@@ -843,14 +882,22 @@ static h2_rv frame_stream(h2_conn *c, h2_stream *s, uint64_t budget)
         bool last = chunk_done && !ch->next && (s->flags & F_END_QUEUED) && !s->trailers;
         /* Everything the frame needs first, so a failure leaves no frame
          * header without its payload in the output. */
-        if (!segs_ready(c))
+        /* Only a whole chunk is copied: a piece of one that has segments
+         * would be released with them, before its copy went out. */
+        bool copy = n <= INLINE_MAX && ch->framed == 0 && chunk_done;
+        if (!copy && !segs_ready(c))
             return nomem(c);
-        uint8_t *p = out_reserve(c, H2_FRAME_HDR_LEN);
+        uint8_t *p = out_reserve(c, H2_FRAME_HDR_LEN + (copy ? (uint32_t)n : 0));
         if (!p)
             return nomem(c);
         h2_frame_hdr_write(p, (uint32_t)n, H2_FT_DATA, last ? H2_FLAG_END_STREAM : 0, s->id);
-        out_advance(c, H2_FRAME_HDR_LEN);
-        seg_push(c, ch->data + ch->framed, (uint32_t)n, ch);
+        if (copy) {
+            memcpy(p + H2_FRAME_HDR_LEN, ch->data + ch->framed, (size_t)n);
+            out_advance(c, H2_FRAME_HDR_LEN + (uint32_t)n);
+        } else {
+            out_advance(c, H2_FRAME_HDR_LEN);
+            seg_push(c, ch->data + ch->framed, (uint32_t)n, ch);
+        }
         ch->framed += n;
         s->unframed -= n;
         c->unframed -= n;
@@ -864,6 +911,14 @@ static h2_rv frame_stream(h2_conn *c, h2_stream *s, uint64_t budget)
                 s->ch_tail = NULL;
             ch->next = NULL;
             ch->orphan = true; /* no stream list holds it: last segment releases */
+            if (ch->refs == 0) { /* no segment: copied whole */
+                ch->done_pos = c->chain_w;
+                if (c->copied_tail)
+                    c->copied_tail->next = ch;
+                else
+                    c->copied = ch;
+                c->copied_tail = ch;
+            }
         }
         if (last) {
             stream_local_end(c, s);
@@ -943,7 +998,7 @@ static void credit_stream(h2_conn *c, h2_stream *s, uint64_t n)
 
 static h2_rv respond_431(h2_conn *c, uint32_t sid, bool end_stream)
 {
-    static const hpack_field st = {(const uint8_t *)":status", (const uint8_t *)"431", 7, 3, 0};
+    static const hpack_field st = {(const uint8_t *)":status", (const uint8_t *)"431", 7, 3, 0, 0};
     h2_rv rv = put_header_block(c, sid, &st, 1, NULL, 0, true);
     if (rv != H2_OK)
         return rv == H2_E_NOMEM ? nomem(c) : conn_fail(c, H2_INTERNAL_ERROR, "encoder failed");
@@ -1001,6 +1056,8 @@ static h2_rv on_header_block(h2_conn *c, uint32_t sid, const uint8_t *block, uin
         .hard_list_size = l->max_header_list_size * l->header_list_hard_factor,
         .soft_fields = l->max_header_fields_soft,
         .hard_fields = l->max_header_fields_hard,
+        .digest = h2_http_field_digest,
+        .static_digests = x->static_digests,
     };
     /* Decode first, whatever becomes of the stream: the decoder must stay in
      * step with the peer's encoder (RFC 9113 §4.3). */
@@ -1008,11 +1065,12 @@ static h2_rv on_header_block(h2_conn *c, uint32_t sid, const uint8_t *block, uin
     if (rv == H2_E_NOMEM)
         return nomem(c);
     if (rv == H2_E_LIMIT)
-        return conn_fail(c, H2_ENHANCE_YOUR_CALM, "header list too large");
+        return limit_fail(c, H2_LIMIT_HEADER_LIST, H2_ENHANCE_YOUR_CALM, "header list too large");
     if (rv != H2_OK)
         return conn_fail(c, H2_COMPRESSION_ERROR, "header block decoding failed");
 
-    h2_stream *s = stream_find(c, sid);
+    /* An id above every one seen cannot name a stream: skip the lookup. */
+    h2_stream *s = sid <= c->last_peer_sid ? stream_find(c, sid) : NULL;
     if (s)
         return on_trailers(c, s, &sk, end_stream, ev);
     if (sid <= c->last_peer_sid) {
@@ -1034,10 +1092,13 @@ static h2_rv on_header_block(h2_conn *c, uint32_t sid, const uint8_t *block, uin
         return stream_error_id(c, sid, H2_PROTOCOL_ERROR);
     if (c->nstreams >= l->max_concurrent_streams) {
         c->stats.refused++;
+        hit(c, H2_LIMIT_STREAMS);
         return stream_error_id(c, sid, H2_REFUSED_STREAM);
     }
-    if (sk.overflow)
+    if (sk.overflow) {
+        hit(c, H2_LIMIT_HEADER_LIST);
         return respond_431(c, sid, end_stream);
+    }
 
     h2_req_head head;
     h2_fault f = h2_http_parse_request(sk.fields, sk.count, l->enable_connect_protocol != 0, &head);
@@ -1068,6 +1129,7 @@ static h2_rv on_header_block(h2_conn *c, uint32_t sid, const uint8_t *block, uin
     h2_stream **b = bucket_of(c, sid);
     s->hnext = *b;
     *b = s;
+    c->st->last = s;
     c->nstreams++;
     c->last_delivered_sid = sid;
     c->stats.requests++;
@@ -1075,6 +1137,7 @@ static h2_rv on_header_block(h2_conn *c, uint32_t sid, const uint8_t *block, uin
         /* Enough for one connection: finish this one, refuse later ones. */
         if (!put_goaway(c, sid, H2_NO_ERROR, "max requests"))
             return nomem(c);
+        hit(c, H2_LIMIT_MAX_REQUESTS);
         c->goaway_sent = true;
         c->goaway_last = sid;
     }
@@ -1088,7 +1151,7 @@ static h2_rv on_header_block(h2_conn *c, uint32_t sid, const uint8_t *block, uin
 static h2_rv hb_append(h2_conn *c, const uint8_t *p, uint32_t n)
 {
     if ((uint64_t)c->hb_len + n > c->lim->max_header_block)
-        return conn_fail(c, H2_ENHANCE_YOUR_CALM, "header block too large");
+        return limit_fail(c, H2_LIMIT_HEADER_BLOCK, H2_ENHANCE_YOUR_CALM, "header block too large");
     if (c->hb_len + n > c->hb_cap) {
         uint32_t cap = c->hb_cap ? c->hb_cap : 4096;
         while (cap < c->hb_len + n)
@@ -1129,7 +1192,7 @@ static h2_rv on_headers(h2_conn *c, const h2_frame *f, h2_event *ev)
     bool end_stream = (f->hdr.flags & H2_FLAG_END_STREAM) != 0;
     const h2_headers *h = &f->u.headers;
     if (h->block_len > c->lim->max_header_block)
-        return conn_fail(c, H2_ENHANCE_YOUR_CALM, "header block too large");
+        return limit_fail(c, H2_LIMIT_HEADER_BLOCK, H2_ENHANCE_YOUR_CALM, "header block too large");
     bool selfdep = h->has_priority && h->priority.dependency == sid;
     if (f->hdr.flags & H2_FLAG_END_HEADERS)
         return on_header_block(c, sid, h->block, h->block_len, end_stream, selfdep, ev);
@@ -1152,7 +1215,8 @@ static h2_rv on_continuation(h2_conn *c, const h2_frame *f, h2_event *ev)
 {
     /* on_frame_head() already checked that a block is open on this stream. */
     if (++c->hb_ncont > c->lim->max_continuations)
-        return conn_fail(c, H2_ENHANCE_YOUR_CALM, "too many CONTINUATION frames");
+        return limit_fail(c, H2_LIMIT_CONTINUATIONS, H2_ENHANCE_YOUR_CALM,
+                          "too many CONTINUATION frames");
     uint32_t n = f->u.continuation.block_len;
     bool end = (f->hdr.flags & H2_FLAG_END_HEADERS) != 0;
     if (n == 0 && !end) {
@@ -1185,7 +1249,7 @@ static h2_rv on_rst_stream(h2_conn *c, const h2_frame *f, h2_event *ev)
         return conn_fail(c, H2_PROTOCOL_ERROR, "RST_STREAM on an idle stream");
     c->stats.resets_recv++;
     if (h2_bucket_take(&c->resets, c->now) != 0)
-        return conn_fail(c, H2_ENHANCE_YOUR_CALM, "too many stream resets");
+        return limit_fail(c, H2_LIMIT_RESETS, H2_ENHANCE_YOUR_CALM, "too many stream resets");
     if (!s || s->state == S_CLOSED)
         return H2_OK;
     stream_close(c, s);
@@ -1239,7 +1303,8 @@ static h2_rv on_settings(h2_conn *c, const h2_frame *f, h2_event *ev)
     }
     uint32_t n = f->u.settings.n;
     if (n > c->lim->max_settings_entries)
-        return conn_fail(c, H2_ENHANCE_YOUR_CALM, "too many SETTINGS entries");
+        return limit_fail(c, H2_LIMIT_SETTINGS_ENTRIES, H2_ENHANCE_YOUR_CALM,
+                          "too many SETTINGS entries");
     if (c->got_settings) {
         h2_rv rv = glitch(c); /* settings churn (CVE-2019-9515) */
         if (rv != H2_OK)
@@ -1684,6 +1749,8 @@ h2_rv h2_conn_recv(h2_conn *c, const uint8_t *in, size_t len, uint64_t now_ms, s
         case R_HEAD: {
             if (c->head_got == 0 && paused(c)) {
                 rv = H2_E_AGAIN; /* stop at a frame boundary until output drains */
+                hit(c, c->ctrl_pending >= c->lim->max_pending_control ? H2_LIMIT_CONTROL_QUEUE
+                                                                      : H2_LIMIT_OUTPUT_BACKLOG);
                 break;
             }
             uint32_t n = H2_FRAME_HDR_LEN - c->head_got;
@@ -1813,6 +1880,7 @@ void h2_conn_free(h2_conn *c)
             chunk_release(c, ch);
     }
     c->seg_count = 0;
+    release_copied(c, UINT64_MAX);
     c->chain_r = c->chain_w;
     if (c->st)
         pool_put(&c->x->tables, c->st);
@@ -1861,7 +1929,7 @@ h2_rv h2_conn_respond(h2_conn *c, uint32_t stream_id, uint16_t status, const hpa
         return H2_E_INVAL;
     uint8_t digits[3] = {(uint8_t)('0' + status / 100), (uint8_t)('0' + status / 10 % 10),
                          (uint8_t)('0' + status % 10)};
-    hpack_field st = {(const uint8_t *)":status", digits, 7, 3, 0};
+    hpack_field st = {(const uint8_t *)":status", digits, 7, 3, 0, 0};
     rv = put_header_block(c, stream_id, &st, 1, fields, n, end_stream);
     if (rv != H2_OK)
         return rv == H2_E_NOMEM ? nomem(c) : rv;
@@ -2117,18 +2185,21 @@ h2_rv h2_conn_tick(h2_conn *c, uint64_t now_ms)
         return H2_OK;
     c->now = now_ms;
     if (!c->got_settings && now_ms >= deadline_after(c->created_ms, l->preface_timeout_ms))
-        return conn_fail(c, H2_ENHANCE_YOUR_CALM, "preface timeout");
+        return limit_fail(c, H2_LIMIT_PREFACE_TIMEOUT, H2_ENHANCE_YOUR_CALM, "preface timeout");
     if (c->settings_unacked && now_ms >= deadline_after(c->settings_sent_ms, l->settings_timeout_ms))
-        return conn_fail(c, H2_SETTINGS_TIMEOUT, "SETTINGS ACK timeout");
+        return limit_fail(c, H2_LIMIT_SETTINGS_TIMEOUT, H2_SETTINGS_TIMEOUT, "SETTINGS ACK timeout");
     if (c->hb_active && now_ms >= deadline_after(c->hb_start_ms, l->header_block_timeout_ms))
-        return conn_fail(c, H2_ENHANCE_YOUR_CALM, "header block timeout");
+        return limit_fail(c, H2_LIMIT_HEADER_TIMEOUT, H2_ENHANCE_YOUR_CALM, "header block timeout");
     if (output_pending(c) && now_ms >= deadline_after(c->progress_ms, l->send_timeout_ms)) {
-        c->send_stalled = true;
-        return conn_fail(c, H2_ENHANCE_YOUR_CALM, "send timeout");
+        /* Framed bytes still unwritten: the socket does not drain, a GOAWAY
+         * would not get through.  Only flow control holding body bytes back
+         * (a window never opened): the socket is fine, tell the peer. */
+        c->send_stalled = unsent(c) > 0;
+        return limit_fail(c, H2_LIMIT_SEND_TIMEOUT, H2_ENHANCE_YOUR_CALM, "send timeout");
     }
     if (c->nstreams == 0 && c->got_settings &&
         now_ms >= deadline_after(c->active_ms, l->idle_timeout_ms))
-        return conn_fail(c, H2_NO_ERROR, "idle timeout");
+        return limit_fail(c, H2_LIMIT_IDLE_TIMEOUT, H2_NO_ERROR, "idle timeout");
     /* A peer that does not answer the shutdown PING gets the final GOAWAY
      * anyway, a second later (as h2o does). */
     if (c->shutdown_phase == 1 && now_ms >= c->shutdown_ms + SHUTDOWN_ACK_WAIT_MS &&
@@ -2214,6 +2285,7 @@ void h2_conn_out_commit(h2_conn *c, size_t n, uint64_t now_ms)
                 chunk_release(c, ch);
         }
     }
+    release_copied(c, c->chain_r);
     out_trim(c);
 }
 

@@ -63,6 +63,10 @@ typedef struct h2_ctx {
     uint8_t *fieldbuf;
     h2_pool streams, chunks, blocks, small_blocks, segs, tables;
     uint64_t seq; /* connection serial numbers (PING opaque for shutdown) */
+    uint32_t static_digests[HPACK_STATIC_COUNT]; /* h2_http_field_digest() of the
+                                                  * HPACK static table */
+    uint64_t limit_hits[H2_LIMIT_COUNT]; /* every limit a peer ran into, on any
+                                          * connection of this context */
 } h2_ctx;
 
 /* limits NULL = h2_limits_default(); mem NULL = libc.  The limits object is
@@ -263,8 +267,9 @@ bool h2_conn_is_done(const h2_conn *c);
 
 /* Why the connection failed (scope NONE if it did not). */
 h2_fault h2_conn_fault(const h2_conn *c);
-/* The connection failed because the peer stopped taking output (the
- * no-progress timeout): its GOAWAY cannot get through either. */
+/* The connection failed by the no-progress timeout with framed output the
+ * peer did not read: its GOAWAY cannot get through either, close at once.
+ * (A peer that reads but never opens a window gets the GOAWAY.) */
 bool h2_conn_send_stalled(const h2_conn *c);
 const h2_conn_stats *h2_conn_stats_get(const h2_conn *c);
 /* Streams the connection currently holds (open, or delivered and not yet

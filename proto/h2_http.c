@@ -183,23 +183,94 @@ static fkind classify(const uint8_t *n, uint32_t len)
 #undef IS
 }
 
+enum { PS_METHOD, PS_SCHEME, PS_AUTHORITY, PS_PATH, PS_PROTOCOL, PS_COUNT, PS_STATUS = PS_COUNT };
+
+/* Which request pseudo-header a name (leading ':' included) is, or -1. */
+static int pseudo_index(const uint8_t *n, uint32_t len)
+{
+    switch (len) {
+    case 5: return memcmp(n, ":path", 5) == 0 ? PS_PATH : -1;
+    case 7:
+        if (memcmp(n, ":method", 7) == 0)
+            return PS_METHOD;
+        if (memcmp(n, ":scheme", 7) == 0)
+            return PS_SCHEME;
+        return memcmp(n, ":status", 7) == 0 ? PS_STATUS : -1;
+    case 9: return memcmp(n, ":protocol", 9) == 0 ? PS_PROTOCOL : -1;
+    case 10: return memcmp(n, ":authority", 10) == 0 ? PS_AUTHORITY : -1;
+    default: return -1;
+    }
+}
+
+/* --- Digests ------------------------------------------------------------------ *
+ *
+ * Everything the checks below need from one field's bytes, in one pass: the
+ * name's kind, whether the value is valid, and for a pseudo-header the octet
+ * classes its value is made of.  The HPACK decoder keeps the digest of each
+ * dynamic table entry, so a field sent again by index (most of a request
+ * after the first) is checked without reading its bytes again. */
+
+enum {
+    K_PSEUDO = 16,            /* K_PSEUDO + PS_*: a request pseudo-header or :status */
+    K_PSEUDO_UNKNOWN = K_PSEUDO + PS_STATUS + 1,
+    K_BAD_NAME,               /* a regular name that is not valid */
+    D_KIND = 0xffu,
+    D_CLS_SHIFT = 8,          /* pseudo-headers: the classes every value octet is in */
+    D_VALUE_OK = 1u << 13,    /* h2_http_valid_value() */
+    D_ALPHA0 = 1u << 14,      /* the value starts with a letter (:scheme) */
+    D_TE_TRAILERS = 1u << 15, /* te: trailers */
+    D_EXPECT_100 = 1u << 16,  /* expect: 100-continue */
+};
+
+uint32_t h2_http_field_digest(const uint8_t *name, uint32_t name_len, const uint8_t *value,
+                              uint32_t value_len)
+{
+    uint32_t d = h2_http_valid_value(value, value_len) ? D_VALUE_OK : 0;
+    if (name_len != 0 && name[0] == ':') {
+        int k = pseudo_index(name, name_len);
+        uint8_t acc = 0xff;
+        for (uint32_t i = 0; i < value_len; i++)
+            acc &= cls[value[i]];
+        d |= (uint32_t)acc << D_CLS_SHIFT;
+        if (value_len != 0 && is_alpha(value[0]))
+            d |= D_ALPHA0;
+        return d | (k < 0 ? (uint32_t)K_PSEUDO_UNKNOWN : (uint32_t)(K_PSEUDO + k));
+    }
+    if (!h2_http_valid_name(name, name_len))
+        return d | K_BAD_NAME;
+    fkind k = classify(name, name_len);
+    if (k == F_TE && ieq(value, value_len, LIT("trailers")))
+        d |= D_TE_TRAILERS;
+    if (k == F_EXPECT && ieq(value, value_len, LIT("100-continue")))
+        d |= D_EXPECT_100;
+    return d | (uint32_t)k;
+}
+
+/* The digest the decoder attached, else computed now. */
+static uint32_t digest_of(const hpack_field *f)
+{
+    if (f->flags & HPACK_F_DIGEST)
+        return f->digest;
+    return h2_http_field_digest(f->name, f->name_len, f->value, f->value_len);
+}
+
 /* A regular field: valid name and value and not connection-specific (§8.2.2;
  * te only as "trailers", compared as the case-insensitive token it is).
- * Returns why it is malformed, or NULL and its kind. */
-static const char *check_regular(const hpack_field *f, fkind *kind)
+ * d is its digest.  Returns why it is malformed, or NULL. */
+static const char *check_regular(const hpack_field *f, uint32_t d)
 {
-    if (!h2_http_valid_name(f->name, f->name_len))
+    uint32_t kind = d & D_KIND;
+    if (kind >= K_PSEUDO)
         return name_why(f->name, f->name_len);
-    if (!h2_http_valid_value(f->value, f->value_len))
+    if (!(d & D_VALUE_OK))
         return value_why(f->value, f->value_len);
-    *kind = classify(f->name, f->name_len);
-    switch (*kind) {
+    switch ((fkind)kind) {
     case F_CONNECTION: return "connection header field";
     case F_KEEP_ALIVE: return "keep-alive header field";
     case F_PROXY_CONNECTION: return "proxy-connection header field";
     case F_TRANSFER_ENCODING: return "transfer-encoding header field";
     case F_UPGRADE: return "upgrade header field";
-    case F_TE: return ieq(f->value, f->value_len, LIT("trailers")) ? NULL : "te other than trailers";
+    case F_TE: return (d & D_TE_TRAILERS) ? NULL : "te other than trailers";
     default: return NULL;
     }
 }
@@ -241,26 +312,7 @@ static h2_fault take_content_length(const uint8_t *v, uint32_t len, int64_t *out
 
 /* --- Requests (§8.3.1, §8.5, RFC 8441 §4) ------------------------------------ */
 
-enum { PS_METHOD, PS_SCHEME, PS_AUTHORITY, PS_PATH, PS_PROTOCOL, PS_COUNT, PS_STATUS = PS_COUNT };
-
 #define SEEN(ps) (1u << (ps))
-
-/* Which request pseudo-header a name (leading ':' included) is, or -1. */
-static int pseudo_index(const uint8_t *n, uint32_t len)
-{
-    switch (len) {
-    case 5: return memcmp(n, ":path", 5) == 0 ? PS_PATH : -1;
-    case 7:
-        if (memcmp(n, ":method", 7) == 0)
-            return PS_METHOD;
-        if (memcmp(n, ":scheme", 7) == 0)
-            return PS_SCHEME;
-        return memcmp(n, ":status", 7) == 0 ? PS_STATUS : -1;
-    case 9: return memcmp(n, ":protocol", 9) == 0 ? PS_PROTOCOL : -1;
-    case 10: return memcmp(n, ":authority", 10) == 0 ? PS_AUTHORITY : -1;
-    default: return -1;
-    }
-}
 
 /* Per pseudo-header: octet class of its value and the two reasons. */
 static const struct {
@@ -283,9 +335,10 @@ static h2_fault take_pseudo(const hpack_field *f, uint32_t n, uint32_t *i, unsig
 
     for (; *i < n && f[*i].name_len != 0 && f[*i].name[0] == ':'; ++*i) {
         const hpack_field *p = &f[*i];
-        int k = pseudo_index(p->name, p->name_len);
-        if (k < 0)
+        uint32_t d = digest_of(p);
+        if ((d & D_KIND) == K_PSEUDO_UNKNOWN)
             return malformed("unknown pseudo-header field");
+        int k = (int)(d & D_KIND) - K_PSEUDO;
         if (k == PS_STATUS)
             return malformed(":status in a request");
         if (*seen & SEEN(k))
@@ -293,8 +346,7 @@ static h2_fault take_pseudo(const hpack_field *f, uint32_t n, uint32_t *i, unsig
         *seen |= SEEN(k);
         if (p->value_len == 0)
             return malformed(pseudo_rule[k].empty);
-        if (!all_in(p->value, p->value_len, pseudo_rule[k].cls) ||
-            (k == PS_SCHEME && !is_alpha(p->value[0])))
+        if (!((d >> D_CLS_SHIFT) & pseudo_rule[k].cls) || (k == PS_SCHEME && !(d & D_ALPHA0)))
             return malformed(pseudo_rule[k].bad);
         slot[k]->p = p->value;
         slot[k]->len = p->value_len;
@@ -348,9 +400,12 @@ h2_fault h2_http_parse_request(const hpack_field *f, uint32_t n, bool connect_pr
     uint32_t i = 0;
     h2_fault e;
 
-    memset(out, 0, sizeof *out);
+    /* Member by member: a memset of the whole head is a rep stos. */
+    const h2_str none = {NULL, 0};
+    out->method = out->scheme = out->authority = out->path = out->protocol = none;
     out->content_length = -1;
     out->urgency = H2_URGENCY_DEFAULT;
+    out->incremental = out->expect_continue = out->extended_connect = false;
 
     e = take_pseudo(f, n, &i, &seen, out);
     if (!h2_fault_ok(e))
@@ -359,11 +414,11 @@ h2_fault h2_http_parse_request(const hpack_field *f, uint32_t n, bool connect_pr
     out->nfields = n - i;
 
     for (; i < n; i++) {
-        fkind k = F_OTHER;
-        const char *why = check_regular(&f[i], &k);
+        uint32_t d = digest_of(&f[i]);
+        const char *why = check_regular(&f[i], d);
         if (why)
             return malformed(why);
-        switch (k) {
+        switch ((fkind)(d & D_KIND)) {
         case F_HOST:
             if (host)
                 return malformed("duplicate host");
@@ -378,7 +433,7 @@ h2_fault h2_http_parse_request(const hpack_field *f, uint32_t n, bool connect_pr
             h2_http_parse_priority(f[i].value, f[i].value_len, &out->urgency, &out->incremental);
             break;
         case F_EXPECT:
-            if (ieq(f[i].value, f[i].value_len, LIT("100-continue")))
+            if (d & D_EXPECT_100)
                 out->expect_continue = true;
             break;
         default:
@@ -400,11 +455,10 @@ h2_fault h2_http_parse_request(const hpack_field *f, uint32_t n, bool connect_pr
 h2_fault h2_http_check_trailers(const hpack_field *f, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
-        fkind k;
         const char *why;
         if (f[i].name_len != 0 && f[i].name[0] == ':')
             return malformed("pseudo-header field in trailers");
-        if ((why = check_regular(&f[i], &k)) != NULL)
+        if ((why = check_regular(&f[i], digest_of(&f[i]))) != NULL)
             return malformed(why);
     }
     return h2_fault_none();
@@ -413,10 +467,9 @@ h2_fault h2_http_check_trailers(const hpack_field *f, uint32_t n)
 h2_rv h2_http_check_response_fields(const hpack_field *f, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
-        fkind k;
         if (f[i].name_len != 0 && f[i].name[0] == ':')
             return H2_E_INVAL;
-        if (check_regular(&f[i], &k) != NULL)
+        if (check_regular(&f[i], digest_of(&f[i])) != NULL)
             return H2_E_INVAL;
     }
     return H2_OK;

@@ -47,6 +47,15 @@ bool h2_http_valid_name(const uint8_t *name, uint32_t len);
  * ends with SP or HTAB. */
 bool h2_http_valid_value(const uint8_t *value, uint32_t len);
 
+/* A field's digest: its name's kind and the properties of its value the
+ * checks below need, from one pass over its bytes.  Opaque to callers; the
+ * HPACK decoder stores it with each dynamic table entry (hpack_digest_fn)
+ * and hands it over with the field (HPACK_F_DIGEST), so a field sent again
+ * by index is checked without rescanning it.  Fields without
+ * HPACK_F_DIGEST are digested when checked. */
+uint32_t h2_http_field_digest(const uint8_t *name, uint32_t name_len, const uint8_t *value,
+                              uint32_t value_len);
+
 /* Validate a decoded request field list and extract what the server needs.
  * Rules (each failing as stream-scope PROTOCOL_ERROR with its own reason):
  *  - every name and value valid (above);

@@ -8,6 +8,28 @@ const h2_limits *h2_limits_default(void)
     return &defaults;
 }
 
+const char *h2_limit_name(h2_limit_id id)
+{
+    static const char *const names[H2_LIMIT_COUNT] = {
+        [H2_LIMIT_RESETS] = "rapid-reset",
+        [H2_LIMIT_GLITCHES] = "glitches",
+        [H2_LIMIT_STREAMS] = "refused-streams",
+        [H2_LIMIT_CONTINUATIONS] = "continuations",
+        [H2_LIMIT_HEADER_BLOCK] = "header-block-size",
+        [H2_LIMIT_HEADER_LIST] = "header-list-size",
+        [H2_LIMIT_SETTINGS_ENTRIES] = "settings-entries",
+        [H2_LIMIT_CONTROL_QUEUE] = "control-queue",
+        [H2_LIMIT_OUTPUT_BACKLOG] = "output-backlog",
+        [H2_LIMIT_MAX_REQUESTS] = "max-requests",
+        [H2_LIMIT_PREFACE_TIMEOUT] = "preface-timeout",
+        [H2_LIMIT_SETTINGS_TIMEOUT] = "settings-timeout",
+        [H2_LIMIT_HEADER_TIMEOUT] = "header-timeout",
+        [H2_LIMIT_SEND_TIMEOUT] = "send-timeout",
+        [H2_LIMIT_IDLE_TIMEOUT] = "idle-timeout",
+    };
+    return (unsigned)id < H2_LIMIT_COUNT ? names[id] : "unknown";
+}
+
 const char *h2_limits_check(const h2_limits *l)
 {
     if (l->max_frame_size < H2_MIN_MAX_FRAME_SIZE || l->max_frame_size > H2_MAX_MAX_FRAME_SIZE)

@@ -72,6 +72,31 @@ const h2_limits *h2_limits_default(void);
  * no sense).  Returns NULL when valid, else a static message naming the field. */
 const char *h2_limits_check(const h2_limits *l);
 
+/* Which limit a peer ran into.  The engine counts every hit in its context
+ * (h2_ctx.limit_hits: per shard, no per-connection cost); the fault reason
+ * of a connection ended by one is the GOAWAY's debug data. */
+typedef enum h2_limit_id {
+    H2_LIMIT_RESETS,           /* Rapid Reset budget spent: GOAWAY ENHANCE_YOUR_CALM */
+    H2_LIMIT_GLITCHES,         /* glitch budget spent: GOAWAY ENHANCE_YOUR_CALM */
+    H2_LIMIT_STREAMS,          /* past max_concurrent_streams: RST_STREAM REFUSED_STREAM */
+    H2_LIMIT_CONTINUATIONS,    /* CONTINUATION frames per block */
+    H2_LIMIT_HEADER_BLOCK,     /* encoded header block size */
+    H2_LIMIT_HEADER_LIST,      /* decoded list or field count: 431, or GOAWAY past the hard cap */
+    H2_LIMIT_SETTINGS_ENTRIES, /* entries per SETTINGS frame */
+    H2_LIMIT_CONTROL_QUEUE,    /* unsent control replies: reading paused */
+    H2_LIMIT_OUTPUT_BACKLOG,   /* unsent output: reading paused */
+    H2_LIMIT_MAX_REQUESTS,     /* requests per connection: graceful GOAWAY */
+    H2_LIMIT_PREFACE_TIMEOUT,
+    H2_LIMIT_SETTINGS_TIMEOUT,
+    H2_LIMIT_HEADER_TIMEOUT,
+    H2_LIMIT_SEND_TIMEOUT,     /* no send progress (zero window or unread socket) */
+    H2_LIMIT_IDLE_TIMEOUT,
+    H2_LIMIT_COUNT
+} h2_limit_id;
+
+/* A short stable name ("rapid-reset", "glitches", ...) for logs and stats. */
+const char *h2_limit_name(h2_limit_id id);
+
 /* A token bucket: starts full, refills `rate` tokens per second up to
  * `burst`, time given in milliseconds by the caller. */
 typedef struct h2_bucket {

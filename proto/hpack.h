@@ -29,6 +29,9 @@ enum {
     HPACK_F_NEVER_INDEX = 0x1,
     /* Encoder input: do not insert this field in the dynamic table. */
     HPACK_F_NO_INDEX = 0x2,
+    /* Decoder output: digest holds the sink's hpack_digest_fn result for
+     * this name and value. */
+    HPACK_F_DIGEST = 0x4,
 };
 
 typedef struct hpack_field {
@@ -37,7 +40,15 @@ typedef struct hpack_field {
     uint32_t name_len;
     uint32_t value_len;
     uint8_t flags;
+    uint32_t digest; /* with HPACK_F_DIGEST */
 } hpack_field;
+
+/* A pure function of a field's name and value whose result the decoder
+ * keeps with each dynamic table entry and hands out with every decoded
+ * field (HPACK_F_DIGEST, see hpack_sink): the HTTP layer's validation, done
+ * once per entry instead of once per use (h2_http_field_digest). */
+typedef uint32_t (*hpack_digest_fn)(const uint8_t *name, uint32_t name_len, const uint8_t *value,
+                                    uint32_t value_len);
 
 /* --- Primitive codecs (§5.1, §5.2) --------------------------------------- */
 
@@ -82,17 +93,17 @@ const hpack_field *hpack_static_get(uint32_t idx);
  * outside hpack.c. */
 typedef struct hpack_table {
     uint8_t *bytes;      /* ring of entry bytes (name then value) */
+    struct hpack_entry *ents; /* ring: entry number s at ents[s & (ents_cap - 1)] */
+    const h2_mem *mem;
+    uint32_t *index;     /* private: the encoder's search index; NULL in a decoder */
     uint32_t bytes_cap;  /* allocated size of bytes (power of two or 0) */
     uint32_t bytes_head; /* where the next entry's bytes go */
     uint32_t bytes_used;
-    struct hpack_entry *ents; /* ring: entry number s at ents[s & (ents_cap - 1)] */
-    uint32_t ents_cap;        /* power of two or 0 */
-    uint32_t seq;             /* insertions so far (mod 2^32): the newest is seq - 1 */
+    uint32_t ents_cap;   /* power of two or 0 */
+    uint32_t seq;        /* insertions so far (mod 2^32): the newest is seq - 1 */
     uint32_t count;
-    uint32_t size;     /* current size per §4.1 */
-    uint32_t max_size; /* current maximum (last size update) */
-    const h2_mem *mem;
-    uint32_t *index;   /* private: the encoder's search index; NULL in a decoder */
+    uint32_t size;       /* current size per §4.1 */
+    uint32_t max_size;   /* current maximum (last size update) */
 } hpack_table;
 
 /* --- Decoder (§3, §6) ------------------------------------------------------ */
@@ -104,8 +115,8 @@ typedef struct hpack_decoder {
     /* private */
     uint32_t due_min;      /* while update_due: the smallest setting since, which the
                             * first update must not exceed (§4.2) */
-    uint8_t *scratch;      /* see hpack_decode_block(); allocated only on that path */
     uint32_t scratch_cap;
+    uint8_t *scratch;      /* see hpack_decode_block(); allocated only on that path */
 } hpack_decoder;
 
 /* Where a decoded block goes, and the limits it is decoded under.
@@ -126,6 +137,14 @@ typedef struct hpack_sink {
     uint32_t hard_list_size; /* past which decoding stops: H2_E_LIMIT */
     uint32_t soft_fields;    /* field count past which fields stop being stored */
     uint32_t hard_fields;    /* past which decoding stops: H2_E_LIMIT */
+    /* Optional: hand out a digest with every decoded field (HPACK_F_DIGEST):
+     * digest's result, computed once when a literal is decoded and kept with
+     * its table entry; static_digests[i] is digest's result for static entry
+     * i + 1 (see hpack_static_digests()).  A decoder must be given the same
+     * digest (or none) for every block: entries inserted without one carry
+     * none. */
+    hpack_digest_fn digest;
+    const uint32_t *static_digests;
     /* out */
     uint32_t count;          /* fields stored */
     uint32_t buf_used;
@@ -149,6 +168,9 @@ void hpack_decoder_free(hpack_decoder *d);
  * the SETTINGS frame carrying it.  If it is smaller than the table's current
  * maximum, the next block must begin with a size update (§4.2). */
 void hpack_decoder_set_settings_max(hpack_decoder *d, uint32_t settings_max);
+
+/* Fill out[HPACK_STATIC_COUNT] with fn's digest of each static entry. */
+void hpack_static_digests(hpack_digest_fn fn, uint32_t *out);
 
 /* Decode one complete field block.  The sink's counters are reset first.
  * The table is updated even when fields are not stored (soft overflow), so

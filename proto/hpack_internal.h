@@ -60,6 +60,7 @@ struct hpack_entry {
     uint32_t field_hash; /* of name and value */
     uint32_t name_next;  /* the next older entry in its chains: number + 1, */
     uint32_t field_next; /* or 0 */
+    uint32_t digest;     /* decoder: the digest of name and value (0 without a digest fn) */
 };
 
 /* Entry idx of t (1 = newest).  Its name and value are copied to buf

@@ -7,7 +7,7 @@
 
 #include "hpack_internal.h"
 
-#define S(n, v) {(const uint8_t *)(n), (const uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0}
+#define S(n, v) {(const uint8_t *)(n), (const uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0, 0}
 const hpack_field hpack_static_table[HPACK_STATIC_COUNT] = {
     S(":authority", ""), /* 1 */
     S(":method", "GET"), /* 2 */

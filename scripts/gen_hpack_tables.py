@@ -535,7 +535,7 @@ def emit(out, codes, fsm):
       "#include <string.h>\n\n"
       '#include "hpack_internal.h"\n\n')
 
-    w("#define S(n, v) {(const uint8_t *)(n), (const uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0}\n")
+    w("#define S(n, v) {(const uint8_t *)(n), (const uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0, 0}\n")
     w("const hpack_field hpack_static_table[HPACK_STATIC_COUNT] = {\n")
     for idx, name, value in STATIC_TABLE:
         w("    S(%s, %s), /* %d */\n" % (c_string(name), c_string(value), idx))

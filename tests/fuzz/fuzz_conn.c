@@ -36,8 +36,8 @@ static void drain(h2_conn *c, size_t pull, uint64_t now)
 static void act(h2_conn *c, const h2_event *ev, unsigned seed)
 {
     static const hpack_field ct = {(const uint8_t *)"content-type", (const uint8_t *)"text/plain",
-                                   12, 10, 0};
-    static const hpack_field tr = {(const uint8_t *)"x-t", (const uint8_t *)"1", 3, 1, 0};
+                                   12, 10, 0, 0};
+    static const hpack_field tr = {(const uint8_t *)"x-t", (const uint8_t *)"1", 3, 1, 0, 0};
     uint32_t sid = ev->stream_id;
     switch (ev->type) {
     case H2_EV_REQUEST:

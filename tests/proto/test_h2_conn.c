@@ -2483,9 +2483,12 @@ H2S_TEST(security, rapid_reset_small_burst,
     cr_assert_eq(h2s_run(s), H2_OK, "[%s] the burst itself is allowed", s->mode_name);
     cr_expect_eq(h2s_ev_count(s, H2_EV_STREAM_RESET, H2S_ANY), 20u);
     cr_expect_eq(h2_conn_stats_get(s->c)->resets_recv, 20u);
+    cr_expect_eq(s->ctx.limit_hits[H2_LIMIT_RESETS], 0u);
     rapid_pairs(s, &sid, 1);
     h2s_run(s);
     H2S_EXPECT_CONN_ERROR(s, H2_ENHANCE_YOUR_CALM);
+    cr_expect_eq(s->ctx.limit_hits[H2_LIMIT_RESETS], 1u, "[%s] the shard counts the hit",
+                 s->mode_name);
 }
 
 H2S_TEST(security, rapid_reset_refill,
@@ -2611,6 +2614,7 @@ static void glitch_case(h2s *s, int k)
     H2S_EXPECT_CONN_ERROR(s, H2_ENHANCE_YOUR_CALM);
     cr_expect_eq(h2_conn_stats_get(s->c)->glitches, 51u, "[%s] case %d: %llu glitches",
                  s->mode_name, k, (unsigned long long)h2_conn_stats_get(s->c)->glitches);
+    cr_expect_eq(s->ctx.limit_hits[H2_LIMIT_GLITCHES], 1u, "[%s] case %d", s->mode_name, k);
 }
 
 H2S_TEST(security, glitch_budget,
@@ -2661,6 +2665,7 @@ static void flood_case(h2s *s, int k)
     h2_rv rv = h2s_feed(s);
     cr_expect_eq(rv, H2_E_AGAIN, "[%s] case %d: reading pauses at the control-reply cap",
                  s->mode_name, k);
+    cr_expect_geq(s->ctx.limit_hits[H2_LIMIT_CONTROL_QUEUE], 1u, "[%s] case %d", s->mode_name, k);
     cr_expect_not(h2_conn_want_read(s->c));
     size_t frames = (s->fed - mark) / per;
     cr_expect_eq(frames, 1000u, "[%s] case %d: %zu frames read before pausing", s->mode_name, k,
@@ -2721,9 +2726,11 @@ static void cont_count_case(h2s *s, int k)
     h2s_run(s);
     H2S_EXPECT_CONN_ERROR2(s, H2_ENHANCE_YOUR_CALM, H2_PROTOCOL_ERROR);
     cr_expect_null(h2s_req(s, 1));
-    if (k == 0)
+    if (k == 0) {
         cr_expect_eq(h2_conn_stats_get(s->c)->frames_in, 2u + 1u + 9u,
                      "[%s] stopped at the 9th CONTINUATION", s->mode_name);
+        cr_expect_eq(s->ctx.limit_hits[H2_LIMIT_CONTINUATIONS], 1u);
+    }
 }
 
 H2S_TEST(security, continuation_count_cap,
@@ -2861,6 +2868,8 @@ H2S_TEST(security, header_fields_soft_limit,
     cr_expect(h2s_st(s, 3)->ended);
     cr_expect_eq(h2s_status(s, 5), 431);
     cr_expect_eq(h2s_rst_code(s, 5), H2_NO_ERROR);
+    cr_expect_eq(s->ctx.limit_hits[H2_LIMIT_HEADER_LIST], 2u, "[%s] two 431s counted",
+                 s->mode_name);
     h2s_data(s, 5, "ignored body", 12, true); /* in flight: discarded */
     cr_assert_eq(h2s_run(s), H2_OK, "[%s] %s", s->mode_name, h2_conn_fault(s->c).reason);
     h2s_respond_ok(s, 1, "ok");
@@ -2900,6 +2909,7 @@ H2S_TEST(security, max_requests_graceful_goaway,
     cr_assert_not_null(g, "[%s] GOAWAY after the third request", s->mode_name);
     cr_expect_eq(g->f.u.goaway.code, H2_NO_ERROR);
     cr_expect_eq(g->f.u.goaway.last_stream_id, 5u);
+    cr_expect_eq(s->ctx.limit_hits[H2_LIMIT_MAX_REQUESTS], 1u);
     /* A request the client sent before it saw the GOAWAY: ignored. */
     h2s_get(s, 7, "/");
     h2s_data(s, 5, "body", 4, true);

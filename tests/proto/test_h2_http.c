@@ -9,9 +9,9 @@
 #define F(n, v)                                                                                  \
     {                                                                                            \
         (const uint8_t *)(n), (const uint8_t *)(v), (uint32_t)(sizeof(n) - 1),                   \
-            (uint32_t)(sizeof(v) - 1), 0                                                         \
+            (uint32_t)(sizeof(v) - 1), 0, 0                                                      \
     }
-#define END {NULL, NULL, 0, 0, 0}
+#define END {NULL, NULL, 0, 0, 0, 0}
 
 #define GET_PSEUDO                                                                               \
     F(":method", "GET"), F(":scheme", "https"), F(":path", "/"), F(":authority", "example.com")
@@ -95,10 +95,10 @@ Test(request, content_length_forms)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         hpack_field f[] = {GET_PSEUDO, END, END, END};
         f[4] = (hpack_field){(const uint8_t *)"content-length", (const uint8_t *)cases[i].v1, 14,
-                             (uint32_t)strlen(cases[i].v1), 0};
+                             (uint32_t)strlen(cases[i].v1), 0, 0};
         if (cases[i].v2)
             f[5] = (hpack_field){(const uint8_t *)"content-length", (const uint8_t *)cases[i].v2,
-                                 14, (uint32_t)strlen(cases[i].v2), 0};
+                                 14, (uint32_t)strlen(cases[i].v2), 0, 0};
         h2_req_head rq;
         h2_fault e = parse(f, false, &rq);
         cr_expect(h2_fault_ok(e), "'%s': %s", cases[i].v1, e.reason);

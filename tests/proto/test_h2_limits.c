@@ -76,3 +76,15 @@ Test(bucket, slow_rate_not_lost_to_rounding)
      * over-crediting about 1%: harmless for an abuse budget. */
     cr_assert(got >= 325 && got <= 336, "got %d tokens in 10 s at 33/s", got);
 }
+
+Test(limits, every_limit_has_a_distinct_name)
+{
+    for (int i = 0; i < H2_LIMIT_COUNT; i++) {
+        const char *a = h2_limit_name((h2_limit_id)i);
+        cr_assert_not_null(a);
+        cr_expect_str_neq(a, "unknown", "limit %d has no name", i);
+        for (int j = 0; j < i; j++)
+            cr_expect_str_neq(a, h2_limit_name((h2_limit_id)j), "limits %d and %d share a name", i, j);
+    }
+    cr_expect_str_eq(h2_limit_name(H2_LIMIT_COUNT), "unknown");
+}

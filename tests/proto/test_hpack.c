@@ -37,7 +37,7 @@ static uint32_t rnd(void)
 static hpack_field fld(const char *name, const char *value, uint8_t flags)
 {
     hpack_field f = {(const uint8_t *)name, (const uint8_t *)value, (uint32_t)strlen(name),
-                     (uint32_t)strlen(value), flags};
+                     (uint32_t)strlen(value), flags, 0};
     return f;
 }
 
@@ -1292,7 +1292,7 @@ Test(hpack_encode, bound_is_an_upper_bound)
             for (uint32_t k = 0; k < vl; k++) /* 30-bit codes: the worst case */
                 vals[i][k] = rnd() % 4 ? (uint8_t)(k % 3 == 0 ? 10 : k % 3 == 1 ? 13 : 22) : (uint8_t)rnd();
             uint32_t nl = 1 + rnd() % 200;
-            f[i] = (hpack_field){vals[i], vals[i], nl < vl ? nl : vl, vl, (uint8_t)(rnd() % 3)};
+            f[i] = (hpack_field){vals[i], vals[i], nl < vl ? nl : vl, vl, (uint8_t)(rnd() % 3), 0};
             if (f[i].flags == 3)
                 f[i].flags = 0;
         }
@@ -1488,9 +1488,9 @@ Test(encoder, skip_volatile_fields_not_indexed)
     e.skip_volatile = true;
     e.huff = HPACK_HUFF_NEVER;
     const hpack_field f[] = {
-        {(const uint8_t *)"content-length", (const uint8_t *)"13", 14, 2, 0},
-        {(const uint8_t *)"date", (const uint8_t *)"Sun, 22 Nov 2026 03:00:00 GMT", 4, 29, 0},
-        {(const uint8_t *)"content-type", (const uint8_t *)"text/plain", 12, 10, 0},
+        {(const uint8_t *)"content-length", (const uint8_t *)"13", 14, 2, 0, 0},
+        {(const uint8_t *)"date", (const uint8_t *)"Sun, 22 Nov 2026 03:00:00 GMT", 4, 29, 0, 0},
+        {(const uint8_t *)"content-type", (const uint8_t *)"text/plain", 12, 10, 0, 0},
     };
     uint8_t out[1024];
     cr_assert_leq(hpack_encode_bound(f, 3), sizeof out);
