@@ -22,6 +22,9 @@ spindle_config spindle_config_default(void)
         .drain_timeout_ms = 10000,
         .offload_threads = 1,
         .log_level = 2,
+        .tls_port = 8443,
+        .tls_handshake_timeout_ms = 10000,
+        .tls_ticket_lifetime_s = 3600,
         .limits =
             {
                 .max_concurrent_streams = d->max_concurrent_streams,
@@ -124,6 +127,8 @@ static const u32_opt u32_opts[] = {
     {"settings-timeout", LIM(settings_timeout_ms), 86400000},
     {"header-timeout", LIM(header_timeout_ms), 86400000},
     {"send-timeout", LIM(send_timeout_ms), 86400000},
+    {"tls-handshake-timeout", offsetof(spindle_config, tls_handshake_timeout_ms), 86400000},
+    {"tls-ticket-lifetime", offsetof(spindle_config, tls_ticket_lifetime_s), 604800},
 };
 
 int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
@@ -148,6 +153,27 @@ int spindle_config_set(spindle_config *cfg, const char *name, const char *value,
             return SPINDLE_EINVAL;
         }
         cfg->port = (uint16_t)port;
+        return 0;
+    }
+    if (strcmp(name, "tls-port") == 0) {
+        uint32_t port;
+        if (parse_u32(value, 65535, &port)) {
+            seterr(err, errlen, "tls-port must be a number within 0..65535, not '", value);
+            return SPINDLE_EINVAL;
+        }
+        cfg->tls_port = (uint16_t)port;
+        return 0;
+    }
+    if (strcmp(name, "tls-cert") == 0 || strcmp(name, "tls-key") == 0) {
+        if (!*value) {
+            seterr(err, errlen, name[4] == 'c' ? "tls-cert must not be empty"
+                                               : "tls-key must not be empty", NULL);
+            return SPINDLE_EINVAL;
+        }
+        if (name[4] == 'c')
+            cfg->tls_cert = value;
+        else
+            cfg->tls_key = value;
         return 0;
     }
     if (strcmp(name, "pin") == 0) {
@@ -208,6 +234,27 @@ int spindle_config_check(const spindle_config *cfg, char *err, size_t errlen)
     if (!cfg->address || !*cfg->address) {
         seterr(err, errlen, "address must not be empty", NULL);
         return SPINDLE_EINVAL;
+    }
+    /* TLS: the files themselves are checked by spindle_run() (tls_ctx_new
+     * names the file and the OS or wolfSSL error). */
+    if (cfg->tls_key && !cfg->tls_cert) {
+        seterr(err, errlen, "tls-key is set but tls-cert is not (TLS needs both)", NULL);
+        return SPINDLE_EINVAL;
+    }
+    if (cfg->tls_cert) {
+        if (!cfg->tls_key) {
+            seterr(err, errlen, "tls-cert is set but tls-key is not (TLS needs both)", NULL);
+            return SPINDLE_EINVAL;
+        }
+        if (cfg->tls_port != 0 && cfg->tls_port == cfg->port) {
+            seterr(err, errlen, "tls-port must differ from port (h2c and TLS listen apart)",
+                   NULL);
+            return SPINDLE_EINVAL;
+        }
+        if (cfg->tls_handshake_timeout_ms == 0) {
+            seterr(err, errlen, "tls-handshake-timeout must be at least 1 ms", NULL);
+            return SPINDLE_EINVAL;
+        }
     }
     return 0;
 }

@@ -6,6 +6,16 @@
  * output backed up), the unfed rest is copied aside (held), the recv is
  * cancelled, and reading resumes from the held bytes once output drains.
  *
+ * TLS (c->tls set; docs/tls.md).  Ciphertext from recv goes into the
+ * adapter (tls_feed) and the plaintext it yields into feed(); what the
+ * adapter cannot take while the engine is paused is held like plaintext
+ * is for h2c.  Output is encrypted at flush time (tls_write copies it, so
+ * the engine's output is committed at once) and the ciphertext the adapter
+ * lends goes out with a plain sendmsg (SEND_ZC gains nothing: the bytes are
+ * ours).  Until the handshake is done the connection's only timer is the
+ * handshake deadline.  An orderly close sends close_notify after the final
+ * GOAWAY.
+ *
  * Closing.  conn_close() cancels every operation on the fd; the connection
  * is freed (deferred, at the end of the loop iteration) once the last
  * in-flight CQE has arrived, because the kernel may still write to the
@@ -61,7 +71,7 @@ static void arm_recv(conn *c)
     c->ops++;
 }
 
-conn *conn_new(shard *sh, int fd)
+conn *conn_new(shard *sh, int fd, bool tls)
 {
     conn *c = calloc(1, sizeof *c);
     if (!c)
@@ -70,6 +80,15 @@ conn *conn_new(shard *sh, int fd)
     if (!c->h2) {
         free(c);
         return NULL;
+    }
+    if (tls) {
+        c->tls = tls_conn_new(sh->tls);
+        if (!c->tls) {
+            h2_conn_free(c->h2);
+            free(c);
+            return NULL;
+        }
+        c->hs_deadline = sh->now + sh->srv->cfg.tls_handshake_timeout_ms;
     }
     /* TCP_NODELAY comes from the listener: accepted sockets inherit it. */
     c->sh = sh;
@@ -93,6 +112,9 @@ void conn_timer_update(conn *c)
     if (c->state != C_OPEN)
         return; /* closing: no timer; flushing: the linger deadline stands */
     uint64_t d = h2_conn_next_deadline(c->h2);
+    if (c->tls && !tls_handshake_done(c->tls))
+        d = c->hs_deadline; /* the engine's timers (its preface timeout counts
+                               from accept) are checked once TLS is up */
     if (d == c->deadline)
         return;
     if (timer_node_pending(&c->timer))
@@ -102,15 +124,31 @@ void conn_timer_update(conn *c)
         timer_wheel_add(&c->sh->timers, &c->timer, d);
 }
 
+/* Output to send?  Over TLS the engine's output counts only once the
+ * adapter takes plaintext (after the handshake, before close_notify). */
+static bool want_write(const conn *c)
+{
+    if (!c->tls)
+        return h2_conn_want_write(c->h2);
+    return tls_out_pending(c->tls) || (tls_write_room(c->tls) && h2_conn_want_write(c->h2));
+}
+
 /* Done with the engine's output and nothing more will happen? */
 static void maybe_finish(conn *c)
 {
     if (c->state == C_CLOSING || c->sending)
         return;
-    if (h2_conn_want_write(c->h2))
+    if (want_write(c))
         return;
-    if (c->state == C_FLUSHING || h2_conn_is_done(c->h2))
+    if (c->state == C_FLUSHING || h2_conn_is_done(c->h2)) {
+        /* TLS: close_notify after the final GOAWAY (queued once; nothing
+         * to send after a fatal TLS error). */
+        if (c->tls && tls_close_notify(c->tls) == TLS_OK && tls_out_pending(c->tls)) {
+            shard_mark_dirty(c);
+            return;
+        }
         conn_close(c);
+    }
 }
 
 static void hold_input(conn *c, const uint8_t *p, size_t n)
@@ -195,13 +233,78 @@ static size_t feed(conn *c, const uint8_t *p, size_t n)
     return off;
 }
 
+/* TLS: plaintext the adapter holds goes to the engine until it pauses. */
+static void tls_pump(conn *c)
+{
+    bool was_up = tls_handshake_done(c->tls);
+    while (c->state == C_OPEN && !c->paused) {
+        const uint8_t *p;
+        size_t n;
+        tls_rv rv = tls_read(c->tls, &p, &n);
+        if (rv == TLS_OK) {
+            tls_consume(c->tls, feed(c, p, n));
+            continue;
+        }
+        if (rv == TLS_CLOSED) {
+            /* close_notify: like EOF, nothing more comes; close now. */
+            log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: TLS close_notify from the peer",
+                    c->slot);
+            conn_close(c);
+            return;
+        }
+        if (rv == TLS_ERROR) {
+            /* Handshake failures (version, suites, ALPN) and bad records:
+             * send the alert the adapter queued, then close. */
+            log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: %s", c->slot,
+                    tls_error_msg(c->tls));
+            fail(c);
+        }
+        break; /* TLS_WANT: more ciphertext needed, or output room */
+    }
+    if (!was_up && tls_handshake_done(c->tls))
+        log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: %s %s%s", c->slot,
+                tls_version(c->tls), tls_cipher(c->tls),
+                tls_session_reused(c->tls) ? " (resumed)" : "");
+    shard_mark_dirty(c); /* handshake output, or the engine's */
+}
+
+/* TLS: ciphertext into the adapter and the plaintext on to the engine.
+ * Returns the bytes taken; fewer than n only when reading must pause (the
+ * engine paused, or the adapter is full: then c->paused is set here) or
+ * the connection ended. */
+static size_t tls_input(conn *c, const uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    for (;;) {
+        size_t took = tls_feed(c->tls, p + off, n - off);
+        off += took;
+        tls_pump(c);
+        if (off == n || c->paused || c->state != C_OPEN)
+            break;
+        if (took == 0) {
+            /* The adapter is full and the pump drained nothing: it waits
+             * for output room.  Resumed after the next send completes. */
+            c->paused = true;
+            break;
+        }
+    }
+    return off;
+}
+
 void conn_resume(conn *c)
 {
     if (!c->paused || c->state != C_OPEN || !h2_conn_want_read(c->h2))
         return;
     c->paused = false;
+    if (c->tls) {
+        tls_pump(c); /* plaintext left in the adapter comes first */
+        if (c->paused || c->state != C_OPEN)
+            return;
+    }
     if (c->held_len > c->held_off) {
-        size_t used = feed(c, c->held + c->held_off, c->held_len - c->held_off);
+        const uint8_t *p = c->held + c->held_off;
+        size_t n = c->held_len - c->held_off;
+        size_t used = c->tls ? tls_input(c, p, n) : feed(c, p, n);
         c->held_off += used;
         if (c->paused)
             return;
@@ -223,7 +326,7 @@ void conn_on_recv(conn *c, const ring_cqe *cqe)
             if (c->paused) {
                 hold_input(c, p, n);
             } else {
-                size_t used = feed(c, p, n);
+                size_t used = c->tls ? tls_input(c, p, n) : feed(c, p, n);
                 if (c->paused && used < n)
                     hold_input(c, p + used, n - used);
             }
@@ -295,10 +398,62 @@ void shard_iov_free_all(shard *sh)
     }
 }
 
+/* TLS: encrypt what the adapter takes of the engine's output, then send
+ * the ciphertext it lends (plain sendmsg: the bytes are ours, SEND_ZC would
+ * only add the notification). */
+static void tls_flush(conn *c)
+{
+    shard *sh = c->sh;
+    if (!c->iov && !(c->iov = iov_take(sh))) {
+        conn_close(c);
+        return;
+    }
+    size_t room = tls_write_room(c->tls);
+    if (room && h2_conn_want_write(c->h2)) {
+        size_t n = h2_conn_out_prepare(c->h2, c->iov, CONN_IOV,
+                                       room < CONN_SEND_BUDGET ? room : CONN_SEND_BUDGET);
+        size_t used = 0;
+        tls_rv rv = n ? tls_write(c->tls, c->iov, (int)n, &used) : TLS_OK;
+        /* Encrypted is copied: the engine may release those bytes now. */
+        if (used)
+            h2_conn_out_commit(c->h2, used, sh->now);
+        if (rv == TLS_ERROR) {
+            log_msg(LOG_DEBUG, (int)sh->idx, "connection %u: %s", c->slot,
+                    tls_error_msg(c->tls));
+            iov_give(c);
+            conn_close(c);
+            return;
+        }
+    }
+    size_t bytes = 0;
+    int k = tls_pending_out(c->tls, c->iov, (int)CONN_IOV, &bytes);
+    if (k == 0) {
+        iov_give(c);
+        maybe_finish(c);
+        return;
+    }
+    memset(&c->msg, 0, sizeof c->msg);
+    c->msg.msg_iov = c->iov;
+    c->msg.msg_iovlen = (size_t)k;
+    int rc = ring_prep_sendmsg(sh->r, c->fd, &c->msg, 0, ud(c, OP_SEND));
+    if (rc < 0) {
+        tls_out_commit(c->tls, 0);
+        log_msg(LOG_WARN, (int)sh->idx, "send: %s", strerror(-rc));
+        conn_close(c);
+        return;
+    }
+    c->sending = true;
+    c->ops++;
+}
+
 void conn_flush(conn *c)
 {
     if (c->sending || c->state == C_CLOSING)
         return;
+    if (c->tls) {
+        tls_flush(c);
+        return;
+    }
     if (!h2_conn_want_write(c->h2)) {
         maybe_finish(c);
         return;
@@ -353,6 +508,8 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
     c->sending = false;
     c->ops--;
     iov_give(c); /* the kernel has the message; the array goes back */
+    if (c->tls)
+        tls_out_commit(c->tls, res > 0 ? (size_t)res : 0); /* ends the lending */
     if (c->state == C_CLOSING) {
         conn_on_op_end(c);
         return;
@@ -363,7 +520,8 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
         conn_close(c); /* frees it (deferred) once no operation is left */
         return;
     }
-    h2_conn_out_commit(c->h2, (size_t)res, c->sh->now);
+    if (!c->tls)
+        h2_conn_out_commit(c->h2, (size_t)res, c->sh->now); /* TLS: committed at tls_write */
     /* Writable notifications: streams that waited for their queue to drain. */
     const spindle_handler *h = &c->sh->srv->handler;
     for (spindle_stream *st = c->streams; st; st = st->next) {
@@ -382,6 +540,9 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
             h->on_writable(st, c->sh->srv->app);
     }
     conn_resume(c);
+    /* TLS: a handshake step or a record may have waited for output room. */
+    if (c->tls && !c->paused && c->state == C_OPEN)
+        tls_pump(c);
     shard_mark_dirty(c);
 }
 
@@ -389,6 +550,11 @@ void conn_begin_drain(conn *c)
 {
     if (c->state != C_OPEN)
         return;
+    if (c->tls && !tls_handshake_done(c->tls)) {
+        /* Mid-handshake: no stream yet, and no GOAWAY can reach it. */
+        conn_close(c);
+        return;
+    }
     h2_conn_shutdown(c->h2);
     shard_mark_dirty(c);
 }
@@ -402,6 +568,17 @@ void conn_on_timer(conn *c)
     }
     if (c->state != C_OPEN)
         return;
+    if (c->tls && !tls_handshake_done(c->tls)) {
+        if (c->sh->now >= c->hs_deadline) {
+            log_msg(LOG_DEBUG, (int)c->sh->idx,
+                    "connection %u: TLS handshake timeout (%u ms): closing", c->slot,
+                    c->sh->srv->cfg.tls_handshake_timeout_ms);
+            conn_close(c); /* no alert: the handshake may not even have begun */
+            return;
+        }
+        conn_timer_update(c);
+        return;
+    }
     if (h2_conn_tick(c->h2, c->sh->now) != H2_OK) {
         h2_fault f = h2_conn_fault(c->h2);
         log_msg(LOG_DEBUG, (int)c->sh->idx, "closing: %s", f.reason ? f.reason : "timeout");
@@ -444,6 +621,7 @@ void conn_free(conn *c)
     iov_give(c);
     stream_conn_freed(c);
     h2_conn_free(c->h2); /* releases queued body buffers */
+    tls_conn_free(c->tls); /* after the last send that borrowed its output */
     free(c->held);
     sh->slots[c->slot] = NULL;
     sh->gens[c->slot]++; /* later CQEs for this slot are stale */

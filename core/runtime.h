@@ -27,13 +27,14 @@
 #include "ring.h"
 #include "spindle.h"
 #include "timer_wheel.h"
+#include "tls.h"
 
 #define CONN_IOV 64u                  /* iovecs per send */
 #define CONN_SEND_BUDGET (256u << 10) /* bytes gathered per send */
 #define SHARD_CQE_BATCH 256u
 #define CONN_LINGER_MS 1000u        /* a failed connection's last output, at most */
 
-enum { OP_ACCEPT = RING_OP_USER, OP_RECV, OP_SEND, OP_CANCEL };
+enum { OP_ACCEPT = RING_OP_USER, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_TLS };
 enum { TIMER_CONN = 0, TIMER_STREAM = 1 }; /* timer_node.kind */
 
 typedef struct server server;
@@ -49,6 +50,7 @@ struct server {
     uint32_t nshards;
     shard *shards;
     atomic_bool stop;
+    tls_ticket_keys *tickets; /* one for the process, shared by every shard's tls_ctx */
 };
 
 enum conn_state {
@@ -85,6 +87,8 @@ struct conn {
     conn *next_off_wait;
     bool off_waiting;
     spindle_stream *streams; /* live handler streams */
+    tls_conn *tls;           /* NULL for h2c; else ciphertext goes through it (docs/tls.md) */
+    uint64_t hs_deadline;    /* TLS: the handshake must be done by then */
 };
 
 enum stream_flag {
@@ -159,6 +163,11 @@ struct shard {
     _Atomic int ready;           /* 0 starting, 1 serving, -1 failed */
     ring_waker waker;            /* valid once ready == 1 (published by it) */
     uint16_t port;               /* the port actually bound */
+    /* TLS (srv->cfg.tls_cert set): a second listener and this shard's context. */
+    tls_ctx *tls;
+    int tls_lfd;
+    bool tls_accept_armed;
+    uint16_t tls_port;           /* the TLS port actually bound */
 };
 
 /* shard.c */
@@ -168,7 +177,7 @@ void shard_iov_free_all(shard *sh);
 uint64_t shard_now_ms(void);
 
 /* conn.c */
-conn *conn_new(shard *sh, int fd);
+conn *conn_new(shard *sh, int fd, bool tls);
 void conn_on_recv(conn *c, const ring_cqe *cqe);
 void conn_on_send(conn *c, const ring_cqe *cqe);
 void conn_on_op_end(conn *c);

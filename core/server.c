@@ -4,6 +4,11 @@
  * inherit the mask and never take a signal) and waits for them with
  * sigtimedwait().  A signal or spindle_stop() sets the stop flag and rings
  * each shard's doorbell; shards then drain on their own and exit.
+ *
+ * TLS: the certificate and key are checked here, once, before any shard
+ * starts (a bad file is one clear message and a non-zero return, not one
+ * per shard); then each shard builds its own tls_ctx, all sharing the
+ * process's session ticket keys, which are freed after the shards exit.
  */
 #include <errno.h>
 #include <sched.h>
@@ -73,12 +78,31 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
     srv.app = app;
     atomic_init(&srv.stop, false);
 
+    if (cfg->tls_cert) {
+        tls_config tc = {.cert_file = cfg->tls_cert, .key_file = cfg->tls_key};
+        tls_ctx *probe = NULL;
+        char terr[512];
+        if (tls_ctx_new(&tc, &probe, terr, sizeof terr) != 0) {
+            log_msg(LOG_ERROR, -1, "TLS: %s", terr);
+            return SPINDLE_EINVAL;
+        }
+        tls_ctx_free(probe);
+        tls_thread_cleanup(); /* the probe's handshake filled this thread's ECC cache */
+        srv.tickets = tls_ticket_keys_new(cfg->tls_ticket_lifetime_s);
+        if (!srv.tickets) {
+            log_msg(LOG_ERROR, -1, "TLS: cannot make session ticket keys (getrandom)");
+            return SPINDLE_ESYS;
+        }
+    }
+
     int cpus[1024];
     uint32_t ncpu = allowed_cpus(cpus, 1024);
     srv.nshards = cfg->shards ? cfg->shards : (ncpu ? ncpu : 1);
     srv.shards = calloc(srv.nshards, sizeof *srv.shards);
-    if (!srv.shards)
+    if (!srv.shards) {
+        tls_ticket_keys_free(srv.tickets);
         return SPINDLE_ENOMEM;
+    }
 
     sigset_t sigs, old;
     sigemptyset(&sigs);
@@ -94,15 +118,18 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
         sh->srv = &srv;
         sh->idx = i;
         sh->lfd = -1;
+        sh->tls_lfd = -1;
         sh->cpu = ncpu ? cpus[i % ncpu] : -1;
         sh->port = cfg->port;
-        if (i > 0 && cfg->port == 0) {
+        sh->tls_port = cfg->tls_port;
+        if (i > 0 && (cfg->port == 0 || (cfg->tls_cert && cfg->tls_port == 0))) {
             /* Port 0: every shard joins the port shard 0 was given. */
             while (atomic_load(&srv.shards[0].ready) == 0)
                 nanosleep(&(struct timespec){0, 1000000}, NULL);
             if (atomic_load(&srv.shards[0].ready) < 0)
                 break;
             sh->port = srv.shards[0].port;
+            sh->tls_port = srv.shards[0].tls_port;
         }
         if (pthread_create(&sh->thread, NULL, shard_thread, sh) != 0) {
             log_msg(LOG_ERROR, -1, "cannot start shard %u: %s", i, strerror(errno));
@@ -140,6 +167,7 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     free(srv.shards);
+    tls_ticket_keys_free(srv.tickets); /* every shard's tls_ctx is gone */
     if (rc == 0)
         log_msg(LOG_INFO, -1, "stopped");
     return rc;

@@ -40,18 +40,32 @@ void shard_mark_dirty(conn *c)
 
 static int arm_accept(shard *sh)
 {
-    if (sh->lfd < 0 || sh->accept_armed || sh->draining)
+    if (sh->draining)
         return 0;
-    int rc = ring_prep_accept_multishot(sh->r, sh->lfd, ring_ud_pack(OP_ACCEPT, 0, 0));
-    if (rc == 0)
+    if (sh->lfd >= 0 && !sh->accept_armed) {
+        int rc = ring_prep_accept_multishot(sh->r, sh->lfd, ring_ud_pack(OP_ACCEPT, 0, 0));
+        if (rc < 0)
+            return rc;
         sh->accept_armed = true;
-    return rc;
+    }
+    if (sh->tls_lfd >= 0 && !sh->tls_accept_armed) {
+        int rc = ring_prep_accept_multishot(sh->r, sh->tls_lfd,
+                                            ring_ud_pack(OP_ACCEPT_TLS, 0, 0));
+        if (rc < 0)
+            return rc;
+        sh->tls_accept_armed = true;
+    }
+    return 0;
 }
 
-static void on_accept(shard *sh, const ring_cqe *cqe)
+static void on_accept(shard *sh, const ring_cqe *cqe, bool tls)
 {
-    if (!ring_cqe_more(cqe))
-        sh->accept_armed = false;
+    if (!ring_cqe_more(cqe)) {
+        if (tls)
+            sh->tls_accept_armed = false;
+        else
+            sh->accept_armed = false;
+    }
     if (cqe->res < 0) {
         if (cqe->res != -ECANCELED)
             log_msg(LOG_WARN, (int)sh->idx, "accept: %s", strerror(-cqe->res));
@@ -63,7 +77,7 @@ static void on_accept(shard *sh, const ring_cqe *cqe)
         close(fd);
         return;
     }
-    conn *c = conn_new(sh, fd);
+    conn *c = conn_new(sh, fd, tls);
     if (!c) {
         close(fd);
         return;
@@ -85,6 +99,13 @@ static void begin_drain(shard *sh)
         close(sh->lfd);
         sh->lfd = -1;
     }
+    if (sh->tls_lfd >= 0) {
+        if (sh->tls_accept_armed)
+            ring_prep_cancel(sh->r, ring_ud_pack(OP_ACCEPT_TLS, 0, 0),
+                             ring_ud_pack(OP_CANCEL, 0, 0));
+        close(sh->tls_lfd);
+        sh->tls_lfd = -1;
+    }
     for (uint32_t i = 0; i < sh->srv->cfg.max_conns; i++)
         if (sh->slots[i])
             conn_begin_drain(sh->slots[i]);
@@ -95,8 +116,8 @@ static void handle_cqe(shard *sh, const ring_cqe *cqe)
     uint8_t op = ring_ud_op(cqe->user_data);
     if (op == RING_OP_WAKE)
         return; /* the doorbell: the stop flag and offload queues are checked every round */
-    if (op == OP_ACCEPT) {
-        on_accept(sh, cqe);
+    if (op == OP_ACCEPT || op == OP_ACCEPT_TLS) {
+        on_accept(sh, cqe, op == OP_ACCEPT_TLS);
         return;
     }
     if (op == OP_CANCEL)
@@ -236,10 +257,33 @@ static int shard_setup(shard *sh)
         }
     }
 
+    if (cfg->tls_cert) {
+        /* spindle_run() checked the files once; this is the shard's own
+         * context (wolfSSL contexts are not shared across threads). */
+        tls_config tc = {
+            .cert_file = cfg->tls_cert,
+            .key_file = cfg->tls_key,
+            .tickets = srv->tickets,
+            .recv_chunk = rc.buf_size,
+        };
+        char why[512];
+        if (tls_ctx_new(&tc, &sh->tls, why, sizeof why) != 0) {
+            log_msg(LOG_ERROR, (int)sh->idx, "TLS: %s", why);
+            return SPINDLE_EINVAL;
+        }
+    }
+
     sh->lfd = ring_listen_tcp(cfg->address, sh->port, 4096, true, &err);
     if (sh->lfd < 0) {
         log_msg(LOG_ERROR, (int)sh->idx, "%s", err.msg);
         return SPINDLE_ESYS;
+    }
+    if (cfg->tls_cert) {
+        sh->tls_lfd = ring_listen_tcp(cfg->address, sh->tls_port, 4096, true, &err);
+        if (sh->tls_lfd < 0) {
+            log_msg(LOG_ERROR, (int)sh->idx, "TLS listener: %s", err.msg);
+            return SPINDLE_ESYS;
+        }
     }
     if (arm_accept(sh) < 0) {
         log_msg(LOG_ERROR, (int)sh->idx, "cannot arm accept");
@@ -268,6 +312,9 @@ static void shard_teardown(shard *sh)
     if (sh->lfd >= 0)
         close(sh->lfd);
     sh->lfd = -1;
+    if (sh->tls_lfd >= 0)
+        close(sh->tls_lfd);
+    sh->tls_lfd = -1;
     ring_free(sh->r); /* cancels what is still in flight before we free memory */
     sh->r = NULL;
     if (sh->h2.fields)
@@ -279,6 +326,11 @@ static void shard_teardown(shard *sh)
     shard_iov_free_all(sh);
     shard_streams_free_all(sh);
     sh->slots = NULL;
+    if (sh->tls) {
+        tls_ctx_free(sh->tls); /* every tls_conn went with its connection above */
+        sh->tls = NULL;
+        tls_thread_cleanup(); /* wolfSSL's per-thread ECC cache */
+    }
 }
 
 /* The port this shard listens on, for the on_listen hook (port 0 case). */
@@ -286,6 +338,12 @@ static uint16_t shard_port(const shard *sh)
 {
     int p = ring_listen_port(sh->lfd);
     return p > 0 ? (uint16_t)p : sh->srv->cfg.port;
+}
+
+static uint16_t shard_tls_port(const shard *sh)
+{
+    int p = ring_listen_port(sh->tls_lfd);
+    return p > 0 ? (uint16_t)p : sh->srv->cfg.tls_port;
 }
 
 void *shard_main(void *arg)
@@ -300,9 +358,13 @@ void *shard_main(void *arg)
         return NULL;
     }
     sh->port = shard_port(sh);
+    if (sh->tls_lfd >= 0)
+        sh->tls_port = shard_tls_port(sh);
     atomic_store(&sh->ready, 1);
     if (srv->hooks.on_listen)
         srv->hooks.on_listen(sh->idx, srv->cfg.address, sh->port, srv->app);
+    if (sh->tls_lfd >= 0 && srv->hooks.on_listen_tls)
+        srv->hooks.on_listen_tls(sh->idx, srv->cfg.address, sh->tls_port, srv->app);
 
     ring_cqe cqes[SHARD_CQE_BATCH];
     for (;;) {
@@ -349,7 +411,8 @@ void *shard_main(void *arg)
                     conn_close(sh->slots[i]);
             sh->drain_deadline = UINT64_MAX; /* closing; CQEs finish the job */
         }
-        if (!sh->accept_armed && !sh->draining && sh->nfree)
+        if ((!sh->accept_armed || (sh->tls_lfd >= 0 && !sh->tls_accept_armed)) &&
+            !sh->draining && sh->nfree)
             arm_accept(sh);
         settle(sh);
     }

@@ -79,6 +79,18 @@ typedef struct spindle_config {
                                   0 = never (default 0: see docs/send-path.md) */
     int log_level;             /* 0 error, 1 warn, 2 info (default), 3 debug */
     spindle_limits limits;
+    /* TLS (wolfSSL; docs/tls.md).  Off unless tls_cert is set: then every
+     * shard also listens on tls_port and serves HTTP/2 over TLS there (ALPN
+     * "h2" required; TLS 1.2 with AEAD suites, or TLS 1.3), while port keeps
+     * serving h2c.  The files are read at spindle_run(), which fails with a
+     * message naming the file and the cause when they are unreadable or do
+     * not belong together. */
+    uint16_t tls_port;                 /* 8443; 0 picks a free port (see on_listen_tls) */
+    const char *tls_cert;              /* PEM: the certificate, then its chain (NULL: no TLS) */
+    const char *tls_key;               /* PEM: its private key (required with tls_cert) */
+    uint32_t tls_handshake_timeout_ms; /* accept to handshake done (default 10000) */
+    uint32_t tls_ticket_lifetime_s;    /* session ticket key lifetime; keys rotate after
+                                          it and decrypt for twice as long (default 3600) */
 } spindle_config;
 
 /* Defaults for everything above. */
@@ -92,8 +104,11 @@ spindle_config spindle_config_default(void);
  * "max-header-fields", "max-continuations", "reset-burst", "reset-rate",
  * "glitch-burst", "glitch-rate", "max-requests", "max-stream-buffered",
  * "idle-timeout", "preface-timeout", "settings-timeout", "header-timeout",
- * "send-timeout"; times in milliseconds).  On error returns SPINDLE_EINVAL
- * and writes a one-line reason into err (if errlen > 0). */
+ * "send-timeout"; times in milliseconds), or TLS: "tls-port", "tls-cert",
+ * "tls-key" (file names: the strings are referenced, not copied),
+ * "tls-handshake-timeout" (milliseconds), "tls-ticket-lifetime" (seconds).
+ * On error returns SPINDLE_EINVAL and writes a one-line reason into err (if
+ * errlen > 0). */
 int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
                        size_t errlen);
 
@@ -206,6 +221,9 @@ uint32_t spindle_stream_shard(const spindle_stream *s);
 typedef struct spindle_hooks {
     /* Each shard is listening; port is the actual port (useful with port 0). */
     void (*on_listen)(uint32_t shard, const char *address, uint16_t port, void *app);
+    /* The same for the TLS listener (only with tls_cert set), called after
+     * on_listen; port is the actual TLS port. */
+    void (*on_listen_tls)(uint32_t shard, const char *address, uint16_t port, void *app);
 } spindle_hooks;
 
 /* Serve until SIGINT or SIGTERM (or spindle_stop()), then shut down

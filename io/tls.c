@@ -36,6 +36,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "tls.h"
 
@@ -412,6 +413,13 @@ void tls_ctx_free(tls_ctx *c)
 	if (c->ctx)
 		wolfSSL_CTX_free(c->ctx);
 	free(c);
+}
+
+void tls_thread_cleanup(void)
+{
+#if defined(HAVE_ECC) && defined(FP_ECC)
+	wc_ecc_fp_free(); /* this thread's fixed-point cache */
+#endif
 }
 
 /* ------------------------------------------------------------------------ */

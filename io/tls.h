@@ -112,6 +112,14 @@ int tls_ctx_new(const tls_config *cfg, tls_ctx **out, char *err, size_t errlen);
  * a no-op. */
 void tls_ctx_free(tls_ctx *ctx);
 
+/* Free wolfSSL's per-thread state: with FP_ECC (Debian's feature set) every
+ * thread that does ECC fills a fixed-point cache of its own (about 3 MiB
+ * after a few handshakes), which nothing frees when the thread exits. Call
+ * on each thread that used a tls_ctx or tls_conn (tls_ctx_new() itself
+ * does ECC), after freeing them, before the thread exits. Harmless on a
+ * thread that did no ECC. */
+void tls_thread_cleanup(void);
+
 /* ------------------------------------------------------------------------ */
 /* Per-connection state                                                      */
 

@@ -4,7 +4,8 @@
 #
 #   bash scripts/setup.sh [build|test|fuzz|bench]...     (default: build)
 #
-#   build  compiler, CMake, pkg-config, liburing, wolfSSL, jemalloc
+#   build  compiler, CMake, pkg-config, liburing, wolfSSL, jemalloc, openssl
+#          (scripts/run.sh makes its self-signed TLS certificate with it)
 #   test   build + Criterion, curl, nghttp (h2load), python3-h2, valgrind
 #   fuzz   build + clang (libFuzzer)
 #   bench  test + h2o, nghttpd, gnuplot
@@ -14,7 +15,7 @@
 # Note: the Python tests use Debian's /usr/bin/python3, where python3-h2 lives.
 set -euo pipefail
 
-pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev)
+pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev openssl)
 pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind openssl)
 pkgs_fuzz=("${pkgs_build[@]}" clang)
 pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server gnuplot-nox)

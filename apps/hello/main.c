@@ -12,6 +12,10 @@
  *
  * --blocking runs every handler on the shards' offload threads instead of
  * inline on the shard thread.
+ *
+ * --cert FILE --key FILE also serve the same over TLS (HTTP/2 with ALPN h2)
+ * on --tls-port (default 8443); --ca FILE only names the CA in the curl
+ * command printed at start (scripts/run.sh generates all three).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
@@ -28,6 +32,7 @@
 static uint8_t one_mib[ONE_MIB];
 static const char hello[] = "Hello, World!";
 static bool blocking;
+static const char *ca_hint; /* --ca: for the printed curl command only */
 
 static bool path_is(const spindle_request *r, const char *p)
 {
@@ -187,18 +192,48 @@ static void on_listen(uint32_t shard, const char *address, uint16_t port, void *
     }
 }
 
+static void on_listen_tls(uint32_t shard, const char *address, uint16_t port, void *app)
+{
+    (void)app;
+    char line[768];
+    bool v6 = strchr(address, ':') != NULL;
+    int n = snprintf(line, sizeof line, "listening on https://%s%s%s:%u (shard %u)\n",
+                     v6 ? "[" : "", address, v6 ? "]" : "", port, shard);
+    if (shard == 0 && n > 0 && (size_t)n < sizeof line) {
+        /* The generated certificate names localhost: use that name for the
+         * loopback and wildcard addresses. */
+        bool local = strcmp(address, "127.0.0.1") == 0 || strcmp(address, "::1") == 0 ||
+                     strcmp(address, "0.0.0.0") == 0 || strcmp(address, "::") == 0;
+        n += snprintf(line + n, sizeof line - (size_t)n,
+                      "try: curl --http2 %s%s%shttps://%s%s%s:%u/\n", ca_hint ? "--cacert " : "",
+                      ca_hint ? ca_hint : "", ca_hint ? " " : "-k ",
+                      local ? "" : (v6 ? "[" : ""), local ? "localhost" : address,
+                      local ? "" : (v6 ? "]" : ""), port);
+    }
+    if (n > 0 && (size_t)n < sizeof line) {
+        ssize_t w = write(STDOUT_FILENO, line, strlen(line));
+        (void)w;
+    }
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: spindle-hello [--address A] [--port P] [--shards N] [--log-level 0..3]\n"
-            "                     [--blocking] [--set name=value]...\n"
+            "                     [--blocking] [--tls-port P --cert FILE --key FILE [--ca FILE]]\n"
+            "                     [--set name=value]...\n"
             "  --address A       listen address (default 127.0.0.1)\n"
             "  --port P          TCP port, 0 = any free port (default 8080)\n"
             "  --shards N        worker threads, one per core (default: online CPUs)\n"
             "  --log-level L     0 error, 1 warn, 2 info, 3 debug (default 2)\n"
             "  --blocking        run handlers on offload threads (--set offload-threads=N)\n"
+            "  --cert FILE       PEM certificate (chain): also serve HTTP/2 over TLS\n"
+            "  --key FILE        its PEM private key\n"
+            "  --tls-port P      TLS port, 0 = any free port (default 8443)\n"
+            "  --ca FILE         the CA that signed --cert (only for the printed curl command)\n"
             "  --set name=value  any limit, e.g. max-concurrent-streams=100,\n"
-            "                    idle-timeout=60000, max-requests=10000 (see spindle.h)\n");
+            "                    idle-timeout=60000, max-requests=10000, tls-handshake-timeout=10000\n"
+            "                    (see spindle.h)\n");
 }
 
 int main(int argc, char **argv)
@@ -215,8 +250,9 @@ int main(int argc, char **argv)
             blocking = true;
             continue;
         }
-        static const char *const valued[] = {"--address", "--port", "--shards", "--log-level",
-                                             "--set"};
+        static const char *const valued[] = {"--address", "--port",     "--shards", "--log-level",
+                                             "--set",     "--tls-port", "--cert",   "--key",
+                                             "--ca"};
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             known = known || strcmp(a, valued[k]) == 0;
@@ -229,6 +265,10 @@ int main(int argc, char **argv)
             return 2;
         }
         const char *v = argv[++i];
+        if (strcmp(a, "--ca") == 0) {
+            ca_hint = v;
+            continue;
+        }
         char name[64];
         const char *val = v;
         if (strcmp(a, "--set") == 0) {
@@ -240,6 +280,8 @@ int main(int argc, char **argv)
             memcpy(name, v, (size_t)(eq - v));
             name[eq - v] = 0;
             val = eq + 1;
+        } else if (strcmp(a, "--cert") == 0 || strcmp(a, "--key") == 0) {
+            snprintf(name, sizeof name, "tls-%s", a + 2);
         } else {
             snprintf(name, sizeof name, "%s", a + 2);
         }
@@ -263,7 +305,7 @@ int main(int argc, char **argv)
         .on_close = on_close,
         .blocking = blocking,
     };
-    spindle_hooks hooks = {.on_listen = on_listen};
+    spindle_hooks hooks = {.on_listen = on_listen, .on_listen_tls = on_listen_tls};
     int rc = spindle_run(&cfg, &h, &hooks, NULL);
     if (rc != 0) {
         fprintf(stderr, "spindle-hello: %s\n", spindle_strerror(rc));
