@@ -131,6 +131,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 # Build
 
 SPINDLE=$BUILD/apps/hello/spindle-hello
+STATIC=$BUILD/apps/static/spindle-static # the "1mib-file" scenario: files from $DOCROOT
 MICRO_BIN=$BUILD/bench/spindle-micro
 if ((BUILD_IT)); then
   say "== building spindle (CMake Release) in build-bench/"
@@ -141,6 +142,7 @@ if ((BUILD_IT)); then
   fi
 fi
 [[ -x $SPINDLE ]] || die "$SPINDLE is missing (drop --no-build)"
+[[ -x $STATIC ]] || say "e2e: $STATIC is missing: the 1 MiB file row has no spindle run"
 
 # ---------------------------------------------------------------------------
 # Content: the same bytes from every server
@@ -164,13 +166,21 @@ wait_listen() { # port pid -> 0 when something listens on port
   return 1
 }
 
-# start_server NAME LOG -> SRV_PID, SRV_PORT, SRV_CMD
+# start_server NAME LOG -> SRV_PID, SRV_PORT, SRV_CMD.  SPINDLE_APP=static
+# runs spindle-static on $DOCROOT instead of spindle-hello (h2o and nghttpd
+# always serve $DOCROOT).
+SPINDLE_APP=hello
 start_server() {
   local name=$1 log=$2 i
   SRV_PORT= SRV_PID=
   case $name in
     spindle)
-      SRV_CMD="taskset -c 0 $SPINDLE --shards 1 --port 0 --log-level 0 --set max-requests=0"
+      if [[ $SPINDLE_APP == static ]]; then
+        [[ -x $STATIC ]] || { say "e2e: $STATIC is missing"; return 1; }
+        SRV_CMD="taskset -c 0 $STATIC --root $DOCROOT --shards 1 --port 0 --log-level 0 --set max-requests=0"
+      else
+        SRV_CMD="taskset -c 0 $SPINDLE --shards 1 --port 0 --log-level 0 --set max-requests=0"
+      fi
       setsid $SRV_CMD >"$log" 2>&1 &
       SRV_PID=$!
       STARTED+=("$SRV_PID")
@@ -252,6 +262,22 @@ if command -v curl >/dev/null; then
     say "   $s: ${CHECK[$s]}"
     stop_server
   done
+  # spindle-static serves the same two files from $DOCROOT.
+  SPINDLE_APP=static
+  if start_server spindle "$WORK/logs/check-spindle-static.log"; then
+    body=$(curl -s --http2-prior-knowledge --max-time 10 "http://127.0.0.1:$SRV_PORT/" || true)
+    got_1m=$(curl -s --http2-prior-knowledge --max-time 30 "http://127.0.0.1:$SRV_PORT/1m" | sha256sum | cut -d' ' -f1)
+    if [[ $body == "Hello, World!" && $got_1m == "$want_1m" ]]; then
+      CHECK[spindle-static]=ok
+    else
+      CHECK[spindle-static]="mismatch: / gave ${#body} bytes, /1m sha256 ${got_1m:0:12}"
+    fi
+    stop_server
+  else
+    CHECK[spindle-static]="did not start"
+  fi
+  say "   spindle-static: ${CHECK[spindle-static]}"
+  SPINDLE_APP=hello
 else
   say "e2e: curl missing: content check skipped"
 fi
@@ -285,12 +311,15 @@ if ((MICRO)); then
 fi
 
 # ---------------------------------------------------------------------------
-# Scenarios: id|label|short|path|n|c|m
+# Scenarios: id|label|short|path|n|c|m.  In "1mib-file" spindle is
+# spindle-static serving $DOCROOT/1m (mmap'd, by reference), so all three
+# servers send the same file; in "1mib" spindle-hello sends it from memory.
 
 SCENARIOS=(
   "small-mux|small responses, multiplexed|small x64|/|400000|16|64"
   "many-conns|many connections|256 conns|/|200000|256|8"
   "1mib|1 MiB bodies|1 MiB|/1m|2000|8|4"
+  "1mib-file|1 MiB file (spindle: apps/static)|1 MiB file|/1m|2000|8|4"
   "latency|single-stream latency|latency|/|20000|1|1"
 )
 TLS_ROWS=("TLS: small responses, multiplexed" "TLS: 1 MiB bodies")
@@ -388,6 +417,8 @@ fi
 for sc in "${SCENARIOS[@]}"; do
   IFS='|' read -r id label short path n c m <<<"$sc"
   n=$((n / DIV))
+  SPINDLE_APP=hello
+  [[ $id == 1mib-file ]] && SPINDLE_APP=static
   for ((rep = 1; rep <= REPS; rep++)); do
     for s in "${SERVERS[@]}"; do
       k=$((k + 1))
@@ -417,6 +448,8 @@ for sc in "${SCENARIOS[@]}"; do
     done
   done
 done
+
+SPINDLE_APP=hello
 
 # ---------------------------------------------------------------------------
 # Memory per idle connection

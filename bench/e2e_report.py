@@ -456,6 +456,11 @@ def targets(summary, idle, servers_present):
     add("server CPU per MiB, 1 MiB bodies", "<= 0.5x h2o",
         get("1mib", "spindle", "cpu_ms_per_mib"), get("1mib", "h2o", "cpu_ms_per_mib"), 0.5,
         "ms/MiB, spindle vs h2o" if "h2o" in servers_present else "h2o missing")
+    if any(sc == "1mib-file" for sc in summary):
+        add("server CPU per MiB, 1 MiB file (apps/static)", "<= 0.5x h2o",
+            get("1mib-file", "spindle", "cpu_ms_per_mib"), get("1mib-file", "h2o", "cpu_ms_per_mib"),
+            0.5, "ms/MiB, spindle-static vs h2o's file handler" if "h2o" in servers_present
+            else "h2o missing")
     sp_idle = (idle.get("spindle") or {}).get("kib_per_conn")
     h2o_idle = (idle.get("h2o") or {}).get("kib_per_conn")
     if sp_idle is None:
@@ -710,7 +715,10 @@ def cmd_report(a):
               f"each scenario runs {scen_def['reps']} time(s) per server, interleaved, and the "
               "table shows the median. Same content from every server: `/` is the 13-byte "
               "\"Hello, World!\", `/1m` 1 MiB (byte i = (i*31+7) & 0xff); response headers "
-              "differ (h2o and nghttpd send date, etag, last-modified...), which counts in MiB/s.")
+              "differ (h2o and nghttpd send date, etag, last-modified...), which counts in MiB/s. "
+              "In the \"1 MiB file\" row spindle is `spindle-static --root DOCROOT` (same flags; "
+              "the file is mmap'd and sent by reference from the offload thread, see "
+              "docs/static.md), so every server sends the same file from the page cache.")
     md.append("")
     md.append("Columns: req/s and MiB/s (all bytes h2load received) over h2load's elapsed time; "
               "mean latency from h2load's \"time for request\"; p99 from its `--log-file` "

@@ -1,0 +1,665 @@
+/* spindle-static - a static file server built only on include/spindle.h.
+ *
+ *   spindle-static --root DIR [--address A] [--port P] [--shards N]
+ *                  [--log-level L] [--set name=value]...
+ *
+ * Serves the files under DIR over h2c: GET and HEAD, content types by
+ * extension, ETag / Last-Modified with 304, single byte ranges, index.html
+ * for directories (no listings).  Every path is resolved with openat2()
+ * RESOLVE_BENEATH against a descriptor of DIR, so nothing outside DIR can
+ * be reached (not by "..", not by encoded dots, not by symlinks).
+ *
+ * The handler is `blocking`: it runs on the shards' offload threads, where
+ * opening and reading files may block on the disk.  Large bodies are mmap'd
+ * and handed to spindle by reference, one window at a time (prefaulted
+ * here, so the shard's send does not take the major faults); the kernel
+ * copies straight from the page cache into the socket and no body byte
+ * passes through user space on h2c.  Small bodies, and every body over TLS
+ * (where user space must encrypt the bytes), are read with pread() into
+ * pooled buffers.  See docs/static.md.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "spindle.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+
+#define SMALL_MAX (64u << 10)   /* bodies up to this: one pread into a pooled buffer */
+#define WINDOW_MIN (256u << 10) /* bytes queued per step of a large body */
+
+static int root_fd = -1;
+static size_t window = WINDOW_MIN; /* max(WINDOW_MIN, max-stream-buffered) */
+static atomic_bool populate_ok = true; /* MADV_POPULATE_READ known to work */
+
+/* ------------------------------------------------------------------------ */
+/* Pooled buffers (pread path): small bodies (SMALL_MAX) and windows of      */
+/* large ones (window bytes).  Taken on an offload thread, released by       */
+/* spindle on the shard thread: a mutex, never held across anything.        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct bufpool {
+    pthread_mutex_t mu;
+    size_t size; /* bytes per buffer */
+    size_t max;  /* buffers kept for reuse */
+    size_t n;
+    void **slots;
+} bufpool;
+
+static void *small_slots[256]; /* 16 MiB at most */
+static void *win_slots[32];    /* 8 MiB at the default window */
+static bufpool small_pool = {PTHREAD_MUTEX_INITIALIZER, SMALL_MAX, 256, 0, small_slots};
+static bufpool win_pool = {PTHREAD_MUTEX_INITIALIZER, WINDOW_MIN, 32, 0, win_slots};
+
+static void *buf_get(bufpool *p)
+{
+    void *b = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->n)
+        b = p->slots[--p->n];
+    pthread_mutex_unlock(&p->mu);
+    return b ? b : malloc(p->size);
+}
+
+/* The release callback: ctx is the pool, data the buffer. */
+static void buf_put(void *ctx, const void *data, size_t len)
+{
+    (void)len;
+    bufpool *p = ctx;
+    void *b = (void *)(uintptr_t)data;
+    pthread_mutex_lock(&p->mu);
+    if (p->n < p->max) {
+        p->slots[p->n++] = b;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    free(b);
+}
+
+static void pool_drain(bufpool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    while (p->n)
+        free(p->slots[--p->n]);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ------------------------------------------------------------------------ */
+/* File mappings (mmap path): one per response, one reference held by the    */
+/* response and one by every slice spindle holds; the last one unmaps.       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct fmap {
+    atomic_uint refs;
+    void *base;
+    size_t len;
+} fmap;
+
+static void fmap_unref(fmap *m)
+{
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        munmap(m->base, m->len);
+        free(m);
+    }
+}
+
+static void slice_release(void *ctx, const void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    fmap_unref(ctx);
+}
+
+/* Fault the pages of [p, p + n) in here, on the offload thread.  false when
+ * the file no longer covers them (it was truncated under us). */
+static bool prefault(const uint8_t *p, size_t n)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p & ~(page - 1);
+    size_t len = (size_t)((uintptr_t)p + n - a);
+    if (atomic_load_explicit(&populate_ok, memory_order_relaxed)) {
+        int rc;
+        do
+            rc = madvise((void *)a, len, MADV_POPULATE_READ);
+        while (rc != 0 && (errno == EINTR || errno == EAGAIN));
+        if (rc == 0)
+            return true;
+        if (errno != EINVAL)
+            return false; /* EFAULT: a SIGBUS would have followed */
+        atomic_store(&populate_ok, false); /* kernel < 5.14 */
+    }
+    madvise((void *)a, len, MADV_WILLNEED); /* a hint only: cannot see truncation */
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Per-response state                                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct resp {
+    int fd;
+    fmap *map;        /* NULL: pread into pooled buffers */
+    uint64_t map_off; /* file offset of map->base */
+    uint64_t off;     /* next file byte to queue */
+    uint64_t end;     /* one past the last byte of the body */
+} resp;
+
+static void resp_free(resp *r)
+{
+    if (!r)
+        return;
+    if (r->fd >= 0)
+        close(r->fd);
+    if (r->map)
+        fmap_unref(r->map);
+    free(r);
+}
+
+/* Read exactly n bytes at off; false on error or a short file. */
+static bool pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return true;
+}
+
+/* Queue the next window of the body, as ONE spindle_send() of `window`
+ * bytes (less only for the last).  A window is at least max-stream-buffered
+ * bytes, so that single send always leaves the stream's queue at or above
+ * the limit, and spindle reports on_writable when it drains below: this
+ * runs again then.  (Several smaller sends would not be enough: the shard
+ * may send some before it applies the next, and never see the queue reach
+ * the limit, and no on_writable would come.)  On a failure the
+ * stream is reset (INTERNAL_ERROR): the head, with its content-length, has
+ * already gone out. */
+static void send_more(spindle_stream *s, resp *r)
+{
+    if (r->off >= r->end)
+        return;
+    size_t n = window;
+    if (r->end - r->off < n)
+        n = (size_t)(r->end - r->off);
+    bool last = r->off + n == r->end;
+    int rc;
+    if (r->map) {
+        const uint8_t *p = (const uint8_t *)r->map->base + (r->off - r->map_off);
+        if (!prefault(p, n))
+            goto fail;
+        atomic_fetch_add_explicit(&r->map->refs, 1, memory_order_relaxed);
+        rc = spindle_send(s, p, n, last, slice_release, r->map);
+    } else {
+        void *b = buf_get(&win_pool);
+        if (!b || !pread_full(r->fd, b, n, r->off)) {
+            if (b)
+                buf_put(&win_pool, b, 0);
+            goto fail;
+        }
+        rc = spindle_send(s, b, n, last, buf_put, &win_pool);
+    }
+    /* rc != 0: the stream is gone (the slice was released); stop. */
+    r->off = rc == 0 ? r->off + n : r->end;
+    return;
+fail:
+    r->off = r->end;
+    spindle_reset(s, 2 /* INTERNAL_ERROR */);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static bool str_is(spindle_str v, const char *lit)
+{
+    size_t n = strlen(lit);
+    return v.ptr && v.len == n && memcmp(v.ptr, lit, n) == 0;
+}
+
+/* The first field named name (request field names are lower case in h2). */
+static const spindle_header *field(const spindle_request *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (req->headers[i].name_len == n && memcmp(req->headers[i].name, name, n) == 0)
+            return &req->headers[i];
+    return NULL;
+}
+
+/* Does any If-None-Match / If-Match field line match? */
+static bool list_match(const spindle_request *req, const char *name, const char *etag, bool weak)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (req->headers[i].name_len == n && memcmp(req->headers[i].name, name, n) == 0 &&
+            sp_etag_list_match(req->headers[i].value, req->headers[i].value_len, etag, weak))
+            return true;
+    return false;
+}
+
+static void simple(spindle_stream *s, uint16_t status, const char *body, bool head,
+                   const spindle_header *extra, size_t nextra)
+{
+    spindle_header h[4] = {{"content-type", "text/plain; charset=utf-8", 0, 0}};
+    char len[24];
+    snprintf(len, sizeof len, "%zu", strlen(body));
+    h[1] = (spindle_header){"content-length", len, 0, 0};
+    size_t n = 2;
+    for (size_t i = 0; i < nextra && n < 4; i++)
+        h[n++] = extra[i];
+    spindle_respond(s, status, h, n, head);
+    if (!head)
+        spindle_send(s, body, strlen(body), true, NULL, NULL);
+}
+
+/* openat2 beneath the root: no "..", no absolute symlinks, no symlink that
+ * leaves the root, no /proc magic links.  O_NONBLOCK: a FIFO in the root
+ * must not block the thread (it is refused as not a regular file). */
+static int open_beneath(const char *rel)
+{
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    long fd;
+    do
+        fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
+    while (fd < 0 && errno == EINTR);
+    return (int)fd;
+}
+
+/* Status for a failed open: escapes and permissions 403, absence 404. */
+static uint16_t open_status(int err)
+{
+    switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+        return 404;
+    case EXDEV:  /* the path (a symlink) leads out of the root */
+    case ELOOP:  /* a magic link, or a symlink loop */
+    case EACCES:
+    case EPERM:
+        return 403;
+    default:
+        return 500;
+    }
+}
+
+static void fail_status(spindle_stream *s, uint16_t status, bool head)
+{
+    switch (status) {
+    case 400: simple(s, 400, "bad request\n", head, NULL, 0); break;
+    case 403: simple(s, 403, "forbidden\n", head, NULL, 0); break;
+    case 404: simple(s, 404, "not found\n", head, NULL, 0); break;
+    case 414: simple(s, 414, "uri too long\n", head, NULL, 0); break;
+    default: simple(s, 500, "internal error\n", head, NULL, 0); break;
+    }
+}
+
+static void on_request(spindle_stream *s, const spindle_request *req, void *app)
+{
+    (void)app;
+    bool get = str_is(req->method, "GET"), head = str_is(req->method, "HEAD");
+    if (!get && !head) {
+        static const spindle_header allow[] = {{"allow", "GET, HEAD", 0, 0}};
+        simple(s, 405, "method not allowed\n", false, allow, 1);
+        return;
+    }
+    char rel[4096 + 16];
+    bool want_dir = false;
+    switch (sp_path_normalize(req->path.ptr, req->path.len, rel, 4096, &want_dir)) {
+    case SP_OK: break;
+    case SP_BAD: fail_status(s, 400, head); return;
+    case SP_DOTDOT: fail_status(s, 403, head); return;
+    case SP_TOOLONG: fail_status(s, 414, head); return;
+    }
+
+    int fd = open_beneath(rel);
+    if (fd < 0) {
+        fail_status(s, open_status(errno), head);
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        fail_status(s, 500, head);
+        return;
+    }
+    const char *name = rel;
+    if (S_ISDIR(st.st_mode)) {
+        /* index.html, resolved from the root again (not from the directory
+         * descriptor), so its symlinks obey the same rule. */
+        close(fd);
+        if (strcmp(rel, ".") == 0)
+            strcpy(rel, "index.html");
+        else
+            strcat(rel, "/index.html");
+        fd = open_beneath(rel);
+        if (fd < 0) {
+            int e = errno;
+            fail_status(s, e == ENOENT ? 404 : open_status(e), head);
+            return;
+        }
+        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            close(fd);
+            fail_status(s, 404, head);
+            return;
+        }
+    } else if (!S_ISREG(st.st_mode)) {
+        close(fd); /* FIFOs, sockets, devices */
+        fail_status(s, 403, head);
+        return;
+    } else if (want_dir) {
+        close(fd); /* "/file.txt/" */
+        fail_status(s, 404, head);
+        return;
+    }
+
+    uint64_t size = (uint64_t)st.st_size;
+    char etag[64], lastmod[30];
+    uint64_t mns = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+    snprintf(etag, sizeof etag, "\"%" PRIx64 "-%" PRIx64 "\"", size, mns);
+    sp_http_date(st.st_mtim.tv_sec, lastmod);
+
+    /* Preconditions in RFC 9110 13.2.2 order. */
+    const spindle_header *f;
+    if ((f = field(req, "if-match")) && !list_match(req, "if-match", etag, false)) {
+        close(fd);
+        simple(s, 412, "precondition failed\n", head, NULL, 0);
+        return;
+    }
+    time_t t;
+    if (!f && (f = field(req, "if-unmodified-since")) &&
+        sp_parse_date(f->value, f->value_len, &t) && st.st_mtim.tv_sec > t) {
+        close(fd);
+        simple(s, 412, "precondition failed\n", head, NULL, 0);
+        return;
+    }
+    bool not_modified = false;
+    if (field(req, "if-none-match"))
+        not_modified = list_match(req, "if-none-match", etag, true);
+    else if ((f = field(req, "if-modified-since")) && sp_parse_date(f->value, f->value_len, &t))
+        not_modified = st.st_mtim.tv_sec <= t;
+    if (not_modified) {
+        close(fd);
+        spindle_header h[] = {{"etag", etag, 0, 0}, {"last-modified", lastmod, 0, 0}};
+        spindle_respond(s, 304, h, 2, true);
+        return;
+    }
+
+    /* Range (GET only; HEAD ignores it). */
+    uint64_t first = 0, last = size ? size - 1 : 0;
+    uint16_t status = 200;
+    char crange[80];
+    if (get && (f = field(req, "range"))) {
+        const spindle_header *ir = field(req, "if-range");
+        if (!ir || sp_if_range_ok(ir->value, ir->value_len, etag, st.st_mtim.tv_sec)) {
+            switch (sp_parse_range(f->value, f->value_len, size, &first, &last)) {
+            case SR_OK:
+                status = 206;
+                snprintf(crange, sizeof crange, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first,
+                         last, size);
+                break;
+            case SR_UNSAT: {
+                close(fd);
+                snprintf(crange, sizeof crange, "bytes */%" PRIu64, size);
+                spindle_header cr[] = {{"content-range", crange, 0, 0}};
+                simple(s, 416, "range not satisfiable\n", false, cr, 1);
+                return;
+            }
+            case SR_NONE:
+            case SR_MULTI: /* served whole (docs/static.md) */
+                first = 0;
+                last = size ? size - 1 : 0;
+                break;
+            }
+        }
+    }
+    uint64_t len = size ? last - first + 1 : 0;
+
+    char clen[24];
+    snprintf(clen, sizeof clen, "%" PRIu64, len);
+    spindle_header h[7] = {
+        {"content-type", sp_content_type(name), 0, 0},
+        {"content-length", clen, 0, 0},
+        {"last-modified", lastmod, 0, 0},
+        {"etag", etag, 0, 0},
+        {"accept-ranges", "bytes", 0, 0},
+    };
+    size_t nh = 5;
+    if (status == 206)
+        h[nh++] = (spindle_header){"content-range", crange, 0, 0};
+
+    if (head || len == 0) {
+        close(fd);
+        spindle_respond(s, status, h, nh, true);
+        return;
+    }
+    if (len <= SMALL_MAX) {
+        /* Small: read it before the head, so a failure can still be a 500. */
+        void *b = buf_get(&small_pool);
+        if (!b || !pread_full(fd, b, (size_t)len, first)) {
+            if (b)
+                buf_put(&small_pool, b, 0);
+            close(fd);
+            fail_status(s, 500, false);
+            return;
+        }
+        close(fd);
+        spindle_respond(s, status, h, nh, false);
+        spindle_send(s, b, (size_t)len, true, buf_put, &small_pool);
+        return;
+    }
+
+    resp *r = calloc(1, sizeof *r);
+    if (!r) {
+        close(fd);
+        fail_status(s, 500, false);
+        return;
+    }
+    r->fd = fd;
+    r->off = first;
+    r->end = first + len;
+    /* Over TLS user space encrypts the body, so it must read the bytes: a
+     * mapping truncated under us would SIGBUS there.  pread instead. */
+    if (!str_is(req->scheme, "https")) {
+        long page = sysconf(_SC_PAGESIZE);
+        uint64_t a = first & ~(uint64_t)(page - 1);
+        size_t mlen = (size_t)(r->end - a);
+        void *base = mmap(NULL, mlen, PROT_READ, MAP_SHARED, fd, (off_t)a);
+        fmap *m = base != MAP_FAILED ? malloc(sizeof *m) : NULL;
+        if (m) {
+            atomic_init(&m->refs, 1);
+            m->base = base;
+            m->len = mlen;
+            r->map = m;
+            r->map_off = a;
+        } else if (base != MAP_FAILED) {
+            munmap(base, mlen); /* and fall back to pread */
+        }
+    }
+    spindle_stream_set_user(s, r);
+    spindle_respond(s, status, h, nh, false);
+    send_more(s, r);
+}
+
+static void on_writable(spindle_stream *s, void *app)
+{
+    (void)app;
+    resp *r = spindle_stream_user(s);
+    if (r && r->off < r->end)
+        send_more(s, r);
+}
+
+static void on_reset(spindle_stream *s, uint32_t code, void *app)
+{
+    (void)code;
+    (void)app;
+    resp *r = spindle_stream_user(s);
+    if (r)
+        r->off = r->end; /* nothing more: on_close frees it */
+}
+
+static void on_close(spindle_stream *s, void *app)
+{
+    (void)app;
+    resp_free(spindle_stream_user(s));
+    spindle_stream_set_user(s, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Command line                                                              */
+/* ------------------------------------------------------------------------ */
+
+static void on_listen(uint32_t shard, const char *address, uint16_t port, void *app)
+{
+    (void)app;
+    char line[256];
+    bool v6 = strchr(address, ':') != NULL;
+    int n = snprintf(line, sizeof line, "listening on http://%s%s%s:%u (shard %u)\n",
+                     v6 ? "[" : "", address, v6 ? "]" : "", port, shard);
+    if (n > 0) {
+        ssize_t w = write(STDOUT_FILENO, line, strlen(line));
+        (void)w;
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: spindle-static --root DIR [--address A] [--port P] [--shards N]\n"
+            "                      [--log-level 0..3] [--set name=value]...\n"
+            "  --root DIR        the directory to serve (required)\n"
+            "  --address A       listen address (default 127.0.0.1)\n"
+            "  --port P          TCP port, 0 = any free port (default 8080)\n"
+            "  --shards N        worker threads, one per core (default: online CPUs)\n"
+            "  --log-level L     0 error, 1 warn, 2 info, 3 debug (default 2)\n"
+            "  --set name=value  any limit, e.g. offload-threads=2 (file I/O runs there),\n"
+            "                    max-stream-buffered=262144 (see spindle.h)\n");
+}
+
+int main(int argc, char **argv)
+{
+    spindle_config cfg = spindle_config_default();
+    const char *root = NULL;
+    char err[256];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        static const char *const valued[] = {"--root",      "--address", "--port", "--shards",
+                                             "--log-level", "--set"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+            known = known || strcmp(a, valued[k]) == 0;
+        if (!known) {
+            fprintf(stderr, "spindle-static: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "spindle-static: %s needs a value (see --help)\n", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--root") == 0) {
+            root = v;
+            continue;
+        }
+        char name[64];
+        const char *val = v;
+        if (strcmp(a, "--set") == 0) {
+            const char *eq = strchr(v, '=');
+            if (!eq || (size_t)(eq - v) >= sizeof name) {
+                fprintf(stderr, "spindle-static: --set %s: expected name=value\n", v);
+                return 2;
+            }
+            memcpy(name, v, (size_t)(eq - v));
+            name[eq - v] = 0;
+            val = eq + 1;
+        } else {
+            snprintf(name, sizeof name, "%s", a + 2);
+        }
+        if (spindle_config_set(&cfg, name, val, err, sizeof err) != 0) {
+            fprintf(stderr, "spindle-static: %s\n", err);
+            return 2;
+        }
+    }
+    if (!root) {
+        fprintf(stderr, "spindle-static: --root DIR is required (see --help)\n");
+        return 2;
+    }
+    if (spindle_config_check(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "spindle-static: %s\n", err);
+        return 2;
+    }
+    root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0) {
+        fprintf(stderr, "spindle-static: --root %s: %s\n", root, strerror(errno));
+        return 1;
+    }
+    /* Readable (listing permission is not needed, but reading is) and
+     * openat2 available (Linux 5.6+)? */
+    int probe = open_beneath(".");
+    if (probe < 0) {
+        int e = errno;
+        fprintf(stderr, "spindle-static: --root %s: %s\n", root,
+                e == ENOSYS ? "openat2() is not available (Linux 5.6 or later is needed; "
+                              "valgrind 3.19 does not know it either)"
+                            : strerror(e));
+        close(root_fd);
+        return 1;
+    }
+    close(probe);
+    if (faccessat(root_fd, ".", R_OK | X_OK, AT_EACCESS) != 0) {
+        fprintf(stderr, "spindle-static: --root %s: %s\n", root, strerror(errno));
+        close(root_fd);
+        return 1;
+    }
+    if (cfg.limits.max_stream_buffered > window)
+        window = cfg.limits.max_stream_buffered;
+    win_pool.size = window;
+
+    spindle_handler h = {
+        .on_request = on_request,
+        .on_reset = on_reset,
+        .on_writable = on_writable,
+        .on_close = on_close,
+        .blocking = true, /* file I/O may block: run on the offload threads */
+    };
+    spindle_hooks hooks = {.on_listen = on_listen};
+    int rc = spindle_run(&cfg, &h, &hooks, NULL);
+    pool_drain(&small_pool);
+    pool_drain(&win_pool);
+    close(root_fd);
+    if (rc != 0) {
+        fprintf(stderr, "spindle-static: %s\n", spindle_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
