@@ -255,6 +255,8 @@ static void tls_pump(conn *c)
         if (rv == TLS_ERROR) {
             /* Handshake failures (version, suites, ALPN) and bad records:
              * send the alert the adapter queued, then close. */
+            if (!was_up)
+                c->sh->tls_failed++;
             log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: %s", c->slot,
                     tls_error_msg(c->tls));
             fail(c);
@@ -570,6 +572,7 @@ void conn_on_timer(conn *c)
         return;
     if (c->tls && !tls_handshake_done(c->tls)) {
         if (c->sh->now >= c->hs_deadline) {
+            c->sh->tls_failed++;
             log_msg(LOG_DEBUG, (int)c->sh->idx,
                     "connection %u: TLS handshake timeout (%u ms): closing", c->slot,
                     c->sh->srv->cfg.tls_handshake_timeout_ms);

@@ -152,7 +152,13 @@ struct shard {
     uint32_t nstream_free;
     bool draining;
     uint64_t drain_deadline;
+    /* Statistics: this shard's thread writes and logs them (on SIGUSR1 and
+     * at exit); the limits peers ran into are in h2.limit_hits. */
     uint64_t accepted;
+    uint64_t accepted_tls;
+    uint64_t tls_failed;         /* handshakes that failed or timed out */
+    uint64_t requests;
+    atomic_bool stats_wanted;    /* set by the main thread on SIGUSR1 */
     struct offload *off;         /* workers for blocking handlers (noff of them) */
     uint32_t noff;
     struct overflow *off_overflow, *off_overflow_tail;
@@ -174,6 +180,7 @@ struct shard {
 void *shard_main(void *arg);
 void shard_mark_dirty(conn *c);
 void shard_iov_free_all(shard *sh);
+void shard_log_stats(shard *sh);
 uint64_t shard_now_ms(void);
 
 /* conn.c */

@@ -109,6 +109,7 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGPIPE);
+    sigaddset(&sigs, SIGUSR1); /* log every shard's statistics */
     pthread_sigmask(SIG_BLOCK, &sigs, &old);
 
     uint32_t started = 0;
@@ -144,6 +145,15 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
     struct timespec tick = {0, 100 * 1000 * 1000};
     while (!atomic_load(&srv.stop)) {
         int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig == SIGUSR1) {
+            /* Each shard logs its own counters, on its own thread. */
+            for (uint32_t i = 0; i < started; i++)
+                if (atomic_load(&srv.shards[i].ready) == 1) {
+                    atomic_store(&srv.shards[i].stats_wanted, true);
+                    ring_waker_wake(srv.shards[i].waker);
+                }
+            continue;
+        }
         if (sig == SIGINT || sig == SIGTERM) {
             log_msg(LOG_INFO, -1, "%s: shutting down gracefully",
                     sig == SIGINT ? "SIGINT" : "SIGTERM");

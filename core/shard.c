@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +84,30 @@ static void on_accept(shard *sh, const ring_cqe *cqe, bool tls)
         return;
     }
     sh->accepted++;
+    if (tls)
+        sh->accepted_tls++;
+}
+
+void shard_log_stats(shard *sh)
+{
+    char lim[1024];
+    size_t o = 0;
+    for (int i = 0; i < H2_LIMIT_COUNT; i++) {
+        uint64_t n = sh->h2.limit_hits[i];
+        if (n == 0 || o >= sizeof lim)
+            continue;
+        int w = snprintf(lim + o, sizeof lim - o, "%s%s %llu", o ? ", " : "",
+                         h2_limit_name((h2_limit_id)i), (unsigned long long)n);
+        if (w > 0)
+            o += (size_t)w;
+    }
+    char tls[96] = "";
+    if (sh->tls)
+        snprintf(tls, sizeof tls, " (%llu TLS, %llu TLS handshakes failed)",
+                 (unsigned long long)sh->accepted_tls, (unsigned long long)sh->tls_failed);
+    log_msg(LOG_INFO, (int)sh->idx, "stats: %llu connections%s, %u open, %llu requests; limits hit: %s",
+            (unsigned long long)sh->accepted, tls, sh->nconns, (unsigned long long)sh->requests,
+            o ? lim : "none");
 }
 
 static void begin_drain(shard *sh)
@@ -401,6 +426,8 @@ void *shard_main(void *arg)
                 break;
         }
         timer_wheel_advance(&sh->timers, sh->now, fire_timer, sh);
+        if (atomic_exchange_explicit(&sh->stats_wanted, false, memory_order_relaxed))
+            shard_log_stats(sh);
         if (atomic_load_explicit(&srv->stop, memory_order_relaxed))
             begin_drain(sh);
         if (sh->draining && sh->now >= sh->drain_deadline && sh->nconns) {
@@ -416,6 +443,8 @@ void *shard_main(void *arg)
             arm_accept(sh);
         settle(sh);
     }
+    if (sh->accepted)
+        shard_log_stats(sh);
     shard_teardown(sh);
     return NULL;
 }

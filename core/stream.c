@@ -170,6 +170,7 @@ static void on_request(conn *c, const h2_event *ev)
         h2_conn_stream_detach(c->h2, ev->stream_id);
         return;
     }
+    sh->requests++;
     st->c = c;
     st->sid = ev->stream_id;
     timer_node_init(&st->timer);

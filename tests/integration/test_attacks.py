@@ -29,6 +29,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import select
 import socket
 import struct
@@ -66,6 +67,24 @@ RESULTS = []                # one dict per case, printed by tearDownClass
 
 def code_name(c):
     return ERR.get(c, str(c))
+
+
+def limit_hits(stderr):
+    """The limits the shards' statistics lines ("stats: ... limits hit:
+    rapid-reset 2, glitches 1") counted, summed over the last line of each
+    shard."""
+    last = {}
+    for line in stderr.splitlines():
+        m = re.search(r"spindle\[(\d+)\] info: stats: .*limits hit: (.*)$", line)
+        if m:
+            last[m.group(1)] = m.group(2)
+    hits = collections.Counter()
+    for text in last.values():
+        for item in text.split(", "):
+            name, _, n = item.rpartition(" ")
+            if name and n.isdigit():
+                hits[name] += int(n)
+    return hits
 
 
 # ---------------------------------------------------------------------------
@@ -624,17 +643,21 @@ class AttackTest(unittest.TestCase):
         log("\n".join(lines))
 
     def run_case(self, name, attack, sets=None, args=(), repeat=None,
-                 min_benign=MIN_BENIGN, lat_max=LAT_MAX, rss_max=RSS_MAX, extra=15.0):
+                 min_benign=MIN_BENIGN, lat_max=LAT_MAX, rss_max=RSS_MAX, extra=15.0,
+                 limits=()):
         """Start a server, run `attack(case)` (asserting its reaction) while a
         benign client runs on another connection; `repeat(case)` (another
         round of the attack) runs until the benign client has issued
         `min_benign` requests inside the attack window (no `repeat`: the
-        window is held open by sleeping, the attack's connections closed)."""
+        window is held open by sleeping, the attack's connections closed).
+        `limits`: names (h2_limit_name) the shard's statistics, logged at
+        exit, must count at least once."""
         with self.subTest(case=name):
             return self._run_case(name, attack, sets, args, repeat, min_benign, lat_max,
-                                  rss_max, extra)
+                                  rss_max, extra, limits)
 
-    def _run_case(self, name, attack, sets, args, repeat, min_benign, lat_max, rss_max, extra):
+    def _run_case(self, name, attack, sets, args, repeat, min_benign, lat_max, rss_max, extra,
+                  limits):
         log("=== %s (sets %s %s)" % (name, sets or {}, " ".join(args)))
         failures = []
         srv = Server(shards=1, sets=sets, args=args).start()
@@ -717,6 +740,13 @@ class AttackTest(unittest.TestCase):
                     srv.stop()      # SIGTERM: must exit 0
                 except harness.ServerError as e:
                     failures.append("server stop: %s" % str(e)[:300])
+                hits = limit_hits(srv.stderr_text())
+                case.note("limits_hit", ",".join("%s=%d" % kv for kv in sorted(hits.items()))
+                          or "none")
+                for want in limits:
+                    if not hits.get(want):
+                        failures.append("statistics: no %r limit hit counted (%s)" % (
+                            want, hits or "none"))
             r["ok"] = not failures
             RESULTS.append(r)
             if failures:
@@ -781,6 +811,39 @@ class AttackTest(unittest.TestCase):
                 case.note("reaction", "none (legal), %d x 1 MiB correct" % nstreams)
 
         self.run_case("data_dribble", attack)
+
+        # The other end of the dribble: a peer that reads everything but
+        # never opens the window of the response it asked for.  Its socket
+        # drains, so it is told why (GOAWAY ENHANCE_YOUR_CALM "send timeout")
+        # at the no-progress timeout, then closed.  (The soak run found this
+        # closed with a bare FIN: bench/soak_repro_zero_window.py.)
+        send_timeout = 2.0
+
+        def never_opened(case):
+            with Peer(case.srv.port, settings=[(SET_INITIAL_WINDOW, 0)]) as p:
+                p.send(headers_frame(1, req_block("GET", "/1m")))
+                if not p.wait(lambda: 1 in p.headers, 3):
+                    raise AssertionError("no response head: %s" % p.describe())
+                t = time.monotonic()
+                if not p.wait(lambda: p.goaway, send_timeout + 3):
+                    raise AssertionError("no GOAWAY %.1f s into a zero window (send-timeout "
+                                         "%.1f s): %s" % (time.monotonic() - t, send_timeout,
+                                                          p.describe()))
+                took = time.monotonic() - t
+                case.note("goaway_after_s", round(took, 2))
+                case.note("goaway", "%s %r" % (code_name(p.goaway[1]), p.goaway[2]))
+                if p.goaway[1] != ENHANCE_YOUR_CALM or b"send timeout" not in p.goaway[2]:
+                    raise AssertionError("GOAWAY %s %r, want ENHANCE_YOUR_CALM 'send timeout'"
+                                         % (code_name(p.goaway[1]), p.goaway[2]))
+                if not send_timeout - 0.1 <= took <= send_timeout + CLOSE_SLACK:
+                    raise AssertionError("GOAWAY %.2f s after the head, send-timeout %.1f s" % (
+                        took, send_timeout))
+                if wait_server_close(case.srv, p, 3) is None:
+                    raise AssertionError("still open 3 s after the GOAWAY")
+                case.note("reaction", "GOAWAY ENHANCE_YOUR_CALM after %.2f s, then closed" % took)
+
+        self.run_case("window_never_opened", never_opened,
+                      sets={"send-timeout": int(send_timeout * 1000)}, limits=["send-timeout"])
 
     # ======================================================================
     # Shared: counting how many offences a token bucket lets through
@@ -870,7 +933,8 @@ class AttackTest(unittest.TestCase):
         # timeout.
         self.run_case("ping_flood", lambda c: self.control_cap(c, "A", self.pings(),
                                                                send_timeout),
-                      sets={"send-timeout": int(send_timeout * 1000)})
+                      sets={"send-timeout": int(send_timeout * 1000)},
+                      limits=["control-queue", "send-timeout"])
 
         def resume(case):
             # B (default limits): the same flood, then read: every PING gets
@@ -1117,7 +1181,8 @@ class AttackTest(unittest.TestCase):
         def attack(case):
             data_flood(case, True)
             headers_flood(case)
-        self.run_case("empty_frames", attack, repeat=lambda c: data_flood(c, False))
+        self.run_case("empty_frames", attack, repeat=lambda c: data_flood(c, False),
+                      limits=["glitches", "continuations"])
 
     # ======================================================================
     # 9. Rapid Reset (CVE-2023-44487)
@@ -1139,7 +1204,7 @@ class AttackTest(unittest.TestCase):
                                   p.goaway[2], n, rt * 1e3, ct * 1e3, len(p.ended),
                                   p.rst_codes[REFUSED_STREAM]))
         self.run_case("rapid_reset_default", lambda c: flood(c, True),
-                      repeat=lambda c: flood(c, False))
+                      repeat=lambda c: flood(c, False), limits=["rapid-reset"])
 
     def test_10_rapid_reset_handler_slots(self):
         mcs = 10
@@ -1264,7 +1329,8 @@ class AttackTest(unittest.TestCase):
             count_cap(case, True)
             endless(case)
             byte_cap(case)
-        self.run_case("continuation_default", attack, repeat=lambda c: count_cap(c, False))
+        self.run_case("continuation_default", attack, repeat=lambda c: count_cap(c, False),
+                      limits=["continuations"])
 
     def test_12_continuation_slow(self):
         timeout = 1.0
@@ -1336,7 +1402,8 @@ class AttackTest(unittest.TestCase):
         def attack(case):
             small(case)
             big(case)
-        self.run_case("hpack_bomb", attack, repeat=lambda c: big(c, False))
+        self.run_case("hpack_bomb", attack, repeat=lambda c: big(c, False),
+                      limits=["header-list-size"])
 
     # ======================================================================
     # 12. MadeYouReset (CVE-2025-8671)
