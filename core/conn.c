@@ -88,7 +88,6 @@ conn *conn_new(shard *sh, int fd, bool tls)
             free(c);
             return NULL;
         }
-        c->hs_deadline = sh->now + sh->srv->cfg.tls_handshake_timeout_ms;
     }
     /* TCP_NODELAY comes from the listener: accepted sockets inherit it. */
     c->sh = sh;
@@ -96,7 +95,6 @@ conn *conn_new(shard *sh, int fd, bool tls)
     c->slot = sh->free_slots[--sh->nfree];
     c->gen = sh->gens[c->slot];
     c->state = C_OPEN;
-    c->deadline = UINT64_MAX;
     timer_node_init(&c->timer);
     sh->slots[c->slot] = c;
     sh->nconns++;
@@ -107,19 +105,26 @@ conn *conn_new(shard *sh, int fd, bool tls)
     return c;
 }
 
+/* TLS: the handshake must be done this long after accept (when the engine
+ * was created). */
+static uint64_t hs_deadline(const conn *c)
+{
+    return h2_conn_created_ms(c->h2) + c->sh->srv->cfg.tls_handshake_timeout_ms;
+}
+
 void conn_timer_update(conn *c)
 {
     if (c->state != C_OPEN)
         return; /* closing: no timer; flushing: the linger deadline stands */
     uint64_t d = h2_conn_next_deadline(c->h2);
     if (c->tls && !tls_handshake_done(c->tls))
-        d = c->hs_deadline; /* the engine's timers (its preface timeout counts
+        d = hs_deadline(c); /* the engine's timers (its preface timeout counts
                                from accept) are checked once TLS is up */
-    if (d == c->deadline)
+    bool pending = timer_node_pending(&c->timer);
+    if (d == (pending ? c->timer.deadline : UINT64_MAX))
         return;
-    if (timer_node_pending(&c->timer))
+    if (pending)
         timer_wheel_cancel(&c->sh->timers, &c->timer);
-    c->deadline = d;
     if (d != UINT64_MAX)
         timer_wheel_add(&c->sh->timers, &c->timer, d);
 }
@@ -153,10 +158,16 @@ static void maybe_finish(conn *c)
 
 static void hold_input(conn *c, const uint8_t *p, size_t n)
 {
-    if (c->held_len + n > c->held_cap) {
-        size_t cap = c->held_cap ? c->held_cap : 16384;
-        while (cap < c->held_len + n)
+    if ((uint64_t)c->held_len + n > c->held_cap) {
+        /* Held input is what arrived between the pause and the recv's
+         * cancellation: a few provided buffers, never near 2^32. */
+        uint64_t cap = c->held_cap ? c->held_cap : 16384;
+        while (cap < (uint64_t)c->held_len + n)
             cap *= 2;
+        if (cap > UINT32_MAX) {
+            conn_close(c);
+            return;
+        }
         /* Compact first: consumed bytes at the front are dead. */
         if (c->held_off) {
             memmove(c->held, c->held + c->held_off, c->held_len - c->held_off);
@@ -169,10 +180,10 @@ static void hold_input(conn *c, const uint8_t *p, size_t n)
             return;
         }
         c->held = nb;
-        c->held_cap = cap;
+        c->held_cap = (uint32_t)cap;
     }
     memcpy(c->held + c->held_len, p, n);
-    c->held_len += n;
+    c->held_len += (uint32_t)n;
 }
 
 /* The engine failed the connection: write its GOAWAY, then close. */
@@ -190,8 +201,7 @@ static void fail(conn *c)
      * after the write timeout: close"). */
     if (timer_node_pending(&c->timer))
         timer_wheel_cancel(&c->sh->timers, &c->timer);
-    c->deadline = c->sh->now + CONN_LINGER_MS;
-    timer_wheel_add(&c->sh->timers, &c->timer, c->deadline);
+    timer_wheel_add(&c->sh->timers, &c->timer, c->sh->now + CONN_LINGER_MS);
     cancel_recv(c);
     shard_mark_dirty(c);
 }
@@ -307,7 +317,7 @@ void conn_resume(conn *c)
         const uint8_t *p = c->held + c->held_off;
         size_t n = c->held_len - c->held_off;
         size_t used = c->tls ? tls_input(c, p, n) : feed(c, p, n);
-        c->held_off += used;
+        c->held_off += (uint32_t)used;
         if (c->paused)
             return;
     }
@@ -370,25 +380,25 @@ void conn_on_op_end(conn *c)
         arm_recv(c);
 }
 
-/* iovec arrays are lent to connections only while a send is in flight:
- * an idle connection does not carry 1 KiB of them. */
-static struct iovec *iov_take(shard *sh)
+/* Send buffers (msghdr + iovecs) are lent to connections only while a
+ * send is in flight: an idle connection does not carry 1 KiB of them. */
+static send_buf *iov_take(shard *sh)
 {
     void *p = sh->iov_free;
     if (p) {
         memcpy(&sh->iov_free, p, sizeof p);
         return p;
     }
-    return malloc(CONN_IOV * sizeof(struct iovec));
+    return malloc(sizeof(send_buf));
 }
 
 static void iov_give(conn *c)
 {
-    if (!c->iov)
+    if (!c->sb)
         return;
-    memcpy(c->iov, &c->sh->iov_free, sizeof(void *));
-    c->sh->iov_free = c->iov;
-    c->iov = NULL;
+    memcpy(c->sb, &c->sh->iov_free, sizeof(void *));
+    c->sh->iov_free = c->sb;
+    c->sb = NULL;
 }
 
 void shard_iov_free_all(shard *sh)
@@ -406,16 +416,16 @@ void shard_iov_free_all(shard *sh)
 static void tls_flush(conn *c)
 {
     shard *sh = c->sh;
-    if (!c->iov && !(c->iov = iov_take(sh))) {
+    if (!c->sb && !(c->sb = iov_take(sh))) {
         conn_close(c);
         return;
     }
     size_t room = tls_write_room(c->tls);
     if (room && h2_conn_want_write(c->h2)) {
-        size_t n = h2_conn_out_prepare(c->h2, c->iov, CONN_IOV,
+        size_t n = h2_conn_out_prepare(c->h2, c->sb->iov, CONN_IOV,
                                        room < CONN_SEND_BUDGET ? room : CONN_SEND_BUDGET);
         size_t used = 0;
-        tls_rv rv = n ? tls_write(c->tls, c->iov, (int)n, &used) : TLS_OK;
+        tls_rv rv = n ? tls_write(c->tls, c->sb->iov, (int)n, &used) : TLS_OK;
         /* Encrypted is copied: the engine may release those bytes now. */
         if (used)
             h2_conn_out_commit(c->h2, used, sh->now);
@@ -428,16 +438,16 @@ static void tls_flush(conn *c)
         }
     }
     size_t bytes = 0;
-    int k = tls_pending_out(c->tls, c->iov, (int)CONN_IOV, &bytes);
+    int k = tls_pending_out(c->tls, c->sb->iov, (int)CONN_IOV, &bytes);
     if (k == 0) {
         iov_give(c);
         maybe_finish(c);
         return;
     }
-    memset(&c->msg, 0, sizeof c->msg);
-    c->msg.msg_iov = c->iov;
-    c->msg.msg_iovlen = (size_t)k;
-    int rc = ring_prep_sendmsg(sh->r, c->fd, &c->msg, 0, ud(c, OP_SEND));
+    memset(&c->sb->msg, 0, sizeof c->sb->msg);
+    c->sb->msg.msg_iov = c->sb->iov;
+    c->sb->msg.msg_iovlen = (size_t)k;
+    int rc = ring_prep_sendmsg(sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND));
     if (rc < 0) {
         tls_out_commit(c->tls, 0);
         log_msg(LOG_WARN, (int)sh->idx, "send: %s", strerror(-rc));
@@ -460,19 +470,19 @@ void conn_flush(conn *c)
         maybe_finish(c);
         return;
     }
-    if (!c->iov && !(c->iov = iov_take(c->sh))) {
+    if (!c->sb && !(c->sb = iov_take(c->sh))) {
         conn_close(c);
         return;
     }
-    size_t n = h2_conn_out_prepare(c->h2, c->iov, CONN_IOV, CONN_SEND_BUDGET);
+    size_t n = h2_conn_out_prepare(c->h2, c->sb->iov, CONN_IOV, CONN_SEND_BUDGET);
     if (n == 0) {
         iov_give(c);
         maybe_finish(c);
         return;
     }
-    memset(&c->msg, 0, sizeof c->msg);
-    c->msg.msg_iov = c->iov;
-    c->msg.msg_iovlen = n;
+    memset(&c->sb->msg, 0, sizeof c->sb->msg);
+    c->sb->msg.msg_iov = c->sb->iov;
+    c->sb->msg.msg_iovlen = n;
     /* Large batches go zero-copy: the kernel reads the application's pages
      * (and our frame headers) until its notification, so the engine's output
      * is committed only then (conn_on_send). */
@@ -480,10 +490,10 @@ void conn_flush(conn *c)
     size_t total = 0;
     if (zc_min)
         for (size_t i = 0; i < n; i++)
-            total += c->iov[i].iov_len;
+            total += c->sb->iov[i].iov_len;
     c->zc = zc_min && total >= zc_min;
-    int rc = c->zc ? ring_prep_sendmsg_zc(c->sh->r, c->fd, &c->msg, 0, ud(c, OP_SEND))
-                   : ring_prep_sendmsg(c->sh->r, c->fd, &c->msg, 0, ud(c, OP_SEND));
+    int rc = c->zc ? ring_prep_sendmsg_zc(c->sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND))
+                   : ring_prep_sendmsg(c->sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND));
     if (rc < 0) {
         log_msg(LOG_WARN, (int)c->sh->idx, "send: %s", strerror(-rc));
         conn_close(c);
@@ -571,7 +581,7 @@ void conn_on_timer(conn *c)
     if (c->state != C_OPEN)
         return;
     if (c->tls && !tls_handshake_done(c->tls)) {
-        if (c->sh->now >= c->hs_deadline) {
+        if (c->sh->now >= hs_deadline(c)) {
             c->sh->tls_failed++;
             log_msg(LOG_DEBUG, (int)c->sh->idx,
                     "connection %u: TLS handshake timeout (%u ms): closing", c->slot,

@@ -59,11 +59,33 @@ enum conn_state {
     C_CLOSING,  /* cancelled: waiting for the last in-flight CQEs */
 };
 
+/* What a send in flight needs: lent by the shard only while a send is in
+ * flight, so an idle connection carries neither the msghdr nor 1 KiB of
+ * iovecs. */
+typedef struct send_buf {
+    struct msghdr msg;
+    struct iovec iov[CONN_IOV];
+} send_buf;
+
+/* Laid out by size (8, 4, 1 bytes): every idle connection carries it, and
+ * 160 bytes is a jemalloc size class. */
 struct conn {
     shard *sh;
     h2_conn *h2;
+    send_buf *sb;       /* borrowed from the shard while sending */
+    uint8_t *held;      /* input not yet fed (paused); heap */
+    timer_node timer;   /* its deadline is the connection's; none while not pending */
+    conn *next_dirty;
+    conn *next_parked;
+    conn *next_dead;
+    conn *next_off_wait;
+    spindle_stream *streams; /* live handler streams */
+    tls_conn *tls;           /* NULL for h2c; else ciphertext goes through it (docs/tls.md) */
     int fd;
     uint32_t slot, gen;
+    uint32_t ops;       /* in-flight operations (armed recv, send) */
+    int32_t zc_res;     /* the ZC send's result, held until the notification */
+    uint32_t held_len, held_off, held_cap;
     uint8_t state;
     bool recv_armed;
     bool recv_parked;   /* recv ended with -ENOBUFS: re-arm once buffers return */
@@ -71,24 +93,9 @@ struct conn {
     bool paused;        /* the engine asked us to stop reading: input is held */
     bool sending;
     bool zc;            /* the send in flight is SENDMSG_ZC */
-    int32_t zc_res;     /* its result, held until the notification */
     bool dirty;         /* on the shard's flush list */
     bool dead_listed;   /* on the shard's dead list */
-    uint32_t ops;       /* in-flight operations (armed recv, send) */
-    struct msghdr msg;
-    struct iovec *iov;  /* CONN_IOV entries, borrowed from the shard while sending */
-    uint8_t *held;      /* input not yet fed (paused); heap */
-    size_t held_len, held_off, held_cap;
-    timer_node timer;
-    uint64_t deadline;
-    conn *next_dirty;
-    conn *next_parked;
-    conn *next_dead;
-    conn *next_off_wait;
     bool off_waiting;
-    spindle_stream *streams; /* live handler streams */
-    tls_conn *tls;           /* NULL for h2c; else ciphertext goes through it (docs/tls.md) */
-    uint64_t hs_deadline;    /* TLS: the handshake must be done by then */
 };
 
 enum stream_flag {
@@ -147,7 +154,7 @@ struct shard {
     spindle_stream *settle;
     spindle_stream *dead_streams;
     spindle_header *hdr_scratch; /* request headers handed to on_request */
-    void *iov_free;              /* free list of CONN_IOV iovec arrays */
+    void *iov_free;              /* free list of send_bufs */
     spindle_stream *stream_free; /* recycled stream objects (next_settle links) */
     uint32_t nstream_free;
     bool draining;

@@ -170,7 +170,6 @@ static void fire_timer(timer_wheel *w, timer_node *t, void *arg)
         return;
     }
     conn *c = (conn *)((char *)t - offsetof(conn, timer));
-    c->deadline = UINT64_MAX;
     conn_on_timer(c);
 }
 

@@ -2340,5 +2340,6 @@ h2_fault h2_conn_fault(const h2_conn *c) { return c->fault; }
 bool h2_conn_send_stalled(const h2_conn *c) { return c->send_stalled; }
 
 const h2_conn_stats *h2_conn_stats_get(const h2_conn *c) { return &c->stats; }
+uint64_t h2_conn_created_ms(const h2_conn *c) { return c->created_ms; }
 
 uint32_t h2_conn_stream_count(const h2_conn *c) { return c->nstreams; }

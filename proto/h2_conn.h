@@ -272,6 +272,8 @@ h2_fault h2_conn_fault(const h2_conn *c);
  * (A peer that reads but never opens a window gets the GOAWAY.) */
 bool h2_conn_send_stalled(const h2_conn *c);
 const h2_conn_stats *h2_conn_stats_get(const h2_conn *c);
+/* The now_ms given to h2_conn_new(): when the connection began. */
+uint64_t h2_conn_created_ms(const h2_conn *c);
 /* Streams the connection currently holds (open, or delivered and not yet
  * detached). */
 uint32_t h2_conn_stream_count(const h2_conn *c);
