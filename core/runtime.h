@@ -166,6 +166,7 @@ struct shard {
     uint64_t tls_failed;         /* handshakes that failed or timed out */
     uint64_t requests;
     atomic_bool stats_wanted;    /* set by the main thread on SIGUSR1 */
+    int arena;                   /* this shard's jemalloc arena, -1 without jemalloc */
     struct offload *off;         /* workers for blocking handlers (noff of them) */
     uint32_t noff;
     struct overflow *off_overflow, *off_overflow_tail;
@@ -188,6 +189,9 @@ void *shard_main(void *arg);
 void shard_mark_dirty(conn *c);
 void shard_iov_free_all(shard *sh);
 void shard_log_stats(shard *sh);
+
+/* server.c */
+int64_t shard_arena_allocated(int arena);
 uint64_t shard_now_ms(void);
 
 /* conn.c */

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,13 +34,38 @@ extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, si
 
 static void *shard_thread(void *arg)
 {
+    shard *sh = arg;
+    sh->arena = -1;
     if (mallctl) {
         unsigned arena;
         size_t len = sizeof arena;
-        if (mallctl("arenas.create", &arena, &len, NULL, 0) == 0)
-            mallctl("thread.arena", NULL, NULL, &arena, sizeof arena);
+        if (mallctl("arenas.create", &arena, &len, NULL, 0) == 0 &&
+            mallctl("thread.arena", NULL, NULL, &arena, sizeof arena) == 0)
+            sh->arena = (int)arena;
     }
     return shard_main(arg);
+}
+
+/* Bytes allocated (live) in a jemalloc arena, or -1 without jemalloc or its
+ * statistics. */
+int64_t shard_arena_allocated(int arena)
+{
+    if (!mallctl || arena < 0)
+        return -1;
+    uint64_t epoch = 1;
+    size_t elen = sizeof epoch;
+    mallctl("epoch", &epoch, &elen, &epoch, elen); /* refresh the statistics */
+    int64_t total = 0;
+    static const char *const kinds[] = {"small", "large"};
+    for (int i = 0; i < 2; i++) {
+        char name[64];
+        size_t v, len = sizeof v;
+        snprintf(name, sizeof name, "stats.arenas.%d.%s.allocated", arena, kinds[i]);
+        if (mallctl(name, &v, &len, NULL, 0) != 0)
+            return -1;
+        total += (int64_t)v;
+    }
+    return total;
 }
 
 /* The CPUs this process may run on, in order. */

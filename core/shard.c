@@ -108,6 +108,17 @@ void shard_log_stats(shard *sh)
     log_msg(LOG_INFO, (int)sh->idx, "stats: %llu connections%s, %u open, %llu requests; limits hit: %s",
             (unsigned long long)sh->accepted, tls, sh->nconns, (unsigned long long)sh->requests,
             o ? lim : "none");
+    /* Memory: what the shard's arena has allocated (live objects, not the
+     * pages it caches), and how much of it the engine's pools keep. */
+    uint64_t live, pooled;
+    h2_ctx_pool_bytes(&sh->h2, &live, &pooled);
+    int64_t arena = shard_arena_allocated(sh->arena);
+    char al[48] = "n/a (no jemalloc)";
+    if (arena >= 0)
+        snprintf(al, sizeof al, "%lld KiB", (long long)(arena / 1024));
+    log_msg(LOG_INFO, (int)sh->idx, "memory: arena allocated %s; engine pools %llu KiB in use, "
+            "%llu KiB kept for reuse", al, (unsigned long long)(live / 1024),
+            (unsigned long long)(pooled / 1024));
 }
 
 static void begin_drain(shard *sh)

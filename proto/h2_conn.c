@@ -271,6 +271,17 @@ h2_rv h2_ctx_init(h2_ctx *x, const h2_limits *limits, const h2_mem *mem)
     return H2_OK;
 }
 
+void h2_ctx_pool_bytes(const h2_ctx *x, uint64_t *live, uint64_t *free_bytes)
+{
+    const h2_pool *p[] = {&x->streams, &x->chunks, &x->blocks, &x->small_blocks, &x->segs,
+                          &x->tables};
+    *live = *free_bytes = 0;
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
+        *live += (uint64_t)p[i]->live * p[i]->size;
+        *free_bytes += (uint64_t)p[i]->nfree * p[i]->size;
+    }
+}
+
 void h2_ctx_free(h2_ctx *x)
 {
     pool_drain(&x->streams);

@@ -75,6 +75,9 @@ typedef struct h2_ctx {
 h2_rv h2_ctx_init(h2_ctx *x, const h2_limits *limits, const h2_mem *mem);
 /* All connections must have been freed. */
 void h2_ctx_free(h2_ctx *x);
+/* Bytes the context's pools hold: in use by connections (live) and kept
+ * for reuse (free, at most each pool's keep count). */
+void h2_ctx_pool_bytes(const h2_ctx *x, uint64_t *live, uint64_t *free_bytes);
 
 /* --- Events ---------------------------------------------------------------- */
 
