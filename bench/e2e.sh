@@ -22,6 +22,13 @@
 #                   kept (default 2, at most 12 retries in all; --quick: 0)
 #   --keep          keep the scratch directory (logs, h2load outputs)
 #
+# The TLS rows use one self-signed ECDSA P-256 certificate made for the run
+# (openssl), the same for every server, and h2load offering only
+# TLS_AES_128_GCM_SHA256 for TLS 1.3 (ECDHE-ECDSA-AES128-GCM-SHA256 for 1.2:
+# h2load 1.52 cannot forbid TLS 1.2) and the P-256 group (the only one
+# nghttpd 1.52 accepts).  The protocol and cipher each run negotiated are
+# recorded, and a run on anything else is flagged in the errors column.
+#
 # Writes bench/results/<timestamp>.json and .png, and regenerates
 # bench/RESULTS.md.  Every process it starts is stopped on exit.
 set -euo pipefail
@@ -152,6 +159,25 @@ mkdir -p "$DOCROOT"
 printf 'Hello, World!' >"$DOCROOT/index.html"
 "$PY" -c 'import sys; sys.stdout.buffer.write(bytes((i * 31 + 7) & 0xff for i in range(1 << 20)))' >"$DOCROOT/1m"
 
+# TLS: one self-signed certificate for every server in this run (ECDSA
+# P-256: cheap signatures, supported by all three), and the same client offer
+# for every server.
+CERT=$WORK/tls/cert.pem
+KEY=$WORK/tls/key.pem
+TLS_CERT_DESC="self-signed ECDSA P-256 certificate made for the run (openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256)"
+TLS_WANT="TLSv1.3 TLS_AES_128_GCM_SHA256"
+TLS_H2LOAD_ARGS="--tls13-ciphers=TLS_AES_128_GCM_SHA256 --ciphers=ECDHE-ECDSA-AES128-GCM-SHA256 --groups=P-256"
+TLS_MISSING=
+mkdir -p "$WORK/tls"
+if ! command -v openssl >/dev/null; then
+  TLS_MISSING="openssl is not installed (apt-get install openssl): no certificate"
+elif ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+       -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+       -keyout "$KEY" -out "$CERT" >"$WORK/logs/openssl.log" 2>&1; then
+  TLS_MISSING="openssl could not make a certificate ($(tail -n 1 "$WORK/logs/openssl.log"))"
+fi
+[[ -n $TLS_MISSING ]] && say "e2e: $TLS_MISSING; the TLS rows are not run"
+
 free_port() {
   "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -168,11 +194,14 @@ wait_listen() { # port pid -> 0 when something listens on port
 
 # start_server NAME LOG -> SRV_PID, SRV_PORT, SRV_CMD.  SPINDLE_APP=static
 # runs spindle-static on $DOCROOT instead of spindle-hello (h2o and nghttpd
-# always serve $DOCROOT).
+# always serve $DOCROOT).  SRV_TLS=1: SRV_PORT is the TLS port ($CERT,
+# $KEY); spindle-hello keeps its h2c port too, unused.
 SPINDLE_APP=hello
+SRV_TLS=0
 start_server() {
-  local name=$1 log=$2 i
+  local name=$1 log=$2 i scheme=http
   SRV_PORT= SRV_PID=
+  ((SRV_TLS)) && scheme=https
   case $name in
     spindle)
       if [[ $SPINDLE_APP == static ]]; then
@@ -181,11 +210,12 @@ start_server() {
       else
         SRV_CMD="taskset -c 0 $SPINDLE --shards 1 --port 0 --log-level 0 --set max-requests=0"
       fi
+      ((SRV_TLS)) && SRV_CMD+=" --tls-port 0 --cert $CERT --key $KEY"
       setsid $SRV_CMD >"$log" 2>&1 &
       SRV_PID=$!
       STARTED+=("$SRV_PID")
       for ((i = 0; i < 100; i++)); do
-        SRV_PORT=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9]*\) .*|\1|p' "$log" | head -n 1)
+        SRV_PORT=$(sed -n "s|^listening on $scheme://127\\.0\\.0\\.1:\\([0-9]*\\) .*|\\1|p" "$log" | head -n 1)
         [[ -n $SRV_PORT ]] && break
         kill -0 "$SRV_PID" 2>/dev/null || break
         sleep 0.05
@@ -204,6 +234,18 @@ http2-idle-timeout: 3600
 listen:
   host: 127.0.0.1
   port: $SRV_PORT
+EOF
+      # TLS: the certificate goes in the listen block (h2o 2.2.5); no OCSP
+      # stapling, whose fetch-ocsp-response helper would run in the group.
+      if ((SRV_TLS)); then
+        cat >>"$conf" <<EOF
+  ssl:
+    certificate-file: $CERT
+    key-file: $KEY
+    ocsp-update-interval: 0
+EOF
+      fi
+      cat >>"$conf" <<EOF
 hosts:
   default:
     paths:
@@ -218,7 +260,11 @@ EOF
       ;;
     nghttpd)
       SRV_PORT=$(free_port)
-      SRV_CMD="taskset -c 0 nghttpd --no-tls -n 1 -d $DOCROOT $SRV_PORT"
+      if ((SRV_TLS)); then
+        SRV_CMD="taskset -c 0 nghttpd -n 1 -d $DOCROOT $SRV_PORT $KEY $CERT"
+      else
+        SRV_CMD="taskset -c 0 nghttpd --no-tls -n 1 -d $DOCROOT $SRV_PORT"
+      fi
       setsid $SRV_CMD >"$log" 2>&1 &
       SRV_PID=$!
       STARTED+=("$SRV_PID")
@@ -245,39 +291,45 @@ stop_server() {
 
 declare -A CHECK=()
 want_1m=$(sha256sum <"$DOCROOT/1m" | cut -d' ' -f1)
+# check_content KEY SERVER: start SERVER (SPINDLE_APP, SRV_TLS as set), fetch
+# / and /1m over HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2) and
+# set CHECK[KEY].
+check_content() {
+  local key=$1 s=$2 url body got_1m ver
+  local -a copt=(-s --http2-prior-knowledge)
+  if ! start_server "$s" "$WORK/logs/check-$key.log"; then
+    CHECK[$key]="did not start"
+    say "   $key: ${CHECK[$key]}"
+    return 0
+  fi
+  url=http://127.0.0.1:$SRV_PORT
+  if ((SRV_TLS)); then
+    copt=(-s -k --http2)
+    url=https://127.0.0.1:$SRV_PORT
+  fi
+  body=$(curl "${copt[@]}" --max-time 10 "$url/" || true)
+  ver=$(curl "${copt[@]}" --max-time 10 -o /dev/null -w '%{http_version}' "$url/" || true)
+  got_1m=$(curl "${copt[@]}" --max-time 30 "$url/1m" | sha256sum | cut -d' ' -f1)
+  if [[ $body == "Hello, World!" && $got_1m == "$want_1m" && $ver == 2 ]]; then
+    CHECK[$key]=ok
+  else
+    CHECK[$key]="mismatch: / gave ${#body} bytes over HTTP/${ver:-?}, /1m sha256 ${got_1m:0:12}"
+  fi
+  say "   $key: ${CHECK[$key]}"
+  stop_server
+}
 if command -v curl >/dev/null; then
-  say "== content check (curl --http2-prior-knowledge)"
-  for s in "${SERVERS[@]}"; do
-    if ! start_server "$s" "$WORK/logs/check-$s.log"; then
-      CHECK[$s]="did not start"
-      continue
-    fi
-    body=$(curl -s --http2-prior-knowledge --max-time 10 "http://127.0.0.1:$SRV_PORT/" || true)
-    got_1m=$(curl -s --http2-prior-knowledge --max-time 30 "http://127.0.0.1:$SRV_PORT/1m" | sha256sum | cut -d' ' -f1)
-    if [[ $body == "Hello, World!" && $got_1m == "$want_1m" ]]; then
-      CHECK[$s]=ok
-    else
-      CHECK[$s]="mismatch: / gave ${#body} bytes, /1m sha256 ${got_1m:0:12}"
-    fi
-    say "   $s: ${CHECK[$s]}"
-    stop_server
-  done
+  say "== content check (curl --http2-prior-knowledge; TLS: curl --http2 -k)"
+  for s in "${SERVERS[@]}"; do check_content "$s" "$s"; done
   # spindle-static serves the same two files from $DOCROOT.
   SPINDLE_APP=static
-  if start_server spindle "$WORK/logs/check-spindle-static.log"; then
-    body=$(curl -s --http2-prior-knowledge --max-time 10 "http://127.0.0.1:$SRV_PORT/" || true)
-    got_1m=$(curl -s --http2-prior-knowledge --max-time 30 "http://127.0.0.1:$SRV_PORT/1m" | sha256sum | cut -d' ' -f1)
-    if [[ $body == "Hello, World!" && $got_1m == "$want_1m" ]]; then
-      CHECK[spindle-static]=ok
-    else
-      CHECK[spindle-static]="mismatch: / gave ${#body} bytes, /1m sha256 ${got_1m:0:12}"
-    fi
-    stop_server
-  else
-    CHECK[spindle-static]="did not start"
-  fi
-  say "   spindle-static: ${CHECK[spindle-static]}"
+  check_content spindle-static spindle
   SPINDLE_APP=hello
+  if [[ -z $TLS_MISSING ]]; then
+    SRV_TLS=1
+    for s in "${SERVERS[@]}"; do check_content "$s-tls" "$s"; done
+    SRV_TLS=0
+  fi
 else
   say "e2e: curl missing: content check skipped"
 fi
@@ -311,9 +363,10 @@ if ((MICRO)); then
 fi
 
 # ---------------------------------------------------------------------------
-# Scenarios: id|label|short|path|n|c|m.  In "1mib-file" spindle is
+# Scenarios: id|label|short|path|n|c|m|tls.  In "1mib-file" spindle is
 # spindle-static serving $DOCROOT/1m (mmap'd, by reference), so all three
 # servers send the same file; in "1mib" spindle-hello sends it from memory.
+# tls=1: h2load over https to each server's TLS port ($TLS_H2LOAD_ARGS).
 
 SCENARIOS=(
   "small-mux|small responses, multiplexed|small x64|/|400000|16|64"
@@ -321,8 +374,11 @@ SCENARIOS=(
   "1mib|1 MiB bodies|1 MiB|/1m|2000|8|4"
   "1mib-file|1 MiB file (spindle: apps/static)|1 MiB file|/1m|2000|8|4"
   "latency|single-stream latency|latency|/|20000|1|1"
+  "tls-small-mux|TLS: small responses, multiplexed|TLS small|/|400000|16|64|1"
+  "tls-1mib|TLS: 1 MiB bodies|TLS 1 MiB|/1m|2000|8|4|1"
 )
-TLS_ROWS=("TLS: small responses, multiplexed" "TLS: 1 MiB bodies")
+
+json_esc() { local x=${1//\\/\\\\}; x=${x//\"/\\\"}; printf '%s' "${x//$'\n'/ }"; }
 
 {
   printf '{"reps": %d, "servers_present": [' "$REPS"
@@ -337,16 +393,15 @@ TLS_ROWS=("TLS: small responses, multiplexed" "TLS: 1 MiB bodies")
   printf '}, "scenarios": ['
   sep=
   for sc in "${SCENARIOS[@]}"; do
-    IFS='|' read -r id label short path n c m <<<"$sc"
+    IFS='|' read -r id label short path n c m tls <<<"$sc"
     n=$((n / DIV))
-    printf '%s{"id": "%s", "label": "%s", "short": "%s", "path": "%s", "n": %d, "c": %d, "m": %d, "args": "-n %d -c %d -m %d %s"}' \
-      "$sep" "$id" "$label" "$short" "$path" "$n" "$c" "$m" "$n" "$c" "$m" "$path"
+    printf '%s{"id": "%s", "label": "%s", "short": "%s", "path": "%s", "n": %d, "c": %d, "m": %d, "tls": %s, "args": "-n %d -c %d -m %d %s"}' \
+      "$sep" "$id" "$label" "$short" "$path" "$n" "$c" "$m" "$([[ -n $tls ]] && echo true || echo false)" \
+      "$n" "$c" "$m" "$path"
     sep=,
   done
-  printf '], "tls": ['
-  sep=
-  for t in "${TLS_ROWS[@]}"; do printf '%s"%s"' "$sep" "$t"; sep=,; done
-  printf ']}\n'
+  printf '], "tls": {"cert": "%s", "h2load_args": "%s", "want": "%s", "missing": "%s"}}\n' \
+    "$(json_esc "$TLS_CERT_DESC")" "$TLS_H2LOAD_ARGS" "$TLS_WANT" "$(json_esc "$TLS_MISSING")"
 } >"$WORK/scenarios.json"
 
 # One attempt of one run in $1 (a fresh directory); its summary line goes to
@@ -361,7 +416,11 @@ run_attempt() {
   fi
   local bg cmd rc alive=1 exit_status=
   bg=$("$PY" "$REPORT" wait-quiet "$QUIET_WAIT" 15)
-  cmd="taskset -c 1 h2load -t 1 -n $n -c $c -m $m --log-file=$dir/h2load.log http://127.0.0.1:$SRV_PORT$path"
+  if ((SRV_TLS)); then
+    cmd="taskset -c 1 h2load -t 1 -n $n -c $c -m $m $TLS_H2LOAD_ARGS --log-file=$dir/h2load.log https://127.0.0.1:$SRV_PORT$path"
+  else
+    cmd="taskset -c 1 h2load -t 1 -n $n -c $c -m $m --log-file=$dir/h2load.log http://127.0.0.1:$SRV_PORT$path"
+  fi
   "$PY" "$REPORT" sample "$SRV_PID" >"$dir/before.json"
   # In the background with wait, so that a signal to this script is handled
   # at once (bash runs traps only between foreground commands); in its own
@@ -392,6 +451,8 @@ run_attempt() {
     echo "c=$c"
     echo "m=$m"
     echo "cmd=$cmd"
+    echo "tls=$SRV_TLS"
+    if ((SRV_TLS)); then echo "tls_want=$TLS_WANT"; fi
     echo "server_cmd=$SRV_CMD"
     echo "h2load_rc=$rc"
     echo "server_alive=$alive"
@@ -408,24 +469,37 @@ run_attempt() {
   "$PY" "$REPORT" run "$dir" >"$dir/line.txt"
 }
 
-total=$((${#SCENARIOS[@]} * REPS * ${#SERVERS[@]}))
+nscen=0
+for sc in "${SCENARIOS[@]}"; do
+  IFS='|' read -r id label short path n c m tls <<<"$sc"
+  [[ -n $tls && -n $TLS_MISSING ]] || nscen=$((nscen + 1))
+done
+total=$((nscen * REPS * ${#SERVERS[@]}))
 k=0
-say "== load runs: ${#SCENARIOS[@]} scenarios x $REPS rep(s) x ${#SERVERS[@]} servers (${SERVERS[*]});"
+say "== load runs: $nscen scenarios x $REPS rep(s) x ${#SERVERS[@]} servers (${SERVERS[*]});"
 if ((RETRIES)); then
   say "   a run is repeated (up to $RETRIES more times, $RETRY_BUDGET retries in all) when other processes used over $NOISE_MAX% of either core"
 fi
 for sc in "${SCENARIOS[@]}"; do
-  IFS='|' read -r id label short path n c m <<<"$sc"
+  IFS='|' read -r id label short path n c m tls <<<"$sc"
   n=$((n / DIV))
   SPINDLE_APP=hello
   [[ $id == 1mib-file ]] && SPINDLE_APP=static
+  SRV_TLS=0
+  if [[ -n $tls ]]; then
+    if [[ -n $TLS_MISSING ]]; then
+      say "   $id: not run ($TLS_MISSING)"
+      continue
+    fi
+    SRV_TLS=1
+  fi
   for ((rep = 1; rep <= REPS; rep++)); do
     for s in "${SERVERS[@]}"; do
       k=$((k + 1))
       best= best_noise=
       for ((attempt = 1; attempt <= RETRIES + 1; attempt++)); do
         adir=$WORK/attempts/$id/$rep/$s/$attempt
-        prefix=$(printf '[%2d/%d] %-10s rep %d/%d %-8s' "$k" "$total" "$id" "$rep" "$REPS" "$s")
+        prefix=$(printf '[%2d/%d] %-13s rep %d/%d %-8s' "$k" "$total" "$id" "$rep" "$REPS" "$s")
         ((attempt > 1)) && prefix+=" (retry $((attempt - 1)))"
         if ! run_attempt "$adir" "$s" "$id" "$rep" "$path" "$n" "$c" "$m" "$attempt"; then
           say "$prefix $(cat "$adir/line.txt")"
@@ -450,6 +524,7 @@ for sc in "${SCENARIOS[@]}"; do
 done
 
 SPINDLE_APP=hello
+SRV_TLS=0
 
 # ---------------------------------------------------------------------------
 # Memory per idle connection
@@ -478,7 +553,7 @@ done
 # Report
 
 rargs=("$WORK" --root "$ROOT" --results-dir "$RESULTS" --md "$BENCH/RESULTS.md"
-       --stamp "$STAMP" --command "$COMMAND")
+       --stamp "$STAMP" --command "$COMMAND" --spindle "$SPINDLE" --build "$BUILD")
 [[ -n $MICRO_JSON ]] && rargs+=(--micro "$MICRO_JSON")
 ((QUICK)) && rargs+=(--quick)
 "$PY" "$REPORT" report "${rargs[@]}"

@@ -16,5 +16,6 @@ int main(int argc, char **argv)
     micro_timer(b);
     micro_conn(b);
     micro_ring(b);
+    micro_tls(b);
     return bench_finish(b);
 }
