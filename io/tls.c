@@ -492,30 +492,39 @@ tls_conn *tls_conn_new(tls_ctx *ctx)
 	if (!t)
 		return NULL;
 	t->ctx = ctx;
-	t->ssl = wolfSSL_new(ctx->ctx);
-	if (!t->ssl) {
-		free(t);
-		return NULL;
-	}
+	return t; /* the WOLFSSL object comes with the first bytes (ensure_ssl) */
+}
+
+static tls_rv fail_msg(tls_conn *t, const char *msg);
+
+/* wolfSSL's per-connection state is about 60 KiB: it is created when the
+ * client's first bytes arrive, so a connection that never sends any (a
+ * silent slowloris, a port scan) costs only this adapter until the
+ * handshake timeout. */
+static tls_rv ensure_ssl(tls_conn *t)
+{
+	if (t->ssl)
+		return TLS_OK;
+	t->ssl = wolfSSL_new(t->ctx->ctx);
+	if (!t->ssl)
+		return fail_msg(t, "out of memory for the TLS session");
 	wolfSSL_SetIOReadCtx(t->ssl, t);
 	wolfSSL_SetIOWriteCtx(t->ssl, t);
 	/* FAILED_ON_MISMATCH: a client whose ALPN list lacks h2 gets a fatal
 	 * no_application_protocol alert instead of a connection without ALPN
 	 * (the select callback alone does not enforce it: docs/facts.md). */
 	char h2[] = "h2";
-	if (wolfSSL_UseALPN(t->ssl, h2, 2, WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS) {
-		wolfSSL_free(t->ssl);
-		free(t);
-		return NULL;
-	}
-	return t;
+	if (wolfSSL_UseALPN(t->ssl, h2, 2, WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS)
+		return fail_msg(t, "cannot set up ALPN");
+	return TLS_OK;
 }
 
 void tls_conn_free(tls_conn *t)
 {
 	if (!t)
 		return;
-	wolfSSL_free(t->ssl);
+	if (t->ssl)
+		wolfSSL_free(t->ssl);
 	free(t->in);
 	free(t->plain);
 	free(t->out);
@@ -599,6 +608,8 @@ tls_rv tls_handshake(tls_conn *t)
 		return t->final == TLS_CLOSED && t->hs_done ? TLS_OK : TLS_ERROR;
 	if (t->hs_done)
 		return TLS_OK;
+	if (ensure_ssl(t) != TLS_OK)
+		return TLS_ERROR;
 	int r = wolfSSL_accept(t->ssl);
 	if (r != WOLFSSL_SUCCESS) {
 		int e = wolfSSL_get_error(t->ssl, r);
@@ -827,6 +838,8 @@ tls_rv tls_close_notify(tls_conn *t)
 	if (t->final == TLS_ERROR)
 		return TLS_ERROR;
 	t->notify_sent = true;
+	if (!t->ssl)
+		return TLS_OK; /* no byte ever came: there is no session to close */
 	int r = wolfSSL_shutdown(t->ssl);
 	/* NOT_DONE: ours went out, the peer's has not come: as intended. */
 	if (r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE)

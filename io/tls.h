@@ -124,9 +124,11 @@ void tls_thread_cleanup(void);
 /* Per-connection state                                                      */
 
 /* A server-side connection in the handshake state. NULL when out of memory.
- * Buffers are allocated on first use and freed whenever they run empty, so
- * an idle connection holds only wolfSSL's own state (about 60 KiB with
- * Debian's feature set: see tls_conn_buffer_bytes()). */
+ * wolfSSL's session object is created when the first bytes arrive (a
+ * client that sends nothing costs only this adapter).  Buffers are
+ * allocated on first use and freed whenever they run empty, so an idle
+ * connection holds only wolfSSL's own state (about 60 KiB with Debian's
+ * feature set: see tls_conn_buffer_bytes()). */
 tls_conn *tls_conn_new(tls_ctx *ctx);
 
 /* Free the connection and any buffered bytes. Pointers lent by
