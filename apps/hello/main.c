@@ -7,6 +7,12 @@
  *   GET  /early-hints  103 with a preload link, then 200 "ok"
  *   GET  /stall?ms=N   answers after N ms without blocking anything else
  *   GET  /reset        RST_STREAM CANCEL
+ *   GET  /big?mib=N    N MiB (default 1024, at most 65536): /1m's buffer sent by
+ *                      reference N times, the next MiB when the stream's queue
+ *                      drains (on_writable), each with a release callback
+ *   GET  /counters     "handed=H released=R": buffers /big handed to spindle
+ *                      with a release callback, and callbacks run (tests check
+ *                      that every buffer comes back exactly once)
  *   GET  /sleep?ms=N   blocks its thread for N ms (only with --blocking, where
  *                      handlers run on offload threads; 404 otherwise)
  *
@@ -19,6 +25,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,9 +72,44 @@ static unsigned long query_num(const spindle_request *r, const char *name, unsig
     return def;
 }
 
+enum { ST_ECHO = 1, ST_BIG };
+
+/* Per-stream state (the stream's user pointer); kind says which. */
 typedef struct echo_state {
+    int kind; /* ST_ECHO */
     uint64_t bytes;
 } echo_state;
+
+typedef struct big_state {
+    int kind; /* ST_BIG */
+    uint32_t left; /* MiB still to hand over */
+} big_state;
+
+/* /big's buffers: handed to spindle_send() with big_release, and released. */
+static atomic_uint_fast64_t big_handed, big_released;
+
+static void big_release(void *ctx, const void *data, size_t len)
+{
+    (void)ctx;
+    (void)data;
+    (void)len;
+    atomic_fetch_add(&big_released, 1);
+}
+
+/* The next MiB of a /big response. */
+static void big_next(spindle_stream *s, big_state *b)
+{
+    while (b->left && spindle_stream_buffered(s) < ONE_MIB) {
+        b->left--;
+        int rc = spindle_send(s, one_mib, sizeof one_mib, b->left == 0, big_release, NULL);
+        if (rc != SPINDLE_EINVAL)
+            atomic_fetch_add(&big_handed, 1); /* released exactly once from here on */
+        if (rc != 0) {
+            b->left = 0;
+            return;
+        }
+    }
+}
 
 static void stall_done(spindle_stream *s, void *app)
 {
@@ -96,6 +138,7 @@ static void on_request(spindle_stream *s, const spindle_request *r, void *app)
             spindle_reset(s, 2 /* INTERNAL_ERROR */);
             return;
         }
+        e->kind = ST_ECHO;
         spindle_stream_set_user(s, e);
         if (r->expect_continue)
             spindle_respond(s, 100, NULL, 0, false);
@@ -122,6 +165,25 @@ static void on_request(spindle_stream *s, const spindle_request *r, void *app)
         spindle_send(s, "slept\n", 6, true, NULL, NULL);
     } else if (path_is(r, "/reset")) {
         spindle_reset(s, 8 /* CANCEL */);
+    } else if (path_is(r, "/big")) {
+        unsigned long mib = query_num(r, "mib", 1024);
+        big_state *b = calloc(1, sizeof *b);
+        if (!b) {
+            spindle_reset(s, 2 /* INTERNAL_ERROR */);
+            return;
+        }
+        b->kind = ST_BIG;
+        b->left = mib > 65536 ? 65536u : (uint32_t)mib;
+        spindle_stream_set_user(s, b);
+        spindle_respond(s, 200, octets, 1, b->left == 0);
+        big_next(s, b);
+    } else if (path_is(r, "/counters")) {
+        char body[96];
+        int n = snprintf(body, sizeof body, "handed=%" PRIuFAST64 " released=%" PRIuFAST64 "\n",
+                         (uint_fast64_t)atomic_load(&big_handed),
+                         (uint_fast64_t)atomic_load(&big_released));
+        spindle_respond(s, 200, text, 1, false);
+        spindle_send_copy(s, body, (size_t)n, true);
     } else {
         spindle_respond(s, 404, text, 1, false);
         spindle_send(s, "not found\n", 10, true, NULL, NULL);
@@ -140,7 +202,7 @@ static void on_body(spindle_stream *s, const uint8_t *data, size_t len, bool end
 {
     (void)app;
     echo_state *e = spindle_stream_user(s);
-    if (!e)
+    if (!e || e->kind != ST_ECHO)
         return; /* not /echo: the body is ignored */
     if (len) {
         e->bytes += len;
@@ -159,14 +221,18 @@ static void on_trailers(spindle_stream *s, const spindle_header *h, size_t n, vo
     (void)n;
     (void)app;
     echo_state *e = spindle_stream_user(s);
-    if (e)
+    if (e && e->kind == ST_ECHO)
         echo_finish(s, e);
 }
 
 static void on_writable(spindle_stream *s, void *app)
 {
     (void)app;
-    spindle_body_resume(s);
+    int *kind = spindle_stream_user(s);
+    if (kind && *kind == ST_BIG)
+        big_next(s, spindle_stream_user(s));
+    else
+        spindle_body_resume(s);
 }
 
 static void on_close(spindle_stream *s, void *app)
