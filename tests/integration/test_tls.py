@@ -117,6 +117,10 @@ socket.create_connection = _connect
 
 def client_ctx(ca, alpn=("h2",)):
     ctx = ssl.create_default_context(cafile=ca)
+    # Python 3.11 with OpenSSL 3 sets OP_IGNORE_UNEXPECTED_EOF: a bare TCP
+    # close would then read like close_notify, and the close_notify tests
+    # could not fail.  Clear it: a ragged EOF is an error again.
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
     if alpn:
         ctx.set_alpn_protocols(list(alpn))
     return ctx
