@@ -11,6 +11,7 @@
  *
  * The handler is `blocking`: it runs on the shards' offload threads, where
  * opening and reading files may block on the disk.  Large bodies are mmap'd
+ * (hot files up to 64 MiB once, in a small cache of whole-file mappings)
  * and handed to spindle by reference, one window at a time (prefaulted
  * here, so the shard's send does not take the major faults); the kernel
  * copies straight from the page cache into the socket and no body byte
@@ -32,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -101,14 +103,20 @@ static void pool_drain(bufpool *p)
 }
 
 /* ------------------------------------------------------------------------ */
-/* File mappings (mmap path): one per response, one reference held by the    */
-/* response and one by every slice spindle holds; the last one unmaps.       */
+/* File mappings (mmap path): one reference held by every response and one  */
+/* by every slice spindle holds (and one by the cache, for a cached          */
+/* mapping); the last one unmaps.                                            */
 /* ------------------------------------------------------------------------ */
 
 typedef struct fmap {
     atomic_uint refs;
     void *base;
     size_t len;
+    /* Cached mappings only (whole files, at most CACHE_FILE_MAX bytes): the
+     * 1 MiB chunks known to be prefaulted, and when that knowledge was last
+     * reset (CLOCK_MONOTONIC ns); see prefault_cached(). */
+    _Atomic uint64_t pop_bits;
+    _Atomic uint64_t pop_at;
 } fmap;
 
 static void fmap_unref(fmap *m)
@@ -148,6 +156,188 @@ static bool prefault(const uint8_t *p, size_t n)
     return true;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The mapping cache.  A hot file is not opened-mapped-prefaulted-unmapped   */
+/* per request: whole-file mappings of files in (SMALL_MAX, CACHE_FILE_MAX]  */
+/* are kept, keyed by (dev, ino, size, mtime ns) as fstat() of the request's */
+/* own descriptor reports them, so a changed file is never served from an    */
+/* old entry (the entry is replaced).  Bounded (CACHE_ENTRIES entries,       */
+/* CACHE_BYTES_MAX bytes, LRU), shared by the offload threads under a mutex  */
+/* held only for the lookup, and emptied of entries idle for CACHE_IDLE_NS   */
+/* by a small sweeper thread.  Dropping an entry drops the cache's reference */
+/* only: responses still sending from it keep it mapped until released.      */
+/* ------------------------------------------------------------------------ */
+
+#define CACHE_ENTRIES 64
+#define CACHE_FILE_MAX (64u << 20)
+#define CACHE_BYTES_MAX (256ull << 20)
+#define CACHE_IDLE_NS 1000000000ull   /* unused this long: unmapped */
+#define POP_TTL_NS 1000000000ull      /* prefault knowledge older than this: redo */
+#define CHUNK_SHIFT 20                /* prefault bookkeeping in 1 MiB chunks */
+#define CACHED_WINDOW (4u << 20)      /* bytes per spindle_send from a cached mapping */
+
+typedef struct centry {
+    dev_t dev;
+    ino_t ino;
+    uint64_t size, mns;
+    uint64_t used; /* now_ns() of the last hit */
+    fmap *map;
+} centry;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    centry e[CACHE_ENTRIES];
+    size_t n;
+    uint64_t bytes;
+    bool stop;
+} cache = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* Remove entry i (cache.mu held); its map goes to drop[] for unref later. */
+static void cache_remove(size_t i, fmap **drop, size_t *ndrop)
+{
+    drop[(*ndrop)++] = cache.e[i].map;
+    cache.bytes -= cache.e[i].size;
+    cache.e[i] = cache.e[--cache.n];
+}
+
+/* A reference to the cached whole-file mapping of the file fstat()ed as st,
+ * mapping and inserting it on a miss; NULL when it is not cacheable (size)
+ * or mmap failed (the caller maps per response or reads instead). */
+static fmap *cache_get(int fd, const struct stat *st)
+{
+    uint64_t size = (uint64_t)st->st_size;
+    if (size <= SMALL_MAX || size > CACHE_FILE_MAX)
+        return NULL;
+    uint64_t mns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+    uint64_t now = now_ns();
+    fmap *drop[CACHE_ENTRIES + 1], *m = NULL;
+    size_t ndrop = 0;
+    pthread_mutex_lock(&cache.mu);
+    for (size_t i = 0; i < cache.n; i++) {
+        centry *e = &cache.e[i];
+        if (e->dev != st->st_dev || e->ino != st->st_ino)
+            continue;
+        if (e->size == size && e->mns == mns) {
+            e->used = now;
+            m = e->map;
+            atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+        } else {
+            cache_remove(i, drop, &ndrop); /* the file changed: never serve it */
+        }
+        break;
+    }
+    pthread_mutex_unlock(&cache.mu);
+    for (size_t i = 0; i < ndrop; i++)
+        fmap_unref(drop[i]);
+    if (m)
+        return m;
+
+    void *base = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    m = malloc(sizeof *m);
+    if (!m) {
+        munmap(base, (size_t)size);
+        return NULL;
+    }
+    atomic_init(&m->refs, 2); /* the caller's and the cache's */
+    m->base = base;
+    m->len = (size_t)size;
+    atomic_init(&m->pop_bits, 0);
+    atomic_init(&m->pop_at, now);
+    ndrop = 0;
+    pthread_mutex_lock(&cache.mu);
+    bool dup = false;
+    for (size_t i = 0; i < cache.n && !dup; i++)
+        dup = cache.e[i].dev == st->st_dev && cache.e[i].ino == st->st_ino;
+    if (dup) {
+        atomic_store_explicit(&m->refs, 1, memory_order_relaxed); /* another thread won: ours is uncached */
+    } else {
+        while (cache.n && (cache.n == CACHE_ENTRIES || cache.bytes + size > CACHE_BYTES_MAX)) {
+            size_t lru = 0;
+            for (size_t i = 1; i < cache.n; i++)
+                if (cache.e[i].used < cache.e[lru].used)
+                    lru = i;
+            cache_remove(lru, drop, &ndrop);
+        }
+        cache.e[cache.n++] = (centry){st->st_dev, st->st_ino, size, mns, now, m};
+        cache.bytes += size;
+    }
+    pthread_mutex_unlock(&cache.mu);
+    for (size_t i = 0; i < ndrop; i++)
+        fmap_unref(drop[i]);
+    return m;
+}
+
+/* Drop entries idle for CACHE_IDLE_NS (all of them when the server stops),
+ * so an idle server holds no mapping and no deleted file stays pinned. */
+static void *cache_sweeper(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&cache.mu);
+    while (!cache.stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&cache.cv, &cache.mu, &ts);
+        uint64_t now = now_ns();
+        fmap *drop[CACHE_ENTRIES];
+        size_t ndrop = 0;
+        for (size_t i = cache.n; i-- > 0;)
+            if (cache.stop || (int64_t)(now - cache.e[i].used) >= (int64_t)CACHE_IDLE_NS)
+                cache_remove(i, drop, &ndrop);
+        if (ndrop) {
+            pthread_mutex_unlock(&cache.mu);
+            for (size_t i = 0; i < ndrop; i++)
+                fmap_unref(drop[i]);
+            pthread_mutex_lock(&cache.mu);
+        }
+    }
+    pthread_mutex_unlock(&cache.mu);
+    return NULL;
+}
+
+/* prefault() for a cached mapping, skipped for the 1 MiB chunks already
+ * prefaulted within the last POP_TTL_NS (so a hot file costs no madvise;
+ * the knowledge expires so that pages reclaimed meanwhile are faulted in
+ * here again, not by the shard's send).  A truncation after the chunk was
+ * prefaulted is then met by the kernel's send instead: EFAULT, and spindle
+ * closes that connection (docs/static.md). */
+static bool prefault_cached(fmap *m, uint64_t off, size_t n)
+{
+    uint64_t now = now_ns();
+    if ((int64_t)(now - atomic_load_explicit(&m->pop_at, memory_order_relaxed)) >=
+        (int64_t)POP_TTL_NS) {
+        atomic_store_explicit(&m->pop_at, now, memory_order_relaxed);
+        atomic_store_explicit(&m->pop_bits, 0, memory_order_relaxed);
+    }
+    uint64_t bits = atomic_load_explicit(&m->pop_bits, memory_order_relaxed);
+    for (uint64_t c = off >> CHUNK_SHIFT; c <= (off + n - 1) >> CHUNK_SHIFT; c++) {
+        if (bits & (1ull << c))
+            continue;
+        uint64_t a = c << CHUNK_SHIFT;
+        size_t len = (size_t)1 << CHUNK_SHIFT;
+        if (a + len > m->len)
+            len = (size_t)(m->len - a);
+        if (!prefault((const uint8_t *)m->base + a, len))
+            return false;
+        atomic_fetch_or_explicit(&m->pop_bits, 1ull << c, memory_order_relaxed);
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Per-response state                                                        */
 /* ------------------------------------------------------------------------ */
@@ -155,6 +345,7 @@ static bool prefault(const uint8_t *p, size_t n)
 typedef struct resp {
     int fd;
     fmap *map;        /* NULL: pread into pooled buffers */
+    bool cached;      /* map is a cache entry's whole-file mapping */
     uint64_t map_off; /* file offset of map->base */
     uint64_t off;     /* next file byte to queue */
     uint64_t end;     /* one past the last byte of the body */
@@ -201,14 +392,16 @@ static void send_more(spindle_stream *s, resp *r)
 {
     if (r->off >= r->end)
         return;
-    size_t n = window;
+    size_t n = r->cached ? CACHED_WINDOW : window;
+    if (r->cached && n < window)
+        n = window;
     if (r->end - r->off < n)
         n = (size_t)(r->end - r->off);
     bool last = r->off + n == r->end;
     int rc;
     if (r->map) {
         const uint8_t *p = (const uint8_t *)r->map->base + (r->off - r->map_off);
-        if (!prefault(p, n))
+        if (!(r->cached ? prefault_cached(r->map, r->off, n) : prefault(p, n)))
             goto fail;
         atomic_fetch_add_explicit(&r->map->refs, 1, memory_order_relaxed);
         rc = spindle_send(s, p, n, last, slice_release, r->map);
@@ -486,7 +679,11 @@ static void on_request(spindle_stream *s, const spindle_request *req, void *app)
     r->end = first + len;
     /* Over TLS user space encrypts the body, so it must read the bytes: a
      * mapping truncated under us would SIGBUS there.  pread instead. */
-    if (!str_is(req->scheme, "https")) {
+    if (!str_is(req->scheme, "https") && (r->map = cache_get(fd, &st)) != NULL) {
+        r->cached = true; /* whole file, map_off 0; the descriptor is not needed */
+        close(fd);
+        r->fd = -1;
+    } else if (!str_is(req->scheme, "https")) {
         long page = sysconf(_SC_PAGESIZE);
         uint64_t a = first & ~(uint64_t)(page - 1);
         size_t mlen = (size_t)(r->end - a);
@@ -496,6 +693,8 @@ static void on_request(spindle_stream *s, const spindle_request *req, void *app)
             atomic_init(&m->refs, 1);
             m->base = base;
             m->len = mlen;
+            atomic_init(&m->pop_bits, 0);
+            atomic_init(&m->pop_at, 0);
             r->map = m;
             r->map_off = a;
         } else if (base != MAP_FAILED) {
@@ -653,7 +852,17 @@ int main(int argc, char **argv)
         .blocking = true, /* file I/O may block: run on the offload threads */
     };
     spindle_hooks hooks = {.on_listen = on_listen};
+    pthread_t sweeper;
+    bool swept = pthread_create(&sweeper, NULL, cache_sweeper, NULL) == 0;
     int rc = spindle_run(&cfg, &h, &hooks, NULL);
+    pthread_mutex_lock(&cache.mu);
+    cache.stop = true;
+    pthread_cond_signal(&cache.cv);
+    pthread_mutex_unlock(&cache.mu);
+    if (swept)
+        pthread_join(sweeper, NULL);
+    while (cache.n)
+        fmap_unref(cache.e[--cache.n].map);
     pool_drain(&small_pool);
     pool_drain(&win_pool);
     close(root_fd);

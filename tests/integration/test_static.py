@@ -476,6 +476,28 @@ class StaticLifecycleTest(unittest.TestCase):
             finally:
                 c.close()
             srv.assert_alive()
+            # 3. A hot file (cached mapping, already prefaulted: no madvise
+            #    per window any more) truncated mid-body: the kernel's send
+            #    fails with EFAULT and that connection closes, or the stream
+            #    is reset; never a SIGBUS.
+            write_random(victim, 32 * MIB, "victim3")
+            with H2Client(srv.port, timeout=20, window=16 * MIB) as c:
+                self.assertEqual(len(c.get("/victim.bin").data), 32 * MIB)
+            c = H2Client(srv.port, timeout=20, window=16 * MIB)
+            try:
+                sid = c.request("GET", "/victim.bin")
+                c.wait(lambda: len(c.streams[sid].data) >= 2 * MIB, 20, "2 MiB")
+                os.truncate(victim, 8 * MIB)
+                deadline = time.monotonic() + 20
+                while not c.eof and not c.streams[sid].done and time.monotonic() < deadline:
+                    c.pump(0.2)
+                got = len(c.streams[sid].data)
+                log("hot file truncated mid-body: got %d bytes, reset=%s, ended=%s, eof=%s" % (
+                    got, c.streams[sid].reset, c.streams[sid].ended, c.eof))
+                self.assertTrue(c.eof or c.streams[sid].done)
+            finally:
+                c.close()
+            srv.assert_alive()
             # The server survived and serves other clients, byte-exact.
             with H2Client(srv.port, timeout=20) as c:
                 r = c.get("/eight.bin")
