@@ -212,6 +212,19 @@ int spindle_config_set(spindle_config *cfg, const char *name, const char *value,
     return SPINDLE_EINVAL;
 }
 
+int spindle_config_set_pair(spindle_config *cfg, const char *pair, char *err, size_t errlen)
+{
+    const char *eq = pair ? strchr(pair, '=') : NULL;
+    char name[64];
+    if (!eq || eq == pair || (size_t)(eq - pair) >= sizeof name) {
+        seterr(err, errlen, "expected name=value, got '", pair ? pair : "");
+        return SPINDLE_EINVAL;
+    }
+    memcpy(name, pair, (size_t)(eq - pair));
+    name[eq - pair] = '\0';
+    return spindle_config_set(cfg, name, eq + 1, err, errlen);
+}
+
 int spindle_config_check(const spindle_config *cfg, char *err, size_t errlen)
 {
     h2_limits l;

@@ -112,6 +112,10 @@ spindle_config spindle_config_default(void);
 int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
                        size_t errlen);
 
+/* The same for "name=value" (a command line's --set argument).  value
+ * points into pair, which must outlive cfg (argv does). */
+int spindle_config_set_pair(spindle_config *cfg, const char *pair, char *err, size_t errlen);
+
 /* Check the whole configuration; 0 or SPINDLE_EINVAL with a reason in err. */
 int spindle_config_check(const spindle_config *cfg, char *err, size_t errlen);
 

@@ -336,22 +336,11 @@ int main(int argc, char **argv)
             continue;
         }
         char name[64];
-        const char *val = v;
-        if (strcmp(a, "--set") == 0) {
-            const char *eq = strchr(v, '=');
-            if (!eq || (size_t)(eq - v) >= sizeof name) {
-                fprintf(stderr, "spindle-hello: --set %s: expected name=value\n", v);
-                return 2;
-            }
-            memcpy(name, v, (size_t)(eq - v));
-            name[eq - v] = 0;
-            val = eq + 1;
-        } else if (strcmp(a, "--cert") == 0 || strcmp(a, "--key") == 0) {
-            snprintf(name, sizeof name, "tls-%s", a + 2);
-        } else {
-            snprintf(name, sizeof name, "%s", a + 2);
-        }
-        if (spindle_config_set(&cfg, name, val, err, sizeof err) != 0) {
+        snprintf(name, sizeof name, "%s%s", strcmp(a, "--cert") == 0 || strcmp(a, "--key") == 0
+                                               ? "tls-" : "", a + 2);
+        int rc = strcmp(a, "--set") == 0 ? spindle_config_set_pair(&cfg, v, err, sizeof err)
+                                         : spindle_config_set(&cfg, name, v, err, sizeof err);
+        if (rc != 0) {
             fprintf(stderr, "spindle-hello: %s\n", err);
             return 2;
         }

@@ -790,21 +790,9 @@ int main(int argc, char **argv)
             root = v;
             continue;
         }
-        char name[64];
-        const char *val = v;
-        if (strcmp(a, "--set") == 0) {
-            const char *eq = strchr(v, '=');
-            if (!eq || (size_t)(eq - v) >= sizeof name) {
-                fprintf(stderr, "spindle-static: --set %s: expected name=value\n", v);
-                return 2;
-            }
-            memcpy(name, v, (size_t)(eq - v));
-            name[eq - v] = 0;
-            val = eq + 1;
-        } else {
-            snprintf(name, sizeof name, "%s", a + 2);
-        }
-        if (spindle_config_set(&cfg, name, val, err, sizeof err) != 0) {
+        int rc = strcmp(a, "--set") == 0 ? spindle_config_set_pair(&cfg, v, err, sizeof err)
+                                         : spindle_config_set(&cfg, a + 2, v, err, sizeof err);
+        if (rc != 0) {
             fprintf(stderr, "spindle-static: %s\n", err);
             return 2;
         }
