@@ -65,6 +65,16 @@ def binary():
     return _binary
 
 
+def sanitized():
+    """Is the server under test an ASan build?  It cannot run under
+    valgrind, and ASan's quarantine and shadow memory inflate its RSS."""
+    try:
+        with open(binary(), "rb") as f:
+            return b"__asan_init" in f.read()
+    except (OSError, RuntimeError):
+        return False
+
+
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
 

@@ -23,6 +23,8 @@ VALGRIND = ("valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indi
 @unittest.skipUnless(shutil.which("valgrind"), "valgrind not installed")
 class MemcheckTest(unittest.TestCase):
     def test_clean_under_memcheck(self):
+        if harness.sanitized():
+            self.skipTest("an ASan build cannot run under valgrind (scripts/test.sh --asan)")
         os.environ["SPINDLE_HELLO_WRAPPER"] = VALGRIND
         try:
             self._run()

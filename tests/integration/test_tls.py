@@ -590,15 +590,6 @@ VALGRIND = ("valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indi
             "--error-exitcode=9 --fair-sched=yes --soname-synonyms=somalloc=*jemalloc*")
 
 
-def _sanitized():
-    """An ASan build cannot run under valgrind."""
-    try:
-        with open(harness.binary(), "rb") as f:
-            return b"__asan_init" in f.read()
-    except (OSError, RuntimeError):
-        return False
-
-
 @unittest.skipUnless(shutil.which("valgrind"), "valgrind not installed")
 @unittest.skipIf(os.environ.get("SPINDLE_HELLO_WRAPPER"), "already under a wrapper")
 class TlsMemcheckTest(unittest.TestCase):
@@ -609,7 +600,7 @@ class TlsMemcheckTest(unittest.TestCase):
     cache), so the exit status 0 check is the assertion."""
 
     def test_clean_under_memcheck(self):
-        if _sanitized():
+        if harness.sanitized():
             self.skipTest("ASan build: valgrind cannot run it")
         os.environ["SPINDLE_HELLO_WRAPPER"] = VALGRIND
         try:
