@@ -329,6 +329,12 @@ static int shard_setup(shard *sh)
 
 static void shard_teardown(shard *sh)
 {
+    /* On a normal exit every connection has drained and closed; after an
+     * error (ring_wait failing, a setup step) some are live, possibly with a
+     * send in flight: stop the kernel touching their memory before it is
+     * freed.  The ring stays usable (the offload threads' doorbell). */
+    if (sh->r && sh->nconns)
+        ring_cancel_all(sh->r);
     /* Streams first (their handlers hear about it), then connections. */
     if (sh->slots)
         for (uint32_t i = 0; i < sh->srv->cfg.max_conns; i++)

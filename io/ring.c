@@ -458,21 +458,27 @@ fail_ring:
 	return ret;
 }
 
-void ring_free(ring *r)
+void ring_cancel_all(ring *r)
 {
 	struct io_uring_sync_cancel_reg reg;
 
-	if (!r)
-		return;
-	/* Cancel everything and wait for it, so nothing in flight still
-	 * points at wake_buf, the provided buffers or the caller's memory
-	 * when they go. Bounded: teardown must not hang on a stuck op. */
+	/* Bounded: teardown must not hang on a stuck op. */
 	memset(&reg, 0, sizeof reg);
 	reg.fd = -1;
 	reg.flags = IORING_ASYNC_CANCEL_ANY;
 	reg.timeout.tv_sec = 1;
 	reg.timeout.tv_nsec = 0;
 	(void)io_uring_register_sync_cancel(&r->uring, &reg);
+}
+
+void ring_free(ring *r)
+{
+	if (!r)
+		return;
+	/* Cancel everything and wait for it, so nothing in flight still
+	 * points at wake_buf, the provided buffers or the caller's memory
+	 * when they go. */
+	ring_cancel_all(r);
 
 	ring_bufs_free(r->bufs);
 	if (r->ring_fd_registered)

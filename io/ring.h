@@ -272,6 +272,16 @@ uint32_t ring_cq_budget(const ring_config *cfg);
 int ring_new(ring **out, const ring_config *cfg, ring_error *err);
 
 /*
+ * Cancel every in-flight request and wait for them (at most a second): after
+ * it the kernel no longer reads or writes memory the caller lent (msghdrs,
+ * iovecs, send data), so the caller may free it while the ring itself stays
+ * usable for new requests.  Their CQEs (-ECANCELED or a result) stay in
+ * the queue.  The doorbell's read is cancelled too: ring_waker_wake() no
+ * longer wakes this ring (meant for teardown).  Owner thread.
+ */
+void ring_cancel_all(ring *r);
+
+/*
  * Tear down: cancel every in-flight request synchronously (so the kernel no
  * longer writes to memory the caller lent, such as recv buffers or msghdrs),
  * unregister and unmap the buffer ring, close the ring and the doorbell.

@@ -1071,6 +1071,50 @@ Test(cancel, multishot_recv_by_user_data)
 	close(cli);
 }
 
+Test(cancel, all_synchronously_ring_stays_usable)
+{
+	ring *r = mk_ring(NULL);
+	uint64_t ud1 = ring_ud_pack(RING_OP_RECV, 11, 1);
+	uint64_t ud2 = ring_ud_pack(RING_OP_RECV, 12, 1);
+	ring_cqe cq[8];
+	unsigned n;
+	int s1, c1, s2, c2;
+
+	tcp_pair(&s1, &c1);
+	tcp_pair(&s2, &c2);
+	cr_assert_eq(ring_prep_recv_multishot(r, s1, ud1), 0);
+	cr_assert_eq(ring_prep_recv_multishot(r, s2, ud2), 0);
+	cr_assert_geq(ring_submit(r), 2);
+	/* Both armed recvs are cancelled before it returns (and the
+	 * doorbell's read: its CQE comes too). */
+	ring_cancel_all(r);
+	n = collect(r, cq, 3, 8, 500);
+	unsigned recvs = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (cq[i].user_data != ud1 && cq[i].user_data != ud2)
+			continue;
+		recvs++;
+		cr_expect_eq(cq[i].res, -ECANCELED);
+		cr_expect_not(ring_cqe_more(&cq[i]));
+	}
+	cr_assert_eq(recvs, 2u, "%u recv CQEs after ring_cancel_all (%u in all)", recvs, n);
+	/* The ring still works: arm again, data arrives. */
+	cr_assert_eq(ring_prep_recv_multishot(r, s1, ud1), 0);
+	cr_assert_geq(ring_submit(r), 1);
+	cr_assert_eq(send(c1, "x", 1, 0), 1);
+	n = collect(r, cq, 1, 8, 2000);
+	cr_assert_eq(n, 1u);
+	cr_expect_eq(cq[0].user_data, ud1);
+	cr_expect_eq(cq[0].res, 1);
+	if (ring_cqe_has_buf(&cq[0]))
+		ring_bufs_recycle(ring_bufs_of(r), ring_cqe_bid(&cq[0]));
+	ring_free(r);
+	close(s1);
+	close(c1);
+	close(s2);
+	close(c2);
+}
+
 Test(cancel, by_fd_then_close)
 {
 	ring *r = mk_ring(NULL);
