@@ -410,16 +410,45 @@ void shard_iov_free_all(shard *sh)
     }
 }
 
+/* Borrow a send buffer for this connection; false (and closing) without
+ * memory. */
+static bool sb_ready(conn *c)
+{
+    if (c->sb || (c->sb = iov_take(c->sh)))
+        return true;
+    conn_close(c);
+    return false;
+}
+
+/* Put c->sb->iov[0..n) on the wire with one sendmsg (SENDMSG_ZC when zc):
+ * the connection's one send in flight. */
+static void start_send(conn *c, size_t n, bool zc)
+{
+    memset(&c->sb->msg, 0, sizeof c->sb->msg);
+    c->sb->msg.msg_iov = c->sb->iov;
+    c->sb->msg.msg_iovlen = n;
+    int rc = zc ? ring_prep_sendmsg_zc(c->sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND))
+                : ring_prep_sendmsg(c->sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND));
+    if (rc < 0) {
+        if (c->tls)
+            tls_out_commit(c->tls, 0); /* ends the lending */
+        log_msg(LOG_WARN, (int)c->sh->idx, "send: %s", strerror(-rc));
+        conn_close(c);
+        return;
+    }
+    c->zc = zc;
+    c->sending = true;
+    c->ops++;
+}
+
 /* TLS: encrypt what the adapter takes of the engine's output, then send
  * the ciphertext it lends (plain sendmsg: the bytes are ours, SEND_ZC would
  * only add the notification). */
 static void tls_flush(conn *c)
 {
     shard *sh = c->sh;
-    if (!c->sb && !(c->sb = iov_take(sh))) {
-        conn_close(c);
+    if (!sb_ready(c))
         return;
-    }
     size_t room = tls_write_room(c->tls);
     if (room && h2_conn_want_write(c->h2)) {
         size_t n = h2_conn_out_prepare(c->h2, c->sb->iov, CONN_IOV,
@@ -444,18 +473,7 @@ static void tls_flush(conn *c)
         maybe_finish(c);
         return;
     }
-    memset(&c->sb->msg, 0, sizeof c->sb->msg);
-    c->sb->msg.msg_iov = c->sb->iov;
-    c->sb->msg.msg_iovlen = (size_t)k;
-    int rc = ring_prep_sendmsg(sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND));
-    if (rc < 0) {
-        tls_out_commit(c->tls, 0);
-        log_msg(LOG_WARN, (int)sh->idx, "send: %s", strerror(-rc));
-        conn_close(c);
-        return;
-    }
-    c->sending = true;
-    c->ops++;
+    start_send(c, (size_t)k, false);
 }
 
 void conn_flush(conn *c)
@@ -470,19 +488,14 @@ void conn_flush(conn *c)
         maybe_finish(c);
         return;
     }
-    if (!c->sb && !(c->sb = iov_take(c->sh))) {
-        conn_close(c);
+    if (!sb_ready(c))
         return;
-    }
     size_t n = h2_conn_out_prepare(c->h2, c->sb->iov, CONN_IOV, CONN_SEND_BUDGET);
     if (n == 0) {
         iov_give(c);
         maybe_finish(c);
         return;
     }
-    memset(&c->sb->msg, 0, sizeof c->sb->msg);
-    c->sb->msg.msg_iov = c->sb->iov;
-    c->sb->msg.msg_iovlen = n;
     /* Large batches go zero-copy: the kernel reads the application's pages
      * (and our frame headers) until its notification, so the engine's output
      * is committed only then (conn_on_send). */
@@ -491,16 +504,7 @@ void conn_flush(conn *c)
     if (zc_min)
         for (size_t i = 0; i < n; i++)
             total += c->sb->iov[i].iov_len;
-    c->zc = zc_min && total >= zc_min;
-    int rc = c->zc ? ring_prep_sendmsg_zc(c->sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND))
-                   : ring_prep_sendmsg(c->sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND));
-    if (rc < 0) {
-        log_msg(LOG_WARN, (int)c->sh->idx, "send: %s", strerror(-rc));
-        conn_close(c);
-        return;
-    }
-    c->sending = true;
-    c->ops++;
+    start_send(c, n, zc_min && total >= zc_min);
 }
 
 void conn_on_send(conn *c, const ring_cqe *cqe)

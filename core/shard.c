@@ -39,24 +39,41 @@ void shard_mark_dirty(conn *c)
     c->sh->dirty = c;
 }
 
+/* One listener (h2c: OP_ACCEPT, TLS: OP_ACCEPT_TLS): arm its multishot
+ * accept if it is open and not armed. */
+static int arm_listener(shard *sh, int fd, bool *armed, uint8_t op)
+{
+    if (fd < 0 || *armed)
+        return 0;
+    int rc = ring_prep_accept_multishot(sh->r, fd, ring_ud_pack(op, 0, 0));
+    if (rc == 0)
+        *armed = true;
+    return rc;
+}
+
+/* Stop taking connections on one listener; the kernel drops queued ones at
+ * close. */
+static void close_listener(shard *sh, int *fd, bool armed, uint8_t op)
+{
+    if (*fd < 0)
+        return;
+    if (armed && sh->r)
+        ring_prep_cancel(sh->r, ring_ud_pack(op, 0, 0), ring_ud_pack(OP_CANCEL, 0, 0));
+    close(*fd);
+    *fd = -1;
+}
+
+static bool accept_unarmed(const shard *sh)
+{
+    return (sh->lfd >= 0 && !sh->accept_armed) || (sh->tls_lfd >= 0 && !sh->tls_accept_armed);
+}
+
 static int arm_accept(shard *sh)
 {
     if (sh->draining)
         return 0;
-    if (sh->lfd >= 0 && !sh->accept_armed) {
-        int rc = ring_prep_accept_multishot(sh->r, sh->lfd, ring_ud_pack(OP_ACCEPT, 0, 0));
-        if (rc < 0)
-            return rc;
-        sh->accept_armed = true;
-    }
-    if (sh->tls_lfd >= 0 && !sh->tls_accept_armed) {
-        int rc = ring_prep_accept_multishot(sh->r, sh->tls_lfd,
-                                            ring_ud_pack(OP_ACCEPT_TLS, 0, 0));
-        if (rc < 0)
-            return rc;
-        sh->tls_accept_armed = true;
-    }
-    return 0;
+    int rc = arm_listener(sh, sh->lfd, &sh->accept_armed, OP_ACCEPT);
+    return rc < 0 ? rc : arm_listener(sh, sh->tls_lfd, &sh->tls_accept_armed, OP_ACCEPT_TLS);
 }
 
 static void on_accept(shard *sh, const ring_cqe *cqe, bool tls)
@@ -128,20 +145,8 @@ static void begin_drain(shard *sh)
     sh->draining = true;
     sh->drain_deadline = sh->now + sh->srv->cfg.drain_timeout_ms;
     log_msg(LOG_INFO, (int)sh->idx, "draining %u connection(s)", sh->nconns);
-    if (sh->lfd >= 0) {
-        /* Stop taking connections; the kernel drops queued ones at close. */
-        if (sh->accept_armed)
-            ring_prep_cancel(sh->r, ring_ud_pack(OP_ACCEPT, 0, 0), ring_ud_pack(OP_CANCEL, 0, 0));
-        close(sh->lfd);
-        sh->lfd = -1;
-    }
-    if (sh->tls_lfd >= 0) {
-        if (sh->tls_accept_armed)
-            ring_prep_cancel(sh->r, ring_ud_pack(OP_ACCEPT_TLS, 0, 0),
-                             ring_ud_pack(OP_CANCEL, 0, 0));
-        close(sh->tls_lfd);
-        sh->tls_lfd = -1;
-    }
+    close_listener(sh, &sh->lfd, sh->accept_armed, OP_ACCEPT);
+    close_listener(sh, &sh->tls_lfd, sh->tls_accept_armed, OP_ACCEPT_TLS);
     for (uint32_t i = 0; i < sh->srv->cfg.max_conns; i++)
         if (sh->slots[i])
             conn_begin_drain(sh->slots[i]);
@@ -350,12 +355,9 @@ static void shard_teardown(shard *sh)
     settle(sh);
     if (sh->noff)
         offload_stop(sh);
-    if (sh->lfd >= 0)
-        close(sh->lfd);
-    sh->lfd = -1;
-    if (sh->tls_lfd >= 0)
-        close(sh->tls_lfd);
-    sh->tls_lfd = -1;
+    /* ring_free() below cancels an accept still armed. */
+    close_listener(sh, &sh->lfd, false, OP_ACCEPT);
+    close_listener(sh, &sh->tls_lfd, false, OP_ACCEPT_TLS);
     ring_free(sh->r); /* cancels what is still in flight before we free memory */
     sh->r = NULL;
     if (sh->h2.fields)
@@ -374,17 +376,11 @@ static void shard_teardown(shard *sh)
     }
 }
 
-/* The port this shard listens on, for the on_listen hook (port 0 case). */
-static uint16_t shard_port(const shard *sh)
+/* The port a listener is bound to, for the on_listen hooks (port 0 case). */
+static uint16_t bound_port(int fd, uint16_t configured)
 {
-    int p = ring_listen_port(sh->lfd);
-    return p > 0 ? (uint16_t)p : sh->srv->cfg.port;
-}
-
-static uint16_t shard_tls_port(const shard *sh)
-{
-    int p = ring_listen_port(sh->tls_lfd);
-    return p > 0 ? (uint16_t)p : sh->srv->cfg.tls_port;
+    int p = ring_listen_port(fd);
+    return p > 0 ? (uint16_t)p : configured;
 }
 
 void *shard_main(void *arg)
@@ -398,9 +394,9 @@ void *shard_main(void *arg)
         shard_teardown(sh);
         return NULL;
     }
-    sh->port = shard_port(sh);
+    sh->port = bound_port(sh->lfd, srv->cfg.port);
     if (sh->tls_lfd >= 0)
-        sh->tls_port = shard_tls_port(sh);
+        sh->tls_port = bound_port(sh->tls_lfd, srv->cfg.tls_port);
     atomic_store(&sh->ready, 1);
     if (srv->hooks.on_listen)
         srv->hooks.on_listen(sh->idx, srv->cfg.address, sh->port, srv->app);
@@ -454,8 +450,7 @@ void *shard_main(void *arg)
                     conn_close(sh->slots[i]);
             sh->drain_deadline = UINT64_MAX; /* closing; CQEs finish the job */
         }
-        if ((!sh->accept_armed || (sh->tls_lfd >= 0 && !sh->tls_accept_armed)) &&
-            !sh->draining && sh->nfree)
+        if (accept_unarmed(sh) && !sh->draining && sh->nfree)
             arm_accept(sh);
         settle(sh);
     }

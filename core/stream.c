@@ -271,9 +271,9 @@ static void on_trailers(conn *c, const h2_event *ev)
         return;
     st->flags |= ST_REQ_END;
     const spindle_handler *h = handler_of(c);
+    size_t n = convert_fields(ev->u.trailers.fields, ev->u.trailers.n, c->sh->hdr_scratch);
     if ((st->flags & ST_PAUSED) || st->pend_len) {
         /* Body bytes are still held: trailers come after them. */
-        size_t n = convert_fields(ev->u.trailers.fields, ev->u.trailers.n, c->sh->hdr_scratch);
         st->pend_trailers = headers_copy(c->sh->hdr_scratch, n);
         st->pend_ntrailers = n;
         if (!st->pend_trailers)
@@ -281,7 +281,6 @@ static void on_trailers(conn *c, const h2_event *ev)
         queue_settle(st);
         return;
     }
-    size_t n = convert_fields(ev->u.trailers.fields, ev->u.trailers.n, c->sh->hdr_scratch);
     if (c->sh->noff)
         offload_trailers(st, c->sh->hdr_scratch, n);
     else if (h->on_trailers)

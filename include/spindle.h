@@ -16,7 +16,9 @@
  * straight from the application's buffer and calls the release callback
  * exactly once, after the kernel is done with the bytes (for zero-copy
  * sends, after the completion notification), or when the stream or the
- * connection ends first.  Request data passed to callbacks is valid only
+ * connection ends first.  (A body of at most 1 KiB handed over whole is
+ * copied next to its frame header, which costs less than an iovec of its
+ * own; it is still released only after the send that carried it.)  Request data passed to callbacks is valid only
  * during the callback.
  */
 #ifndef SPINDLE_H

@@ -773,15 +773,19 @@ static bool volatile_name(const uint8_t *n, uint32_t len)
     }
 }
 
-/* Does this field go into the dynamic table?  One answer for
- * reserve_block() and encode_field(). */
-static bool wants_insert(const hpack_encoder *e, const hpack_field *f)
+/* A field kept out of the table because its value changes per message. */
+static bool is_volatile(const hpack_encoder *e, const hpack_field *f)
 {
-    if (f->flags & (HPACK_F_NEVER_INDEX | HPACK_F_NO_INDEX))
+    return e->skip_volatile && volatile_name(f->name, f->name_len);
+}
+
+/* Does this field go into the dynamic table?  One answer for
+ * reserve_block() and encode_field(); vol is is_volatile(e, f). */
+static bool wants_insert(const hpack_encoder *e, const hpack_field *f, bool vol)
+{
+    if (vol || (f->flags & (HPACK_F_NEVER_INDEX | HPACK_F_NO_INDEX)))
         return false;
-    if ((uint64_t)f->name_len + f->value_len + HPACK_ENTRY_OVERHEAD > e->table.max_size)
-        return false;
-    return !(e->skip_volatile && volatile_name(f->name, f->name_len));
+    return (uint64_t)f->name_len + f->value_len + HPACK_ENTRY_OVERHEAD <= e->table.max_size;
 }
 
 /* Reserve table storage for every field of the block that may be inserted,
@@ -793,7 +797,7 @@ static h2_rv reserve_block(hpack_encoder *e, const hpack_field *f, size_t n)
     uint64_t bytes = 0, ents = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t b = (uint64_t)f[i].name_len + f[i].value_len;
-        if (!wants_insert(e, &f[i]))
+        if (!wants_insert(e, &f[i], is_volatile(e, &f[i])))
             continue;
         bytes += b;
         ents++;
@@ -916,13 +920,13 @@ static h2_rv encode_field(hpack_encoder *e, const hpack_field *f, uint8_t **pos)
     bool never = (f->flags & HPACK_F_NEVER_INDEX) != 0;
     /* A volatile field never enters the table (wants_insert), so it cannot
      * be found there by value: look up its name only. */
-    bool vol = e->skip_volatile && volatile_name(f->name, f->name_len);
+    bool vol = is_volatile(e, f);
     match m = lookup(&e->table, f, !never && !vol);
     if (m.exact != 0) {
         *pos = hpack_int_encode(*pos, REP_INDEXED, 7, m.exact);
         return H2_OK;
     }
-    bool insert = wants_insert(e, f);
+    bool insert = wants_insert(e, f, vol);
     uint8_t *p = *pos;
     if (insert)
         p = hpack_int_encode(p, REP_INCREMENTAL, 6, m.name);

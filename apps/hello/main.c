@@ -241,45 +241,44 @@ static void on_close(spindle_stream *s, void *app)
     free(spindle_stream_user(s));
 }
 
-static void on_listen(uint32_t shard, const char *address, uint16_t port, void *app)
+/* "listening on SCHEME://ADDRESS:PORT (shard N)", and on shard 0 a curl
+ * command to try: try_prefix, then the URL. */
+static void say_listening(const char *scheme, uint32_t shard, const char *address, uint16_t port,
+                          const char *try_prefix, bool local_name)
 {
-    (void)app;
-    char line[256];
-    bool v6 = strchr(address, ':') != NULL;
-    int n = snprintf(line, sizeof line, "listening on http://%s%s%s:%u (shard %u)\n",
-                     v6 ? "[" : "", address, v6 ? "]" : "", port, shard);
-    if (shard == 0 && n > 0 && (size_t)n < sizeof line)
-        n += snprintf(line + n, sizeof line - (size_t)n,
-                      "try: curl --http2-prior-knowledge http://%s%s%s:%u/\n", v6 ? "[" : "",
-                      address, v6 ? "]" : "", port);
-    if (n > 0) {
-        ssize_t w = write(STDOUT_FILENO, line, strlen(line));
-        (void)w;
-    }
-}
-
-static void on_listen_tls(uint32_t shard, const char *address, uint16_t port, void *app)
-{
-    (void)app;
     char line[768];
     bool v6 = strchr(address, ':') != NULL;
-    int n = snprintf(line, sizeof line, "listening on https://%s%s%s:%u (shard %u)\n",
+    int n = snprintf(line, sizeof line, "listening on %s://%s%s%s:%u (shard %u)\n", scheme,
                      v6 ? "[" : "", address, v6 ? "]" : "", port, shard);
     if (shard == 0 && n > 0 && (size_t)n < sizeof line) {
         /* The generated certificate names localhost: use that name for the
          * loopback and wildcard addresses. */
-        bool local = strcmp(address, "127.0.0.1") == 0 || strcmp(address, "::1") == 0 ||
-                     strcmp(address, "0.0.0.0") == 0 || strcmp(address, "::") == 0;
-        n += snprintf(line + n, sizeof line - (size_t)n,
-                      "try: curl --http2 %s%s%shttps://%s%s%s:%u/\n", ca_hint ? "--cacert " : "",
-                      ca_hint ? ca_hint : "", ca_hint ? " " : "-k ",
-                      local ? "" : (v6 ? "[" : ""), local ? "localhost" : address,
+        bool local = local_name && (strcmp(address, "127.0.0.1") == 0 ||
+                                    strcmp(address, "::1") == 0 ||
+                                    strcmp(address, "0.0.0.0") == 0 || strcmp(address, "::") == 0);
+        n += snprintf(line + n, sizeof line - (size_t)n, "try: %s%s://%s%s%s:%u/\n", try_prefix,
+                      scheme, local ? "" : (v6 ? "[" : ""), local ? "localhost" : address,
                       local ? "" : (v6 ? "]" : ""), port);
     }
     if (n > 0 && (size_t)n < sizeof line) {
         ssize_t w = write(STDOUT_FILENO, line, strlen(line));
         (void)w;
     }
+}
+
+static void on_listen(uint32_t shard, const char *address, uint16_t port, void *app)
+{
+    (void)app;
+    say_listening("http", shard, address, port, "curl --http2-prior-knowledge ", false);
+}
+
+static void on_listen_tls(uint32_t shard, const char *address, uint16_t port, void *app)
+{
+    (void)app;
+    char prefix[512];
+    snprintf(prefix, sizeof prefix, "curl --http2 %s%s%s", ca_hint ? "--cacert " : "",
+             ca_hint ? ca_hint : "", ca_hint ? " " : "-k ");
+    say_listening("https", shard, address, port, prefix, true);
 }
 
 static void usage(FILE *f)

@@ -28,6 +28,7 @@ import hashlib
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import struct
@@ -73,6 +74,27 @@ def sanitized():
             return b"__asan_init" in f.read()
     except (OSError, RuntimeError):
         return False
+
+
+# memcheck as the integration tests run the server under it: exit 9 on any
+# error or definite/indirect leak (--fair-sched: see README).
+VALGRIND = ("valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect "
+            "--error-exitcode=9 --fair-sched=yes --soname-synonyms=somalloc=*jemalloc*")
+
+
+@contextlib.contextmanager
+def under_valgrind(test):
+    """Servers started inside run under VALGRIND; skips `test` where that
+    cannot work (no valgrind, an ASan build)."""
+    if not shutil.which("valgrind"):
+        test.skipTest("valgrind not installed")
+    if sanitized():
+        test.skipTest("an ASan build cannot run under valgrind (scripts/test.sh --asan)")
+    os.environ["SPINDLE_HELLO_WRAPPER"] = VALGRIND
+    try:
+        yield
+    finally:
+        os.environ.pop("SPINDLE_HELLO_WRAPPER", None)
 
 
 def sha256(data):
@@ -420,6 +442,22 @@ import h2.exceptions        # noqa: E402
 import h2.settings          # noqa: E402
 
 
+class SocketClient:
+    """A test client owning self.sock: close() it, or use it as a context
+    manager."""
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 class StreamResult:
     def __init__(self, sid, t0):
         self.sid = sid
@@ -456,7 +494,7 @@ def _hdict(headers):
     return d
 
 
-class H2Client:
+class H2Client(SocketClient):
     """A blocking HTTP/2 client over one socket (h2c, prior knowledge).
 
     Unlike a stock H2Connection it keeps accepting frames for open streams
@@ -485,17 +523,6 @@ class H2Client:
         self.unacked = 0             # bytes received but not acknowledged (auto_ack False)
         self._pending_ack = []
         self.flush()
-
-    def close(self):
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     def flush(self):
         data = self.conn.data_to_send()
@@ -671,7 +698,7 @@ def frame(ftype, flags, sid, payload=b""):
     return struct.pack(">I", len(payload))[1:] + struct.pack(">BBI", ftype, flags, sid) + payload
 
 
-class RawConn:
+class RawConn(SocketClient):
     """A raw HTTP/2 peer: write whatever bytes, read parsed frames."""
 
     def __init__(self, port, host=HOST, timeout=5.0, preface=True):
@@ -684,17 +711,6 @@ class RawConn:
         self.frames = []
         if preface:
             self.send(PREFACE + frame(SETTINGS, 0, 0))
-
-    def close(self):
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     def send(self, data):
         self.sock.sendall(data)

@@ -55,7 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (CONTINUATION, DATA, ERR, GOAWAY, HEADERS, HELLO, HOST,  # noqa: E402
                      ONE_MIB_BODY, PING, PREFACE, PRIORITY, RST_STREAM, SETTINGS,
-                     WINDOW_UPDATE, H2Client, Server, frame, log)
+                     WINDOW_UPDATE, H2Client, Server, SocketClient, frame, log)
 
 import hpack  # noqa: E402
 
@@ -254,7 +254,7 @@ def holds_socket(pid, inode):
 # A raw peer: non-blocking sends, a fast frame parser, per-stream bookkeeping
 # ---------------------------------------------------------------------------
 
-class Peer:
+class Peer(SocketClient):
     """One hostile connection.  Sends raw bytes (blocking or not), parses
     what the server sends with a small parser (hyperframe is too slow for
     10^5 frames), ACKs the server's SETTINGS unless told not to."""
@@ -297,17 +297,6 @@ class Peer:
         self.recv_error = None
         if preface:
             self.send(PREFACE + settings_frame(settings))
-
-    def close(self):
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     # -- sending ---------------------------------------------------------
     def send(self, data, timeout=None):
@@ -616,7 +605,7 @@ def tls_record(ctype, payload, version=0x0303):
     return struct.pack(">BHH", ctype, version, len(payload)) + payload
 
 
-class TlsBio:
+class TlsBio(SocketClient):
     """A TLS client over ssl.MemoryBIO on a plain socket: .raw keeps every
     byte the server sent (alerts before the handshake ends are in the
     clear), .sock takes raw bytes (garbage after the handshake)."""
@@ -635,17 +624,6 @@ class TlsBio:
         self.eof = False
         self.t_eof = None
         self.reset = False
-
-    def close(self):
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     def flush(self):
         data = self.out.read()

@@ -5,7 +5,6 @@ error or definite/indirect leak, so the harness's exit-status-0 check is
 the assertion.  (LeakSanitizer cannot follow Criterion's forked unit tests,
 and ASan replaces jemalloc; this checks the real binary.)"""
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -16,20 +15,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import HELLO, ONE_MIB_SHA256, H2Client, Server, log, run, sha256  # noqa: E402
 
-VALGRIND = ("valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect "
-            "--error-exitcode=9 --fair-sched=yes --soname-synonyms=somalloc=*jemalloc*")
 
-
-@unittest.skipUnless(shutil.which("valgrind"), "valgrind not installed")
 class MemcheckTest(unittest.TestCase):
     def test_clean_under_memcheck(self):
-        if harness.sanitized():
-            self.skipTest("an ASan build cannot run under valgrind (scripts/test.sh --asan)")
-        os.environ["SPINDLE_HELLO_WRAPPER"] = VALGRIND
-        try:
+        with harness.under_valgrind(self):
             self._run()
-        finally:
-            os.environ.pop("SPINDLE_HELLO_WRAPPER", None)
 
     def _run(self):
         with tempfile.TemporaryDirectory(prefix="spindle-it-vg-") as tmp, \

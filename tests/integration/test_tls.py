@@ -8,7 +8,6 @@ configurations.  The CA and certificates are made with the openssl CLI in a
 temporary directory."""
 import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -586,11 +585,7 @@ class TlsConfigTest(unittest.TestCase):
         self.assertIn("tls-port must differ from port", err)
 
 
-VALGRIND = ("valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect "
-            "--error-exitcode=9 --fair-sched=yes --soname-synonyms=somalloc=*jemalloc*")
 
-
-@unittest.skipUnless(shutil.which("valgrind"), "valgrind not installed")
 @unittest.skipIf(os.environ.get("SPINDLE_HELLO_WRAPPER"), "already under a wrapper")
 class TlsMemcheckTest(unittest.TestCase):
     """The server under valgrind memcheck with TLS: full and resumed
@@ -600,13 +595,8 @@ class TlsMemcheckTest(unittest.TestCase):
     cache), so the exit status 0 check is the assertion."""
 
     def test_clean_under_memcheck(self):
-        if harness.sanitized():
-            self.skipTest("ASan build: valgrind cannot run it")
-        os.environ["SPINDLE_HELLO_WRAPPER"] = VALGRIND
-        try:
+        with harness.under_valgrind(self):
             self._run()
-        finally:
-            os.environ.pop("SPINDLE_HELLO_WRAPPER", None)
 
     def _run(self):
         with tempfile.TemporaryDirectory(prefix="tls-it-vg-") as d:
