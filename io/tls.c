@@ -262,6 +262,7 @@ struct tls_conn {
 	size_t lent;      /* bytes lent from out_off by tls_pending_out() */
 	bool lending;
 	bool hs_done;
+	bool hello_seen;  /* the first record header passed check_first_record() */
 	bool notify_sent;
 	tls_rv final;     /* TLS_CLOSED / TLS_ERROR once the connection is done */
 	const char *alpn;
@@ -602,12 +603,51 @@ static void trim_input(tls_conn *t)
 	}
 }
 
+/*
+ * The first five bytes a client sends must be the header of a handshake
+ * record (RFC 8446 5.1: type 22, legacy version 3.x, a length of 1..2^14).
+ * wolfSSL's server accepts any version in the first header and waits for
+ * whatever length it names, so a peer speaking something else (plain HTTP
+ * or h2c on the TLS port, a scanner, random bytes) could hold the
+ * connection, and its 60 KiB session, until the handshake timeout. Checked
+ * here before wolfSSL sees a byte: such a peer is closed at once, without
+ * an alert (it would not understand one). TLS_OK when the header is good,
+ * TLS_WANT while fewer than five bytes are in, TLS_ERROR otherwise.
+ */
+static tls_rv check_first_record(tls_conn *t)
+{
+	size_t n = t->in ? t->in_len - t->in_off : 0;
+	const uint8_t *b = n ? t->in + t->in_off : NULL;
+	bool bad = (n >= 1 && b[0] != 22) || (n >= 2 && b[1] != 3);
+	if (!bad && n >= 5) {
+		size_t len = (size_t)b[3] << 8 | b[4];
+		bad = len == 0 || len > 16384;
+	}
+	if (!bad)
+		return n >= 5 ? TLS_OK : TLS_WANT;
+	char hex[3 * 5 + 1] = "";
+	for (size_t i = 0; i < n && i < 5; i++)
+		snprintf(hex + 3 * i, sizeof hex - 3 * i, " %02x", b[i]);
+	bool http = n >= 4 && (memcmp(b, "PRI ", 4) == 0 || memcmp(b, "GET ", 4) == 0 ||
+			       memcmp(b, "POST", 4) == 0 || memcmp(b, "HEAD", 4) == 0);
+	snprintf(t->err, sizeof t->err, "not a TLS client: the first bytes%s are not a ClientHello record%s",
+		 hex, http ? " (plaintext HTTP on the TLS port?)" : "");
+	t->final = TLS_ERROR;
+	return TLS_ERROR;
+}
+
 tls_rv tls_handshake(tls_conn *t)
 {
 	if (t->final)
 		return t->final == TLS_CLOSED && t->hs_done ? TLS_OK : TLS_ERROR;
 	if (t->hs_done)
 		return TLS_OK;
+	if (!t->hello_seen) {
+		tls_rv rv = check_first_record(t);
+		if (rv != TLS_OK)
+			return rv;
+		t->hello_seen = true;
+	}
 	if (ensure_ssl(t) != TLS_OK)
 		return TLS_ERROR;
 	int r = wolfSSL_accept(t->ssl);
