@@ -550,7 +550,7 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
         st->flags &= (uint16_t)~ST_WANT_WRITABLE;
         if (st->flags & (ST_RESET | ST_CLOSED))
             continue;
-        if (c->sh->noff)
+        if (st->flags & ST_OFFLOADED)
             offload_writable(st);
         else if (h->on_writable)
             h->on_writable(st, c->sh->srv->app);

@@ -24,7 +24,10 @@ typedef struct off_msg {
     spindle_stream *st;
     void *data; /* heap, owned by the message (request pack, body copy, trailers pack) */
     size_t len;
-    spindle_timer_fn fn;
+    union {
+        spindle_timer_fn timer;     /* M_TIMER */
+        spindle_request_fn request; /* M_REQUEST: NULL for the handler's on_request */
+    } fn;
 } off_msg;
 
 typedef struct off_cmd {
@@ -202,7 +205,7 @@ bool offload_has_room(shard *sh)
     return true;
 }
 
-void offload_request(spindle_stream *st, const spindle_request *req)
+void offload_request(spindle_stream *st, const spindle_request *req, spindle_request_fn fn)
 {
     st->worker = pick_worker(st->c->sh); /* first: even a failed request is closed through it */
     size_t bytes = sizeof *req + header_bytes(req->headers, req->nheaders) + req->method.len +
@@ -222,7 +225,7 @@ void offload_request(spindle_stream *st, const spindle_request *req)
     copy_str(&r->authority, &req->authority, &w);
     copy_str(&r->path, &req->path, &w);
     copy_str(&r->protocol, &req->protocol, &w);
-    off_msg m = {.type = M_REQUEST, .st = st, .data = blk, .len = bytes};
+    off_msg m = {.type = M_REQUEST, .st = st, .data = blk, .len = bytes, .fn.request = fn};
     post(worker_of(st), &m);
 }
 
@@ -266,7 +269,7 @@ void offload_writable(spindle_stream *st)
 
 void offload_timer(spindle_stream *st, spindle_timer_fn fn)
 {
-    off_msg m = {.type = M_TIMER, .st = st, .fn = fn};
+    off_msg m = {.type = M_TIMER, .st = st, .fn.timer = fn};
     post(worker_of(st), &m);
 }
 
@@ -447,10 +450,12 @@ static void run(offload *o, off_msg *m)
     server *srv = o->sh->srv;
     const spindle_handler *h = &srv->handler;
     switch (m->type) {
-    case M_REQUEST:
-        if (h->on_request)
-            h->on_request(st, m->data, srv->app);
+    case M_REQUEST: {
+        spindle_request_fn f = m->fn.request ? m->fn.request : h->on_request;
+        if (f)
+            f(st, m->data, srv->app);
         break;
+    }
     case M_BODY:
         if (!(st->wflags & (ST_RESET | ST_CLOSED)) && h->on_body)
             h->on_body(st, m->data, m->len, m->end, srv->app);
@@ -478,8 +483,8 @@ static void run(offload *o, off_msg *m)
             h->on_writable(st, srv->app);
         break;
     case M_TIMER:
-        if (!(st->wflags & (ST_RESET | ST_CLOSED)) && m->fn)
-            m->fn(st, srv->app);
+        if (!(st->wflags & (ST_RESET | ST_CLOSED)) && m->fn.timer)
+            m->fn.timer(st, srv->app);
         break;
     case M_CLOSE: {
         st->wflags |= ST_CLOSED;

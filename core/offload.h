@@ -1,7 +1,9 @@
 /* offload.h - running a blocking handler off the shard thread.
  *
  * With spindle_handler.blocking, each shard starts `offload-threads` worker
- * threads.  A stream is bound to one worker for its life (by stream id), so
+ * threads with itself, and every stream runs on them; otherwise the shard
+ * starts them at the first spindle_offload() and only the streams handed
+ * over that way run there (their flag ST_OFFLOADED).  A stream is bound to one worker for its life (by stream id), so
  * its callbacks run on one thread, in order.  Between the shard and each
  * worker there are two bounded SPSC queues (core/spsc.h):
  *
@@ -39,7 +41,8 @@ void offload_stop(shard *sh);
 
 /* Shard side. */
 bool offload_has_room(shard *sh);  /* may the shard feed connections? */
-void offload_request(spindle_stream *st, const spindle_request *req);
+/* fn: what the worker runs first (NULL: the handler's on_request). */
+void offload_request(spindle_stream *st, const spindle_request *req, spindle_request_fn fn);
 void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool end);
 void offload_trailers(spindle_stream *st, const spindle_header *h, size_t n);
 void offload_reset(spindle_stream *st, uint32_t code);

@@ -106,6 +106,7 @@ enum stream_flag {
     ST_PAUSED = 1u << 4,   /* the handler paused the body */
     ST_WANT_WRITABLE = 1u << 5,
     ST_SETTLE = 1u << 6,   /* on the shard's settle list */
+    ST_OFFLOADED = 1u << 7, /* its callbacks run on an offload worker */
 };
 
 struct spindle_stream {
@@ -167,8 +168,14 @@ struct shard {
     uint64_t requests;
     atomic_bool stats_wanted;    /* set by the main thread on SIGUSR1 */
     int arena;                   /* this shard's jemalloc arena, -1 without jemalloc */
-    struct offload *off;         /* workers for blocking handlers (noff of them) */
+    struct offload *off;         /* offload workers (noff of them): started with the
+                                  * shard for a blocking handler, else at the first
+                                  * spindle_offload() */
     uint32_t noff;
+    bool off_failed;             /* starting them failed once: not retried */
+    uint64_t offloaded;          /* requests handed to workers (statistics) */
+    spindle_stream *in_request;  /* the stream whose on_request runs (inline) */
+    const spindle_request *in_request_req;
     struct overflow *off_overflow, *off_overflow_tail;
     uint32_t off_streams;        /* streams handed to workers, not yet FREED */
     uint32_t *off_load;          /* per worker: streams bound to it, not yet FREED */

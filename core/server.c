@@ -25,6 +25,31 @@
 
 static atomic_bool stop_requested;
 
+/* The signals spindle_run() acts on are blocked in its threads and taken
+ * by the main thread with sigtimedwait().  A thread the application
+ * started before spindle_run() may not block them; a process signal can
+ * then be delivered to that thread, where the default action would end
+ * the process (SIGTERM, SIGUSR1).  These handlers catch such a delivery;
+ * the main thread picks it up within its 100 ms tick. */
+static atomic_int caught_stop;    /* SIGINT or SIGTERM, 0 when none */
+static atomic_bool caught_stats;  /* SIGUSR1 */
+
+static void catch_signal(int sig)
+{
+    if (sig == SIGUSR1)
+        atomic_store(&caught_stats, true);
+    else
+        atomic_store(&caught_stop, sig);
+}
+
+/* A signal caught by catch_signal() (SIGUSR1 first), or 0. */
+static int take_caught(void)
+{
+    if (atomic_exchange(&caught_stats, false))
+        return SIGUSR1;
+    return atomic_exchange(&caught_stop, 0);
+}
+
 void spindle_stop(void) { atomic_store(&stop_requested, true); }
 
 /* jemalloc, when linked, gives each shard an arena of its own; under ASan
@@ -137,6 +162,15 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
     sigaddset(&sigs, SIGPIPE);
     sigaddset(&sigs, SIGUSR1); /* log every shard's statistics */
     pthread_sigmask(SIG_BLOCK, &sigs, &old);
+    static const int caught[] = {SIGINT, SIGTERM, SIGUSR1};
+    struct sigaction act, prev[3];
+    memset(&act, 0, sizeof act);
+    act.sa_handler = catch_signal;
+    sigfillset(&act.sa_mask);
+    atomic_store(&caught_stop, 0);
+    atomic_store(&caught_stats, false);
+    for (int i = 0; i < 3; i++)
+        sigaction(caught[i], &act, &prev[i]);
 
     uint32_t started = 0;
     int rc = 0;
@@ -171,6 +205,8 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
     struct timespec tick = {0, 100 * 1000 * 1000};
     while (!atomic_load(&srv.stop)) {
         int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig < 0)
+            sig = take_caught(); /* delivered to an application's thread */
         if (sig == SIGUSR1) {
             /* Each shard logs its own counters, on its own thread. */
             for (uint32_t i = 0; i < started; i++)
@@ -201,6 +237,8 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
         if (srv.shards[i].rc && !rc)
             rc = srv.shards[i].rc;
     }
+    for (int i = 0; i < 3; i++)
+        sigaction(caught[i], &prev[i], NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     free(srv.shards);
     tls_ticket_keys_free(srv.tickets); /* every shard's tls_ctx is gone */

@@ -122,9 +122,12 @@ void shard_log_stats(shard *sh)
     if (sh->tls)
         snprintf(tls, sizeof tls, " (%llu TLS, %llu TLS handshakes failed)",
                  (unsigned long long)sh->accepted_tls, (unsigned long long)sh->tls_failed);
-    log_msg(LOG_INFO, (int)sh->idx, "stats: %llu connections%s, %u open, %llu requests; limits hit: %s",
+    char off[48] = "";
+    if (sh->noff || sh->offloaded)
+        snprintf(off, sizeof off, " (%llu offloaded)", (unsigned long long)sh->offloaded);
+    log_msg(LOG_INFO, (int)sh->idx, "stats: %llu connections%s, %u open, %llu requests%s; limits hit: %s",
             (unsigned long long)sh->accepted, tls, sh->nconns, (unsigned long long)sh->requests,
-            o ? lim : "none");
+            off, o ? lim : "none");
     /* Memory: what the shard's arena has allocated (live objects, not the
      * pages it caches), and how much of it the engine's pools keep. */
     uint64_t live, pooled;

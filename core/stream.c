@@ -91,7 +91,7 @@ void stream_settle(spindle_stream *st)
         timer_wheel_cancel(&c->sh->timers, &st->timer);
     const spindle_handler *h = handler_of(c);
     h2_conn_stream_set_user(c->h2, st->sid, NULL);
-    if (c->sh->noff) {
+    if (st->flags & ST_OFFLOADED) {
         /* The worker may still be inside a handler for this stream: the
          * engine keeps counting it against max_concurrent_streams until the
          * worker acknowledges the close (stream_offload_freed). */
@@ -137,7 +137,7 @@ void stream_conn_gone(conn *c)
         bool complete = (st->flags & ST_REQ_END) && (st->flags & ST_RESP_END);
         if (!complete) {
             st->flags |= ST_RESET;
-            if (c->sh->noff)
+            if (st->flags & ST_OFFLOADED)
                 offload_reset(st, H2_CANCEL);
             else if (h->on_reset)
                 h->on_reset(st, H2_CANCEL, app_of(c));
@@ -160,6 +160,44 @@ static size_t convert_fields(const hpack_field *f, size_t n, spindle_header *out
 }
 
 static spindle_str str_of(h2_str s) { return (spindle_str){(const char *)s.p, s.len}; }
+
+/* From now on the stream's callbacks run on an offload worker, starting
+ * with fn (NULL: the handler's on_request) on a copy of the request. */
+static void hand_to_worker(spindle_stream *st, const spindle_request *req, spindle_request_fn fn)
+{
+    shard *sh = st->c->sh;
+    st->flags |= ST_OFFLOADED;
+    sh->off_streams++;
+    sh->offloaded++;
+    offload_request(st, req, fn);
+}
+
+int spindle_offload(spindle_stream *s, spindle_request_fn fn)
+{
+    if (!s || !fn)
+        return SPINDLE_EINVAL;
+    if (offload_on_worker() || !s->c)
+        return SPINDLE_ESTATE;
+    shard *sh = s->c->sh;
+    if (sh->in_request != s || (s->flags & (ST_OFFLOADED | ST_RESET | ST_CLOSED | ST_RESP_END)))
+        return SPINDLE_ESTATE;
+    if (!sh->noff) {
+        if (sh->off_failed)
+            return SPINDLE_ESYS;
+        uint32_t n = sh->srv->cfg.offload_threads ? sh->srv->cfg.offload_threads : 1;
+        int rc = offload_start(sh, n);
+        if (rc != 0) {
+            offload_stop(sh); /* what did start */
+            sh->off_failed = true;
+            log_msg(LOG_ERROR, (int)sh->idx, "cannot start offload threads: %s; "
+                    "spindle_offload() fails from now on", spindle_strerror(rc));
+            return rc;
+        }
+        log_msg(LOG_DEBUG, (int)sh->idx, "started %u offload thread(s)", n);
+    }
+    hand_to_worker(s, sh->in_request_req, fn);
+    return SPINDLE_OK;
+}
 
 static void on_request(conn *c, const h2_event *ev)
 {
@@ -199,11 +237,14 @@ static void on_request(conn *c, const h2_event *ev)
         .incremental = rq->incremental,
     };
     const spindle_handler *h = handler_of(c);
-    if (sh->noff) {
-        sh->off_streams++;
-        offload_request(st, &req);
+    if (h->blocking) {
+        hand_to_worker(st, &req, NULL);
     } else if (h->on_request) {
+        sh->in_request = st;
+        sh->in_request_req = &req;
         h->on_request(st, &req, app_of(c));
+        sh->in_request = NULL;
+        sh->in_request_req = NULL;
     } else {
         stream_respond(st, 404, NULL, 0, true);
     }
@@ -233,7 +274,7 @@ static void hold_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
 static void deliver_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
 {
     conn *c = st->c;
-    if (c->sh->noff) {
+    if (st->flags & ST_OFFLOADED) {
         offload_body(st, p, n, end); /* consumed when the worker has taken it */
         return;
     }
@@ -281,7 +322,7 @@ static void on_trailers(conn *c, const h2_event *ev)
         queue_settle(st);
         return;
     }
-    if (c->sh->noff)
+    if (st->flags & ST_OFFLOADED)
         offload_trailers(st, c->sh->hdr_scratch, n);
     else if (h->on_trailers)
         h->on_trailers(st, c->sh->hdr_scratch, n, app_of(c));
@@ -297,7 +338,7 @@ static void on_reset(conn *c, const h2_event *ev)
         return;
     st->flags |= ST_RESET;
     const spindle_handler *h = handler_of(c);
-    if (c->sh->noff)
+    if (st->flags & ST_OFFLOADED)
         offload_reset(st, ev->u.reset.code);
     else if (h->on_reset)
         h->on_reset(st, ev->u.reset.code, app_of(c));
@@ -585,7 +626,7 @@ void stream_on_timer(spindle_stream *st)
     st->timer_fn = NULL;
     if (!fn || (st->flags & ST_CLOSED))
         return;
-    if (st->c->sh->noff)
+    if (st->flags & ST_OFFLOADED)
         offload_timer(st, fn);
     else
         fn(st, app_of(st->c));

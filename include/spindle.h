@@ -76,7 +76,7 @@ typedef struct spindle_config {
     bool pin;                  /* pin shard i to the i-th allowed CPU (default true) */
     uint32_t max_conns;        /* per shard (default 4096) */
     uint32_t drain_timeout_ms; /* graceful shutdown bound (default 10000) */
-    uint32_t offload_threads;  /* per shard, for blocking handlers (default 1) */
+    uint32_t offload_threads;  /* per shard, for blocking handlers and spindle_offload() (default 1) */
     uint32_t zc_threshold;     /* sends of at least this many bytes use SEND_ZC;
                                   0 = never (default 0: see docs/send-path.md) */
     int log_level;             /* 0 error, 1 warn, 2 info (default), 3 debug */
@@ -172,9 +172,26 @@ typedef struct spindle_handler {
     /* The last callback for s: free per-stream state; s is invalid after. */
     void (*on_close)(spindle_stream *s, void *app);
     /* Run these callbacks on the shard's offload thread (for handlers that
-     * block).  Output is handed back to the shard over a queue. */
+     * block).  Output is handed back to the shard over a queue.  A handler
+     * that blocks only sometimes leaves this false and hands just those
+     * requests over with spindle_offload(). */
     bool blocking;
 } spindle_handler;
+
+/* Hand one request to the shard's offload thread, for a handler that is
+ * not `blocking` but finds, in on_request, that this request would block
+ * (a file whose pages or directory entries are not cached, say): the rest
+ * are served inline, without the two thread hops per request that
+ * `blocking` costs.  Call it from on_request, on the shard thread, before
+ * responding, and return without touching s again: fn(s, req, app) then
+ * runs on the offload thread with a copy of the request, and every later
+ * callback for s (on_body, on_writable, on_close...) runs there too.  The
+ * shard starts its offload threads (cfg.offload_threads) at the first
+ * call.  0; SPINDLE_ESTATE outside on_request or on the offload thread;
+ * SPINDLE_EINVAL for a NULL fn; SPINDLE_ESYS when the threads cannot be
+ * started (the handler still owns s and must answer it). */
+typedef void (*spindle_request_fn)(spindle_stream *s, const spindle_request *req, void *app);
+int spindle_offload(spindle_stream *s, spindle_request_fn fn);
 
 /* --- Responding ---------------------------------------------------------- */
 

@@ -13,8 +13,11 @@
  *   GET  /counters     "handed=H released=R": buffers /big handed to spindle
  *                      with a release callback, and callbacks run (tests check
  *                      that every buffer comes back exactly once)
- *   GET  /sleep?ms=N   blocks its thread for N ms (only with --blocking, where
- *                      handlers run on offload threads; 404 otherwise)
+ *   GET  /sleep?ms=N   blocks its thread for N ms, always on an offload thread:
+ *                      with --blocking every handler runs there; without, this
+ *                      one request is handed over with spindle_offload() (the
+ *                      header x-offload-again is what a second call returned
+ *                      there: SPINDLE_ESTATE, -2)
  *
  * --blocking runs every handler on the shards' offload threads instead of
  * inline on the shard thread.
@@ -119,6 +122,22 @@ static void stall_done(spindle_stream *s, void *app)
     spindle_send(s, "stalled\n", 8, true, NULL, NULL);
 }
 
+/* /sleep, on an offload thread (where blocking is allowed). */
+static void sleep_then_answer(spindle_stream *s, const spindle_request *r, void *app)
+{
+    (void)app;
+    unsigned long ms = query_num(r, "ms", 100);
+    if (ms > 10000)
+        ms = 10000;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* really blocks */
+    char again[16];
+    snprintf(again, sizeof again, "%d", spindle_offload(s, sleep_then_answer));
+    spindle_header h[] = {{"content-type", "text/plain", 0, 0}, {"x-offload-again", again, 0, 0}};
+    spindle_respond(s, 200, h, 2, false);
+    spindle_send(s, "slept\n", 6, true, NULL, NULL);
+}
+
 static void on_request(spindle_stream *s, const spindle_request *r, void *app)
 {
     (void)app;
@@ -155,14 +174,11 @@ static void on_request(spindle_stream *s, const spindle_request *r, void *app)
     } else if (path_is(r, "/stall")) {
         unsigned long ms = query_num(r, "ms", 1000);
         spindle_stream_after(s, ms > 600000 ? 600000u : (uint32_t)ms, stall_done);
-    } else if (path_is(r, "/sleep") && blocking) {
-        unsigned long ms = query_num(r, "ms", 100);
-        if (ms > 10000)
-            ms = 10000;
-        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL); /* really blocks: this runs on an offload thread */
-        spindle_respond(s, 200, text, 1, false);
-        spindle_send(s, "slept\n", 6, true, NULL, NULL);
+    } else if (path_is(r, "/sleep")) {
+        if (blocking)
+            sleep_then_answer(s, r, app);
+        else if (spindle_offload(s, sleep_then_answer) != 0)
+            spindle_reset(s, 2 /* INTERNAL_ERROR: no offload thread */);
     } else if (path_is(r, "/reset")) {
         spindle_reset(s, 8 /* CANCEL */);
     } else if (path_is(r, "/big")) {

@@ -9,20 +9,26 @@
  * RESOLVE_BENEATH against a descriptor of DIR, so nothing outside DIR can
  * be reached (not by "..", not by encoded dots, not by symlinks).
  *
- * The handler is `blocking`: it runs on the shards' offload threads, where
- * opening and reading files may block on the disk.  Large bodies are mmap'd
- * (hot files up to 64 MiB once, in a small cache of whole-file mappings)
- * and handed to spindle by reference, one window at a time (prefaulted
- * here, so the shard's send does not take the major faults); the kernel
- * copies straight from the page cache into the socket and no body byte
- * passes through user space on h2c.  Small bodies, and every body over TLS
- * (where user space must encrypt the bytes), are read with pread() into
- * pooled buffers.  See docs/static.md.
+ * A request runs inline on its shard when the kernel can answer it without
+ * waiting for the disk: the path resolves from the dentry cache (openat2
+ * with RESOLVE_CACHED), a small body is in the page cache (preadv2 with
+ * RWF_NOWAIT), a large one is a cached mapping prefaulted within the last
+ * second.  Any other request is handed to the shard's offload thread
+ * (spindle_offload()), where opening, mapping, prefaulting and reading may
+ * block; the choice is made before anything is sent.  Large bodies are
+ * mmap'd (hot files up to 64 MiB once, in a small cache of whole-file
+ * mappings) and handed to spindle by reference, one window at a time
+ * (prefaulted first, so the shard's send does not take the major faults):
+ * the kernel copies straight from the page cache into the socket and no
+ * body byte passes through user space on h2c.  Small bodies, and every
+ * body over TLS (where user space must encrypt the bytes), are read with
+ * pread() into pooled buffers.  See docs/static.md.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,6 +39,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,11 +57,13 @@
 static int root_fd = -1;
 static size_t window = WINDOW_MIN; /* max(WINDOW_MIN, max-stream-buffered) */
 static atomic_bool populate_ok = true; /* MADV_POPULATE_READ known to work */
+static atomic_bool cached_ok = true;   /* RESOLVE_CACHED known to work (Linux 5.12) */
 
 /* ------------------------------------------------------------------------ */
 /* Pooled buffers (pread path): small bodies (SMALL_MAX) and windows of      */
-/* large ones (window bytes).  Taken on an offload thread, released by       */
-/* spindle on the shard thread: a mutex, never held across anything.        */
+/* large ones (window bytes).  Taken on a shard or an offload thread,       */
+/* released by spindle on the shard thread: a mutex, never held across      */
+/* anything.                                                                */
 /* ------------------------------------------------------------------------ */
 
 typedef struct bufpool {
@@ -134,8 +144,8 @@ static void slice_release(void *ctx, const void *data, size_t len)
     fmap_unref(ctx);
 }
 
-/* Fault the pages of [p, p + n) in here, on the offload thread.  false when
- * the file no longer covers them (it was truncated under us). */
+/* Fault the pages of [p, p + n) in here, before the shard's send would.
+ * false when the file no longer covers them (it was truncated under us). */
 static bool prefault(const uint8_t *p, size_t n)
 {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -169,8 +179,9 @@ static uint64_t now_ns(void)
 /* are kept, keyed by (dev, ino, size, mtime ns) as fstat() of the request's */
 /* own descriptor reports them, so a changed file is never served from an    */
 /* old entry (the entry is replaced).  Bounded (CACHE_ENTRIES entries,       */
-/* CACHE_BYTES_MAX bytes, LRU), shared by the offload threads under a mutex  */
-/* held only for the lookup, and emptied of entries idle for CACHE_IDLE_NS   */
+/* CACHE_BYTES_MAX bytes, LRU), shared by the shard and offload threads    */
+/* under a mutex held only for the lookup (never across mmap or madvise),   */
+/* and emptied of entries idle for CACHE_IDLE_NS                             */
 /* by a small sweeper thread.  Dropping an entry drops the cache's reference */
 /* only: responses still sending from it keep it mapped until released.      */
 /* ------------------------------------------------------------------------ */
@@ -274,6 +285,40 @@ static fmap *cache_get(int fd, const struct stat *st)
     pthread_mutex_unlock(&cache.mu);
     for (size_t i = 0; i < ndrop; i++)
         fmap_unref(drop[i]);
+    return m;
+}
+
+/* For the shard thread, which must not block: a reference to the cached
+ * mapping of the file fstat()ed as st when every 1 MiB chunk of
+ * [off, off + n) was prefaulted within POP_TTL_NS, else NULL (no mapping,
+ * no insertion, no madvise here). */
+static fmap *cache_peek_hot(const struct stat *st, uint64_t off, uint64_t n)
+{
+    uint64_t size = (uint64_t)st->st_size;
+    if (size <= SMALL_MAX || size > CACHE_FILE_MAX || n == 0)
+        return NULL;
+    uint64_t mns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+    uint64_t now = now_ns();
+    fmap *m = NULL;
+    pthread_mutex_lock(&cache.mu);
+    for (size_t i = 0; i < cache.n; i++) {
+        centry *e = &cache.e[i];
+        if (e->dev != st->st_dev || e->ino != st->st_ino || e->size != size || e->mns != mns)
+            continue;
+        fmap *c = e->map;
+        uint64_t bits = atomic_load_explicit(&c->pop_bits, memory_order_relaxed);
+        bool fresh = (int64_t)(now - atomic_load_explicit(&c->pop_at, memory_order_relaxed)) <
+                     (int64_t)POP_TTL_NS;
+        for (uint64_t k = off >> CHUNK_SHIFT; fresh && k <= (off + n - 1) >> CHUNK_SHIFT; k++)
+            fresh = (bits >> k) & 1;
+        if (fresh) {
+            e->used = now;
+            m = c;
+            atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&cache.mu);
     return m;
 }
 
@@ -387,7 +432,10 @@ static bool pread_full(int fd, void *buf, size_t n, uint64_t off)
  * may send some before it applies the next, and never see the queue reach
  * the limit, and no on_writable would come.)  On a failure the
  * stream is reset (INTERNAL_ERROR): the head, with its content-length, has
- * already gone out. */
+ * already gone out.  Runs on the thread of the stream: the offload thread,
+ * or for a stream served inline the shard, where prefault_cached() costs
+ * nothing while the chunk's prefault knowledge is fresh (and a page-table
+ * walk, reading the disk only for evicted pages, after it expired). */
 static void send_more(spindle_stream *s, resp *r)
 {
     if (r->off >= r->end)
@@ -470,18 +518,50 @@ static void simple(spindle_stream *s, uint16_t status, const char *body, bool he
 
 /* openat2 beneath the root: no "..", no absolute symlinks, no symlink that
  * leaves the root, no /proc magic links.  O_NONBLOCK: a FIFO in the root
- * must not block the thread (it is refused as not a regular file). */
-static int open_beneath(const char *rel)
+ * must not block the thread (it is refused as not a regular file).  nb
+ * (the shard thread): resolve from the dentry cache only, and fail with
+ * EAGAIN where a lookup would need the disk. */
+static int open_beneath(const char *rel, bool nb)
 {
+    if (nb && !atomic_load_explicit(&cached_ok, memory_order_relaxed)) {
+        errno = EAGAIN;
+        return -1;
+    }
     struct open_how how;
     memset(&how, 0, sizeof how);
     how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | (nb ? RESOLVE_CACHED : 0);
     long fd;
     do
         fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
     while (fd < 0 && errno == EINTR);
+    if (fd < 0 && nb && errno == EINVAL) {
+        atomic_store(&cached_ok, false); /* kernel < 5.12: every request offloads */
+        errno = EAGAIN;
+    }
     return (int)fd;
+}
+
+/* The shard thread's read of a small body: all n bytes without waiting for
+ * the disk, or false (the caller offloads the request).  preadv2 with
+ * RWF_NOWAIT takes them from the page cache; tmpfs and ramfs do not
+ * support the flag (EOPNOTSUPP, Linux 6.18 too) but hold every page in
+ * memory, so there a plain read does not wait either (unless the pages
+ * were swapped out). */
+static bool pread_nowait(int fd, void *buf, size_t n, uint64_t off)
+{
+    struct iovec iov = {buf, n};
+    ssize_t r;
+    do
+        r = preadv2(fd, &iov, 1, (off_t)off, RWF_NOWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && errno == EOPNOTSUPP) {
+        struct statfs fs;
+        return fstatfs(fd, &fs) == 0 &&
+               (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) &&
+               pread_full(fd, buf, n, off);
+    }
+    return r == (ssize_t)n;
 }
 
 /* Status for a failed open: escapes and permissions 403, absence 404. */
@@ -513,34 +593,42 @@ static void fail_status(spindle_stream *s, uint16_t status, bool head)
     }
 }
 
-static void on_request(spindle_stream *s, const spindle_request *req, void *app)
+/*
+ * Answer the request.  nb (on the shard thread): do not block; return false
+ * instead, having sent nothing and holding nothing, when answering would
+ * need the disk (a path not in the dentry cache, a small body not in the
+ * page cache, a large one not a hot cached mapping, any large body over
+ * TLS).  Otherwise true.
+ */
+static bool serve(spindle_stream *s, const spindle_request *req, bool nb)
 {
-    (void)app;
     bool get = str_is(req->method, "GET"), head = str_is(req->method, "HEAD");
     if (!get && !head) {
         static const spindle_header allow[] = {{"allow", "GET, HEAD", 0, 0}};
         simple(s, 405, "method not allowed\n", false, allow, 1);
-        return;
+        return true;
     }
     char rel[4096 + 16];
     bool want_dir = false;
     switch (sp_path_normalize(req->path.ptr, req->path.len, rel, 4096, &want_dir)) {
     case SP_OK: break;
-    case SP_BAD: fail_status(s, 400, head); return;
-    case SP_DOTDOT: fail_status(s, 403, head); return;
-    case SP_TOOLONG: fail_status(s, 414, head); return;
+    case SP_BAD: fail_status(s, 400, head); return true;
+    case SP_DOTDOT: fail_status(s, 403, head); return true;
+    case SP_TOOLONG: fail_status(s, 414, head); return true;
     }
 
-    int fd = open_beneath(rel);
+    int fd = open_beneath(rel, nb);
     if (fd < 0) {
+        if (nb && errno == EAGAIN)
+            return false;
         fail_status(s, open_status(errno), head);
-        return;
+        return true;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         close(fd);
         fail_status(s, 500, head);
-        return;
+        return true;
     }
     const char *name = rel;
     if (S_ISDIR(st.st_mode)) {
@@ -551,25 +639,27 @@ static void on_request(spindle_stream *s, const spindle_request *req, void *app)
             strcpy(rel, "index.html");
         else
             strcat(rel, "/index.html");
-        fd = open_beneath(rel);
+        fd = open_beneath(rel, nb);
         if (fd < 0) {
             int e = errno;
+            if (nb && e == EAGAIN)
+                return false;
             fail_status(s, e == ENOENT ? 404 : open_status(e), head);
-            return;
+            return true;
         }
         if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
             close(fd);
             fail_status(s, 404, head);
-            return;
+            return true;
         }
     } else if (!S_ISREG(st.st_mode)) {
         close(fd); /* FIFOs, sockets, devices */
         fail_status(s, 403, head);
-        return;
+        return true;
     } else if (want_dir) {
         close(fd); /* "/file.txt/" */
         fail_status(s, 404, head);
-        return;
+        return true;
     }
 
     uint64_t size = (uint64_t)st.st_size;
@@ -583,14 +673,14 @@ static void on_request(spindle_stream *s, const spindle_request *req, void *app)
     if ((f = field(req, "if-match")) && !list_match(req, "if-match", etag, false)) {
         close(fd);
         simple(s, 412, "precondition failed\n", head, NULL, 0);
-        return;
+        return true;
     }
     time_t t;
     if (!f && (f = field(req, "if-unmodified-since")) &&
         sp_parse_date(f->value, f->value_len, &t) && st.st_mtim.tv_sec > t) {
         close(fd);
         simple(s, 412, "precondition failed\n", head, NULL, 0);
-        return;
+        return true;
     }
     bool not_modified = false;
     if (field(req, "if-none-match"))
@@ -601,7 +691,7 @@ static void on_request(spindle_stream *s, const spindle_request *req, void *app)
         close(fd);
         spindle_header h[] = {{"etag", etag, 0, 0}, {"last-modified", lastmod, 0, 0}};
         spindle_respond(s, 304, h, 2, true);
-        return;
+        return true;
     }
 
     /* Range (GET only; HEAD ignores it). */
@@ -622,7 +712,7 @@ static void on_request(spindle_stream *s, const spindle_request *req, void *app)
                 snprintf(crange, sizeof crange, "bytes */%" PRIu64, size);
                 spindle_header cr[] = {{"content-range", crange, 0, 0}};
                 simple(s, 416, "range not satisfiable\n", false, cr, 1);
-                return;
+                return true;
             }
             case SR_NONE:
             case SR_MULTI: /* served whole (docs/static.md) */
@@ -650,40 +740,55 @@ static void on_request(spindle_stream *s, const spindle_request *req, void *app)
     if (head || len == 0) {
         close(fd);
         spindle_respond(s, status, h, nh, true);
-        return;
+        return true;
     }
     if (len <= SMALL_MAX) {
         /* Small: read it before the head, so a failure can still be a 500. */
         void *b = buf_get(&small_pool);
-        if (!b || !pread_full(fd, b, (size_t)len, first)) {
+        if (nb && b && !pread_nowait(fd, b, (size_t)len, first)) {
+            buf_put(&small_pool, b, 0);
+            close(fd);
+            return false;
+        }
+        if (!b || (!nb && !pread_full(fd, b, (size_t)len, first))) {
             if (b)
                 buf_put(&small_pool, b, 0);
             close(fd);
             fail_status(s, 500, false);
-            return;
+            return true;
         }
         close(fd);
         spindle_respond(s, status, h, nh, false);
         spindle_send(s, b, (size_t)len, true, buf_put, &small_pool);
-        return;
+        return true;
     }
 
+    /* Over TLS user space encrypts the body, so it must read the bytes: a
+     * mapping truncated under us would SIGBUS there.  pread instead, off
+     * the shard. */
+    bool tls = str_is(req->scheme, "https");
+    fmap *hot = NULL;
+    if (nb && (tls || !(hot = cache_peek_hot(&st, first, len)))) {
+        close(fd);
+        return false;
+    }
     resp *r = calloc(1, sizeof *r);
     if (!r) {
+        if (hot)
+            fmap_unref(hot);
         close(fd);
         fail_status(s, 500, false);
-        return;
+        return true;
     }
     r->fd = fd;
     r->off = first;
     r->end = first + len;
-    /* Over TLS user space encrypts the body, so it must read the bytes: a
-     * mapping truncated under us would SIGBUS there.  pread instead. */
-    if (!str_is(req->scheme, "https") && (r->map = cache_get(fd, &st)) != NULL) {
+    if (hot || (!tls && (hot = cache_get(fd, &st)) != NULL)) {
+        r->map = hot;
         r->cached = true; /* whole file, map_off 0; the descriptor is not needed */
         close(fd);
         r->fd = -1;
-    } else if (!str_is(req->scheme, "https")) {
+    } else if (!tls) {
         long page = sysconf(_SC_PAGESIZE);
         uint64_t a = first & ~(uint64_t)(page - 1);
         size_t mlen = (size_t)(r->end - a);
@@ -704,6 +809,22 @@ static void on_request(spindle_stream *s, const spindle_request *req, void *app)
     spindle_stream_set_user(s, r);
     spindle_respond(s, status, h, nh, false);
     send_more(s, r);
+    return true;
+}
+
+static void on_request_offloaded(spindle_stream *s, const spindle_request *req, void *app)
+{
+    (void)app;
+    serve(s, req, false);
+}
+
+static void on_request(spindle_stream *s, const spindle_request *req, void *app)
+{
+    if (serve(s, req, true))
+        return;
+    /* Without offload threads (they could not start) block here instead. */
+    if (spindle_offload(s, on_request_offloaded) != 0)
+        on_request_offloaded(s, req, app);
 }
 
 static void on_writable(spindle_stream *s, void *app)
@@ -812,7 +933,7 @@ int main(int argc, char **argv)
     }
     /* Readable (listing permission is not needed, but reading is) and
      * openat2 available (Linux 5.6+)? */
-    int probe = open_beneath(".");
+    int probe = open_beneath(".", false);
     if (probe < 0) {
         int e = errno;
         fprintf(stderr, "spindle-static: --root %s: %s\n", root,
@@ -837,7 +958,7 @@ int main(int argc, char **argv)
         .on_reset = on_reset,
         .on_writable = on_writable,
         .on_close = on_close,
-        .blocking = true, /* file I/O may block: run on the offload threads */
+        /* not blocking: on_request offloads what would block (serve()) */
     };
     spindle_hooks hooks = {.on_listen = on_listen};
     pthread_t sweeper;

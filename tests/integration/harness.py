@@ -245,15 +245,32 @@ class Server:
         with self._cond:
             self._cond.notify_all()
 
-    def stderr_text(self):
+    def _stderr_bytes(self):
+        """Everything the server wrote to stderr so far.  Read with pread:
+        the server writes through the same open file (not O_APPEND), so
+        moving its offset (seek + read) would make the server's next line
+        overwrite the start of the log."""
         if self._stderr is None:
-            return ""
+            return b""
+        fd = self._stderr.fileno()
+        out, off = [], 0
+        while True:
+            chunk = os.pread(fd, 1 << 16, off)
+            if not chunk:
+                return b"".join(out)
+            out.append(chunk)
+            off += len(chunk)
+
+    def stderr_text(self):
+        """The log's tail (for failure messages)."""
         try:
-            self._stderr.flush()
-            self._stderr.seek(0)
-            return _tail(self._stderr.read())
+            return _tail(self._stderr_bytes())
         except (OSError, ValueError):
             return ""
+
+    def stderr_all(self):
+        """The whole log so far."""
+        return self._stderr_bytes().decode("utf-8", "replace")
 
     @property
     def pid(self):
@@ -347,6 +364,23 @@ class Server:
         if self.proc is not None and self.proc.stdout:
             with contextlib.suppress(OSError):
                 self.proc.stdout.close()
+
+
+def offloaded(srv, timeout=5.0):
+    """SIGUSR1, then (requests, offloaded) from the newest statistics line of
+    a one-shard server (core/shard.c; no "(M offloaded)" there means 0)."""
+    n0 = srv.stderr_all().count("info: stats:")
+    srv.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [ln for ln in srv.stderr_all().splitlines() if "info: stats:" in ln]
+        if len(lines) > n0:
+            m = re.search(r"(\d+) requests(?: \((\d+) offloaded\))?;", lines[-1])
+            if not m:
+                raise AssertionError("unexpected stats line %r" % lines[-1])
+            return int(m.group(1)), int(m.group(2) or 0)
+        time.sleep(0.02)
+    raise AssertionError("no statistics line %.1f s after SIGUSR1" % timeout)
 
 
 def _describe_status(rc):

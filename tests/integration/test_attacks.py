@@ -79,6 +79,7 @@ LAT_MAX = 0.200             # (b): benign max latency (see the docstring)
 MIN_BENIGN = 50             # (b): benign requests issued during the attack
 CLOSE_SLACK = 1.0           # a timeout fires within this much after its deadline
 CHURN_RSS_MAX = 2 * MIB     # test_18_tls_3: RSS growth over the second round of handshakes
+TRIP_PING = 0x7472697000000000  # "trip": PING opaque data of trip()'s step markers
 
 RESULTS = []                # one dict per case, printed by tearDownClass
 
@@ -1116,7 +1117,27 @@ class AttackTest(unittest.TestCase):
         GOAWAY ENHANCE_YOUR_CALM.  Asserts that it came after `budget`
         offences (+ the bucket's refill over the elapsed time + one step in
         flight).  Returns (offences sent, GOAWAY and EOF seconds after the
-        step that tripped it)."""
+        step that tripped it).
+
+        Each step ends with a PING (not an offence) and the next step waits
+        for its ACK: frames are handled in order, so the ACK says the server
+        has judged the whole step, and no step goes out after the one that
+        tripped the limit however slowly the server answers (ASan, a loaded
+        2-core machine).  Waiting a fixed 5 ms instead counted steps sent
+        while the GOAWAY was on its way as offences the server let through."""
+        def sync(token, timeout=5.0):
+            """Send PING `token`; wait for its ACK (True) or a GOAWAY/EOF
+            (False)."""
+            with contextlib.suppress(OSError):
+                p.send(ping(token))
+            p.wait(lambda: p.goaway is not None or token in p.ping_acks, timeout)
+            if p.goaway is not None or p.eof:
+                return False
+            if token not in p.ping_acks:
+                raise AssertionError("%s: no PING ACK within %.1f s, no GOAWAY either (%s)" % (
+                    what, timeout, p.describe()))
+            return True
+
         safe = budget - max(2 * step, budget // 50)
         t = time.monotonic()
         i = 0
@@ -1125,7 +1146,8 @@ class AttackTest(unittest.TestCase):
             p.send(b"".join(unit(j) for j in range(i, i + k)))
             i += k
             p.pump(0)
-        if p.wait(lambda: p.goaway is not None, 0.1):
+        token = TRIP_PING
+        if not sync(token):
             raise AssertionError("%s: GOAWAY after only %d of a budget of %d (%s)" % (
                 what, i, budget, p.describe()))
         t_step = time.monotonic()
@@ -1134,7 +1156,8 @@ class AttackTest(unittest.TestCase):
             with contextlib.suppress(OSError):
                 p.send(b"".join(unit(j) for j in range(i, i + step)))
             i += step
-            p.wait(lambda: p.goaway is not None, 0.005)
+            token += 1
+            sync(token)
         elapsed = time.monotonic() - t
         rt, ct = expect_goaway(p, ENHANCE_YOUR_CALM, t_step, 2, what)
         if not budget < i <= budget + rate * elapsed + 2 * step:

@@ -21,7 +21,7 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import H2Client, Server, log, run  # noqa: E402
+from harness import H2Client, Server, log, offloaded, run  # noqa: E402
 
 MIB = 1 << 20
 BIG = 200 * MIB        # checked by sha256 through curl
@@ -428,6 +428,55 @@ class StaticLifecycleTest(unittest.TestCase):
             with H2Client(srv.port, timeout=20) as c:
                 r = c.get("/eight.bin")
                 self.assertEqual(hashlib.sha256(r.data).hexdigest(), self.sha_eight)
+
+    def test_hot_requests_inline_cold_ones_offloaded(self):
+        """A request runs on the shard when the kernel can answer it without
+        the disk, else on the offload thread (spindle_offload()): the first
+        GET of a large file (not yet a cached, prefaulted mapping) is
+        offloaded, the next ones are not; small files in the page cache and
+        errors are served inline too."""
+        mid = os.path.join(self.tree.root, "mid.bin")
+        sha_mid = write_random(mid, 256 << 10, "mid")
+        # Small bodies are read with preadv2(RWF_NOWAIT), or plainly on
+        # tmpfs/ramfs; elsewhere without RWF_NOWAIT they are offloaded.
+        fd = os.open(mid, os.O_RDONLY)
+        try:
+            os.preadv(fd, [bytearray(16)], 0, os.RWF_NOWAIT)
+            small_inline = True
+        except OSError:
+            small_inline = subprocess.run(["stat", "-f", "-c", "%T", mid], capture_output=True,
+                                          text=True).stdout.strip() in ("tmpfs", "ramfs")
+        finally:
+            os.close(fd)
+        with static_server(self.tree, shards=1) as srv:
+            with H2Client(srv.port, timeout=20) as c:
+                self.assertEqual(hashlib.sha256(c.get("/mid.bin").data).hexdigest(), sha_mid)
+                self.assertEqual(offloaded(srv), (1, 1), "a cold large file goes off the shard")
+                t0 = time.monotonic()
+                for _ in range(8):
+                    self.assertEqual(hashlib.sha256(c.get("/mid.bin").data).hexdigest(), sha_mid)
+                took = time.monotonic() - t0
+                n, off = offloaded(srv)
+                log("8 hot GETs in %.0f ms: %d of %d requests offloaded" % (took * 1000, off, n))
+                # The mapping counts as prefaulted for a second after the
+                # first request: within that, none of them leaves the shard.
+                if took < 0.8:
+                    self.assertEqual(off, 1, "a hot large file was offloaded")
+                else:
+                    self.assertLess(off, 5, "hot large files keep being offloaded")
+                # The first lookup of a missing name may need the disk (no
+                # negative dentry yet): offloaded at most once.
+                for _ in range(2):
+                    for path, status in (("/a.txt", 200), ("/nope", 404), ("/../x", 403)):
+                        self.assertEqual(c.get(path).status, status, path)
+                    n2, off2 = offloaded(srv)
+                    log("a.txt, /nope, /../x: %d of %d requests offloaded" % (off2, n2))
+                    if small_inline:
+                        self.assertLessEqual(off2, off + 1, "a small cached file was offloaded")
+                    else:
+                        log("no RWF_NOWAIT on this filesystem: small files are offloaded")
+                        self.assertLessEqual(off2, off + 2)
+                    off = off2
 
     def test_truncate_while_serving(self):
         victim = os.path.join(self.tree.root, "victim.bin")

@@ -90,11 +90,6 @@ class TlsServer(Server):
         log("TLS on port %d" % self.tls_port)
         return self
 
-    def stderr_all(self):
-        self._stderr.flush()
-        self._stderr.seek(0)
-        return self._stderr.read().decode("utf-8", "replace")
-
 
 # H2Client over TLS: harness.H2Client opens its socket with
 # socket.create_connection(); for threads that set _tls.ctx, that call
