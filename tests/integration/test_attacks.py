@@ -11,11 +11,13 @@ For each class the run asserts
       attacker's Python work cannot stall it through the GIL) keeps getting
       `/` answers during the attack: at least MIN_BENIGN requests issued
       inside the attack window, all 200 "Hello, World!", max latency below
-      LAT_MAX (200 ms: a `/` answer takes ~1-2 ms through this Python
-      client, ~15 ms at worst while an attack runs; 200 ms is an order of
-      magnitude of slack for a 2-core box running server, attacker and
-      benign client at once, yet far below the stall of an attack that wins
-      -- a blocked shard or a timeout is >= 1 s);
+      LAT_MAX (500 ms: a `/` answer takes ~1-2 ms through this Python
+      client, ~15 ms at worst while an attack runs, but the bound is on the
+      maximum of thousands of samples, and one scheduling hiccup of a
+      loaded 2-core box shows there: 273 ms once with two busy loops per
+      core, p50 0.4 ms, the same case under 6 ms in 13 more runs.  500 ms
+      still lies well below the stall of an attack that wins -- a blocked
+      shard or a timeout is >= 1 s);
   (c) the server's RSS (/proc/PID/status VmRSS, sampled every 10 ms, and
       VmHWM) stays below baseline + RSS_MAX (32 MiB) during the attack and
       after it.
@@ -75,7 +77,7 @@ SET_NO_RFC7540_PRIORITIES = 0x9
 
 MIB = 1 << 20
 RSS_MAX = 32 * MIB          # (c): growth over the baseline, during and after
-LAT_MAX = 0.200             # (b): benign max latency (see the docstring)
+LAT_MAX = 0.500             # (b): benign max latency (see the docstring)
 MIN_BENIGN = 50             # (b): benign requests issued during the attack
 CLOSE_SLACK = 1.0           # a timeout fires within this much after its deadline
 CHURN_RSS_MAX = 2 * MIB     # test_18_tls_3: RSS growth over the second round of handshakes
@@ -269,11 +271,17 @@ class Peer(SocketClient):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.settimeout(timeout)
+        # The server's timers start at accept, somewhere between these two
+        # instants: a lower bound on a timeout is checked from t_connect0, an
+        # upper bound from t_connect.  (On a loaded machine connect() can
+        # return tens of ms after the kernel completed it: measured from
+        # t_connect alone, a connection closed on time looked early.)
+        self.t_connect0 = time.monotonic()
         self.sock.connect((HOST, port))
+        self.t_connect = time.monotonic()
         self.sock.settimeout(0)     # non-blocking from here on
         self.port = port
         self.local_port = self.sock.getsockname()[1]
-        self.t_connect = time.monotonic()
         self.timeout = timeout
         self.ack_settings = ack_settings
         self.keep_data = keep_data
@@ -1083,10 +1091,11 @@ class AttackTest(unittest.TestCase):
 
         def never_opened(case):
             with Peer(case.srv.port, settings=[(SET_INITIAL_WINDOW, 0)]) as p:
+                t_req = time.monotonic()    # the last output progress is after this
                 p.send(headers_frame(1, req_block("GET", "/1m")))
                 if not p.wait(lambda: 1 in p.headers, 3):
                     raise AssertionError("no response head: %s" % p.describe())
-                t = time.monotonic()
+                t = time.monotonic()        # ... and before this
                 if not p.wait(lambda: p.goaway, send_timeout + 3):
                     raise AssertionError("no GOAWAY %.1f s into a zero window (send-timeout "
                                          "%.1f s): %s" % (time.monotonic() - t, send_timeout,
@@ -1097,9 +1106,14 @@ class AttackTest(unittest.TestCase):
                 if p.goaway[1] != ENHANCE_YOUR_CALM or b"send timeout" not in p.goaway[2]:
                     raise AssertionError("GOAWAY %s %r, want ENHANCE_YOUR_CALM 'send timeout'"
                                          % (code_name(p.goaway[1]), p.goaway[2]))
-                if not send_timeout - 0.1 <= took <= send_timeout + CLOSE_SLACK:
-                    raise AssertionError("GOAWAY %.2f s after the head, send-timeout %.1f s" % (
-                        took, send_timeout))
+                # took counts from the head's arrival, so it may be short by
+                # however late this process got to see the head: the lower
+                # bound counts from before the request.
+                if not (send_timeout - 0.1 <= p.t_goaway - t_req and
+                        took <= send_timeout + CLOSE_SLACK):
+                    raise AssertionError("GOAWAY %.2f s after the head (%.2f s after the "
+                                         "request), send-timeout %.1f s" % (
+                                             took, p.t_goaway - t_req, send_timeout))
                 if wait_server_close(case.srv, p, 3) is None:
                     raise AssertionError("still open 3 s after the GOAWAY")
                 case.note("reaction", "GOAWAY ENHANCE_YOUR_CALM after %.2f s, then closed" % took)
@@ -1742,9 +1756,14 @@ class AttackTest(unittest.TestCase):
         to = 1.0
         sets = {"preface-timeout": 1000, "idle-timeout": 1000, "settings-timeout": 1000}
 
-        def check_time(what, rt):
-            if not to - 0.05 <= rt <= to + CLOSE_SLACK:
-                raise AssertionError("%s: closed at %.2f s, timeout %.1f s" % (what, rt, to))
+        def check_time(what, t_before, t_after, t_end):
+            """The timer started between t_before and t_after (client
+            clock); the close, seen at t_end, must be no earlier than the
+            timeout and at most CLOSE_SLACK later."""
+            longest, shortest = t_end - t_before, t_end - t_after
+            if longest < to - 0.05 or shortest > to + CLOSE_SLACK:
+                raise AssertionError("%s: closed %.2f..%.2f s after the timer started, timeout "
+                                     "%.1f s" % (what, shortest, longest, to))
 
         def attack(case):
             # (a) the preface a byte at a time (4 per second).
@@ -1756,7 +1775,7 @@ class AttackTest(unittest.TestCase):
                     if p.wait(lambda: p.eof or p.goaway is not None, 0.25):
                         break
                 rt, ct = expect_goaway(p, ENHANCE_YOUR_CALM, t, 3, "slow preface")
-                check_time("slow preface", ct)
+                check_time("slow preface", p.t_connect0, p.t_connect, p.t_eof)
                 case.note("slow_preface", "GOAWAY %s at %.2f s, closed %.2f s" % (
                     code_name(p.goaway[1]), rt, ct))
             # (b) 200 connections that send nothing.
@@ -1773,8 +1792,10 @@ class AttackTest(unittest.TestCase):
                             p.pump(0)
                 open_ = [p for p in peers if not p.eof]
                 codes = collections.Counter(p.goaway and p.goaway[1] for p in peers)
-                lives = [p.t_eof - p.t_connect for p in peers if p.eof] or [0.0]
-                first, last = min(lives), max(lives)
+                # Shortest possible life for the upper bound, longest for
+                # the lower one (see Peer.t_connect0).
+                first = min([p.t_eof - p.t_connect0 for p in peers if p.eof] or [0.0])
+                last = max([p.t_eof - p.t_connect for p in peers if p.eof] or [0.0])
                 case.note("silent_200", "GOAWAY %s, each closed %.2f..%.2f s after its "
                           "connect" % (
                     {code_name(c) if c is not None else "none": n for c, n in codes.items()},
@@ -1793,12 +1814,12 @@ class AttackTest(unittest.TestCase):
             # (c) idle after a good preface: GOAWAY NO_ERROR at idle-timeout.
             with Peer(case.srv.port) as p:
                 p.wait(lambda: p.server_settings, 1)
-                t = time.monotonic()
+                t_req = time.monotonic()    # the server's idle clock starts after this
                 p.send(headers_frame(1, GET_ROOT))
                 p.wait(lambda: 1 in p.ended, 1)
-                t = time.monotonic()
+                t = time.monotonic()        # ... and before this
                 rt, ct = expect_goaway(p, NO_ERROR, t, 3, "idle connection")
-                check_time("idle", ct)
+                check_time("idle", t_req, t, p.t_eof)
                 case.note("idle", "GOAWAY NO_ERROR at %.2f s after the last answer, closed "
                           "%.2f s" % (rt, ct))
             # (d) active (PINGs) but never ACKing our SETTINGS: SETTINGS_TIMEOUT.
@@ -1810,7 +1831,7 @@ class AttackTest(unittest.TestCase):
                         p.send(ping(i))
                     i += 1
                 rt, ct = expect_goaway(p, SETTINGS_TIMEOUT, t, 3, "SETTINGS never ACKed")
-                check_time("settings ack", ct)
+                check_time("settings ack", p.t_connect0, p.t_connect, p.t_eof)
                 case.note("no_settings_ack", "GOAWAY SETTINGS_TIMEOUT at %.2f s" % rt)
         self.run_case("slowloris", attack, sets=sets)
 
@@ -2050,7 +2071,7 @@ class AttackTest(unittest.TestCase):
             half = hello[:len(hello) // 2]
             st0 = tls_stats(shard_stats(srv))
             fd0, rss0 = fd_count(srv.pid), rss(srv.pid)
-            peers = []      # [socket, t_connect, t_eof, bytes received, reset]
+            peers = []      # [socket, t_connect, t_eof, bytes received, reset, t_connect0]
             poller = select.poll()
 
             def connect(k, data):
@@ -2058,12 +2079,13 @@ class AttackTest(unittest.TestCase):
                     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     s.settimeout(5)
+                    t0 = time.monotonic()       # see Peer.t_connect0
                     s.connect((HOST, srv.tls_port))
                     t = time.monotonic()
                     if data:
                         s.sendall(data)
                     s.setblocking(False)
-                    peers.append([s, t, None, 0, False])
+                    peers.append([s, t, None, 0, False, t0])
                     poller.register(s.fileno(), select.POLLIN)
                 deadline = time.monotonic() + 0.3
                 while fd_count(srv.pid) < fd0 + len(peers) and time.monotonic() < deadline:
@@ -2104,6 +2126,9 @@ class AttackTest(unittest.TestCase):
                             live -= 1
                 open_ = [p for p in peers if p[2] is None]
                 lives = [p[2] - p[1] for p in peers if p[2] is not None] or [0.0]
+                # For the lower bound the longest each life can have been:
+                # the server's clock started after connect() was called.
+                lives0 = [p[2] - p[5] for p in peers if p[2] is not None] or [0.0]
                 sent = sum(p[3] for p in peers)
                 resets = sum(1 for p in peers if p[4])
                 case.note("closed", "%d of %d closed %.2f..%.2f s after their connect (timeout "
@@ -2114,9 +2139,10 @@ class AttackTest(unittest.TestCase):
                                          "timeout" % (len(open_), CLOSE_SLACK + 1))
                 if sent:
                     raise AssertionError("the server sent %d bytes to pending handshakes" % sent)
-                if min(lives) < to - 0.05 or max(lives) > to + CLOSE_SLACK:
-                    raise AssertionError("closed %.2f..%.2f s after connect, timeout %.1f s" % (
-                        min(lives), max(lives), to))
+                if min(lives0) < to - 0.05 or max(lives) > to + CLOSE_SLACK:
+                    raise AssertionError("closed %.2f..%.2f s after connect (%.2f s at the "
+                                         "earliest counted from before connect()), timeout "
+                                         "%.1f s" % (min(lives), max(lives), min(lives0), to))
                 deadline = time.monotonic() + 2
                 while fd_count(srv.pid) > fd0 and time.monotonic() < deadline:
                     time.sleep(0.02)

@@ -14,9 +14,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (DATA, ERR, GOAWAY, HEADERS, HELLO, RST_STREAM, SETTINGS,  # noqa: E402
                      H2Client, RawConn, Server, describe_frames, log)
+import h2.events  # noqa: E402
 from h2.errors import ErrorCodes  # noqa: E402
 
 MAX_CONCURRENT_STREAMS = 0x3
+
+
+def ping_sync(c, timeout=5.0):
+    """PING the server and wait for the ACK: frames are handled in order, so
+    then it has handled everything sent before (a request has reached its
+    handler).  Replaces a sleep that a loaded machine can outlast."""
+    c.conn.ping(b"sync-req")
+    c.flush()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not c.eof:
+        if any(isinstance(ev, h2.events.PingAckReceived) for ev in c.pump(0.1)):
+            return
+    raise AssertionError("no PING ACK within %.1f s" % timeout)
 
 
 def get(path):
@@ -97,7 +111,7 @@ class LimitsTest(unittest.TestCase):
     def test_sigint_is_graceful(self):
         with Server(shards=2) as srv, H2Client(srv.port) as c:
             sid = c.request("GET", "/stall?ms=500")
-            time.sleep(0.1)
+            ping_sync(c)    # the request is in flight, not still on its way
             srv.send_signal(signal.SIGINT)
             st = c.wait_stream(sid, 5)
             self.assertEqual(st.status, 200, "in-flight stream did not finish after SIGINT")
