@@ -846,8 +846,9 @@ def cmd_report(a):
               "\"Hello, World!\", `/1m` 1 MiB (byte i = (i*31+7) & 0xff); response headers "
               "differ (h2o and nghttpd send date, etag, last-modified...), which counts in MiB/s. "
               "In the \"1 MiB file\" row spindle is `spindle-static --root DOCROOT` (same flags; "
-              "the file is mmap'd and sent by reference from the offload thread, see "
-              "docs/static.md), so every server sends the same file from the page cache.")
+              "the file is mmap'd and sent by reference, on the shard once the mapping is cached "
+              "and prefaulted, see docs/static.md), so every server sends the same file from the "
+              "page cache.")
     md.append("")
     md.append("Columns: req/s and MiB/s (all bytes h2load received) over h2load's elapsed time; "
               "mean latency from h2load's \"time for request\"; p99 from its `--log-file` "
