@@ -381,12 +381,15 @@ void conn_on_op_end(conn *c)
 }
 
 /* Send buffers (msghdr + iovecs) are lent to connections only while a
- * send is in flight: an idle connection does not carry 1 KiB of them. */
+ * send is in flight: an idle connection does not carry 1.2 KiB of them.
+ * The shard keeps at most SHARD_IOV_KEEP for reuse, so a burst of sends
+ * (a thousand handshakes at once) does not stay allocated. */
 static send_buf *iov_take(shard *sh)
 {
     void *p = sh->iov_free;
     if (p) {
         memcpy(&sh->iov_free, p, sizeof p);
+        sh->niov_free--;
         return p;
     }
     return malloc(sizeof(send_buf));
@@ -396,8 +399,14 @@ static void iov_give(conn *c)
 {
     if (!c->sb)
         return;
-    memcpy(c->sb, &c->sh->iov_free, sizeof(void *));
-    c->sh->iov_free = c->sb;
+    shard *sh = c->sh;
+    if (sh->niov_free >= SHARD_IOV_KEEP) {
+        free(c->sb);
+    } else {
+        memcpy(c->sb, &sh->iov_free, sizeof(void *));
+        sh->iov_free = c->sb;
+        sh->niov_free++;
+    }
     c->sb = NULL;
 }
 
@@ -408,6 +417,7 @@ void shard_iov_free_all(shard *sh)
         memcpy(&sh->iov_free, p, sizeof p);
         free(p);
     }
+    sh->niov_free = 0;
 }
 
 /* Borrow a send buffer for this connection; false (and closing) without

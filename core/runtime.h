@@ -29,17 +29,18 @@
 #include "timer_wheel.h"
 #include "tls.h"
 
-/* Bytes gathered per send, and the iovecs that takes: 64 DATA frames of
- * 16 KiB (header + payload each) plus room for control frames and runs of
- * small responses.  1 MiB rather than 256 KiB halves the sends and the
- * io_uring_enter calls per 1 MiB response (4.2 -> 2.1 SQEs, 1.15 -> 0.40
- * enters per response under h2load -c 8 -m 4, /1m) for a median ~10-15%
- * less server CPU per MiB in 16 alternating pairs (12 of them lower);
- * a send of this size still completes in ~0.1-0.2 ms on loopback, so a
- * small response queued behind it waits about that long. */
-#define CONN_IOV 160u
+/* Bytes gathered per send, and the iovecs for them (two per DATA frame:
+ * header and payload).  76 iovecs keep a send_buf (msghdr + iovecs,
+ * 1272 bytes) in jemalloc's 1280-byte class, as the 64 of before did, and
+ * carry ~37 frames of 16 KiB: with the 1 MiB budget the iovecs bind first,
+ * and a 1 MiB response takes 2 sends instead of 4 (h2load -c 8 -m 4 /1m:
+ * 2.2 SQEs and ~1.0 io_uring_enter per response, from 4.2 and ~1.6).  160
+ * iovecs (one send per MiB) looked ~10% cheaper per MiB in noisy
+ * alternating runs but cost a 3 KiB size class per send in flight. */
+#define CONN_IOV 76u
 #define CONN_SEND_BUDGET (1024u << 10)
 #define SHARD_CQE_BATCH 256u
+#define SHARD_IOV_KEEP 64u /* send_bufs a shard keeps for reuse (80 KiB) */
 #define CONN_LINGER_MS 1000u        /* a failed connection's last output, at most */
 
 enum { OP_ACCEPT = RING_OP_USER, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_TLS };
@@ -68,7 +69,7 @@ enum conn_state {
 };
 
 /* What a send in flight needs: lent by the shard only while a send is in
- * flight, so an idle connection carries neither the msghdr nor 2.5 KiB of
+ * flight, so an idle connection carries neither the msghdr nor 1.2 KiB of
  * iovecs. */
 typedef struct send_buf {
     struct msghdr msg;
@@ -163,7 +164,8 @@ struct shard {
     spindle_stream *settle;
     spindle_stream *dead_streams;
     spindle_header *hdr_scratch; /* request headers handed to on_request */
-    void *iov_free;              /* free list of send_bufs */
+    void *iov_free;              /* free list of send_bufs (at most SHARD_IOV_KEEP) */
+    uint32_t niov_free;
     spindle_stream *stream_free; /* recycled stream objects (next_settle links) */
     uint32_t nstream_free;
     bool draining;
