@@ -337,6 +337,15 @@ class Server:
         if self._reader is not None:
             self._reader.join(2)
 
+    def shutdown(self):
+        """Stop gracefully, asserting exit status 0, and release the process
+        and its log whatever happened (a test class's tearDownClass)."""
+        try:
+            self.stop()
+        finally:
+            self.kill()
+            self._close()
+
     def __enter__(self):
         return self.start()
 

@@ -40,9 +40,8 @@ class CurlTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         try:
-            cls.srv.stop()       # graceful: exit status 0
+            cls.srv.shutdown()  # asserts exit status 0
         finally:
-            cls.srv.kill()
             cls.tmp.cleanup()
 
     def setUp(self):

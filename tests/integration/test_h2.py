@@ -23,10 +23,7 @@ class H2Test(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.srv.stop()
-        finally:
-            cls.srv.kill()
+        cls.srv.shutdown()  # asserts exit status 0
 
     def setUp(self):
         self.srv.assert_alive()

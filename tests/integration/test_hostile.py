@@ -26,10 +26,7 @@ class HostileTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.srv.stop()
-        finally:
-            cls.srv.kill()
+        cls.srv.shutdown()  # asserts exit status 0
 
     def tearDown(self):
         # After every offence: the server is up and serves a benign client.

@@ -36,10 +36,7 @@ class NghttpTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.srv.stop()
-        finally:
-            cls.srv.kill()
+        cls.srv.shutdown()  # asserts exit status 0
 
     def nghttp(self, path, n):
         self.srv.assert_alive()

@@ -128,10 +128,8 @@ class StaticTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         try:
-            cls.srv.stop()  # asserts exit status 0
+            cls.srv.shutdown()  # asserts exit status 0
         finally:
-            cls.srv.kill()
-            cls.srv._close()
             cls.tree.cleanup()
 
     def setUp(self):

@@ -181,10 +181,8 @@ class TlsTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         try:
-            cls.srv.stop()  # graceful: exit status 0
+            cls.srv.shutdown()  # asserts exit status 0
         finally:
-            cls.srv.kill()
-            cls.srv._close()
             cls.tmp.cleanup()
 
     def setUp(self):
@@ -474,10 +472,8 @@ class TlsTimeoutTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         try:
-            cls.srv.stop()
+            cls.srv.shutdown()  # asserts exit status 0
         finally:
-            cls.srv.kill()
-            cls.srv._close()
             cls.tmp.cleanup()
 
     def check_closed_at_timeout(self, sock, t0):
