@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CASES 128
-#define MAX_RUNS 101
+#define MAX_CASES    128
+#define MAX_RUNS     101
 #define MAX_PATTERNS 32
 
 typedef struct note {
@@ -28,8 +28,8 @@ typedef struct result {
     uint64_t n;          /* ops per run */
     uint32_t runs;
     double median, min, max, p10, p90; /* ns per op */
-    double cpu_pct; /* median over runs of thread CPU time / wall time */
-    double cpu_ns;  /* median over runs of ns/op scaled by that share: the
+    double cpu_pct;                    /* median over runs of thread CPU time / wall time */
+    double cpu_ns;                     /* median over runs of ns/op scaled by that share: the
                      * estimate that ignores time the thread was off the CPU */
     double bytes_per_op;
     note notes[BENCH_MAX_NOTES];
@@ -451,8 +451,8 @@ static void si(char *out, size_t cap, double v)
 
 static void print_table(const bench *b)
 {
-    printf("%-34s %11s %11s %11s %7s %5s %10s %9s  %s\n", "case", "ns/op", "p10", "p90",
-           "spread", "cpu", "ops/s", "MB/s", "unit / notes");
+    printf("%-34s %11s %11s %11s %7s %5s %10s %9s  %s\n", "case", "ns/op", "p10", "p90", "spread",
+           "cpu", "ops/s", "MB/s", "unit / notes");
     for (uint32_t i = 0; i < b->nresults; i++) {
         const result *r = &b->results[i];
         if (r->skipped) {
@@ -470,9 +470,10 @@ static void print_table(const bench *b)
             printf("%s%s=%.4g", k ? ", " : "; ", r->notes[k].key, r->notes[k].value);
         printf("\n");
     }
-    printf("(median of %u runs of ~%.0f ms; spread = (max - min) / median; cpu = thread CPU time /\n"
-           " wall time, below ~95%% the thread was preempted or blocked; MB = 10^6 bytes)\n",
-           b->runs, b->time_ms);
+    printf(
+        "(median of %u runs of ~%.0f ms; spread = (max - min) / median; cpu = thread CPU time /\n"
+        " wall time, below ~95%% the thread was preempted or blocked; MB = 10^6 bytes)\n",
+        b->runs, b->time_ms);
 }
 
 int bench_finish(bench *b)

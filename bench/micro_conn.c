@@ -22,10 +22,10 @@
 #include "micro.h"
 
 #define IOV_MAX_BENCH 64u          /* what core/conn.c gathers per send */
-#define SEND_BUDGET (256u << 10)   /* bytes per send, as core/conn.c */
-#define WINDOW (1u << 30)          /* the client's receive windows */
-#define SID_LIMIT (1u << 30)       /* reconnect before stream ids run out */
-#define IDLE_CONNS 256u
+#define SEND_BUDGET   (256u << 10) /* bytes per send, as core/conn.c */
+#define WINDOW        (1u << 30)   /* the client's receive windows */
+#define SID_LIMIT     (1u << 30)   /* reconnect before stream ids run out */
+#define IDLE_CONNS    256u
 
 /* --- Counting allocator ------------------------------------------------------ */
 
@@ -102,7 +102,7 @@ typedef struct sim {
     size_t first_len, steady_len;
     uint8_t hs[256]; /* preface + SETTINGS + WINDOW_UPDATE */
     size_t hs_len;
-    uint64_t owed;   /* DATA bytes received since our last connection WINDOW_UPDATE */
+    uint64_t owed; /* DATA bytes received since our last connection WINDOW_UPDATE */
     uint8_t *in;
     size_t in_cap;
     /* server */
@@ -232,8 +232,12 @@ static bool sim_connect(sim *s)
                {"user-agent", "h2load/1.52.0"}};
     hpack_field f[5];
     for (int i = 0; i < 5; i++)
-        f[i] = (hpack_field){(const uint8_t *)req[i].n, (const uint8_t *)req[i].v,
-                             (uint32_t)strlen(req[i].n), (uint32_t)strlen(req[i].v), 0, 0};
+        f[i] = (hpack_field){(const uint8_t *)req[i].n,
+                             (const uint8_t *)req[i].v,
+                             (uint32_t)strlen(req[i].n),
+                             (uint32_t)strlen(req[i].v),
+                             0,
+                             0};
     if (hpack_encode_block(&s->enc, f, 5, s->first, sizeof s->first, &s->first_len) != H2_OK ||
         hpack_encode_block(&s->enc, f, 5, s->steady, sizeof s->steady, &s->steady_len) != H2_OK)
         return false;
@@ -273,8 +277,8 @@ static sim *sim_new(void)
         return NULL;
     }
     s->now = 1000;
-    s->ctype = (hpack_field){(const uint8_t *)"content-type", (const uint8_t *)"text/plain", 12,
-                             10, 0, 0};
+    s->ctype =
+        (hpack_field){(const uint8_t *)"content-type", (const uint8_t *)"text/plain", 12, 10, 0, 0};
     s->body = (const uint8_t *)hello;
     s->body_len = sizeof hello - 1;
     hpack_encoder_init(&s->enc, 4096, NULL);
@@ -508,8 +512,7 @@ void micro_conn(bench *b)
     if (bench_want(b, "conn/handshake")) {
         cmem m0 = s->m;
         uint64_t e0 = s->errors, h0 = s->handshakes;
-        if (bench_run(b, "conn/handshake", run_handshake, s,
-                      &(bench_opts){.unit = "connection"})) {
+        if (bench_run(b, "conn/handshake", run_handshake, s, &(bench_opts){.unit = "connection"})) {
             uint64_t h = s->handshakes - h0;
             if (h)
                 bench_note(b, "allocs_per_conn",

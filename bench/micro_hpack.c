@@ -22,18 +22,16 @@ typedef struct kv {
 } kv;
 
 static const kv set_h2load[] = {
-    {":method", "GET"},           {":path", "/"},
-    {":scheme", "http"},          {":authority", "127.0.0.1:8080"},
+    {":method", "GET"},
+    {":path", "/"},
+    {":scheme", "http"},
+    {":authority", "127.0.0.1:8080"},
     {"user-agent", "h2load/1.52.0"},
 };
 
 static const kv set_curl[] = {
-    {":method", "GET"},
-    {":scheme", "https"},
-    {":authority", "www.example.com"},
-    {":path", "/index.html"},
-    {"user-agent", "curl/7.88.1"},
-    {"accept", "*/*"},
+    {":method", "GET"},       {":scheme", "https"},          {":authority", "www.example.com"},
+    {":path", "/index.html"}, {"user-agent", "curl/7.88.1"}, {"accept", "*/*"},
 };
 
 /* A browser navigation with analytics and session cookies: ~1.6 KB. */
@@ -91,7 +89,7 @@ static const kv resp_typical[] = {
     {"x-content-type-options", "nosniff"},
 };
 
-#define MAX_FIELDS 32
+#define MAX_FIELDS       32
 #define TYPICAL_VARIANTS 64
 
 static size_t to_fields(const kv *s, size_t n, hpack_field *f)
@@ -244,8 +242,7 @@ static uint64_t run_encode(void *arg, uint64_t n)
     return 0;
 }
 
-static void bench_encode_set(bench *b, const char *name, const kv *set, size_t n,
-                             uint32_t variants)
+static void bench_encode_set(bench *b, const char *name, const kv *set, size_t n, uint32_t variants)
 {
     if (!bench_want(b, name))
         return;
@@ -281,7 +278,8 @@ static void bench_encode_set(bench *b, const char *name, const kv *set, size_t n
     hpack_encode_block(&st->enc, st->f[0], n, st->out, sizeof st->out, &len);
     bench_opts o = {.unit = "block"};
     if (bench_run(b, name, run_encode, st, &o)) {
-        bench_note(b, "wire_bytes_avg", st->total_n ? (double)st->total_len / (double)st->total_n : 0);
+        bench_note(b, "wire_bytes_avg",
+                   st->total_n ? (double)st->total_len / (double)st->total_n : 0);
         bench_note(b, "fields", (double)n);
         if (st->failed)
             bench_note(b, "ENCODE_FAILED", 1);

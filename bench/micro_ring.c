@@ -18,7 +18,7 @@
 #include "ring_bufs.h"
 #include "ring_listen.h"
 
-#define BATCH 64u
+#define BATCH        64u
 #define STREAM_CHUNK (64u << 10)
 
 typedef struct rstate {
@@ -26,10 +26,10 @@ typedef struct rstate {
     ring_bufs *bufs;
     int fd[2];
     bool armed[2];
-    uint64_t got[2];      /* bytes received on side i */
-    uint64_t sent_ok;     /* send CQEs */
+    uint64_t got[2];  /* bytes received on side i */
+    uint64_t sent_ok; /* send CQEs */
     uint64_t errors;
-    uint64_t enters;      /* ring_wait calls */
+    uint64_t enters; /* ring_wait calls */
     uint64_t recv_cqes;
     size_t msg;
     uint8_t *payload;
@@ -223,8 +223,9 @@ static void pair_cases(bench *b, rstate *st, const char *kind, bool tcp)
         st->msg = sizes[k];
         uint64_t e0 = st->enters, n0 = st->recv_cqes, err0 = st->errors;
         uint64_t got0 = st->got[0] + st->got[1];
-        if (bench_run(b, names[k], run_rtt, st,
-                      &(bench_opts){.unit = "round trip", .bytes_per_op = 2.0 * (double)sizes[k]})) {
+        if (bench_run(
+                b, names[k], run_rtt, st,
+                &(bench_opts){.unit = "round trip", .bytes_per_op = 2.0 * (double)sizes[k]})) {
             double trips = (double)(st->got[0] + st->got[1] - got0) / (2.0 * (double)sizes[k]);
             if (trips > 0) {
                 bench_note(b, "enters_per_rtt", (double)(st->enters - e0) / trips);
@@ -250,10 +251,9 @@ static void pair_cases(bench *b, rstate *st, const char *kind, bool tcp)
 
 void micro_ring(bench *b)
 {
-    static const char *all[] = {"ring/nop",           "ring/tcp_rtt_64B",
-                                "ring/tcp_rtt_1KiB",  "ring/tcp_stream_64KiB",
-                                "ring/unix_rtt_64B",  "ring/unix_rtt_1KiB",
-                                "ring/unix_stream_64KiB"};
+    static const char *all[] = {
+        "ring/nop",          "ring/tcp_rtt_64B",   "ring/tcp_rtt_1KiB",     "ring/tcp_stream_64KiB",
+        "ring/unix_rtt_64B", "ring/unix_rtt_1KiB", "ring/unix_stream_64KiB"};
     bool any = false;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         any = any || bench_want(b, all[i]);

@@ -7,7 +7,7 @@
 #include "micro.h"
 #include "spsc.h"
 
-#define CAP 1024u
+#define CAP   1024u
 #define BATCH 32u
 
 typedef struct q_store {
@@ -48,13 +48,13 @@ static uint64_t run_burst(void *arg, uint64_t n)
 /* --- Two threads ----------------------------------------------------------- */
 
 typedef struct pair {
-    q_store a;             /* main -> partner */
-    q_store b;             /* partner -> main (round trips) */
+    q_store a; /* main -> partner */
+    q_store b; /* partner -> main (round trips) */
     uint64_t n;
     int cpu;
-    uint32_t batch;        /* throughput: elements per push_n (1 = spsc_push) */
-    _Atomic int ready;     /* the partner is running on its CPU */
-    _Atomic int go;        /* the main thread started its clock */
+    uint32_t batch;    /* throughput: elements per push_n (1 = spsc_push) */
+    _Atomic int ready; /* the partner is running on its CPU */
+    _Atomic int go;    /* the main thread started its clock */
 } pair;
 
 /* Partner side of the start line: thread creation and the migration to the

@@ -27,8 +27,8 @@
 #include "micro.h"
 
 #define RECORD 16384u
-#define TAG 16u
-#define NONCE 12u
+#define TAG    16u
+#define NONCE  12u
 
 typedef struct tls_state {
     Aes aes;
@@ -73,8 +73,8 @@ static uint64_t run_gcm_decrypt(void *arg, uint64_t n)
     nonce_for(st, 0, nonce);
     for (uint64_t i = 0; i < n; i++) {
         /* The same record each time: a valid tag is what a receiver sees. */
-        if (wc_AesGcmDecrypt(&st->aes, st->opened, st->cipher, RECORD, nonce, NONCE,
-                             st->sealed_tag, TAG, st->aad, sizeof st->aad) != 0)
+        if (wc_AesGcmDecrypt(&st->aes, st->opened, st->cipher, RECORD, nonce, NONCE, st->sealed_tag,
+                             TAG, st->aad, sizeof st->aad) != 0)
             st->failed = 1;
         bench_keep_ptr(st->opened);
     }

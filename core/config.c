@@ -166,8 +166,9 @@ int spindle_config_set(spindle_config *cfg, const char *name, const char *value,
     }
     if (strcmp(name, "tls-cert") == 0 || strcmp(name, "tls-key") == 0) {
         if (!*value) {
-            seterr(err, errlen, name[4] == 'c' ? "tls-cert must not be empty"
-                                               : "tls-key must not be empty", NULL);
+            seterr(err, errlen,
+                   name[4] == 'c' ? "tls-cert must not be empty" : "tls-key must not be empty",
+                   NULL);
             return SPINDLE_EINVAL;
         }
         if (name[4] == 'c')
@@ -201,8 +202,8 @@ int spindle_config_set(spindle_config *cfg, const char *name, const char *value,
         uint32_t v;
         if (parse_u32(value, o->max, &v)) {
             if (err && errlen)
-                snprintf(err, errlen, "%s: '%s' is not a number within 0..%" PRIu32, name,
-                         value, o->max);
+                snprintf(err, errlen, "%s: '%s' is not a number within 0..%" PRIu32, name, value,
+                         o->max);
             return SPINDLE_EINVAL;
         }
         memcpy((char *)cfg + o->offset, &v, sizeof v);
@@ -260,8 +261,7 @@ int spindle_config_check(const spindle_config *cfg, char *err, size_t errlen)
             return SPINDLE_EINVAL;
         }
         if (cfg->tls_port != 0 && cfg->tls_port == cfg->port) {
-            seterr(err, errlen, "tls-port must differ from port (h2c and TLS listen apart)",
-                   NULL);
+            seterr(err, errlen, "tls-port must differ from port (h2c and TLS listen apart)", NULL);
             return SPINDLE_EINVAL;
         }
         if (cfg->tls_handshake_timeout_ms == 0) {

@@ -31,7 +31,10 @@
 #include "ring_bufs.h"
 #include "runtime.h"
 
-static uint64_t ud(const conn *c, uint8_t op) { return ring_ud_pack(op, c->slot, c->gen); }
+static uint64_t ud(const conn *c, uint8_t op)
+{
+    return ring_ud_pack(op, c->slot, c->gen);
+}
 
 /* Wait for the buffer pool to refill (-ENOBUFS); idempotent. */
 static void park(conn *c)
@@ -274,9 +277,8 @@ static void tls_pump(conn *c)
         break; /* TLS_WANT: more ciphertext needed, or output room */
     }
     if (!was_up && tls_handshake_done(c->tls))
-        log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: %s %s%s", c->slot,
-                tls_version(c->tls), tls_cipher(c->tls),
-                tls_session_reused(c->tls) ? " (resumed)" : "");
+        log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: %s %s%s", c->slot, tls_version(c->tls),
+                tls_cipher(c->tls), tls_session_reused(c->tls) ? " (resumed)" : "");
     shard_mark_dirty(c); /* handshake output, or the engine's */
 }
 
@@ -469,8 +471,7 @@ static void tls_flush(conn *c)
         if (used)
             h2_conn_out_commit(c->h2, used, sh->now);
         if (rv == TLS_ERROR) {
-            log_msg(LOG_DEBUG, (int)sh->idx, "connection %u: %s", c->slot,
-                    tls_error_msg(c->tls));
+            log_msg(LOG_DEBUG, (int)sh->idx, "connection %u: %s", c->slot, tls_error_msg(c->tls));
             iov_give(c);
             conn_close(c);
             return;
@@ -647,7 +648,7 @@ void conn_free(conn *c)
     close(c->fd);
     iov_give(c);
     stream_conn_freed(c);
-    h2_conn_free(c->h2); /* releases queued body buffers */
+    h2_conn_free(c->h2);   /* releases queued body buffers */
     tls_conn_free(c->tls); /* after the last send that borrowed its output */
     free(c->held);
     sh->slots[c->slot] = NULL;

@@ -21,8 +21,7 @@ void log_msg(int level, int shard, const char *fmt, ...)
     snprintf(when, sizeof when, "%02d:%02d:%02d.%03ld", tm.tm_hour, tm.tm_min, tm.tm_sec,
              ts.tv_nsec / 1000000);
     int n = shard < 0 ? snprintf(buf, sizeof buf, "%s spindle %s: ", when, names[level])
-                      : snprintf(buf, sizeof buf, "%s spindle[%d] %s: ", when, shard,
-                                 names[level]);
+                      : snprintf(buf, sizeof buf, "%s spindle[%d] %s: ", when, shard, names[level]);
     if (n < 0)
         return;
     va_list ap;

@@ -36,7 +36,7 @@ typedef struct off_cmd {
     uint16_t status;
     uint32_t arg; /* reset code, pause flag, timer ms */
     spindle_stream *st;
-    void *data;   /* RESPOND/TRAILERS: packed headers (heap); SEND: the app's bytes */
+    void *data; /* RESPOND/TRAILERS: packed headers (heap); SEND: the app's bytes */
     size_t len;
     spindle_release_fn release;
     void *ctx;
@@ -65,7 +65,10 @@ typedef struct overflow {
 
 static _Thread_local offload *tls_worker;
 
-bool offload_on_worker(void) { return tls_worker != NULL; }
+bool offload_on_worker(void)
+{
+    return tls_worker != NULL;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Packing headers into one heap block                                       */
@@ -387,8 +390,12 @@ int offload_cmd_send(spindle_stream *s, const void *data, size_t len, bool end,
             release(ctx, data, len);
         return e;
     }
-    off_cmd k = {.type = K_SEND, .data = (void *)(uintptr_t)data, .len = len, .end = end,
-                 .release = release, .ctx = ctx};
+    off_cmd k = {.type = K_SEND,
+                 .data = (void *)(uintptr_t)data,
+                 .len = len,
+                 .end = end,
+                 .release = release,
+                 .ctx = ctx};
     cmd(s, &k);
     return 0;
 }

@@ -40,7 +40,7 @@ int offload_start(shard *sh, uint32_t n);
 void offload_stop(shard *sh);
 
 /* Shard side. */
-bool offload_has_room(shard *sh);  /* may the shard feed connections? */
+bool offload_has_room(shard *sh); /* may the shard feed connections? */
 /* fn: what the worker runs first (NULL: the handler's on_request). */
 void offload_request(spindle_stream *st, const spindle_request *req, spindle_request_fn fn);
 void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool end);

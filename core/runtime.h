@@ -37,11 +37,11 @@
  * 2.2 SQEs and ~1.0 io_uring_enter per response, from 4.2 and ~1.6).  160
  * iovecs (one send per MiB) looked ~10% cheaper per MiB in noisy
  * alternating runs but cost a 3 KiB size class per send in flight. */
-#define CONN_IOV 76u
+#define CONN_IOV         76u
 #define CONN_SEND_BUDGET (1024u << 10)
-#define SHARD_CQE_BATCH 256u
-#define SHARD_IOV_KEEP 64u /* send_bufs a shard keeps for reuse (80 KiB) */
-#define CONN_LINGER_MS 1000u        /* a failed connection's last output, at most */
+#define SHARD_CQE_BATCH  256u
+#define SHARD_IOV_KEEP   64u   /* send_bufs a shard keeps for reuse (80 KiB) */
+#define CONN_LINGER_MS   1000u /* a failed connection's last output, at most */
 
 enum { OP_ACCEPT = RING_OP_USER, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_TLS };
 enum { TIMER_CONN = 0, TIMER_STREAM = 1 }; /* timer_node.kind */
@@ -81,9 +81,9 @@ typedef struct send_buf {
 struct conn {
     shard *sh;
     h2_conn *h2;
-    send_buf *sb;       /* borrowed from the shard while sending */
-    uint8_t *held;      /* input not yet fed (paused); heap */
-    timer_node timer;   /* its deadline is the connection's; none while not pending */
+    send_buf *sb;     /* borrowed from the shard while sending */
+    uint8_t *held;    /* input not yet fed (paused); heap */
+    timer_node timer; /* its deadline is the connection's; none while not pending */
     conn *next_dirty;
     conn *next_parked;
     conn *next_dead;
@@ -92,18 +92,18 @@ struct conn {
     tls_conn *tls;           /* NULL for h2c; else ciphertext goes through it (docs/tls.md) */
     int fd;
     uint32_t slot, gen;
-    uint32_t ops;       /* in-flight operations (armed recv, send) */
-    int32_t zc_res;     /* the ZC send's result, held until the notification */
+    uint32_t ops;   /* in-flight operations (armed recv, send) */
+    int32_t zc_res; /* the ZC send's result, held until the notification */
     uint32_t held_len, held_off, held_cap;
     uint8_t state;
     bool recv_armed;
-    bool recv_parked;   /* recv ended with -ENOBUFS: re-arm once buffers return */
+    bool recv_parked;     /* recv ended with -ENOBUFS: re-arm once buffers return */
     bool recv_cancelling; /* a cancel for the armed recv is on its way */
-    bool paused;        /* the engine asked us to stop reading: input is held */
+    bool paused;          /* the engine asked us to stop reading: input is held */
     bool sending;
-    bool zc;            /* the send in flight is SENDMSG_ZC */
-    bool dirty;         /* on the shard's flush list */
-    bool dead_listed;   /* on the shard's dead list */
+    bool zc;          /* the send in flight is SENDMSG_ZC */
+    bool dirty;       /* on the shard's flush list */
+    bool dead_listed; /* on the shard's dead list */
     bool off_waiting;
 };
 
@@ -114,7 +114,7 @@ enum stream_flag {
     ST_CLOSED = 1u << 3,   /* on_close delivered */
     ST_PAUSED = 1u << 4,   /* the handler paused the body */
     ST_WANT_WRITABLE = 1u << 5,
-    ST_SETTLE = 1u << 6,   /* on the shard's settle list */
+    ST_SETTLE = 1u << 6,    /* on the shard's settle list */
     ST_OFFLOADED = 1u << 7, /* its callbacks run on an offload worker */
 };
 
@@ -123,21 +123,21 @@ struct spindle_stream {
     uint32_t sid;
     uint16_t flags;
     void *user;
-    uint8_t *pend;        /* body held while paused */
+    uint8_t *pend; /* body held while paused */
     size_t pend_len, pend_cap;
     bool pend_end;
     spindle_header *pend_trailers; /* trailers held behind a paused body (one block) */
     size_t pend_ntrailers;
-    spindle_stream *next;        /* conn's list */
+    spindle_stream *next; /* conn's list */
     spindle_stream *prev;
     spindle_stream *next_settle; /* shard's settle / dead list */
     timer_node timer;            /* spindle_stream_after() */
     spindle_timer_fn timer_fn;
     /* Worker side (offloaded handlers only; touched by the worker alone). */
-    uint16_t wflags;             /* ST_RESET / ST_CLOSED / ST_PAUSED as the worker saw them */
-    size_t wunconsumed;          /* body taken while paused, not yet reported */
-    uint32_t worker;             /* index of the offload worker it is bound to */
-    _Atomic size_t buffered;     /* spindle_stream_buffered() for the worker */
+    uint16_t wflags;         /* ST_RESET / ST_CLOSED / ST_PAUSED as the worker saw them */
+    size_t wunconsumed;      /* body taken while paused, not yet reported */
+    uint32_t worker;         /* index of the offload worker it is bound to */
+    _Atomic size_t buffered; /* spindle_stream_buffered() for the worker */
 };
 
 struct shard {
@@ -174,31 +174,31 @@ struct shard {
      * at exit); the limits peers ran into are in h2.limit_hits. */
     uint64_t accepted;
     uint64_t accepted_tls;
-    uint64_t tls_failed;         /* handshakes that failed or timed out */
+    uint64_t tls_failed; /* handshakes that failed or timed out */
     uint64_t requests;
-    atomic_bool stats_wanted;    /* set by the main thread on SIGUSR1 */
-    int arena;                   /* this shard's jemalloc arena, -1 without jemalloc */
-    struct offload *off;         /* offload workers (noff of them): started with the
+    atomic_bool stats_wanted; /* set by the main thread on SIGUSR1 */
+    int arena;                /* this shard's jemalloc arena, -1 without jemalloc */
+    struct offload *off;      /* offload workers (noff of them): started with the
                                   * shard for a blocking handler, else at the first
                                   * spindle_offload() */
     uint32_t noff;
-    bool off_failed;             /* starting them failed once: not retried */
-    uint64_t offloaded;          /* requests handed to workers (statistics) */
-    spindle_stream *in_request;  /* the stream whose on_request runs (inline) */
+    bool off_failed;            /* starting them failed once: not retried */
+    uint64_t offloaded;         /* requests handed to workers (statistics) */
+    spindle_stream *in_request; /* the stream whose on_request runs (inline) */
     const spindle_request *in_request_req;
     struct overflow *off_overflow, *off_overflow_tail;
-    uint32_t off_streams;        /* streams handed to workers, not yet FREED */
-    uint32_t *off_load;          /* per worker: streams bound to it, not yet FREED */
-    conn *off_wait;              /* connections paused for worker queue room */
-    bool yield_each_round;       /* under valgrind: see shard_setup() */
-    _Atomic int ready;           /* 0 starting, 1 serving, -1 failed */
-    ring_waker waker;            /* valid once ready == 1 (published by it) */
-    uint16_t port;               /* the port actually bound */
+    uint32_t off_streams;  /* streams handed to workers, not yet FREED */
+    uint32_t *off_load;    /* per worker: streams bound to it, not yet FREED */
+    conn *off_wait;        /* connections paused for worker queue room */
+    bool yield_each_round; /* under valgrind: see shard_setup() */
+    _Atomic int ready;     /* 0 starting, 1 serving, -1 failed */
+    ring_waker waker;      /* valid once ready == 1 (published by it) */
+    uint16_t port;         /* the port actually bound */
     /* TLS (srv->cfg.tls_cert set): a second listener and this shard's context. */
     tls_ctx *tls;
     int tls_lfd;
     bool tls_accept_armed;
-    uint16_t tls_port;           /* the TLS port actually bound */
+    uint16_t tls_port; /* the TLS port actually bound */
 };
 
 /* shard.c */
@@ -234,8 +234,7 @@ void stream_offload_freed(shard *sh, spindle_stream *st);
 void stream_conn_freed(conn *c);
 /* The shard-side implementations behind the public calls (headers given as
  * spindle_header; offloaded handlers reach them through commands). */
-int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
-                   bool end);
+int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n, bool end);
 int stream_send(spindle_stream *s, const void *data, size_t len, bool end,
                 spindle_release_fn release, void *ctx);
 int stream_trailers(spindle_stream *s, const spindle_header *h, size_t n);

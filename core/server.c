@@ -31,8 +31,8 @@ static atomic_bool stop_requested;
  * then be delivered to that thread, where the default action would end
  * the process (SIGTERM, SIGUSR1).  These handlers catch such a delivery;
  * the main thread picks it up within its 100 ms tick. */
-static atomic_int caught_stop;    /* SIGINT or SIGTERM, 0 when none */
-static atomic_bool caught_stats;  /* SIGUSR1 */
+static atomic_int caught_stop;   /* SIGINT or SIGTERM, 0 when none */
+static atomic_bool caught_stats; /* SIGUSR1 */
 
 static void catch_signal(int sig)
 {
@@ -50,7 +50,10 @@ static int take_caught(void)
     return atomic_exchange(&caught_stop, 0);
 }
 
-void spindle_stop(void) { atomic_store(&stop_requested, true); }
+void spindle_stop(void)
+{
+    atomic_store(&stop_requested, true);
+}
 
 /* jemalloc, when linked, gives each shard an arena of its own; under ASan
  * it is not linked and the weak reference stays NULL. */

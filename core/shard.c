@@ -125,7 +125,8 @@ void shard_log_stats(shard *sh)
     char off[48] = "";
     if (sh->noff || sh->offloaded)
         snprintf(off, sizeof off, " (%llu offloaded)", (unsigned long long)sh->offloaded);
-    log_msg(LOG_INFO, (int)sh->idx, "stats: %llu connections%s, %u open, %llu requests%s; limits hit: %s",
+    log_msg(LOG_INFO, (int)sh->idx,
+            "stats: %llu connections%s, %u open, %llu requests%s; limits hit: %s",
             (unsigned long long)sh->accepted, tls, sh->nconns, (unsigned long long)sh->requests,
             off, o ? lim : "none");
     /* Memory: what the shard's arena has allocated (live objects, not the
@@ -136,9 +137,10 @@ void shard_log_stats(shard *sh)
     char al[48] = "n/a (no jemalloc)";
     if (arena >= 0)
         snprintf(al, sizeof al, "%lld KiB", (long long)(arena / 1024));
-    log_msg(LOG_INFO, (int)sh->idx, "memory: arena allocated %s; engine pools %llu KiB in use, "
-            "%llu KiB kept for reuse", al, (unsigned long long)(live / 1024),
-            (unsigned long long)(pooled / 1024));
+    log_msg(LOG_INFO, (int)sh->idx,
+            "memory: arena allocated %s; engine pools %llu KiB in use, "
+            "%llu KiB kept for reuse",
+            al, (unsigned long long)(live / 1024), (unsigned long long)(pooled / 1024));
 }
 
 static void begin_drain(shard *sh)
@@ -446,8 +448,7 @@ void *shard_main(void *arg)
         if (atomic_load_explicit(&srv->stop, memory_order_relaxed))
             begin_drain(sh);
         if (sh->draining && sh->now >= sh->drain_deadline && sh->nconns) {
-            log_msg(LOG_WARN, (int)sh->idx, "drain timeout: closing %u connection(s)",
-                    sh->nconns);
+            log_msg(LOG_WARN, (int)sh->idx, "drain timeout: closing %u connection(s)", sh->nconns);
             for (uint32_t i = 0; i < srv->cfg.max_conns; i++)
                 if (sh->slots[i])
                     conn_close(sh->slots[i]);

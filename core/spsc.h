@@ -72,7 +72,7 @@
 typedef struct spsc {
     /* Line 0: read-only after init. */
     alignas(SPSC_CACHELINE) unsigned char *slots;
-    uint32_t mask;       /* cap - 1 */
+    uint32_t mask; /* cap - 1 */
     uint32_t elem_size;
 
     /* Line 1: the producer's. */
@@ -89,8 +89,8 @@ typedef struct spsc {
  * is valid; tests use one near UINT32_MAX to exercise index wrap-around.
  * Returns false, leaving `q` untouched, if cap_pow2 is not a power of two in
  * 1..2^31, elem_size is 0, or slots is NULL. */
-static inline bool spsc_init_at(spsc *q, void *slots, uint32_t cap_pow2,
-                                uint32_t elem_size, uint32_t start)
+static inline bool spsc_init_at(spsc *q, void *slots, uint32_t cap_pow2, uint32_t elem_size,
+                                uint32_t start)
 {
     if (!slots || elem_size == 0 || cap_pow2 == 0 || cap_pow2 > (UINT32_C(1) << 31) ||
         (cap_pow2 & (cap_pow2 - 1)) != 0)
@@ -225,7 +225,8 @@ static inline uint32_t spsc_pop_n(spsc *q, void *out, uint32_t n)
         unsigned char *dst = out;
         memcpy(dst, spsc__slot(q, head), (size_t)first * q->elem_size);
         if (n > first)
-            memcpy(dst + (size_t)first * q->elem_size, q->slots, (size_t)(n - first) * q->elem_size);
+            memcpy(dst + (size_t)first * q->elem_size, q->slots,
+                   (size_t)(n - first) * q->elem_size);
     }
     atomic_store_explicit(&q->head, head + n, memory_order_release);
     return n;

@@ -14,8 +14,14 @@
 #include "offload.h"
 #include "runtime.h"
 
-static const spindle_handler *handler_of(const conn *c) { return &c->sh->srv->handler; }
-static void *app_of(const conn *c) { return c->sh->srv->app; }
+static const spindle_handler *handler_of(const conn *c)
+{
+    return &c->sh->srv->handler;
+}
+static void *app_of(const conn *c)
+{
+    return c->sh->srv->app;
+}
 
 static void queue_settle(spindle_stream *st)
 {
@@ -81,8 +87,7 @@ void stream_settle(spindle_stream *st)
 {
     if (st->flags & ST_CLOSED)
         return;
-    bool done = (st->flags & ST_RESET) ||
-                ((st->flags & ST_REQ_END) && (st->flags & ST_RESP_END));
+    bool done = (st->flags & ST_RESET) || ((st->flags & ST_REQ_END) && (st->flags & ST_RESP_END));
     if (!done)
         return;
     conn *c = st->c;
@@ -159,7 +164,10 @@ static size_t convert_fields(const hpack_field *f, size_t n, spindle_header *out
     return n;
 }
 
-static spindle_str str_of(h2_str s) { return (spindle_str){(const char *)s.p, s.len}; }
+static spindle_str str_of(h2_str s)
+{
+    return (spindle_str){(const char *)s.p, s.len};
+}
 
 /* From now on the stream's callbacks run on an offload worker, starting
  * with fn (NULL: the handler's on_request) on a copy of the request. */
@@ -189,8 +197,10 @@ int spindle_offload(spindle_stream *s, spindle_request_fn fn)
         if (rc != 0) {
             offload_stop(sh); /* what did start */
             sh->off_failed = true;
-            log_msg(LOG_ERROR, (int)sh->idx, "cannot start offload threads: %s; "
-                    "spindle_offload() fails from now on", spindle_strerror(rc));
+            log_msg(LOG_ERROR, (int)sh->idx,
+                    "cannot start offload threads: %s; "
+                    "spindle_offload() fails from now on",
+                    spindle_strerror(rc));
             return rc;
         }
         log_msg(LOG_DEBUG, (int)sh->idx, "started %u offload thread(s)", n);
@@ -348,20 +358,11 @@ static void on_reset(conn *c, const h2_event *ev)
 void stream_dispatch(conn *c, const h2_event *ev)
 {
     switch (ev->type) {
-    case H2_EV_REQUEST:
-        on_request(c, ev);
-        break;
-    case H2_EV_DATA:
-        on_data(c, ev);
-        break;
-    case H2_EV_TRAILERS:
-        on_trailers(c, ev);
-        break;
-    case H2_EV_STREAM_RESET:
-        on_reset(c, ev);
-        break;
-    default:
-        break; /* windows, priorities, GOAWAY, PING ACK: the engine acts */
+    case H2_EV_REQUEST: on_request(c, ev); break;
+    case H2_EV_DATA: on_data(c, ev); break;
+    case H2_EV_TRAILERS: on_trailers(c, ev); break;
+    case H2_EV_STREAM_RESET: on_reset(c, ev); break;
+    default: break; /* windows, priorities, GOAWAY, PING ACK: the engine acts */
     }
 }
 
@@ -401,8 +402,8 @@ static hpack_field *to_fields(const spindle_header *h, size_t n, hpack_field *st
         f[i].name = (const uint8_t *)h[i].name;
         f[i].name_len = h[i].name_len ? h[i].name_len : (uint32_t)strlen(h[i].name);
         f[i].value = (const uint8_t *)h[i].value;
-        f[i].value_len = h[i].value_len || !h[i].value ? h[i].value_len
-                                                       : (uint32_t)strlen(h[i].value);
+        f[i].value_len =
+            h[i].value_len || !h[i].value ? h[i].value_len : (uint32_t)strlen(h[i].value);
         if (!f[i].value)
             f[i].value = (const uint8_t *)"";
         f[i].flags = 0;
@@ -410,8 +411,7 @@ static hpack_field *to_fields(const spindle_header *h, size_t n, hpack_field *st
     return f;
 }
 
-int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
-                   bool end)
+int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n, bool end)
 {
     int e = check_stream(s);
     if (e)
@@ -466,8 +466,7 @@ static void free_copy(void *ctx, const void *data, size_t len)
 
 /* Public entry points: on an offload worker they become commands to the
  * shard; on the shard they act at once. */
-int spindle_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
-                    bool end)
+int spindle_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n, bool end)
 {
     if (s && offload_on_worker())
         return offload_cmd_respond(s, status, h, n, end);
@@ -639,6 +638,12 @@ void spindle_stream_set_user(spindle_stream *s, void *user)
         s->user = user;
 }
 
-void *spindle_stream_user(const spindle_stream *s) { return s ? s->user : NULL; }
+void *spindle_stream_user(const spindle_stream *s)
+{
+    return s ? s->user : NULL;
+}
 
-uint32_t spindle_stream_shard(const spindle_stream *s) { return s ? s->c->sh->idx : 0; }
+uint32_t spindle_stream_shard(const spindle_stream *s)
+{
+    return s ? s->c->sh->idx : 0;
+}

@@ -19,10 +19,10 @@
 
 #include <assert.h>
 
-#define LEVEL_DUE ((uint8_t)0xff)      /* on w->due or w->firing */
+#define LEVEL_DUE      ((uint8_t)0xff) /* on w->due or w->firing */
 #define LEVEL_OVERFLOW ((uint8_t)0xfe) /* on w->overflow */
-#define SLOT_MASK (TIMER_WHEEL_SLOTS - 1u)
-#define WHEEL_BITS (TIMER_WHEEL_BITS * TIMER_WHEEL_LEVELS) /* 36 */
+#define SLOT_MASK      (TIMER_WHEEL_SLOTS - 1u)
+#define WHEEL_BITS     (TIMER_WHEEL_BITS * TIMER_WHEEL_LEVELS) /* 36 */
 
 static void list_init(timer_link *head)
 {

@@ -35,8 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TIMER_WHEEL_BITS 6
-#define TIMER_WHEEL_SLOTS (1u << TIMER_WHEEL_BITS) /* 64: one occupancy word per level */
+#define TIMER_WHEEL_BITS   6
+#define TIMER_WHEEL_SLOTS  (1u << TIMER_WHEEL_BITS) /* 64: one occupancy word per level */
 #define TIMER_WHEEL_LEVELS 6
 
 /* No timer pending: timer_wheel_next_deadline's answer for an empty wheel. */
@@ -53,18 +53,18 @@ typedef struct timer_node {
     uint64_t deadline; /* ms, as given to timer_wheel_add */
     uint8_t level;     /* where it is filed; internal */
     uint8_t slot;
-    uint8_t kind;      /* the owner's tag (which struct embeds the node) */
+    uint8_t kind; /* the owner's tag (which struct embeds the node) */
 } timer_node;
 
 typedef struct timer_wheel {
-    uint64_t now;                 /* every timer with deadline <= now has fired or is due */
-    size_t count;                 /* pending timers */
+    uint64_t now; /* every timer with deadline <= now has fired or is due */
+    size_t count; /* pending timers */
     bool in_advance;
     uint64_t occupied[TIMER_WHEEL_LEVELS]; /* bit s: slot s non-empty */
     timer_link slots[TIMER_WHEEL_LEVELS][TIMER_WHEEL_SLOTS];
-    timer_link overflow;          /* deadline beyond the top level */
-    timer_link due;               /* added with deadline <= now: fire at the next advance */
-    timer_link firing;            /* expired, not yet fired: the advance under way */
+    timer_link overflow; /* deadline beyond the top level */
+    timer_link due;      /* added with deadline <= now: fire at the next advance */
+    timer_link firing;   /* expired, not yet fired: the advance under way */
 } timer_wheel;
 
 /* Called once per expired timer, with the timer already removed from the

@@ -36,12 +36,12 @@ extern "C" {
 
 enum {
     SPINDLE_OK = 0,
-    SPINDLE_EINVAL = -1,    /* bad argument or configuration */
-    SPINDLE_ESTATE = -2,    /* not valid in the stream's state (e.g. reset) */
-    SPINDLE_ECLOSED = -3,   /* the stream or connection is gone */
+    SPINDLE_EINVAL = -1,  /* bad argument or configuration */
+    SPINDLE_ESTATE = -2,  /* not valid in the stream's state (e.g. reset) */
+    SPINDLE_ECLOSED = -3, /* the stream or connection is gone */
     SPINDLE_ENOMEM = -4,
-    SPINDLE_ESYS = -5,      /* a system call failed; the log says which */
-    SPINDLE_EURING = -6,    /* io_uring unavailable; the log names the cause */
+    SPINDLE_ESYS = -5,   /* a system call failed; the log says which */
+    SPINDLE_EURING = -6, /* io_uring unavailable; the log names the cause */
 };
 
 /* A static description of a SPINDLE_E* code. */
@@ -51,22 +51,22 @@ const char *spindle_strerror(int err);
 
 /* Protocol limits; defaults follow docs/security.md (nghttp2, h2o, nginx). */
 typedef struct spindle_limits {
-    uint32_t max_concurrent_streams;  /* 100 */
-    uint32_t initial_window_size;     /* 256 KiB per stream */
-    uint32_t connection_window;       /* 1 MiB */
-    uint32_t max_frame_size;          /* 16384, what we accept */
-    uint32_t max_header_list_size;    /* 64 KiB decoded */
-    uint32_t max_header_fields;       /* 100 (431 past it) */
-    uint32_t max_continuations;       /* 8 */
-    uint32_t reset_burst, reset_rate; /* Rapid Reset budget: 1000, 33/s */
+    uint32_t max_concurrent_streams;    /* 100 */
+    uint32_t initial_window_size;       /* 256 KiB per stream */
+    uint32_t connection_window;         /* 1 MiB */
+    uint32_t max_frame_size;            /* 16384, what we accept */
+    uint32_t max_header_list_size;      /* 64 KiB decoded */
+    uint32_t max_header_fields;         /* 100 (431 past it) */
+    uint32_t max_continuations;         /* 8 */
+    uint32_t reset_burst, reset_rate;   /* Rapid Reset budget: 1000, 33/s */
     uint32_t glitch_burst, glitch_rate; /* 10000, 330/s */
-    uint32_t max_requests;            /* per connection, 10000; 0 = unlimited */
-    uint32_t max_stream_buffered;     /* 256 KiB of queued response data */
-    uint32_t idle_timeout_ms;         /* 60000 */
-    uint32_t preface_timeout_ms;      /* 10000 */
-    uint32_t settings_timeout_ms;     /* 10000 */
-    uint32_t header_timeout_ms;       /* 10000 */
-    uint32_t send_timeout_ms;         /* 30000 */
+    uint32_t max_requests;              /* per connection, 10000; 0 = unlimited */
+    uint32_t max_stream_buffered;       /* 256 KiB of queued response data */
+    uint32_t idle_timeout_ms;           /* 60000 */
+    uint32_t preface_timeout_ms;        /* 10000 */
+    uint32_t settings_timeout_ms;       /* 10000 */
+    uint32_t header_timeout_ms;         /* 10000 */
+    uint32_t send_timeout_ms;           /* 30000 */
 } spindle_limits;
 
 typedef struct spindle_config {
@@ -76,10 +76,11 @@ typedef struct spindle_config {
     bool pin;                  /* pin shard i to the i-th allowed CPU (default true) */
     uint32_t max_conns;        /* per shard (default 4096) */
     uint32_t drain_timeout_ms; /* graceful shutdown bound (default 10000) */
-    uint32_t offload_threads;  /* per shard, for blocking handlers and spindle_offload() (default 1) */
-    uint32_t zc_threshold;     /* sends of at least this many bytes use SEND_ZC;
+    uint32_t
+        offload_threads;   /* per shard, for blocking handlers and spindle_offload() (default 1) */
+    uint32_t zc_threshold; /* sends of at least this many bytes use SEND_ZC;
                                   0 = never (default 0: see docs/send-path.md) */
-    int log_level;             /* 0 error, 1 warn, 2 info (default), 3 debug */
+    int log_level;         /* 0 error, 1 warn, 2 info (default), 3 debug */
     spindle_limits limits;
     /* TLS (wolfSSL; docs/tls.md).  Off unless tls_cert is set: then every
      * shard also listens on tls_port and serves HTTP/2 over TLS there (ALPN
@@ -144,10 +145,10 @@ typedef struct spindle_request {
     spindle_str protocol;          /* RFC 8441 :protocol (extended CONNECT) */
     const spindle_header *headers; /* regular fields, in order */
     size_t nheaders;
-    int64_t content_length;        /* -1 when absent */
-    bool has_body;                 /* false: the request ended with its head */
-    bool expect_continue;          /* "expect: 100-continue" */
-    uint8_t urgency;               /* RFC 9218, 0 (highest) .. 7; default 3 */
+    int64_t content_length; /* -1 when absent */
+    bool has_body;          /* false: the request ended with its head */
+    bool expect_continue;   /* "expect: 100-continue" */
+    uint8_t urgency;        /* RFC 9218, 0 (highest) .. 7; default 3 */
     bool incremental;
 } spindle_request;
 

@@ -33,28 +33,28 @@ _Static_assert(RING_CQE_BUFFER_SHIFT == IORING_CQE_BUFFER_SHIFT, "cqe shift");
 _Static_assert(RING_NOTIF_ZC_COPIED == IORING_NOTIF_USAGE_ZC_COPIED, "notif");
 _Static_assert(sizeof(ring_cqe) == sizeof(struct io_uring_cqe), "cqe size");
 
-#define RING_SQ_MAX 32768u      /* kernel IORING_MAX_ENTRIES */
-#define RING_CQ_MAX 65536u      /* kernel IORING_MAX_CQ_ENTRIES */
+#define RING_SQ_MAX  32768u /* kernel IORING_MAX_ENTRIES */
+#define RING_CQ_MAX  65536u /* kernel IORING_MAX_CQ_ENTRIES */
 #define RING_WAKE_UD ((uint64_t)RING_OP_WAKE)
 
 struct ring {
-	struct io_uring uring;
-	ring_bufs *bufs;
+    struct io_uring uring;
+    ring_bufs *bufs;
 
-	/* SQE backlog: a FIFO of prepared SQEs the SQ had no room for. */
-	struct io_uring_sqe *bl;
-	uint32_t bl_cap, bl_head, bl_len, bl_peak;
-	uint64_t backlogged, inline_submits;
-	bool defer_submit;
+    /* SQE backlog: a FIFO of prepared SQEs the SQ had no room for. */
+    struct io_uring_sqe *bl;
+    uint32_t bl_cap, bl_head, bl_len, bl_peak;
+    uint64_t backlogged, inline_submits;
+    bool defer_submit;
 
-	uint32_t setup_flags;
-	bool ring_fd_registered;
+    uint32_t setup_flags;
+    bool ring_fd_registered;
 
-	/* Doorbell: an eventfd with a read armed on it. The kernel writes the
+    /* Doorbell: an eventfd with a read armed on it. The kernel writes the
 	 * counter into wake_buf, so it lives here, as long as the ring. */
-	int wake_fd;
-	uint64_t wake_buf;
-	bool wake_rearm; /* arming failed for want of an SQE: retry */
+    int wake_fd;
+    uint64_t wake_buf;
+    bool wake_rearm; /* arming failed for want of an SQE: retry */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -62,164 +62,159 @@ struct ring {
 
 static int read_io_uring_disabled(void)
 {
-	FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "re");
-	int v = -1;
+    FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "re");
+    int v = -1;
 
-	if (!f)
-		return -1;
-	if (fscanf(f, "%d", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
+    if (!f)
+        return -1;
+    if (fscanf(f, "%d", &v) != 1)
+        v = -1;
+    fclose(f);
+    return v;
 }
 
 static void fmt_limit(char *buf, size_t len, rlim_t v)
 {
-	if (v == RLIM_INFINITY)
-		snprintf(buf, len, "unlimited");
-	else
-		snprintf(buf, len, "%llu KiB", (unsigned long long)v / 1024u);
+    if (v == RLIM_INFINITY)
+        snprintf(buf, len, "unlimited");
+    else
+        snprintf(buf, len, "%llu KiB", (unsigned long long)v / 1024u);
 }
 
 static void fmt_setup_flags(char *buf, size_t len, uint32_t f)
 {
-	static const struct {
-		uint32_t bit;
-		const char *name;
-	} names[] = {
-		{ IORING_SETUP_SQPOLL, "SQPOLL" },
-		{ IORING_SETUP_CQSIZE, "CQSIZE" },
-		{ IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL" },
-		{ IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN" },
-		{ IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER" },
-		{ IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN" },
-	};
-	size_t at = 0;
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {
+        {IORING_SETUP_SQPOLL, "SQPOLL"},
+        {IORING_SETUP_CQSIZE, "CQSIZE"},
+        {IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL"},
+        {IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
+        {IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
+        {IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"},
+    };
+    size_t at = 0;
 
-	buf[0] = '\0';
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		int n;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int n;
 
-		if (!(f & names[i].bit))
-			continue;
-		n = snprintf(buf + at, len - at, "%s%s", at ? "|" : "",
-			     names[i].name);
-		if (n < 0 || (size_t)n >= len - at)
-			return;
-		at += (size_t)n;
-	}
-	if (at == 0)
-		snprintf(buf, len, "none");
+        if (!(f & names[i].bit))
+            continue;
+        n = snprintf(buf + at, len - at, "%s%s", at ? "|" : "", names[i].name);
+        if (n < 0 || (size_t)n >= len - at)
+            return;
+        at += (size_t)n;
+    }
+    if (at == 0)
+        snprintf(buf, len, "none");
 }
 
-void ring_explain_error(int err, const char *what, uint32_t setup_flags,
-			char *buf, size_t len)
+void ring_explain_error(int err, const char *what, uint32_t setup_flags, char *buf, size_t len)
 {
-	char ebuf[128];
-	const char *estr;
+    char ebuf[128];
+    const char *estr;
 
-	if (!buf || len == 0)
-		return;
-	if (err < 0)
-		err = -err;
-	if (!what)
-		what = "io_uring";
-	estr = strerror_r(err, ebuf, sizeof ebuf);
+    if (!buf || len == 0)
+        return;
+    if (err < 0)
+        err = -err;
+    if (!what)
+        what = "io_uring";
+    estr = strerror_r(err, ebuf, sizeof ebuf);
 
-	switch (err) {
-	case EPERM:
-	case EACCES: {
-		int dis = read_io_uring_disabled();
+    switch (err) {
+    case EPERM:
+    case EACCES: {
+        int dis = read_io_uring_disabled();
 
-		if (dis == 2)
-			snprintf(buf, len,
-				 "%s: %s: io_uring is disabled system-wide "
-				 "(kernel.io_uring_disabled=2 in "
-				 "/proc/sys/kernel/io_uring_disabled); set it to 0",
-				 what, estr);
-		else if (dis == 1)
-			snprintf(buf, len,
-				 "%s: %s: io_uring is limited to privileged "
-				 "processes and the kernel.io_uring_group group "
-				 "(kernel.io_uring_disabled=1); run with "
-				 "CAP_SYS_ADMIN, join that group, or set the "
-				 "sysctl to 0",
-				 what, estr);
-		else
-			snprintf(buf, len,
-				 "%s: %s although kernel.io_uring_disabled=%d: a "
-				 "seccomp filter or LSM denies the io_uring "
-				 "syscalls (container runtimes do by default; "
-				 "allow io_uring_setup/enter/register)",
-				 what, estr, dis);
-		break;
-	}
-	case ENOSYS:
-		snprintf(buf, len,
-			 "%s: %s: this kernel has no io_uring (Linux >= 6.1 "
-			 "with CONFIG_IO_URING is needed), or a seccomp filter "
-			 "answers ENOSYS for its syscalls",
-			 what, estr);
-		break;
-	case ENOMEM: {
-		struct rlimit rl;
+        if (dis == 2)
+            snprintf(buf, len,
+                     "%s: %s: io_uring is disabled system-wide "
+                     "(kernel.io_uring_disabled=2 in "
+                     "/proc/sys/kernel/io_uring_disabled); set it to 0",
+                     what, estr);
+        else if (dis == 1)
+            snprintf(buf, len,
+                     "%s: %s: io_uring is limited to privileged "
+                     "processes and the kernel.io_uring_group group "
+                     "(kernel.io_uring_disabled=1); run with "
+                     "CAP_SYS_ADMIN, join that group, or set the "
+                     "sysctl to 0",
+                     what, estr);
+        else
+            snprintf(buf, len,
+                     "%s: %s although kernel.io_uring_disabled=%d: a "
+                     "seccomp filter or LSM denies the io_uring "
+                     "syscalls (container runtimes do by default; "
+                     "allow io_uring_setup/enter/register)",
+                     what, estr, dis);
+        break;
+    }
+    case ENOSYS:
+        snprintf(buf, len,
+                 "%s: %s: this kernel has no io_uring (Linux >= 6.1 "
+                 "with CONFIG_IO_URING is needed), or a seccomp filter "
+                 "answers ENOSYS for its syscalls",
+                 what, estr);
+        break;
+    case ENOMEM: {
+        struct rlimit rl;
 
-		if (geteuid() != 0 && getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
-			char soft[32], hard[32];
+        if (geteuid() != 0 && getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
+            char soft[32], hard[32];
 
-			fmt_limit(soft, sizeof soft, rl.rlim_cur);
-			fmt_limit(hard, sizeof hard, rl.rlim_max);
-			snprintf(buf, len,
-				 "%s: %s: RLIMIT_MEMLOCK is %s (soft) / %s "
-				 "(hard) for this non-root user, and rings and "
-				 "buffer rings are charged to it; raise it "
-				 "(ulimit -l, systemd LimitMEMLOCK=, docker "
-				 "--ulimit memlock=) or shrink the ring "
-				 "(sq_entries, max_conns, buf_count)",
-				 what, estr, soft, hard);
-		} else {
-			snprintf(buf, len,
-				 "%s: %s: the kernel could not allocate the "
-				 "ring (running as root: RLIMIT_MEMLOCK is not "
-				 "the limit)",
-				 what, estr);
-		}
-		break;
-	}
-	case EINVAL: {
-		char flags[160];
+            fmt_limit(soft, sizeof soft, rl.rlim_cur);
+            fmt_limit(hard, sizeof hard, rl.rlim_max);
+            snprintf(buf, len,
+                     "%s: %s: RLIMIT_MEMLOCK is %s (soft) / %s "
+                     "(hard) for this non-root user, and rings and "
+                     "buffer rings are charged to it; raise it "
+                     "(ulimit -l, systemd LimitMEMLOCK=, docker "
+                     "--ulimit memlock=) or shrink the ring "
+                     "(sq_entries, max_conns, buf_count)",
+                     what, estr, soft, hard);
+        } else {
+            snprintf(buf, len,
+                     "%s: %s: the kernel could not allocate the "
+                     "ring (running as root: RLIMIT_MEMLOCK is not "
+                     "the limit)",
+                     what, estr);
+        }
+        break;
+    }
+    case EINVAL: {
+        char flags[160];
 
-		fmt_setup_flags(flags, sizeof flags, setup_flags);
-		snprintf(buf, len,
-			 "%s: %s: the kernel rejected setup flags %s "
-			 "(SINGLE_ISSUER|DEFER_TASKRUN need Linux >= 6.1)",
-			 what, estr, flags);
-		break;
-	}
-	case EMFILE:
-	case ENFILE:
-		snprintf(buf, len, "%s: %s: out of file descriptors (ulimit -n)",
-			 what, estr);
-		break;
-	case EEXIST:
-		snprintf(buf, len,
-			 "%s: %s: called from a thread that does not own the "
-			 "ring (IORING_SETUP_SINGLE_ISSUER)",
-			 what, estr);
-		break;
-	default:
-		snprintf(buf, len, "%s: %s", what, estr);
-		break;
-	}
+        fmt_setup_flags(flags, sizeof flags, setup_flags);
+        snprintf(buf, len,
+                 "%s: %s: the kernel rejected setup flags %s "
+                 "(SINGLE_ISSUER|DEFER_TASKRUN need Linux >= 6.1)",
+                 what, estr, flags);
+        break;
+    }
+    case EMFILE:
+    case ENFILE:
+        snprintf(buf, len, "%s: %s: out of file descriptors (ulimit -n)", what, estr);
+        break;
+    case EEXIST:
+        snprintf(buf, len,
+                 "%s: %s: called from a thread that does not own the "
+                 "ring (IORING_SETUP_SINGLE_ISSUER)",
+                 what, estr);
+        break;
+    default: snprintf(buf, len, "%s: %s", what, estr); break;
+    }
 }
 
 static int fail(ring_error *err, int code, const char *what, uint32_t flags)
 {
-	if (err) {
-		err->code = code;
-		ring_explain_error(code, what, flags, err->msg, sizeof err->msg);
-	}
-	return code;
+    if (err) {
+        err->code = code;
+        ring_explain_error(code, what, flags, err->msg, sizeof err->msg);
+    }
+    return code;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -227,45 +222,39 @@ static int fail(ring_error *err, int code, const char *what, uint32_t flags)
 
 ring_rearm ring_accept_rearm(const ring_cqe *c)
 {
-	if (c->flags & RING_CQE_F_MORE)
-		return RING_REARM_NONE;
-	if (c->res >= 0)
-		return RING_REARM_NOW;
-	switch (-c->res) {
-	case ECONNABORTED:
-	case EINTR:
-	case EAGAIN:
-	case EPROTO:
-	case EPERM:
-		return RING_REARM_NOW;
-	case ECANCELED:
-	case EBADF:
-	case ENOTSOCK:
-	case EINVAL:
-	case EOPNOTSUPP:
-		return RING_REARM_NEVER;
-	default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM and the unknown */
-		return RING_REARM_LATER;
-	}
+    if (c->flags & RING_CQE_F_MORE)
+        return RING_REARM_NONE;
+    if (c->res >= 0)
+        return RING_REARM_NOW;
+    switch (-c->res) {
+    case ECONNABORTED:
+    case EINTR:
+    case EAGAIN:
+    case EPROTO:
+    case EPERM: return RING_REARM_NOW;
+    case ECANCELED:
+    case EBADF:
+    case ENOTSOCK:
+    case EINVAL:
+    case EOPNOTSUPP: return RING_REARM_NEVER;
+    default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM and the unknown */ return RING_REARM_LATER;
+    }
 }
 
 ring_rearm ring_recv_rearm(const ring_cqe *c)
 {
-	if (c->flags & RING_CQE_F_MORE)
-		return RING_REARM_NONE;
-	if (c->res > 0)
-		return RING_REARM_NOW;
-	if (c->res == 0)
-		return RING_REARM_NEVER;
-	switch (-c->res) {
-	case ENOBUFS:
-		return RING_REARM_LATER;
-	case EINTR:
-	case EAGAIN:
-		return RING_REARM_NOW;
-	default:
-		return RING_REARM_NEVER;
-	}
+    if (c->flags & RING_CQE_F_MORE)
+        return RING_REARM_NONE;
+    if (c->res > 0)
+        return RING_REARM_NOW;
+    if (c->res == 0)
+        return RING_REARM_NEVER;
+    switch (-c->res) {
+    case ENOBUFS: return RING_REARM_LATER;
+    case EINTR:
+    case EAGAIN: return RING_REARM_NOW;
+    default: return RING_REARM_NEVER;
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -273,247 +262,242 @@ ring_rearm ring_recv_rearm(const ring_cqe *c)
 
 ring_config ring_config_default(void)
 {
-	ring_config c;
+    ring_config c;
 
-	memset(&c, 0, sizeof c);
-	c.sq_entries = 256;
-	c.backlog = 256;
-	c.defer_submit = false;
-	c.max_conns = 1024;
-	c.cqes_per_conn = 5;
-	c.listeners = 1;
-	c.accept_backlog = 4096;
-	c.msg_budget = 64;
-	c.buf_count = 512;
-	c.buf_size = 16384;
-	c.buf_group = 0;
-	c.waker = true;
-	return c;
+    memset(&c, 0, sizeof c);
+    c.sq_entries = 256;
+    c.backlog = 256;
+    c.defer_submit = false;
+    c.max_conns = 1024;
+    c.cqes_per_conn = 5;
+    c.listeners = 1;
+    c.accept_backlog = 4096;
+    c.msg_budget = 64;
+    c.buf_count = 512;
+    c.buf_size = 16384;
+    c.buf_group = 0;
+    c.waker = true;
+    return c;
 }
 
 static uint64_t pow2_ceil(uint64_t v)
 {
-	uint64_t p = 1;
+    uint64_t p = 1;
 
-	while (p < v)
-		p <<= 1;
-	return p;
+    while (p < v)
+        p <<= 1;
+    return p;
 }
 
 uint32_t ring_cq_budget(const ring_config *c)
 {
-	uint64_t sq = pow2_ceil(c->sq_entries ? c->sq_entries : 1);
-	uint64_t n = (uint64_t)c->max_conns * c->cqes_per_conn +
-		     c->buf_count +
-		     (uint64_t)c->listeners * ((uint64_t)c->accept_backlog + 1) +
-		     c->msg_budget + sq + c->backlog;
+    uint64_t sq = pow2_ceil(c->sq_entries ? c->sq_entries : 1);
+    uint64_t n = (uint64_t)c->max_conns * c->cqes_per_conn + c->buf_count +
+                 (uint64_t)c->listeners * ((uint64_t)c->accept_backlog + 1) + c->msg_budget + sq +
+                 c->backlog;
 
-	n = pow2_ceil(n);
-	if (n > RING_CQ_MAX)
-		return 0;
-	return (uint32_t)n;
+    n = pow2_ceil(n);
+    if (n > RING_CQ_MAX)
+        return 0;
+    return (uint32_t)n;
 }
 
 static struct io_uring_sqe *sqe_get(ring *r);
 
 static int waker_arm(ring *r)
 {
-	struct io_uring_sqe *sqe = sqe_get(r);
+    struct io_uring_sqe *sqe = sqe_get(r);
 
-	if (!sqe) {
-		r->wake_rearm = true;
-		return -ENOSPC;
-	}
-	io_uring_prep_read(sqe, r->wake_fd, &r->wake_buf, sizeof r->wake_buf, 0);
-	io_uring_sqe_set_data64(sqe, RING_WAKE_UD);
-	r->wake_rearm = false;
-	return 0;
+    if (!sqe) {
+        r->wake_rearm = true;
+        return -ENOSPC;
+    }
+    io_uring_prep_read(sqe, r->wake_fd, &r->wake_buf, sizeof r->wake_buf, 0);
+    io_uring_sqe_set_data64(sqe, RING_WAKE_UD);
+    r->wake_rearm = false;
+    return 0;
 }
 
 static int setup(ring *r, uint32_t sq, uint32_t cq, ring_error *err)
 {
-	static const uint32_t base = IORING_SETUP_SINGLE_ISSUER |
-				     IORING_SETUP_DEFER_TASKRUN |
-				     IORING_SETUP_SUBMIT_ALL |
-				     IORING_SETUP_CQSIZE;
-	/* COOP_TASKRUN is redundant beside DEFER_TASKRUN on new kernels (no
+    static const uint32_t base = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                                 IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+    /* COOP_TASKRUN is redundant beside DEFER_TASKRUN on new kernels (no
 	 * IPI either way) but harmless; drop it if the kernel objects. */
-	const uint32_t tries[2] = { base | IORING_SETUP_COOP_TASKRUN, base };
-	struct io_uring_params p;
-	int ret = -EINVAL;
+    const uint32_t tries[2] = {base | IORING_SETUP_COOP_TASKRUN, base};
+    struct io_uring_params p;
+    int ret = -EINVAL;
 
-	for (size_t i = 0; i < 2; i++) {
-		memset(&p, 0, sizeof p);
-		p.flags = tries[i];
-		p.cq_entries = cq;
-		ret = io_uring_queue_init_params(sq, &r->uring, &p);
-		if (ret != -EINVAL)
-			break;
-	}
-	if (ret < 0)
-		return fail(err, ret, "io_uring_setup", base);
-	r->setup_flags = p.flags;
-	/* EXT_ARG: timed waits without liburing's internal timeout SQE;
+    for (size_t i = 0; i < 2; i++) {
+        memset(&p, 0, sizeof p);
+        p.flags = tries[i];
+        p.cq_entries = cq;
+        ret = io_uring_queue_init_params(sq, &r->uring, &p);
+        if (ret != -EINVAL)
+            break;
+    }
+    if (ret < 0)
+        return fail(err, ret, "io_uring_setup", base);
+    r->setup_flags = p.flags;
+    /* EXT_ARG: timed waits without liburing's internal timeout SQE;
 	 * NODROP: an overflowing CQ is slow, never lossy. Both predate
 	 * DEFER_TASKRUN, so only a strange kernel fails this. */
-	if ((p.features & (IORING_FEAT_EXT_ARG | IORING_FEAT_NODROP)) !=
-	    (IORING_FEAT_EXT_ARG | IORING_FEAT_NODROP)) {
-		io_uring_queue_exit(&r->uring);
-		if (err) {
-			err->code = -EINVAL;
-			snprintf(err->msg, sizeof err->msg,
-				 "io_uring_setup: the kernel lacks "
-				 "IORING_FEAT_EXT_ARG/NODROP (features 0x%x)",
-				 p.features);
-		}
-		return -EINVAL;
-	}
-	return 0;
+    if ((p.features & (IORING_FEAT_EXT_ARG | IORING_FEAT_NODROP)) !=
+        (IORING_FEAT_EXT_ARG | IORING_FEAT_NODROP)) {
+        io_uring_queue_exit(&r->uring);
+        if (err) {
+            err->code = -EINVAL;
+            snprintf(err->msg, sizeof err->msg,
+                     "io_uring_setup: the kernel lacks "
+                     "IORING_FEAT_EXT_ARG/NODROP (features 0x%x)",
+                     p.features);
+        }
+        return -EINVAL;
+    }
+    return 0;
 }
 
 int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
 {
-	ring_config cfg = cfg_in ? *cfg_in : ring_config_default();
-	uint32_t cq;
-	ring *r;
-	int ret;
+    ring_config cfg = cfg_in ? *cfg_in : ring_config_default();
+    uint32_t cq;
+    ring *r;
+    int ret;
 
-	*out = NULL;
-	if (err) {
-		err->code = 0;
-		err->msg[0] = '\0';
-	}
-	if (cfg.sq_entries == 0 || cfg.sq_entries > RING_SQ_MAX) {
-		if (err) {
-			err->code = -EINVAL;
-			snprintf(err->msg, sizeof err->msg,
-				 "ring_new: sq_entries %u not in [1, %u]",
-				 cfg.sq_entries, RING_SQ_MAX);
-		}
-		return -EINVAL;
-	}
-	cq = ring_cq_budget(&cfg);
-	if (cq == 0) {
-		if (err) {
-			err->code = -EINVAL;
-			snprintf(err->msg, sizeof err->msg,
-				 "ring_new: the CQ budget for %u connections x "
-				 "%u CQEs (+ buffers, accepts, messages) exceeds "
-				 "the kernel's %u CQ entries: lower max_conns "
-				 "per shard or run more shards",
-				 cfg.max_conns, cfg.cqes_per_conn, RING_CQ_MAX);
-		}
-		return -EINVAL;
-	}
+    *out = NULL;
+    if (err) {
+        err->code = 0;
+        err->msg[0] = '\0';
+    }
+    if (cfg.sq_entries == 0 || cfg.sq_entries > RING_SQ_MAX) {
+        if (err) {
+            err->code = -EINVAL;
+            snprintf(err->msg, sizeof err->msg, "ring_new: sq_entries %u not in [1, %u]",
+                     cfg.sq_entries, RING_SQ_MAX);
+        }
+        return -EINVAL;
+    }
+    cq = ring_cq_budget(&cfg);
+    if (cq == 0) {
+        if (err) {
+            err->code = -EINVAL;
+            snprintf(err->msg, sizeof err->msg,
+                     "ring_new: the CQ budget for %u connections x "
+                     "%u CQEs (+ buffers, accepts, messages) exceeds "
+                     "the kernel's %u CQ entries: lower max_conns "
+                     "per shard or run more shards",
+                     cfg.max_conns, cfg.cqes_per_conn, RING_CQ_MAX);
+        }
+        return -EINVAL;
+    }
 
-	r = calloc(1, sizeof *r);
-	if (!r)
-		return fail(err, -ENOMEM, "ring_new", 0);
-	r->wake_fd = -1;
-	r->defer_submit = cfg.defer_submit;
-	r->bl_cap = cfg.backlog;
-	if (r->bl_cap) {
-		r->bl = calloc(r->bl_cap, sizeof *r->bl);
-		if (!r->bl) {
-			free(r);
-			return fail(err, -ENOMEM, "ring_new", 0);
-		}
-	}
+    r = calloc(1, sizeof *r);
+    if (!r)
+        return fail(err, -ENOMEM, "ring_new", 0);
+    r->wake_fd = -1;
+    r->defer_submit = cfg.defer_submit;
+    r->bl_cap = cfg.backlog;
+    if (r->bl_cap) {
+        r->bl = calloc(r->bl_cap, sizeof *r->bl);
+        if (!r->bl) {
+            free(r);
+            return fail(err, -ENOMEM, "ring_new", 0);
+        }
+    }
 
-	ret = setup(r, cfg.sq_entries, cq, err);
-	if (ret < 0) {
-		free(r->bl);
-		free(r);
-		return ret;
-	}
-	/* Registered ring fd: io_uring_enter skips the fd lookup. Per thread,
+    ret = setup(r, cfg.sq_entries, cq, err);
+    if (ret < 0) {
+        free(r->bl);
+        free(r);
+        return ret;
+    }
+    /* Registered ring fd: io_uring_enter skips the fd lookup. Per thread,
 	 * like SINGLE_ISSUER. Optional: without it we just pay the lookup. */
-	r->ring_fd_registered = io_uring_register_ring_fd(&r->uring) == 1;
+    r->ring_fd_registered = io_uring_register_ring_fd(&r->uring) == 1;
 
-	if (cfg.buf_count) {
-		ret = ring_bufs_new(&r->bufs, &r->uring, cfg.buf_group,
-				    cfg.buf_count, cfg.buf_size, err);
-		if (ret < 0)
-			goto fail_ring;
-	}
-	if (cfg.waker) {
-		/* Non-blocking, so the ring polls it instead of parking an
+    if (cfg.buf_count) {
+        ret = ring_bufs_new(&r->bufs, &r->uring, cfg.buf_group, cfg.buf_count, cfg.buf_size, err);
+        if (ret < 0)
+            goto fail_ring;
+    }
+    if (cfg.waker) {
+        /* Non-blocking, so the ring polls it instead of parking an
 		 * io-wq worker in a blocking read. */
-		r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (r->wake_fd < 0) {
-			ret = fail(err, -errno, "eventfd", 0);
-			goto fail_ring;
-		}
-		ret = waker_arm(r);
-		if (ret < 0) {
-			fail(err, ret, "ring_new: arming the doorbell", 0);
-			goto fail_ring;
-		}
-	}
-	*out = r;
-	return 0;
+        r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (r->wake_fd < 0) {
+            ret = fail(err, -errno, "eventfd", 0);
+            goto fail_ring;
+        }
+        ret = waker_arm(r);
+        if (ret < 0) {
+            fail(err, ret, "ring_new: arming the doorbell", 0);
+            goto fail_ring;
+        }
+    }
+    *out = r;
+    return 0;
 
 fail_ring:
-	ring_free(r);
-	return ret;
+    ring_free(r);
+    return ret;
 }
 
 void ring_cancel_all(ring *r)
 {
-	struct io_uring_sync_cancel_reg reg;
+    struct io_uring_sync_cancel_reg reg;
 
-	/* Bounded: teardown must not hang on a stuck op. */
-	memset(&reg, 0, sizeof reg);
-	reg.fd = -1;
-	reg.flags = IORING_ASYNC_CANCEL_ANY;
-	reg.timeout.tv_sec = 1;
-	reg.timeout.tv_nsec = 0;
-	(void)io_uring_register_sync_cancel(&r->uring, &reg);
+    /* Bounded: teardown must not hang on a stuck op. */
+    memset(&reg, 0, sizeof reg);
+    reg.fd = -1;
+    reg.flags = IORING_ASYNC_CANCEL_ANY;
+    reg.timeout.tv_sec = 1;
+    reg.timeout.tv_nsec = 0;
+    (void)io_uring_register_sync_cancel(&r->uring, &reg);
 }
 
 void ring_free(ring *r)
 {
-	if (!r)
-		return;
-	/* Cancel everything and wait for it, so nothing in flight still
+    if (!r)
+        return;
+    /* Cancel everything and wait for it, so nothing in flight still
 	 * points at wake_buf, the provided buffers or the caller's memory
 	 * when they go. */
-	ring_cancel_all(r);
+    ring_cancel_all(r);
 
-	ring_bufs_free(r->bufs);
-	if (r->ring_fd_registered)
-		io_uring_unregister_ring_fd(&r->uring);
-	io_uring_queue_exit(&r->uring);
-	if (r->wake_fd >= 0)
-		close(r->wake_fd);
-	free(r->bl);
-	free(r);
+    ring_bufs_free(r->bufs);
+    if (r->ring_fd_registered)
+        io_uring_unregister_ring_fd(&r->uring);
+    io_uring_queue_exit(&r->uring);
+    if (r->wake_fd >= 0)
+        close(r->wake_fd);
+    free(r->bl);
+    free(r);
 }
 
 int ring_fd(const ring *r)
 {
-	return r->uring.ring_fd;
+    return r->uring.ring_fd;
 }
 
 ring_bufs *ring_bufs_of(ring *r)
 {
-	return r->bufs;
+    return r->bufs;
 }
 
 void ring_get_stats(const ring *r, ring_stats *out)
 {
-	memset(out, 0, sizeof *out);
-	out->sq_entries = r->uring.sq.ring_entries;
-	out->cq_entries = r->uring.cq.ring_entries;
-	out->setup_flags = r->setup_flags;
-	out->features = r->uring.features;
-	out->ring_fd_registered = r->ring_fd_registered;
-	out->backlog_len = r->bl_len;
-	out->backlog_peak = r->bl_peak;
-	out->backlogged = r->backlogged;
-	out->inline_submits = r->inline_submits;
-	out->cq_overflow = r->uring.cq.koverflow ? *r->uring.cq.koverflow : 0;
-	out->cq_overflow_pending = io_uring_cq_has_overflow(&r->uring);
+    memset(out, 0, sizeof *out);
+    out->sq_entries = r->uring.sq.ring_entries;
+    out->cq_entries = r->uring.cq.ring_entries;
+    out->setup_flags = r->setup_flags;
+    out->features = r->uring.features;
+    out->ring_fd_registered = r->ring_fd_registered;
+    out->backlog_len = r->bl_len;
+    out->backlog_peak = r->bl_peak;
+    out->backlogged = r->backlogged;
+    out->inline_submits = r->inline_submits;
+    out->cq_overflow = r->uring.cq.koverflow ? *r->uring.cq.koverflow : 0;
+    out->cq_overflow_pending = io_uring_cq_has_overflow(&r->uring);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -522,24 +506,24 @@ void ring_get_stats(const ring *r, ring_stats *out)
 /* Move backlogged SQEs into the SQ, oldest first, while there is room. */
 static void backlog_flush(ring *r)
 {
-	while (r->bl_len) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+    while (r->bl_len) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
 
-		if (!sqe)
-			return;
-		memcpy(sqe, &r->bl[r->bl_head], sizeof *sqe);
-		r->bl_head = r->bl_head + 1 == r->bl_cap ? 0 : r->bl_head + 1;
-		r->bl_len--;
-	}
+        if (!sqe)
+            return;
+        memcpy(sqe, &r->bl[r->bl_head], sizeof *sqe);
+        r->bl_head = r->bl_head + 1 == r->bl_cap ? 0 : r->bl_head + 1;
+        r->bl_len--;
+    }
 }
 
 static int submit_now(ring *r)
 {
-	/* Buffers recycled so far go out first: a recv re-armed in this
+    /* Buffers recycled so far go out first: a recv re-armed in this
 	 * submission must find them. */
-	if (r->bufs)
-		ring_bufs_commit(r->bufs);
-	return io_uring_submit(&r->uring);
+    if (r->bufs)
+        ring_bufs_commit(r->bufs);
+    return io_uring_submit(&r->uring);
 }
 
 /*
@@ -550,73 +534,73 @@ static int submit_now(ring *r)
  */
 static struct io_uring_sqe *sqe_get(ring *r)
 {
-	struct io_uring_sqe *sqe;
-	uint32_t at;
+    struct io_uring_sqe *sqe;
+    uint32_t at;
 
-	if (r->bl_len)
-		backlog_flush(r);
-	if (!r->bl_len) {
-		sqe = io_uring_get_sqe(&r->uring);
-		if (sqe)
-			return sqe;
-	}
-	if (!r->defer_submit) {
-		r->inline_submits++;
-		if (submit_now(r) > 0) {
-			backlog_flush(r);
-			if (!r->bl_len) {
-				sqe = io_uring_get_sqe(&r->uring);
-				if (sqe)
-					return sqe;
-			}
-		}
-	}
-	if (r->bl_len == r->bl_cap)
-		return NULL;
-	at = r->bl_head + r->bl_len;
-	if (at >= r->bl_cap)
-		at -= r->bl_cap;
-	r->bl_len++;
-	r->backlogged++;
-	if (r->bl_len > r->bl_peak)
-		r->bl_peak = r->bl_len;
-	return &r->bl[at];
+    if (r->bl_len)
+        backlog_flush(r);
+    if (!r->bl_len) {
+        sqe = io_uring_get_sqe(&r->uring);
+        if (sqe)
+            return sqe;
+    }
+    if (!r->defer_submit) {
+        r->inline_submits++;
+        if (submit_now(r) > 0) {
+            backlog_flush(r);
+            if (!r->bl_len) {
+                sqe = io_uring_get_sqe(&r->uring);
+                if (sqe)
+                    return sqe;
+            }
+        }
+    }
+    if (r->bl_len == r->bl_cap)
+        return NULL;
+    at = r->bl_head + r->bl_len;
+    if (at >= r->bl_cap)
+        at -= r->bl_cap;
+    r->bl_len++;
+    r->backlogged++;
+    if (r->bl_len > r->bl_peak)
+        r->bl_peak = r->bl_len;
+    return &r->bl[at];
 }
 
 /* Everything pending goes into the SQ; submits as often as the backlog
  * needs. Adds the number of SQEs the kernel took to *taken. */
 static int flush_all(ring *r, int *taken)
 {
-	if (r->bufs)
-		ring_bufs_commit(r->bufs);
-	if (r->wake_rearm)
-		(void)waker_arm(r);
-	for (;;) {
-		int ret;
+    if (r->bufs)
+        ring_bufs_commit(r->bufs);
+    if (r->wake_rearm)
+        (void)waker_arm(r);
+    for (;;) {
+        int ret;
 
-		backlog_flush(r);
-		if (!r->bl_len)
-			return 0;
-		ret = io_uring_submit(&r->uring); /* the SQ is full here */
-		if (ret < 0)
-			return ret;
-		if (ret == 0)
-			return -EAGAIN; /* the kernel took nothing: don't spin */
-		*taken += ret;
-	}
+        backlog_flush(r);
+        if (!r->bl_len)
+            return 0;
+        ret = io_uring_submit(&r->uring); /* the SQ is full here */
+        if (ret < 0)
+            return ret;
+        if (ret == 0)
+            return -EAGAIN; /* the kernel took nothing: don't spin */
+        *taken += ret;
+    }
 }
 
 int ring_submit(ring *r)
 {
-	int taken = 0;
-	int ret = flush_all(r, &taken);
+    int taken = 0;
+    int ret = flush_all(r, &taken);
 
-	if (ret < 0)
-		return ret;
-	ret = io_uring_submit(&r->uring);
-	if (ret < 0)
-		return ret;
-	return taken + ret;
+    if (ret < 0)
+        return ret;
+    ret = io_uring_submit(&r->uring);
+    if (ret < 0)
+        return ret;
+    return taken + ret;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -624,180 +608,173 @@ int ring_submit(ring *r)
 
 int ring_prep_nop(ring *r, uint64_t ud)
 {
-	struct io_uring_sqe *sqe = sqe_get(r);
+    struct io_uring_sqe *sqe = sqe_get(r);
 
-	if (!sqe)
-		return -ENOSPC;
-	io_uring_prep_nop(sqe);
-	io_uring_sqe_set_data64(sqe, ud);
-	return 0;
+    if (!sqe)
+        return -ENOSPC;
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
 }
 
 int ring_prep_accept_multishot(ring *r, int listen_fd, uint64_t ud)
 {
-	struct io_uring_sqe *sqe;
+    struct io_uring_sqe *sqe;
 
-	if (listen_fd < 0)
-		return -EINVAL;
-	sqe = sqe_get(r);
-	if (!sqe)
-		return -ENOSPC;
-	io_uring_prep_multishot_accept(sqe, listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, ud);
-	return 0;
+    if (listen_fd < 0)
+        return -EINVAL;
+    sqe = sqe_get(r);
+    if (!sqe)
+        return -ENOSPC;
+    io_uring_prep_multishot_accept(sqe, listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
 }
 
 int ring_prep_recv_multishot(ring *r, int fd, uint64_t ud)
 {
-	struct io_uring_sqe *sqe;
+    struct io_uring_sqe *sqe;
 
-	if (!r->bufs || fd < 0)
-		return -EINVAL;
-	/* The anti-spin rule: no buffer, no recv. */
-	if (ring_bufs_available(r->bufs) == 0)
-		return -ENOBUFS;
-	sqe = sqe_get(r);
-	if (!sqe)
-		return -ENOSPC;
-	/* len 0: each CQE may fill a whole provided buffer. */
-	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
-	sqe->flags = (uint8_t)(sqe->flags | IOSQE_BUFFER_SELECT);
-	sqe->buf_group = ring_bufs_group(r->bufs);
-	io_uring_sqe_set_data64(sqe, ud);
-	return 0;
+    if (!r->bufs || fd < 0)
+        return -EINVAL;
+    /* The anti-spin rule: no buffer, no recv. */
+    if (ring_bufs_available(r->bufs) == 0)
+        return -ENOBUFS;
+    sqe = sqe_get(r);
+    if (!sqe)
+        return -ENOSPC;
+    /* len 0: each CQE may fill a whole provided buffer. */
+    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    sqe->flags = (uint8_t)(sqe->flags | IOSQE_BUFFER_SELECT);
+    sqe->buf_group = ring_bufs_group(r->bufs);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
 }
 
-int ring_prep_send(ring *r, int fd, const void *buf, size_t len,
-		   int msg_flags, uint64_t ud)
+int ring_prep_send(ring *r, int fd, const void *buf, size_t len, int msg_flags, uint64_t ud)
 {
-	struct io_uring_sqe *sqe;
+    struct io_uring_sqe *sqe;
 
-	if (fd < 0 || len > UINT32_MAX || (!buf && len))
-		return -EINVAL;
-	sqe = sqe_get(r);
-	if (!sqe)
-		return -ENOSPC;
-	io_uring_prep_send(sqe, fd, buf, len, msg_flags | MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, ud);
-	return 0;
+    if (fd < 0 || len > UINT32_MAX || (!buf && len))
+        return -EINVAL;
+    sqe = sqe_get(r);
+    if (!sqe)
+        return -ENOSPC;
+    io_uring_prep_send(sqe, fd, buf, len, msg_flags | MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
 }
 
-int ring_prep_sendmsg(ring *r, int fd, const struct msghdr *msg,
-		      int msg_flags, uint64_t ud)
+int ring_prep_sendmsg(ring *r, int fd, const struct msghdr *msg, int msg_flags, uint64_t ud)
 {
-	struct io_uring_sqe *sqe;
+    struct io_uring_sqe *sqe;
 
-	if (fd < 0 || !msg)
-		return -EINVAL;
-	sqe = sqe_get(r);
-	if (!sqe)
-		return -ENOSPC;
-	io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)(msg_flags | MSG_NOSIGNAL));
-	io_uring_sqe_set_data64(sqe, ud);
-	return 0;
+    if (fd < 0 || !msg)
+        return -EINVAL;
+    sqe = sqe_get(r);
+    if (!sqe)
+        return -ENOSPC;
+    io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)(msg_flags | MSG_NOSIGNAL));
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
 }
 
-int ring_prep_send_zc(ring *r, int fd, const void *buf, size_t len,
-		      int msg_flags, uint64_t ud)
+int ring_prep_send_zc(ring *r, int fd, const void *buf, size_t len, int msg_flags, uint64_t ud)
 {
-	struct io_uring_sqe *sqe;
+    struct io_uring_sqe *sqe;
 
-	if (fd < 0 || len > UINT32_MAX || (!buf && len))
-		return -EINVAL;
-	sqe = sqe_get(r);
-	if (!sqe)
-		return -ENOSPC;
-	io_uring_prep_send_zc(sqe, fd, buf, len, msg_flags | MSG_NOSIGNAL,
-			      IORING_SEND_ZC_REPORT_USAGE);
-	io_uring_sqe_set_data64(sqe, ud);
-	return 0;
+    if (fd < 0 || len > UINT32_MAX || (!buf && len))
+        return -EINVAL;
+    sqe = sqe_get(r);
+    if (!sqe)
+        return -ENOSPC;
+    io_uring_prep_send_zc(sqe, fd, buf, len, msg_flags | MSG_NOSIGNAL, IORING_SEND_ZC_REPORT_USAGE);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
 }
 
-int ring_prep_sendmsg_zc(ring *r, int fd, const struct msghdr *msg,
-			 int msg_flags, uint64_t ud)
+int ring_prep_sendmsg_zc(ring *r, int fd, const struct msghdr *msg, int msg_flags, uint64_t ud)
 {
-	struct io_uring_sqe *sqe;
+    struct io_uring_sqe *sqe;
 
-	if (fd < 0 || !msg)
-		return -EINVAL;
-	sqe = sqe_get(r);
-	if (!sqe)
-		return -ENOSPC;
-	io_uring_prep_sendmsg_zc(sqe, fd, msg,
-				 (unsigned)(msg_flags | MSG_NOSIGNAL));
-	sqe->ioprio = (uint16_t)(sqe->ioprio | IORING_SEND_ZC_REPORT_USAGE);
-	io_uring_sqe_set_data64(sqe, ud);
-	return 0;
+    if (fd < 0 || !msg)
+        return -EINVAL;
+    sqe = sqe_get(r);
+    if (!sqe)
+        return -ENOSPC;
+    io_uring_prep_sendmsg_zc(sqe, fd, msg, (unsigned)(msg_flags | MSG_NOSIGNAL));
+    sqe->ioprio = (uint16_t)(sqe->ioprio | IORING_SEND_ZC_REPORT_USAGE);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
 }
 
 int ring_prep_shutdown(ring *r, int fd, int how, uint64_t ud)
 {
-	struct io_uring_sqe *sqe;
+    struct io_uring_sqe *sqe;
 
-	if (fd < 0)
-		return -EINVAL;
-	sqe = sqe_get(r);
-	if (!sqe)
-		return -ENOSPC;
-	io_uring_prep_shutdown(sqe, fd, how);
-	io_uring_sqe_set_data64(sqe, ud);
-	return 0;
+    if (fd < 0)
+        return -EINVAL;
+    sqe = sqe_get(r);
+    if (!sqe)
+        return -ENOSPC;
+    io_uring_prep_shutdown(sqe, fd, how);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
 }
 
 int ring_prep_close(ring *r, int fd, uint64_t ud)
 {
-	struct io_uring_sqe *sqe;
+    struct io_uring_sqe *sqe;
 
-	if (fd < 0)
-		return -EINVAL;
-	sqe = sqe_get(r);
-	if (!sqe)
-		return -ENOSPC;
-	io_uring_prep_close(sqe, fd);
-	io_uring_sqe_set_data64(sqe, ud);
-	return 0;
+    if (fd < 0)
+        return -EINVAL;
+    sqe = sqe_get(r);
+    if (!sqe)
+        return -ENOSPC;
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
 }
 
 int ring_prep_cancel(ring *r, uint64_t target_ud, uint64_t ud)
 {
-	struct io_uring_sqe *sqe = sqe_get(r);
+    struct io_uring_sqe *sqe = sqe_get(r);
 
-	if (!sqe)
-		return -ENOSPC;
-	io_uring_prep_cancel64(sqe, target_ud, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, ud);
-	return 0;
+    if (!sqe)
+        return -ENOSPC;
+    io_uring_prep_cancel64(sqe, target_ud, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
 }
 
 int ring_prep_cancel_fd(ring *r, int fd, uint64_t ud)
 {
-	struct io_uring_sqe *sqe;
+    struct io_uring_sqe *sqe;
 
-	if (fd < 0)
-		return -EINVAL;
-	sqe = sqe_get(r);
-	if (!sqe)
-		return -ENOSPC;
-	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, ud);
-	return 0;
+    if (fd < 0)
+        return -EINVAL;
+    sqe = sqe_get(r);
+    if (!sqe)
+        return -ENOSPC;
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
 }
 
-int ring_prep_msg(ring *r, int target_ring_fd, uint64_t target_ud,
-		  uint32_t value, uint64_t ud)
+int ring_prep_msg(ring *r, int target_ring_fd, uint64_t target_ud, uint32_t value, uint64_t ud)
 {
-	struct io_uring_sqe *sqe;
+    struct io_uring_sqe *sqe;
 
-	if (target_ring_fd < 0)
-		return -EINVAL;
-	sqe = sqe_get(r);
-	if (!sqe)
-		return -ENOSPC;
-	/* IORING_MSG_DATA: len becomes the target CQE's res, off its
+    if (target_ring_fd < 0)
+        return -EINVAL;
+    sqe = sqe_get(r);
+    if (!sqe)
+        return -ENOSPC;
+    /* IORING_MSG_DATA: len becomes the target CQE's res, off its
 	 * user_data. */
-	io_uring_prep_msg_ring(sqe, target_ring_fd, value, target_ud, 0);
-	io_uring_sqe_set_data64(sqe, ud);
-	return 0;
+    io_uring_prep_msg_ring(sqe, target_ring_fd, value, target_ud, 0);
+    io_uring_sqe_set_data64(sqe, ud);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -805,66 +782,66 @@ int ring_prep_msg(ring *r, int target_ring_fd, uint64_t target_ud,
 
 int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns)
 {
-	int taken = 0;
-	int ret = flush_all(r, &taken);
+    int taken = 0;
+    int ret = flush_all(r, &taken);
 
-	if (ret < 0 && ret != -EAGAIN)
-		return ret;
-	if (min_complete == 0) {
-		/* Enter with GETEVENTS even with nothing to submit: under
+    if (ret < 0 && ret != -EAGAIN)
+        return ret;
+    if (min_complete == 0) {
+        /* Enter with GETEVENTS even with nothing to submit: under
 		 * DEFER_TASKRUN that is what runs our completions. */
-		ret = io_uring_submit_and_get_events(&r->uring);
-	} else {
-		struct __kernel_timespec ts, *tsp = NULL;
-		struct io_uring_cqe *cqe;
+        ret = io_uring_submit_and_get_events(&r->uring);
+    } else {
+        struct __kernel_timespec ts, *tsp = NULL;
+        struct io_uring_cqe *cqe;
 
-		if (timeout_ns != RING_WAIT_FOREVER) {
-			ts.tv_sec = (long long)(timeout_ns / 1000000000u);
-			ts.tv_nsec = (long long)(timeout_ns % 1000000000u);
-			tsp = &ts;
-		}
-		ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe,
-						       min_complete, tsp, NULL);
-	}
-	if (ret < 0 && ret != -ETIME)
-		return ret;
-	return (int)io_uring_cq_ready(&r->uring);
+        if (timeout_ns != RING_WAIT_FOREVER) {
+            ts.tv_sec = (long long)(timeout_ns / 1000000000u);
+            ts.tv_nsec = (long long)(timeout_ns % 1000000000u);
+            tsp = &ts;
+        }
+        ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, min_complete, tsp, NULL);
+    }
+    if (ret < 0 && ret != -ETIME)
+        return ret;
+    return (int)io_uring_cq_ready(&r->uring);
 }
 
 static void reap_wake(ring *r, ring_cqe *c)
 {
-	if (c->res == (int32_t)sizeof r->wake_buf) {
-		uint64_t n = r->wake_buf;
+    if (c->res == (int32_t)sizeof r->wake_buf) {
+        uint64_t n = r->wake_buf;
 
-		c->res = n > INT32_MAX ? INT32_MAX : (int32_t)n;
-		(void)waker_arm(r); /* on -ENOSPC, retried before the next wait */
-	}
-	/* An error (-ECANCELED at teardown) is handed over as is, and the
+        c->res = n > INT32_MAX ? INT32_MAX : (int32_t)n;
+        (void)waker_arm(r); /* on -ENOSPC, retried before the next wait */
+    }
+    /* An error (-ECANCELED at teardown) is handed over as is, and the
 	 * doorbell stays down: re-arming on a persistent error would spin. */
 }
 
 unsigned ring_reap(ring *r, ring_cqe *out, unsigned max)
 {
-	struct io_uring_cqe *cqe;
-	unsigned head, n = 0;
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
 
-	io_uring_for_each_cqe(&r->uring, head, cqe) {
-		ring_cqe *c;
+    io_uring_for_each_cqe(&r->uring, head, cqe)
+    {
+        ring_cqe *c;
 
-		if (n == max)
-			break;
-		c = &out[n++];
-		c->user_data = cqe->user_data;
-		c->res = cqe->res;
-		c->flags = cqe->flags;
-		if ((c->flags & RING_CQE_F_BUFFER) && r->bufs)
-			ring_bufs_taken(r->bufs, ring_cqe_bid(c));
-		if (c->user_data == RING_WAKE_UD)
-			reap_wake(r, c);
-	}
-	/* One store to the CQ head releases the whole batch. */
-	io_uring_cq_advance(&r->uring, n);
-	return n;
+        if (n == max)
+            break;
+        c = &out[n++];
+        c->user_data = cqe->user_data;
+        c->res = cqe->res;
+        c->flags = cqe->flags;
+        if ((c->flags & RING_CQE_F_BUFFER) && r->bufs)
+            ring_bufs_taken(r->bufs, ring_cqe_bid(c));
+        if (c->user_data == RING_WAKE_UD)
+            reap_wake(r, c);
+    }
+    /* One store to the CQ head releases the whole batch. */
+    io_uring_cq_advance(&r->uring, n);
+    return n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -872,19 +849,19 @@ unsigned ring_reap(ring *r, ring_cqe *out, unsigned max)
 
 ring_waker ring_waker_of(const ring *r)
 {
-	ring_waker w = { r->wake_fd };
+    ring_waker w = {r->wake_fd};
 
-	return w;
+    return w;
 }
 
 int ring_waker_wake(ring_waker w)
 {
-	uint64_t one = 1;
+    uint64_t one = 1;
 
-	if (w.fd < 0)
-		return -EBADF;
-	if (write(w.fd, &one, sizeof one) == (ssize_t)sizeof one)
-		return 0;
-	/* EAGAIN: the counter is at its maximum, so a wake is pending. */
-	return errno == EAGAIN ? 0 : -errno;
+    if (w.fd < 0)
+        return -EBADF;
+    if (write(w.fd, &one, sizeof one) == (ssize_t)sizeof one)
+        return 0;
+    /* EAGAIN: the counter is at its maximum, so a wake is pending. */
+    return errno == EAGAIN ? 0 : -errno;
 }

@@ -36,8 +36,8 @@ typedef struct ring_bufs ring_bufs; /* io/ring_bufs.h */
 
 /* An error code (negative errno) and a message naming the cause. */
 typedef struct ring_error {
-	int code;
-	char msg[384];
+    int code;
+    char msg[384];
 } ring_error;
 
 /*
@@ -53,8 +53,7 @@ typedef struct ring_error {
  *   EINVAL: the setup flags in `setup_flags` the kernel rejected.
  * Always NUL-terminates (len > 0). Any thread; reads /proc and getrlimit().
  */
-void ring_explain_error(int err, const char *what, uint32_t setup_flags,
-			char *buf, size_t len);
+void ring_explain_error(int err, const char *what, uint32_t setup_flags, char *buf, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* user_data: op | slot | generation                                         */
@@ -79,54 +78,53 @@ void ring_explain_error(int err, const char *what, uint32_t setup_flags,
  * or not. 32 bits of generation wrap after 2^32 reuses of one slot, far
  * beyond any CQE's lifetime.
  */
-#define RING_UD_OP_BITS 8u
-#define RING_UD_SLOT_BITS 24u
-#define RING_UD_GEN_BITS 32u
+#define RING_UD_OP_BITS    8u
+#define RING_UD_SLOT_BITS  24u
+#define RING_UD_GEN_BITS   32u
 #define RING_UD_SLOT_LIMIT (1u << RING_UD_SLOT_BITS) /* slots are < this */
 
 /* The ops the io layer names. Values >= RING_OP_USER are the caller's. */
 typedef enum ring_op {
-	RING_OP_NONE = 0, /* never issued: user_data 0 is never a real op */
-	RING_OP_WAKE,     /* ring_waker doorbell (the ring issues it itself) */
-	RING_OP_NOP,
-	RING_OP_ACCEPT,
-	RING_OP_RECV,
-	RING_OP_SEND,
-	RING_OP_SEND_ZC,
-	RING_OP_SHUTDOWN,
-	RING_OP_CLOSE,
-	RING_OP_CANCEL,
-	RING_OP_MSG,
-	RING_OP_USER = 64
+    RING_OP_NONE = 0, /* never issued: user_data 0 is never a real op */
+    RING_OP_WAKE,     /* ring_waker doorbell (the ring issues it itself) */
+    RING_OP_NOP,
+    RING_OP_ACCEPT,
+    RING_OP_RECV,
+    RING_OP_SEND,
+    RING_OP_SEND_ZC,
+    RING_OP_SHUTDOWN,
+    RING_OP_CLOSE,
+    RING_OP_CANCEL,
+    RING_OP_MSG,
+    RING_OP_USER = 64
 } ring_op;
 
 /* Pack op, slot (masked to 24 bits) and generation. Any thread. */
 static inline uint64_t ring_ud_pack(uint8_t op, uint32_t slot, uint32_t gen)
 {
-	return (uint64_t)op |
-	       ((uint64_t)(slot & (RING_UD_SLOT_LIMIT - 1u)) << RING_UD_OP_BITS) |
-	       ((uint64_t)gen << (RING_UD_OP_BITS + RING_UD_SLOT_BITS));
+    return (uint64_t)op | ((uint64_t)(slot & (RING_UD_SLOT_LIMIT - 1u)) << RING_UD_OP_BITS) |
+           ((uint64_t)gen << (RING_UD_OP_BITS + RING_UD_SLOT_BITS));
 }
 
 static inline uint8_t ring_ud_op(uint64_t ud)
 {
-	return (uint8_t)(ud & 0xffu);
+    return (uint8_t)(ud & 0xffu);
 }
 
 static inline uint32_t ring_ud_slot(uint64_t ud)
 {
-	return (uint32_t)(ud >> RING_UD_OP_BITS) & (RING_UD_SLOT_LIMIT - 1u);
+    return (uint32_t)(ud >> RING_UD_OP_BITS) & (RING_UD_SLOT_LIMIT - 1u);
 }
 
 static inline uint32_t ring_ud_gen(uint64_t ud)
 {
-	return (uint32_t)(ud >> (RING_UD_OP_BITS + RING_UD_SLOT_BITS));
+    return (uint32_t)(ud >> (RING_UD_OP_BITS + RING_UD_SLOT_BITS));
 }
 
 /* True when ud was issued for an earlier owner of its slot. */
 static inline bool ring_ud_stale(uint64_t ud, uint32_t current_gen)
 {
-	return ring_ud_gen(ud) != current_gen;
+    return ring_ud_gen(ud) != current_gen;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -134,44 +132,44 @@ static inline bool ring_ud_stale(uint64_t ud, uint32_t current_gen)
 
 /* A copy of one CQE, taken by ring_reap(); the CQ slot is already free. */
 typedef struct ring_cqe {
-	uint64_t user_data;
-	int32_t res;
-	uint32_t flags;
+    uint64_t user_data;
+    int32_t res;
+    uint32_t flags;
 } ring_cqe;
 
 /* CQE flags (same values as the kernel's IORING_CQE_F_*, checked in ring.c). */
-#define RING_CQE_F_BUFFER 0x1u        /* a provided buffer; id in flags >> 16 */
-#define RING_CQE_F_MORE 0x2u          /* the multishot op / ZC send goes on */
+#define RING_CQE_F_BUFFER        0x1u /* a provided buffer; id in flags >> 16 */
+#define RING_CQE_F_MORE          0x2u /* the multishot op / ZC send goes on */
 #define RING_CQE_F_SOCK_NONEMPTY 0x4u /* more data was queued on the socket */
-#define RING_CQE_F_NOTIF 0x8u         /* a zero-copy send's notification */
-#define RING_CQE_BUFFER_SHIFT 16u
+#define RING_CQE_F_NOTIF         0x8u /* a zero-copy send's notification */
+#define RING_CQE_BUFFER_SHIFT    16u
 /* In a ZC notification's res: the kernel copied instead of zero-copying. */
 #define RING_NOTIF_ZC_COPIED 0x80000000u
 
 static inline bool ring_cqe_more(const ring_cqe *c)
 {
-	return (c->flags & RING_CQE_F_MORE) != 0;
+    return (c->flags & RING_CQE_F_MORE) != 0;
 }
 
 static inline bool ring_cqe_notif(const ring_cqe *c)
 {
-	return (c->flags & RING_CQE_F_NOTIF) != 0;
+    return (c->flags & RING_CQE_F_NOTIF) != 0;
 }
 
 static inline bool ring_cqe_has_buf(const ring_cqe *c)
 {
-	return (c->flags & RING_CQE_F_BUFFER) != 0;
+    return (c->flags & RING_CQE_F_BUFFER) != 0;
 }
 
 static inline uint16_t ring_cqe_bid(const ring_cqe *c)
 {
-	return (uint16_t)(c->flags >> RING_CQE_BUFFER_SHIFT);
+    return (uint16_t)(c->flags >> RING_CQE_BUFFER_SHIFT);
 }
 
 /* On a notification CQE: true when the data went out as a copy after all. */
 static inline bool ring_cqe_zc_copied(const ring_cqe *c)
 {
-	return ((uint32_t)c->res & RING_NOTIF_ZC_COPIED) != 0;
+    return ((uint32_t)c->res & RING_NOTIF_ZC_COPIED) != 0;
 }
 
 /*
@@ -179,12 +177,12 @@ static inline bool ring_cqe_zc_copied(const ring_cqe *c)
  * shard cannot get them subtly wrong (a re-arm at the wrong moment spins).
  */
 typedef enum ring_rearm {
-	RING_REARM_NONE,  /* F_MORE: still armed, nothing to do */
-	RING_REARM_NOW,   /* ended for a reason a new arm fixes: re-arm now */
-	RING_REARM_LATER, /* ended by a shortage: re-arm once it is over (recv:
+    RING_REARM_NONE,  /* F_MORE: still armed, nothing to do */
+    RING_REARM_NOW,   /* ended for a reason a new arm fixes: re-arm now */
+    RING_REARM_LATER, /* ended by a shortage: re-arm once it is over (recv:
 			     after buffers were recycled; accept: after a
 			     connection closed, or on a timer) */
-	RING_REARM_NEVER  /* ended for good: EOF, cancelled, socket error */
+    RING_REARM_NEVER  /* ended for good: EOF, cancelled, socket error */
 } ring_rearm;
 
 /*
@@ -236,19 +234,19 @@ ring_rearm ring_recv_rearm(const ring_cqe *c);
  * lower max_conns per shard or run more shards.
  */
 typedef struct ring_config {
-	uint32_t sq_entries;     /* SQ size (power of two; default 256) */
-	uint32_t backlog;        /* SQE backlog slots (default = sq_entries) */
-	bool defer_submit;       /* never io_uring_enter() from a prep (below) */
-	uint32_t max_conns;      /* connections this ring serves (default 1024) */
-	uint32_t cqes_per_conn;  /* CQ budget per connection (default 5) */
-	uint32_t listeners;      /* multishot accepts armed (default 1) */
-	uint32_t accept_backlog; /* listen() backlog per listener (default 4096) */
-	uint32_t msg_budget;     /* MSG_RING CQEs aimed at us (default 64) */
-	uint32_t buf_count;      /* provided buffers, power of two, <= 32768;
+    uint32_t sq_entries;     /* SQ size (power of two; default 256) */
+    uint32_t backlog;        /* SQE backlog slots (default = sq_entries) */
+    bool defer_submit;       /* never io_uring_enter() from a prep (below) */
+    uint32_t max_conns;      /* connections this ring serves (default 1024) */
+    uint32_t cqes_per_conn;  /* CQ budget per connection (default 5) */
+    uint32_t listeners;      /* multishot accepts armed (default 1) */
+    uint32_t accept_backlog; /* listen() backlog per listener (default 4096) */
+    uint32_t msg_budget;     /* MSG_RING CQEs aimed at us (default 64) */
+    uint32_t buf_count;      /* provided buffers, power of two, <= 32768;
 				    0 = no buffer ring (default 512) */
-	uint32_t buf_size;       /* bytes per buffer (default 16384) */
-	uint16_t buf_group;      /* buffer group id (default 0) */
-	bool waker;              /* create the eventfd doorbell (default true) */
+    uint32_t buf_size;       /* bytes per buffer (default 16384) */
+    uint16_t buf_group;      /* buffer group id (default 0) */
+    bool waker;              /* create the eventfd doorbell (default true) */
 } ring_config;
 
 /* The defaults above. Any thread. */
@@ -297,17 +295,17 @@ void ring_free(ring *r);
 int ring_fd(const ring *r);
 
 typedef struct ring_stats {
-	uint32_t sq_entries;
-	uint32_t cq_entries;
-	uint32_t setup_flags;   /* IORING_SETUP_* actually in effect */
-	uint32_t features;      /* IORING_FEAT_* reported by the kernel */
-	bool ring_fd_registered;
-	uint32_t backlog_len;   /* SQEs waiting in the backlog now */
-	uint32_t backlog_peak;
-	uint64_t backlogged;    /* preps that went to the backlog, ever */
-	uint64_t inline_submits; /* submits forced by a full SQ inside a prep */
-	uint32_t cq_overflow;   /* CQEs the kernel had to drop (should be 0) */
-	bool cq_overflow_pending; /* kernel holds CQEs on its overflow list */
+    uint32_t sq_entries;
+    uint32_t cq_entries;
+    uint32_t setup_flags; /* IORING_SETUP_* actually in effect */
+    uint32_t features;    /* IORING_FEAT_* reported by the kernel */
+    bool ring_fd_registered;
+    uint32_t backlog_len; /* SQEs waiting in the backlog now */
+    uint32_t backlog_peak;
+    uint64_t backlogged;      /* preps that went to the backlog, ever */
+    uint64_t inline_submits;  /* submits forced by a full SQ inside a prep */
+    uint32_t cq_overflow;     /* CQEs the kernel had to drop (should be 0) */
+    bool cq_overflow_pending; /* kernel holds CQEs on its overflow list */
 } ring_stats;
 
 /* Snapshot the counters. Owner thread. */
@@ -374,14 +372,12 @@ int ring_prep_recv_multishot(ring *r, int fd, uint64_t ud);
  * io_uring itself retries short sends on stream sockets, so res is len or an
  * error. buf stays borrowed until the CQE.
  */
-int ring_prep_send(ring *r, int fd, const void *buf, size_t len,
-		   int msg_flags, uint64_t ud);
+int ring_prep_send(ring *r, int fd, const void *buf, size_t len, int msg_flags, uint64_t ud);
 
 /* sendmsg with the caller's msghdr (iovecs, no name needed). The msghdr, its
  * iovec array and the bytes are borrowed until the CQE: keep them in the
  * connection object, not on the stack. MSG_NOSIGNAL always added. */
-int ring_prep_sendmsg(ring *r, int fd, const struct msghdr *msg,
-		      int msg_flags, uint64_t ud);
+int ring_prep_sendmsg(ring *r, int fd, const struct msghdr *msg, int msg_flags, uint64_t ud);
 
 /*
  * Zero-copy send (IORING_OP_SEND_ZC, with IORING_SEND_ZC_REPORT_USAGE).
@@ -396,14 +392,12 @@ int ring_prep_sendmsg(ring *r, int fd, const struct msghdr *msg,
  * if recv is to keep going (the pool drains and recv ends in -ENOBUFS).
  * MSG_NOSIGNAL always added.
  */
-int ring_prep_send_zc(ring *r, int fd, const void *buf, size_t len,
-		      int msg_flags, uint64_t ud);
+int ring_prep_send_zc(ring *r, int fd, const void *buf, size_t len, int msg_flags, uint64_t ud);
 
 /* sendmsg, zero-copy: the ring_prep_send_zc() CQE rules, the
  * ring_prep_sendmsg() borrowing rules (the msghdr until the first CQE, the
  * bytes until the notification). */
-int ring_prep_sendmsg_zc(ring *r, int fd, const struct msghdr *msg,
-			 int msg_flags, uint64_t ud);
+int ring_prep_sendmsg_zc(ring *r, int fd, const struct msghdr *msg, int msg_flags, uint64_t ud);
 
 /* shutdown(fd, how) (SHUT_RD/SHUT_WR/SHUT_RDWR). CQE res 0 or -errno. */
 int ring_prep_shutdown(ring *r, int fd, int how, uint64_t ud);
@@ -436,8 +430,7 @@ int ring_prep_cancel_fd(ring *r, int fd, uint64_t ud);
  * target_ring_fd stays open until our CQE arrives (a shard's ring fd lives
  * for the process). Data only: fd passing is not in liburing 2.3.
  */
-int ring_prep_msg(ring *r, int target_ring_fd, uint64_t target_ud,
-		  uint32_t value, uint64_t ud);
+int ring_prep_msg(ring *r, int target_ring_fd, uint64_t target_ud, uint32_t value, uint64_t ud);
 
 /* Move the backlog into the SQ and submit everything, without waiting.
  * Returns the number of SQEs the kernel took, or -errno. Owner thread. */
@@ -495,7 +488,7 @@ ring_bufs *ring_bufs_of(ring *r);
  * not the message.
  */
 typedef struct ring_waker {
-	int fd; /* eventfd; -1 if the ring was built without one */
+    int fd; /* eventfd; -1 if the ring was built without one */
 } ring_waker;
 
 /* The doorbell handle, to hand to other threads. Owner thread; the handle is

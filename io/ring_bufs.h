@@ -29,7 +29,7 @@ struct io_uring;
 struct ring_cqe;
 
 /* Publish to the kernel after this many recycles even before a submit. */
-#define RING_BUFS_BATCH 16u
+#define RING_BUFS_BATCH     16u
 #define RING_BUFS_MAX_COUNT 32768u
 
 /*
@@ -40,8 +40,8 @@ struct ring_cqe;
  * non-root user names RLIMIT_MEMLOCK: the ring's pages are pinned and charged
  * to it).
  */
-int ring_bufs_new(ring_bufs **out, struct io_uring *uring, uint16_t bgid,
-		  uint32_t count, uint32_t size, ring_error *err);
+int ring_bufs_new(ring_bufs **out, struct io_uring *uring, uint16_t bgid, uint32_t count,
+                  uint32_t size, ring_error *err);
 
 /* io-internal (called by ring_free, after the ring's requests are
  * cancelled): unregister the group, unmap everything. NULL is a no-op. */

@@ -25,8 +25,7 @@
  * Returns the fd (caller owns it; close() it), or -errno with err filled
  * (err may be NULL) naming the address and the failing call. Any thread.
  */
-int ring_listen_tcp(const char *host, uint16_t port, int backlog,
-		    bool reuseport, ring_error *err);
+int ring_listen_tcp(const char *host, uint16_t port, int backlog, bool reuseport, ring_error *err);
 
 /* The local port fd is bound to (after port 0), or -errno. Any thread. */
 int ring_listen_port(int fd);

@@ -41,12 +41,11 @@
 #include "tls.h"
 
 /* Suites (wolfSSL names). TLS 1.3 first; TLS 1.2 with ECDHE + AEAD only. */
-static const char k_suites[] =
-	"TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:"
-	"TLS13-CHACHA20-POLY1305-SHA256:"
-	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+static const char k_suites[] = "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:"
+                               "TLS13-CHACHA20-POLY1305-SHA256:"
+                               "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                               "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                               "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
 /* Bytes a record adds to its plaintext, with margin (TLS 1.2 GCM: 5 header
  * + 8 explicit nonce + 16 tag; TLS 1.3: 5 + 1 type + 16 tag). */
@@ -62,113 +61,112 @@ static int g_init_rc;
 
 static void lib_init(void)
 {
-	g_init_rc = wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : -1;
+    g_init_rc = wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Ticket keys                                                               */
 
-#define TK_NAME 16u
-#define TK_KEY CHACHA20_POLY1305_AEAD_KEYSIZE /* 32 */
-#define TK_NONCE CHACHA20_POLY1305_AEAD_IV_SIZE /* 12 */
-#define TK_TAG CHACHA20_POLY1305_AEAD_AUTHTAG_SIZE /* 16 */
+#define TK_NAME  16u
+#define TK_KEY   CHACHA20_POLY1305_AEAD_KEYSIZE      /* 32 */
+#define TK_NONCE CHACHA20_POLY1305_AEAD_IV_SIZE      /* 12 */
+#define TK_TAG   CHACHA20_POLY1305_AEAD_AUTHTAG_SIZE /* 16 */
 
 typedef struct ticket_key {
-	uint8_t name[TK_NAME];
-	uint8_t key[TK_KEY];
-	uint64_t born; /* CLOCK_MONOTONIC seconds */
-	bool live;
+    uint8_t name[TK_NAME];
+    uint8_t key[TK_KEY];
+    uint64_t born; /* CLOCK_MONOTONIC seconds */
+    bool live;
 } ticket_key;
 
 struct tls_ticket_keys {
-	pthread_mutex_t mu; /* one lock per ticket issued or checked: cheap */
-	ticket_key cur, prev;
-	uint32_t lifetime;
+    pthread_mutex_t mu; /* one lock per ticket issued or checked: cheap */
+    ticket_key cur, prev;
+    uint32_t lifetime;
 };
 
 static uint64_t mono_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec;
 }
 
 static int fill_random(void *p, size_t n)
 {
-	uint8_t *b = p;
-	while (n) {
-		ssize_t r = getrandom(b, n, 0);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
+    uint8_t *b = p;
+    while (n) {
+        ssize_t r = getrandom(b, n, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        b += r;
+        n -= (size_t)r;
+    }
+    return 0;
 }
 
 static void wipe(void *p, size_t n)
 {
-	volatile uint8_t *v = p;
-	while (n--)
-		*v++ = 0;
+    volatile uint8_t *v = p;
+    while (n--)
+        *v++ = 0;
 }
 
 /* Caller holds k->mu. */
 static int rotate_locked(tls_ticket_keys *k, uint64_t now)
 {
-	ticket_key fresh;
-	if (fill_random(fresh.name, sizeof fresh.name) ||
-	    fill_random(fresh.key, sizeof fresh.key)) {
-		wipe(&fresh, sizeof fresh);
-		return -1;
-	}
-	fresh.born = now;
-	fresh.live = true;
-	k->prev = k->cur;
-	k->cur = fresh;
-	wipe(&fresh, sizeof fresh);
-	return 0;
+    ticket_key fresh;
+    if (fill_random(fresh.name, sizeof fresh.name) || fill_random(fresh.key, sizeof fresh.key)) {
+        wipe(&fresh, sizeof fresh);
+        return -1;
+    }
+    fresh.born = now;
+    fresh.live = true;
+    k->prev = k->cur;
+    k->cur = fresh;
+    wipe(&fresh, sizeof fresh);
+    return 0;
 }
 
 tls_ticket_keys *tls_ticket_keys_new(uint32_t lifetime_s)
 {
-	tls_ticket_keys *k = calloc(1, sizeof *k);
-	if (!k)
-		return NULL;
-	if (lifetime_s == 0)
-		lifetime_s = 3600;
-	if (lifetime_s > 7u * 24 * 3600)
-		lifetime_s = 7u * 24 * 3600;
-	k->lifetime = lifetime_s;
-	if (pthread_mutex_init(&k->mu, NULL) != 0) {
-		free(k);
-		return NULL;
-	}
-	if (rotate_locked(k, mono_s()) != 0) {
-		tls_ticket_keys_free(k);
-		return NULL;
-	}
-	return k;
+    tls_ticket_keys *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    if (lifetime_s == 0)
+        lifetime_s = 3600;
+    if (lifetime_s > 7u * 24 * 3600)
+        lifetime_s = 7u * 24 * 3600;
+    k->lifetime = lifetime_s;
+    if (pthread_mutex_init(&k->mu, NULL) != 0) {
+        free(k);
+        return NULL;
+    }
+    if (rotate_locked(k, mono_s()) != 0) {
+        tls_ticket_keys_free(k);
+        return NULL;
+    }
+    return k;
 }
 
 int tls_ticket_keys_rotate(tls_ticket_keys *k)
 {
-	pthread_mutex_lock(&k->mu);
-	int rc = rotate_locked(k, mono_s());
-	pthread_mutex_unlock(&k->mu);
-	return rc;
+    pthread_mutex_lock(&k->mu);
+    int rc = rotate_locked(k, mono_s());
+    pthread_mutex_unlock(&k->mu);
+    return rc;
 }
 
 void tls_ticket_keys_free(tls_ticket_keys *k)
 {
-	if (!k)
-		return;
-	pthread_mutex_destroy(&k->mu);
-	wipe(k, sizeof *k);
-	free(k);
+    if (!k)
+        return;
+    pthread_mutex_destroy(&k->mu);
+    wipe(k, sizeof *k);
+    free(k);
 }
 
 /*
@@ -179,135 +177,135 @@ void tls_ticket_keys_free(tls_ticket_keys *k)
  * ticket from before a restart is not an attack.
  */
 static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
-		     unsigned char iv[WOLFSSL_TICKET_IV_SZ],
-		     unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc,
-		     unsigned char *ticket, int in_len, int *out_len, void *ud)
+                     unsigned char iv[WOLFSSL_TICKET_IV_SZ],
+                     unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc, unsigned char *ticket,
+                     int in_len, int *out_len, void *ud)
 {
-	tls_ticket_keys *k = ud;
-	uint8_t key[TK_KEY];
-	bool found = false, from_prev = false;
+    tls_ticket_keys *k = ud;
+    uint8_t key[TK_KEY];
+    bool found = false, from_prev = false;
 
-	if (in_len < 0 || in_len > 0xffff)
-		return WOLFSSL_TICKET_RET_REJECT;
-	if (enc && fill_random(iv, WOLFSSL_TICKET_IV_SZ) != 0)
-		return WOLFSSL_TICKET_RET_REJECT;
+    if (in_len < 0 || in_len > 0xffff)
+        return WOLFSSL_TICKET_RET_REJECT;
+    if (enc && fill_random(iv, WOLFSSL_TICKET_IV_SZ) != 0)
+        return WOLFSSL_TICKET_RET_REJECT;
 
-	pthread_mutex_lock(&k->mu);
-	uint64_t now = mono_s();
-	if (enc) {
-		if (now - k->cur.born >= k->lifetime)
-			(void)rotate_locked(k, now); /* on failure keep the old key */
-		memcpy(key_name, k->cur.name, TK_NAME);
-		memcpy(key, k->cur.key, TK_KEY);
-		found = true;
-	} else {
-		const ticket_key *cand[2] = {&k->cur, &k->prev};
-		for (int i = 0; i < 2; i++) {
-			const ticket_key *c = cand[i];
-			if (c->live && now - c->born < 2u * (uint64_t)k->lifetime &&
-			    memcmp(c->name, key_name, TK_NAME) == 0) {
-				memcpy(key, c->key, TK_KEY);
-				found = true;
-				from_prev = i == 1;
-				break;
-			}
-		}
-	}
-	pthread_mutex_unlock(&k->mu);
-	if (!found)
-		return WOLFSSL_TICKET_RET_REJECT;
+    pthread_mutex_lock(&k->mu);
+    uint64_t now = mono_s();
+    if (enc) {
+        if (now - k->cur.born >= k->lifetime)
+            (void)rotate_locked(k, now); /* on failure keep the old key */
+        memcpy(key_name, k->cur.name, TK_NAME);
+        memcpy(key, k->cur.key, TK_KEY);
+        found = true;
+    } else {
+        const ticket_key *cand[2] = {&k->cur, &k->prev};
+        for (int i = 0; i < 2; i++) {
+            const ticket_key *c = cand[i];
+            if (c->live && now - c->born < 2u * (uint64_t)k->lifetime &&
+                memcmp(c->name, key_name, TK_NAME) == 0) {
+                memcpy(key, c->key, TK_KEY);
+                found = true;
+                from_prev = i == 1;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&k->mu);
+    if (!found)
+        return WOLFSSL_TICKET_RET_REJECT;
 
-	uint8_t aad[TK_NAME + WOLFSSL_TICKET_IV_SZ + 2];
-	memcpy(aad, key_name, TK_NAME);
-	memcpy(aad + TK_NAME, iv, WOLFSSL_TICKET_IV_SZ);
-	aad[sizeof aad - 2] = (uint8_t)(in_len >> 8);
-	aad[sizeof aad - 1] = (uint8_t)in_len;
+    uint8_t aad[TK_NAME + WOLFSSL_TICKET_IV_SZ + 2];
+    memcpy(aad, key_name, TK_NAME);
+    memcpy(aad + TK_NAME, iv, WOLFSSL_TICKET_IV_SZ);
+    aad[sizeof aad - 2] = (uint8_t)(in_len >> 8);
+    aad[sizeof aad - 1] = (uint8_t)in_len;
 
-	int rc;
-	if (enc)
-		rc = wc_ChaCha20Poly1305_Encrypt(key, iv, aad, sizeof aad, ticket,
-						 (word32)in_len, ticket, mac);
-	else
-		rc = wc_ChaCha20Poly1305_Decrypt(key, iv, aad, sizeof aad, ticket,
-						 (word32)in_len, mac, ticket);
-	wipe(key, sizeof key);
-	if (rc != 0)
-		return WOLFSSL_TICKET_RET_REJECT;
-	*out_len = in_len;
-	/* TLS 1.2: issue a fresh ticket when the old key decrypted this one. */
-	if (!enc && from_prev && wolfSSL_GetVersion(ssl) < WOLFSSL_TLSV1_3)
-		return WOLFSSL_TICKET_RET_CREATE;
-	return WOLFSSL_TICKET_RET_OK;
+    int rc;
+    if (enc)
+        rc = wc_ChaCha20Poly1305_Encrypt(key, iv, aad, sizeof aad, ticket, (word32)in_len, ticket,
+                                         mac);
+    else
+        rc = wc_ChaCha20Poly1305_Decrypt(key, iv, aad, sizeof aad, ticket, (word32)in_len, mac,
+                                         ticket);
+    wipe(key, sizeof key);
+    if (rc != 0)
+        return WOLFSSL_TICKET_RET_REJECT;
+    *out_len = in_len;
+    /* TLS 1.2: issue a fresh ticket when the old key decrypted this one. */
+    if (!enc && from_prev && wolfSSL_GetVersion(ssl) < WOLFSSL_TLSV1_3)
+        return WOLFSSL_TICKET_RET_CREATE;
+    return WOLFSSL_TICKET_RET_OK;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Context                                                                   */
 
 struct tls_ctx {
-	WOLFSSL_CTX *ctx;
-	size_t in_cap;   /* recv_chunk + TLS_MAX_RECORD */
-	size_t out_cap;  /* soft: tls_write() stops here */
-	size_t out_phys; /* out_cap + OUT_SLACK */
+    WOLFSSL_CTX *ctx;
+    size_t in_cap;   /* recv_chunk + TLS_MAX_RECORD */
+    size_t out_cap;  /* soft: tls_write() stops here */
+    size_t out_phys; /* out_cap + OUT_SLACK */
 };
 
 struct tls_conn {
-	WOLFSSL *ssl;
-	tls_ctx *ctx;
-	uint8_t *in;
-	size_t in_off, in_len;
-	uint8_t *plain;
-	size_t plain_off, plain_len;
-	uint8_t *out;
-	size_t out_off, out_len;
-	size_t lent;      /* bytes lent from out_off by tls_pending_out() */
-	bool lending;
-	bool hs_done;
-	bool hello_seen;  /* the first record header passed check_first_record() */
-	bool notify_sent;
-	tls_rv final;     /* TLS_CLOSED / TLS_ERROR once the connection is done */
-	const char *alpn;
-	char err[224];
+    WOLFSSL *ssl;
+    tls_ctx *ctx;
+    uint8_t *in;
+    size_t in_off, in_len;
+    uint8_t *plain;
+    size_t plain_off, plain_len;
+    uint8_t *out;
+    size_t out_off, out_len;
+    size_t lent; /* bytes lent from out_off by tls_pending_out() */
+    bool lending;
+    bool hs_done;
+    bool hello_seen; /* the first record header passed check_first_record() */
+    bool notify_sent;
+    tls_rv final; /* TLS_CLOSED / TLS_ERROR once the connection is done */
+    const char *alpn;
+    char err[224];
 };
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }
 
 /* wolfSSL's reason for the error code e (either sign works). */
 static const char *reason(int e)
 {
-	const char *r = wolfSSL_ERR_reason_error_string((unsigned long)e);
-	return r && *r ? r : "unknown error";
+    const char *r = wolfSSL_ERR_reason_error_string((unsigned long)e);
+    return r && *r ? r : "unknown error";
 }
 
 /* The first error a failed load left in wolfSSL's queue (the cause; later
  * ones are consequences), and an empty queue after. */
 static const char *load_error(void)
 {
-	unsigned long e = wolfSSL_ERR_get_error();
-	wolfSSL_ERR_clear_error();
-	return e ? reason((int)e) : "no PEM data";
+    unsigned long e = wolfSSL_ERR_get_error();
+    wolfSSL_ERR_clear_error();
+    return e ? reason((int)e) : "no PEM data";
 }
 
 /* Can the file be opened for reading? Fill err naming it if not. */
 static bool readable(const char *what, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		errf(err, errlen, "cannot read %s file %s: %s", what, path, strerror(errno));
-		return false;
-	}
-	fclose(f);
-	return true;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        errf(err, errlen, "cannot read %s file %s: %s", what, path, strerror(errno));
+        return false;
+    }
+    fclose(f);
+    return true;
 }
 
 static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ud);
@@ -316,110 +314,109 @@ static int pair_selftest(tls_ctx *c, char *why, size_t len);
 
 int tls_ctx_new(const tls_config *cfg, tls_ctx **out, char *err, size_t errlen)
 {
-	*out = NULL;
-	if (!cfg || !cfg->cert_file || !cfg->key_file) {
-		errf(err, errlen, "TLS needs a certificate file and a key file");
-		return -1;
-	}
-	if (!readable("certificate", cfg->cert_file, err, errlen) ||
-	    !readable("private key", cfg->key_file, err, errlen))
-		return -1;
-	pthread_once(&g_once, lib_init);
-	if (g_init_rc != 0) {
-		errf(err, errlen, "wolfSSL_Init failed");
-		return -1;
-	}
-	wolfSSL_ERR_clear_error(); /* so a load error below is ours */
+    *out = NULL;
+    if (!cfg || !cfg->cert_file || !cfg->key_file) {
+        errf(err, errlen, "TLS needs a certificate file and a key file");
+        return -1;
+    }
+    if (!readable("certificate", cfg->cert_file, err, errlen) ||
+        !readable("private key", cfg->key_file, err, errlen))
+        return -1;
+    pthread_once(&g_once, lib_init);
+    if (g_init_rc != 0) {
+        errf(err, errlen, "wolfSSL_Init failed");
+        return -1;
+    }
+    wolfSSL_ERR_clear_error(); /* so a load error below is ours */
 
-	tls_ctx *c = calloc(1, sizeof *c);
-	if (!c) {
-		errf(err, errlen, "out of memory");
-		return -1;
-	}
-	size_t chunk = cfg->recv_chunk ? cfg->recv_chunk : 16384u;
-	c->in_cap = chunk + TLS_MAX_RECORD;
-	c->out_cap = cfg->out_cap ? cfg->out_cap : 65536u;
-	if (c->out_cap < TLS_MAX_PLAIN + REC_OVERHEAD)
-		c->out_cap = TLS_MAX_PLAIN + REC_OVERHEAD;
-	c->out_phys = c->out_cap + OUT_SLACK;
+    tls_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        errf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t chunk = cfg->recv_chunk ? cfg->recv_chunk : 16384u;
+    c->in_cap = chunk + TLS_MAX_RECORD;
+    c->out_cap = cfg->out_cap ? cfg->out_cap : 65536u;
+    if (c->out_cap < TLS_MAX_PLAIN + REC_OVERHEAD)
+        c->out_cap = TLS_MAX_PLAIN + REC_OVERHEAD;
+    c->out_phys = c->out_cap + OUT_SLACK;
 
-	c->ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
-	if (!c->ctx) {
-		errf(err, errlen, "wolfSSL_CTX_new failed (out of memory?)");
-		goto fail;
-	}
-	WOLFSSL_CTX *x = c->ctx;
-	wolfSSL_CTX_SetIORecv(x, io_recv);
-	wolfSSL_CTX_SetIOSend(x, io_send);
-	if (wolfSSL_CTX_SetMinVersion(x, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS ||
-	    wolfSSL_CTX_set_cipher_list(x, k_suites) != WOLFSSL_SUCCESS) {
-		errf(err, errlen, "this wolfSSL lacks TLS 1.2/1.3 or the AEAD suites");
-		goto fail;
-	}
-	/* X25519 first: the cheapest key exchange, and what clients send a key
+    c->ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+    if (!c->ctx) {
+        errf(err, errlen, "wolfSSL_CTX_new failed (out of memory?)");
+        goto fail;
+    }
+    WOLFSSL_CTX *x = c->ctx;
+    wolfSSL_CTX_SetIORecv(x, io_recv);
+    wolfSSL_CTX_SetIOSend(x, io_send);
+    if (wolfSSL_CTX_SetMinVersion(x, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS ||
+        wolfSSL_CTX_set_cipher_list(x, k_suites) != WOLFSSL_SUCCESS) {
+        errf(err, errlen, "this wolfSSL lacks TLS 1.2/1.3 or the AEAD suites");
+        goto fail;
+    }
+    /* X25519 first: the cheapest key exchange, and what clients send a key
 	 * share for. P-256/P-384 for the rest. */
-	int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
-	if (wolfSSL_CTX_set_groups(x, groups, 3) != WOLFSSL_SUCCESS) {
-		errf(err, errlen, "wolfSSL_CTX_set_groups(X25519, P-256, P-384) failed");
-		goto fail;
-	}
+    int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
+    if (wolfSSL_CTX_set_groups(x, groups, 3) != WOLFSSL_SUCCESS) {
+        errf(err, errlen, "wolfSSL_CTX_set_groups(X25519, P-256, P-384) failed");
+        goto fail;
+    }
 
-	if (wolfSSL_CTX_use_certificate_chain_file(x, cfg->cert_file) != WOLFSSL_SUCCESS) {
-		errf(err, errlen, "%s: not a usable PEM certificate chain (%s)",
-		     cfg->cert_file, load_error());
-		goto fail;
-	}
-	if (wolfSSL_CTX_use_PrivateKey_file(x, cfg->key_file, WOLFSSL_FILETYPE_PEM) !=
-	    WOLFSSL_SUCCESS) {
-		errf(err, errlen, "%s: not a usable PEM private key (%s)", cfg->key_file,
-		     load_error());
-		goto fail;
-	}
-	/* wolfSSL_CTX_check_private_key() compares RSA moduli, but for an EC
+    if (wolfSSL_CTX_use_certificate_chain_file(x, cfg->cert_file) != WOLFSSL_SUCCESS) {
+        errf(err, errlen, "%s: not a usable PEM certificate chain (%s)", cfg->cert_file,
+             load_error());
+        goto fail;
+    }
+    if (wolfSSL_CTX_use_PrivateKey_file(x, cfg->key_file, WOLFSSL_FILETYPE_PEM) !=
+        WOLFSSL_SUCCESS) {
+        errf(err, errlen, "%s: not a usable PEM private key (%s)", cfg->key_file, load_error());
+        goto fail;
+    }
+    /* wolfSSL_CTX_check_private_key() compares RSA moduli, but for an EC
 	 * key this build only checks that the certificate's point is on the
 	 * curve: a wrong P-256 key passes. A handshake against an in-memory
 	 * client, which verifies CertificateVerify with the certificate's key,
 	 * catches every key type. */
-	char why[160] = "";
-	if (wolfSSL_CTX_check_private_key(x) != WOLFSSL_SUCCESS ||
-	    pair_selftest(c, why, sizeof why) != 0) {
-		wolfSSL_ERR_clear_error();
-		errf(err, errlen, "private key %s does not match certificate %s%s%s%s",
-		     cfg->key_file, cfg->cert_file, why[0] ? " (" : "", why, why[0] ? ")" : "");
-		goto fail;
-	}
+    char why[160] = "";
+    if (wolfSSL_CTX_check_private_key(x) != WOLFSSL_SUCCESS ||
+        pair_selftest(c, why, sizeof why) != 0) {
+        wolfSSL_ERR_clear_error();
+        errf(err, errlen, "private key %s does not match certificate %s%s%s%s", cfg->key_file,
+             cfg->cert_file, why[0] ? " (" : "", why, why[0] ? ")" : "");
+        goto fail;
+    }
 
-	/* No client certificates; no server-side session cache: it is one
+    /* No client certificates; no server-side session cache: it is one
 	 * process-wide locked table, which shards would contend on, and
 	 * tickets make it unnecessary. */
-	wolfSSL_CTX_set_verify(x, WOLFSSL_VERIFY_NONE, NULL);
-	wolfSSL_CTX_set_session_cache_mode(x, WOLFSSL_SESS_CACHE_OFF);
-	if (cfg->tickets) {
-		wolfSSL_CTX_set_TicketEncCb(x, ticket_cb);
-		wolfSSL_CTX_set_TicketEncCtx(x, cfg->tickets);
-		wolfSSL_CTX_set_TicketHint(x, (int)cfg->tickets->lifetime);
-		wolfSSL_CTX_set_timeout(x, cfg->tickets->lifetime);
-	}
-	*out = c;
-	return 0;
+    wolfSSL_CTX_set_verify(x, WOLFSSL_VERIFY_NONE, NULL);
+    wolfSSL_CTX_set_session_cache_mode(x, WOLFSSL_SESS_CACHE_OFF);
+    if (cfg->tickets) {
+        wolfSSL_CTX_set_TicketEncCb(x, ticket_cb);
+        wolfSSL_CTX_set_TicketEncCtx(x, cfg->tickets);
+        wolfSSL_CTX_set_TicketHint(x, (int)cfg->tickets->lifetime);
+        wolfSSL_CTX_set_timeout(x, cfg->tickets->lifetime);
+    }
+    *out = c;
+    return 0;
 fail:
-	tls_ctx_free(c);
-	return -1;
+    tls_ctx_free(c);
+    return -1;
 }
 
 void tls_ctx_free(tls_ctx *c)
 {
-	if (!c)
-		return;
-	if (c->ctx)
-		wolfSSL_CTX_free(c->ctx);
-	free(c);
+    if (!c)
+        return;
+    if (c->ctx)
+        wolfSSL_CTX_free(c->ctx);
+    free(c);
 }
 
 void tls_thread_cleanup(void)
 {
 #if defined(HAVE_ECC) && defined(FP_ECC)
-	wc_ecc_fp_free(); /* this thread's fixed-point cache */
+    wc_ecc_fp_free(); /* this thread's fixed-point cache */
 #endif
 }
 
@@ -428,60 +425,60 @@ void tls_thread_cleanup(void)
 
 static void out_release_if_empty(tls_conn *t)
 {
-	if (t->out_off == t->out_len && !t->lending) {
-		free(t->out);
-		t->out = NULL;
-		t->out_off = t->out_len = 0;
-	}
+    if (t->out_off == t->out_len && !t->lending) {
+        free(t->out);
+        t->out = NULL;
+        t->out_off = t->out_len = 0;
+    }
 }
 
 /* Room to append need bytes to out, or NULL. Never moves lent bytes. */
 static uint8_t *out_reserve(tls_conn *t, size_t need)
 {
-	size_t phys = t->ctx->out_phys;
-	if (!t->out) {
-		t->out = malloc(phys);
-		if (!t->out)
-			return NULL;
-		t->out_off = t->out_len = 0;
-	}
-	if (phys - t->out_len < need && !t->lending && t->out_off > 0) {
-		memmove(t->out, t->out + t->out_off, t->out_len - t->out_off);
-		t->out_len -= t->out_off;
-		t->out_off = 0;
-	}
-	if (phys - t->out_len < need)
-		return NULL;
-	return t->out + t->out_len;
+    size_t phys = t->ctx->out_phys;
+    if (!t->out) {
+        t->out = malloc(phys);
+        if (!t->out)
+            return NULL;
+        t->out_off = t->out_len = 0;
+    }
+    if (phys - t->out_len < need && !t->lending && t->out_off > 0) {
+        memmove(t->out, t->out + t->out_off, t->out_len - t->out_off);
+        t->out_len -= t->out_off;
+        t->out_off = 0;
+    }
+    if (phys - t->out_len < need)
+        return NULL;
+    return t->out + t->out_len;
 }
 
 static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ud)
 {
-	(void)ssl;
-	tls_conn *t = ud;
-	size_t avail = t->in_len - t->in_off;
-	if (avail == 0 || sz <= 0)
-		return WOLFSSL_CBIO_ERR_WANT_READ;
-	size_t n = avail < (size_t)sz ? avail : (size_t)sz;
-	memcpy(buf, t->in + t->in_off, n);
-	t->in_off += n;
-	if (t->in_off == t->in_len)
-		t->in_off = t->in_len = 0;
-	return (int)n;
+    (void)ssl;
+    tls_conn *t = ud;
+    size_t avail = t->in_len - t->in_off;
+    if (avail == 0 || sz <= 0)
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    size_t n = avail < (size_t)sz ? avail : (size_t)sz;
+    memcpy(buf, t->in + t->in_off, n);
+    t->in_off += n;
+    if (t->in_off == t->in_len)
+        t->in_off = t->in_len = 0;
+    return (int)n;
 }
 
 static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ud)
 {
-	(void)ssl;
-	tls_conn *t = ud;
-	if (sz <= 0)
-		return 0;
-	uint8_t *dst = out_reserve(t, (size_t)sz);
-	if (!dst)
-		return WOLFSSL_CBIO_ERR_WANT_WRITE; /* wolfSSL keeps it, retries */
-	memcpy(dst, buf, (size_t)sz);
-	t->out_len += (size_t)sz;
-	return sz;
+    (void)ssl;
+    tls_conn *t = ud;
+    if (sz <= 0)
+        return 0;
+    uint8_t *dst = out_reserve(t, (size_t)sz);
+    if (!dst)
+        return WOLFSSL_CBIO_ERR_WANT_WRITE; /* wolfSSL keeps it, retries */
+    memcpy(dst, buf, (size_t)sz);
+    t->out_len += (size_t)sz;
+    return sz;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -489,11 +486,11 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ud)
 
 tls_conn *tls_conn_new(tls_ctx *ctx)
 {
-	tls_conn *t = calloc(1, sizeof *t);
-	if (!t)
-		return NULL;
-	t->ctx = ctx;
-	return t; /* the WOLFSSL object comes with the first bytes (ensure_ssl) */
+    tls_conn *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->ctx = ctx;
+    return t; /* the WOLFSSL object comes with the first bytes (ensure_ssl) */
 }
 
 static tls_rv fail_msg(tls_conn *t, const char *msg);
@@ -504,103 +501,103 @@ static tls_rv fail_msg(tls_conn *t, const char *msg);
  * handshake timeout. */
 static tls_rv ensure_ssl(tls_conn *t)
 {
-	if (t->ssl)
-		return TLS_OK;
-	t->ssl = wolfSSL_new(t->ctx->ctx);
-	if (!t->ssl)
-		return fail_msg(t, "out of memory for the TLS session");
-	wolfSSL_SetIOReadCtx(t->ssl, t);
-	wolfSSL_SetIOWriteCtx(t->ssl, t);
-	/* FAILED_ON_MISMATCH: a client whose ALPN list lacks h2 gets a fatal
+    if (t->ssl)
+        return TLS_OK;
+    t->ssl = wolfSSL_new(t->ctx->ctx);
+    if (!t->ssl)
+        return fail_msg(t, "out of memory for the TLS session");
+    wolfSSL_SetIOReadCtx(t->ssl, t);
+    wolfSSL_SetIOWriteCtx(t->ssl, t);
+    /* FAILED_ON_MISMATCH: a client whose ALPN list lacks h2 gets a fatal
 	 * no_application_protocol alert instead of a connection without ALPN
 	 * (the select callback alone does not enforce it: docs/facts.md). */
-	char h2[] = "h2";
-	if (wolfSSL_UseALPN(t->ssl, h2, 2, WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS)
-		return fail_msg(t, "cannot set up ALPN");
-	return TLS_OK;
+    char h2[] = "h2";
+    if (wolfSSL_UseALPN(t->ssl, h2, 2, WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS)
+        return fail_msg(t, "cannot set up ALPN");
+    return TLS_OK;
 }
 
 void tls_conn_free(tls_conn *t)
 {
-	if (!t)
-		return;
-	if (t->ssl)
-		wolfSSL_free(t->ssl);
-	free(t->in);
-	free(t->plain);
-	free(t->out);
-	free(t);
+    if (!t)
+        return;
+    if (t->ssl)
+        wolfSSL_free(t->ssl);
+    free(t->in);
+    free(t->plain);
+    free(t->out);
+    free(t);
 }
 
 /* Record a fatal error: the connection is done. Returns TLS_ERROR. */
 static tls_rv fail_msg(tls_conn *t, const char *msg)
 {
-	if (!t->final) {
-		snprintf(t->err, sizeof t->err, "%s", msg);
-		t->final = TLS_ERROR;
-	}
-	return TLS_ERROR;
+    if (!t->final) {
+        snprintf(t->err, sizeof t->err, "%s", msg);
+        t->final = TLS_ERROR;
+    }
+    return TLS_ERROR;
 }
 
 /* A failed wolfSSL call: its reason, and the alert sent or received. */
 static tls_rv fail_ssl(tls_conn *t, int e, const char *what)
 {
-	if (t->final)
-		return TLS_ERROR;
-	WOLFSSL_ALERT_HISTORY h;
-	memset(&h, 0, sizeof h);
-	wolfSSL_get_alert_history(t->ssl, &h);
-	char alert[96] = "";
-	if (h.last_rx.level == alert_fatal)
-		snprintf(alert, sizeof alert, "; peer sent alert %s",
-			 wolfSSL_alert_desc_string_long(h.last_rx.code));
-	else if (h.last_tx.level == alert_fatal)
-		snprintf(alert, sizeof alert, "; alert %s sent",
-			 wolfSSL_alert_desc_string_long(h.last_tx.code));
-	snprintf(t->err, sizeof t->err, "%s: %s (wolfSSL %d)%s", what, reason(e), e, alert);
-	wolfSSL_ERR_clear_error();
-	t->final = TLS_ERROR;
-	return TLS_ERROR;
+    if (t->final)
+        return TLS_ERROR;
+    WOLFSSL_ALERT_HISTORY h;
+    memset(&h, 0, sizeof h);
+    wolfSSL_get_alert_history(t->ssl, &h);
+    char alert[96] = "";
+    if (h.last_rx.level == alert_fatal)
+        snprintf(alert, sizeof alert, "; peer sent alert %s",
+                 wolfSSL_alert_desc_string_long(h.last_rx.code));
+    else if (h.last_tx.level == alert_fatal)
+        snprintf(alert, sizeof alert, "; alert %s sent",
+                 wolfSSL_alert_desc_string_long(h.last_tx.code));
+    snprintf(t->err, sizeof t->err, "%s: %s (wolfSSL %d)%s", what, reason(e), e, alert);
+    wolfSSL_ERR_clear_error();
+    t->final = TLS_ERROR;
+    return TLS_ERROR;
 }
 
 size_t tls_feed(tls_conn *t, const uint8_t *cipher, size_t n)
 {
-	if (t->final)
-		return n; /* nobody will read it */
-	size_t cap = t->ctx->in_cap;
-	if (!t->in) {
-		t->in = malloc(cap);
-		if (!t->in) {
-			fail_msg(t, "out of memory for TLS input");
-			return n;
-		}
-		t->in_off = t->in_len = 0;
-	}
-	if (t->in_off > 0 && cap - t->in_len < n) {
-		memmove(t->in, t->in + t->in_off, t->in_len - t->in_off);
-		t->in_len -= t->in_off;
-		t->in_off = 0;
-	}
-	size_t room = cap - t->in_len;
-	size_t take = n < room ? n : room;
-	memcpy(t->in + t->in_len, cipher, take);
-	t->in_len += take;
-	return take;
+    if (t->final)
+        return n; /* nobody will read it */
+    size_t cap = t->ctx->in_cap;
+    if (!t->in) {
+        t->in = malloc(cap);
+        if (!t->in) {
+            fail_msg(t, "out of memory for TLS input");
+            return n;
+        }
+        t->in_off = t->in_len = 0;
+    }
+    if (t->in_off > 0 && cap - t->in_len < n) {
+        memmove(t->in, t->in + t->in_off, t->in_len - t->in_off);
+        t->in_len -= t->in_off;
+        t->in_off = 0;
+    }
+    size_t room = cap - t->in_len;
+    size_t take = n < room ? n : room;
+    memcpy(t->in + t->in_len, cipher, take);
+    t->in_len += take;
+    return take;
 }
 
 /* Input and plaintext drained: give their memory back. */
 static void trim_input(tls_conn *t)
 {
-	if (t->in && t->in_off == t->in_len) {
-		free(t->in);
-		t->in = NULL;
-		t->in_off = t->in_len = 0;
-	}
-	if (t->plain && t->plain_off == t->plain_len) {
-		free(t->plain);
-		t->plain = NULL;
-		t->plain_off = t->plain_len = 0;
-	}
+    if (t->in && t->in_off == t->in_len) {
+        free(t->in);
+        t->in = NULL;
+        t->in_off = t->in_len = 0;
+    }
+    if (t->plain && t->plain_off == t->plain_len) {
+        free(t->plain);
+        t->plain = NULL;
+        t->plain_off = t->plain_len = 0;
+    }
 }
 
 /*
@@ -616,309 +613,310 @@ static void trim_input(tls_conn *t)
  */
 static tls_rv check_first_record(tls_conn *t)
 {
-	size_t n = t->in ? t->in_len - t->in_off : 0;
-	const uint8_t *b = n ? t->in + t->in_off : NULL;
-	bool bad = (n >= 1 && b[0] != 22) || (n >= 2 && b[1] != 3);
-	if (!bad && n >= 5) {
-		size_t len = (size_t)b[3] << 8 | b[4];
-		bad = len == 0 || len > 16384;
-	}
-	if (!bad)
-		return n >= 5 ? TLS_OK : TLS_WANT;
-	char hex[3 * 5 + 1] = "";
-	for (size_t i = 0; i < n && i < 5; i++)
-		snprintf(hex + 3 * i, sizeof hex - 3 * i, " %02x", b[i]);
-	bool http = n >= 4 && (memcmp(b, "PRI ", 4) == 0 || memcmp(b, "GET ", 4) == 0 ||
-			       memcmp(b, "POST", 4) == 0 || memcmp(b, "HEAD", 4) == 0);
-	snprintf(t->err, sizeof t->err, "not a TLS client: the first bytes%s are not a ClientHello record%s",
-		 hex, http ? " (plaintext HTTP on the TLS port?)" : "");
-	t->final = TLS_ERROR;
-	return TLS_ERROR;
+    size_t n = t->in ? t->in_len - t->in_off : 0;
+    const uint8_t *b = n ? t->in + t->in_off : NULL;
+    bool bad = (n >= 1 && b[0] != 22) || (n >= 2 && b[1] != 3);
+    if (!bad && n >= 5) {
+        size_t len = (size_t)b[3] << 8 | b[4];
+        bad = len == 0 || len > 16384;
+    }
+    if (!bad)
+        return n >= 5 ? TLS_OK : TLS_WANT;
+    char hex[3 * 5 + 1] = "";
+    for (size_t i = 0; i < n && i < 5; i++)
+        snprintf(hex + 3 * i, sizeof hex - 3 * i, " %02x", b[i]);
+    bool http = n >= 4 && (memcmp(b, "PRI ", 4) == 0 || memcmp(b, "GET ", 4) == 0 ||
+                           memcmp(b, "POST", 4) == 0 || memcmp(b, "HEAD", 4) == 0);
+    snprintf(t->err, sizeof t->err,
+             "not a TLS client: the first bytes%s are not a ClientHello record%s", hex,
+             http ? " (plaintext HTTP on the TLS port?)" : "");
+    t->final = TLS_ERROR;
+    return TLS_ERROR;
 }
 
 tls_rv tls_handshake(tls_conn *t)
 {
-	if (t->final)
-		return t->final == TLS_CLOSED && t->hs_done ? TLS_OK : TLS_ERROR;
-	if (t->hs_done)
-		return TLS_OK;
-	if (!t->hello_seen) {
-		tls_rv rv = check_first_record(t);
-		if (rv != TLS_OK)
-			return rv;
-		t->hello_seen = true;
-	}
-	if (ensure_ssl(t) != TLS_OK)
-		return TLS_ERROR;
-	int r = wolfSSL_accept(t->ssl);
-	if (r != WOLFSSL_SUCCESS) {
-		int e = wolfSSL_get_error(t->ssl, r);
-		if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE)
-			return TLS_WANT;
-		return fail_ssl(t, e, "TLS handshake failed");
-	}
-	char *name = NULL;
-	unsigned short len = 0;
-	if (wolfSSL_ALPN_GetProtocol(t->ssl, &name, &len) != WOLFSSL_SUCCESS || len != 2 ||
-	    memcmp(name, "h2", 2) != 0) {
-		/* The client sent no ALPN (one without h2 was refused by wolfSSL
+    if (t->final)
+        return t->final == TLS_CLOSED && t->hs_done ? TLS_OK : TLS_ERROR;
+    if (t->hs_done)
+        return TLS_OK;
+    if (!t->hello_seen) {
+        tls_rv rv = check_first_record(t);
+        if (rv != TLS_OK)
+            return rv;
+        t->hello_seen = true;
+    }
+    if (ensure_ssl(t) != TLS_OK)
+        return TLS_ERROR;
+    int r = wolfSSL_accept(t->ssl);
+    if (r != WOLFSSL_SUCCESS) {
+        int e = wolfSSL_get_error(t->ssl, r);
+        if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE)
+            return TLS_WANT;
+        return fail_ssl(t, e, "TLS handshake failed");
+    }
+    char *name = NULL;
+    unsigned short len = 0;
+    if (wolfSSL_ALPN_GetProtocol(t->ssl, &name, &len) != WOLFSSL_SUCCESS || len != 2 ||
+        memcmp(name, "h2", 2) != 0) {
+        /* The client sent no ALPN (one without h2 was refused by wolfSSL
 		 * with an alert). There is no alert API for after the handshake:
 		 * say goodbye with close_notify. */
-		wolfSSL_ERR_clear_error();
-		(void)wolfSSL_shutdown(t->ssl);
-		t->notify_sent = true;
-		return fail_msg(t, "TLS handshake failed: the client offered no ALPN (h2 required)");
-	}
-	t->alpn = "h2";
-	t->hs_done = true;
-	return TLS_OK;
+        wolfSSL_ERR_clear_error();
+        (void)wolfSSL_shutdown(t->ssl);
+        t->notify_sent = true;
+        return fail_msg(t, "TLS handshake failed: the client offered no ALPN (h2 required)");
+    }
+    t->alpn = "h2";
+    t->hs_done = true;
+    return TLS_OK;
 }
 
 bool tls_handshake_done(const tls_conn *t)
 {
-	return t->hs_done;
+    return t->hs_done;
 }
 
 tls_rv tls_read(tls_conn *t, const uint8_t **plain, size_t *len)
 {
-	*plain = NULL;
-	*len = 0;
-	if (t->plain_off < t->plain_len) {
-		*plain = t->plain + t->plain_off;
-		*len = t->plain_len - t->plain_off;
-		return TLS_OK;
-	}
-	if (t->final) {
-		trim_input(t);
-		return t->final;
-	}
-	if (!t->hs_done) {
-		tls_rv rv = tls_handshake(t);
-		if (rv != TLS_OK) {
-			if (rv == TLS_ERROR)
-				trim_input(t);
-			return rv;
-		}
-	}
-	if (!t->plain) {
-		t->plain = malloc(TLS_MAX_PLAIN);
-		if (!t->plain)
-			return fail_msg(t, "out of memory for TLS plaintext");
-	}
-	int r = wolfSSL_read(t->ssl, t->plain, (int)TLS_MAX_PLAIN);
-	if (r > 0) {
-		t->plain_off = 0;
-		t->plain_len = (size_t)r;
-		*plain = t->plain;
-		*len = (size_t)r;
-		return TLS_OK;
-	}
-	t->plain_off = t->plain_len = 0;
-	int e = wolfSSL_get_error(t->ssl, r);
-	if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE) {
-		trim_input(t);
-		return TLS_WANT;
-	}
-	trim_input(t);
-	if (e == WOLFSSL_ERROR_ZERO_RETURN) {
-		t->final = TLS_CLOSED;
-		return TLS_CLOSED;
-	}
-	return fail_ssl(t, e, "TLS record error");
+    *plain = NULL;
+    *len = 0;
+    if (t->plain_off < t->plain_len) {
+        *plain = t->plain + t->plain_off;
+        *len = t->plain_len - t->plain_off;
+        return TLS_OK;
+    }
+    if (t->final) {
+        trim_input(t);
+        return t->final;
+    }
+    if (!t->hs_done) {
+        tls_rv rv = tls_handshake(t);
+        if (rv != TLS_OK) {
+            if (rv == TLS_ERROR)
+                trim_input(t);
+            return rv;
+        }
+    }
+    if (!t->plain) {
+        t->plain = malloc(TLS_MAX_PLAIN);
+        if (!t->plain)
+            return fail_msg(t, "out of memory for TLS plaintext");
+    }
+    int r = wolfSSL_read(t->ssl, t->plain, (int)TLS_MAX_PLAIN);
+    if (r > 0) {
+        t->plain_off = 0;
+        t->plain_len = (size_t)r;
+        *plain = t->plain;
+        *len = (size_t)r;
+        return TLS_OK;
+    }
+    t->plain_off = t->plain_len = 0;
+    int e = wolfSSL_get_error(t->ssl, r);
+    if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE) {
+        trim_input(t);
+        return TLS_WANT;
+    }
+    trim_input(t);
+    if (e == WOLFSSL_ERROR_ZERO_RETURN) {
+        t->final = TLS_CLOSED;
+        return TLS_CLOSED;
+    }
+    return fail_ssl(t, e, "TLS record error");
 }
 
 void tls_consume(tls_conn *t, size_t n)
 {
-	size_t have = t->plain_len - t->plain_off;
-	t->plain_off += n < have ? n : have;
-	if (t->plain_off == t->plain_len)
-		t->plain_off = t->plain_len = 0;
+    size_t have = t->plain_len - t->plain_off;
+    t->plain_off += n < have ? n : have;
+    if (t->plain_off == t->plain_len)
+        t->plain_off = t->plain_len = 0;
 }
 
 size_t tls_write_room(const tls_conn *t)
 {
-	if (!t->hs_done || t->final || t->notify_sent)
-		return 0;
-	size_t pending = t->out_len - t->out_off;
-	size_t cap = t->ctx->out_cap;
-	if (pending + REC_OVERHEAD >= cap)
-		return 0;
-	size_t room = cap - pending - REC_OVERHEAD;
-	/* While lent, bytes cannot be moved to the front: count the tail. */
-	if (t->out && t->lending) {
-		size_t tail = t->ctx->out_phys - t->out_len;
-		if (tail <= REC_OVERHEAD)
-			return 0;
-		if (tail - REC_OVERHEAD < room)
-			room = tail - REC_OVERHEAD;
-	}
-	return room;
+    if (!t->hs_done || t->final || t->notify_sent)
+        return 0;
+    size_t pending = t->out_len - t->out_off;
+    size_t cap = t->ctx->out_cap;
+    if (pending + REC_OVERHEAD >= cap)
+        return 0;
+    size_t room = cap - pending - REC_OVERHEAD;
+    /* While lent, bytes cannot be moved to the front: count the tail. */
+    if (t->out && t->lending) {
+        size_t tail = t->ctx->out_phys - t->out_len;
+        if (tail <= REC_OVERHEAD)
+            return 0;
+        if (tail - REC_OVERHEAD < room)
+            room = tail - REC_OVERHEAD;
+    }
+    return room;
 }
 
 tls_rv tls_write(tls_conn *t, const struct iovec *iov, int n, size_t *consumed)
 {
-	size_t done = 0;
-	tls_rv rv = TLS_OK;
-	int i = 0;
-	size_t ioff = 0;
-	uint8_t stage[TLS_MAX_PLAIN];
+    size_t done = 0;
+    tls_rv rv = TLS_OK;
+    int i = 0;
+    size_t ioff = 0;
+    uint8_t stage[TLS_MAX_PLAIN];
 
-	if (consumed)
-		*consumed = 0;
-	if (t->final || t->notify_sent)
-		return TLS_ERROR;
-	if (!t->hs_done)
-		return TLS_WANT;
-	int maxrec = wolfSSL_GetMaxOutputSize(t->ssl);
-	size_t rec_max = maxrec > 0 && (size_t)maxrec < TLS_MAX_PLAIN ? (size_t)maxrec : TLS_MAX_PLAIN;
+    if (consumed)
+        *consumed = 0;
+    if (t->final || t->notify_sent)
+        return TLS_ERROR;
+    if (!t->hs_done)
+        return TLS_WANT;
+    int maxrec = wolfSSL_GetMaxOutputSize(t->ssl);
+    size_t rec_max = maxrec > 0 && (size_t)maxrec < TLS_MAX_PLAIN ? (size_t)maxrec : TLS_MAX_PLAIN;
 
-	for (;;) {
-		while (i < n && ioff == iov[i].iov_len) {
-			i++;
-			ioff = 0;
-		}
-		if (i >= n)
-			break;
-		size_t room = tls_write_room(t);
-		if (room == 0) {
-			rv = TLS_WANT;
-			break;
-		}
-		size_t want = room < rec_max ? room : rec_max;
-		const uint8_t *src;
-		size_t len;
-		size_t here = iov[i].iov_len - ioff;
-		if (here >= want || i == n - 1) {
-			/* One iovec fills the record (or is the last): no copy. */
-			src = (const uint8_t *)iov[i].iov_base + ioff;
-			len = here < want ? here : want;
-		} else {
-			/* Gather small pieces (frame headers, short frames). */
-			len = 0;
-			int j = i;
-			size_t joff = ioff;
-			while (j < n && len < want) {
-				size_t avail = iov[j].iov_len - joff;
-				size_t take = avail < want - len ? avail : want - len;
-				memcpy(stage + len, (const uint8_t *)iov[j].iov_base + joff, take);
-				len += take;
-				joff += take;
-				if (joff == iov[j].iov_len) {
-					j++;
-					joff = 0;
-				}
-			}
-			src = stage;
-		}
-		int w = wolfSSL_write(t->ssl, src, (int)len);
-		if (w != (int)len) {
-			/* The room check should make this impossible; wolfSSL may
+    for (;;) {
+        while (i < n && ioff == iov[i].iov_len) {
+            i++;
+            ioff = 0;
+        }
+        if (i >= n)
+            break;
+        size_t room = tls_write_room(t);
+        if (room == 0) {
+            rv = TLS_WANT;
+            break;
+        }
+        size_t want = room < rec_max ? room : rec_max;
+        const uint8_t *src;
+        size_t len;
+        size_t here = iov[i].iov_len - ioff;
+        if (here >= want || i == n - 1) {
+            /* One iovec fills the record (or is the last): no copy. */
+            src = (const uint8_t *)iov[i].iov_base + ioff;
+            len = here < want ? here : want;
+        } else {
+            /* Gather small pieces (frame headers, short frames). */
+            len = 0;
+            int j = i;
+            size_t joff = ioff;
+            while (j < n && len < want) {
+                size_t avail = iov[j].iov_len - joff;
+                size_t take = avail < want - len ? avail : want - len;
+                memcpy(stage + len, (const uint8_t *)iov[j].iov_base + joff, take);
+                len += take;
+                joff += take;
+                if (joff == iov[j].iov_len) {
+                    j++;
+                    joff = 0;
+                }
+            }
+            src = stage;
+        }
+        int w = wolfSSL_write(t->ssl, src, (int)len);
+        if (w != (int)len) {
+            /* The room check should make this impossible; wolfSSL may
 			 * hold a half-sent record now, so the stream is unusable. */
-			int e = wolfSSL_get_error(t->ssl, w);
-			rv = fail_ssl(t, e, "TLS write failed");
-			break;
-		}
-		done += len;
-		/* Advance the iovec cursor by len. */
-		size_t adv = len;
-		while (adv) {
-			size_t avail = iov[i].iov_len - ioff;
-			size_t step = avail < adv ? avail : adv;
-			ioff += step;
-			adv -= step;
-			if (ioff == iov[i].iov_len && adv) {
-				i++;
-				ioff = 0;
-			}
-		}
-	}
-	if (consumed)
-		*consumed = done;
-	return rv;
+            int e = wolfSSL_get_error(t->ssl, w);
+            rv = fail_ssl(t, e, "TLS write failed");
+            break;
+        }
+        done += len;
+        /* Advance the iovec cursor by len. */
+        size_t adv = len;
+        while (adv) {
+            size_t avail = iov[i].iov_len - ioff;
+            size_t step = avail < adv ? avail : adv;
+            ioff += step;
+            adv -= step;
+            if (ioff == iov[i].iov_len && adv) {
+                i++;
+                ioff = 0;
+            }
+        }
+    }
+    if (consumed)
+        *consumed = done;
+    return rv;
 }
 
 int tls_pending_out(tls_conn *t, struct iovec *iov, int max, size_t *bytes)
 {
-	size_t n = t->out ? t->out_len - t->out_off : 0;
-	if (bytes)
-		*bytes = 0;
-	if (n == 0 || max < 1 || t->lending)
-		return 0;
-	iov[0].iov_base = t->out + t->out_off;
-	iov[0].iov_len = n;
-	t->lending = true;
-	t->lent = n;
-	if (bytes)
-		*bytes = n;
-	return 1;
+    size_t n = t->out ? t->out_len - t->out_off : 0;
+    if (bytes)
+        *bytes = 0;
+    if (n == 0 || max < 1 || t->lending)
+        return 0;
+    iov[0].iov_base = t->out + t->out_off;
+    iov[0].iov_len = n;
+    t->lending = true;
+    t->lent = n;
+    if (bytes)
+        *bytes = n;
+    return 1;
 }
 
 void tls_out_commit(tls_conn *t, size_t n)
 {
-	if (!t->lending)
-		return;
-	if (n > t->lent)
-		n = t->lent;
-	t->out_off += n;
-	t->lending = false;
-	t->lent = 0;
-	if (t->out_off == t->out_len)
-		out_release_if_empty(t);
+    if (!t->lending)
+        return;
+    if (n > t->lent)
+        n = t->lent;
+    t->out_off += n;
+    t->lending = false;
+    t->lent = 0;
+    if (t->out_off == t->out_len)
+        out_release_if_empty(t);
 }
 
 size_t tls_out_pending(const tls_conn *t)
 {
-	return t->out ? t->out_len - t->out_off : 0;
+    return t->out ? t->out_len - t->out_off : 0;
 }
 
 tls_rv tls_close_notify(tls_conn *t)
 {
-	if (t->notify_sent)
-		return TLS_OK;
-	if (t->final == TLS_ERROR)
-		return TLS_ERROR;
-	t->notify_sent = true;
-	if (!t->ssl)
-		return TLS_OK; /* no byte ever came: there is no session to close */
-	int r = wolfSSL_shutdown(t->ssl);
-	/* NOT_DONE: ours went out, the peer's has not come: as intended. */
-	if (r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE)
-		return TLS_OK;
-	int e = wolfSSL_get_error(t->ssl, r);
-	if (e == WOLFSSL_ERROR_WANT_WRITE || e == WOLFSSL_ERROR_WANT_READ)
-		return TLS_OK;
-	return fail_ssl(t, e, "TLS close_notify failed");
+    if (t->notify_sent)
+        return TLS_OK;
+    if (t->final == TLS_ERROR)
+        return TLS_ERROR;
+    t->notify_sent = true;
+    if (!t->ssl)
+        return TLS_OK; /* no byte ever came: there is no session to close */
+    int r = wolfSSL_shutdown(t->ssl);
+    /* NOT_DONE: ours went out, the peer's has not come: as intended. */
+    if (r == WOLFSSL_SUCCESS || r == WOLFSSL_SHUTDOWN_NOT_DONE)
+        return TLS_OK;
+    int e = wolfSSL_get_error(t->ssl, r);
+    if (e == WOLFSSL_ERROR_WANT_WRITE || e == WOLFSSL_ERROR_WANT_READ)
+        return TLS_OK;
+    return fail_ssl(t, e, "TLS close_notify failed");
 }
 
 size_t tls_conn_buffer_bytes(const tls_conn *t)
 {
-	return (t->in ? t->ctx->in_cap : 0) + (t->plain ? TLS_MAX_PLAIN : 0) +
-	       (t->out ? t->ctx->out_phys : 0);
+    return (t->in ? t->ctx->in_cap : 0) + (t->plain ? TLS_MAX_PLAIN : 0) +
+           (t->out ? t->ctx->out_phys : 0);
 }
 
 const char *tls_error_msg(const tls_conn *t)
 {
-	return t->err;
+    return t->err;
 }
 
 const char *tls_alpn(const tls_conn *t)
 {
-	return t->hs_done ? t->alpn : NULL;
+    return t->hs_done ? t->alpn : NULL;
 }
 
 const char *tls_version(const tls_conn *t)
 {
-	return t->hs_done ? wolfSSL_get_version(t->ssl) : NULL;
+    return t->hs_done ? wolfSSL_get_version(t->ssl) : NULL;
 }
 
 const char *tls_cipher(const tls_conn *t)
 {
-	return t->hs_done ? wolfSSL_get_cipher_name(t->ssl) : NULL;
+    return t->hs_done ? wolfSSL_get_cipher_name(t->ssl) : NULL;
 }
 
 bool tls_session_reused(const tls_conn *t)
 {
-	return t->hs_done && wolfSSL_session_reused(t->ssl) == 1;
+    return t->hs_done && wolfSSL_session_reused(t->ssl) == 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -928,23 +926,23 @@ bool tls_session_reused(const tls_conn *t)
  * tls_pending_out() lends and writes with tls_feed(). */
 static int st_recv(WOLFSSL *ssl, char *buf, int sz, void *ud)
 {
-	(void)ssl;
-	tls_conn *s = ud;
-	struct iovec iov;
-	size_t n = 0;
-	if (sz <= 0 || tls_pending_out(s, &iov, 1, &n) == 0)
-		return WOLFSSL_CBIO_ERR_WANT_READ;
-	size_t k = n < (size_t)sz ? n : (size_t)sz;
-	memcpy(buf, iov.iov_base, k);
-	tls_out_commit(s, k);
-	return (int)k;
+    (void)ssl;
+    tls_conn *s = ud;
+    struct iovec iov;
+    size_t n = 0;
+    if (sz <= 0 || tls_pending_out(s, &iov, 1, &n) == 0)
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    size_t k = n < (size_t)sz ? n : (size_t)sz;
+    memcpy(buf, iov.iov_base, k);
+    tls_out_commit(s, k);
+    return (int)k;
 }
 
 static int st_send(WOLFSSL *ssl, char *buf, int sz, void *ud)
 {
-	(void)ssl;
-	size_t took = tls_feed(ud, (const uint8_t *)buf, (size_t)sz);
-	return took ? (int)took : WOLFSSL_CBIO_ERR_WANT_WRITE;
+    (void)ssl;
+    size_t took = tls_feed(ud, (const uint8_t *)buf, (size_t)sz);
+    return took ? (int)took : WOLFSSL_CBIO_ERR_WANT_WRITE;
 }
 
 /*
@@ -955,43 +953,43 @@ static int st_send(WOLFSSL *ssl, char *buf, int sz, void *ud)
  */
 static int pair_selftest(tls_ctx *c, char *why, size_t len)
 {
-	int rc = -1;
-	WOLFSSL_CTX *cx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
-	WOLFSSL *cl = cx ? wolfSSL_new(cx) : NULL;
-	tls_conn *s = tls_conn_new(c);
-	if (!cl || !s) {
-		errf(why, len, "out of memory for the key check");
-		goto out;
-	}
-	wolfSSL_set_verify(cl, WOLFSSL_VERIFY_NONE, NULL);
-	wolfSSL_SSLSetIORecv(cl, st_recv);
-	wolfSSL_SSLSetIOSend(cl, st_send);
-	wolfSSL_SetIOReadCtx(cl, s);
-	wolfSSL_SetIOWriteCtx(cl, s);
-	char h2[] = "h2";
-	(void)wolfSSL_UseALPN(cl, h2, 2, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
-	for (int round = 0; round < 16; round++) {
-		int r = wolfSSL_connect(cl);
-		if (r == WOLFSSL_SUCCESS) {
-			rc = 0;
-			break;
-		}
-		int e = wolfSSL_get_error(cl, r);
-		if (e != WOLFSSL_ERROR_WANT_READ && e != WOLFSSL_ERROR_WANT_WRITE) {
-			errf(why, len, "a test handshake failed: %s", reason(e));
-			break;
-		}
-		if (tls_handshake(s) == TLS_ERROR) {
-			errf(why, len, "a test handshake failed: %s", tls_error_msg(s));
-			break;
-		}
-	}
-	if (rc != 0 && !why[0])
-		errf(why, len, "a test handshake did not complete");
+    int rc = -1;
+    WOLFSSL_CTX *cx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
+    WOLFSSL *cl = cx ? wolfSSL_new(cx) : NULL;
+    tls_conn *s = tls_conn_new(c);
+    if (!cl || !s) {
+        errf(why, len, "out of memory for the key check");
+        goto out;
+    }
+    wolfSSL_set_verify(cl, WOLFSSL_VERIFY_NONE, NULL);
+    wolfSSL_SSLSetIORecv(cl, st_recv);
+    wolfSSL_SSLSetIOSend(cl, st_send);
+    wolfSSL_SetIOReadCtx(cl, s);
+    wolfSSL_SetIOWriteCtx(cl, s);
+    char h2[] = "h2";
+    (void)wolfSSL_UseALPN(cl, h2, 2, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+    for (int round = 0; round < 16; round++) {
+        int r = wolfSSL_connect(cl);
+        if (r == WOLFSSL_SUCCESS) {
+            rc = 0;
+            break;
+        }
+        int e = wolfSSL_get_error(cl, r);
+        if (e != WOLFSSL_ERROR_WANT_READ && e != WOLFSSL_ERROR_WANT_WRITE) {
+            errf(why, len, "a test handshake failed: %s", reason(e));
+            break;
+        }
+        if (tls_handshake(s) == TLS_ERROR) {
+            errf(why, len, "a test handshake failed: %s", tls_error_msg(s));
+            break;
+        }
+    }
+    if (rc != 0 && !why[0])
+        errf(why, len, "a test handshake did not complete");
 out:
-	tls_conn_free(s);
-	wolfSSL_free(cl);
-	wolfSSL_CTX_free(cx);
-	wolfSSL_ERR_clear_error();
-	return rc;
+    tls_conn_free(s);
+    wolfSSL_free(cl);
+    wolfSSL_CTX_free(cx);
+    wolfSSL_ERR_clear_error();
+    return rc;
 }

@@ -42,16 +42,16 @@ typedef struct tls_ticket_keys tls_ticket_keys;
 
 /* Largest plaintext in one record, and the most ciphertext one record can
  * take on the wire (TLS 1.2 allows 2048 bytes of expansion). */
-#define TLS_MAX_PLAIN 16384u
+#define TLS_MAX_PLAIN  16384u
 #define TLS_MAX_RECORD (5u + 16384u + 2048u)
 
 /* Results. Negative values are final for the connection. */
 typedef enum tls_rv {
-	TLS_OK = 0,      /* done / bytes available */
-	TLS_WANT = 1,    /* nothing to do now: feed more ciphertext, or send
+    TLS_OK = 0,      /* done / bytes available */
+    TLS_WANT = 1,    /* nothing to do now: feed more ciphertext, or send
 			    what tls_pending_out() has and call again */
-	TLS_CLOSED = -1, /* the peer sent close_notify: no more plaintext */
-	TLS_ERROR = -2   /* fatal: tls_error_msg() says why; an alert for the
+    TLS_CLOSED = -1, /* the peer sent close_notify: no more plaintext */
+    TLS_ERROR = -2   /* fatal: tls_error_msg() says why; an alert for the
 			    peer may be waiting in tls_pending_out() */
 } tls_rv;
 
@@ -85,14 +85,14 @@ void tls_ticket_keys_free(tls_ticket_keys *k);
 /* Per-shard context                                                         */
 
 typedef struct tls_config {
-	const char *cert_file;    /* PEM: the certificate, then its chain */
-	const char *key_file;     /* PEM: its private key */
-	tls_ticket_keys *tickets; /* shared ticket keys; NULL: wolfSSL's own
+    const char *cert_file;    /* PEM: the certificate, then its chain */
+    const char *key_file;     /* PEM: its private key */
+    tls_ticket_keys *tickets; /* shared ticket keys; NULL: wolfSSL's own
 				     per-context keys (resumption then works
 				     only on the shard that issued the ticket) */
-	uint32_t recv_chunk;      /* most bytes one recv hands to tls_feed()
+    uint32_t recv_chunk;      /* most bytes one recv hands to tls_feed()
 				     (the ring's buffer size; default 16384) */
-	uint32_t out_cap;         /* ciphertext buffered for the socket before
+    uint32_t out_cap;         /* ciphertext buffered for the socket before
 				     tls_write() stops taking plaintext
 				     (default 65536) */
 } tls_config;

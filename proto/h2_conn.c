@@ -70,15 +70,16 @@ static void pool_drain(h2_pool *p)
 /* Types                                                                     */
 /* ------------------------------------------------------------------------ */
 
-#define NSEG 32u            /* payload references per connection in flight */
-#define QUANTUM 16384u      /* round-robin quantum per stream turn */
-#define INLINE_MAX 1024u    /* DATA payloads up to this size are copied into the
+#define NSEG    32u    /* payload references per connection in flight */
+#define QUANTUM 16384u /* round-robin quantum per stream turn */
+#define INLINE_MAX                                                                                 \
+    1024u                        /* DATA payloads up to this size are copied into the
                              * byte chain: one memcpy is cheaper than an iovec
                              * of its own, and runs of small responses go out
                              * as one contiguous iovec */
-#define NBUCKETS 32u        /* stream hash buckets (ids are odd: spread by id >> 1) */
-#define NURGENCY 8u
-#define SHUTDOWN_PING "spndl-sd"
+#define NBUCKETS             32u /* stream hash buckets (ids are odd: spread by id >> 1) */
+#define NURGENCY             8u
+#define SHUTDOWN_PING        "spndl-sd"
 #define SHUTDOWN_ACK_WAIT_MS 1000u /* final GOAWAY without the PING ACK after this */
 
 typedef struct out_block {
@@ -92,10 +93,10 @@ typedef struct h2_chunk {
     struct h2_chunk *next;
     const uint8_t *data;
     uint64_t len;
-    uint64_t framed;      /* bytes already framed into segments */
-    uint64_t done_pos;    /* copied whole: chain position past its last byte */
-    uint32_t refs;        /* segments referencing it not yet committed */
-    bool orphan;          /* its stream is gone: release when refs drop to 0 */
+    uint64_t framed;   /* bytes already framed into segments */
+    uint64_t done_pos; /* copied whole: chain position past its last byte */
+    uint32_t refs;     /* segments referencing it not yet committed */
+    bool orphan;       /* its stream is gone: release when refs drop to 0 */
     h2_release_fn release;
     void *release_ctx;
 } h2_chunk;
@@ -148,8 +149,8 @@ typedef struct h2_stream {
     int64_t content_length;
     uint64_t data_recv;
     uint64_t unframed;
-    uint64_t recv_held;     /* delivered, not yet consumed */
-    uint32_t recv_unacked;  /* consumed, not yet WINDOW_UPDATEd */
+    uint64_t recv_held;    /* delivered, not yet consumed */
+    uint32_t recv_unacked; /* consumed, not yet WINDOW_UPDATEd */
     uint32_t id;
     uint16_t flags;
     uint8_t state;
@@ -165,7 +166,7 @@ struct h2_conn {
     const h2_limits *lim;
 
     /* receive state */
-    uint8_t *pbuf;          /* payload being buffered (pool block or oversize) */
+    uint8_t *pbuf; /* payload being buffered (pool block or oversize) */
     /* header block being assembled from HEADERS + CONTINUATION */
     uint8_t *hb;
     uint64_t hb_start_ms;
@@ -178,15 +179,15 @@ struct h2_conn {
     int64_t send_window;
     int64_t recv_window;
     /* streams */
-    stream_tables *st;      /* NULL while there is no stream */
-    uint32_t *rring;        /* ids of streams we reset (late frames ignored) */
+    stream_tables *st; /* NULL while there is no stream */
+    uint32_t *rring;   /* ids of streams we reset (late frames ignored) */
     /* output */
     out_block *ohead, *otail;
     uint64_t chain_w, chain_r;
     seg *segs;
-    uint64_t seg_bytes;     /* unsent payload bytes in segments */
-    uint64_t unframed;      /* queued body bytes not yet framed (all streams) */
-    uint64_t progress_ms;   /* last send progress while output was pending */
+    uint64_t seg_bytes;             /* unsent payload bytes in segments */
+    uint64_t unframed;              /* queued body bytes not yet framed (all streams) */
+    uint64_t progress_ms;           /* last send progress while output was pending */
     h2_chunk *copied, *copied_tail; /* chunks copied whole into the chain, in
                              * order; released once the chain is written past
                              * their last byte (never under out_prepare) */
@@ -194,7 +195,7 @@ struct h2_conn {
     h2_bucket resets;
     h2_bucket glitches;
     /* lifecycle */
-    uint64_t shutdown_ms;   /* when the notice went out */
+    uint64_t shutdown_ms; /* when the notice went out */
     uint64_t created_ms;
     uint64_t active_ms;
     uint64_t now;
@@ -202,14 +203,14 @@ struct h2_conn {
     h2_conn_stats stats;
 
     /* 4-byte members */
-    h2_frame_hdr fh;        /* receive state */
+    h2_frame_hdr fh; /* receive state */
     uint32_t pbuf_cap;
     uint32_t pgot;
-    uint32_t left;          /* DATA bytes or bytes to skip */
-    uint32_t pad_left;      /* DATA padding to skip after the data */
+    uint32_t left;     /* DATA bytes or bytes to skip */
+    uint32_t pad_left; /* DATA padding to skip after the data */
     uint32_t preface_got;
     uint32_t hb_len, hb_cap, hb_sid;
-    uint32_t local_iws;     /* settings: our initial window as in effect (ACKed) */
+    uint32_t local_iws; /* settings: our initial window as in effect (ACKed) */
     uint32_t peer_iws;
     uint32_t peer_max_frame;
     uint32_t recv_unacked;
@@ -217,7 +218,7 @@ struct h2_conn {
     uint32_t last_peer_sid;
     uint32_t last_delivered_sid;
     uint32_t rring_pos;
-    uint32_t nready;        /* scheduler */
+    uint32_t nready; /* scheduler */
     uint32_t ohead_off;
     uint32_t seg_head, seg_count, seg_off;
     uint32_t ctrl_pending;
@@ -235,7 +236,7 @@ struct h2_conn {
     bool no_rfc7540;
     uint8_t settings_unacked;
     bool dead;
-    bool goaway_sent;       /* a final GOAWAY (not the shutdown notice) */
+    bool goaway_sent; /* a final GOAWAY (not the shutdown notice) */
     bool goaway_recv;
     bool send_stalled;      /* failed by the no-progress timeout */
     uint8_t shutdown_phase; /* 1: notice sent, waiting for the PING ACK */
@@ -273,8 +274,8 @@ h2_rv h2_ctx_init(h2_ctx *x, const h2_limits *limits, const h2_mem *mem)
 
 void h2_ctx_pool_bytes(const h2_ctx *x, uint64_t *live, uint64_t *free_bytes)
 {
-    const h2_pool *p[] = {&x->streams, &x->chunks, &x->blocks, &x->small_blocks, &x->segs,
-                          &x->tables};
+    const h2_pool *p[] = {&x->streams,      &x->chunks, &x->blocks,
+                          &x->small_blocks, &x->segs,   &x->tables};
     *live = *free_bytes = 0;
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
         *live += (uint64_t)p[i]->live * p[i]->size;
@@ -305,7 +306,10 @@ void h2_ctx_free(h2_ctx *x)
 /* strictly in order, so positions are plain 64-bit counters.               */
 /* ------------------------------------------------------------------------ */
 
-static const h2_mem *cmem(const h2_conn *c) { return c->x->mem; }
+static const h2_mem *cmem(const h2_conn *c)
+{
+    return c->x->mem;
+}
 
 static out_block *block_new(h2_conn *c, uint32_t need)
 {
@@ -363,11 +367,17 @@ static uint8_t *out_reserve(h2_conn *c, uint32_t n)
     return b->data;
 }
 
-static uint64_t unsent(const h2_conn *c) { return (c->chain_w - c->chain_r) + c->seg_bytes; }
+static uint64_t unsent(const h2_conn *c)
+{
+    return (c->chain_w - c->chain_r) + c->seg_bytes;
+}
 
 /* Output the peer owes us progress on: sent-but-unwritten bytes and body
  * bytes waiting for a window.  Both count for the no-progress timeout. */
-static bool output_pending(const h2_conn *c) { return unsent(c) || c->unframed; }
+static bool output_pending(const h2_conn *c)
+{
+    return unsent(c) || c->unframed;
+}
 
 static void out_advance(h2_conn *c, uint32_t n)
 {
@@ -376,7 +386,6 @@ static void out_advance(h2_conn *c, uint32_t n)
     c->otail->used += n;
     c->chain_w += n;
 }
-
 
 static void chunk_release(h2_conn *c, h2_chunk *ch)
 {
@@ -473,7 +482,10 @@ static void seg_push(h2_conn *c, const uint8_t *p, uint32_t len, h2_chunk *ch)
     ch->refs++;
 }
 
-static bool seg_full(const h2_conn *c) { return c->segs && c->seg_count == NSEG; }
+static bool seg_full(const h2_conn *c)
+{
+    return c->segs && c->seg_count == NSEG;
+}
 
 /* Append a frame whose payload the writer produces.  Returns false on
  * allocation failure (the connection is then failed by the caller). */
@@ -595,7 +607,10 @@ static h2_rv conn_fail(h2_conn *c, h2_code code, const char *reason)
     return H2_E_PROTO;
 }
 
-static void hit(h2_conn *c, h2_limit_id id) { c->x->limit_hits[id]++; }
+static void hit(h2_conn *c, h2_limit_id id)
+{
+    c->x->limit_hits[id]++;
+}
 
 /* A limit ended the connection: count it, GOAWAY with its reason. */
 static h2_rv limit_fail(h2_conn *c, h2_limit_id id, h2_code code, const char *reason)
@@ -626,7 +641,10 @@ static h2_rv glitch(h2_conn *c)
 /* Streams                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static h2_stream **bucket_of(h2_conn *c, uint32_t id) { return &c->st->buckets[(id >> 1) % NBUCKETS]; }
+static h2_stream **bucket_of(h2_conn *c, uint32_t id)
+{
+    return &c->st->buckets[(id >> 1) % NBUCKETS];
+}
 
 static h2_stream *stream_find(const h2_conn *c, uint32_t id)
 {
@@ -829,7 +847,10 @@ static bool stream_framable(const h2_stream *s)
     return (s->flags & F_END_QUEUED) != 0; /* empty END_STREAM or trailers */
 }
 
-static bool stream_needs_window(const h2_stream *s) { return s->ch_head != NULL; }
+static bool stream_needs_window(const h2_stream *s)
+{
+    return s->ch_head != NULL;
+}
 
 static void sched_push(h2_conn *c, h2_stream *s)
 {
@@ -921,7 +942,7 @@ static h2_rv frame_stream(h2_conn *c, h2_stream *s, uint64_t budget)
             if (!s->ch_head)
                 s->ch_tail = NULL;
             ch->next = NULL;
-            ch->orphan = true; /* no stream list holds it: last segment releases */
+            ch->orphan = true;   /* no stream list holds it: last segment releases */
             if (ch->refs == 0) { /* no segment: copied whole */
                 ch->done_pos = c->chain_w;
                 if (c->copied_tail)
@@ -1325,23 +1346,16 @@ static h2_rv on_settings(h2_conn *c, const h2_frame *f, h2_event *ev)
     for (uint32_t i = 0; i < n; i++) {
         h2_setting st = h2_settings_get(f->u.settings.entries, i);
         switch (st.id) {
-        case H2_SET_HEADER_TABLE_SIZE:
-            hpack_encoder_set_peer_table_size(&c->enc, st.value);
-            break;
+        case H2_SET_HEADER_TABLE_SIZE: hpack_encoder_set_peer_table_size(&c->enc, st.value); break;
         case H2_SET_INITIAL_WINDOW_SIZE: {
             h2_rv rv = peer_initial_window(c, st.value);
             if (rv != H2_OK)
                 return rv;
             break;
         }
-        case H2_SET_MAX_FRAME_SIZE:
-            c->peer_max_frame = st.value;
-            break;
-        case H2_SET_NO_RFC7540_PRIORITIES:
-            c->no_rfc7540 = st.value == 1;
-            break;
-        default:
-            break; /* validated by the decoder; nothing a server applies */
+        case H2_SET_MAX_FRAME_SIZE: c->peer_max_frame = st.value; break;
+        case H2_SET_NO_RFC7540_PRIORITIES: c->no_rfc7540 = st.value == 1; break;
+        default: break; /* validated by the decoder; nothing a server applies */
         }
     }
     uint8_t *p = frame_begin(c, 0);
@@ -1528,9 +1542,8 @@ static h2_rv data_begin(h2_conn *c, uint32_t pad, h2_event *ev)
     }
     credit_stream(c, s, overhead);
     bool end = (c->fh.flags & H2_FLAG_END_STREAM) != 0;
-    if (s->content_length >= 0 &&
-        (s->data_recv + dlen > (uint64_t)s->content_length ||
-         (end && s->data_recv + dlen != (uint64_t)s->content_length))) {
+    if (s->content_length >= 0 && (s->data_recv + dlen > (uint64_t)s->content_length ||
+                                   (end && s->data_recv + dlen != (uint64_t)s->content_length))) {
         credit_conn(c, dlen);
         skip_payload(c, rest);
         return stream_reset(c, s, H2_PROTOCOL_ERROR, ev, false);
@@ -1723,8 +1736,7 @@ static h2_rv rd_payload(h2_conn *c, const uint8_t **pp, const uint8_t *end, h2_e
 
 static bool paused(const h2_conn *c)
 {
-    return c->ctrl_pending >= c->lim->max_pending_control ||
-           unsent(c) >= c->lim->max_unsent_output;
+    return c->ctrl_pending >= c->lim->max_pending_control || unsent(c) >= c->lim->max_unsent_output;
 }
 
 h2_rv h2_conn_recv(h2_conn *c, const uint8_t *in, size_t len, uint64_t now_ms, size_t *consumed,
@@ -1781,17 +1793,13 @@ h2_rv h2_conn_recv(h2_conn *c, const uint8_t *in, size_t len, uint64_t now_ms, s
             }
             break;
         }
-        case R_PAYLOAD:
-            rv = rd_payload(c, &p, end, ev);
-            break;
+        case R_PAYLOAD: rv = rd_payload(c, &p, end, ev); break;
         case R_DATA_PADLEN: {
             uint8_t pad = *p++;
             rv = data_begin(c, pad, ev);
             break;
         }
-        case R_DATA:
-            rv = rd_data(c, &p, end, ev);
-            break;
+        case R_DATA: rv = rd_data(c, &p, end, ev); break;
         case R_SKIP: {
             uint32_t n = (size_t)(end - p) < c->left ? (uint32_t)(end - p) : c->left;
             p += n;
@@ -1800,9 +1808,7 @@ h2_rv h2_conn_recv(h2_conn *c, const uint8_t *in, size_t len, uint64_t now_ms, s
                 c->rstate = R_HEAD;
             break;
         }
-        default:
-            rv = H2_E_CLOSED;
-            break;
+        default: rv = H2_E_CLOSED; break;
         }
     }
     *consumed = (size_t)(p - in);
@@ -2166,7 +2172,10 @@ static uint64_t deadline_after(uint64_t start, uint32_t ms)
     return ms ? start + ms : UINT64_MAX;
 }
 
-static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
 
 uint64_t h2_conn_next_deadline(const h2_conn *c)
 {
@@ -2197,8 +2206,10 @@ h2_rv h2_conn_tick(h2_conn *c, uint64_t now_ms)
     c->now = now_ms;
     if (!c->got_settings && now_ms >= deadline_after(c->created_ms, l->preface_timeout_ms))
         return limit_fail(c, H2_LIMIT_PREFACE_TIMEOUT, H2_ENHANCE_YOUR_CALM, "preface timeout");
-    if (c->settings_unacked && now_ms >= deadline_after(c->settings_sent_ms, l->settings_timeout_ms))
-        return limit_fail(c, H2_LIMIT_SETTINGS_TIMEOUT, H2_SETTINGS_TIMEOUT, "SETTINGS ACK timeout");
+    if (c->settings_unacked &&
+        now_ms >= deadline_after(c->settings_sent_ms, l->settings_timeout_ms))
+        return limit_fail(c, H2_LIMIT_SETTINGS_TIMEOUT, H2_SETTINGS_TIMEOUT,
+                          "SETTINGS ACK timeout");
     if (c->hb_active && now_ms >= deadline_after(c->hb_start_ms, l->header_block_timeout_ms))
         return limit_fail(c, H2_LIMIT_HEADER_TIMEOUT, H2_ENHANCE_YOUR_CALM, "header block timeout");
     if (output_pending(c) && now_ms >= deadline_after(c->progress_ms, l->send_timeout_ms)) {
@@ -2337,20 +2348,41 @@ bool h2_conn_want_write(const h2_conn *c)
     return false;
 }
 
-bool h2_conn_want_read(const h2_conn *c) { return !c->dead && !paused(c); }
+bool h2_conn_want_read(const h2_conn *c)
+{
+    return !c->dead && !paused(c);
+}
 
-uint64_t h2_conn_unsent(const h2_conn *c) { return unsent(c); }
+uint64_t h2_conn_unsent(const h2_conn *c)
+{
+    return unsent(c);
+}
 
 bool h2_conn_is_done(const h2_conn *c)
 {
     return c->dead || ((c->goaway_sent || c->goaway_recv) && c->nstreams == 0);
 }
 
-h2_fault h2_conn_fault(const h2_conn *c) { return c->fault; }
+h2_fault h2_conn_fault(const h2_conn *c)
+{
+    return c->fault;
+}
 
-bool h2_conn_send_stalled(const h2_conn *c) { return c->send_stalled; }
+bool h2_conn_send_stalled(const h2_conn *c)
+{
+    return c->send_stalled;
+}
 
-const h2_conn_stats *h2_conn_stats_get(const h2_conn *c) { return &c->stats; }
-uint64_t h2_conn_created_ms(const h2_conn *c) { return c->created_ms; }
+const h2_conn_stats *h2_conn_stats_get(const h2_conn *c)
+{
+    return &c->stats;
+}
+uint64_t h2_conn_created_ms(const h2_conn *c)
+{
+    return c->created_ms;
+}
 
-uint32_t h2_conn_stream_count(const h2_conn *c) { return c->nstreams; }
+uint32_t h2_conn_stream_count(const h2_conn *c)
+{
+    return c->nstreams;
+}

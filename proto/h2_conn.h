@@ -46,11 +46,11 @@ typedef struct h2_pool {
     uint32_t size;
     uint32_t nfree;
     uint32_t keep;
-    uint32_t live;  /* blocks handed out and not returned */
+    uint32_t live; /* blocks handed out and not returned */
     const h2_mem *mem;
 } h2_pool;
 
-#define H2_OUT_BLOCK_SIZE 16384u
+#define H2_OUT_BLOCK_SIZE       16384u
 #define H2_OUT_SMALL_BLOCK_SIZE 384u /* a connection's first control output */
 
 /* Per-thread state shared by connections. */
@@ -65,7 +65,7 @@ typedef struct h2_ctx {
     uint64_t seq; /* connection serial numbers (PING opaque for shutdown) */
     uint32_t static_digests[HPACK_STATIC_COUNT]; /* h2_http_field_digest() of the
                                                   * HPACK static table */
-    uint64_t limit_hits[H2_LIMIT_COUNT]; /* every limit a peer ran into, on any
+    uint64_t limit_hits[H2_LIMIT_COUNT];         /* every limit a peer ran into, on any
                                           * connection of this context */
 } h2_ctx;
 
@@ -137,11 +137,11 @@ typedef void (*h2_release_fn)(void *ctx, const void *data, size_t len);
 typedef struct h2_conn_stats {
     uint64_t frames_in;
     uint64_t requests;
-    uint64_t resets_sent;    /* RST_STREAM we sent */
-    uint64_t resets_recv;    /* RST_STREAM the peer sent */
+    uint64_t resets_sent; /* RST_STREAM we sent */
+    uint64_t resets_recv; /* RST_STREAM the peer sent */
     uint64_t glitches;
-    uint64_t refused;        /* REFUSED_STREAM */
-    uint64_t bytes_out;      /* committed */
+    uint64_t refused;   /* REFUSED_STREAM */
+    uint64_t bytes_out; /* committed */
 } h2_conn_stats;
 
 /* --- Lifecycle ------------------------------------------------------------- */

@@ -3,10 +3,20 @@
 const char *h2_code_name(uint32_t code)
 {
     static const char *const names[] = {
-        "NO_ERROR",         "PROTOCOL_ERROR",     "INTERNAL_ERROR",  "FLOW_CONTROL_ERROR",
-        "SETTINGS_TIMEOUT", "STREAM_CLOSED",      "FRAME_SIZE_ERROR", "REFUSED_STREAM",
-        "CANCEL",           "COMPRESSION_ERROR",  "CONNECT_ERROR",   "ENHANCE_YOUR_CALM",
-        "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED",
+        "NO_ERROR",
+        "PROTOCOL_ERROR",
+        "INTERNAL_ERROR",
+        "FLOW_CONTROL_ERROR",
+        "SETTINGS_TIMEOUT",
+        "STREAM_CLOSED",
+        "FRAME_SIZE_ERROR",
+        "REFUSED_STREAM",
+        "CANCEL",
+        "COMPRESSION_ERROR",
+        "CONNECT_ERROR",
+        "ENHANCE_YOUR_CALM",
+        "INADEQUATE_SECURITY",
+        "HTTP_1_1_REQUIRED",
     };
     return code < sizeof names / sizeof names[0] ? names[code] : "UNKNOWN";
 }

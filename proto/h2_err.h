@@ -45,11 +45,14 @@ typedef enum h2_rv {
     H2_E_PROTO = -7,       /* the peer violated the protocol: see the h2_fault */
     /* Fatal: the object must be torn down. */
     H2_E_FATAL_ = -100,
-    H2_E_NOMEM = -100,     /* allocation failed */
-    H2_E_CLOSED = -101,    /* the connection is terminated; nothing more is accepted */
+    H2_E_NOMEM = -100,  /* allocation failed */
+    H2_E_CLOSED = -101, /* the connection is terminated; nothing more is accepted */
 } h2_rv;
 
-static inline bool h2_rv_is_fatal(h2_rv rv) { return rv <= H2_E_FATAL_; }
+static inline bool h2_rv_is_fatal(h2_rv rv)
+{
+    return rv <= H2_E_FATAL_;
+}
 
 typedef enum h2_scope {
     H2_SCOPE_NONE = 0,   /* no fault */
@@ -78,7 +81,10 @@ static inline h2_fault h2_fault_stream(h2_code code, const char *reason)
     h2_fault f = {code, H2_SCOPE_STREAM, reason};
     return f;
 }
-static inline bool h2_fault_ok(h2_fault f) { return f.scope == H2_SCOPE_NONE; }
+static inline bool h2_fault_ok(h2_fault f)
+{
+    return f.scope == H2_SCOPE_NONE;
+}
 
 /* Name of an RFC error code ("PROTOCOL_ERROR"); "UNKNOWN" for others. */
 const char *h2_code_name(uint32_t code);

@@ -83,8 +83,8 @@ static h2_priority read_priority(const uint8_t *p)
 static h2_fault decode_data(const h2_frame_hdr *h, const uint8_t *p, h2_frame *out)
 {
     unpadded u;
-    h2_fault f = unpad(h, p, 0, &u, "DATA: PADDED without Pad Length",
-                       "DATA: padding exceeds payload");
+    h2_fault f =
+        unpad(h, p, 0, &u, "DATA: PADDED without Pad Length", "DATA: padding exceeds payload");
     if (!h2_fault_ok(f))
         return f;
     out->u.data.data = p + u.off;
@@ -229,21 +229,19 @@ static const frame_rule rules[FT_COUNT] = {
     [H2_FT_DATA] = {decode_data, H2_FLAG_END_STREAM | H2_FLAG_PADDED, SID_NONZERO,
                     "DATA on stream 0"},
     [H2_FT_HEADERS] = {decode_headers,
-                       H2_FLAG_END_STREAM | H2_FLAG_END_HEADERS | H2_FLAG_PADDED |
-                           H2_FLAG_PRIORITY,
+                       H2_FLAG_END_STREAM | H2_FLAG_END_HEADERS | H2_FLAG_PADDED | H2_FLAG_PRIORITY,
                        SID_NONZERO, "HEADERS on stream 0"},
     [H2_FT_PRIORITY] = {decode_priority, 0, SID_NONZERO, "PRIORITY on stream 0"},
     [H2_FT_RST_STREAM] = {decode_rst_stream, 0, SID_NONZERO, "RST_STREAM on stream 0"},
     [H2_FT_SETTINGS] = {decode_settings, H2_FLAG_ACK, SID_ZERO, "SETTINGS on a stream"},
-    [H2_FT_PUSH_PROMISE] = {decode_push_promise, H2_FLAG_END_HEADERS | H2_FLAG_PADDED,
-                            SID_NONZERO, "PUSH_PROMISE on stream 0"},
+    [H2_FT_PUSH_PROMISE] = {decode_push_promise, H2_FLAG_END_HEADERS | H2_FLAG_PADDED, SID_NONZERO,
+                            "PUSH_PROMISE on stream 0"},
     [H2_FT_PING] = {decode_ping, H2_FLAG_ACK, SID_ZERO, "PING on a stream"},
     [H2_FT_GOAWAY] = {decode_goaway, 0, SID_ZERO, "GOAWAY on a stream"},
     [H2_FT_WINDOW_UPDATE] = {decode_window_update, 0, SID_ANY, NULL},
     [H2_FT_CONTINUATION] = {decode_continuation, H2_FLAG_END_HEADERS, SID_NONZERO,
                             "CONTINUATION on stream 0"},
-    [H2_FT_PRIORITY_UPDATE] = {decode_priority_update, 0, SID_ZERO,
-                               "PRIORITY_UPDATE on a stream"},
+    [H2_FT_PRIORITY_UPDATE] = {decode_priority_update, 0, SID_ZERO, "PRIORITY_UPDATE on a stream"},
 };
 
 bool h2_frame_type_known(uint8_t type)
@@ -293,16 +291,13 @@ h2_fault h2_settings_check(uint16_t id, uint32_t value)
         break;
     case H2_SET_ENABLE_CONNECT_PROTOCOL:
         if (value > 1)
-            return h2_fault_conn(H2_PROTOCOL_ERROR,
-                                 "SETTINGS_ENABLE_CONNECT_PROTOCOL not 0 or 1");
+            return h2_fault_conn(H2_PROTOCOL_ERROR, "SETTINGS_ENABLE_CONNECT_PROTOCOL not 0 or 1");
         break;
     case H2_SET_NO_RFC7540_PRIORITIES:
         if (value > 1)
-            return h2_fault_conn(H2_PROTOCOL_ERROR,
-                                 "SETTINGS_NO_RFC7540_PRIORITIES not 0 or 1");
+            return h2_fault_conn(H2_PROTOCOL_ERROR, "SETTINGS_NO_RFC7540_PRIORITIES not 0 or 1");
         break;
-    default:
-        break; /* §6.5.2: unknown or unconstrained */
+    default: break; /* §6.5.2: unknown or unconstrained */
     }
     return h2_fault_none();
 }
@@ -331,11 +326,12 @@ static uint8_t *put_priority(uint8_t *p, const h2_priority *prio)
     return p;
 }
 
-uint8_t *h2_frame_write_data(uint8_t *p, uint32_t stream_id, bool end_stream,
-                             const uint8_t *data, uint32_t len, uint8_t pad_len, bool padded)
+uint8_t *h2_frame_write_data(uint8_t *p, uint32_t stream_id, bool end_stream, const uint8_t *data,
+                             uint32_t len, uint8_t pad_len, bool padded)
 {
     uint32_t pad_total = padded ? 1u + pad_len : 0u;
-    uint8_t flags = (uint8_t)((end_stream ? H2_FLAG_END_STREAM : 0) | (padded ? H2_FLAG_PADDED : 0));
+    uint8_t flags =
+        (uint8_t)((end_stream ? H2_FLAG_END_STREAM : 0) | (padded ? H2_FLAG_PADDED : 0));
 
     p = h2_frame_hdr_write(p, len + pad_total, H2_FT_DATA, flags, stream_id);
     if (padded)
@@ -348,14 +344,14 @@ uint8_t *h2_frame_write_data(uint8_t *p, uint32_t stream_id, bool end_stream,
     return p;
 }
 
-uint8_t *h2_frame_write_headers(uint8_t *p, uint32_t stream_id, bool end_stream,
-                                bool end_headers, const h2_priority *prio,
-                                const uint8_t *block, uint32_t len, uint8_t pad_len, bool padded)
+uint8_t *h2_frame_write_headers(uint8_t *p, uint32_t stream_id, bool end_stream, bool end_headers,
+                                const h2_priority *prio, const uint8_t *block, uint32_t len,
+                                uint8_t pad_len, bool padded)
 {
     uint32_t extra = (padded ? 1u + pad_len : 0u) + (prio ? 5u : 0u);
-    uint8_t flags = (uint8_t)((end_stream ? H2_FLAG_END_STREAM : 0) |
-                              (end_headers ? H2_FLAG_END_HEADERS : 0) |
-                              (padded ? H2_FLAG_PADDED : 0) | (prio ? H2_FLAG_PRIORITY : 0));
+    uint8_t flags =
+        (uint8_t)((end_stream ? H2_FLAG_END_STREAM : 0) | (end_headers ? H2_FLAG_END_HEADERS : 0) |
+                  (padded ? H2_FLAG_PADDED : 0) | (prio ? H2_FLAG_PRIORITY : 0));
 
     p = h2_frame_hdr_write(p, len + extra, H2_FT_HEADERS, flags, stream_id);
     if (padded)
@@ -402,8 +398,8 @@ uint8_t *h2_frame_write_settings_ack(uint8_t *p)
 uint8_t *h2_frame_write_push_promise(uint8_t *p, uint32_t stream_id, bool end_headers,
                                      uint32_t promised_id, const uint8_t *block, uint32_t len)
 {
-    p = h2_frame_hdr_write(p, 4 + len, H2_FT_PUSH_PROMISE,
-                           end_headers ? H2_FLAG_END_HEADERS : 0, stream_id);
+    p = h2_frame_hdr_write(p, 4 + len, H2_FT_PUSH_PROMISE, end_headers ? H2_FLAG_END_HEADERS : 0,
+                           stream_id);
     p = h2_put_u32(p, promised_id & H2_STREAM_ID_MASK);
     return put_bytes(p, block, len);
 }
@@ -437,8 +433,8 @@ uint8_t *h2_frame_write_continuation(uint8_t *p, uint32_t stream_id, bool end_he
     return put_bytes(p, block, len);
 }
 
-uint8_t *h2_frame_write_priority_update(uint8_t *p, uint32_t prioritized_id,
-                                        const uint8_t *field, uint32_t len)
+uint8_t *h2_frame_write_priority_update(uint8_t *p, uint32_t prioritized_id, const uint8_t *field,
+                                        uint32_t len)
 {
     p = h2_frame_hdr_write(p, 4 + len, H2_FT_PRIORITY_UPDATE, 0, 0);
     p = h2_put_u32(p, prioritized_id & H2_STREAM_ID_MASK);

@@ -19,15 +19,15 @@
 
 #include "h2_err.h"
 
-#define H2_FRAME_HDR_LEN 9u
+#define H2_FRAME_HDR_LEN      9u
 #define H2_MIN_MAX_FRAME_SIZE 16384u      /* SETTINGS_MAX_FRAME_SIZE floor and default */
 #define H2_MAX_MAX_FRAME_SIZE 16777215u   /* 2^24 - 1 */
-#define H2_MAX_WINDOW 2147483647u         /* 2^31 - 1 */
-#define H2_DEFAULT_WINDOW 65535u
-#define H2_STREAM_ID_MASK 0x7fffffffu
+#define H2_MAX_WINDOW         2147483647u /* 2^31 - 1 */
+#define H2_DEFAULT_WINDOW     65535u
+#define H2_STREAM_ID_MASK     0x7fffffffu
 
 /* The client connection preface, RFC 9113 §3.4. */
-#define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define H2_PREFACE     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24u
 
 typedef enum h2_frame_type {
@@ -64,7 +64,7 @@ typedef enum h2_setting_id {
 } h2_setting_id;
 
 typedef struct h2_frame_hdr {
-    uint32_t length;    /* 24 bits */
+    uint32_t length; /* 24 bits */
     uint8_t type;
     uint8_t flags;
     uint32_t stream_id; /* reserved bit already cleared */
@@ -194,29 +194,26 @@ h2_setting h2_settings_get(const uint8_t *entries, uint32_t i);
  * clear.  DATA/HEADERS with padded set carry Pad Length = pad_len followed by
  * pad_len zero octets (padded with pad_len 0 is a valid one-octet overhead). */
 
-uint8_t *h2_frame_write_data(uint8_t *p, uint32_t stream_id, bool end_stream,
-                             const uint8_t *data, uint32_t len, uint8_t pad_len,
-                             bool padded);
+uint8_t *h2_frame_write_data(uint8_t *p, uint32_t stream_id, bool end_stream, const uint8_t *data,
+                             uint32_t len, uint8_t pad_len, bool padded);
 /* HEADERS; prio may be NULL.  end_headers false means CONTINUATION follows. */
-uint8_t *h2_frame_write_headers(uint8_t *p, uint32_t stream_id, bool end_stream,
-                                bool end_headers, const h2_priority *prio,
-                                const uint8_t *block, uint32_t len, uint8_t pad_len,
-                                bool padded);
+uint8_t *h2_frame_write_headers(uint8_t *p, uint32_t stream_id, bool end_stream, bool end_headers,
+                                const h2_priority *prio, const uint8_t *block, uint32_t len,
+                                uint8_t pad_len, bool padded);
 uint8_t *h2_frame_write_priority(uint8_t *p, uint32_t stream_id, const h2_priority *prio);
 uint8_t *h2_frame_write_rst_stream(uint8_t *p, uint32_t stream_id, uint32_t code);
 uint8_t *h2_frame_write_settings(uint8_t *p, const h2_setting *s, size_t n);
 uint8_t *h2_frame_write_settings_ack(uint8_t *p);
 uint8_t *h2_frame_write_push_promise(uint8_t *p, uint32_t stream_id, bool end_headers,
-                                     uint32_t promised_id, const uint8_t *block,
-                                     uint32_t len);
+                                     uint32_t promised_id, const uint8_t *block, uint32_t len);
 uint8_t *h2_frame_write_ping(uint8_t *p, bool ack, const uint8_t opaque[8]);
 uint8_t *h2_frame_write_goaway(uint8_t *p, uint32_t last_stream_id, uint32_t code,
                                const uint8_t *debug, uint32_t debug_len);
 uint8_t *h2_frame_write_window_update(uint8_t *p, uint32_t stream_id, uint32_t increment);
 uint8_t *h2_frame_write_continuation(uint8_t *p, uint32_t stream_id, bool end_headers,
                                      const uint8_t *block, uint32_t len);
-uint8_t *h2_frame_write_priority_update(uint8_t *p, uint32_t prioritized_id,
-                                        const uint8_t *field, uint32_t len);
+uint8_t *h2_frame_write_priority_update(uint8_t *p, uint32_t prioritized_id, const uint8_t *field,
+                                        uint32_t len);
 
 /* Big-endian helpers shared by proto/ modules. */
 static inline uint32_t h2_get_u32(const uint8_t *p)

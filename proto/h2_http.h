@@ -31,11 +31,11 @@ typedef struct h2_req_head {
     h2_str method, scheme, authority, path, protocol; /* protocol: RFC 8441 :protocol */
     const hpack_field *fields; /* regular fields, in order (pseudo-headers excluded) */
     uint32_t nfields;
-    int64_t content_length;    /* -1 when absent */
-    uint8_t urgency;           /* RFC 9218, from the priority field; default 3 */
+    int64_t content_length; /* -1 when absent */
+    uint8_t urgency;        /* RFC 9218, from the priority field; default 3 */
     bool incremental;
-    bool expect_continue;      /* expect: 100-continue */
-    bool extended_connect;     /* CONNECT with :protocol (RFC 8441) */
+    bool expect_continue;  /* expect: 100-continue */
+    bool extended_connect; /* CONNECT with :protocol (RFC 8441) */
 } h2_req_head;
 
 /* RFC 9113 §8.2.1: a name is non-empty, has no uppercase letter, and

@@ -12,17 +12,17 @@
 
 typedef struct h2_limits {
     /* Advertised SETTINGS. */
-    uint32_t max_concurrent_streams;  /* 100: past it, RST_STREAM REFUSED_STREAM */
-    uint32_t initial_window_size;     /* per stream, what we advertise */
-    uint32_t connection_window;       /* our receive window for the whole connection */
-    uint32_t max_frame_size;          /* what we accept (SETTINGS_MAX_FRAME_SIZE) */
-    uint32_t header_table_size;       /* our HPACK decoder table (SETTINGS_HEADER_TABLE_SIZE) */
-    uint32_t encoder_table_size;      /* our HPACK encoder table, whatever the peer allows */
-    uint32_t max_header_list_size;    /* advertised; also the soft decoded-list cap */
-    uint8_t enable_connect_protocol;  /* RFC 8441: advertise 1 */
+    uint32_t max_concurrent_streams; /* 100: past it, RST_STREAM REFUSED_STREAM */
+    uint32_t initial_window_size;    /* per stream, what we advertise */
+    uint32_t connection_window;      /* our receive window for the whole connection */
+    uint32_t max_frame_size;         /* what we accept (SETTINGS_MAX_FRAME_SIZE) */
+    uint32_t header_table_size;      /* our HPACK decoder table (SETTINGS_HEADER_TABLE_SIZE) */
+    uint32_t encoder_table_size;     /* our HPACK encoder table, whatever the peer allows */
+    uint32_t max_header_list_size;   /* advertised; also the soft decoded-list cap */
+    uint8_t enable_connect_protocol; /* RFC 8441: advertise 1 */
 
     /* What we send. */
-    uint32_t max_send_frame_size;     /* frames we write: 16 KiB whatever the peer allows */
+    uint32_t max_send_frame_size; /* frames we write: 16 KiB whatever the peer allows */
 
     /* Header blocks. */
     uint32_t max_continuations;       /* CONTINUATION frames per block */
@@ -32,36 +32,36 @@ typedef struct h2_limits {
     uint32_t max_header_fields_hard;  /* connection error */
 
     /* Abuse budgets: token buckets (burst, refill per second). */
-    uint32_t reset_burst, reset_rate;     /* peer RST_STREAM (Rapid Reset) */
-    uint32_t glitch_burst, glitch_rate;   /* peer actions that cost us work for nothing */
-    uint32_t max_settings_entries;        /* per SETTINGS frame */
-    uint32_t max_pending_control;         /* unsent PING/SETTINGS ACKs and RST_STREAMs */
-    uint32_t max_unsent_output;           /* soft: stop reading past it */
-    uint32_t max_stream_buffered;         /* per-stream queued response bytes (backpressure) */
-    uint32_t max_requests;                /* per connection; 0 = unlimited */
-    uint32_t reset_memory;                /* streams we reset whose late frames we ignore */
+    uint32_t reset_burst, reset_rate;   /* peer RST_STREAM (Rapid Reset) */
+    uint32_t glitch_burst, glitch_rate; /* peer actions that cost us work for nothing */
+    uint32_t max_settings_entries;      /* per SETTINGS frame */
+    uint32_t max_pending_control;       /* unsent PING/SETTINGS ACKs and RST_STREAMs */
+    uint32_t max_unsent_output;         /* soft: stop reading past it */
+    uint32_t max_stream_buffered;       /* per-stream queued response bytes (backpressure) */
+    uint32_t max_requests;              /* per connection; 0 = unlimited */
+    uint32_t reset_memory;              /* streams we reset whose late frames we ignore */
 
     /* Timeouts in milliseconds (0 = none). */
     uint32_t preface_timeout_ms;
     uint32_t settings_timeout_ms;
     uint32_t header_block_timeout_ms;
     uint32_t idle_timeout_ms;
-    uint32_t send_timeout_ms;         /* no send progress */
+    uint32_t send_timeout_ms; /* no send progress */
 } h2_limits;
 
-#define H2_LIMITS_DEFAULT_INIT                                                                    \
-    {                                                                                             \
-        .max_concurrent_streams = 100, .initial_window_size = 256u * 1024u,                       \
-        .connection_window = 1024u * 1024u, .max_frame_size = 16384, .header_table_size = 4096,   \
-        .encoder_table_size = 4096, .max_header_list_size = 65536, .enable_connect_protocol = 1,  \
-        .max_send_frame_size = 16384, .max_continuations = 8, .max_header_block = 65536,          \
-        .header_list_hard_factor = 4, .max_header_fields_soft = 100,                              \
-        .max_header_fields_hard = 1000, .reset_burst = 1000, .reset_rate = 33,                    \
-        .glitch_burst = 10000, .glitch_rate = 330, .max_settings_entries = 32,                    \
-        .max_pending_control = 1000, .max_unsent_output = 512u * 1024u,                           \
-        .max_stream_buffered = 256u * 1024u, .max_requests = 10000, .reset_memory = 64,           \
-        .preface_timeout_ms = 10000, .settings_timeout_ms = 10000,                                \
-        .header_block_timeout_ms = 10000, .idle_timeout_ms = 60000, .send_timeout_ms = 30000,     \
+#define H2_LIMITS_DEFAULT_INIT                                                                     \
+    {                                                                                              \
+        .max_concurrent_streams = 100, .initial_window_size = 256u * 1024u,                        \
+        .connection_window = 1024u * 1024u, .max_frame_size = 16384, .header_table_size = 4096,    \
+        .encoder_table_size = 4096, .max_header_list_size = 65536, .enable_connect_protocol = 1,   \
+        .max_send_frame_size = 16384, .max_continuations = 8, .max_header_block = 65536,           \
+        .header_list_hard_factor = 4, .max_header_fields_soft = 100,                               \
+        .max_header_fields_hard = 1000, .reset_burst = 1000, .reset_rate = 33,                     \
+        .glitch_burst = 10000, .glitch_rate = 330, .max_settings_entries = 32,                     \
+        .max_pending_control = 1000, .max_unsent_output = 512u * 1024u,                            \
+        .max_stream_buffered = 256u * 1024u, .max_requests = 10000, .reset_memory = 64,            \
+        .preface_timeout_ms = 10000, .settings_timeout_ms = 10000,                                 \
+        .header_block_timeout_ms = 10000, .idle_timeout_ms = 60000, .send_timeout_ms = 30000,      \
     }
 
 /* The defaults above, as an object. */
@@ -89,7 +89,7 @@ typedef enum h2_limit_id {
     H2_LIMIT_PREFACE_TIMEOUT,
     H2_LIMIT_SETTINGS_TIMEOUT,
     H2_LIMIT_HEADER_TIMEOUT,
-    H2_LIMIT_SEND_TIMEOUT,     /* no send progress (zero window or unread socket) */
+    H2_LIMIT_SEND_TIMEOUT, /* no send progress (zero window or unread socket) */
     H2_LIMIT_IDLE_TIMEOUT,
     H2_LIMIT_COUNT
 } h2_limit_id;

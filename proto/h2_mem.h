@@ -20,8 +20,14 @@ typedef struct h2_mem {
 /* The C library allocator; never NULL. */
 const h2_mem *h2_mem_default(void);
 
-static inline void *h2_malloc(const h2_mem *m, size_t n) { return m->malloc(n, m->ud); }
-static inline void *h2_realloc(const h2_mem *m, void *p, size_t n) { return m->realloc(p, n, m->ud); }
+static inline void *h2_malloc(const h2_mem *m, size_t n)
+{
+    return m->malloc(n, m->ud);
+}
+static inline void *h2_realloc(const h2_mem *m, void *p, size_t n)
+{
+    return m->realloc(p, n, m->ud);
+}
 static inline void h2_free(const h2_mem *m, void *p)
 {
     if (p)

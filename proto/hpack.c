@@ -32,8 +32,14 @@ enum {
  * more; it gets H2_E_NOMEM. */
 #define RING_MAX_BYTES (UINT32_C(1) << 31)
 
-static inline uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
-static inline uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+static inline uint32_t min_u32(uint32_t a, uint32_t b)
+{
+    return a < b ? a : b;
+}
+static inline uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
 
 /* memcmp() that accepts NULL for empty strings. */
 static inline bool bytes_eq(const uint8_t *a, const uint8_t *b, uint32_t n)
@@ -315,8 +321,9 @@ static h2_rv table_reserve(hpack_table *t, uint64_t bytes_need, uint64_t ents_ne
  * maximum empties the table and is not inserted; that is not an error.
  * name and value must not point into t.  The hashes are the index's (0 in a
  * table without one).  H2_E_NOMEM leaves t unchanged. */
-static h2_rv table_insert(hpack_table *t, const uint8_t *name, uint32_t name_len, const uint8_t *value,
-                          uint32_t value_len, uint32_t name_hash, uint32_t field_hash, uint32_t digest)
+static h2_rv table_insert(hpack_table *t, const uint8_t *name, uint32_t name_len,
+                          const uint8_t *value, uint32_t value_len, uint32_t name_hash,
+                          uint32_t field_hash, uint32_t digest)
 {
     uint64_t bytes = (uint64_t)name_len + value_len;
     uint64_t size = bytes + HPACK_ENTRY_OVERHEAD;
@@ -371,7 +378,8 @@ static h2_rv table_insert(hpack_table *t, const uint8_t *name, uint32_t name_len
     return H2_OK;
 }
 
-h2_rv hpack_table_get(const hpack_table *t, uint32_t idx, uint8_t *buf, size_t cap, hpack_field *out)
+h2_rv hpack_table_get(const hpack_table *t, uint32_t idx, uint8_t *buf, size_t cap,
+                      hpack_field *out)
 {
     if (idx == 0 || idx > t->count)
         return H2_E_INVAL;
@@ -439,7 +447,8 @@ static inline uint64_t src_min_len(const strsrc *s)
 }
 
 /* Decode or copy s into dst[0..room).  H2_E_LIMIT if it does not fit. */
-static h2_rv src_put(const hpack_table *t, const strsrc *s, uint8_t *dst, uint32_t room, uint32_t *len)
+static h2_rv src_put(const hpack_table *t, const strsrc *s, uint8_t *dst, uint32_t room,
+                     uint32_t *len)
 {
     if (s->kind == SRC_HUFF) {
         size_t n;
@@ -535,25 +544,28 @@ static h2_rv scratch_reserve(hpack_decoder *d, uint32_t n)
 /* §6.1.  The field's size is known from the table, so it is counted before
  * a byte is copied: a block referencing a 4 KiB entry a thousand times
  * costs a thousand integer decodes, then H2_E_LIMIT. */
-static h2_rv decode_indexed(hpack_decoder *d, hpack_sink *sink, const uint8_t **pos, const uint8_t *end)
+static h2_rv decode_indexed(hpack_decoder *d, hpack_sink *sink, const uint8_t **pos,
+                            const uint8_t *end)
 {
     uint32_t idx, name_len, value_len;
     strsrc name, value;
     bool store;
-    if (hpack_int_decode(pos, end, 7, HPACK_STATIC_COUNT + d->table.count, &idx) != H2_OK || idx == 0)
+    if (hpack_int_decode(pos, end, 7, HPACK_STATIC_COUNT + d->table.count, &idx) != H2_OK ||
+        idx == 0)
         return H2_E_COMPRESSION;
     entry_src(&d->table, idx, &name, &value);
     h2_rv rv = account(sink, name.len, value.len, &store);
     if (rv != H2_OK || !store)
         return rv;
     /* Cannot fail: account() checked the room. */
-    rv = put_field(&d->table, &name, &value, sink->buf + sink->buf_used, name.len + value.len, &name_len,
-                   &value_len);
+    rv = put_field(&d->table, &name, &value, sink->buf + sink->buf_used, name.len + value.len,
+                   &name_len, &value_len);
     if (rv == H2_OK) {
         uint32_t digest = 0;
         if (sink->digest)
-            digest = idx <= HPACK_STATIC_COUNT ? sink->static_digests[idx - 1]
-                                               : entry_at(&d->table, idx - HPACK_STATIC_COUNT)->digest;
+            digest = idx <= HPACK_STATIC_COUNT
+                         ? sink->static_digests[idx - 1]
+                         : entry_at(&d->table, idx - HPACK_STATIC_COUNT)->digest;
         store_field(sink, name_len, value_len, sink->digest ? HPACK_F_DIGEST : 0, digest);
     }
     return rv;
@@ -564,7 +576,8 @@ static h2_rv decode_indexed(hpack_decoder *d, hpack_sink *sink, const uint8_t **
  * field that is not stored but must enter the table, and does not fit in
  * the tail, goes through the scratch buffer; one that is neither stored nor
  * inserted is only validated and measured. */
-static h2_rv decode_literal(hpack_decoder *d, hpack_sink *sink, const uint8_t **pos, const uint8_t *end)
+static h2_rv decode_literal(hpack_decoder *d, hpack_sink *sink, const uint8_t **pos,
+                            const uint8_t *end)
 {
     hpack_table *t = &d->table;
     uint8_t first = **pos;
@@ -583,7 +596,8 @@ static h2_rv decode_literal(hpack_decoder *d, hpack_sink *sink, const uint8_t **
 
     /* The hard limits, on what is known before decoding. */
     uint64_t min_size = src_min_len(&name) + src_min_len(&value) + HPACK_ENTRY_OVERHEAD;
-    if (sink->total_fields >= sink->hard_fields || sink->list_size + min_size > sink->hard_list_size)
+    if (sink->total_fields >= sink->hard_fields ||
+        sink->list_size + min_size > sink->hard_list_size)
         return H2_E_LIMIT;
     bool may_store = !sink->overflow && sink->total_fields < sink->soft_fields &&
                      sink->list_size + min_size <= sink->soft_list_size;
@@ -594,7 +608,8 @@ static h2_rv decode_literal(hpack_decoder *d, hpack_sink *sink, const uint8_t **
     h2_rv rv = H2_E_LIMIT;
     if ((may_store || incr) && sink->buf) {
         staged = sink->buf + sink->buf_used;
-        rv = put_field(t, &name, &value, staged, sink->buf_cap - sink->buf_used, &name_len, &value_len);
+        rv = put_field(t, &name, &value, staged, sink->buf_cap - sink->buf_used, &name_len,
+                       &value_len);
         in_buf = rv == H2_OK;
     }
     if (rv == H2_E_LIMIT && incr && t->max_size >= HPACK_ENTRY_OVERHEAD) {
@@ -630,7 +645,8 @@ static h2_rv decode_literal(hpack_decoder *d, hpack_sink *sink, const uint8_t **
         return H2_OK;
     /* Not staged means too large for the table: table_insert() empties it
      * without reading the strings. */
-    return table_insert(t, staged, name_len, staged ? staged + name_len : NULL, value_len, 0, 0, digest);
+    return table_insert(t, staged, name_len, staged ? staged + name_len : NULL, value_len, 0, 0,
+                        digest);
 }
 
 /* §6.3; the caller has checked that no field came before. */
@@ -701,7 +717,8 @@ h2_rv hpack_decode_block(hpack_decoder *d, const uint8_t *in, size_t len, hpack_
             return H2_E_COMPRESSION; /* §4.2: the block must begin with an update */
         } else {
             field_seen = true;
-            rv = (*p & REP_INDEXED) ? decode_indexed(d, sink, &p, end) : decode_literal(d, sink, &p, end);
+            rv = (*p & REP_INDEXED) ? decode_indexed(d, sink, &p, end)
+                                    : decode_literal(d, sink, &p, end);
         }
         if (rv != H2_OK)
             return rv;
@@ -877,9 +894,10 @@ static match lookup(const hpack_table *t, const hpack_field *f, bool by_value)
     uint32_t idx = 0;
     const struct hpack_entry *e;
     if (by_value) {
-        for (e = follow(t, *field_bucket(t, m.field_hash), &idx); e; e = follow(t, e->field_next, &idx)) {
-            if (e->field_hash == m.field_hash && e->name_len == f->name_len && e->value_len == f->value_len &&
-                ring_eq(t, e->off, f->name, f->name_len) &&
+        for (e = follow(t, *field_bucket(t, m.field_hash), &idx); e;
+             e = follow(t, e->field_next, &idx)) {
+            if (e->field_hash == m.field_hash && e->name_len == f->name_len &&
+                e->value_len == f->value_len && ring_eq(t, e->off, f->name, f->name_len) &&
                 ring_eq(t, ring_add(t, e->off, e->name_len), f->value, f->value_len)) {
                 m.exact = HPACK_STATIC_COUNT + idx;
                 return m;
@@ -887,7 +905,8 @@ static match lookup(const hpack_table *t, const hpack_field *f, bool by_value)
         }
     }
     if (m.name == 0) {
-        for (e = follow(t, *name_bucket(t, m.name_hash), &idx); e; e = follow(t, e->name_next, &idx)) {
+        for (e = follow(t, *name_bucket(t, m.name_hash), &idx); e;
+             e = follow(t, e->name_next, &idx)) {
             if (e->name_hash == m.name_hash && e->name_len == f->name_len &&
                 ring_eq(t, e->off, f->name, f->name_len)) {
                 m.name = HPACK_STATIC_COUNT + idx;
@@ -937,8 +956,8 @@ static h2_rv encode_field(hpack_encoder *e, const hpack_field *f, uint8_t **pos)
     p = encode_string(p, e->huff, f->value, f->value_len);
     *pos = p;
     /* reserve_block() made room: this does not allocate. */
-    return insert ? table_insert(&e->table, f->name, f->name_len, f->value, f->value_len, m.name_hash,
-                                 m.field_hash, 0)
+    return insert ? table_insert(&e->table, f->name, f->name_len, f->value, f->value_len,
+                                 m.name_hash, m.field_hash, 0)
                   : H2_OK;
 }
 

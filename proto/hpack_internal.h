@@ -67,6 +67,7 @@ struct hpack_entry {
  * (name then value; they may wrap in the ring, so no pointer into it is
  * handed out) and out points there.  H2_E_INVAL when idx is out of range or
  * cap is too small.  For tests and debugging. */
-h2_rv hpack_table_get(const hpack_table *t, uint32_t idx, uint8_t *buf, size_t cap, hpack_field *out);
+h2_rv hpack_table_get(const hpack_table *t, uint32_t idx, uint8_t *buf, size_t cap,
+                      hpack_field *out);
 
 #endif

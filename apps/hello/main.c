@@ -84,7 +84,7 @@ typedef struct echo_state {
 } echo_state;
 
 typedef struct big_state {
-    int kind; /* ST_BIG */
+    int kind;      /* ST_BIG */
     uint32_t left; /* MiB still to hand over */
 } big_state;
 
@@ -269,9 +269,9 @@ static void say_listening(const char *scheme, uint32_t shard, const char *addres
     if (shard == 0 && n > 0 && (size_t)n < sizeof line) {
         /* The generated certificate names localhost: use that name for the
          * loopback and wildcard addresses. */
-        bool local = local_name && (strcmp(address, "127.0.0.1") == 0 ||
-                                    strcmp(address, "::1") == 0 ||
-                                    strcmp(address, "0.0.0.0") == 0 || strcmp(address, "::") == 0);
+        bool local =
+            local_name && (strcmp(address, "127.0.0.1") == 0 || strcmp(address, "::1") == 0 ||
+                           strcmp(address, "0.0.0.0") == 0 || strcmp(address, "::") == 0);
         n += snprintf(line + n, sizeof line - (size_t)n, "try: %s%s://%s%s%s:%u/\n", try_prefix,
                       scheme, local ? "" : (v6 ? "[" : ""), local ? "localhost" : address,
                       local ? "" : (v6 ? "]" : ""), port);
@@ -299,22 +299,23 @@ static void on_listen_tls(uint32_t shard, const char *address, uint16_t port, vo
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: spindle-hello [--address A] [--port P] [--shards N] [--log-level 0..3]\n"
-            "                     [--blocking] [--tls-port P --cert FILE --key FILE [--ca FILE]]\n"
-            "                     [--set name=value]...\n"
-            "  --address A       listen address (default 127.0.0.1)\n"
-            "  --port P          TCP port, 0 = any free port (default 8080)\n"
-            "  --shards N        worker threads, one per core (default: online CPUs)\n"
-            "  --log-level L     0 error, 1 warn, 2 info, 3 debug (default 2)\n"
-            "  --blocking        run handlers on offload threads (--set offload-threads=N)\n"
-            "  --cert FILE       PEM certificate (chain): also serve HTTP/2 over TLS\n"
-            "  --key FILE        its PEM private key\n"
-            "  --tls-port P      TLS port, 0 = any free port (default 8443)\n"
-            "  --ca FILE         the CA that signed --cert (only for the printed curl command)\n"
-            "  --set name=value  any limit, e.g. max-concurrent-streams=100,\n"
-            "                    idle-timeout=60000, max-requests=10000, tls-handshake-timeout=10000\n"
-            "                    (see spindle.h)\n");
+    fprintf(
+        f,
+        "usage: spindle-hello [--address A] [--port P] [--shards N] [--log-level 0..3]\n"
+        "                     [--blocking] [--tls-port P --cert FILE --key FILE [--ca FILE]]\n"
+        "                     [--set name=value]...\n"
+        "  --address A       listen address (default 127.0.0.1)\n"
+        "  --port P          TCP port, 0 = any free port (default 8080)\n"
+        "  --shards N        worker threads, one per core (default: online CPUs)\n"
+        "  --log-level L     0 error, 1 warn, 2 info, 3 debug (default 2)\n"
+        "  --blocking        run handlers on offload threads (--set offload-threads=N)\n"
+        "  --cert FILE       PEM certificate (chain): also serve HTTP/2 over TLS\n"
+        "  --key FILE        its PEM private key\n"
+        "  --tls-port P      TLS port, 0 = any free port (default 8443)\n"
+        "  --ca FILE         the CA that signed --cert (only for the printed curl command)\n"
+        "  --set name=value  any limit, e.g. max-concurrent-streams=100,\n"
+        "                    idle-timeout=60000, max-requests=10000, tls-handshake-timeout=10000\n"
+        "                    (see spindle.h)\n");
 }
 
 int main(int argc, char **argv)
@@ -331,9 +332,9 @@ int main(int argc, char **argv)
             blocking = true;
             continue;
         }
-        static const char *const valued[] = {"--address", "--port",     "--shards", "--log-level",
-                                             "--set",     "--tls-port", "--cert",   "--key",
-                                             "--ca"};
+        static const char *const valued[] = {"--address",   "--port", "--shards",
+                                             "--log-level", "--set",  "--tls-port",
+                                             "--cert",      "--key",  "--ca"};
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             known = known || strcmp(a, valued[k]) == 0;
@@ -351,8 +352,8 @@ int main(int argc, char **argv)
             continue;
         }
         char name[64];
-        snprintf(name, sizeof name, "%s%s", strcmp(a, "--cert") == 0 || strcmp(a, "--key") == 0
-                                               ? "tls-" : "", a + 2);
+        snprintf(name, sizeof name, "%s%s",
+                 strcmp(a, "--cert") == 0 || strcmp(a, "--key") == 0 ? "tls-" : "", a + 2);
         int rc = strcmp(a, "--set") == 0 ? spindle_config_set_pair(&cfg, v, err, sizeof err)
                                          : spindle_config_set(&cfg, name, v, err, sizeof err);
         if (rc != 0) {

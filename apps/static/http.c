@@ -126,8 +126,8 @@ bool sp_parse_date(const char *s, size_t len, time_t *out)
     int day, year, hh, mm, ss, used = 0;
     if (strchr(buf, ',') && buf[3] == ',') {
         /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
-        if (sscanf(buf, "%3s, %2d %3s %4d %2d:%2d:%2d %3s%n", wd, &day, mon, &year, &hh, &mm,
-                   &ss, tz, &used) != 8)
+        if (sscanf(buf, "%3s, %2d %3s %4d %2d:%2d:%2d %3s%n", wd, &day, mon, &year, &hh, &mm, &ss,
+                   tz, &used) != 8)
             return false;
     } else if (strchr(buf, ',')) {
         /* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT */
@@ -164,7 +164,10 @@ bool sp_parse_date(const char *s, size_t len, time_t *out)
 /* Entity tags                                                               */
 /* ------------------------------------------------------------------------ */
 
-static bool ows(char c) { return c == ' ' || c == '\t'; }
+static bool ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
 
 bool sp_etag_list_match(const char *v, size_t len, const char *etag, bool weak)
 {

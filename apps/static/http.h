@@ -13,9 +13,9 @@
 /* Outcome of turning a request :path into a path relative to the root. */
 typedef enum {
     SP_OK = 0,
-    SP_BAD,      /* not origin-form, a bad %-escape or %00: 400 */
-    SP_DOTDOT,   /* a ".." segment after decoding: 403 */
-    SP_TOOLONG,  /* longer than the output buffer: 414 */
+    SP_BAD,     /* not origin-form, a bad %-escape or %00: 400 */
+    SP_DOTDOT,  /* a ".." segment after decoding: 403 */
+    SP_TOOLONG, /* longer than the output buffer: 414 */
 } sp_path_rc;
 
 /* Decode the path part of target[0..len) (the query is stripped) exactly
@@ -42,10 +42,10 @@ bool sp_etag_list_match(const char *list, size_t len, const char *etag, bool wea
 bool sp_if_range_ok(const char *v, size_t len, const char *etag, time_t mtime);
 
 typedef enum {
-    SR_NONE = 0,   /* no usable Range (absent, not bytes=, malformed): 200 */
-    SR_MULTI,      /* several ranges: served as 200 with the full body */
-    SR_OK,         /* one satisfiable range: 206 */
-    SR_UNSAT,      /* not satisfiable: 416 */
+    SR_NONE = 0, /* no usable Range (absent, not bytes=, malformed): 200 */
+    SR_MULTI,    /* several ranges: served as 200 with the full body */
+    SR_OK,       /* one satisfiable range: 206 */
+    SR_UNSAT,    /* not satisfiable: 416 */
 } sp_range_rc;
 
 /* Parse a Range value against a representation of size bytes; on SR_OK

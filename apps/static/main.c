@@ -51,11 +51,11 @@
 #define MADV_POPULATE_READ 22 /* Linux 5.14 */
 #endif
 
-#define SMALL_MAX (64u << 10)   /* bodies up to this: one pread into a pooled buffer */
+#define SMALL_MAX  (64u << 10)  /* bodies up to this: one pread into a pooled buffer */
 #define WINDOW_MIN (256u << 10) /* bytes queued per step of a large body */
 
 static int root_fd = -1;
-static size_t window = WINDOW_MIN; /* max(WINDOW_MIN, max-stream-buffered) */
+static size_t window = WINDOW_MIN;     /* max(WINDOW_MIN, max-stream-buffered) */
 static atomic_bool populate_ok = true; /* MADV_POPULATE_READ known to work */
 static atomic_bool cached_ok = true;   /* RESOLVE_CACHED known to work (Linux 5.12) */
 
@@ -159,7 +159,7 @@ static bool prefault(const uint8_t *p, size_t n)
         if (rc == 0)
             return true;
         if (errno != EINVAL)
-            return false; /* EFAULT: a SIGBUS would have followed */
+            return false;                  /* EFAULT: a SIGBUS would have followed */
         atomic_store(&populate_ok, false); /* kernel < 5.14 */
     }
     madvise((void *)a, len, MADV_WILLNEED); /* a hint only: cannot see truncation */
@@ -186,13 +186,13 @@ static uint64_t now_ns(void)
 /* only: responses still sending from it keep it mapped until released.      */
 /* ------------------------------------------------------------------------ */
 
-#define CACHE_ENTRIES 64
-#define CACHE_FILE_MAX (64u << 20)
+#define CACHE_ENTRIES   64
+#define CACHE_FILE_MAX  (64u << 20)
 #define CACHE_BYTES_MAX (256ull << 20)
-#define CACHE_IDLE_NS 1000000000ull   /* unused this long: unmapped */
-#define POP_TTL_NS 1000000000ull      /* prefault knowledge older than this: redo */
-#define CHUNK_SHIFT 20                /* prefault bookkeeping in 1 MiB chunks */
-#define CACHED_WINDOW (4u << 20)      /* bytes per spindle_send from a cached mapping */
+#define CACHE_IDLE_NS   1000000000ull /* unused this long: unmapped */
+#define POP_TTL_NS      1000000000ull /* prefault knowledge older than this: redo */
+#define CHUNK_SHIFT     20            /* prefault bookkeeping in 1 MiB chunks */
+#define CACHED_WINDOW   (4u << 20)    /* bytes per spindle_send from a cached mapping */
 
 typedef struct centry {
     dev_t dev;
@@ -270,7 +270,8 @@ static fmap *cache_get(int fd, const struct stat *st)
     for (size_t i = 0; i < cache.n && !dup; i++)
         dup = cache.e[i].dev == st->st_dev && cache.e[i].ino == st->st_ino;
     if (dup) {
-        atomic_store_explicit(&m->refs, 1, memory_order_relaxed); /* another thread won: ours is uncached */
+        atomic_store_explicit(&m->refs, 1,
+                              memory_order_relaxed); /* another thread won: ours is uncached */
     } else {
         while (cache.n && (cache.n == CACHE_ENTRIES || cache.bytes + size > CACHE_BYTES_MAX)) {
             size_t lru = 0;
@@ -557,8 +558,7 @@ static bool pread_nowait(int fd, void *buf, size_t n, uint64_t off)
     while (r < 0 && errno == EINTR);
     if (r < 0 && errno == EOPNOTSUPP) {
         struct statfs fs;
-        return fstatfs(fd, &fs) == 0 &&
-               (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) &&
+        return fstatfs(fd, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) &&
                pread_full(fd, buf, n, off);
     }
     return r == (ssize_t)n;
@@ -570,15 +570,12 @@ static uint16_t open_status(int err)
     switch (err) {
     case ENOENT:
     case ENOTDIR:
-    case ENAMETOOLONG:
-        return 404;
-    case EXDEV:  /* the path (a symlink) leads out of the root */
-    case ELOOP:  /* a magic link, or a symlink loop */
+    case ENAMETOOLONG: return 404;
+    case EXDEV: /* the path (a symlink) leads out of the root */
+    case ELOOP: /* a magic link, or a symlink loop */
     case EACCES:
-    case EPERM:
-        return 403;
-    default:
-        return 500;
+    case EPERM: return 403;
+    default: return 500;
     }
 }
 
@@ -860,8 +857,8 @@ static void on_listen(uint32_t shard, const char *address, uint16_t port, void *
     (void)app;
     char line[256];
     bool v6 = strchr(address, ':') != NULL;
-    int n = snprintf(line, sizeof line, "listening on http://%s%s%s:%u (shard %u)\n",
-                     v6 ? "[" : "", address, v6 ? "]" : "", port, shard);
+    int n = snprintf(line, sizeof line, "listening on http://%s%s%s:%u (shard %u)\n", v6 ? "[" : "",
+                     address, v6 ? "]" : "", port, shard);
     if (n > 0) {
         ssize_t w = write(STDOUT_FILENO, line, strlen(line));
         (void)w;
@@ -870,16 +867,15 @@ static void on_listen(uint32_t shard, const char *address, uint16_t port, void *
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: spindle-static --root DIR [--address A] [--port P] [--shards N]\n"
-            "                      [--log-level 0..3] [--set name=value]...\n"
-            "  --root DIR        the directory to serve (required)\n"
-            "  --address A       listen address (default 127.0.0.1)\n"
-            "  --port P          TCP port, 0 = any free port (default 8080)\n"
-            "  --shards N        worker threads, one per core (default: online CPUs)\n"
-            "  --log-level L     0 error, 1 warn, 2 info, 3 debug (default 2)\n"
-            "  --set name=value  any limit, e.g. offload-threads=2 (file I/O runs there),\n"
-            "                    max-stream-buffered=262144 (see spindle.h)\n");
+    fprintf(f, "usage: spindle-static --root DIR [--address A] [--port P] [--shards N]\n"
+               "                      [--log-level 0..3] [--set name=value]...\n"
+               "  --root DIR        the directory to serve (required)\n"
+               "  --address A       listen address (default 127.0.0.1)\n"
+               "  --port P          TCP port, 0 = any free port (default 8080)\n"
+               "  --shards N        worker threads, one per core (default: online CPUs)\n"
+               "  --log-level L     0 error, 1 warn, 2 info, 3 debug (default 2)\n"
+               "  --set name=value  any limit, e.g. offload-threads=2 (file I/O runs there),\n"
+               "                    max-stream-buffered=262144 (see spindle.h)\n");
 }
 
 int main(int argc, char **argv)
@@ -893,8 +889,8 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        static const char *const valued[] = {"--root",      "--address", "--port", "--shards",
-                                             "--log-level", "--set"};
+        static const char *const valued[] = {"--root",   "--address",   "--port",
+                                             "--shards", "--log-level", "--set"};
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             known = known || strcmp(a, valued[k]) == 0;

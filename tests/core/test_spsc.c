@@ -85,7 +85,9 @@ Test(spsc, capacity_one)
 }
 
 /* Odd element size: slots are packed, copies are exact. */
-typedef struct { unsigned char b[3]; } tri;
+typedef struct {
+    unsigned char b[3];
+} tri;
 
 Test(spsc, odd_element_size_fifo)
 {
@@ -96,7 +98,7 @@ Test(spsc, odd_element_size_fifo)
     for (unsigned round = 0; round < 200; round++) {
         unsigned n_in = (round * 7) % 11, n_out = (round * 5) % 9;
         for (unsigned k = 0; k < n_in; k++) {
-            tri t = { { (unsigned char)next_in, (unsigned char)(next_in >> 8), 0xA5 } };
+            tri t = {{(unsigned char)next_in, (unsigned char)(next_in >> 8), 0xA5}};
             if (!spsc_push(&q, &t))
                 break;
             next_in++;
@@ -138,7 +140,7 @@ Test(spsc, peek_then_drop)
  * times over; fill level and order must never notice. */
 Test(spsc, index_wraparound)
 {
-    static const uint32_t starts[] = { UINT32_MAX - 5, UINT32_MAX, UINT32_MAX - 64, 0x7ffffffdu };
+    static const uint32_t starts[] = {UINT32_MAX - 5, UINT32_MAX, UINT32_MAX - 64, 0x7ffffffdu};
     for (size_t si = 0; si < sizeof starts / sizeof starts[0]; si++) {
         spsc q;
         uint64_t buf[8];
@@ -180,7 +182,7 @@ Test(spsc, batch_partial_and_slot_wrap)
     cr_assert(spsc_init_at(&q, buf, 8, sizeof(uint32_t), UINT32_MAX - 2));
 
     cr_assert_eq(spsc_push_n(&q, src, 5), 5);
-    cr_assert_eq(spsc_pop_n(&q, dst, 3), 3);     /* head now at slot 3 */
+    cr_assert_eq(spsc_pop_n(&q, dst, 3), 3); /* head now at slot 3 */
     cr_assert_eq(dst[0], 100);
     cr_assert_eq(dst[2], 102);
     cr_assert_eq(spsc_push_n(&q, src + 5, 20), 6, "partial: only 6 free");
@@ -230,7 +232,7 @@ Test(spsc, batch_matches_single)
  * alternates single pushes and batches of varying size; so does the consumer.
  * Any reordering, loss or duplication shows up as a sequence mismatch. */
 #define STRESS_ITEMS 10000000u
-#define STRESS_CAP 64u
+#define STRESS_CAP   64u
 
 typedef struct {
     spsc q;

@@ -54,9 +54,23 @@ Test(timer_wheel, empty)
 Test(timer_wheel, fires_exactly_at_deadline)
 {
     /* Deadlines at every level's distance, and right at block edges. */
-    static const uint64_t base[] = { 0, 1000, 63, 64, (UINT64_C(1) << 36) - 3, UINT64_C(0x123456789ab) };
-    static const uint64_t delta[] = { 1, 2, 63, 64, 65, 4095, 4096, 4097, 262143, 262144, 300000,
-                                      16777216, 1000000000, UINT64_C(1) << 36, (UINT64_C(1) << 36) + 7 };
+    static const uint64_t base[] = {
+        0, 1000, 63, 64, (UINT64_C(1) << 36) - 3, UINT64_C(0x123456789ab)};
+    static const uint64_t delta[] = {1,
+                                     2,
+                                     63,
+                                     64,
+                                     65,
+                                     4095,
+                                     4096,
+                                     4097,
+                                     262143,
+                                     262144,
+                                     300000,
+                                     16777216,
+                                     1000000000,
+                                     UINT64_C(1) << 36,
+                                     (UINT64_C(1) << 36) + 7};
     for (size_t b = 0; b < sizeof base / sizeof base[0]; b++) {
         for (size_t d = 0; d < sizeof delta / sizeof delta[0]; d++) {
             timer_wheel w;
@@ -138,7 +152,7 @@ Test(timer_wheel, cancel_and_rearm)
     cr_assert_not(timer_node_pending(&its[0].node));
     cr_assert_eq(timer_wheel_count(&w), 2);
 
-    timer_wheel_add(&w, &its[1].node, 60); /* re-arm earlier: moves, not duplicates */
+    timer_wheel_add(&w, &its[1].node, 60);   /* re-arm earlier: moves, not duplicates */
     timer_wheel_add(&w, &its[2].node, 7000); /* re-arm later */
     cr_assert_eq(timer_wheel_count(&w), 2);
     cr_assert_eq(timer_wheel_advance(&w, 6999, count_cb, NULL), 1);
@@ -234,9 +248,9 @@ Test(timer_wheel, far_future_and_epoch_boundary)
     items_init(its, 4);
     const uint64_t edge = UINT64_C(1) << 36;
     timer_wheel_init(&w, edge - 10);
-    timer_wheel_add(&w, &its[0].node, edge + 5);            /* 15 ms away, but across the boundary */
-    timer_wheel_add(&w, &its[1].node, edge * 3 + 77);       /* ~1600 days */
-    timer_wheel_add(&w, &its[2].node, UINT64_MAX);          /* never, in practice */
+    timer_wheel_add(&w, &its[0].node, edge + 5);      /* 15 ms away, but across the boundary */
+    timer_wheel_add(&w, &its[1].node, edge * 3 + 77); /* ~1600 days */
+    timer_wheel_add(&w, &its[2].node, UINT64_MAX);    /* never, in practice */
     timer_wheel_add(&w, &its[3].node, edge - 9);
     cr_assert_eq(timer_wheel_next_deadline(&w), edge - 9);
     cr_assert_eq(timer_wheel_advance(&w, edge - 1, count_cb, NULL), 1);
@@ -256,8 +270,8 @@ Test(timer_wheel, far_future_and_epoch_boundary)
  * and reaches any deadline in a few wake-ups (at most one per level). */
 Test(timer_wheel, next_deadline_converges)
 {
-    static const uint64_t delta[] = { 1, 63, 64, 100, 5000, 30000, 300000, 7200000,
-                                      86400000, UINT64_C(1) << 37 };
+    static const uint64_t delta[] = {1,     63,     64,      100,      5000,
+                                     30000, 300000, 7200000, 86400000, UINT64_C(1) << 37};
     for (size_t d = 0; d < sizeof delta / sizeof delta[0]; d++) {
         timer_wheel w;
         item it;
@@ -318,8 +332,8 @@ static uint64_t rnd_deadline(model *m)
     case 2: return now + rnd(m) % 5000;
     case 3: return now + rnd(m) % 400000;
     case 4: return now + rnd(m) % 100000000;
-    case 5: return now + rnd(m) % (UINT64_C(1) << 38);              /* overflow list */
-    case 6: return now + 30000;                                     /* many on one slot */
+    case 5: return now + rnd(m) % (UINT64_C(1) << 38); /* overflow list */
+    case 6: return now + 30000;                        /* many on one slot */
     default: return now + rnd(m) % 100;
     }
 }

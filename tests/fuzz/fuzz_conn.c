@@ -35,8 +35,8 @@ static void drain(h2_conn *c, size_t pull, uint64_t now)
 
 static void act(h2_conn *c, const h2_event *ev, unsigned seed)
 {
-    static const hpack_field ct = {(const uint8_t *)"content-type", (const uint8_t *)"text/plain",
-                                   12, 10, 0, 0};
+    static const hpack_field ct = {
+        (const uint8_t *)"content-type", (const uint8_t *)"text/plain", 12, 10, 0, 0};
     static const hpack_field tr = {(const uint8_t *)"x-t", (const uint8_t *)"1", 3, 1, 0, 0};
     uint32_t sid = ev->stream_id;
     switch (ev->type) {
@@ -62,8 +62,7 @@ static void act(h2_conn *c, const h2_event *ev, unsigned seed)
             h2_conn_reset_stream(c, sid, H2_CANCEL);
             h2_conn_stream_detach(c, sid);
             break;
-        default:
-            break; /* answered later, or never */
+        default: break; /* answered later, or never */
         }
         break;
     case H2_EV_DATA:
@@ -72,11 +71,8 @@ static void act(h2_conn *c, const h2_event *ev, unsigned seed)
             h2_conn_stream_detach(c, sid);
         break;
     case H2_EV_TRAILERS:
-    case H2_EV_STREAM_RESET:
-        h2_conn_stream_detach(c, sid);
-        break;
-    default:
-        break;
+    case H2_EV_STREAM_RESET: h2_conn_stream_detach(c, sid); break;
+    default: break;
     }
 }
 
@@ -112,8 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t now = 1000;
     h2_conn *c = h2_conn_new(&x, now);
     static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
-    size_t split = (size_t)(mode & 0x0f) + 1;        /* bytes per recv call, or all */
-    size_t pull = ((size_t)(mode >> 4) + 1) * 700;   /* output bytes per pull */
+    size_t split = (size_t)(mode & 0x0f) + 1;      /* bytes per recv call, or all */
+    size_t pull = ((size_t)(mode >> 4) + 1) * 700; /* output bytes per pull */
     unsigned seed = mode;
     const uint8_t *in[2] = {preface, data};
     size_t inlen[2] = {sizeof preface - 1, size};

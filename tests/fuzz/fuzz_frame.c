@@ -14,12 +14,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                              \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "%s:%d: round trip broken: %s\n", __FILE__, __LINE__, #cond);         \
-            abort();                                                                             \
-        }                                                                                        \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: round trip broken: %s\n", __FILE__, __LINE__, #cond);          \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static bool same(const uint8_t *a, const uint8_t *b, uint32_t n)
@@ -78,8 +78,8 @@ static uint8_t *encode(const h2_frame *x, uint8_t *out)
     case H2_FT_WINDOW_UPDATE:
         return h2_frame_write_window_update(out, h->stream_id, x->u.window_increment);
     case H2_FT_CONTINUATION:
-        return h2_frame_write_continuation(out, h->stream_id, end_headers,
-                                           x->u.continuation.block, x->u.continuation.block_len);
+        return h2_frame_write_continuation(out, h->stream_id, end_headers, x->u.continuation.block,
+                                           x->u.continuation.block_len);
     case H2_FT_PRIORITY_UPDATE:
         return h2_frame_write_priority_update(out, x->u.priority_update.prioritized_id,
                                               x->u.priority_update.field,
@@ -124,8 +124,7 @@ static void check_same(const h2_frame *a, const h2_frame *b)
     case H2_FT_PUSH_PROMISE:
         CHECK(a->u.push_promise.promised_id == b->u.push_promise.promised_id);
         CHECK(a->u.push_promise.block_len == b->u.push_promise.block_len);
-        CHECK(same(a->u.push_promise.block, b->u.push_promise.block,
-                   a->u.push_promise.block_len));
+        CHECK(same(a->u.push_promise.block, b->u.push_promise.block, a->u.push_promise.block_len));
         break;
     case H2_FT_PING: CHECK(memcmp(a->u.ping, b->u.ping, 8) == 0); break;
     case H2_FT_GOAWAY:
@@ -137,8 +136,7 @@ static void check_same(const h2_frame *a, const h2_frame *b)
     case H2_FT_WINDOW_UPDATE: CHECK(a->u.window_increment == b->u.window_increment); break;
     case H2_FT_CONTINUATION:
         CHECK(a->u.continuation.block_len == b->u.continuation.block_len);
-        CHECK(same(a->u.continuation.block, b->u.continuation.block,
-                   a->u.continuation.block_len));
+        CHECK(same(a->u.continuation.block, b->u.continuation.block, a->u.continuation.block_len));
         break;
     case H2_FT_PRIORITY_UPDATE:
         CHECK(a->u.priority_update.prioritized_id == b->u.priority_update.prioritized_id);

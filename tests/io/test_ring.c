@@ -24,176 +24,175 @@
 #include "ring_listen.h"
 
 /* Every SETUP flag ring_new insists on (values from the kernel ABI). */
-#define SETUP_CQSIZE (1u << 3)
-#define SETUP_SUBMIT_ALL (1u << 7)
+#define SETUP_CQSIZE        (1u << 3)
+#define SETUP_SUBMIT_ALL    (1u << 7)
 #define SETUP_SINGLE_ISSUER (1u << 12)
 #define SETUP_DEFER_TASKRUN (1u << 13)
 
-#define MS (1000000ull)
+#define MS                  (1000000ull)
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
 
 static uint64_t now_ns(void)
 {
-	struct timespec ts;
+    struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static uint8_t pat(size_t i)
 {
-	return (uint8_t)((i * 131u + (i >> 9)) & 0xffu);
+    return (uint8_t)((i * 131u + (i >> 9)) & 0xffu);
 }
 
 static ring *mk_ring(const ring_config *cfg)
 {
-	ring_error err;
-	ring *r = NULL;
-	int ret = ring_new(&r, cfg, &err);
+    ring_error err;
+    ring *r = NULL;
+    int ret = ring_new(&r, cfg, &err);
 
-	cr_assert_eq(ret, 0, "ring_new: %d %s", ret, err.msg);
-	cr_assert_not_null(r);
-	return r;
+    cr_assert_eq(ret, 0, "ring_new: %d %s", ret, err.msg);
+    cr_assert_not_null(r);
+    return r;
 }
 
 static int mk_listener(int *port)
 {
-	ring_error err;
-	int fd = ring_listen_tcp("127.0.0.1", 0, 64, false, &err);
+    ring_error err;
+    int fd = ring_listen_tcp("127.0.0.1", 0, 64, false, &err);
 
-	cr_assert_geq(fd, 0, "listen: %s", err.msg);
-	*port = ring_listen_port(fd);
-	cr_assert_gt(*port, 0);
-	return fd;
+    cr_assert_geq(fd, 0, "listen: %s", err.msg);
+    *port = ring_listen_port(fd);
+    cr_assert_gt(*port, 0);
+    return fd;
 }
 
 static int connect_to(int family, int port)
 {
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int ret;
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int ret;
 
-	cr_assert_geq(fd, 0);
-	if (family == AF_INET6) {
-		struct sockaddr_in6 a;
+    cr_assert_geq(fd, 0);
+    if (family == AF_INET6) {
+        struct sockaddr_in6 a;
 
-		memset(&a, 0, sizeof a);
-		a.sin6_family = AF_INET6;
-		a.sin6_addr = in6addr_loopback;
-		a.sin6_port = htons((uint16_t)port);
-		ret = connect(fd, (struct sockaddr *)&a, sizeof a);
-	} else {
-		struct sockaddr_in a;
+        memset(&a, 0, sizeof a);
+        a.sin6_family = AF_INET6;
+        a.sin6_addr = in6addr_loopback;
+        a.sin6_port = htons((uint16_t)port);
+        ret = connect(fd, (struct sockaddr *)&a, sizeof a);
+    } else {
+        struct sockaddr_in a;
 
-		memset(&a, 0, sizeof a);
-		a.sin_family = AF_INET;
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		a.sin_port = htons((uint16_t)port);
-		ret = connect(fd, (struct sockaddr *)&a, sizeof a);
-	}
-	cr_assert_eq(ret, 0, "connect: %s", strerror(errno));
-	return fd;
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons((uint16_t)port);
+        ret = connect(fd, (struct sockaddr *)&a, sizeof a);
+    }
+    cr_assert_eq(ret, 0, "connect: %s", strerror(errno));
+    return fd;
 }
 
 /* A connected pair: *srv is the accepted end (the ring's side). */
 static void tcp_pair(int *srv, int *cli)
 {
-	int port, lfd = mk_listener(&port);
+    int port, lfd = mk_listener(&port);
 
-	*cli = connect_to(AF_INET, port);
-	do {
-		*srv = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	} while (*srv < 0 && errno == EAGAIN); /* the listener is non-blocking */
-	cr_assert_geq(*srv, 0);
-	close(lfd);
+    *cli = connect_to(AF_INET, port);
+    do {
+        *srv = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    } while (*srv < 0 && errno == EAGAIN); /* the listener is non-blocking */
+    cr_assert_geq(*srv, 0);
+    close(lfd);
 }
 
 /* Wait and reap until `want` CQEs are collected or timeout_ms passes. */
-static unsigned collect(ring *r, ring_cqe *out, unsigned want, unsigned max,
-			uint64_t timeout_ms)
+static unsigned collect(ring *r, ring_cqe *out, unsigned want, unsigned max, uint64_t timeout_ms)
 {
-	uint64_t deadline = now_ns() + timeout_ms * MS;
-	unsigned n = 0;
+    uint64_t deadline = now_ns() + timeout_ms * MS;
+    unsigned n = 0;
 
-	while (n < want && now_ns() < deadline) {
-		int ret = ring_wait(r, 1, 50 * MS);
+    while (n < want && now_ns() < deadline) {
+        int ret = ring_wait(r, 1, 50 * MS);
 
-		cr_assert(ret >= 0 || ret == -EINTR, "ring_wait: %d", ret);
-		n += ring_reap(r, out + n, max - n);
-	}
-	return n;
+        cr_assert(ret >= 0 || ret == -EINTR, "ring_wait: %d", ret);
+        n += ring_reap(r, out + n, max - n);
+    }
+    return n;
 }
 
 static void read_exact(int fd, void *buf, size_t len)
 {
-	size_t got = 0;
+    size_t got = 0;
 
-	while (got < len) {
-		ssize_t n = recv(fd, (char *)buf + got, len - got, 0);
+    while (got < len) {
+        ssize_t n = recv(fd, (char *)buf + got, len - got, 0);
 
-		cr_assert_gt(n, 0, "recv: %zd %s", n, strerror(errno));
-		got += (size_t)n;
-	}
+        cr_assert_gt(n, 0, "recv: %zd %s", n, strerror(errno));
+        got += (size_t)n;
+    }
 }
 
 /* Client threads. Their arguments are static in each test: a failed
  * assertion leaves the test function while the thread may still run, and a
  * static outlives the frame (each test is its own forked process). */
 struct writer {
-	int fd;
-	size_t total;
-	size_t chunk;
-	bool shut; /* shutdown(SHUT_WR) at the end: the ring sees EOF */
+    int fd;
+    size_t total;
+    size_t chunk;
+    bool shut; /* shutdown(SHUT_WR) at the end: the ring sees EOF */
 };
 
 static void *writer_main(void *arg)
 {
-	struct writer *w = arg;
-	uint8_t *buf = malloc(w->chunk);
-	size_t off = 0;
+    struct writer *w = arg;
+    uint8_t *buf = malloc(w->chunk);
+    size_t off = 0;
 
-	while (off < w->total) {
-		size_t n = w->total - off < w->chunk ? w->total - off : w->chunk;
-		ssize_t s;
+    while (off < w->total) {
+        size_t n = w->total - off < w->chunk ? w->total - off : w->chunk;
+        ssize_t s;
 
-		for (size_t i = 0; i < n; i++)
-			buf[i] = pat(off + i);
-		s = send(w->fd, buf, n, MSG_NOSIGNAL);
-		if (s <= 0)
-			break;
-		off += (size_t)s;
-	}
-	free(buf);
-	if (w->shut)
-		shutdown(w->fd, SHUT_WR);
-	return NULL;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = pat(off + i);
+        s = send(w->fd, buf, n, MSG_NOSIGNAL);
+        if (s <= 0)
+            break;
+        off += (size_t)s;
+    }
+    free(buf);
+    if (w->shut)
+        shutdown(w->fd, SHUT_WR);
+    return NULL;
 }
 
 struct reader {
-	int fd;
-	size_t total;
-	size_t got;
-	bool pattern_ok;
+    int fd;
+    size_t total;
+    size_t got;
+    bool pattern_ok;
 };
 
 static void *reader_main(void *arg)
 {
-	struct reader *rd = arg;
-	uint8_t buf[65536];
+    struct reader *rd = arg;
+    uint8_t buf[65536];
 
-	rd->pattern_ok = true;
-	while (rd->got < rd->total) {
-		ssize_t n = recv(rd->fd, buf, sizeof buf, 0);
+    rd->pattern_ok = true;
+    while (rd->got < rd->total) {
+        ssize_t n = recv(rd->fd, buf, sizeof buf, 0);
 
-		if (n <= 0)
-			break;
-		for (ssize_t i = 0; i < n; i++)
-			if (buf[i] != pat(rd->got + (size_t)i))
-				rd->pattern_ok = false;
-		rd->got += (size_t)n;
-	}
-	return NULL;
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != pat(rd->got + (size_t)i))
+                rd->pattern_ok = false;
+        rd->got += (size_t)n;
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -201,93 +200,90 @@ static void *reader_main(void *arg)
 
 Test(ring, init_teardown)
 {
-	ring_config cfg = ring_config_default();
-	ring *r = mk_ring(&cfg);
-	ring_stats st;
-	ring_bufs *b = ring_bufs_of(r);
-	uint32_t want = SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN |
-			SETUP_SUBMIT_ALL | SETUP_CQSIZE;
+    ring_config cfg = ring_config_default();
+    ring *r = mk_ring(&cfg);
+    ring_stats st;
+    ring_bufs *b = ring_bufs_of(r);
+    uint32_t want = SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN | SETUP_SUBMIT_ALL | SETUP_CQSIZE;
 
-	ring_get_stats(r, &st);
-	cr_expect_eq(st.setup_flags & want, want, "flags 0x%x", st.setup_flags);
-	cr_log_info("setup flags 0x%x, features 0x%x, cq %u", st.setup_flags,
-		    st.features, st.cq_entries);
-	cr_expect_eq(st.sq_entries, 256u);
-	cr_expect_eq(st.cq_entries, ring_cq_budget(&cfg));
-	cr_expect_eq(st.cq_entries & (st.cq_entries - 1), 0u);
-	cr_expect(st.ring_fd_registered);
-	cr_expect_geq(ring_fd(r), 0);
-	cr_expect_geq(ring_waker_of(r).fd, 0);
-	cr_assert_not_null(b);
-	cr_expect_eq(ring_bufs_available(b), 512u);
-	cr_expect_eq(ring_bufs_size(b), 16384u);
-	cr_expect_eq(ring_bufs_held(b), 0u);
-	/* Nothing in flight but the doorbell: a poll finds nothing. */
-	cr_expect_eq(ring_wait(r, 0, 0), 0);
-	ring_free(r);
-	ring_free(NULL);
+    ring_get_stats(r, &st);
+    cr_expect_eq(st.setup_flags & want, want, "flags 0x%x", st.setup_flags);
+    cr_log_info("setup flags 0x%x, features 0x%x, cq %u", st.setup_flags, st.features,
+                st.cq_entries);
+    cr_expect_eq(st.sq_entries, 256u);
+    cr_expect_eq(st.cq_entries, ring_cq_budget(&cfg));
+    cr_expect_eq(st.cq_entries & (st.cq_entries - 1), 0u);
+    cr_expect(st.ring_fd_registered);
+    cr_expect_geq(ring_fd(r), 0);
+    cr_expect_geq(ring_waker_of(r).fd, 0);
+    cr_assert_not_null(b);
+    cr_expect_eq(ring_bufs_available(b), 512u);
+    cr_expect_eq(ring_bufs_size(b), 16384u);
+    cr_expect_eq(ring_bufs_held(b), 0u);
+    /* Nothing in flight but the doorbell: a poll finds nothing. */
+    cr_expect_eq(ring_wait(r, 0, 0), 0);
+    ring_free(r);
+    ring_free(NULL);
 }
 
 Test(ring, cq_budget_formula)
 {
-	ring_config cfg = ring_config_default();
-	ring_error err;
-	ring *r = NULL;
+    ring_config cfg = ring_config_default();
+    ring_error err;
+    ring *r = NULL;
 
-	/* 1024*5 + 512 + 1*(4096+1) + 64 + 256 + 256 = 10305 -> 16384 */
-	cr_expect_eq(ring_cq_budget(&cfg), 16384u);
-	cfg.max_conns = 16;
-	cfg.buf_count = 0;
-	cfg.accept_backlog = 64;
-	/* 80 + 0 + 65 + 64 + 256 + 256 = 721 -> 1024 */
-	cr_expect_eq(ring_cq_budget(&cfg), 1024u);
+    /* 1024*5 + 512 + 1*(4096+1) + 64 + 256 + 256 = 10305 -> 16384 */
+    cr_expect_eq(ring_cq_budget(&cfg), 16384u);
+    cfg.max_conns = 16;
+    cfg.buf_count = 0;
+    cfg.accept_backlog = 64;
+    /* 80 + 0 + 65 + 64 + 256 + 256 = 721 -> 1024 */
+    cr_expect_eq(ring_cq_budget(&cfg), 1024u);
 
-	cfg = ring_config_default();
-	cfg.max_conns = 100000;
-	cr_expect_eq(ring_cq_budget(&cfg), 0u);
-	cr_expect_eq(ring_new(&r, &cfg, &err), -EINVAL);
-	cr_expect_null(r);
-	cr_expect_eq(err.code, -EINVAL);
-	cr_expect_not_null(strstr(err.msg, "max_conns"), "%s", err.msg);
+    cfg = ring_config_default();
+    cfg.max_conns = 100000;
+    cr_expect_eq(ring_cq_budget(&cfg), 0u);
+    cr_expect_eq(ring_new(&r, &cfg, &err), -EINVAL);
+    cr_expect_null(r);
+    cr_expect_eq(err.code, -EINVAL);
+    cr_expect_not_null(strstr(err.msg, "max_conns"), "%s", err.msg);
 }
 
 Test(ring, config_rejected)
 {
-	ring_config cfg = ring_config_default();
-	ring_error err;
-	ring *r = NULL;
+    ring_config cfg = ring_config_default();
+    ring_error err;
+    ring *r = NULL;
 
-	cfg.buf_count = 300; /* not a power of two */
-	cr_expect_eq(ring_new(&r, &cfg, &err), -EINVAL);
-	cr_expect_null(r);
-	cr_expect_not_null(strstr(err.msg, "power of two"), "%s", err.msg);
+    cfg.buf_count = 300; /* not a power of two */
+    cr_expect_eq(ring_new(&r, &cfg, &err), -EINVAL);
+    cr_expect_null(r);
+    cr_expect_not_null(strstr(err.msg, "power of two"), "%s", err.msg);
 
-	cfg = ring_config_default();
-	cfg.sq_entries = 0;
-	cr_expect_eq(ring_new(&r, &cfg, &err), -EINVAL);
-	cr_expect_not_null(strstr(err.msg, "sq_entries"), "%s", err.msg);
+    cfg = ring_config_default();
+    cfg.sq_entries = 0;
+    cr_expect_eq(ring_new(&r, &cfg, &err), -EINVAL);
+    cr_expect_not_null(strstr(err.msg, "sq_entries"), "%s", err.msg);
 }
 
 Test(ring, explain_errors)
 {
-	char buf[sizeof(((ring_error *)0)->msg)];
+    char buf[sizeof(((ring_error *)0)->msg)];
 
-	ring_explain_error(-EPERM, "io_uring_setup", 0, buf, sizeof buf);
-	cr_expect_not_null(strstr(buf, "io_uring_disabled"), "%s", buf);
-	ring_explain_error(ENOSYS, "io_uring_setup", 0, buf, sizeof buf);
-	cr_expect_not_null(strstr(buf, "kernel"), "%s", buf);
-	ring_explain_error(-EINVAL, "io_uring_setup",
-			   SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN, buf,
-			   sizeof buf);
-	cr_expect_not_null(strstr(buf, "SINGLE_ISSUER|DEFER_TASKRUN"), "%s", buf);
-	ring_explain_error(-ENOMEM, "io_uring_setup", 0, buf, sizeof buf);
-	cr_expect_not_null(strstr(buf, geteuid() ? "RLIMIT_MEMLOCK" : "root"),
-			   "%s", buf);
-	ring_explain_error(-EEXIST, "io_uring_enter", 0, buf, sizeof buf);
-	cr_expect_not_null(strstr(buf, "SINGLE_ISSUER"), "%s", buf);
-	/* Tiny buffers are truncated, still terminated. */
-	ring_explain_error(-EPERM, "x", 0, buf, 4);
-	cr_expect_eq(strlen(buf), 3u);
+    ring_explain_error(-EPERM, "io_uring_setup", 0, buf, sizeof buf);
+    cr_expect_not_null(strstr(buf, "io_uring_disabled"), "%s", buf);
+    ring_explain_error(ENOSYS, "io_uring_setup", 0, buf, sizeof buf);
+    cr_expect_not_null(strstr(buf, "kernel"), "%s", buf);
+    ring_explain_error(-EINVAL, "io_uring_setup", SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN, buf,
+                       sizeof buf);
+    cr_expect_not_null(strstr(buf, "SINGLE_ISSUER|DEFER_TASKRUN"), "%s", buf);
+    ring_explain_error(-ENOMEM, "io_uring_setup", 0, buf, sizeof buf);
+    cr_expect_not_null(strstr(buf, geteuid() ? "RLIMIT_MEMLOCK" : "root"), "%s", buf);
+    ring_explain_error(-EEXIST, "io_uring_enter", 0, buf, sizeof buf);
+    cr_expect_not_null(strstr(buf, "SINGLE_ISSUER"), "%s", buf);
+    /* Tiny buffers are truncated, still terminated. */
+    ring_explain_error(-EPERM, "x", 0, buf, 4);
+    cr_expect_eq(strlen(buf), 3u);
 }
 
 /*
@@ -297,44 +293,43 @@ Test(ring, explain_errors)
  */
 Test(ring, memlock_error_names_limit)
 {
-	struct rlimit old, lim;
-	ring_error err;
-	ring *r = NULL;
-	int ret;
+    struct rlimit old, lim;
+    ring_error err;
+    ring *r = NULL;
+    int ret;
 
-	if (geteuid() != 0)
-		cr_skip_test("needs root to switch to an unprivileged euid");
-	cr_assert_eq(getrlimit(RLIMIT_MEMLOCK, &old), 0);
-	lim = old;
-	lim.rlim_cur = 0;
-	cr_assert_eq(setrlimit(RLIMIT_MEMLOCK, &lim), 0);
-	cr_assert_eq(seteuid(65534), 0);
-	ret = ring_new(&r, NULL, &err);
-	cr_assert_eq(seteuid(0), 0);
-	setrlimit(RLIMIT_MEMLOCK, &old);
-	if (ret == 0) {
-		ring_free(r);
-		cr_skip_test("this kernel charged nothing to RLIMIT_MEMLOCK");
-	}
-	cr_expect_eq(ret, -ENOMEM, "%d %s", ret, err.msg);
-	cr_expect_not_null(strstr(err.msg, "RLIMIT_MEMLOCK is 0 KiB"), "%s",
-			   err.msg);
-	/* The whole advice fits in the message. */
-	cr_expect_not_null(strstr(err.msg, "buf_count)"), "%s", err.msg);
-	cr_log_info("non-root ENOMEM message: %s", err.msg);
+    if (geteuid() != 0)
+        cr_skip_test("needs root to switch to an unprivileged euid");
+    cr_assert_eq(getrlimit(RLIMIT_MEMLOCK, &old), 0);
+    lim = old;
+    lim.rlim_cur = 0;
+    cr_assert_eq(setrlimit(RLIMIT_MEMLOCK, &lim), 0);
+    cr_assert_eq(seteuid(65534), 0);
+    ret = ring_new(&r, NULL, &err);
+    cr_assert_eq(seteuid(0), 0);
+    setrlimit(RLIMIT_MEMLOCK, &old);
+    if (ret == 0) {
+        ring_free(r);
+        cr_skip_test("this kernel charged nothing to RLIMIT_MEMLOCK");
+    }
+    cr_expect_eq(ret, -ENOMEM, "%d %s", ret, err.msg);
+    cr_expect_not_null(strstr(err.msg, "RLIMIT_MEMLOCK is 0 KiB"), "%s", err.msg);
+    /* The whole advice fits in the message. */
+    cr_expect_not_null(strstr(err.msg, "buf_count)"), "%s", err.msg);
+    cr_log_info("non-root ENOMEM message: %s", err.msg);
 }
 
 Test(ring, wait_timeout_returns_zero)
 {
-	ring *r = mk_ring(NULL);
-	uint64_t t0 = now_ns();
-	int ret = ring_wait(r, 1, 50 * MS);
-	uint64_t dt = now_ns() - t0;
+    ring *r = mk_ring(NULL);
+    uint64_t t0 = now_ns();
+    int ret = ring_wait(r, 1, 50 * MS);
+    uint64_t dt = now_ns() - t0;
 
-	cr_expect_eq(ret, 0);
-	cr_expect_geq(dt, 40 * MS);
-	cr_expect_lt(dt, 2000 * MS);
-	ring_free(r);
+    cr_expect_eq(ret, 0);
+    cr_expect_geq(dt, 40 * MS);
+    cr_expect_lt(dt, 2000 * MS);
+    ring_free(r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -342,104 +337,101 @@ Test(ring, wait_timeout_returns_zero)
 
 Test(ud, pack_roundtrip)
 {
-	static const uint32_t slots[] = { 0, 1, 4242, RING_UD_SLOT_LIMIT - 1 };
-	static const uint32_t gens[] = { 0, 1, 0x7fffffffu, 0xffffffffu };
+    static const uint32_t slots[] = {0, 1, 4242, RING_UD_SLOT_LIMIT - 1};
+    static const uint32_t gens[] = {0, 1, 0x7fffffffu, 0xffffffffu};
 
-	for (unsigned op = 0; op < 256; op += 17)
-		for (size_t s = 0; s < 4; s++)
-			for (size_t g = 0; g < 4; g++) {
-				uint64_t ud = ring_ud_pack((uint8_t)op, slots[s],
-							   gens[g]);
+    for (unsigned op = 0; op < 256; op += 17)
+        for (size_t s = 0; s < 4; s++)
+            for (size_t g = 0; g < 4; g++) {
+                uint64_t ud = ring_ud_pack((uint8_t)op, slots[s], gens[g]);
 
-				cr_assert_eq(ring_ud_op(ud), op);
-				cr_assert_eq(ring_ud_slot(ud), slots[s]);
-				cr_assert_eq(ring_ud_gen(ud), gens[g]);
-			}
-	/* The layout is part of the contract (docs/ring.md). */
-	cr_expect_eq(ring_ud_pack(0xab, 0x123456, 0xdeadbeef),
-		     0xdeadbeef123456abull);
-	/* Slots are masked to 24 bits and never leak into the generation. */
-	cr_expect_eq(ring_ud_slot(ring_ud_pack(1, 0xff000001u, 5)), 1u);
-	cr_expect_eq(ring_ud_gen(ring_ud_pack(1, 0xff000001u, 5)), 5u);
-	cr_expect_eq(ring_ud_pack(RING_OP_NONE, 0, 0), 0u);
+                cr_assert_eq(ring_ud_op(ud), op);
+                cr_assert_eq(ring_ud_slot(ud), slots[s]);
+                cr_assert_eq(ring_ud_gen(ud), gens[g]);
+            }
+    /* The layout is part of the contract (docs/ring.md). */
+    cr_expect_eq(ring_ud_pack(0xab, 0x123456, 0xdeadbeef), 0xdeadbeef123456abull);
+    /* Slots are masked to 24 bits and never leak into the generation. */
+    cr_expect_eq(ring_ud_slot(ring_ud_pack(1, 0xff000001u, 5)), 1u);
+    cr_expect_eq(ring_ud_gen(ring_ud_pack(1, 0xff000001u, 5)), 5u);
+    cr_expect_eq(ring_ud_pack(RING_OP_NONE, 0, 0), 0u);
 }
 
 Test(ud, generation_mismatch_is_stale)
 {
-	uint32_t gen = 7;
-	uint64_t ud = ring_ud_pack(RING_OP_RECV, 12, gen);
+    uint32_t gen = 7;
+    uint64_t ud = ring_ud_pack(RING_OP_RECV, 12, gen);
 
-	cr_expect_not(ring_ud_stale(ud, gen));
-	gen++; /* the slot was released and reused */
-	cr_expect(ring_ud_stale(ud, gen));
-	/* Wrap-around compares equal only at the same value. */
-	ud = ring_ud_pack(RING_OP_RECV, 12, 0xffffffffu);
-	cr_expect(ring_ud_stale(ud, 0));
-	cr_expect_not(ring_ud_stale(ud, 0xffffffffu));
+    cr_expect_not(ring_ud_stale(ud, gen));
+    gen++; /* the slot was released and reused */
+    cr_expect(ring_ud_stale(ud, gen));
+    /* Wrap-around compares equal only at the same value. */
+    ud = ring_ud_pack(RING_OP_RECV, 12, 0xffffffffu);
+    cr_expect(ring_ud_stale(ud, 0));
+    cr_expect_not(ring_ud_stale(ud, 0xffffffffu));
 }
 
 /* A stale recv CQE still owns its buffer: it must go back to the pool. */
 Test(ud, stale_cqe_buffer_recycled)
 {
-	int srv, cli;
-	ring *r = mk_ring(NULL);
-	ring_bufs *b = ring_bufs_of(r);
-	uint32_t gen = 1;
-	uint64_t ud = ring_ud_pack(RING_OP_RECV, 3, gen);
-	ring_cqe c[8];
-	unsigned n;
+    int srv, cli;
+    ring *r = mk_ring(NULL);
+    ring_bufs *b = ring_bufs_of(r);
+    uint32_t gen = 1;
+    uint64_t ud = ring_ud_pack(RING_OP_RECV, 3, gen);
+    ring_cqe c[8];
+    unsigned n;
 
-	tcp_pair(&srv, &cli);
-	cr_assert_eq(ring_prep_recv_multishot(r, srv, ud), 0);
-	cr_assert_eq(send(cli, "stale", 5, 0), 5);
-	n = collect(r, c, 1, 8, 2000);
-	cr_assert_geq(n, 1u);
-	gen++; /* the connection in slot 3 went away meanwhile */
-	for (unsigned i = 0; i < n; i++) {
-		if (ring_ud_op(c[i].user_data) != RING_OP_RECV)
-			continue;
-		cr_expect(ring_ud_stale(c[i].user_data, gen));
-		cr_expect_eq(ring_bufs_recycle_cqe(b, &c[i]), 1);
-	}
-	cr_expect_eq(ring_bufs_held(b), 0u);
-	ring_free(r);
-	close(srv);
-	close(cli);
+    tcp_pair(&srv, &cli);
+    cr_assert_eq(ring_prep_recv_multishot(r, srv, ud), 0);
+    cr_assert_eq(send(cli, "stale", 5, 0), 5);
+    n = collect(r, c, 1, 8, 2000);
+    cr_assert_geq(n, 1u);
+    gen++; /* the connection in slot 3 went away meanwhile */
+    for (unsigned i = 0; i < n; i++) {
+        if (ring_ud_op(c[i].user_data) != RING_OP_RECV)
+            continue;
+        cr_expect(ring_ud_stale(c[i].user_data, gen));
+        cr_expect_eq(ring_bufs_recycle_cqe(b, &c[i]), 1);
+    }
+    cr_expect_eq(ring_bufs_held(b), 0u);
+    ring_free(r);
+    close(srv);
+    close(cli);
 }
 
 Test(ud, rearm_rules)
 {
-	static const struct {
-		bool accept;
-		int32_t res;
-		uint32_t flags;
-		ring_rearm want;
-	} cases[] = {
-		{ true, 7, RING_CQE_F_MORE, RING_REARM_NONE },
-		{ true, 7, 0, RING_REARM_NOW },
-		{ true, -ECONNABORTED, 0, RING_REARM_NOW },
-		{ true, -EMFILE, 0, RING_REARM_LATER },
-		{ true, -ENFILE, 0, RING_REARM_LATER },
-		{ true, -ENOMEM, 0, RING_REARM_LATER },
-		{ true, -ECANCELED, 0, RING_REARM_NEVER },
-		{ true, -EBADF, 0, RING_REARM_NEVER },
-		{ true, -EXDEV, 0, RING_REARM_LATER }, /* unknown: cannot spin */
-		{ false, 100, RING_CQE_F_MORE | RING_CQE_F_BUFFER, RING_REARM_NONE },
-		{ false, 100, RING_CQE_F_BUFFER, RING_REARM_NOW },
-		{ false, 0, 0, RING_REARM_NEVER },
-		{ false, -ENOBUFS, 0, RING_REARM_LATER },
-		{ false, -ECANCELED, 0, RING_REARM_NEVER },
-		{ false, -ECONNRESET, 0, RING_REARM_NEVER },
-		{ false, -EINTR, 0, RING_REARM_NOW },
-	};
+    static const struct {
+        bool accept;
+        int32_t res;
+        uint32_t flags;
+        ring_rearm want;
+    } cases[] = {
+        {true, 7, RING_CQE_F_MORE, RING_REARM_NONE},
+        {true, 7, 0, RING_REARM_NOW},
+        {true, -ECONNABORTED, 0, RING_REARM_NOW},
+        {true, -EMFILE, 0, RING_REARM_LATER},
+        {true, -ENFILE, 0, RING_REARM_LATER},
+        {true, -ENOMEM, 0, RING_REARM_LATER},
+        {true, -ECANCELED, 0, RING_REARM_NEVER},
+        {true, -EBADF, 0, RING_REARM_NEVER},
+        {true, -EXDEV, 0, RING_REARM_LATER}, /* unknown: cannot spin */
+        {false, 100, RING_CQE_F_MORE | RING_CQE_F_BUFFER, RING_REARM_NONE},
+        {false, 100, RING_CQE_F_BUFFER, RING_REARM_NOW},
+        {false, 0, 0, RING_REARM_NEVER},
+        {false, -ENOBUFS, 0, RING_REARM_LATER},
+        {false, -ECANCELED, 0, RING_REARM_NEVER},
+        {false, -ECONNRESET, 0, RING_REARM_NEVER},
+        {false, -EINTR, 0, RING_REARM_NOW},
+    };
 
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		ring_cqe c = { 1, cases[i].res, cases[i].flags };
-		ring_rearm got = cases[i].accept ? ring_accept_rearm(&c) :
-						   ring_recv_rearm(&c);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ring_cqe c = {1, cases[i].res, cases[i].flags};
+        ring_rearm got = cases[i].accept ? ring_accept_rearm(&c) : ring_recv_rearm(&c);
 
-		cr_expect_eq(got, cases[i].want, "case %zu: %d", i, (int)got);
-	}
+        cr_expect_eq(got, cases[i].want, "case %zu: %d", i, (int)got);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -447,174 +439,174 @@ Test(ud, rearm_rules)
 
 Test(listen, ipv4_port0_and_nodelay_inherited)
 {
-	int port, lfd = mk_listener(&port);
-	int cli = connect_to(AF_INET, port);
-	int srv, v = 0;
-	socklen_t len = sizeof v;
+    int port, lfd = mk_listener(&port);
+    int cli = connect_to(AF_INET, port);
+    int srv, v = 0;
+    socklen_t len = sizeof v;
 
-	do {
-		srv = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	} while (srv < 0 && errno == EAGAIN);
-	cr_assert_geq(srv, 0);
-	cr_assert_eq(getsockopt(srv, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
-	cr_expect_neq(v, 0, "TCP_NODELAY not inherited from the listener");
-	close(srv);
-	close(cli);
-	close(lfd);
+    do {
+        srv = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    } while (srv < 0 && errno == EAGAIN);
+    cr_assert_geq(srv, 0);
+    cr_assert_eq(getsockopt(srv, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+    cr_expect_neq(v, 0, "TCP_NODELAY not inherited from the listener");
+    close(srv);
+    close(cli);
+    close(lfd);
 }
 
 Test(listen, ipv6_and_wildcard_dualstack)
 {
-	ring_error err;
-	int fd6 = ring_listen_tcp("[::1]", 0, 16, false, &err);
-	int port, cli, any;
+    ring_error err;
+    int fd6 = ring_listen_tcp("[::1]", 0, 16, false, &err);
+    int port, cli, any;
 
-	if (fd6 == -EADDRNOTAVAIL || fd6 == -EAFNOSUPPORT)
-		cr_skip_test("no IPv6 loopback: %s", err.msg);
-	cr_assert_geq(fd6, 0, "%s", err.msg);
-	port = ring_listen_port(fd6);
-	cr_assert_gt(port, 0);
-	cli = connect_to(AF_INET6, port);
-	close(cli);
-	close(fd6);
+    if (fd6 == -EADDRNOTAVAIL || fd6 == -EAFNOSUPPORT)
+        cr_skip_test("no IPv6 loopback: %s", err.msg);
+    cr_assert_geq(fd6, 0, "%s", err.msg);
+    port = ring_listen_port(fd6);
+    cr_assert_gt(port, 0);
+    cli = connect_to(AF_INET6, port);
+    close(cli);
+    close(fd6);
 
-	/* NULL host: "::" with V6ONLY off takes IPv4 too. */
-	any = ring_listen_tcp(NULL, 0, 16, false, &err);
-	cr_assert_geq(any, 0, "%s", err.msg);
-	port = ring_listen_port(any);
-	cli = connect_to(AF_INET, port);
-	close(cli);
-	close(any);
+    /* NULL host: "::" with V6ONLY off takes IPv4 too. */
+    any = ring_listen_tcp(NULL, 0, 16, false, &err);
+    cr_assert_geq(any, 0, "%s", err.msg);
+    port = ring_listen_port(any);
+    cli = connect_to(AF_INET, port);
+    close(cli);
+    close(any);
 }
 
 Test(listen, reuseport_and_errors)
 {
-	ring_error err;
-	int a = ring_listen_tcp("127.0.0.1", 0, 16, true, &err);
-	int port, b, c;
+    ring_error err;
+    int a = ring_listen_tcp("127.0.0.1", 0, 16, true, &err);
+    int port, b, c;
 
-	cr_assert_geq(a, 0, "%s", err.msg);
-	port = ring_listen_port(a);
-	/* A second shard's listener on the same port. */
-	b = ring_listen_tcp("127.0.0.1", (uint16_t)port, 16, true, &err);
-	cr_expect_geq(b, 0, "%s", err.msg);
-	/* Without SO_REUSEPORT the port is taken; the message says where. */
-	c = ring_listen_tcp("127.0.0.1", (uint16_t)port, 16, false, &err);
-	cr_expect_eq(c, -EADDRINUSE);
-	cr_expect_not_null(strstr(err.msg, "bind 127.0.0.1:"), "%s", err.msg);
-	c = ring_listen_tcp("no.such.host.invalid", 0, 16, false, &err);
-	cr_expect_lt(c, 0);
-	cr_expect_not_null(strstr(err.msg, "no.such.host.invalid"), "%s", err.msg);
-	if (b >= 0)
-		close(b);
-	close(a);
+    cr_assert_geq(a, 0, "%s", err.msg);
+    port = ring_listen_port(a);
+    /* A second shard's listener on the same port. */
+    b = ring_listen_tcp("127.0.0.1", (uint16_t)port, 16, true, &err);
+    cr_expect_geq(b, 0, "%s", err.msg);
+    /* Without SO_REUSEPORT the port is taken; the message says where. */
+    c = ring_listen_tcp("127.0.0.1", (uint16_t)port, 16, false, &err);
+    cr_expect_eq(c, -EADDRINUSE);
+    cr_expect_not_null(strstr(err.msg, "bind 127.0.0.1:"), "%s", err.msg);
+    c = ring_listen_tcp("no.such.host.invalid", 0, 16, false, &err);
+    cr_expect_lt(c, 0);
+    cr_expect_not_null(strstr(err.msg, "no.such.host.invalid"), "%s", err.msg);
+    if (b >= 0)
+        close(b);
+    close(a);
 }
 
 struct connector {
-	int port;
-	int n;
-	int fds[16];
+    int port;
+    int n;
+    int fds[16];
 };
 
 static void *connector_main(void *arg)
 {
-	struct connector *c = arg;
+    struct connector *c = arg;
 
-	for (int i = 0; i < c->n; i++)
-		c->fds[i] = connect_to(AF_INET, c->port);
-	return NULL;
+    for (int i = 0; i < c->n; i++)
+        c->fds[i] = connect_to(AF_INET, c->port);
+    return NULL;
 }
 
 Test(accept, multishot_several_from_thread)
 {
-	ring *r = mk_ring(NULL);
-	int port, lfd = mk_listener(&port);
-	uint64_t ud = ring_ud_pack(RING_OP_ACCEPT, 0, 1);
-	static struct connector c;
-	pthread_t t;
-	ring_cqe cq[32];
-	unsigned n, accepted = 0;
+    ring *r = mk_ring(NULL);
+    int port, lfd = mk_listener(&port);
+    uint64_t ud = ring_ud_pack(RING_OP_ACCEPT, 0, 1);
+    static struct connector c;
+    pthread_t t;
+    ring_cqe cq[32];
+    unsigned n, accepted = 0;
 
-	c = (struct connector){ .port = port, .n = 8 };
+    c = (struct connector){.port = port, .n = 8};
 
-	cr_assert_eq(ring_prep_accept_multishot(r, lfd, ud), 0);
-	cr_assert_eq(ring_submit(r), 2); /* the accept and the doorbell */
-	cr_assert_eq(pthread_create(&t, NULL, connector_main, &c), 0);
-	n = collect(r, cq, 8, 32, 5000);
-	pthread_join(t, NULL);
-	for (unsigned i = 0; i < n; i++) {
-		int v = 0;
-		socklen_t len = sizeof v;
+    cr_assert_eq(ring_prep_accept_multishot(r, lfd, ud), 0);
+    cr_assert_eq(ring_submit(r), 2); /* the accept and the doorbell */
+    cr_assert_eq(pthread_create(&t, NULL, connector_main, &c), 0);
+    n = collect(r, cq, 8, 32, 5000);
+    pthread_join(t, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        int v = 0;
+        socklen_t len = sizeof v;
 
-		cr_assert_eq(cq[i].user_data, ud);
-		cr_assert_geq(cq[i].res, 0, "accept: %d", cq[i].res);
-		/* Multishot stays armed across all of them. */
-		cr_expect(ring_cqe_more(&cq[i]));
-		cr_expect_eq(ring_accept_rearm(&cq[i]), RING_REARM_NONE);
-		getsockopt(cq[i].res, IPPROTO_TCP, TCP_NODELAY, &v, &len);
-		cr_expect_neq(v, 0);
-		close(cq[i].res);
-		accepted++;
-	}
-	cr_expect_eq(accepted, 8u);
-	for (int i = 0; i < c.n; i++)
-		close(c.fds[i]);
-	ring_free(r);
-	close(lfd);
+        cr_assert_eq(cq[i].user_data, ud);
+        cr_assert_geq(cq[i].res, 0, "accept: %d", cq[i].res);
+        /* Multishot stays armed across all of them. */
+        cr_expect(ring_cqe_more(&cq[i]));
+        cr_expect_eq(ring_accept_rearm(&cq[i]), RING_REARM_NONE);
+        getsockopt(cq[i].res, IPPROTO_TCP, TCP_NODELAY, &v, &len);
+        cr_expect_neq(v, 0);
+        close(cq[i].res);
+        accepted++;
+    }
+    cr_expect_eq(accepted, 8u);
+    for (int i = 0; i < c.n; i++)
+        close(c.fds[i]);
+    ring_free(r);
+    close(lfd);
 }
 
 Test(accept, rearm_when_more_clear)
 {
-	ring *r = mk_ring(NULL);
-	int port, lfd = mk_listener(&port);
-	uint64_t ud = ring_ud_pack(RING_OP_ACCEPT, 0, 1);
-	uint64_t cud = ring_ud_pack(RING_OP_CANCEL, 0, 1);
-	ring_cqe cq[8];
-	unsigned n;
-	int cli;
-	bool ended = false;
+    ring *r = mk_ring(NULL);
+    int port, lfd = mk_listener(&port);
+    uint64_t ud = ring_ud_pack(RING_OP_ACCEPT, 0, 1);
+    uint64_t cud = ring_ud_pack(RING_OP_CANCEL, 0, 1);
+    ring_cqe cq[8];
+    unsigned n;
+    int cli;
+    bool ended = false;
 
-	cr_assert_eq(ring_prep_accept_multishot(r, lfd, ud), 0);
-	cr_assert_geq(ring_submit(r), 1);
-	/* Ending it (here by cancel) gives a CQE without F_MORE. */
-	cr_assert_eq(ring_prep_cancel(r, ud, cud), 0);
-	n = collect(r, cq, 2, 8, 2000);
-	cr_assert_eq(n, 2u);
-	for (unsigned i = 0; i < n; i++) {
-		if (cq[i].user_data == ud) {
-			cr_expect_eq(cq[i].res, -ECANCELED);
-			cr_expect_not(ring_cqe_more(&cq[i]));
-			/* The policy: we cancelled it, so it stays down... */
-			cr_expect_eq(ring_accept_rearm(&cq[i]), RING_REARM_NEVER);
-			ended = true;
-		} else {
-			cr_expect_eq(cq[i].user_data, cud);
-			cr_expect_geq(cq[i].res, 0);
-		}
-	}
-	cr_assert(ended);
-	/* ...but the mechanics of a re-arm are the same for every cause. */
-	cr_assert_eq(ring_prep_accept_multishot(r, lfd, ud), 0);
-	cr_assert_geq(ring_submit(r), 1);
-	cli = connect_to(AF_INET, port);
-	n = collect(r, cq, 1, 8, 2000);
-	cr_assert_eq(n, 1u);
-	cr_expect_eq(cq[0].user_data, ud);
-	cr_expect_geq(cq[0].res, 0);
-	cr_expect(ring_cqe_more(&cq[0]));
-	close(cq[0].res);
-	close(cli);
-	ring_free(r);
-	close(lfd);
+    cr_assert_eq(ring_prep_accept_multishot(r, lfd, ud), 0);
+    cr_assert_geq(ring_submit(r), 1);
+    /* Ending it (here by cancel) gives a CQE without F_MORE. */
+    cr_assert_eq(ring_prep_cancel(r, ud, cud), 0);
+    n = collect(r, cq, 2, 8, 2000);
+    cr_assert_eq(n, 2u);
+    for (unsigned i = 0; i < n; i++) {
+        if (cq[i].user_data == ud) {
+            cr_expect_eq(cq[i].res, -ECANCELED);
+            cr_expect_not(ring_cqe_more(&cq[i]));
+            /* The policy: we cancelled it, so it stays down... */
+            cr_expect_eq(ring_accept_rearm(&cq[i]), RING_REARM_NEVER);
+            ended = true;
+        } else {
+            cr_expect_eq(cq[i].user_data, cud);
+            cr_expect_geq(cq[i].res, 0);
+        }
+    }
+    cr_assert(ended);
+    /* ...but the mechanics of a re-arm are the same for every cause. */
+    cr_assert_eq(ring_prep_accept_multishot(r, lfd, ud), 0);
+    cr_assert_geq(ring_submit(r), 1);
+    cli = connect_to(AF_INET, port);
+    n = collect(r, cq, 1, 8, 2000);
+    cr_assert_eq(n, 1u);
+    cr_expect_eq(cq[0].user_data, ud);
+    cr_expect_geq(cq[0].res, 0);
+    cr_expect(ring_cqe_more(&cq[0]));
+    close(cq[0].res);
+    close(cli);
+    ring_free(r);
+    close(lfd);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Multishot recv with provided buffers                                      */
 
 struct stream {
-	size_t bytes;
-	unsigned data_cqes, enobufs, rearms, refused, cqes;
-	bool eof, order_ok;
+    size_t bytes;
+    unsigned data_cqes, enobufs, rearms, refused, cqes;
+    bool eof, order_ok;
 };
 
 /*
@@ -624,195 +616,193 @@ struct stream {
  */
 static void recv_stream(ring *r, int fd, bool hold, struct stream *s)
 {
-	ring_bufs *b = ring_bufs_of(r);
-	uint64_t ud = ring_ud_pack(RING_OP_RECV, 1, 1);
-	uint64_t deadline = now_ns() + 20000 * MS;
-	uint16_t *held = calloc(RING_BUFS_MAX_COUNT, sizeof *held);
-	unsigned nheld = 0;
-	ring_cqe cq[64];
+    ring_bufs *b = ring_bufs_of(r);
+    uint64_t ud = ring_ud_pack(RING_OP_RECV, 1, 1);
+    uint64_t deadline = now_ns() + 20000 * MS;
+    uint16_t *held = calloc(RING_BUFS_MAX_COUNT, sizeof *held);
+    unsigned nheld = 0;
+    ring_cqe cq[64];
 
-	memset(s, 0, sizeof *s);
-	s->order_ok = true;
-	cr_assert_eq(ring_prep_recv_multishot(r, fd, ud), 0);
-	while (!s->eof && now_ns() < deadline) {
-		int ret = ring_wait(r, 1, 100 * MS);
-		unsigned n;
+    memset(s, 0, sizeof *s);
+    s->order_ok = true;
+    cr_assert_eq(ring_prep_recv_multishot(r, fd, ud), 0);
+    while (!s->eof && now_ns() < deadline) {
+        int ret = ring_wait(r, 1, 100 * MS);
+        unsigned n;
 
-		cr_assert(ret >= 0 || ret == -EINTR, "ring_wait %d", ret);
-		while ((n = ring_reap(r, cq, 64)) > 0) {
-			for (unsigned i = 0; i < n; i++) {
-				ring_cqe *c = &cq[i];
-				ring_rearm what = ring_recv_rearm(c);
-				bool rearm = false;
+        cr_assert(ret >= 0 || ret == -EINTR, "ring_wait %d", ret);
+        while ((n = ring_reap(r, cq, 64)) > 0) {
+            for (unsigned i = 0; i < n; i++) {
+                ring_cqe *c = &cq[i];
+                ring_rearm what = ring_recv_rearm(c);
+                bool rearm = false;
 
-				s->cqes++;
-				cr_assert_eq(c->user_data, ud);
-				if (c->res > 0) {
-					const uint8_t *p;
+                s->cqes++;
+                cr_assert_eq(c->user_data, ud);
+                if (c->res > 0) {
+                    const uint8_t *p;
 
-					cr_assert(ring_cqe_has_buf(c));
-					p = ring_bufs_get(b, ring_cqe_bid(c));
-					cr_assert_leq((uint32_t)c->res, ring_bufs_size(b));
-					for (int32_t k = 0; k < c->res; k++)
-						if (p[k] != pat(s->bytes + (size_t)k))
-							s->order_ok = false;
-					s->bytes += (size_t)c->res;
-					s->data_cqes++;
-					if (hold)
-						held[nheld++] = ring_cqe_bid(c);
-					else
-						cr_assert_eq(ring_bufs_recycle(b, ring_cqe_bid(c)), 0);
-					rearm = what == RING_REARM_NOW;
-				} else if (c->res == 0) {
-					cr_assert_eq(what, RING_REARM_NEVER);
-					ring_bufs_recycle_cqe(b, c);
-					s->eof = true;
-				} else {
-					cr_assert_eq(c->res, -ENOBUFS, "recv: %d", c->res);
-					cr_assert_eq(what, RING_REARM_LATER);
-					s->enobufs++;
-					if (hold) {
-						/* The pool is dry: the guard refuses a
+                    cr_assert(ring_cqe_has_buf(c));
+                    p = ring_bufs_get(b, ring_cqe_bid(c));
+                    cr_assert_leq((uint32_t)c->res, ring_bufs_size(b));
+                    for (int32_t k = 0; k < c->res; k++)
+                        if (p[k] != pat(s->bytes + (size_t)k))
+                            s->order_ok = false;
+                    s->bytes += (size_t)c->res;
+                    s->data_cqes++;
+                    if (hold)
+                        held[nheld++] = ring_cqe_bid(c);
+                    else
+                        cr_assert_eq(ring_bufs_recycle(b, ring_cqe_bid(c)), 0);
+                    rearm = what == RING_REARM_NOW;
+                } else if (c->res == 0) {
+                    cr_assert_eq(what, RING_REARM_NEVER);
+                    ring_bufs_recycle_cqe(b, c);
+                    s->eof = true;
+                } else {
+                    cr_assert_eq(c->res, -ENOBUFS, "recv: %d", c->res);
+                    cr_assert_eq(what, RING_REARM_LATER);
+                    s->enobufs++;
+                    if (hold) {
+                        /* The pool is dry: the guard refuses a
 						 * re-arm instead of letting it spin. */
-						cr_assert_eq(ring_bufs_available(b), 0u);
-						cr_assert_eq(ring_prep_recv_multishot(r, fd, ud),
-							     -ENOBUFS);
-						s->refused++;
-						/* ...the consumer catches up later. */
-						for (unsigned k = 0; k < nheld; k++)
-							cr_assert_eq(ring_bufs_recycle(b, held[k]), 0);
-						nheld = 0;
-					}
-					rearm = true;
-				}
-				if (rearm && !s->eof) {
-					cr_assert_eq(ring_prep_recv_multishot(r, fd, ud), 0);
-					s->rearms++;
-				}
-			}
-		}
-	}
-	for (unsigned k = 0; k < nheld; k++)
-		ring_bufs_recycle(b, held[k]);
-	free(held);
+                        cr_assert_eq(ring_bufs_available(b), 0u);
+                        cr_assert_eq(ring_prep_recv_multishot(r, fd, ud), -ENOBUFS);
+                        s->refused++;
+                        /* ...the consumer catches up later. */
+                        for (unsigned k = 0; k < nheld; k++)
+                            cr_assert_eq(ring_bufs_recycle(b, held[k]), 0);
+                        nheld = 0;
+                    }
+                    rearm = true;
+                }
+                if (rearm && !s->eof) {
+                    cr_assert_eq(ring_prep_recv_multishot(r, fd, ud), 0);
+                    s->rearms++;
+                }
+            }
+        }
+    }
+    for (unsigned k = 0; k < nheld; k++)
+        ring_bufs_recycle(b, held[k]);
+    free(held);
 }
 
 Test(recv, multishot_stream_with_recycling)
 {
-	ring_config cfg = ring_config_default();
-	static struct writer w;
-	struct stream s;
-	pthread_t t;
-	ring *r;
-	int srv, cli;
+    ring_config cfg = ring_config_default();
+    static struct writer w;
+    struct stream s;
+    pthread_t t;
+    ring *r;
+    int srv, cli;
 
-	w = (struct writer){ .total = 4u << 20, .chunk = 65536, .shut = true };
-	cfg.buf_count = 64;
-	cfg.buf_size = 4096;
-	r = mk_ring(&cfg);
-	tcp_pair(&srv, &cli);
-	w.fd = cli;
-	cr_assert_eq(pthread_create(&t, NULL, writer_main, &w), 0);
-	recv_stream(r, srv, false, &s);
-	pthread_join(t, NULL);
-	cr_expect(s.eof);
-	cr_expect_eq(s.bytes, w.total);
-	cr_expect(s.order_ok);
-	cr_expect_geq(s.data_cqes, (unsigned)(w.total / 4096));
-	cr_expect_eq(ring_bufs_held(ring_bufs_of(r)), 0u);
-	cr_log_info("4 MiB over 64 x 4 KiB: %u data CQEs, %u ENOBUFS, %u re-arms",
-		    s.data_cqes, s.enobufs, s.rearms);
-	ring_free(r);
-	close(srv);
-	close(cli);
+    w = (struct writer){.total = 4u << 20, .chunk = 65536, .shut = true};
+    cfg.buf_count = 64;
+    cfg.buf_size = 4096;
+    r = mk_ring(&cfg);
+    tcp_pair(&srv, &cli);
+    w.fd = cli;
+    cr_assert_eq(pthread_create(&t, NULL, writer_main, &w), 0);
+    recv_stream(r, srv, false, &s);
+    pthread_join(t, NULL);
+    cr_expect(s.eof);
+    cr_expect_eq(s.bytes, w.total);
+    cr_expect(s.order_ok);
+    cr_expect_geq(s.data_cqes, (unsigned)(w.total / 4096));
+    cr_expect_eq(ring_bufs_held(ring_bufs_of(r)), 0u);
+    cr_log_info("4 MiB over 64 x 4 KiB: %u data CQEs, %u ENOBUFS, %u re-arms", s.data_cqes,
+                s.enobufs, s.rearms);
+    ring_free(r);
+    close(srv);
+    close(cli);
 }
 
 Test(recv, enobufs_backpressure_no_spin)
 {
-	ring_config cfg = ring_config_default();
-	static struct writer w;
-	struct stream s;
-	pthread_t t;
-	ring *r;
-	int srv, cli;
+    ring_config cfg = ring_config_default();
+    static struct writer w;
+    struct stream s;
+    pthread_t t;
+    ring *r;
+    int srv, cli;
 
-	w = (struct writer){ .total = 256u << 10, .chunk = 8192, .shut = true };
-	cfg.buf_count = 4;
-	cfg.buf_size = 1024;
-	r = mk_ring(&cfg);
-	tcp_pair(&srv, &cli);
-	w.fd = cli;
-	cr_assert_eq(pthread_create(&t, NULL, writer_main, &w), 0);
-	recv_stream(r, srv, true, &s);
-	pthread_join(t, NULL);
-	cr_expect(s.eof);
-	cr_expect_eq(s.bytes, w.total);
-	cr_expect(s.order_ok, "bytes out of order or corrupted");
-	cr_expect_gt(s.enobufs, 0u, "a 4 KiB pool never ran dry?");
-	cr_expect_eq(s.refused, s.enobufs);
-	/* No spin: every -ENOBUFS follows a full pool's worth of data, so
+    w = (struct writer){.total = 256u << 10, .chunk = 8192, .shut = true};
+    cfg.buf_count = 4;
+    cfg.buf_size = 1024;
+    r = mk_ring(&cfg);
+    tcp_pair(&srv, &cli);
+    w.fd = cli;
+    cr_assert_eq(pthread_create(&t, NULL, writer_main, &w), 0);
+    recv_stream(r, srv, true, &s);
+    pthread_join(t, NULL);
+    cr_expect(s.eof);
+    cr_expect_eq(s.bytes, w.total);
+    cr_expect(s.order_ok, "bytes out of order or corrupted");
+    cr_expect_gt(s.enobufs, 0u, "a 4 KiB pool never ran dry?");
+    cr_expect_eq(s.refused, s.enobufs);
+    /* No spin: every -ENOBUFS follows a full pool's worth of data, so
 	 * there are at most data/4 + 1 of them, and every CQE is data,
 	 * -ENOBUFS or the one EOF. */
-	cr_expect_leq(s.enobufs, s.data_cqes / 4 + 1, "%u ENOBUFS for %u data",
-		      s.enobufs, s.data_cqes);
-	cr_expect_leq(s.cqes, s.data_cqes + s.enobufs + 1);
-	cr_log_info("256 KiB through 4 x 1 KiB: %u CQEs (%u data, %u ENOBUFS)",
-		    s.cqes, s.data_cqes, s.enobufs);
-	ring_free(r);
-	close(srv);
-	close(cli);
+    cr_expect_leq(s.enobufs, s.data_cqes / 4 + 1, "%u ENOBUFS for %u data", s.enobufs, s.data_cqes);
+    cr_expect_leq(s.cqes, s.data_cqes + s.enobufs + 1);
+    cr_log_info("256 KiB through 4 x 1 KiB: %u CQEs (%u data, %u ENOBUFS)", s.cqes, s.data_cqes,
+                s.enobufs);
+    ring_free(r);
+    close(srv);
+    close(cli);
 }
 
 Test(recv, eof_and_buffer_rules)
 {
-	ring *r = mk_ring(NULL);
-	ring_bufs *b = ring_bufs_of(r);
-	uint64_t ud = ring_ud_pack(RING_OP_RECV, 2, 1);
-	ring_cqe cq[8];
-	unsigned n;
-	int srv, cli;
-	uint16_t bid;
+    ring *r = mk_ring(NULL);
+    ring_bufs *b = ring_bufs_of(r);
+    uint64_t ud = ring_ud_pack(RING_OP_RECV, 2, 1);
+    ring_cqe cq[8];
+    unsigned n;
+    int srv, cli;
+    uint16_t bid;
 
-	tcp_pair(&srv, &cli);
-	cr_assert_eq(ring_prep_recv_multishot(r, srv, ud), 0);
-	cr_assert_eq(send(cli, "abc", 3, 0), 3);
-	n = collect(r, cq, 1, 8, 2000);
-	cr_assert_eq(n, 1u);
-	cr_assert_eq(cq[0].res, 3);
-	cr_assert(ring_cqe_more(&cq[0]));
-	bid = ring_cqe_bid(&cq[0]);
-	cr_expect_eq(memcmp(ring_bufs_get(b, bid), "abc", 3), 0);
-	cr_expect_eq(ring_bufs_held(b), 1u);
-	cr_expect_eq(ring_bufs_available(b), 511u);
-	/* Recycling is checked: once only, and only what we hold. */
-	cr_expect_eq(ring_bufs_recycle(b, bid), 0);
-	cr_expect_eq(ring_bufs_recycle(b, bid), -EINVAL);
-	cr_expect_eq(ring_bufs_recycle(b, (uint16_t)((bid + 1) % 512)), -EINVAL);
-	cr_expect_eq(ring_bufs_recycle(b, 600), -EINVAL);
-	cr_expect_null(ring_bufs_get(b, 600));
-	/* EOF: res 0, the multishot is over. */
-	shutdown(cli, SHUT_WR);
-	n = collect(r, cq, 1, 8, 2000);
-	cr_assert_eq(n, 1u);
-	cr_expect_eq(cq[0].res, 0);
-	cr_expect_not(ring_cqe_more(&cq[0]));
-	ring_bufs_recycle_cqe(b, &cq[0]);
-	cr_expect_eq(ring_bufs_held(b), 0u);
-	ring_free(r);
-	close(srv);
-	close(cli);
+    tcp_pair(&srv, &cli);
+    cr_assert_eq(ring_prep_recv_multishot(r, srv, ud), 0);
+    cr_assert_eq(send(cli, "abc", 3, 0), 3);
+    n = collect(r, cq, 1, 8, 2000);
+    cr_assert_eq(n, 1u);
+    cr_assert_eq(cq[0].res, 3);
+    cr_assert(ring_cqe_more(&cq[0]));
+    bid = ring_cqe_bid(&cq[0]);
+    cr_expect_eq(memcmp(ring_bufs_get(b, bid), "abc", 3), 0);
+    cr_expect_eq(ring_bufs_held(b), 1u);
+    cr_expect_eq(ring_bufs_available(b), 511u);
+    /* Recycling is checked: once only, and only what we hold. */
+    cr_expect_eq(ring_bufs_recycle(b, bid), 0);
+    cr_expect_eq(ring_bufs_recycle(b, bid), -EINVAL);
+    cr_expect_eq(ring_bufs_recycle(b, (uint16_t)((bid + 1) % 512)), -EINVAL);
+    cr_expect_eq(ring_bufs_recycle(b, 600), -EINVAL);
+    cr_expect_null(ring_bufs_get(b, 600));
+    /* EOF: res 0, the multishot is over. */
+    shutdown(cli, SHUT_WR);
+    n = collect(r, cq, 1, 8, 2000);
+    cr_assert_eq(n, 1u);
+    cr_expect_eq(cq[0].res, 0);
+    cr_expect_not(ring_cqe_more(&cq[0]));
+    ring_bufs_recycle_cqe(b, &cq[0]);
+    cr_expect_eq(ring_bufs_held(b), 0u);
+    ring_free(r);
+    close(srv);
+    close(cli);
 }
 
 Test(recv, no_buffer_ring_is_einval)
 {
-	ring_config cfg = ring_config_default();
-	ring *r;
+    ring_config cfg = ring_config_default();
+    ring *r;
 
-	cfg.buf_count = 0;
-	r = mk_ring(&cfg);
-	cr_expect_null(ring_bufs_of(r));
-	cr_expect_eq(ring_prep_recv_multishot(r, 0, 1), -EINVAL);
-	ring_free(r);
+    cfg.buf_count = 0;
+    r = mk_ring(&cfg);
+    cr_expect_null(ring_bufs_of(r));
+    cr_expect_eq(ring_prep_recv_multishot(r, 0, 1), -EINVAL);
+    ring_free(r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -820,138 +810,136 @@ Test(recv, no_buffer_ring_is_einval)
 
 Test(send, single_buffer)
 {
-	ring *r = mk_ring(NULL);
-	size_t len = 200000;
-	uint8_t *buf = malloc(len);
-	uint64_t ud = ring_ud_pack(RING_OP_SEND, 4, 1);
-	static struct reader rd;
-	pthread_t t;
-	ring_cqe cq[4];
-	int srv, cli;
+    ring *r = mk_ring(NULL);
+    size_t len = 200000;
+    uint8_t *buf = malloc(len);
+    uint64_t ud = ring_ud_pack(RING_OP_SEND, 4, 1);
+    static struct reader rd;
+    pthread_t t;
+    ring_cqe cq[4];
+    int srv, cli;
 
-	for (size_t i = 0; i < len; i++)
-		buf[i] = pat(i);
-	tcp_pair(&srv, &cli);
-	rd = (struct reader){ .fd = cli, .total = len };
-	cr_assert_eq(pthread_create(&t, NULL, reader_main, &rd), 0);
-	cr_assert_eq(ring_prep_send(r, srv, buf, len, MSG_WAITALL, ud), 0);
-	cr_assert_eq(collect(r, cq, 1, 4, 5000), 1u);
-	cr_expect_eq(cq[0].user_data, ud);
-	cr_expect_eq(cq[0].res, (int32_t)len);
-	pthread_join(t, NULL);
-	cr_expect_eq(rd.got, len);
-	cr_expect(rd.pattern_ok);
-	/* A send to a closed peer is -EPIPE, not SIGPIPE (MSG_NOSIGNAL). */
-	close(cli);
-	usleep(10000);
-	for (int i = 0; i < 4; i++) {
-		cr_assert_eq(ring_prep_send(r, srv, buf, 1000, 0, ud), 0);
-		cr_assert_eq(collect(r, cq, 1, 4, 2000), 1u);
-		if (cq[0].res < 0)
-			break;
-	}
-	cr_expect(cq[0].res == -EPIPE || cq[0].res == -ECONNRESET,
-		  "res %d", cq[0].res);
-	ring_free(r);
-	free(buf);
-	close(srv);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = pat(i);
+    tcp_pair(&srv, &cli);
+    rd = (struct reader){.fd = cli, .total = len};
+    cr_assert_eq(pthread_create(&t, NULL, reader_main, &rd), 0);
+    cr_assert_eq(ring_prep_send(r, srv, buf, len, MSG_WAITALL, ud), 0);
+    cr_assert_eq(collect(r, cq, 1, 4, 5000), 1u);
+    cr_expect_eq(cq[0].user_data, ud);
+    cr_expect_eq(cq[0].res, (int32_t)len);
+    pthread_join(t, NULL);
+    cr_expect_eq(rd.got, len);
+    cr_expect(rd.pattern_ok);
+    /* A send to a closed peer is -EPIPE, not SIGPIPE (MSG_NOSIGNAL). */
+    close(cli);
+    usleep(10000);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(ring_prep_send(r, srv, buf, 1000, 0, ud), 0);
+        cr_assert_eq(collect(r, cq, 1, 4, 2000), 1u);
+        if (cq[0].res < 0)
+            break;
+    }
+    cr_expect(cq[0].res == -EPIPE || cq[0].res == -ECONNRESET, "res %d", cq[0].res);
+    ring_free(r);
+    free(buf);
+    close(srv);
 }
 
 /* The msghdr lives in the connection object, not on a stack frame that
  * returns before the CQE. */
 struct conn {
-	struct msghdr msg;
-	struct iovec iov[3];
+    struct msghdr msg;
+    struct iovec iov[3];
 };
 
 Test(send, sendmsg_iovecs)
 {
-	ring *r = mk_ring(NULL);
-	struct conn *c = calloc(1, sizeof *c);
-	static const char a[] = "HEADERS:", b[] = "payload-", d[] = "trailer";
-	uint64_t ud = ring_ud_pack(RING_OP_SEND, 5, 1);
-	char got[64];
-	ring_cqe cq[4];
-	int srv, cli;
-	size_t total = strlen(a) + strlen(b) + strlen(d);
+    ring *r = mk_ring(NULL);
+    struct conn *c = calloc(1, sizeof *c);
+    static const char a[] = "HEADERS:", b[] = "payload-", d[] = "trailer";
+    uint64_t ud = ring_ud_pack(RING_OP_SEND, 5, 1);
+    char got[64];
+    ring_cqe cq[4];
+    int srv, cli;
+    size_t total = strlen(a) + strlen(b) + strlen(d);
 
-	tcp_pair(&srv, &cli);
-	c->iov[0] = (struct iovec){ (void *)a, strlen(a) };
-	c->iov[1] = (struct iovec){ (void *)b, strlen(b) };
-	c->iov[2] = (struct iovec){ (void *)d, strlen(d) };
-	c->msg.msg_iov = c->iov;
-	c->msg.msg_iovlen = 3;
-	cr_assert_eq(ring_prep_sendmsg(r, srv, &c->msg, 0, ud), 0);
-	cr_assert_eq(collect(r, cq, 1, 4, 2000), 1u);
-	cr_expect_eq(cq[0].res, (int32_t)total);
-	read_exact(cli, got, total);
-	cr_expect_eq(memcmp(got, "HEADERS:payload-trailer", total), 0);
+    tcp_pair(&srv, &cli);
+    c->iov[0] = (struct iovec){(void *)a, strlen(a)};
+    c->iov[1] = (struct iovec){(void *)b, strlen(b)};
+    c->iov[2] = (struct iovec){(void *)d, strlen(d)};
+    c->msg.msg_iov = c->iov;
+    c->msg.msg_iovlen = 3;
+    cr_assert_eq(ring_prep_sendmsg(r, srv, &c->msg, 0, ud), 0);
+    cr_assert_eq(collect(r, cq, 1, 4, 2000), 1u);
+    cr_expect_eq(cq[0].res, (int32_t)total);
+    read_exact(cli, got, total);
+    cr_expect_eq(memcmp(got, "HEADERS:payload-trailer", total), 0);
 
-	/* The zero-copy variant: result, then one notification. */
-	cr_assert_eq(ring_prep_sendmsg_zc(r, srv, &c->msg, 0, ud), 0);
-	cr_assert_eq(collect(r, cq, 2, 4, 2000), 2u);
-	cr_expect_eq(cq[0].res, (int32_t)total);
-	cr_expect(ring_cqe_more(&cq[0]));
-	cr_expect(ring_cqe_notif(&cq[1]));
-	cr_expect_eq(cq[1].user_data, ud);
-	read_exact(cli, got, total);
-	cr_expect_eq(memcmp(got, "HEADERS:payload-trailer", total), 0);
-	ring_free(r);
-	free(c);
-	close(srv);
-	close(cli);
+    /* The zero-copy variant: result, then one notification. */
+    cr_assert_eq(ring_prep_sendmsg_zc(r, srv, &c->msg, 0, ud), 0);
+    cr_assert_eq(collect(r, cq, 2, 4, 2000), 2u);
+    cr_expect_eq(cq[0].res, (int32_t)total);
+    cr_expect(ring_cqe_more(&cq[0]));
+    cr_expect(ring_cqe_notif(&cq[1]));
+    cr_expect_eq(cq[1].user_data, ud);
+    read_exact(cli, got, total);
+    cr_expect_eq(memcmp(got, "HEADERS:payload-trailer", total), 0);
+    ring_free(r);
+    free(c);
+    close(srv);
+    close(cli);
 }
 
 Test(send, zc_1mib_notification_once)
 {
-	ring *r = mk_ring(NULL);
-	size_t len = 1u << 20;
-	uint8_t *buf = malloc(len);
-	uint64_t ud = ring_ud_pack(RING_OP_SEND_ZC, 6, 1);
-	static struct reader rd;
-	pthread_t t;
-	ring_cqe cq[8];
-	unsigned n, results = 0, notifs = 0;
-	bool more = false, copied = false;
-	int srv, cli;
+    ring *r = mk_ring(NULL);
+    size_t len = 1u << 20;
+    uint8_t *buf = malloc(len);
+    uint64_t ud = ring_ud_pack(RING_OP_SEND_ZC, 6, 1);
+    static struct reader rd;
+    pthread_t t;
+    ring_cqe cq[8];
+    unsigned n, results = 0, notifs = 0;
+    bool more = false, copied = false;
+    int srv, cli;
 
-	for (size_t i = 0; i < len; i++)
-		buf[i] = pat(i);
-	tcp_pair(&srv, &cli);
-	rd = (struct reader){ .fd = cli, .total = len };
-	cr_assert_eq(pthread_create(&t, NULL, reader_main, &rd), 0);
-	/* MSG_WAITALL: one request carries the whole MiB, so one result and
+    for (size_t i = 0; i < len; i++)
+        buf[i] = pat(i);
+    tcp_pair(&srv, &cli);
+    rd = (struct reader){.fd = cli, .total = len};
+    cr_assert_eq(pthread_create(&t, NULL, reader_main, &rd), 0);
+    /* MSG_WAITALL: one request carries the whole MiB, so one result and
 	 * one notification. */
-	cr_assert_eq(ring_prep_send_zc(r, srv, buf, len, MSG_WAITALL, ud), 0);
-	n = collect(r, cq, 2, 8, 5000);
-	/* Linger: a second notification would show up here. */
-	n += collect(r, cq + n, 1, 8 - n, 200);
-	for (unsigned i = 0; i < n; i++) {
-		cr_assert_eq(cq[i].user_data, ud);
-		if (ring_cqe_notif(&cq[i])) {
-			cr_expect_eq(results, 1u, "notification before result");
-			cr_expect_not(ring_cqe_more(&cq[i]));
-			copied = ring_cqe_zc_copied(&cq[i]);
-			notifs++;
-		} else {
-			cr_expect_eq(cq[i].res, (int32_t)len);
-			more = ring_cqe_more(&cq[i]);
-			results++;
-		}
-	}
-	cr_expect_eq(results, 1u);
-	cr_expect(more, "result without F_MORE: no notification promised");
-	cr_expect_eq(notifs, 1u);
-	pthread_join(t, NULL);
-	cr_expect_eq(rd.got, len);
-	cr_expect(rd.pattern_ok);
-	cr_log_info("SEND_ZC 1 MiB on loopback: kernel %s", copied ? "copied" :
-		    "zero-copied");
-	/* Only now may buf go. */
-	free(buf);
-	ring_free(r);
-	close(srv);
-	close(cli);
+    cr_assert_eq(ring_prep_send_zc(r, srv, buf, len, MSG_WAITALL, ud), 0);
+    n = collect(r, cq, 2, 8, 5000);
+    /* Linger: a second notification would show up here. */
+    n += collect(r, cq + n, 1, 8 - n, 200);
+    for (unsigned i = 0; i < n; i++) {
+        cr_assert_eq(cq[i].user_data, ud);
+        if (ring_cqe_notif(&cq[i])) {
+            cr_expect_eq(results, 1u, "notification before result");
+            cr_expect_not(ring_cqe_more(&cq[i]));
+            copied = ring_cqe_zc_copied(&cq[i]);
+            notifs++;
+        } else {
+            cr_expect_eq(cq[i].res, (int32_t)len);
+            more = ring_cqe_more(&cq[i]);
+            results++;
+        }
+    }
+    cr_expect_eq(results, 1u);
+    cr_expect(more, "result without F_MORE: no notification promised");
+    cr_expect_eq(notifs, 1u);
+    pthread_join(t, NULL);
+    cr_expect_eq(rd.got, len);
+    cr_expect(rd.pattern_ok);
+    cr_log_info("SEND_ZC 1 MiB on loopback: kernel %s", copied ? "copied" : "zero-copied");
+    /* Only now may buf go. */
+    free(buf);
+    ring_free(r);
+    close(srv);
+    close(cli);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -959,79 +947,79 @@ Test(send, zc_1mib_notification_once)
 
 static ring *tiny_ring(bool defer, uint32_t backlog)
 {
-	ring_config cfg = ring_config_default();
+    ring_config cfg = ring_config_default();
 
-	cfg.sq_entries = 4;
-	cfg.backlog = backlog;
-	cfg.defer_submit = defer;
-	cfg.buf_count = 0;
-	cfg.waker = false;
-	cfg.max_conns = 8;
-	return mk_ring(&cfg);
+    cfg.sq_entries = 4;
+    cfg.backlog = backlog;
+    cfg.defer_submit = defer;
+    cfg.buf_count = 0;
+    cfg.waker = false;
+    cfg.max_conns = 8;
+    return mk_ring(&cfg);
 }
 
 static void expect_nops_in_order(ring *r, unsigned count)
 {
-	ring_cqe *cq = calloc(count + 8, sizeof *cq);
-	unsigned n = collect(r, cq, count, count + 8, 2000);
+    ring_cqe *cq = calloc(count + 8, sizeof *cq);
+    unsigned n = collect(r, cq, count, count + 8, 2000);
 
-	cr_assert_eq(n, count);
-	for (unsigned i = 0; i < n; i++) {
-		cr_expect_eq(cq[i].user_data, ring_ud_pack(RING_OP_NOP, i + 1, 0));
-		cr_expect_eq(cq[i].res, 0);
-	}
-	free(cq);
+    cr_assert_eq(n, count);
+    for (unsigned i = 0; i < n; i++) {
+        cr_expect_eq(cq[i].user_data, ring_ud_pack(RING_OP_NOP, i + 1, 0));
+        cr_expect_eq(cq[i].res, 0);
+    }
+    free(cq);
 }
 
 Test(sq, backlog_when_submit_deferred)
 {
-	ring *r = tiny_ring(true, 64);
-	ring_stats st;
+    ring *r = tiny_ring(true, 64);
+    ring_stats st;
 
-	for (uint32_t i = 1; i <= 40; i++)
-		cr_assert_eq(ring_prep_nop(r, ring_ud_pack(RING_OP_NOP, i, 0)), 0);
-	ring_get_stats(r, &st);
-	cr_expect_eq(st.sq_entries, 4u);
-	cr_expect_eq(st.backlog_len, 36u);
-	cr_expect_eq(st.backlogged, 36u);
-	cr_expect_eq(st.inline_submits, 0u);
-	/* One wait flushes it all (nine submits of four), in prep order. */
-	expect_nops_in_order(r, 40);
-	ring_get_stats(r, &st);
-	cr_expect_eq(st.backlog_len, 0u);
-	cr_expect_eq(st.backlog_peak, 36u);
-	cr_expect_eq(st.cq_overflow, 0u);
-	ring_free(r);
+    for (uint32_t i = 1; i <= 40; i++)
+        cr_assert_eq(ring_prep_nop(r, ring_ud_pack(RING_OP_NOP, i, 0)), 0);
+    ring_get_stats(r, &st);
+    cr_expect_eq(st.sq_entries, 4u);
+    cr_expect_eq(st.backlog_len, 36u);
+    cr_expect_eq(st.backlogged, 36u);
+    cr_expect_eq(st.inline_submits, 0u);
+    /* One wait flushes it all (nine submits of four), in prep order. */
+    expect_nops_in_order(r, 40);
+    ring_get_stats(r, &st);
+    cr_expect_eq(st.backlog_len, 0u);
+    cr_expect_eq(st.backlog_peak, 36u);
+    cr_expect_eq(st.cq_overflow, 0u);
+    ring_free(r);
 }
 
 Test(sq, full_sq_submits_and_retries)
 {
-	ring *r = tiny_ring(false, 64);
-	ring_stats st;
+    ring *r = tiny_ring(false, 64);
+    ring_stats st;
 
-	for (uint32_t i = 1; i <= 40; i++)
-		cr_assert_eq(ring_prep_nop(r, ring_ud_pack(RING_OP_NOP, i, 0)), 0);
-	ring_get_stats(r, &st);
-	cr_expect_eq(st.backlogged, 0u);
-	cr_expect_eq(st.inline_submits, 9u);
-	expect_nops_in_order(r, 40);
-	ring_free(r);
+    for (uint32_t i = 1; i <= 40; i++)
+        cr_assert_eq(ring_prep_nop(r, ring_ud_pack(RING_OP_NOP, i, 0)), 0);
+    ring_get_stats(r, &st);
+    cr_expect_eq(st.backlogged, 0u);
+    cr_expect_eq(st.inline_submits, 9u);
+    expect_nops_in_order(r, 40);
+    ring_free(r);
 }
 
 Test(sq, backlog_full_is_enospc)
 {
-	ring *r = tiny_ring(true, 8);
-	unsigned i;
+    ring *r = tiny_ring(true, 8);
+    unsigned i;
 
-	for (i = 1; i <= 12; i++)
-		cr_assert_eq(ring_prep_nop(r, ring_ud_pack(RING_OP_NOP, i, 0)), 0);
-	cr_expect_eq(ring_prep_nop(r, ring_ud_pack(RING_OP_NOP, 13, 0)), -ENOSPC);
-	cr_expect_eq(ring_prep_send(r, 0, "x", 1, 0, 1), -ENOSPC);
-	expect_nops_in_order(r, 12);
-	/* A round later there is room again. */
-	cr_expect_eq(ring_prep_nop(r, ring_ud_pack(RING_OP_NOP, 1, 0)), 0);
-	expect_nops_in_order(r, 1);
-	ring_free(r);
+    for (i = 1; i <= 12; i++)
+        cr_assert_eq(ring_prep_nop(r, ring_ud_pack(RING_OP_NOP, i, 0)), 0);
+    cr_expect_eq(ring_prep_nop(r, ring_ud_pack(RING_OP_NOP, 13, 0)), -ENOSPC);
+    cr_expect_eq(ring_prep_send(r, 0, "x", 1, 0, 1), -ENOSPC);
+    expect_nops_in_order(r, 12);
+    /* A round later there is room again. */
+    cr_expect_eq(ring_prep_nop(r, ring_ud_pack(RING_OP_NOP, 1, 0)), 0);
+    expect_nops_in_order(r, 1);
+    ring_free(r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1039,288 +1027,288 @@ Test(sq, backlog_full_is_enospc)
 
 Test(cancel, multishot_recv_by_user_data)
 {
-	ring *r = mk_ring(NULL);
-	uint64_t ud = ring_ud_pack(RING_OP_RECV, 9, 1);
-	uint64_t cud = ring_ud_pack(RING_OP_CANCEL, 9, 1);
-	ring_cqe cq[8];
-	unsigned n;
-	int srv, cli;
+    ring *r = mk_ring(NULL);
+    uint64_t ud = ring_ud_pack(RING_OP_RECV, 9, 1);
+    uint64_t cud = ring_ud_pack(RING_OP_CANCEL, 9, 1);
+    ring_cqe cq[8];
+    unsigned n;
+    int srv, cli;
 
-	tcp_pair(&srv, &cli);
-	cr_assert_eq(ring_prep_recv_multishot(r, srv, ud), 0);
-	cr_assert_geq(ring_submit(r), 1);
-	cr_assert_eq(ring_prep_cancel(r, ud, cud), 0);
-	n = collect(r, cq, 2, 8, 2000);
-	cr_assert_eq(n, 2u);
-	for (unsigned i = 0; i < n; i++) {
-		if (cq[i].user_data == ud) {
-			cr_expect_eq(cq[i].res, -ECANCELED);
-			cr_expect_not(ring_cqe_more(&cq[i]));
-			cr_expect_not(ring_cqe_has_buf(&cq[i]));
-		} else {
-			cr_expect_eq(cq[i].user_data, cud);
-			cr_expect_eq(cq[i].res, 1, "CANCEL_ALL counts: %d", cq[i].res);
-		}
-	}
-	/* Nothing left to cancel: CANCEL_ALL counts, so 0 (not -ENOENT). */
-	cr_assert_eq(ring_prep_cancel(r, ud, cud), 0);
-	cr_assert_eq(collect(r, cq, 1, 8, 2000), 1u);
-	cr_expect_eq(cq[0].res, 0, "res %d", cq[0].res);
-	ring_free(r);
-	close(srv);
-	close(cli);
+    tcp_pair(&srv, &cli);
+    cr_assert_eq(ring_prep_recv_multishot(r, srv, ud), 0);
+    cr_assert_geq(ring_submit(r), 1);
+    cr_assert_eq(ring_prep_cancel(r, ud, cud), 0);
+    n = collect(r, cq, 2, 8, 2000);
+    cr_assert_eq(n, 2u);
+    for (unsigned i = 0; i < n; i++) {
+        if (cq[i].user_data == ud) {
+            cr_expect_eq(cq[i].res, -ECANCELED);
+            cr_expect_not(ring_cqe_more(&cq[i]));
+            cr_expect_not(ring_cqe_has_buf(&cq[i]));
+        } else {
+            cr_expect_eq(cq[i].user_data, cud);
+            cr_expect_eq(cq[i].res, 1, "CANCEL_ALL counts: %d", cq[i].res);
+        }
+    }
+    /* Nothing left to cancel: CANCEL_ALL counts, so 0 (not -ENOENT). */
+    cr_assert_eq(ring_prep_cancel(r, ud, cud), 0);
+    cr_assert_eq(collect(r, cq, 1, 8, 2000), 1u);
+    cr_expect_eq(cq[0].res, 0, "res %d", cq[0].res);
+    ring_free(r);
+    close(srv);
+    close(cli);
 }
 
 Test(cancel, all_synchronously_ring_stays_usable)
 {
-	ring *r = mk_ring(NULL);
-	uint64_t ud1 = ring_ud_pack(RING_OP_RECV, 11, 1);
-	uint64_t ud2 = ring_ud_pack(RING_OP_RECV, 12, 1);
-	ring_cqe cq[8];
-	unsigned n;
-	int s1, c1, s2, c2;
+    ring *r = mk_ring(NULL);
+    uint64_t ud1 = ring_ud_pack(RING_OP_RECV, 11, 1);
+    uint64_t ud2 = ring_ud_pack(RING_OP_RECV, 12, 1);
+    ring_cqe cq[8];
+    unsigned n;
+    int s1, c1, s2, c2;
 
-	tcp_pair(&s1, &c1);
-	tcp_pair(&s2, &c2);
-	cr_assert_eq(ring_prep_recv_multishot(r, s1, ud1), 0);
-	cr_assert_eq(ring_prep_recv_multishot(r, s2, ud2), 0);
-	cr_assert_geq(ring_submit(r), 2);
-	/* Both armed recvs are cancelled before it returns (and the
+    tcp_pair(&s1, &c1);
+    tcp_pair(&s2, &c2);
+    cr_assert_eq(ring_prep_recv_multishot(r, s1, ud1), 0);
+    cr_assert_eq(ring_prep_recv_multishot(r, s2, ud2), 0);
+    cr_assert_geq(ring_submit(r), 2);
+    /* Both armed recvs are cancelled before it returns (and the
 	 * doorbell's read: its CQE comes too). */
-	ring_cancel_all(r);
-	n = collect(r, cq, 3, 8, 500);
-	unsigned recvs = 0;
-	for (unsigned i = 0; i < n; i++) {
-		if (cq[i].user_data != ud1 && cq[i].user_data != ud2)
-			continue;
-		recvs++;
-		cr_expect_eq(cq[i].res, -ECANCELED);
-		cr_expect_not(ring_cqe_more(&cq[i]));
-	}
-	cr_assert_eq(recvs, 2u, "%u recv CQEs after ring_cancel_all (%u in all)", recvs, n);
-	/* The ring still works: arm again, data arrives. */
-	cr_assert_eq(ring_prep_recv_multishot(r, s1, ud1), 0);
-	cr_assert_geq(ring_submit(r), 1);
-	cr_assert_eq(send(c1, "x", 1, 0), 1);
-	n = collect(r, cq, 1, 8, 2000);
-	cr_assert_eq(n, 1u);
-	cr_expect_eq(cq[0].user_data, ud1);
-	cr_expect_eq(cq[0].res, 1);
-	if (ring_cqe_has_buf(&cq[0]))
-		ring_bufs_recycle(ring_bufs_of(r), ring_cqe_bid(&cq[0]));
-	ring_free(r);
-	close(s1);
-	close(c1);
-	close(s2);
-	close(c2);
+    ring_cancel_all(r);
+    n = collect(r, cq, 3, 8, 500);
+    unsigned recvs = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (cq[i].user_data != ud1 && cq[i].user_data != ud2)
+            continue;
+        recvs++;
+        cr_expect_eq(cq[i].res, -ECANCELED);
+        cr_expect_not(ring_cqe_more(&cq[i]));
+    }
+    cr_assert_eq(recvs, 2u, "%u recv CQEs after ring_cancel_all (%u in all)", recvs, n);
+    /* The ring still works: arm again, data arrives. */
+    cr_assert_eq(ring_prep_recv_multishot(r, s1, ud1), 0);
+    cr_assert_geq(ring_submit(r), 1);
+    cr_assert_eq(send(c1, "x", 1, 0), 1);
+    n = collect(r, cq, 1, 8, 2000);
+    cr_assert_eq(n, 1u);
+    cr_expect_eq(cq[0].user_data, ud1);
+    cr_expect_eq(cq[0].res, 1);
+    if (ring_cqe_has_buf(&cq[0]))
+        ring_bufs_recycle(ring_bufs_of(r), ring_cqe_bid(&cq[0]));
+    ring_free(r);
+    close(s1);
+    close(c1);
+    close(s2);
+    close(c2);
 }
 
 Test(cancel, by_fd_then_close)
 {
-	ring *r = mk_ring(NULL);
-	uint64_t ud = ring_ud_pack(RING_OP_RECV, 10, 3);
-	uint64_t cud = ring_ud_pack(RING_OP_CANCEL, 10, 3);
-	uint64_t xud = ring_ud_pack(RING_OP_CLOSE, 10, 3);
-	ring_cqe cq[8];
-	unsigned n, seen = 0;
-	int srv, cli;
-	char c;
+    ring *r = mk_ring(NULL);
+    uint64_t ud = ring_ud_pack(RING_OP_RECV, 10, 3);
+    uint64_t cud = ring_ud_pack(RING_OP_CANCEL, 10, 3);
+    uint64_t xud = ring_ud_pack(RING_OP_CLOSE, 10, 3);
+    ring_cqe cq[8];
+    unsigned n, seen = 0;
+    int srv, cli;
+    char c;
 
-	tcp_pair(&srv, &cli);
-	cr_assert_eq(ring_prep_recv_multishot(r, srv, ud), 0);
-	cr_assert_geq(ring_submit(r), 1);
-	cr_assert_eq(ring_prep_cancel_fd(r, srv, cud), 0);
-	cr_assert_eq(ring_prep_close(r, srv, xud), 0);
-	n = collect(r, cq, 3, 8, 2000);
-	cr_assert_eq(n, 3u);
-	for (unsigned i = 0; i < n; i++) {
-		if (cq[i].user_data == ud) {
-			cr_expect_eq(cq[i].res, -ECANCELED);
-			cr_expect_not(ring_cqe_more(&cq[i]));
-			seen |= 1;
-		} else if (cq[i].user_data == cud) {
-			cr_expect_eq(cq[i].res, 1);
-			seen |= 2;
-		} else {
-			cr_expect_eq(cq[i].user_data, xud);
-			cr_expect_eq(cq[i].res, 0);
-			seen |= 4;
-		}
-	}
-	cr_expect_eq(seen, 7u);
-	/* The peer sees the close. */
-	cr_expect_eq(recv(cli, &c, 1, 0), 0);
-	ring_free(r);
-	close(cli);
+    tcp_pair(&srv, &cli);
+    cr_assert_eq(ring_prep_recv_multishot(r, srv, ud), 0);
+    cr_assert_geq(ring_submit(r), 1);
+    cr_assert_eq(ring_prep_cancel_fd(r, srv, cud), 0);
+    cr_assert_eq(ring_prep_close(r, srv, xud), 0);
+    n = collect(r, cq, 3, 8, 2000);
+    cr_assert_eq(n, 3u);
+    for (unsigned i = 0; i < n; i++) {
+        if (cq[i].user_data == ud) {
+            cr_expect_eq(cq[i].res, -ECANCELED);
+            cr_expect_not(ring_cqe_more(&cq[i]));
+            seen |= 1;
+        } else if (cq[i].user_data == cud) {
+            cr_expect_eq(cq[i].res, 1);
+            seen |= 2;
+        } else {
+            cr_expect_eq(cq[i].user_data, xud);
+            cr_expect_eq(cq[i].res, 0);
+            seen |= 4;
+        }
+    }
+    cr_expect_eq(seen, 7u);
+    /* The peer sees the close. */
+    cr_expect_eq(recv(cli, &c, 1, 0), 0);
+    ring_free(r);
+    close(cli);
 }
 
 Test(cancel, shutdown_write_side)
 {
-	ring *r = mk_ring(NULL);
-	uint64_t ud = ring_ud_pack(RING_OP_SHUTDOWN, 11, 1);
-	ring_cqe cq[4];
-	int srv, cli;
-	char c;
+    ring *r = mk_ring(NULL);
+    uint64_t ud = ring_ud_pack(RING_OP_SHUTDOWN, 11, 1);
+    ring_cqe cq[4];
+    int srv, cli;
+    char c;
 
-	tcp_pair(&srv, &cli);
-	cr_assert_eq(ring_prep_shutdown(r, srv, SHUT_WR, ud), 0);
-	cr_assert_eq(collect(r, cq, 1, 4, 2000), 1u);
-	cr_expect_eq(cq[0].res, 0);
-	cr_expect_eq(recv(cli, &c, 1, 0), 0);
-	ring_free(r);
-	close(srv);
-	close(cli);
+    tcp_pair(&srv, &cli);
+    cr_assert_eq(ring_prep_shutdown(r, srv, SHUT_WR, ud), 0);
+    cr_assert_eq(collect(r, cq, 1, 4, 2000), 1u);
+    cr_expect_eq(cq[0].res, 0);
+    cr_expect_eq(recv(cli, &c, 1, 0), 0);
+    ring_free(r);
+    close(srv);
+    close(cli);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Waking a ring                                                             */
 
 struct waker_arg {
-	ring_waker w;
-	unsigned delay_ms;
-	unsigned times;
+    ring_waker w;
+    unsigned delay_ms;
+    unsigned times;
 };
 
 static void *waker_main(void *arg)
 {
-	struct waker_arg *a = arg;
+    struct waker_arg *a = arg;
 
-	usleep(a->delay_ms * 1000u);
-	for (unsigned i = 0; i < a->times; i++)
-		cr_assert_eq(ring_waker_wake(a->w), 0);
-	return NULL;
+    usleep(a->delay_ms * 1000u);
+    for (unsigned i = 0; i < a->times; i++)
+        cr_assert_eq(ring_waker_wake(a->w), 0);
+    return NULL;
 }
 
 Test(wake, eventfd_doorbell_from_thread)
 {
-	ring *r = mk_ring(NULL);
-	static struct waker_arg a;
-	ring_cqe cq[4];
-	pthread_t t;
-	uint64_t t0 = now_ns();
-	int ret;
+    ring *r = mk_ring(NULL);
+    static struct waker_arg a;
+    ring_cqe cq[4];
+    pthread_t t;
+    uint64_t t0 = now_ns();
+    int ret;
 
-	a = (struct waker_arg){ ring_waker_of(r), 50, 1 };
+    a = (struct waker_arg){ring_waker_of(r), 50, 1};
 
-	/* A blocked owner wakes up. */
-	cr_assert_eq(pthread_create(&t, NULL, waker_main, &a), 0);
-	ret = ring_wait(r, 1, 5000 * MS);
-	pthread_join(t, NULL);
-	cr_assert_eq(ret, 1);
-	cr_expect_lt(now_ns() - t0, 4000 * MS);
-	cr_assert_eq(ring_reap(r, cq, 4), 1u);
-	cr_expect_eq(ring_ud_op(cq[0].user_data), RING_OP_WAKE);
-	cr_expect_eq(cq[0].res, 1);
+    /* A blocked owner wakes up. */
+    cr_assert_eq(pthread_create(&t, NULL, waker_main, &a), 0);
+    ret = ring_wait(r, 1, 5000 * MS);
+    pthread_join(t, NULL);
+    cr_assert_eq(ret, 1);
+    cr_expect_lt(now_ns() - t0, 4000 * MS);
+    cr_assert_eq(ring_reap(r, cq, 4), 1u);
+    cr_expect_eq(ring_ud_op(cq[0].user_data), RING_OP_WAKE);
+    cr_expect_eq(cq[0].res, 1);
 
-	/* Wakes coalesce, and the doorbell re-arms itself. */
-	a.delay_ms = 0;
-	a.times = 3;
-	cr_assert_eq(pthread_create(&t, NULL, waker_main, &a), 0);
-	pthread_join(t, NULL);
-	cr_assert_eq(collect(r, cq, 1, 4, 2000), 1u);
-	cr_expect_eq(ring_ud_op(cq[0].user_data), RING_OP_WAKE);
-	cr_expect_eq(cq[0].res, 3);
+    /* Wakes coalesce, and the doorbell re-arms itself. */
+    a.delay_ms = 0;
+    a.times = 3;
+    cr_assert_eq(pthread_create(&t, NULL, waker_main, &a), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(collect(r, cq, 1, 4, 2000), 1u);
+    cr_expect_eq(ring_ud_op(cq[0].user_data), RING_OP_WAKE);
+    cr_expect_eq(cq[0].res, 3);
 
-	a.times = 1;
-	cr_assert_eq(pthread_create(&t, NULL, waker_main, &a), 0);
-	pthread_join(t, NULL);
-	cr_assert_eq(collect(r, cq, 1, 4, 2000), 1u);
-	cr_expect_eq(cq[0].res, 1);
-	ring_free(r);
+    a.times = 1;
+    cr_assert_eq(pthread_create(&t, NULL, waker_main, &a), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(collect(r, cq, 1, 4, 2000), 1u);
+    cr_expect_eq(cq[0].res, 1);
+    ring_free(r);
 }
 
 struct msg_arg {
-	int target_fd;
-	int own_res;
-	int new_ret;
+    int target_fd;
+    int own_res;
+    int new_ret;
 };
 
 /* Another shard: its own ring, a MSG_RING to ours. */
 static void *shard_main(void *arg)
 {
-	struct msg_arg *m = arg;
-	ring_config cfg = ring_config_default();
-	ring_cqe cq[2];
-	ring_error err;
-	ring *mine;
+    struct msg_arg *m = arg;
+    ring_config cfg = ring_config_default();
+    ring_cqe cq[2];
+    ring_error err;
+    ring *mine;
 
-	cfg.buf_count = 0;
-	cfg.waker = false;
-	m->new_ret = ring_new(&mine, &cfg, &err);
-	if (m->new_ret < 0)
-		return NULL;
-	usleep(50000);
-	ring_prep_msg(mine, m->target_fd, ring_ud_pack(RING_OP_MSG, 7, 9), 42,
-		      ring_ud_pack(RING_OP_MSG, 0, 0));
-	m->own_res = 1;
-	if (ring_wait(mine, 1, 2000 * MS) == 1 && ring_reap(mine, cq, 2) == 1)
-		m->own_res = cq[0].res;
-	ring_free(mine);
-	return NULL;
+    cfg.buf_count = 0;
+    cfg.waker = false;
+    m->new_ret = ring_new(&mine, &cfg, &err);
+    if (m->new_ret < 0)
+        return NULL;
+    usleep(50000);
+    ring_prep_msg(mine, m->target_fd, ring_ud_pack(RING_OP_MSG, 7, 9), 42,
+                  ring_ud_pack(RING_OP_MSG, 0, 0));
+    m->own_res = 1;
+    if (ring_wait(mine, 1, 2000 * MS) == 1 && ring_reap(mine, cq, 2) == 1)
+        m->own_res = cq[0].res;
+    ring_free(mine);
+    return NULL;
 }
 
 Test(wake, msg_ring_from_another_shard)
 {
-	ring *r = mk_ring(NULL);
-	static struct msg_arg m;
-	ring_cqe cq[4];
-	pthread_t t;
-	int ret;
+    ring *r = mk_ring(NULL);
+    static struct msg_arg m;
+    ring_cqe cq[4];
+    pthread_t t;
+    int ret;
 
-	m = (struct msg_arg){ .target_fd = ring_fd(r), .own_res = -1 };
-	cr_assert_eq(pthread_create(&t, NULL, shard_main, &m), 0);
-	ret = ring_wait(r, 1, 5000 * MS); /* blocked when the message lands */
-	pthread_join(t, NULL);
-	cr_assert_eq(ret, 1);
-	cr_assert_eq(ring_reap(r, cq, 4), 1u);
-	cr_assert_eq(m.new_ret, 0);
-	cr_expect_eq(m.own_res, 0);
-	cr_expect_eq(ring_ud_op(cq[0].user_data), RING_OP_MSG);
-	cr_expect_eq(ring_ud_slot(cq[0].user_data), 7u);
-	cr_expect_eq(ring_ud_gen(cq[0].user_data), 9u);
-	cr_expect_eq(cq[0].res, 42);
-	ring_free(r);
+    m = (struct msg_arg){.target_fd = ring_fd(r), .own_res = -1};
+    cr_assert_eq(pthread_create(&t, NULL, shard_main, &m), 0);
+    ret = ring_wait(r, 1, 5000 * MS); /* blocked when the message lands */
+    pthread_join(t, NULL);
+    cr_assert_eq(ret, 1);
+    cr_assert_eq(ring_reap(r, cq, 4), 1u);
+    cr_assert_eq(m.new_ret, 0);
+    cr_expect_eq(m.own_res, 0);
+    cr_expect_eq(ring_ud_op(cq[0].user_data), RING_OP_MSG);
+    cr_expect_eq(ring_ud_slot(cq[0].user_data), 7u);
+    cr_expect_eq(ring_ud_gen(cq[0].user_data), 9u);
+    cr_expect_eq(cq[0].res, 42);
+    ring_free(r);
 }
 
 struct intruder {
-	ring *r;
-	int ret;
+    ring *r;
+    int ret;
 };
 
 static void *intruder_main(void *arg)
 {
-	struct intruder *in = arg;
+    struct intruder *in = arg;
 
-	/* The owner is parked in pthread_join, so touching the SQ is safe;
+    /* The owner is parked in pthread_join, so touching the SQ is safe;
 	 * entering the kernel is what SINGLE_ISSUER refuses. */
-	ring_prep_nop(in->r, ring_ud_pack(RING_OP_NOP, 1, 0));
-	in->ret = ring_wait(in->r, 1, 100 * MS);
-	return NULL;
+    ring_prep_nop(in->r, ring_ud_pack(RING_OP_NOP, 1, 0));
+    in->ret = ring_wait(in->r, 1, 100 * MS);
+    return NULL;
 }
 
 Test(wake, foreign_thread_cannot_submit)
 {
-	ring *r = mk_ring(NULL);
-	static struct intruder in;
-	ring_cqe cq[4];
-	ring_stats st;
-	unsigned n;
-	pthread_t t;
+    ring *r = mk_ring(NULL);
+    static struct intruder in;
+    ring_cqe cq[4];
+    ring_stats st;
+    unsigned n;
+    pthread_t t;
 
-	in = (struct intruder){ r, 0 };
-	cr_assert_eq(pthread_create(&t, NULL, intruder_main, &in), 0);
-	pthread_join(t, NULL);
-	/* -EEXIST from SINGLE_ISSUER; with a registered ring fd the kernel
+    in = (struct intruder){r, 0};
+    cr_assert_eq(pthread_create(&t, NULL, intruder_main, &in), 0);
+    pthread_join(t, NULL);
+    /* -EEXIST from SINGLE_ISSUER; with a registered ring fd the kernel
 	 * stops earlier: the registration is per thread, so this thread has
 	 * no such index (-EINVAL: no io_uring context at all; -EBADF: an
 	 * empty slot). */
-	ring_get_stats(r, &st);
-	if (st.ring_fd_registered)
-		cr_expect(in.ret == -EINVAL || in.ret == -EBADF, "ret %d", in.ret);
-	else
-		cr_expect_eq(in.ret, -EEXIST);
-	/* The owner submits it fine. */
-	n = collect(r, cq, 1, 4, 2000);
-	cr_expect_eq(n, 1u);
-	ring_free(r);
+    ring_get_stats(r, &st);
+    if (st.ring_fd_registered)
+        cr_expect(in.ret == -EINVAL || in.ret == -EBADF, "ret %d", in.ret);
+    else
+        cr_expect_eq(in.ret, -EEXIST);
+    /* The owner submits it fine. */
+    n = collect(r, cq, 1, 4, 2000);
+    cr_expect_eq(n, 1u);
+    ring_free(r);
 }

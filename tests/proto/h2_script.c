@@ -9,18 +9,18 @@
 #include <string.h>
 
 #define SINK_FIELDS 4096u
-#define SINK_BUF (1u << 20)
-#define MAX_OUTPUT (256u << 20) /* a drain producing more than this is a runaway */
+#define SINK_BUF    (1u << 20)
+#define MAX_OUTPUT  (256u << 20) /* a drain producing more than this is a runaway */
 
 enum { EF_SETTINGS, EF_WU, EF_PING, EF_DATA };
 
 struct h2s_effect {
-    size_t end;     /* script offset after the frame */
+    size_t end; /* script offset after the frame */
     uint8_t kind;
     uint32_t sid;
-    uint32_t v;     /* WU increment; PING index */
-    int64_t iws;    /* SETTINGS: INITIAL_WINDOW_SIZE or -1 */
-    int64_t mfs;    /* SETTINGS: MAX_FRAME_SIZE or -1 */
+    uint32_t v;  /* WU increment; PING index */
+    int64_t iws; /* SETTINGS: INITIAL_WINDOW_SIZE or -1 */
+    int64_t mfs; /* SETTINGS: MAX_FRAME_SIZE or -1 */
 };
 
 static void parse_output(h2s *s);
@@ -41,16 +41,16 @@ static void *xcalloc(size_t n, size_t sz)
     return q;
 }
 
-#define GROW(arr, n, cap, want)                                                                   \
-    do {                                                                                          \
-        if ((want) > (cap)) {                                                                     \
-            size_t nc_ = (cap) ? (cap) : 16;                                                      \
-            while (nc_ < (want))                                                                  \
-                nc_ *= 2;                                                                         \
-            (arr) = xrealloc((arr), nc_ * sizeof *(arr));                                         \
-            memset((arr) + (cap), 0, (nc_ - (cap)) * sizeof *(arr));                              \
-            (cap) = nc_;                                                                          \
-        }                                                                                         \
+#define GROW(arr, n, cap, want)                                                                    \
+    do {                                                                                           \
+        if ((want) > (cap)) {                                                                      \
+            size_t nc_ = (cap) ? (cap) : 16;                                                       \
+            while (nc_ < (want))                                                                   \
+                nc_ *= 2;                                                                          \
+            (arr) = xrealloc((arr), nc_ * sizeof *(arr));                                          \
+            memset((arr) + (cap), 0, (nc_ - (cap)) * sizeof *(arr));                               \
+            (cap) = nc_;                                                                           \
+        }                                                                                          \
     } while (0)
 
 static char *dup_bytes(const uint8_t *p, size_t n)
@@ -84,8 +84,8 @@ static uint32_t get32(const uint8_t *p)
 
 static const char *ftype_name(uint8_t t)
 {
-    static const char *const n[] = {"DATA",   "HEADERS", "PRIORITY",      "RST_STREAM",
-                                    "SETTINGS", "PUSH_PROMISE", "PING", "GOAWAY",
+    static const char *const n[] = {"DATA",          "HEADERS",      "PRIORITY", "RST_STREAM",
+                                    "SETTINGS",      "PUSH_PROMISE", "PING",     "GOAWAY",
                                     "WINDOW_UPDATE", "CONTINUATION"};
     if (t < 10)
         return n[t];
@@ -316,8 +316,8 @@ static size_t body_out_off(const h2s_stream *st, uint64_t body_off)
 void h2s_fini(h2s *s)
 {
     if (s->out_parsed != s->out_len)
-        violation(s, "output ends inside a frame (%zu of %zu bytes parse as frames)",
-                  s->out_parsed, s->out_len);
+        violation(s, "output ends inside a frame (%zu of %zu bytes parse as frames)", s->out_parsed,
+                  s->out_len);
     if (s->blk_frame != SIZE_MAX && s->first_err == H2_OK)
         violation(s, "output ends inside a field block (HEADERS without END_HEADERS)");
     if (s->c)
@@ -410,7 +410,10 @@ void h2s_pattern(uint8_t *p, size_t n, uint32_t seed)
 
 /* --- Script builders ------------------------------------------------------------------ */
 
-size_t h2s_mark(const h2s *s) { return s->in_len; }
+size_t h2s_mark(const h2s *s)
+{
+    return s->in_len;
+}
 
 void h2s_raw(h2s *s, const void *p, size_t n)
 {
@@ -420,7 +423,10 @@ void h2s_raw(h2s *s, const void *p, size_t n)
     s->in_len += n;
 }
 
-void h2s_preface(h2s *s) { h2s_raw(s, H2_PREFACE, H2_PREFACE_LEN); }
+void h2s_preface(h2s *s)
+{
+    h2s_raw(s, H2_PREFACE, H2_PREFACE_LEN);
+}
 
 static void add_effect(h2s *s, struct h2s_effect e)
 {
@@ -498,8 +504,7 @@ void h2s_frame_raw(h2s *s, uint8_t type, uint8_t flags, uint32_t sid, const void
         if ((id & 1) && id > s->max_client_sid)
             s->max_client_sid = id;
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -784,12 +789,8 @@ static void apply_effects(h2s *s)
             else
                 get_st(s, e->sid, true)->wu_from_client += e->v;
             break;
-        case EF_PING:
-            s->pings_consumed = (size_t)e->v + 1;
-            break;
-        case EF_DATA:
-            s->c_conn_flow_fed += e->v;
-            break;
+        case EF_PING: s->pings_consumed = (size_t)e->v + 1; break;
+        case EF_DATA: s->c_conn_flow_fed += e->v; break;
         }
     }
 }
@@ -872,14 +873,11 @@ static void record_event(h2s *s, const h2_event *ev)
         e->code = ev->u.reset.code;
         e->remote = ev->u.reset.remote;
         if (!st || !st->nreq)
-            violation(s, "STREAM_RESET event on stream %u that was never delivered",
-                      ev->stream_id);
+            violation(s, "STREAM_RESET event on stream %u that was never delivered", ev->stream_id);
         if (st)
             st->nreset_ev++;
         break;
-    case H2_EV_WINDOW_UPDATE:
-        e->increment = ev->u.window.increment;
-        break;
+    case H2_EV_WINDOW_UPDATE: e->increment = ev->u.window.increment; break;
     case H2_EV_PRIORITY:
         e->urgency = ev->u.priority.urgency;
         e->incremental = ev->u.priority.incremental;
@@ -890,13 +888,9 @@ static void record_event(h2s *s, const h2_event *ev)
         e->data = (uint8_t *)dup_bytes(ev->u.goaway.debug, ev->u.goaway.debug_len);
         e->len = ev->u.goaway.debug_len;
         break;
-    case H2_EV_PING_ACK:
-        memcpy(e->ping, ev->u.ping, 8);
-        break;
-    case H2_EV_NONE:
-        break;
-    default:
-        violation(s, "unknown event type %d", (int)ev->type);
+    case H2_EV_PING_ACK: memcpy(e->ping, ev->u.ping, 8); break;
+    case H2_EV_NONE: break;
+    default: violation(s, "unknown event type %d", (int)ev->type);
     }
     if (ev->type == H2_EV_STREAM_RESET && s->auto_detach_reset)
         h2s_detach(s, ev->stream_id);
@@ -925,8 +919,10 @@ static h2_rv feed_range(h2s *s, size_t chunk_end)
                 if (s->fed == chunk_end)
                     return H2_OK;
                 if (consumed == 0 && ++idle_spins > 2) {
-                    violation(s, "h2_conn_recv returned H2_EV_NONE without consuming its input "
-                                 "(offset %zu)", s->fed);
+                    violation(s,
+                              "h2_conn_recv returned H2_EV_NONE without consuming its input "
+                              "(offset %zu)",
+                              s->fed);
                     return H2_E_AGAIN;
                 }
                 continue;
@@ -1008,8 +1004,8 @@ static void check_response_fields(h2s *s, uint32_t sid, const h2s_field *f, uint
         for (uint32_t k = 0; k < x->name_len; k++)
             if (x->name[k] >= 'A' && x->name[k] <= 'Z')
                 violation(s, "stream %u: uppercase field name %s (§8.2.1)", sid, x->name);
-        static const char *const conn_specific[] = {"connection", "proxy-connection",
-                                                    "keep-alive", "transfer-encoding", "upgrade"};
+        static const char *const conn_specific[] = {"connection", "proxy-connection", "keep-alive",
+                                                    "transfer-encoding", "upgrade"};
         for (size_t k = 0; k < 5; k++)
             if (strcmp(x->name, conn_specific[k]) == 0)
                 violation(s, "stream %u: connection-specific field %s (§8.2.2)", sid, x->name);
@@ -1103,13 +1099,13 @@ static void on_frame(h2s *s, h2s_frame *fr)
             violation(s, "first server frame is %s, not SETTINGS (RFC 9113 §3.4)", tn);
     }
     uint32_t maxf = s->cl_max_frame < s->limits.max_send_frame_size ? s->cl_max_frame
-                                                                     : s->limits.max_send_frame_size;
+                                                                    : s->limits.max_send_frame_size;
     if (h->length > maxf)
         violation(s, "%s frame of %u bytes, peer/limit allows %u (§4.2)", tn, h->length, maxf);
     if (s->error_goaway)
         violation(s, "%s frame after a GOAWAY with an error code (§5.4.1)", tn);
-    if (s->blk_frame != SIZE_MAX && (h->type != H2_FT_CONTINUATION ||
-                                     sid != s->frames[s->blk_frame].hdr.stream_id))
+    if (s->blk_frame != SIZE_MAX &&
+        (h->type != H2_FT_CONTINUATION || sid != s->frames[s->blk_frame].hdr.stream_id))
         violation(s, "%s on stream %u inside a field block (§6.10)", tn, sid);
 
     if (h2_frame_type_known(h->type)) {
@@ -1154,9 +1150,8 @@ static void on_frame(h2s *s, h2s_frame *fr)
         const h2_data *d = &fr->f.u.data;
         if (d->len) {
             GROW(st->dmap, st->ndmap, st->dmap_cap, st->ndmap + 1);
-            st->dmap[st->ndmap++] = (h2s_dmap){st->body_len,
-                                               fr->out_off + 9 + (size_t)(d->data - fr->payload),
-                                               d->len};
+            st->dmap[st->ndmap++] =
+                (h2s_dmap){st->body_len, fr->out_off + 9 + (size_t)(d->data - fr->payload), d->len};
             GROW(st->body, st->body_len, st->body_cap, st->body_len + d->len);
             memcpy(st->body + st->body_len, d->data, d->len);
             st->body_len += d->len;
@@ -1173,10 +1168,10 @@ static void on_frame(h2s *s, h2s_frame *fr)
             violation(s, "CONTINUATION on stream %u without HEADERS (§6.10)", sid);
             break;
         }
-        const uint8_t *frag = h->type == H2_FT_HEADERS ? fr->f.u.headers.block
-                                                       : fr->f.u.continuation.block;
-        uint32_t flen = h->type == H2_FT_HEADERS ? fr->f.u.headers.block_len
-                                                 : fr->f.u.continuation.block_len;
+        const uint8_t *frag =
+            h->type == H2_FT_HEADERS ? fr->f.u.headers.block : fr->f.u.continuation.block;
+        uint32_t flen =
+            h->type == H2_FT_HEADERS ? fr->f.u.headers.block_len : fr->f.u.continuation.block_len;
         if (h->type == H2_FT_HEADERS) {
             s->blk_frame = (size_t)(fr - s->frames);
             s->blk_len = 0;
@@ -1218,9 +1213,7 @@ static void on_frame(h2s *s, h2s_frame *fr)
             }
         }
         break;
-    case H2_FT_PUSH_PROMISE:
-        violation(s, "server sent PUSH_PROMISE");
-        break;
+    case H2_FT_PUSH_PROMISE: violation(s, "server sent PUSH_PROMISE"); break;
     case H2_FT_PING:
         if (h->flags & H2_FLAG_ACK) {
             bool found = false;
@@ -1254,26 +1247,27 @@ static void on_frame(h2s *s, h2s_frame *fr)
              * it received). */
             int64_t win = (int64_t)H2_DEFAULT_WINDOW + (int64_t)s->c_conn_wu_in - s->c_conn_flow;
             if (win > (int64_t)H2_MAX_WINDOW)
-                violation(s, "connection WINDOW_UPDATE makes the client's window %lld > 2^31-1 "
-                             "(§6.9.1)",
+                violation(s,
+                          "connection WINDOW_UPDATE makes the client's window %lld > 2^31-1 "
+                          "(§6.9.1)",
                           (long long)win);
-            int64_t granted = (int64_t)H2_DEFAULT_WINDOW + (int64_t)s->c_conn_wu_in -
-                              (int64_t)s->c_conn_flow_fed;
+            int64_t granted =
+                (int64_t)H2_DEFAULT_WINDOW + (int64_t)s->c_conn_wu_in - (int64_t)s->c_conn_flow_fed;
             if (granted > (int64_t)s->limits.connection_window)
-                violation(s, "connection WINDOW_UPDATEs grant %lld bytes, more than the "
-                             "configured connection window %u (credit given twice?)",
+                violation(s,
+                          "connection WINDOW_UPDATEs grant %lld bytes, more than the "
+                          "configured connection window %u (credit given twice?)",
                           (long long)granted, s->limits.connection_window);
         } else if (st) {
             st->wu_to_client += fr->f.u.window_increment;
-            int64_t win = (int64_t)s->srv_initial_window + (int64_t)st->wu_to_client -
-                          (int64_t)st->c_flow;
+            int64_t win =
+                (int64_t)s->srv_initial_window + (int64_t)st->wu_to_client - (int64_t)st->c_flow;
             if (win > (int64_t)H2_MAX_WINDOW)
-                violation(s, "WINDOW_UPDATE makes stream %u's window %lld > 2^31-1 (§6.9.1)",
-                          sid, (long long)win);
+                violation(s, "WINDOW_UPDATE makes stream %u's window %lld > 2^31-1 (§6.9.1)", sid,
+                          (long long)win);
         }
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -1416,7 +1410,10 @@ void h2s_handshake_with(h2s *s, const h2_setting *set, size_t n)
               s->mode_name, s->server_acks_seen);
 }
 
-void h2s_handshake(h2s *s) { h2s_handshake_with(s, NULL, 0); }
+void h2s_handshake(h2s *s)
+{
+    h2s_handshake_with(s, NULL, 0);
+}
 
 h2_rv h2s_tick(h2s *s)
 {
@@ -1456,8 +1453,9 @@ void h2s_chunk_release(void *ctx, const void *data, size_t len)
                       ch->stream_id);
     } else if (s->mode == H2S_IOV && !st->nrst && !st->nreset_ev && !st->app_reset &&
                !st->detached && s->first_err == H2_OK) {
-        violation(s, "chunk of stream %u (body bytes %llu..%llu) released at commit with only "
-                     "%zu body bytes sent",
+        violation(s,
+                  "chunk of stream %u (body bytes %llu..%llu) released at commit with only "
+                  "%zu body bytes sent",
                   ch->stream_id, (unsigned long long)ch->body_off,
                   (unsigned long long)(ch->body_off + len), st->body_len);
     }
@@ -1491,8 +1489,8 @@ h2_rv h2s_send_body(h2s *s, uint32_t sid, const void *data, size_t len, uint32_t
         bool last = i + 1 == nchunks;
         h2s_stream *st = get_st(s, sid, true);
         ch->body_off = st->queued;
-        h2_rv rv = h2_conn_send_data(s->c, sid, copy + off, n, end_stream && last,
-                                     h2s_chunk_release, ch);
+        h2_rv rv =
+            h2_conn_send_data(s->c, sid, copy + off, n, end_stream && last, h2s_chunk_release, ch);
         /* Release happens exactly once, also on failures other than INVAL. */
         ch->taken = rv != H2_E_INVAL;
         if (rv == H2_OK)
@@ -1666,7 +1664,10 @@ size_t h2s_ev_count(const h2s *s, h2_event_type type, uint32_t sid)
     return n;
 }
 
-const h2s_ev *h2s_req(const h2s *s, uint32_t sid) { return h2s_ev_find(s, H2_EV_REQUEST, sid); }
+const h2s_ev *h2s_req(const h2s *s, uint32_t sid)
+{
+    return h2s_ev_find(s, H2_EV_REQUEST, sid);
+}
 
 const uint8_t *h2s_req_body(const h2s *s, uint32_t sid, size_t *len)
 {
@@ -1703,8 +1704,8 @@ void h2s_expect_conn_error_(h2s *s, uint32_t code, int64_t code2, const char *fi
         cr_expect(code_ok, "%s:%d [%s] GOAWAY code %s, want %s%s%s", file, line, s->mode_name,
                   h2_code_name(gc), h2_code_name(code), code2 >= 0 ? " or " : "",
                   code2 >= 0 ? h2_code_name((uint32_t)code2) : "");
-        cr_expect(h2s_index_of(s, g) == s->nframes - 1,
-                  "%s:%d [%s] frames follow the error GOAWAY", file, line, s->mode_name);
+        cr_expect(h2s_index_of(s, g) == s->nframes - 1, "%s:%d [%s] frames follow the error GOAWAY",
+                  file, line, s->mode_name);
     }
     if (s->first_err != H2_E_PROTO)
         return; /* the connection is alive: feeding it a PING below would confuse the oracle */
@@ -1750,9 +1751,8 @@ void h2s_expect_alive_(h2s *s, const char *file, int line)
     cr_expect(acked, "%s:%d [%s] connection not alive: PING not acknowledged", file, line,
               s->mode_name);
     const h2s_frame *g = h2s_last(s, H2_FT_GOAWAY, 0);
-    cr_expect(g == NULL || g->f.u.goaway.code == H2_NO_ERROR,
-              "%s:%d [%s] unexpected GOAWAY %s", file, line, s->mode_name,
-              g ? h2_code_name(g->f.u.goaway.code) : "");
+    cr_expect(g == NULL || g->f.u.goaway.code == H2_NO_ERROR, "%s:%d [%s] unexpected GOAWAY %s",
+              file, line, s->mode_name, g ? h2_code_name(g->f.u.goaway.code) : "");
 }
 
 void h2s_expect_stream_error_(h2s *s, uint32_t sid, uint32_t code, const char *file, int line)
@@ -1768,8 +1768,8 @@ void h2s_expect_stream_error_(h2s *s, uint32_t sid, uint32_t code, const char *f
     cr_expect(st && st->nrst >= 1, "%s:%d [%s] no RST_STREAM on stream %u (want %s)", file, line,
               s->mode_name, sid, h2_code_name(code));
     if (st && st->nrst >= 1) {
-        cr_expect(st->rst_code == code, "%s:%d [%s] RST_STREAM on %u has %s, want %s", file,
-                  line, s->mode_name, sid, h2_code_name(st->rst_code), h2_code_name(code));
+        cr_expect(st->rst_code == code, "%s:%d [%s] RST_STREAM on %u has %s, want %s", file, line,
+                  s->mode_name, sid, h2_code_name(st->rst_code), h2_code_name(code));
         cr_expect(st->nrst == 1, "%s:%d [%s] %u RST_STREAMs on stream %u, want 1", file, line,
                   s->mode_name, st->nrst, sid);
     }

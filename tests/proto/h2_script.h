@@ -46,16 +46,16 @@
 /* --- Counting / failing allocator ------------------------------------------ */
 
 typedef struct h2s_mem {
-    h2_mem mem;            /* pass &m->mem (h2s_start does) */
-    uint64_t allocs;       /* successful malloc + realloc(NULL, n) */
-    uint64_t reallocs;     /* successful realloc of a live block */
-    uint64_t frees;        /* free of a non-NULL block */
-    uint64_t calls;        /* every malloc/realloc attempt, failed or not */
-    uint64_t failed;       /* attempts we failed on purpose */
-    uint64_t live;         /* blocks currently allocated */
+    h2_mem mem;        /* pass &m->mem (h2s_start does) */
+    uint64_t allocs;   /* successful malloc + realloc(NULL, n) */
+    uint64_t reallocs; /* successful realloc of a live block */
+    uint64_t frees;    /* free of a non-NULL block */
+    uint64_t calls;    /* every malloc/realloc attempt, failed or not */
+    uint64_t failed;   /* attempts we failed on purpose */
+    uint64_t live;     /* blocks currently allocated */
     uint64_t live_bytes, peak_bytes;
-    uint64_t fail_at;      /* fail attempt number fail_at (1-based); 0 = never */
-    bool fail_after;       /* ... and every attempt after it */
+    uint64_t fail_at; /* fail attempt number fail_at (1-based); 0 = never */
+    bool fail_after;  /* ... and every attempt after it */
 } h2s_mem;
 
 /* The h2s_mem must outlive h2s_fini (which checks it after freeing the
@@ -70,7 +70,7 @@ typedef struct h2s_kv {
 } h2s_kv;
 
 /* H2S_KV({"a","b"}, {"c","d"}) expands to "array, count". */
-#define H2S_KV(...)                                                                               \
+#define H2S_KV(...)                                                                                \
     ((const h2s_kv[]){__VA_ARGS__}), (sizeof((const h2s_kv[]){__VA_ARGS__}) / sizeof(h2s_kv))
 
 /* A copied field; name and value are NUL-terminated for convenience (the
@@ -118,9 +118,9 @@ typedef struct h2s_ev {
 
 typedef struct h2s_frame {
     h2_frame_hdr hdr;
-    size_t out_off;     /* offset of the frame header in the server's output */
-    uint8_t *payload;   /* copy of the payload */
-    h2_frame f;         /* decoded (views into payload) */
+    size_t out_off;   /* offset of the frame header in the server's output */
+    uint8_t *payload; /* copy of the payload */
+    h2_frame f;       /* decoded (views into payload) */
     /* HEADERS that completes a field block (with its CONTINUATIONs): */
     bool has_block;
     h2s_field *fields;
@@ -140,12 +140,12 @@ typedef struct h2s_dmap {
 typedef struct h2s_stream {
     uint32_t id;
     /* client -> server (script) */
-    uint64_t c_flow;          /* flow-controlled bytes the client sent (pad incl.) */
+    uint64_t c_flow; /* flow-controlled bytes the client sent (pad incl.) */
     /* server -> client (parsed output) */
-    int status;               /* final :status, -1 until seen */
-    int info[8];              /* 1xx statuses in order */
+    int status;  /* final :status, -1 until seen */
+    int info[8]; /* 1xx statuses in order */
     uint32_t ninfo;
-    h2s_field *hdrs;          /* final response fields (pseudo included) */
+    h2s_field *hdrs; /* final response fields (pseudo included) */
     uint32_t nhdrs;
     h2s_field *trailers;
     uint32_t ntrailers;
@@ -153,25 +153,25 @@ typedef struct h2s_stream {
     uint8_t *body;
     size_t body_len, body_cap;
     uint32_t data_frames;
-    bool ended;               /* server sent END_STREAM */
-    uint32_t nrst;            /* RST_STREAM frames from the server */
-    uint32_t rst_code;        /* code of the first */
-    uint64_t s_flow;          /* flow-controlled bytes the server sent */
-    uint64_t wu_from_client;  /* WINDOW_UPDATE increments the server consumed */
-    uint64_t wu_to_client;    /* WINDOW_UPDATE increments the server sent */
+    bool ended;              /* server sent END_STREAM */
+    uint32_t nrst;           /* RST_STREAM frames from the server */
+    uint32_t rst_code;       /* code of the first */
+    uint64_t s_flow;         /* flow-controlled bytes the server sent */
+    uint64_t wu_from_client; /* WINDOW_UPDATE increments the server consumed */
+    uint64_t wu_to_client;   /* WINDOW_UPDATE increments the server sent */
     /* engine events */
     uint8_t *req_body;
     size_t req_body_len, req_body_cap;
-    bool req_ended;           /* an event with end_stream arrived */
-    uint32_t nreq;            /* REQUEST events */
-    uint32_t nreset_ev;       /* STREAM_RESET events */
+    bool req_ended;     /* an event with end_stream arrived */
+    uint32_t nreq;      /* REQUEST events */
+    uint32_t nreset_ev; /* STREAM_RESET events */
     /* harness bookkeeping */
     h2s_dmap *dmap;
     size_t ndmap, dmap_cap;
-    uint64_t queued;          /* body bytes the engine accepted */
+    uint64_t queued; /* body bytes the engine accepted */
     bool head_req;
-    bool app_reset;           /* h2s_reset_stream was called */
-    bool detached;            /* h2s_detach was called */
+    bool app_reset; /* h2s_reset_stream was called */
+    bool detached;  /* h2s_detach was called */
 } h2s_stream;
 
 /* A response body chunk handed to h2_conn_send_data, with release tracking. */
@@ -180,10 +180,10 @@ typedef struct h2s_chunk {
     uint32_t stream_id;
     const uint8_t *data;
     uint64_t len;
-    uint64_t body_off;        /* offset in the stream's body */
-    bool taken;               /* the engine accepted it: one release expected */
-    uint32_t released;        /* release callback calls */
-    bool bad_args;            /* release called with other data/len */
+    uint64_t body_off;         /* offset in the stream's body */
+    bool taken;                /* the engine accepted it: one release expected */
+    uint32_t released;         /* release callback calls */
+    bool bad_args;             /* release called with other data/len */
     size_t out_len_at_release; /* server output bytes committed at that moment */
 } h2s_chunk;
 
@@ -213,8 +213,8 @@ struct h2s {
     /* script */
     uint8_t *in;
     size_t in_len, in_cap;
-    size_t fed;          /* bytes of in consumed by the engine */
-    hpack_encoder enc;   /* client encoder */
+    size_t fed;        /* bytes of in consumed by the engine */
+    hpack_encoder enc; /* client encoder */
     uint32_t max_client_sid;
 
     /* runner */
@@ -235,10 +235,10 @@ struct h2s {
     size_t iov_max_bytes; /* H2S_IOV: max_bytes per prepare */
     h2s_frame *frames;
     size_t nframes, frames_cap;
-    hpack_decoder dec;   /* client decoder */
-    uint8_t *blk;        /* field block being reassembled */
+    hpack_decoder dec; /* client decoder */
+    uint8_t *blk;      /* field block being reassembled */
     size_t blk_len, blk_cap;
-    size_t blk_frame;    /* index of its HEADERS frame, SIZE_MAX when none */
+    size_t blk_frame; /* index of its HEADERS frame, SIZE_MAX when none */
     hpack_field *sink_fields;
     uint8_t *sink_buf;
 
@@ -247,26 +247,26 @@ struct h2s {
     size_t nst, st_cap;
 
     /* client model (what the client knows and advertises) */
-    int64_t c_conn_flow;      /* conn flow bytes the client sent */
-    uint64_t c_conn_wu_in;    /* conn WINDOW_UPDATE increments from the server */
-    uint64_t c_conn_flow_fed; /* conn flow bytes the engine has consumed */
-    uint32_t srv_initial_window;  /* server's SETTINGS_INITIAL_WINDOW_SIZE, as acked */
+    int64_t c_conn_flow;         /* conn flow bytes the client sent */
+    uint64_t c_conn_wu_in;       /* conn WINDOW_UPDATE increments from the server */
+    uint64_t c_conn_flow_fed;    /* conn flow bytes the engine has consumed */
+    uint32_t srv_initial_window; /* server's SETTINGS_INITIAL_WINDOW_SIZE, as acked */
     /* server-send model (what the server may send) */
-    uint32_t cl_initial_window;   /* client's SETTINGS_INITIAL_WINDOW_SIZE consumed so far */
-    uint32_t cl_max_frame;        /* client's SETTINGS_MAX_FRAME_SIZE consumed so far */
-    uint64_t s_conn_flow;         /* conn flow bytes the server sent */
+    uint32_t cl_initial_window; /* client's SETTINGS_INITIAL_WINDOW_SIZE consumed so far */
+    uint32_t cl_max_frame;      /* client's SETTINGS_MAX_FRAME_SIZE consumed so far */
+    uint64_t s_conn_flow;       /* conn flow bytes the server sent */
     uint64_t s_conn_wu_from_client;
     uint64_t s_conn_wu_to_client; /* server conn WINDOW_UPDATE total */
     /* script index: frames whose effects apply once consumed */
     struct h2s_effect *eff;
     size_t neff, eff_cap, eff_applied;
     /* SETTINGS bookkeeping */
-    uint32_t client_settings_consumed;  /* non-ACK SETTINGS frames consumed */
-    uint32_t server_acks_seen;          /* SETTINGS ACK frames from the server */
-    int64_t *client_hts;                /* per client SETTINGS: HEADER_TABLE_SIZE or -1 */
+    uint32_t client_settings_consumed; /* non-ACK SETTINGS frames consumed */
+    uint32_t server_acks_seen;         /* SETTINGS ACK frames from the server */
+    int64_t *client_hts;               /* per client SETTINGS: HEADER_TABLE_SIZE or -1 */
     size_t nclient_hts, client_hts_cap;
-    size_t server_settings_seen;        /* non-ACK SETTINGS from the server */
-    size_t server_settings_acked;       /* ... that the client script ACKed */
+    size_t server_settings_seen;  /* non-ACK SETTINGS from the server */
+    size_t server_settings_acked; /* ... that the client script ACKed */
     /* PINGs the client sent (consumed), for matching ACKs */
     uint8_t (*pings)[8];
     bool *ping_acked;
@@ -281,10 +281,10 @@ struct h2s {
     /* data chunks handed to the engine */
     h2s_chunk **chunks;
     size_t nchunks, chunks_cap;
-    uint8_t **owned;         /* buffers freed at fini (after the connection) */
+    uint8_t **owned; /* buffers freed at fini (after the connection) */
     size_t nowned, owned_cap;
 
-    bool in_commit;          /* inside h2_conn_out_commit / h2_conn_send */
+    bool in_commit; /* inside h2_conn_out_commit / h2_conn_send */
     uint32_t violations;
 };
 
@@ -305,21 +305,21 @@ void h2s_fini(h2s *s);
 void h2s_run_mode(void (*body)(h2s *), h2s_mode mode);
 
 /* A test body run in the three modes, one Criterion test per mode. */
-#define H2S_TEST(suite, name, desc)                                                               \
-    static void suite##__##name(h2s *s);                                                          \
-    Test(suite, name##__whole, .description = desc " [whole input]", .timeout = 120)              \
-    {                                                                                             \
-        h2s_run_mode(suite##__##name, H2S_WHOLE);                                                 \
-    }                                                                                             \
-    Test(suite, name##__bytewise, .description = desc " [one byte per recv]", .timeout = 120)     \
-    {                                                                                             \
-        h2s_run_mode(suite##__##name, H2S_BYTEWISE);                                              \
-    }                                                                                             \
-    Test(suite, name##__iov, .description = desc " [2-iovec prepares, partial commits]",          \
-         .timeout = 120)                                                                          \
-    {                                                                                             \
-        h2s_run_mode(suite##__##name, H2S_IOV);                                                   \
-    }                                                                                             \
+#define H2S_TEST(suite, name, desc)                                                                \
+    static void suite##__##name(h2s *s);                                                           \
+    Test(suite, name##__whole, .description = desc " [whole input]", .timeout = 120)               \
+    {                                                                                              \
+        h2s_run_mode(suite##__##name, H2S_WHOLE);                                                  \
+    }                                                                                              \
+    Test(suite, name##__bytewise, .description = desc " [one byte per recv]", .timeout = 120)      \
+    {                                                                                              \
+        h2s_run_mode(suite##__##name, H2S_BYTEWISE);                                               \
+    }                                                                                              \
+    Test(suite, name##__iov, .description = desc " [2-iovec prepares, partial commits]",           \
+         .timeout = 120)                                                                           \
+    {                                                                                              \
+        h2s_run_mode(suite##__##name, H2S_IOV);                                                    \
+    }                                                                                              \
     static void suite##__##name(h2s *s)
 
 /* --- Script builders (append client bytes) ---------------------------------------- */
@@ -343,7 +343,7 @@ typedef struct h2s_hopts {
     uint32_t dep;
     uint8_t weight;
     bool exclusive;
-    uint8_t extra_flags;    /* undefined flags to set on the HEADERS frame */
+    uint8_t extra_flags; /* undefined flags to set on the HEADERS frame */
 } h2s_hopts;
 
 /* HEADERS from name/value pairs, HPACK-encoded by the script's encoder
@@ -353,8 +353,7 @@ void h2s_headers(h2s *s, uint32_t sid, const h2s_kv *kv, size_t n, const h2s_hop
 /* Encode with the script's encoder into a buffer (for hand-made frames). */
 size_t h2s_encode(h2s *s, const h2s_kv *kv, size_t n, uint8_t *out, size_t cap);
 /* HEADERS with a given field block (split/padded/prioritised per o). */
-void h2s_headers_block(h2s *s, uint32_t sid, const uint8_t *block, size_t len,
-                       const h2s_hopts *o);
+void h2s_headers_block(h2s *s, uint32_t sid, const uint8_t *block, size_t len, const h2s_hopts *o);
 void h2s_continuation(h2s *s, uint32_t sid, bool end_headers, const uint8_t *block, size_t len);
 /* A request: :method, :scheme https, :authority example.com, :path, then extra. */
 void h2s_request(h2s *s, uint32_t sid, const char *method, const char *path, const h2s_kv *extra,
@@ -425,13 +424,13 @@ size_t h2s_count(const h2s *s, uint8_t type, uint32_t sid);
 /* Index of a frame returned by h2s_find/h2s_last in the server's output
  * (SIZE_MAX for NULL); compare two to check ordering. */
 size_t h2s_index_of(const h2s *s, const h2s_frame *f);
-int64_t h2s_goaway_code(const h2s *s);      /* last GOAWAY's code, -1 none */
-int64_t h2s_goaway_last_id(const h2s *s);   /* last GOAWAY's last-stream-id, -1 none */
+int64_t h2s_goaway_code(const h2s *s);            /* last GOAWAY's code, -1 none */
+int64_t h2s_goaway_last_id(const h2s *s);         /* last GOAWAY's last-stream-id, -1 none */
 int64_t h2s_rst_code(const h2s *s, uint32_t sid); /* first RST code on sid, -1 none */
 uint64_t h2s_wu_total(const h2s *s, uint32_t sid);
-int64_t h2s_setting(const h2s *s, uint16_t id);  /* from the server's first SETTINGS, -1 absent */
-h2s_stream *h2s_st(const h2s *s, uint32_t sid);  /* NULL if never seen */
-int h2s_status(const h2s *s, uint32_t sid);      /* final :status, -1 none */
+int64_t h2s_setting(const h2s *s, uint16_t id); /* from the server's first SETTINGS, -1 absent */
+h2s_stream *h2s_st(const h2s *s, uint32_t sid); /* NULL if never seen */
+int h2s_status(const h2s *s, uint32_t sid);     /* final :status, -1 none */
 const uint8_t *h2s_body(const h2s *s, uint32_t sid, size_t *len);
 const char *h2s_resp_field(const h2s *s, uint32_t sid, const char *name);
 /* Client send windows as the client knows them. */
@@ -453,16 +452,17 @@ const char *h2s_field_get(const h2s_field *f, uint32_t n, const char *name);
  * is_done, and a further recv says H2_E_CLOSED.  code2 < 0: only code. */
 void h2s_expect_conn_error_(h2s *s, uint32_t code, int64_t code2, const char *file, int line);
 #define H2S_EXPECT_CONN_ERROR(s, code) h2s_expect_conn_error_((s), (code), -1, __FILE__, __LINE__)
-#define H2S_EXPECT_CONN_ERROR2(s, code, alt)                                                      \
+#define H2S_EXPECT_CONN_ERROR2(s, code, alt)                                                       \
     h2s_expect_conn_error_((s), (code), (alt), __FILE__, __LINE__)
 /* Exactly one RST_STREAM with code on sid, no GOAWAY, the connection still
  * answers a PING. */
 void h2s_expect_stream_error_(h2s *s, uint32_t sid, uint32_t code, const char *file, int line);
-#define H2S_EXPECT_STREAM_ERROR(s, sid, code)                                                     \
+#define H2S_EXPECT_STREAM_ERROR(s, sid, code)                                                      \
     h2s_expect_stream_error_((s), (sid), (code), __FILE__, __LINE__)
 /* Either of the above with code (where the RFC lets the receiver choose). */
 void h2s_expect_error_any_(h2s *s, uint32_t sid, uint32_t code, const char *file, int line);
-#define H2S_EXPECT_ERROR_ANY(s, sid, code) h2s_expect_error_any_((s), (sid), (code), __FILE__, __LINE__)
+#define H2S_EXPECT_ERROR_ANY(s, sid, code)                                                         \
+    h2s_expect_error_any_((s), (sid), (code), __FILE__, __LINE__)
 /* No error so far, and a PING now gets its ACK. */
 void h2s_expect_alive_(h2s *s, const char *file, int line);
 #define H2S_EXPECT_ALIVE(s) h2s_expect_alive_((s), __FILE__, __LINE__)

@@ -23,7 +23,10 @@
 #define KIB 1024u
 
 /* Defaults with a tweak: `h2_limits l = lim(); l.x = y; h2s_start(s, &l, NULL);` */
-static h2_limits lim(void) { return *h2_limits_default(); }
+static h2_limits lim(void)
+{
+    return *h2_limits_default();
+}
 
 /* Run fn on a fresh h2s in the same mode as s (sub-cases of one test). */
 static void sub(h2s *s, void (*fn)(h2s *, int), int k)
@@ -118,7 +121,8 @@ static uint64_t sum_wu_from(const h2s *s, uint32_t sid, size_t from)
  * 1. RFC 9113 §3.4: connection preface
  * ========================================================================== */
 
-H2S_TEST(preface, rfc9113_3_4_valid, "§3.4: the server preface is SETTINGS + connection WINDOW_UPDATE")
+H2S_TEST(preface, rfc9113_3_4_valid,
+         "§3.4: the server preface is SETTINGS + connection WINDOW_UPDATE")
 {
     h2s_start(s, NULL, NULL);
     /* The server preface is queued before the client said anything. */
@@ -146,9 +150,8 @@ H2S_TEST(preface, rfc9113_3_4_valid, "§3.4: the server preface is SETTINGS + co
 
     h2s_handshake(s);
     /* Exactly one SETTINGS frame from the server, one ACK for ours. */
-    cr_expect_eq(count_flags(s, H2_FT_SETTINGS, 0, 0) - count_flags(s, H2_FT_SETTINGS, 0,
-                                                                    H2_FLAG_ACK),
-                 1u);
+    cr_expect_eq(
+        count_flags(s, H2_FT_SETTINGS, 0, 0) - count_flags(s, H2_FT_SETTINGS, 0, H2_FLAG_ACK), 1u);
     cr_expect_eq(count_flags(s, H2_FT_SETTINGS, 0, H2_FLAG_ACK), 1u);
     cr_expect_eq(s->first_err, H2_OK);
     get_roundtrip(s, 1, "/", "hello");
@@ -174,9 +177,9 @@ H2S_TEST(preface, rfc9113_3_4_requests_before_settings_ack,
 static void bad_preface_case(h2s *s, int k)
 {
     static const char *const bad[] = {
-        "PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",          /* wrong magic tail */
-        "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", /* HTTP/1.1 */
-        "PRI * HTTP/1.1\r\n\r\nSM\r\n\r\n",          /* wrong version */
+        "PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",             /* wrong magic tail */
+        "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",  /* HTTP/1.1 */
+        "PRI * HTTP/1.1\r\n\r\nSM\r\n\r\n",             /* wrong version */
         "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", /* a TLS ClientHello */
     };
     h2s_start(s, NULL, NULL);
@@ -199,24 +202,14 @@ static void first_not_settings_case(h2s *s, int k)
     h2s_start(s, NULL, NULL);
     h2s_preface(s);
     switch (k) {
-    case 0:
-        h2s_ping_n(s, 1);
-        break;
-    case 1:
-        h2s_settings_ack(s);
-        break;
-    case 2:
-        h2s_get(s, 1, "/");
-        break;
-    case 3:
-        h2s_window_update(s, 0, 1000);
-        break;
+    case 0: h2s_ping_n(s, 1); break;
+    case 1: h2s_settings_ack(s); break;
+    case 2: h2s_get(s, 1, "/"); break;
+    case 3: h2s_window_update(s, 0, 1000); break;
     case 4:
         h2s_frame_raw(s, 0xfa, 0, 0, "abc", 3); /* even an extension frame */
         break;
-    default:
-        h2s_priority(s, 1, 0, 16, false);
-        break;
+    default: h2s_priority(s, 1, 0, 16, false); break;
     }
     h2s_settings(s, NULL, 0);
     h2s_run(s);
@@ -242,7 +235,7 @@ H2S_TEST(frames, rfc9113_4_1_5_5_unknown_types_ignored,
     uint8_t junk[300];
     h2s_pattern(junk, sizeof junk, 7);
     h2s_frame_raw(s, 0xfa, 0xff, 0, junk, sizeof junk);
-    h2s_frame_raw(s, 0x0b, 0, 1, NULL, 0);  /* idle stream: still ignored */
+    h2s_frame_raw(s, 0x0b, 0, 1, NULL, 0);     /* idle stream: still ignored */
     h2s_frame_raw(s, 0xff, 0x01, 2, junk, 10); /* even stream id */
     get_roundtrip(s, 1, "/a", "one");
     uint8_t *max = h2s_alloc(s, 16384);
@@ -314,8 +307,7 @@ static void oversize_case(h2s *s, int k)
         break;
     default: /* HEADERS: carries a field block, always a connection error */
         h2s_get(s, 1, "/");
-        h2s_frame_raw(s, H2_FT_HEADERS, H2_FLAG_END_HEADERS | H2_FLAG_END_STREAM, 3, big,
-                      maxf + 1);
+        h2s_frame_raw(s, H2_FT_HEADERS, H2_FLAG_END_HEADERS | H2_FLAG_END_STREAM, 3, big, maxf + 1);
         break;
     }
     h2s_run(s);
@@ -436,8 +428,7 @@ H2S_TEST(states, rfc9113_5_1_frames_after_our_reset_ignored,
     h2s_data(s, 1, "ij", 2, true); /* after the engine forgot the stream */
     h2s_window_update(s, 1, 1);
     cr_assert_eq(h2s_run(s), H2_OK, "[%s] %s", s->mode_name, h2_conn_fault(s->c).reason);
-    cr_expect_eq(h2s_st(s, 1)->nrst, 1u, "[%s] exactly one RST_STREAM on stream 1",
-                 s->mode_name);
+    cr_expect_eq(h2s_st(s, 1)->nrst, 1u, "[%s] exactly one RST_STREAM on stream 1", s->mode_name);
     cr_expect_eq(h2s_ev_count(s, H2_EV_TRAILERS, 1), 0u);
     get_roundtrip(s, 3, "/", "still here");
     H2S_EXPECT_ALIVE(s);
@@ -461,8 +452,8 @@ H2S_TEST(states, rfc9113_6_9_discarded_data_returns_connection_window,
     /* The client may send only what its connection window allows: the
      * server must have returned the discarded bytes. */
     int64_t w = h2s_client_conn_window(s);
-    cr_expect_geq(w, 32768, "[%s] discarded DATA left the client a window of %lld",
-                  s->mode_name, (long long)w);
+    cr_expect_geq(w, 32768, "[%s] discarded DATA left the client a window of %lld", s->mode_name,
+                  (long long)w);
     h2s_request(s, 3, "POST", "/2", NULL, 0, false);
     int64_t sent = 0;
     while (sent + 16384 <= w && sent + 16384 <= 65535) {
@@ -535,9 +526,7 @@ static void idle_stream_error_case(h2s *s, int k)
         h2s_frame_raw(s, H2_FT_PRIORITY, 0, 7, p, 4);
         break;
     }
-    case 1: /* PRIORITY depending on itself, idle stream */
-        h2s_priority(s, 7, 7, 16, false);
-        break;
+    case 1: /* PRIORITY depending on itself, idle stream */ h2s_priority(s, 7, 7, 16, false); break;
     default: /* WINDOW_UPDATE with a zero increment on an idle stream */
         h2s_window_update(s, 7, 0);
         break;
@@ -569,7 +558,8 @@ H2S_TEST(states, rfc9113_5_1_window_update_zero_on_idle,
     sub(s, idle_stream_error_case, 2);
 }
 
-H2S_TEST(states, rfc9113_5_1_1_even_stream_id, "§5.1.1: a client HEADERS on an even id is PROTOCOL_ERROR")
+H2S_TEST(states, rfc9113_5_1_1_even_stream_id,
+         "§5.1.1: a client HEADERS on an even id is PROTOCOL_ERROR")
 {
     h2s_handshake(s);
     get_roundtrip(s, 1, "/", "a");
@@ -590,8 +580,7 @@ H2S_TEST(states, rfc9113_5_1_1_decreasing_stream_id,
     H2S_EXPECT_CONN_ERROR2(s, H2_PROTOCOL_ERROR, H2_STREAM_CLOSED);
     req_ok(s, 5);
     cr_expect_null(h2s_req(s, 3));
-    cr_expect_eq(h2s_goaway_last_id(s), 5, "[%s] GOAWAY names stream 5 as processed",
-                 s->mode_name);
+    cr_expect_eq(h2s_goaway_last_id(s), 5, "[%s] GOAWAY names stream 5 as processed", s->mode_name);
 }
 
 H2S_TEST(states, rfc9113_5_1_1_skipped_ids_are_closed,
@@ -767,7 +756,7 @@ H2S_TEST(data, rfc9113_6_1_padding, "§6.1: padding is stripped, counted for flo
     h2s_request(s, 1, "POST", "/", H2S_KV({"content-length", "9"}), false);
     h2s_data_padded(s, 1, "abc", 3, 200, false);
     h2s_data_padded(s, 1, "defg", 4, 0, false); /* PADDED with Pad Length 0 */
-    h2s_data_padded(s, 1, NULL, 0, 7, false);  /* only padding: an empty frame */
+    h2s_data_padded(s, 1, NULL, 0, 7, false);   /* only padding: an empty frame */
     h2s_data_padded(s, 1, "hi", 2, 255, true);
     cr_assert_eq(h2s_run(s), H2_OK, "[%s] %s", s->mode_name, h2_conn_fault(s->c).reason);
     size_t n = 0;
@@ -870,14 +859,19 @@ H2S_TEST(headers, rfc9113_6_2_padded_and_priority,
          "§6.2: HEADERS with PADDED and PRIORITY decode; the priority is ignored")
 {
     h2s_handshake(s);
-    h2s_hopts o = {.end_stream = true, .padded = true, .pad_len = 37, .priority = true,
-                   .dep = 0, .weight = 200, .exclusive = true};
+    h2s_hopts o = {.end_stream = true,
+                   .padded = true,
+                   .pad_len = 37,
+                   .priority = true,
+                   .dep = 0,
+                   .weight = 200,
+                   .exclusive = true};
     h2s_headers(s, 1,
                 H2S_KV({":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"},
                        {":path", "/padprio"}, {"x-a", "b"}),
                 &o);
-    h2s_hopts o2 = {.end_stream = true, .padded = true, .pad_len = 0, .priority = true,
-                    .dep = 1, .weight = 0};
+    h2s_hopts o2 = {
+        .end_stream = true, .padded = true, .pad_len = 0, .priority = true, .dep = 1, .weight = 0};
     h2s_headers(s, 3,
                 H2S_KV({":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"},
                        {":path", "/dep-on-1"}),
@@ -976,7 +970,8 @@ H2S_TEST(headers, rfc9113_6_4_rst_stream_bad_length,
     sub(s, rst_len_case, 1);
 }
 
-H2S_TEST(headers, rfc9113_6_4_rst_stream_on_stream_0, "§6.4: RST_STREAM on stream 0 is PROTOCOL_ERROR")
+H2S_TEST(headers, rfc9113_6_4_rst_stream_on_stream_0,
+         "§6.4: RST_STREAM on stream 0 is PROTOCOL_ERROR")
 {
     h2s_handshake(s);
     h2s_rst(s, 0, H2_CANCEL);
@@ -1065,25 +1060,18 @@ static void settings_frame_case(h2s *s, int k)
     h2s_handshake(s);
     uint8_t p[12] = {0, 1, 0, 0, 16, 0, 0, 3, 0, 0, 0, 10};
     switch (k) {
-    case 0: /* ACK with a payload */
-        h2s_frame_raw(s, H2_FT_SETTINGS, H2_FLAG_ACK, 0, p, 6);
-        break;
-    case 1: /* length not a multiple of 6 */
-        h2s_frame_raw(s, H2_FT_SETTINGS, 0, 0, p, 5);
-        break;
-    case 2:
-        h2s_frame_raw(s, H2_FT_SETTINGS, 0, 0, p, 7);
-        break;
-    default: /* on a stream */
-        h2s_frame_raw(s, H2_FT_SETTINGS, 0, 1, p, 6);
-        break;
+    case 0: /* ACK with a payload */ h2s_frame_raw(s, H2_FT_SETTINGS, H2_FLAG_ACK, 0, p, 6); break;
+    case 1: /* length not a multiple of 6 */ h2s_frame_raw(s, H2_FT_SETTINGS, 0, 0, p, 5); break;
+    case 2: h2s_frame_raw(s, H2_FT_SETTINGS, 0, 0, p, 7); break;
+    default: /* on a stream */ h2s_frame_raw(s, H2_FT_SETTINGS, 0, 1, p, 6); break;
     }
     h2s_run(s);
     H2S_EXPECT_CONN_ERROR(s, k == 3 ? H2_PROTOCOL_ERROR : H2_FRAME_SIZE_ERROR);
 }
 
-H2S_TEST(settings, rfc9113_6_5_frame_format,
-         "§6.5: ACK with payload and length %% 6 are FRAME_SIZE_ERROR; non-zero stream PROTOCOL_ERROR")
+H2S_TEST(
+    settings, rfc9113_6_5_frame_format,
+    "§6.5: ACK with payload and length %% 6 are FRAME_SIZE_ERROR; non-zero stream PROTOCOL_ERROR")
 {
     for (int k = 0; k < 4; k++)
         sub(s, settings_frame_case, k);
@@ -1138,11 +1126,11 @@ H2S_TEST(settings, rfc7541_4_2_peer_header_table_size_zero,
         uint32_t sid = 1 + 2 * i;
         h2s_get(s, sid, "/");
         cr_assert_eq(h2s_run(s), H2_OK);
-        cr_assert_eq(h2s_respond(s, sid, 200,
-                                 H2S_KV({"x-custom", "value-that-would-be-indexed"},
-                                        {"server", "spindle"}),
-                                 true),
-                     H2_OK);
+        cr_assert_eq(
+            h2s_respond(s, sid, 200,
+                        H2S_KV({"x-custom", "value-that-would-be-indexed"}, {"server", "spindle"}),
+                        true),
+            H2_OK);
         h2s_detach(s, sid);
         h2s_drain(s);
         cr_expect_eq(h2s_status(s, sid), 200);
@@ -1225,7 +1213,8 @@ H2S_TEST(ping, rfc9113_6_7_bad_length_or_stream,
 
 /* --- §6.8 GOAWAY ----------------------------------------------------------------- */
 
-H2S_TEST(goaway, rfc9113_6_8_peer_goaway, "§6.8: the peer's GOAWAY is an event; open streams finish")
+H2S_TEST(goaway, rfc9113_6_8_peer_goaway,
+         "§6.8: the peer's GOAWAY is an event; open streams finish")
 {
     h2s_handshake(s);
     h2s_request(s, 1, "POST", "/", NULL, 0, false);
@@ -1448,27 +1437,15 @@ static void interleave_case(h2s *s, int k)
     h2s_headers_block(s, 3, blk, n, &(h2s_hopts){.no_end_headers = true, .end_stream = true});
     uint8_t p[8] = {0};
     switch (k) {
-    case 0:
-        h2s_ping(s, false, p);
-        break;
-    case 1:
-        h2s_data(s, 1, "x", 1, false);
-        break;
-    case 2:
-        h2s_continuation(s, 5, true, blk, 0);
-        break;
-    case 3:
-        h2s_headers_block(s, 5, blk, n, NULL);
-        break;
+    case 0: h2s_ping(s, false, p); break;
+    case 1: h2s_data(s, 1, "x", 1, false); break;
+    case 2: h2s_continuation(s, 5, true, blk, 0); break;
+    case 3: h2s_headers_block(s, 5, blk, n, NULL); break;
     case 4:
         h2s_frame_raw(s, 0xfa, 0, 0, p, 8); /* even an extension frame */
         break;
-    case 5:
-        h2s_priority(s, 3, 0, 16, false);
-        break;
-    default:
-        h2s_window_update(s, 0, 100);
-        break;
+    case 5: h2s_priority(s, 3, 0, 16, false); break;
+    default: h2s_window_update(s, 0, 100); break;
     }
     h2s_continuation(s, 3, true, blk, 0);
     h2s_run(s);
@@ -1518,8 +1495,10 @@ H2S_TEST(continuation, rfc9113_6_10_split_block_decodes,
                                 {"x-more", "value"}};
     h2s_headers(s, 1, kv, 6, &(h2s_hopts){.continuations = 1});
     h2s_headers(s, 3, kv, 6, &(h2s_hopts){.continuations = 8, .end_stream = true});
-    h2s_headers(s, 5, kv, 6, &(h2s_hopts){.continuations = 3, .padded = true, .pad_len = 9,
-                                          .priority = true, .weight = 3});
+    h2s_headers(
+        s, 5, kv, 6,
+        &(h2s_hopts){
+            .continuations = 3, .padded = true, .pad_len = 9, .priority = true, .weight = 3});
     /* END_HEADERS on an empty CONTINUATION. */
     uint8_t blk[64];
     size_t n = h2s_hpack_min_request(blk);
@@ -1557,22 +1536,20 @@ H2S_TEST(continuation, rfc9113_8_4_push_promise_from_client,
  * 6. RFC 9113 §8: HTTP semantics through the engine
  * ========================================================================== */
 
-#define REQ_PSEUDO {":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}
+#define REQ_PSEUDO                                                                                 \
+    {":method", "GET"}, {":scheme", "https"},                                                      \
+    {                                                                                              \
+        ":authority", "example.com"                                                                \
+    }
 
 static void malformed_block(h2s *s, uint32_t sid, int k)
 {
     uint8_t blk[256];
     size_t n = 0;
     switch (k) {
-    case 0:
-        h2s_request(s, sid, "GET", "/", H2S_KV({"X-Upper", "1"}), true);
-        return;
-    case 1:
-        h2s_request(s, sid, "GET", "/", H2S_KV({"connection", "close"}), true);
-        return;
-    case 2:
-        h2s_request(s, sid, "GET", "/", H2S_KV({"te", "gzip"}), true);
-        return;
+    case 0: h2s_request(s, sid, "GET", "/", H2S_KV({"X-Upper", "1"}), true); return;
+    case 1: h2s_request(s, sid, "GET", "/", H2S_KV({"connection", "close"}), true); return;
+    case 2: h2s_request(s, sid, "GET", "/", H2S_KV({"te", "gzip"}), true); return;
     case 3: /* missing :path */
         h2s_headers(s, sid, H2S_KV(REQ_PSEUDO), &(h2s_hopts){.end_stream = true});
         return;
@@ -1593,12 +1570,8 @@ static void malformed_block(h2s *s, uint32_t sid, int k)
     case 7:
         h2s_request(s, sid, "POST", "/", H2S_KV({"transfer-encoding", "chunked"}), true);
         return;
-    case 8:
-        h2s_request(s, sid, "GET", "/", H2S_KV({"upgrade", "websocket"}), true);
-        return;
-    case 9:
-        h2s_request(s, sid, "GET", "/", H2S_KV({"keep-alive", "timeout=5"}), true);
-        return;
+    case 8: h2s_request(s, sid, "GET", "/", H2S_KV({"upgrade", "websocket"}), true); return;
+    case 9: h2s_request(s, sid, "GET", "/", H2S_KV({"keep-alive", "timeout=5"}), true); return;
     case 10:
         h2s_request(s, sid, "GET", "/", H2S_KV({"proxy-connection", "keep-alive"}), true);
         return;
@@ -1646,7 +1619,8 @@ static void malformed_block(h2s *s, uint32_t sid, int k)
                     &(h2s_hopts){.end_stream = true});
         return;
     default: /* :path with a space (request smuggling) */
-        h2s_headers(s, sid, H2S_KV(REQ_PSEUDO, {":path", "/a b"}), &(h2s_hopts){.end_stream = true});
+        h2s_headers(s, sid, H2S_KV(REQ_PSEUDO, {":path", "/a b"}),
+                    &(h2s_hopts){.end_stream = true});
         return;
     }
     h2s_headers_block(s, sid, blk, n, &(h2s_hopts){.end_stream = true});
@@ -1795,8 +1769,8 @@ static void bad_trailers_case(h2s *s, int k)
     H2S_EXPECT_STREAM_ERROR(s, 1, H2_PROTOCOL_ERROR);
     cr_expect_eq(h2s_ev_count(s, H2_EV_TRAILERS, 1), 0u);
     const h2s_ev *r = h2s_ev_find(s, H2_EV_STREAM_RESET, 1);
-    cr_expect(r && r->code == H2_PROTOCOL_ERROR, "[%s] case %d: the handler is told",
-              s->mode_name, k);
+    cr_expect(r && r->code == H2_PROTOCOL_ERROR, "[%s] case %d: the handler is told", s->mode_name,
+              k);
     h2s_respond_ok(s, 3, "ok");
     h2s_drain(s);
     cr_expect_eq(h2s_status(s, 3), 200);
@@ -1863,7 +1837,8 @@ H2S_TEST(http, rfc8441_3_extended_connect_disabled,
     cr_expect_null(h2s_req(s, 1));
 }
 
-H2S_TEST(http, rfc9113_8_1_request_end_stream, "§8.1: the REQUEST event says whether a body follows")
+H2S_TEST(http, rfc9113_8_1_request_end_stream,
+         "§8.1: the REQUEST event says whether a body follows")
 {
     h2s_handshake(s);
     h2s_get(s, 1, "/");
@@ -1900,8 +1875,7 @@ H2S_TEST(response, rfc9113_8_1_head_data_trailers_exact,
     cr_assert_eq(h2s_run(s), H2_OK);
     cr_assert_eq(h2s_respond(s, 1, 200,
                              H2S_KV({"content-type", "application/octet-stream"},
-                                    {"set-cookie", "a=b"}, {"set-cookie", "c=d"},
-                                    {"x-empty", ""}),
+                                    {"set-cookie", "a=b"}, {"set-cookie", "c=d"}, {"x-empty", ""}),
                              false),
                  H2_OK);
     uint8_t *body = h2s_alloc(s, 70001);
@@ -2100,8 +2074,8 @@ H2S_TEST(response, rfc9113_6_9_tiny_initial_window,
     }
     expect_body(s, 1, body, len);
     cr_expect(h2s_st(s, 1)->ended);
-    cr_expect_eq(rounds, 35u, "[%s] every WINDOW_UPDATE is used in full (%u rounds)",
-                 s->mode_name, rounds);
+    cr_expect_eq(rounds, 35u, "[%s] every WINDOW_UPDATE is used in full (%u rounds)", s->mode_name,
+                 rounds);
     cr_expect_eq(h2_conn_stream_count(s->c), 0u);
 }
 
@@ -2234,11 +2208,11 @@ H2S_TEST(response, rfc9113_6_9_consume_coalesces_window_updates,
     cr_expect_eq(n, 131072u);
     /* One stream WINDOW_UPDATE per half window consumed, one connection
      * WINDOW_UPDATE per half connection window. */
-    cr_expect_eq(count_wu_from(s, 1, mark), 4u, "[%s] %zu stream WINDOW_UPDATEs",
-                 s->mode_name, count_wu_from(s, 1, mark));
+    cr_expect_eq(count_wu_from(s, 1, mark), 4u, "[%s] %zu stream WINDOW_UPDATEs", s->mode_name,
+                 count_wu_from(s, 1, mark));
     cr_expect_eq(sum_wu_from(s, 1, mark), 131072u);
-    cr_expect_eq(count_wu_from(s, 0, mark), 2u, "[%s] %zu connection WINDOW_UPDATEs",
-                 s->mode_name, count_wu_from(s, 0, mark));
+    cr_expect_eq(count_wu_from(s, 0, mark), 2u, "[%s] %zu connection WINDOW_UPDATEs", s->mode_name,
+                 count_wu_from(s, 0, mark));
     cr_expect_eq(sum_wu_from(s, 0, mark), 131072u);
     /* Consuming a little does not produce a frame. */
     s->on_event = NULL;
@@ -2402,9 +2376,7 @@ static void garbage_case(h2s *s, int k)
         memset(blk + n, 0xff, 12);
         n += 12;
         break;
-    default: /* a block that ends inside a representation */
-        blk[n++] = 0x41;
-        break;
+    default: /* a block that ends inside a representation */ blk[n++] = 0x41; break;
     }
     h2s_headers_block(s, 1, blk, n, &(h2s_hopts){.end_stream = true});
     h2s_run(s);
@@ -2412,7 +2384,8 @@ static void garbage_case(h2s *s, int k)
     cr_expect_null(h2s_req(s, 1));
 }
 
-H2S_TEST(hpack, rfc9113_4_3_garbage_block, "§4.3: a field block that does not decode is COMPRESSION_ERROR")
+H2S_TEST(hpack, rfc9113_4_3_garbage_block,
+         "§4.3: a field block that does not decode is COMPRESSION_ERROR")
 {
     for (int k = 0; k < 6; k++)
         sub(s, garbage_case, k);
@@ -2581,12 +2554,8 @@ static void glitch_case(h2s *s, int k)
                 h2s_request(s, 1, "POST", "/", NULL, 0, false);
             h2s_data(s, 1, NULL, 0, false);
             break;
-        case 1: /* PRIORITY flood */
-            h2s_priority(s, 1 + 2 * (i % 7), 0, (uint8_t)i, false);
-            break;
-        case 2: /* SETTINGS churn (the first SETTINGS was free) */
-            h2s_settings(s, NULL, 0);
-            break;
+        case 1: /* PRIORITY flood */ h2s_priority(s, 1 + 2 * (i % 7), 0, (uint8_t)i, false); break;
+        case 2: /* SETTINGS churn (the first SETTINGS was free) */ h2s_settings(s, NULL, 0); break;
         case 3: /* MadeYouReset: valid-looking frames that make us reset streams */
             h2s_request(s, 1 + 2 * i, "POST", "/", NULL, 0, false);
             h2s_window_update(s, 1 + 2 * i, 0);
@@ -2810,8 +2779,8 @@ H2S_TEST(security, hpack_bomb_connection_error,
     h2s_run(s);
     H2S_EXPECT_CONN_ERROR2(s, H2_ENHANCE_YOUR_CALM, H2_COMPRESSION_ERROR);
     cr_expect_null(h2s_req(s, 1));
-    cr_expect_leq(m->peak_bytes - base, 32u * KIB, "[%s] the bomb cost %llu bytes",
-                  s->mode_name, (unsigned long long)(m->peak_bytes - base));
+    cr_expect_leq(m->peak_bytes - base, 32u * KIB, "[%s] the bomb cost %llu bytes", s->mode_name,
+                  (unsigned long long)(m->peak_bytes - base));
     cr_expect_leq(m->allocs - allocs, 8u, "[%s] %llu allocations", s->mode_name,
                   (unsigned long long)(m->allocs - allocs));
 }
@@ -2944,8 +2913,9 @@ H2S_TEST(security, rfc9113_6_8_data_on_stream_after_goaway_discarded,
     h2s_data(s, 3, "raced body", 10, true);
     h2s_data(s, 1, "body", 4, true);
     h2s_run(s);
-    cr_expect_eq(s->first_err, H2_OK, "[%s] connection error %s (%s) for DATA on ignored "
-                                      "stream 3",
+    cr_expect_eq(s->first_err, H2_OK,
+                 "[%s] connection error %s (%s) for DATA on ignored "
+                 "stream 3",
                  s->mode_name, h2_code_name(h2_conn_fault(s->c).code),
                  h2_conn_fault(s->c).reason ? h2_conn_fault(s->c).reason : "");
     cr_expect_null(h2s_req(s, 3));
@@ -3032,7 +3002,8 @@ H2S_TEST(timeout, security_header_block_timeout,
     cr_expect_null(h2s_req(s, 1));
 }
 
-H2S_TEST(timeout, security_idle_timeout, "security.md: 60 s without streams or input: GOAWAY NO_ERROR")
+H2S_TEST(timeout, security_idle_timeout,
+         "security.md: 60 s without streams or input: GOAWAY NO_ERROR")
 {
     h2s_handshake(s);
     get_roundtrip(s, 1, "/", "x");
@@ -3095,8 +3066,9 @@ H2S_TEST(timeout, security_send_timeout_zero_window,
     uint64_t t0 = s->now;
     cr_expect_eq(h2_conn_stream_buffered(s->c, 1), 1000u);
     uint64_t d = h2_conn_next_deadline(s->c);
-    cr_expect_leq(d, t0 + 30000, "[%s] no deadline while a response is stuck at window 0 "
-                                 "(next deadline %llu, now %llu)",
+    cr_expect_leq(d, t0 + 30000,
+                  "[%s] no deadline while a response is stuck at window 0 "
+                  "(next deadline %llu, now %llu)",
                   s->mode_name, (unsigned long long)d, (unsigned long long)t0);
     s->now = t0 + 30000;
     h2s_tick(s);
@@ -3243,7 +3215,8 @@ H2S_TEST(shutdown, rfc9113_6_8_after_shutdown_raced_body,
     }
 }
 
-H2S_TEST(shutdown, h2_conn_goaway_immediate, "h2_conn_goaway(NO_ERROR): GOAWAY with the last peer stream")
+H2S_TEST(shutdown, h2_conn_goaway_immediate,
+         "h2_conn_goaway(NO_ERROR): GOAWAY with the last peer stream")
 {
     h2s_handshake(s);
     h2s_get(s, 1, "/");
@@ -3269,10 +3242,9 @@ static const uint8_t g_static_body[1000] = {1, 2, 3};
 
 static void warm_cycle(h2s *s, uint32_t sid, bool body_and_trailers)
 {
-    static const h2s_kv extra[] = {{"user-agent", "warm/1.0"}, {"accept", "*/*"},
-                                   {"x-request-id", "fixed-id-for-indexing"}};
-    h2s_request(s, sid, body_and_trailers ? "POST" : "GET", "/warm", extra, 3,
-                !body_and_trailers);
+    static const h2s_kv extra[] = {
+        {"user-agent", "warm/1.0"}, {"accept", "*/*"}, {"x-request-id", "fixed-id-for-indexing"}};
+    h2s_request(s, sid, body_and_trailers ? "POST" : "GET", "/warm", extra, 3, !body_and_trailers);
     if (body_and_trailers) {
         h2s_data(s, sid, g_static_body, 500, false);
         h2s_headers(s, sid, H2S_KV({"x-client-trailer", "t"}), &(h2s_hopts){.end_stream = true});
@@ -3375,15 +3347,15 @@ static void nomem_session(h2s *s, uint64_t fail_at, bool fail_after, uint64_t *c
         *calls_out = m->calls;
         return;
     }
-#define OK_OR_NOMEM(expr)                                                                         \
-    do {                                                                                          \
-        h2_rv r_ = (expr);                                                                        \
-        cr_expect(r_ == H2_OK || r_ == H2_E_NOMEM || r_ == H2_E_CLOSED ||                         \
-                      (r_ == H2_E_NOSTREAM && s->first_err != H2_OK),                             \
-                  "[%s] fail_at %llu: %s returned %s", s->mode_name,                             \
-                  (unsigned long long)fail_at, #expr, h2_rv_name(r_));                            \
-        if (r_ == H2_E_NOMEM && s->first_err == H2_OK)                                            \
-            s->first_err = r_;                                                                    \
+#define OK_OR_NOMEM(expr)                                                                          \
+    do {                                                                                           \
+        h2_rv r_ = (expr);                                                                         \
+        cr_expect(r_ == H2_OK || r_ == H2_E_NOMEM || r_ == H2_E_CLOSED ||                          \
+                      (r_ == H2_E_NOSTREAM && s->first_err != H2_OK),                              \
+                  "[%s] fail_at %llu: %s returned %s", s->mode_name, (unsigned long long)fail_at,  \
+                  #expr, h2_rv_name(r_));                                                          \
+        if (r_ == H2_E_NOMEM && s->first_err == H2_OK)                                             \
+            s->first_err = r_;                                                                     \
     } while (0)
     h2s_preface(s);
     h2s_settings(s, NULL, 0);
@@ -3449,8 +3421,7 @@ static void nomem_sweep(h2s *s, bool fail_after)
         h2s t;
         h2s_init(&t, s->mode);
         nomem_session(&t, 0, false, &total);
-        cr_assert_eq(t.first_err, H2_OK, "[%s] the session works without failures",
-                     s->mode_name);
+        cr_assert_eq(t.first_err, H2_OK, "[%s] the session works without failures", s->mode_name);
         cr_assert_gt(total, 5u);
         h2s_fini(&t);
     }
@@ -3526,8 +3497,7 @@ H2S_TEST(misc, h2_conn_detached_body_discarded,
     cr_assert_eq(h2s_run(s), H2_OK, "[%s] %s", s->mode_name, h2_conn_fault(s->c).reason);
     cr_expect_eq(h2s_ev_count(s, H2_EV_DATA, 1), 0u);
     cr_expect_eq(h2s_rst_code(s, 1), H2_NO_ERROR);
-    cr_expect_geq(h2s_client_conn_window(s), 32768, "[%s] discarded bytes come back",
-                  s->mode_name);
+    cr_expect_geq(h2s_client_conn_window(s), 32768, "[%s] discarded bytes come back", s->mode_name);
     get_roundtrip(s, 3, "/", "ok");
 }
 
@@ -3571,8 +3541,8 @@ H2S_TEST(misc, rfc9113_6_1_padding_returns_window,
     int64_t cw = h2s_client_conn_window(s), sw = h2s_client_stream_window(s, 1);
     cr_expect_geq(cw, 65535 - 32767, "[%s] connection window %lld: padding not returned",
                   s->mode_name, (long long)cw);
-    cr_expect_geq(sw, 65535 - 32767, "[%s] stream window %lld: padding not returned",
-                  s->mode_name, (long long)sw);
+    cr_expect_geq(sw, 65535 - 32767, "[%s] stream window %lld: padding not returned", s->mode_name,
+                  (long long)sw);
 }
 
 H2S_TEST(misc, rfc9113_6_9_unconsumed_body_returned_at_stream_end,
@@ -3591,8 +3561,8 @@ H2S_TEST(misc, rfc9113_6_9_unconsumed_body_returned_at_stream_end,
     h2s_drain(s);
     cr_expect_eq(h2_conn_stream_count(s->c), 0u);
     int64_t cw = h2s_client_conn_window(s);
-    cr_expect_geq(cw, 40000, "[%s] connection window %lld after the stream ended",
-                  s->mode_name, (long long)cw);
+    cr_expect_geq(cw, 40000, "[%s] connection window %lld after the stream ended", s->mode_name,
+                  (long long)cw);
     h2s_request(s, 3, "POST", "/", NULL, 0, false);
     data_split(s, 3, buf, 40000, true);
     cr_assert_eq(h2s_run(s), H2_OK, "[%s] %s", s->mode_name, h2_conn_fault(s->c).reason);

@@ -6,9 +6,9 @@
 #include "h2_frame.h"
 
 /* A raw 9-octet frame header, for hand-built frames. */
-#define HDR(len, type, flags, sid)                                                               \
-    (uint8_t)((len) >> 16), (uint8_t)((len) >> 8), (uint8_t)(len), (uint8_t)(type),             \
-        (uint8_t)(flags), (uint8_t)((uint32_t)(sid) >> 24), (uint8_t)((uint32_t)(sid) >> 16),    \
+#define HDR(len, type, flags, sid)                                                                 \
+    (uint8_t)((len) >> 16), (uint8_t)((len) >> 8), (uint8_t)(len), (uint8_t)(type),                \
+        (uint8_t)(flags), (uint8_t)((uint32_t)(sid) >> 24), (uint8_t)((uint32_t)(sid) >> 16),      \
         (uint8_t)((uint32_t)(sid) >> 8), (uint8_t)(sid)
 
 /* Parse the header at buf and decode the payload that follows it. */
@@ -80,8 +80,8 @@ Test(roundtrip, data)
     static const struct {
         bool end_stream, padded;
         uint8_t pad;
-    } cases[] = {{false, false, 0}, {true, false, 0}, {false, true, 0}, {true, true, 7},
-                 {false, true, 255}};
+    } cases[] = {
+        {false, false, 0}, {true, false, 0}, {false, true, 0}, {true, true, 7}, {false, true, 255}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t buf[512];
         h2_frame fr;
@@ -113,8 +113,10 @@ Test(roundtrip, headers)
     static const struct {
         bool end_stream, end_headers, with_prio, padded;
         uint8_t pad;
-    } cases[] = {{false, true, false, false, 0}, {true, false, true, false, 0},
-                 {true, true, false, true, 3},   {false, true, true, true, 10},
+    } cases[] = {{false, true, false, false, 0},
+                 {true, false, true, false, 0},
+                 {true, true, false, true, 3},
+                 {false, true, true, true, 10},
                  {true, true, true, true, 0}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t buf[512];
@@ -171,10 +173,14 @@ Test(roundtrip, rst_stream)
 Test(roundtrip, settings_and_iteration)
 {
     const h2_setting in[] = {
-        {H2_SET_HEADER_TABLE_SIZE, 0xffffffffu}, {H2_SET_ENABLE_PUSH, 0},
-        {H2_SET_MAX_CONCURRENT_STREAMS, 100},    {H2_SET_INITIAL_WINDOW_SIZE, H2_MAX_WINDOW},
-        {H2_SET_MAX_FRAME_SIZE, 16777215},      {H2_SET_MAX_HEADER_LIST_SIZE, 65536},
-        {H2_SET_ENABLE_CONNECT_PROTOCOL, 1},     {H2_SET_NO_RFC7540_PRIORITIES, 1},
+        {H2_SET_HEADER_TABLE_SIZE, 0xffffffffu},
+        {H2_SET_ENABLE_PUSH, 0},
+        {H2_SET_MAX_CONCURRENT_STREAMS, 100},
+        {H2_SET_INITIAL_WINDOW_SIZE, H2_MAX_WINDOW},
+        {H2_SET_MAX_FRAME_SIZE, 16777215},
+        {H2_SET_MAX_HEADER_LIST_SIZE, 65536},
+        {H2_SET_ENABLE_CONNECT_PROTOCOL, 1},
+        {H2_SET_NO_RFC7540_PRIORITIES, 1},
         {0xabcd, 0x12345678}, /* unknown: ignored, not an error */
     };
     const uint32_t n = sizeof in / sizeof in[0];
@@ -238,8 +244,8 @@ Test(roundtrip, goaway)
     static const uint8_t dbg[] = "too many resets";
     uint8_t buf[64];
     h2_frame fr;
-    uint8_t *end = h2_frame_write_goaway(buf, 0x7fffffff, H2_ENHANCE_YOUR_CALM, dbg,
-                                         (uint32_t)sizeof dbg - 1);
+    uint8_t *end =
+        h2_frame_write_goaway(buf, 0x7fffffff, H2_ENHANCE_YOUR_CALM, dbg, (uint32_t)sizeof dbg - 1);
     decode_ok(buf, end, &fr);
     cr_expect_eq(fr.u.goaway.last_stream_id, 0x7fffffffu);
     cr_expect_eq(fr.u.goaway.code, (uint32_t)H2_ENHANCE_YOUR_CALM);
@@ -301,8 +307,8 @@ Test(roundtrip, priority_update)
 Test(decode, padded_data)
 {
     /* Pad Length 2, "abc", 2 padding octets (non-zero: not checked). */
-    const uint8_t b[] = {HDR(6, H2_FT_DATA, H2_FLAG_PADDED | H2_FLAG_END_STREAM, 1),
-                         2, 'a', 'b', 'c', 0xee, 0xee};
+    const uint8_t b[] = {
+        HDR(6, H2_FT_DATA, H2_FLAG_PADDED | H2_FLAG_END_STREAM, 1), 2, 'a', 'b', 'c', 0xee, 0xee};
     h2_frame fr;
     cr_assert(h2_fault_ok(decode_buf(b, &fr)));
     cr_expect_eq(fr.hdr.flags, H2_FLAG_PADDED | H2_FLAG_END_STREAM);
@@ -319,7 +325,17 @@ Test(decode, padded_headers_with_priority)
 {
     const uint8_t b[] = {HDR(1 + 5 + 3 + 2, H2_FT_HEADERS,
                              H2_FLAG_PADDED | H2_FLAG_PRIORITY | H2_FLAG_END_HEADERS, 3),
-                         2,    0x80, 0, 0, 1, 41, 0x82, 0x86, 0x84, 0, 0};
+                         2,
+                         0x80,
+                         0,
+                         0,
+                         1,
+                         41,
+                         0x82,
+                         0x86,
+                         0x84,
+                         0,
+                         0};
     h2_frame fr;
     cr_assert(h2_fault_ok(decode_buf(b, &fr)));
     cr_expect(fr.u.headers.has_priority);
@@ -331,7 +347,14 @@ Test(decode, padded_headers_with_priority)
 
     /* Padding consuming everything after the priority fields: empty block. */
     const uint8_t b2[] = {HDR(1 + 5 + 2, H2_FT_HEADERS, H2_FLAG_PADDED | H2_FLAG_PRIORITY, 3),
-                          2, 0, 0, 0, 0, 16, 0, 0};
+                          2,
+                          0,
+                          0,
+                          0,
+                          0,
+                          16,
+                          0,
+                          0};
     cr_assert(h2_fault_ok(decode_buf(b2, &fr)));
     cr_expect_eq(fr.u.headers.block_len, 0u);
 }
@@ -348,7 +371,8 @@ Test(decode, undefined_flags_cleared)
         {{HDR(5, H2_FT_PRIORITY, 0xff, 1), 0, 0, 0, 0, 16}, 0},
         {{HDR(4, H2_FT_RST_STREAM, 0xff, 1), 0, 0, 0, 8}, 0},
         {{HDR(0, H2_FT_SETTINGS, 0xff, 0)}, H2_FLAG_ACK},
-        {{HDR(5, H2_FT_PUSH_PROMISE, 0xff, 1), 0, 0, 0, 0, 2}, H2_FLAG_END_HEADERS | H2_FLAG_PADDED},
+        {{HDR(5, H2_FT_PUSH_PROMISE, 0xff, 1), 0, 0, 0, 0, 2},
+         H2_FLAG_END_HEADERS | H2_FLAG_PADDED},
         {{HDR(8, H2_FT_PING, 0xfe, 0)}, 0},
         {{HDR(8, H2_FT_GOAWAY, 0xff, 0)}, 0},
         {{HDR(4, H2_FT_WINDOW_UPDATE, 0xff, 0), 0, 0, 0, 1}, 0},
@@ -393,7 +417,13 @@ Test(decode, reserved_bits_masked)
 Test(decode, headers_self_dependency_still_decoded)
 {
     const uint8_t b[] = {HDR(5 + 2, H2_FT_HEADERS, H2_FLAG_PRIORITY | H2_FLAG_END_HEADERS, 5),
-                         0, 0, 0, 5, 16, 0x82, 0x84};
+                         0,
+                         0,
+                         0,
+                         5,
+                         16,
+                         0x82,
+                         0x84};
     h2_frame fr;
     h2_fault f = decode_buf(b, &fr);
     cr_expect_eq(f.code, H2_PROTOCOL_ERROR);
@@ -411,8 +441,8 @@ typedef struct bad_case {
     h2_scope scope;
 } bad_case;
 
-#define CONN H2_SCOPE_CONN
-#define STRM H2_SCOPE_STREAM
+#define CONN  H2_SCOPE_CONN
+#define STRM  H2_SCOPE_STREAM
 #define PROTO H2_PROTOCOL_ERROR
 #define FSIZE H2_FRAME_SIZE_ERROR
 
@@ -442,12 +472,18 @@ static const bad_case bad[] = {
      {HDR(7, H2_FT_HEADERS, 8 | 0x20 | 4, 1), 2, 0, 0, 0, 0, 16, 0x82},
      PROTO,
      CONN},
-    {"HEADERS pad eats prio", {HDR(7, H2_FT_HEADERS, 8 | 0x20, 1), 6, 0, 0, 0, 0, 16, 0}, PROTO, CONN},
+    {"HEADERS pad eats prio",
+     {HDR(7, H2_FT_HEADERS, 8 | 0x20, 1), 6, 0, 0, 0, 0, 16, 0},
+     PROTO,
+     CONN},
     {"HEADERS PRIORITY, 4 octets", {HDR(4, H2_FT_HEADERS, 0x20, 1), 0, 0, 0, 0}, FSIZE, CONN},
     {"HEADERS PADDED|PRIORITY, 5", {HDR(5, H2_FT_HEADERS, 0x28, 1), 0, 0, 0, 0, 0}, FSIZE, CONN},
     {"PUSH_PROMISE too short", {HDR(3, H2_FT_PUSH_PROMISE, 4, 1), 0, 0, 2}, FSIZE, CONN},
     {"PUSH_PROMISE PADDED too short", {HDR(4, H2_FT_PUSH_PROMISE, 8, 1), 0, 0, 0, 2}, FSIZE, CONN},
-    {"PUSH_PROMISE pad too long", {HDR(6, H2_FT_PUSH_PROMISE, 8, 1), 2, 0, 0, 0, 2, 0}, PROTO, CONN},
+    {"PUSH_PROMISE pad too long",
+     {HDR(6, H2_FT_PUSH_PROMISE, 8, 1), 2, 0, 0, 0, 2, 0},
+     PROTO,
+     CONN},
 
     /* Fixed lengths. */
     {"PRIORITY length 4", {HDR(4, H2_FT_PRIORITY, 0, 1), 0, 0, 0, 3}, FSIZE, STRM},
@@ -468,12 +504,18 @@ static const bad_case bad[] = {
 
     /* Values. */
     {"PRIORITY self-dependency", {HDR(5, H2_FT_PRIORITY, 0, 3), 0, 0, 0, 3, 0}, PROTO, STRM},
-    {"PRIORITY self-dependency (E set)", {HDR(5, H2_FT_PRIORITY, 0, 3), 0x80, 0, 0, 3, 0}, PROTO, STRM},
+    {"PRIORITY self-dependency (E set)",
+     {HDR(5, H2_FT_PRIORITY, 0, 3), 0x80, 0, 0, 3, 0},
+     PROTO,
+     STRM},
     {"HEADERS self-dependency", {HDR(5, H2_FT_HEADERS, 0x20 | 4, 3), 0, 0, 0, 3, 0}, PROTO, STRM},
     {"WINDOW_UPDATE 0 on stream", {HDR(4, H2_FT_WINDOW_UPDATE, 0, 1), 0, 0, 0, 0}, PROTO, STRM},
     {"WINDOW_UPDATE 0 on connection", {HDR(4, H2_FT_WINDOW_UPDATE, 0, 0), 0, 0, 0, 0}, PROTO, CONN},
     {"WINDOW_UPDATE only R set", {HDR(4, H2_FT_WINDOW_UPDATE, 0, 0), 0x80, 0, 0, 0}, PROTO, CONN},
-    {"PRIORITY_UPDATE prioritized 0", {HDR(4, H2_FT_PRIORITY_UPDATE, 0, 0), 0, 0, 0, 0}, PROTO, CONN},
+    {"PRIORITY_UPDATE prioritized 0",
+     {HDR(4, H2_FT_PRIORITY_UPDATE, 0, 0), 0, 0, 0, 0},
+     PROTO,
+     CONN},
     {"PRIORITY_UPDATE prioritized R only",
      {HDR(5, H2_FT_PRIORITY_UPDATE, 0, 0), 0x80, 0, 0, 0, 'u'},
      PROTO,

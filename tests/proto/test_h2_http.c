@@ -6,14 +6,17 @@
 #include "h2_http.h"
 
 /* A field from two string literals (sizeof, so embedded NULs count). */
-#define F(n, v)                                                                                  \
-    {                                                                                            \
-        (const uint8_t *)(n), (const uint8_t *)(v), (uint32_t)(sizeof(n) - 1),                   \
-            (uint32_t)(sizeof(v) - 1), 0, 0                                                      \
+#define F(n, v)                                                                                    \
+    {                                                                                              \
+        (const uint8_t *)(n), (const uint8_t *)(v), (uint32_t)(sizeof(n) - 1),                     \
+            (uint32_t)(sizeof(v) - 1), 0, 0                                                        \
     }
-#define END {NULL, NULL, 0, 0, 0, 0}
+#define END                                                                                        \
+    {                                                                                              \
+        NULL, NULL, 0, 0, 0, 0                                                                     \
+    }
 
-#define GET_PSEUDO                                                                               \
+#define GET_PSEUDO                                                                                 \
     F(":method", "GET"), F(":scheme", "https"), F(":path", "/"), F(":authority", "example.com")
 
 /* Fields up to the END sentinel. */
@@ -68,9 +71,13 @@ Test(request, no_regular_fields)
 
 Test(request, post_content_length)
 {
-    const hpack_field f[] = {F(":method", "POST"), F(":scheme", "http"), F(":path", "/up?x=1"),
-                             F(":authority", "a"), F("content-length", "42"),
-                             F("content-type", "text/plain"), END};
+    const hpack_field f[] = {F(":method", "POST"),
+                             F(":scheme", "http"),
+                             F(":path", "/up?x=1"),
+                             F(":authority", "a"),
+                             F("content-length", "42"),
+                             F("content-type", "text/plain"),
+                             END};
     h2_req_head rq;
     cr_assert(h2_fault_ok(parse(f, false, &rq)));
     cr_expect_eq(rq.content_length, 42);
@@ -94,11 +101,19 @@ Test(request, content_length_forms)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         hpack_field f[] = {GET_PSEUDO, END, END, END};
-        f[4] = (hpack_field){(const uint8_t *)"content-length", (const uint8_t *)cases[i].v1, 14,
-                             (uint32_t)strlen(cases[i].v1), 0, 0};
+        f[4] = (hpack_field){(const uint8_t *)"content-length",
+                             (const uint8_t *)cases[i].v1,
+                             14,
+                             (uint32_t)strlen(cases[i].v1),
+                             0,
+                             0};
         if (cases[i].v2)
-            f[5] = (hpack_field){(const uint8_t *)"content-length", (const uint8_t *)cases[i].v2,
-                                 14, (uint32_t)strlen(cases[i].v2), 0, 0};
+            f[5] = (hpack_field){(const uint8_t *)"content-length",
+                                 (const uint8_t *)cases[i].v2,
+                                 14,
+                                 (uint32_t)strlen(cases[i].v2),
+                                 0,
+                                 0};
         h2_req_head rq;
         h2_fault e = parse(f, false, &rq);
         cr_expect(h2_fault_ok(e), "'%s': %s", cases[i].v1, e.reason);
@@ -127,9 +142,12 @@ Test(request, connect)
 
 Test(request, extended_connect_websocket)
 {
-    const hpack_field f[] = {F(":method", "CONNECT"), F(":protocol", "websocket"),
-                             F(":scheme", "https"), F(":path", "/chat"),
-                             F(":authority", "example.com"), F("sec-websocket-version", "13"),
+    const hpack_field f[] = {F(":method", "CONNECT"),
+                             F(":protocol", "websocket"),
+                             F(":scheme", "https"),
+                             F(":path", "/chat"),
+                             F(":authority", "example.com"),
+                             F("sec-websocket-version", "13"),
                              END};
     h2_req_head rq;
     h2_fault e = parse(f, true, &rq);
@@ -163,8 +181,8 @@ Test(request, accepted_details)
         {"authority with userinfo-ish chars",
          {F(":method", "GET"), F(":scheme", "https"), F(":path", "/"),
           F(":authority", "[::1]:8443"), END}},
-        {"path with query and percent", {F(":method", "GET"), F(":scheme", "https"),
-                                         F(":path", "/a%20b?q=\"x\"&y=~"), END}},
+        {"path with query and percent",
+         {F(":method", "GET"), F(":scheme", "https"), F(":path", "/a%20b?q=\"x\"&y=~"), END}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         h2_req_head rq;
@@ -223,7 +241,8 @@ static const bad_req bad[] = {
     {"duplicate pseudo-header field", false, {F(":method", "GET"), GET_PSEUDO, END}},
     {"unknown pseudo-header field", false, {GET_PSEUDO, F(":foo", "bar"), END}},
     {"unknown pseudo-header field", false, {F(":", "x"), GET_PSEUDO, END}},
-    {"pseudo-header field after a regular field", false,
+    {"pseudo-header field after a regular field",
+     false,
      {F(":method", "GET"), F(":scheme", "https"), F("accept", "*/*"), F(":path", "/"), END}},
     {":status in a request", false, {GET_PSEUDO, F(":status", "200"), END}},
     {"missing :method", false, {F(":scheme", "https"), F(":path", "/"), END}},
@@ -232,55 +251,74 @@ static const bad_req bad[] = {
     {"empty :path", false, {F(":method", "GET"), F(":scheme", "https"), F(":path", ""), END}},
     {"empty :method", false, {F(":method", ""), F(":scheme", "https"), F(":path", "/"), END}},
     {"empty :scheme", false, {F(":method", "GET"), F(":scheme", ""), F(":path", "/"), END}},
-    {"empty :authority", false,
+    {"empty :authority",
+     false,
      {F(":method", "GET"), F(":scheme", "https"), F(":path", "/"), F(":authority", ""), END}},
-    {":path neither absolute nor *", false,
+    {":path neither absolute nor *",
+     false,
      {F(":method", "GET"), F(":scheme", "https"), F(":path", "index.html"), END}},
-    {":path neither absolute nor *", false,
+    {":path neither absolute nor *",
+     false,
      {F(":method", "OPTIONS"), F(":scheme", "http"), F(":path", "**"), END}},
-    {":path * with a method other than OPTIONS", false,
+    {":path * with a method other than OPTIONS",
+     false,
      {F(":method", "GET"), F(":scheme", "HTTPS"), F(":path", "*"), END}},
     {"invalid :method", false, {F(":method", "GE(T"), F(":scheme", "https"), F(":path", "/"), END}},
-    {"invalid :method", false, {F(":method", "GET /x"), F(":scheme", "https"), F(":path", "/"), END}},
+    {"invalid :method",
+     false,
+     {F(":method", "GET /x"), F(":scheme", "https"), F(":path", "/"), END}},
     {"invalid :scheme", false, {F(":method", "GET"), F(":scheme", "1http"), F(":path", "/"), END}},
     {"invalid :scheme", false, {F(":method", "GET"), F(":scheme", "ht_tp"), F(":path", "/"), END}},
-    {"invalid character in :path", false,
+    {"invalid character in :path",
+     false,
      {F(":method", "GET"), F(":scheme", "https"), F(":path", "/a b"), END}},
-    {"invalid character in :path", false,
+    {"invalid character in :path",
+     false,
      {F(":method", "GET"), F(":scheme", "https"), F(":path", "/a\r\nx: y"), END}},
-    {"invalid character in :authority", false,
+    {"invalid character in :authority",
+     false,
      {F(":method", "GET"), F(":scheme", "https"), F(":path", "/"), F(":authority", "a/b"), END}},
     /* §8.5 CONNECT, RFC 8441 §4 */
-    {"CONNECT with :scheme or :path", false,
+    {"CONNECT with :scheme or :path",
+     false,
      {F(":method", "CONNECT"), F(":authority", "a:443"), F(":path", "/"), END}},
-    {"CONNECT with :scheme or :path", false,
+    {"CONNECT with :scheme or :path",
+     false,
      {F(":method", "CONNECT"), F(":authority", "a:443"), F(":scheme", "https"), END}},
     {"CONNECT without :authority", false, {F(":method", "CONNECT"), END}},
-    {":protocol without SETTINGS_ENABLE_CONNECT_PROTOCOL", false,
-     {F(":method", "CONNECT"), F(":protocol", "websocket"), F(":scheme", "https"),
-      F(":path", "/"), F(":authority", "a"), END}},
-    {":protocol with a method other than CONNECT", true,
+    {":protocol without SETTINGS_ENABLE_CONNECT_PROTOCOL",
+     false,
+     {F(":method", "CONNECT"), F(":protocol", "websocket"), F(":scheme", "https"), F(":path", "/"),
+      F(":authority", "a"), END}},
+    {":protocol with a method other than CONNECT",
+     true,
      {GET_PSEUDO, F(":protocol", "websocket"), END}},
-    {"extended CONNECT without :authority", true,
-     {F(":method", "CONNECT"), F(":protocol", "websocket"), F(":scheme", "https"),
-      F(":path", "/"), END}},
-    {"missing :path", true,
+    {"extended CONNECT without :authority",
+     true,
+     {F(":method", "CONNECT"), F(":protocol", "websocket"), F(":scheme", "https"), F(":path", "/"),
+      END}},
+    {"missing :path",
+     true,
      {F(":method", "CONNECT"), F(":protocol", "websocket"), F(":scheme", "https"),
       F(":authority", "a"), END}},
-    {"missing :scheme", true,
-     {F(":method", "CONNECT"), F(":protocol", "websocket"), F(":path", "/"),
-      F(":authority", "a"), END}},
-    {"empty :protocol", true,
+    {"missing :scheme",
+     true,
+     {F(":method", "CONNECT"), F(":protocol", "websocket"), F(":path", "/"), F(":authority", "a"),
+      END}},
+    {"empty :protocol",
+     true,
      {F(":method", "CONNECT"), F(":protocol", ""), F(":scheme", "https"), F(":path", "/"),
       F(":authority", "a"), END}},
-    {"invalid :protocol", true,
-     {F(":method", "CONNECT"), F(":protocol", "web socket"), F(":scheme", "https"),
-      F(":path", "/"), F(":authority", "a"), END}},
+    {"invalid :protocol",
+     true,
+     {F(":method", "CONNECT"), F(":protocol", "web socket"), F(":scheme", "https"), F(":path", "/"),
+      F(":authority", "a"), END}},
     /* host */
     {"host differs from :authority", false, {GET_PSEUDO, F("host", "evil.example"), END}},
-    {"duplicate host", false,
-     {F(":method", "GET"), F(":scheme", "https"), F(":path", "/"), F("host", "a"),
-      F("host", "a"), END}},
+    {"duplicate host",
+     false,
+     {F(":method", "GET"), F(":scheme", "https"), F(":path", "/"), F("host", "a"), F("host", "a"),
+      END}},
     /* content-length (RFC 9110 §8.6) */
     {"invalid content-length", false, {GET_PSEUDO, F("content-length", "abc"), END}},
     {"invalid content-length", false, {GET_PSEUDO, F("content-length", ""), END}},
@@ -291,13 +329,17 @@ static const bad_req bad[] = {
     {"invalid content-length", false, {GET_PSEUDO, F("content-length", "5,"), END}},
     {"invalid content-length", false, {GET_PSEUDO, F("content-length", "5,,5"), END}},
     {"invalid content-length", false, {GET_PSEUDO, F("content-length", ",5"), END}},
-    {"content-length too large", false,
+    {"content-length too large",
+     false,
      {GET_PSEUDO, F("content-length", "1000000000000000001"), END}},
-    {"content-length too large", false,
+    {"content-length too large",
+     false,
      {GET_PSEUDO, F("content-length", "99999999999999999999999"), END}},
-    {"content-length list with differing values", false,
+    {"content-length list with differing values",
+     false,
      {GET_PSEUDO, F("content-length", "5, 6"), END}},
-    {"content-length fields differ", false,
+    {"content-length fields differ",
+     false,
      {GET_PSEUDO, F("content-length", "5"), F("content-length", "6"), END}},
 };
 
@@ -396,9 +438,8 @@ Test(response, fields)
     cr_expect_eq(h2_http_check_response_fields(NULL, 0), H2_OK);
 
     const hpack_field bad_sets[][2] = {
-        {F(":status", "200"), END},     {F("Content-Type", "x"), END},
-        {F("connection", "close"), END}, {F("keep-alive", "1"), END},
-        {F("x", "a\nb"), END},           {F("x", " lead"), END},
+        {F(":status", "200"), END},  {F("Content-Type", "x"), END}, {F("connection", "close"), END},
+        {F("keep-alive", "1"), END}, {F("x", "a\nb"), END},         {F("x", " lead"), END},
         {F("", "x"), END},
     };
     for (size_t i = 0; i < sizeof bad_sets / sizeof bad_sets[0]; i++)
@@ -424,32 +465,32 @@ Test(priority, parse_cases)
         {"i=?0", 3, true, 3, false},
         {"u=7", 3, false, 7, false},
         {"u=0", 3, false, 0, false},
-        {"u=8", 3, false, 3, false},        /* out of range: ignored */
+        {"u=8", 3, false, 3, false}, /* out of range: ignored */
         {"u=-1", 3, false, 3, false},
-        {"u=1.5", 3, false, 3, false},      /* decimal, not integer */
-        {"u=\"1\"", 3, false, 3, false},    /* string */
-        {"u=a", 3, false, 3, false},        /* token */
-        {"u=?1", 3, false, 3, false},       /* boolean */
-        {"u=:AQ==:", 3, false, 3, false},   /* byte sequence */
-        {"i=1", 3, false, 3, false},        /* integer, not boolean */
-        {"i=?2", 3, false, 3, false},       /* not a boolean */
-        {"u=2, u=4", 3, false, 4, false},   /* last wins */
+        {"u=1.5", 3, false, 3, false},       /* decimal, not integer */
+        {"u=\"1\"", 3, false, 3, false},     /* string */
+        {"u=a", 3, false, 3, false},         /* token */
+        {"u=?1", 3, false, 3, false},        /* boolean */
+        {"u=:AQ==:", 3, false, 3, false},    /* byte sequence */
+        {"i=1", 3, false, 3, false},         /* integer, not boolean */
+        {"i=?2", 3, false, 3, false},        /* not a boolean */
+        {"u=2, u=4", 3, false, 4, false},    /* last wins */
         {"x=5, u=2, y", 3, false, 2, false}, /* unknown keys ignored */
         {"*x=1, u=2", 3, false, 2, false},
         {"u=2;foo=bar", 3, false, 2, false}, /* parameters ignored */
         {"i;x=1;y", 3, false, 3, true},
-        {"  u=1", 3, false, 1, false},       /* leading SP */
-        {"u=1 ,\ti", 3, false, 1, true},     /* OWS around commas */
-        {"u = 1", 3, false, 3, false},       /* no space around '=' */
-        {"U=1", 3, false, 3, false},         /* keys are lowercase */
+        {"  u=1", 3, false, 1, false},   /* leading SP */
+        {"u=1 ,\ti", 3, false, 1, true}, /* OWS around commas */
+        {"u = 1", 3, false, 3, false},   /* no space around '=' */
+        {"U=1", 3, false, 3, false},     /* keys are lowercase */
         {"uu=1, ii", 3, false, 3, false},
         {"u=1a", 3, false, 3, false},
-        {"u=1, %%%, i", 3, false, 1, true},  /* lenient: bad member skipped */
+        {"u=1, %%%, i", 3, false, 1, true}, /* lenient: bad member skipped */
         {"x=\"a,u=0\", u=6", 3, false, 6, false},
         {"x=\"a\\\",u=0\", u=6", 3, false, 6, false},
         {"x=\"open, u=0", 3, false, 3, false},
         {"u=1,", 3, false, 1, false},
-        {"u=(1 2);a, i", 3, false, 3, true},  /* inner list */
+        {"u=(1 2);a, i", 3, false, 3, true}, /* inner list */
         {"u=( 1  \"a\" ), i", 3, false, 3, true},
         {"u=(1, i", 3, false, 3, true},
         {"u=0000000000000001", 3, false, 3, false}, /* 16 digits */
@@ -459,8 +500,7 @@ Test(priority, parse_cases)
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         uint8_t u = cases[k].u0;
         bool inc = cases[k].i0;
-        h2_http_parse_priority((const uint8_t *)cases[k].v, (uint32_t)strlen(cases[k].v), &u,
-                               &inc);
+        h2_http_parse_priority((const uint8_t *)cases[k].v, (uint32_t)strlen(cases[k].v), &u, &inc);
         cr_expect_eq(u, cases[k].u, "'%s': u=%u", cases[k].v, u);
         cr_expect_eq(inc, cases[k].i, "'%s': i=%d", cases[k].v, inc);
     }

@@ -84,7 +84,8 @@ Test(limits, every_limit_has_a_distinct_name)
         cr_assert_not_null(a);
         cr_expect_str_neq(a, "unknown", "limit %d has no name", i);
         for (int j = 0; j < i; j++)
-            cr_expect_str_neq(a, h2_limit_name((h2_limit_id)j), "limits %d and %d share a name", i, j);
+            cr_expect_str_neq(a, h2_limit_name((h2_limit_id)j), "limits %d and %d share a name", i,
+                              j);
     }
     cr_expect_str_eq(h2_limit_name(H2_LIMIT_COUNT), "unknown");
 }

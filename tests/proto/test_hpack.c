@@ -36,8 +36,12 @@ static uint32_t rnd(void)
 
 static hpack_field fld(const char *name, const char *value, uint8_t flags)
 {
-    hpack_field f = {(const uint8_t *)name, (const uint8_t *)value, (uint32_t)strlen(name),
-                     (uint32_t)strlen(value), flags, 0};
+    hpack_field f = {(const uint8_t *)name,
+                     (const uint8_t *)value,
+                     (uint32_t)strlen(name),
+                     (uint32_t)strlen(value),
+                     flags,
+                     0};
     return f;
 }
 
@@ -82,7 +86,8 @@ static void expect_fields(const hpack_sink *s, const nv *want, size_t n)
         cr_assert(field_is(&s->fields[i], want[i].name, want[i].value), "field %zu: want %s: %s", i,
                   want[i].name, want[i].value);
         /* Strings live in buf. */
-        cr_assert(s->fields[i].name >= s->buf && s->fields[i].value + s->fields[i].value_len <= s->buf + s->buf_used);
+        cr_assert(s->fields[i].name >= s->buf &&
+                  s->fields[i].value + s->fields[i].value_len <= s->buf + s->buf_used);
     }
 }
 
@@ -94,8 +99,8 @@ static void expect_table(const hpack_table *t, const nv *want, size_t n, uint32_
     cr_assert_eq(t->size, size, "table size: got %u, want %u", t->size, size);
     for (size_t i = 0; i < n; i++) {
         cr_assert_eq(hpack_table_get(t, (uint32_t)i + 1, buf, sizeof buf, &f), H2_OK);
-        cr_assert(field_is(&f, want[i].name, want[i].value), "entry %zu: want %s: %s", i + 1, want[i].name,
-                  want[i].value);
+        cr_assert(field_is(&f, want[i].name, want[i].value), "entry %zu: want %s: %s", i + 1,
+                  want[i].name, want[i].value);
     }
     cr_assert_eq(hpack_table_get(t, (uint32_t)n + 1, buf, sizeof buf, &f), H2_E_INVAL);
 }
@@ -210,9 +215,9 @@ Test(hpack_int, prefix_boundaries)
         if (m > 0)
             int_roundtrip(n, m - 1, 1);
         int_roundtrip(n, 0, 1);
-        int_roundtrip(n, m, 2);        /* first value needing a continuation */
+        int_roundtrip(n, m, 2); /* first value needing a continuation */
         int_roundtrip(n, m + 1, 2);
-        int_roundtrip(n, m + 127, 2);  /* largest with one continuation byte */
+        int_roundtrip(n, m + 127, 2); /* largest with one continuation byte */
         int_roundtrip(n, m + 128, 3);
         int_roundtrip(n, 127, 127 < m ? 1 : (127 - m < 128 ? 2 : 3));
         int_roundtrip(n, 128, 128 < m ? 1 : (128 - m < 128 ? 2 : 3));
@@ -269,7 +274,8 @@ Test(hpack_int, continuation_bytes_bounded)
     memset(endless, 0x80, sizeof endless);
     endless[0] = 0xff;
     p = endless;
-    cr_assert_eq(hpack_int_decode(&p, endless + sizeof endless, 8, UINT32_MAX, &out), H2_E_COMPRESSION);
+    cr_assert_eq(hpack_int_decode(&p, endless + sizeof endless, 8, UINT32_MAX, &out),
+                 H2_E_COMPRESSION);
     /* 2^32 - 1 with an 8-bit prefix: 0xff then 5 bytes. */
     const uint8_t maxv[] = {0xff, 0x80, 0xfe, 0xff, 0xff, 0x0f};
     p = maxv;
@@ -299,12 +305,15 @@ Test(hpack_static, lookup_by_index_and_name)
         cr_assert_arr_eq(ff->name, f->name, f->name_len);
         if (first > 1)
             cr_assert_neq(hpack_static_find_name(hpack_static_get(first - 1)->name,
-                                                 hpack_static_get(first - 1)->name_len), first);
+                                                 hpack_static_get(first - 1)->name_len),
+                          first);
     }
-    const char *absent[] = {"", "a", "x-foo", "content-typ", "content-types", ":statu", "Content-Type", "dates"};
+    const char *absent[] = {
+        "", "a", "x-foo", "content-typ", "content-types", ":statu", "Content-Type", "dates"};
     for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++)
-        cr_assert_eq(hpack_static_find_name((const uint8_t *)absent[i], (uint32_t)strlen(absent[i])), 0, "%s",
-                     absent[i]);
+        cr_assert_eq(
+            hpack_static_find_name((const uint8_t *)absent[i], (uint32_t)strlen(absent[i])), 0,
+            "%s", absent[i]);
 }
 
 /* --- decoder: RFC 7541 Appendix C ----------------------------------------------- */
@@ -318,21 +327,55 @@ typedef struct example {
     uint32_t size;
 } example;
 
-#define C3_FIELDS_1 {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":authority", "www.example.com"}}
-#define C3_FIELDS_2                                                                                          \
-    {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":authority", "www.example.com"},              \
-     {"cache-control", "no-cache"}}
-#define C3_FIELDS_3                                                                                          \
-    {{":method", "GET"}, {":scheme", "https"}, {":path", "/index.html"}, {":authority", "www.example.com"},   \
-     {"custom-key", "custom-value"}}
-#define C3_TABLE_1 {{":authority", "www.example.com"}}
-#define C3_TABLE_2 {{"cache-control", "no-cache"}, {":authority", "www.example.com"}}
-#define C3_TABLE_3 {{"custom-key", "custom-value"}, {"cache-control", "no-cache"}, {":authority", "www.example.com"}}
+#define C3_FIELDS_1                                                                                \
+    {                                                                                              \
+        {":method", "GET"}, {":scheme", "http"}, {":path", "/"},                                   \
+        {                                                                                          \
+            ":authority", "www.example.com"                                                        \
+        }                                                                                          \
+    }
+#define C3_FIELDS_2                                                                                \
+    {                                                                                              \
+        {":method", "GET"}, {":scheme", "http"}, {":path", "/"},                                   \
+            {":authority", "www.example.com"},                                                     \
+        {                                                                                          \
+            "cache-control", "no-cache"                                                            \
+        }                                                                                          \
+    }
+#define C3_FIELDS_3                                                                                \
+    {                                                                                              \
+        {":method", "GET"}, {":scheme", "https"}, {":path", "/index.html"},                        \
+            {":authority", "www.example.com"},                                                     \
+        {                                                                                          \
+            "custom-key", "custom-value"                                                           \
+        }                                                                                          \
+    }
+#define C3_TABLE_1                                                                                 \
+    {                                                                                              \
+        {                                                                                          \
+            ":authority", "www.example.com"                                                        \
+        }                                                                                          \
+    }
+#define C3_TABLE_2                                                                                 \
+    {                                                                                              \
+        {"cache-control", "no-cache"},                                                             \
+        {                                                                                          \
+            ":authority", "www.example.com"                                                        \
+        }                                                                                          \
+    }
+#define C3_TABLE_3                                                                                 \
+    {                                                                                              \
+        {"custom-key", "custom-value"}, {"cache-control", "no-cache"},                             \
+        {                                                                                          \
+            ":authority", "www.example.com"                                                        \
+        }                                                                                          \
+    }
 
 static const example c3[] = {
     {"828684410f7777772e6578616d706c652e636f6d", C3_FIELDS_1, 4, C3_TABLE_1, 1, 57},
     {"828684be58086e6f2d6361636865", C3_FIELDS_2, 5, C3_TABLE_2, 2, 110},
-    {"828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565", C3_FIELDS_3, 5, C3_TABLE_3, 3, 164},
+    {"828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565", C3_FIELDS_3, 5, C3_TABLE_3, 3,
+     164},
 };
 static const example c4[] = {
     {"828684418cf1e3c2e5f23a6ba0ab90f4ff", C3_FIELDS_1, 4, C3_TABLE_1, 1, 57},
@@ -340,25 +383,55 @@ static const example c4[] = {
     {"828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf", C3_FIELDS_3, 5, C3_TABLE_3, 3, 164},
 };
 
-#define C5_FIELDS_1                                                                                         \
-    {{":status", "302"}, {"cache-control", "private"}, {"date", "Mon, 21 Oct 2013 20:13:21 GMT"},            \
-     {"location", "https://www.example.com"}}
-#define C5_FIELDS_2                                                                                         \
-    {{":status", "307"}, {"cache-control", "private"}, {"date", "Mon, 21 Oct 2013 20:13:21 GMT"},            \
-     {"location", "https://www.example.com"}}
-#define C5_FIELDS_3                                                                                         \
-    {{":status", "200"}, {"cache-control", "private"}, {"date", "Mon, 21 Oct 2013 20:13:22 GMT"},            \
-     {"location", "https://www.example.com"}, {"content-encoding", "gzip"},                                  \
-     {"set-cookie", "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"}}
-#define C5_TABLE_1                                                                                          \
-    {{"location", "https://www.example.com"}, {"date", "Mon, 21 Oct 2013 20:13:21 GMT"},                     \
-     {"cache-control", "private"}, {":status", "302"}}
-#define C5_TABLE_2                                                                                          \
-    {{":status", "307"}, {"location", "https://www.example.com"}, {"date", "Mon, 21 Oct 2013 20:13:21 GMT"},  \
-     {"cache-control", "private"}}
-#define C5_TABLE_3                                                                                          \
-    {{"set-cookie", "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"},                             \
-     {"content-encoding", "gzip"}, {"date", "Mon, 21 Oct 2013 20:13:22 GMT"}}
+#define C5_FIELDS_1                                                                                \
+    {                                                                                              \
+        {":status", "302"}, {"cache-control", "private"},                                          \
+            {"date", "Mon, 21 Oct 2013 20:13:21 GMT"},                                             \
+        {                                                                                          \
+            "location", "https://www.example.com"                                                  \
+        }                                                                                          \
+    }
+#define C5_FIELDS_2                                                                                \
+    {                                                                                              \
+        {":status", "307"}, {"cache-control", "private"},                                          \
+            {"date", "Mon, 21 Oct 2013 20:13:21 GMT"},                                             \
+        {                                                                                          \
+            "location", "https://www.example.com"                                                  \
+        }                                                                                          \
+    }
+#define C5_FIELDS_3                                                                                \
+    {                                                                                              \
+        {":status", "200"}, {"cache-control", "private"},                                          \
+            {"date", "Mon, 21 Oct 2013 20:13:22 GMT"}, {"location", "https://www.example.com"},    \
+            {"content-encoding", "gzip"},                                                          \
+        {                                                                                          \
+            "set-cookie", "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"               \
+        }                                                                                          \
+    }
+#define C5_TABLE_1                                                                                 \
+    {                                                                                              \
+        {"location", "https://www.example.com"}, {"date", "Mon, 21 Oct 2013 20:13:21 GMT"},        \
+            {"cache-control", "private"},                                                          \
+        {                                                                                          \
+            ":status", "302"                                                                       \
+        }                                                                                          \
+    }
+#define C5_TABLE_2                                                                                 \
+    {                                                                                              \
+        {":status", "307"}, {"location", "https://www.example.com"},                               \
+            {"date", "Mon, 21 Oct 2013 20:13:21 GMT"},                                             \
+        {                                                                                          \
+            "cache-control", "private"                                                             \
+        }                                                                                          \
+    }
+#define C5_TABLE_3                                                                                 \
+    {                                                                                              \
+        {"set-cookie", "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"},                \
+            {"content-encoding", "gzip"},                                                          \
+        {                                                                                          \
+            "date", "Mon, 21 Oct 2013 20:13:22 GMT"                                                \
+        }                                                                                          \
+    }
 
 static const example c5[] = {
     {"4803333032580770726976617465611d4d6f6e2c203231204f637420323031332032303a31333a323120474d54"
@@ -366,16 +439,19 @@ static const example c5[] = {
      C5_FIELDS_1, 4, C5_TABLE_1, 4, 222},
     {"4803333037c1c0bf", C5_FIELDS_2, 4, C5_TABLE_2, 4, 222},
     {"88c1611d4d6f6e2c203231204f637420323031332032303a31333a323220474d54c05a04677a69707738666f6f3d"
-     "4153444a4b48514b425a584f5157454f50495541585157454f49553b206d61782d6167653d333630303b2076657273"
+     "4153444a4b48514b425a584f5157454f50495541585157454f49553b206d61782d6167653d333630303b207665727"
+     "3"
      "696f6e3d31",
      C5_FIELDS_3, 6, C5_TABLE_3, 3, 215},
 };
 static const example c6[] = {
-    {"488264025885aec3771a4b6196d07abe941054d444a8200595040b8166e082a62d1bff6e919d29ad171863c78f0b97c8"
+    {"488264025885aec3771a4b6196d07abe941054d444a8200595040b8166e082a62d1bff6e919d29ad171863c78f0b9"
+     "7c8"
      "e9ae82ae43d3",
      C5_FIELDS_1, 4, C5_TABLE_1, 4, 222},
     {"4883640effc1c0bf", C5_FIELDS_2, 4, C5_TABLE_2, 4, 222},
-    {"88c16196d07abe941054d444a8200595040b8166e084a62d1bffc05a839bd9ab77ad94e7821dd7f2e6c7b335dfdfcd5b"
+    {"88c16196d07abe941054d444a8200595040b8166e084a62d1bffc05a839bd9ab77ad94e7821dd7f2e6c7b335dfdfc"
+     "d5b"
      "3960d5af27087f3672c1ab270fb5291f9587316065c003ed4ee5b1063d5007",
      C5_FIELDS_3, 6, C5_TABLE_3, 3, 215},
 };
@@ -399,7 +475,8 @@ Test(hpack_decode, rfc_c2)
     hpack_decoder d;
     test_sink *s = sink_new();
     hpack_decoder_init(&d, 4096, NULL);
-    cr_assert_eq(decode_hex(&d, "400a637573746f6d2d6b65790d637573746f6d2d686561646572", &s->s), H2_OK);
+    cr_assert_eq(decode_hex(&d, "400a637573746f6d2d6b65790d637573746f6d2d686561646572", &s->s),
+                 H2_OK);
     expect_fields(&s->s, (nv[]){{"custom-key", "custom-header"}}, 1);
     expect_table(&d.table, (nv[]){{"custom-key", "custom-header"}}, 1, 55);
     cr_assert_eq(s->s.fields[0].flags, 0);
@@ -423,10 +500,22 @@ Test(hpack_decode, rfc_c2)
     free(s);
 }
 
-Test(hpack_decode, rfc_c3_without_huffman) { decode_examples(c3, 3, 4096); }
-Test(hpack_decode, rfc_c4_with_huffman) { decode_examples(c4, 3, 4096); }
-Test(hpack_decode, rfc_c5_responses_without_huffman) { decode_examples(c5, 3, 256); }
-Test(hpack_decode, rfc_c6_responses_with_huffman) { decode_examples(c6, 3, 256); }
+Test(hpack_decode, rfc_c3_without_huffman)
+{
+    decode_examples(c3, 3, 4096);
+}
+Test(hpack_decode, rfc_c4_with_huffman)
+{
+    decode_examples(c4, 3, 4096);
+}
+Test(hpack_decode, rfc_c5_responses_without_huffman)
+{
+    decode_examples(c5, 3, 256);
+}
+Test(hpack_decode, rfc_c6_responses_with_huffman)
+{
+    decode_examples(c6, 3, 256);
+}
 
 /* --- encoder: RFC 7541 Appendix C ------------------------------------------------- */
 
@@ -474,11 +563,23 @@ Test(hpack_encode, rfc_c2)
     encode_one(&f, "82");
 }
 
-Test(hpack_encode, rfc_c3_without_huffman) { encode_examples(c3, 3, 4096, HPACK_HUFF_NEVER); }
-Test(hpack_encode, rfc_c4_with_huffman) { encode_examples(c4, 3, 4096, HPACK_HUFF_AUTO); }
+Test(hpack_encode, rfc_c3_without_huffman)
+{
+    encode_examples(c3, 3, 4096, HPACK_HUFF_NEVER);
+}
+Test(hpack_encode, rfc_c4_with_huffman)
+{
+    encode_examples(c4, 3, 4096, HPACK_HUFF_AUTO);
+}
 /* C.5/C.6 assume a 256-byte table from the start: own_max = 256, no update. */
-Test(hpack_encode, rfc_c5_responses_without_huffman) { encode_examples(c5, 3, 256, HPACK_HUFF_NEVER); }
-Test(hpack_encode, rfc_c6_responses_with_huffman) { encode_examples(c6, 3, 256, HPACK_HUFF_AUTO); }
+Test(hpack_encode, rfc_c5_responses_without_huffman)
+{
+    encode_examples(c5, 3, 256, HPACK_HUFF_NEVER);
+}
+Test(hpack_encode, rfc_c6_responses_with_huffman)
+{
+    encode_examples(c6, 3, 256, HPACK_HUFF_AUTO);
+}
 
 /* The same table size learnt from the peer's SETTINGS must be announced:
  * the peer's decoder was at 4096 and insists on an update (§4.2). */
@@ -554,7 +655,8 @@ Test(hpack_decode, size_update_limits_and_position)
     cr_assert_eq(decode_hex(&d, "203fe11f82", &s->s), H2_OK); /* two at the start */
     expect_fields(&s->s, (nv[]){{":method", "GET"}}, 1);
     cr_assert_eq(d.table.max_size, 4096);
-    cr_assert_eq(decode_hex(&d, "203f45203fe11f", &s->s), H2_OK); /* more than two; an update-only block */
+    cr_assert_eq(decode_hex(&d, "203f45203fe11f", &s->s),
+                 H2_OK); /* more than two; an update-only block */
     cr_assert_eq(s->s.count, 0);
     cr_assert_eq(d.table.max_size, 4096);
     hpack_decoder_free(&d);
@@ -569,12 +671,18 @@ Test(hpack_decode, size_update_evicts)
     for (size_t i = 0; i < 3; i++)
         cr_assert_eq(decode_hex(&d, c3[i].hex, &s->s), H2_OK);
     cr_assert_eq(decode_hex(&d, "3f4f", &s->s), H2_OK); /* 110: the oldest (57) goes */
-    expect_table(&d.table, (nv[]){{"custom-key", "custom-value"}, {"cache-control", "no-cache"}}, 2, 107);
+    expect_table(&d.table, (nv[]){{"custom-key", "custom-value"}, {"cache-control", "no-cache"}}, 2,
+                 107);
     cr_assert_eq(decode_hex(&d, "20", &s->s), H2_OK);
     expect_table(&d.table, NULL, 0, 0);
     /* The table works after being emptied. */
-    cr_assert_eq(decode_hex(&d, "3fe11f" "400a637573746f6d2d6b65790d637573746f6d2d686561646572be", &s->s), H2_OK);
-    expect_fields(&s->s, (nv[]){{"custom-key", "custom-header"}, {"custom-key", "custom-header"}}, 2);
+    cr_assert_eq(decode_hex(&d,
+                            "3fe11f"
+                            "400a637573746f6d2d6b65790d637573746f6d2d686561646572be",
+                            &s->s),
+                 H2_OK);
+    expect_fields(&s->s, (nv[]){{"custom-key", "custom-header"}, {"custom-key", "custom-header"}},
+                  2);
     hpack_decoder_free(&d);
     free(s);
 }
@@ -592,7 +700,8 @@ Test(hpack_decode, required_update_after_settings_shrink)
 
     hpack_decoder_init(&d, 4096, NULL);
     hpack_decoder_set_settings_max(&d, 100);
-    cr_assert_eq(hpack_decode_block(&d, NULL, 0, &s->s), H2_E_COMPRESSION); /* an empty block lacks it too */
+    cr_assert_eq(hpack_decode_block(&d, NULL, 0, &s->s),
+                 H2_E_COMPRESSION); /* an empty block lacks it too */
     hpack_decoder_free(&d);
 
     hpack_decoder_init(&d, 4096, NULL);
@@ -705,7 +814,8 @@ Test(hpack_table, entry_larger_than_table_empties_it)
     hpack_decoder d;
     test_sink *s = sink_new();
     hpack_decoder_init(&d, 100, NULL);
-    cr_assert_eq(decode_hex(&d, "4003782d6101317e", &s->s), H2_E_COMPRESSION); /* idx 62 before it exists */
+    cr_assert_eq(decode_hex(&d, "4003782d6101317e", &s->s),
+                 H2_E_COMPRESSION); /* idx 62 before it exists */
     hpack_decoder_free(&d);
     hpack_decoder_init(&d, 100, NULL);
     cr_assert_eq(decode_hex(&d, "4003782d610131", &s->s), H2_OK); /* x-a: 1, 36 bytes */
@@ -758,8 +868,14 @@ static void name_of_evicted_entry(bool overflowed)
     free(s);
 }
 
-Test(hpack_table, new_entry_names_the_entry_it_evicts) { name_of_evicted_entry(false); }
-Test(hpack_table, new_entry_names_the_entry_it_evicts_overflowed) { name_of_evicted_entry(true); }
+Test(hpack_table, new_entry_names_the_entry_it_evicts)
+{
+    name_of_evicted_entry(false);
+}
+Test(hpack_table, new_entry_names_the_entry_it_evicts_overflowed)
+{
+    name_of_evicted_entry(true);
+}
 
 /* A straightforward model of §4: newest first, evict from the end. */
 typedef struct model_entry {
@@ -867,7 +983,8 @@ Test(hpack_table, matches_model_under_random_traffic)
             }
             model_insert(&m, want_n[i], nl, want_v[i], vl);
         }
-        cr_assert_eq(hpack_decode_block(&d, block, (size_t)(p - block), &s->s), H2_OK, "iteration %d", iter);
+        cr_assert_eq(hpack_decode_block(&d, block, (size_t)(p - block), &s->s), H2_OK,
+                     "iteration %d", iter);
         cr_assert_eq(s->s.count, nfields);
         for (uint32_t i = 0; i < nfields; i++) {
             cr_assert_eq(s->s.fields[i].name_len, want_nl[i]);
@@ -890,7 +1007,8 @@ static void round_trip_random(uint32_t seq, int iterations)
     hpack_decoder d;
     test_sink *s = sink_new();
     static uint8_t out[1 << 16];
-    static const char *names[] = {"content-type", "x-a", "x-b", "cookie", ":path", "date", "x-long-header-name"};
+    static const char *names[] = {"content-type",      "x-a", "x-b", "cookie", ":path", "date",
+                                  "x-long-header-name"};
     static char vals[8][200];
     hpack_encoder_init(&e, 8192, NULL);
     hpack_decoder_init(&d, 4096, NULL);
@@ -912,7 +1030,9 @@ static void round_trip_random(uint32_t seq, int iterations)
             for (size_t k = 0; k < vl; k++)
                 v[k] = (char)('0' + rnd() % (rnd() % 2 ? 3 : 70));
             v[vl] = 0;
-            uint8_t flags = rnd() % 10 == 0 ? HPACK_F_NO_INDEX : rnd() % 10 == 0 ? HPACK_F_NEVER_INDEX : 0;
+            uint8_t flags = rnd() % 10 == 0   ? HPACK_F_NO_INDEX
+                            : rnd() % 10 == 0 ? HPACK_F_NEVER_INDEX
+                                              : 0;
             f[i] = fld(names[rnd() % 7], v, flags);
         }
         size_t len = 0;
@@ -942,9 +1062,15 @@ static void round_trip_random(uint32_t seq, int iterations)
     free(s);
 }
 
-Test(hpack_table, encoder_decoder_round_trip_random) { round_trip_random(0, 3000); }
+Test(hpack_table, encoder_decoder_round_trip_random)
+{
+    round_trip_random(0, 3000);
+}
 /* The entry numbers the encoder's index links by wrap at 2^32. */
-Test(hpack_table, encoder_decoder_round_trip_across_seq_wrap) { round_trip_random(UINT32_MAX - 300, 1000); }
+Test(hpack_table, encoder_decoder_round_trip_across_seq_wrap)
+{
+    round_trip_random(UINT32_MAX - 300, 1000);
+}
 
 /* The index finds every live entry, by value and by name. */
 Test(hpack_table, encoder_index_finds_every_entry)
@@ -1083,7 +1209,8 @@ Test(hpack_limits, field_counts)
     cr_assert_not(s->s.overflow);
     cr_assert_eq(decode_hex(&d, "8282828282", &s->s), H2_OK);
     cr_assert_eq(decode_hex(&d, "828282828282", &s->s), H2_E_LIMIT);
-    cr_assert_eq(decode_hex(&d, "82828282820400017a", &s->s), H2_E_LIMIT); /* a literal as the 6th */
+    cr_assert_eq(decode_hex(&d, "82828282820400017a", &s->s),
+                 H2_E_LIMIT); /* a literal as the 6th */
     hpack_decoder_free(&d);
     free(s);
 }
@@ -1214,8 +1341,9 @@ Test(hpack_encode, representations)
     hpack_encoder e;
     hpack_encoder_init(&e, 4096, NULL);
     e.huff = HPACK_HUFF_NEVER;
-    encode_seq(&e, fld(":method", "GET", HPACK_F_NEVER_INDEX), "1203474554"); /* name index 2 only */
-    encode_seq(&e, fld(":method", "GET", HPACK_F_NO_INDEX), "82");            /* matching inserts nothing */
+    encode_seq(&e, fld(":method", "GET", HPACK_F_NEVER_INDEX),
+               "1203474554");                                      /* name index 2 only */
+    encode_seq(&e, fld(":method", "GET", HPACK_F_NO_INDEX), "82"); /* matching inserts nothing */
     encode_seq(&e, fld("x-a", "1", HPACK_F_NO_INDEX), "0003782d610131");
     cr_assert_eq(e.table.count, 0);
     encode_seq(&e, fld("x-a", "1", 0), "4003782d610131");
@@ -1233,8 +1361,9 @@ Test(hpack_encode, representations)
     hpack_encoder_init(&e, 64, NULL);
     e.huff = HPACK_HUFF_NEVER;
     encode_seq(&e, fld("x-a", "1", 0), "4003782d610131");
-    encode_seq(&e, fld("x-a", "0123456789012345678901234567890", 0),
-               "0f2f1f30313233343536373839303132333435363738393031323334353637383930"); /* name 62 */
+    encode_seq(
+        &e, fld("x-a", "0123456789012345678901234567890", 0),
+        "0f2f1f30313233343536373839303132333435363738393031323334353637383930"); /* name 62 */
     expect_table(&e.table, (nv[]){{"x-a", "1"}}, 1, 36);
     hpack_encoder_free(&e);
 
@@ -1290,7 +1419,10 @@ Test(hpack_encode, bound_is_an_upper_bound)
         for (size_t i = 0; i < n; i++) {
             uint32_t vl = rnd() % (rnd() % 4 ? 40 : 3000);
             for (uint32_t k = 0; k < vl; k++) /* 30-bit codes: the worst case */
-                vals[i][k] = rnd() % 4 ? (uint8_t)(k % 3 == 0 ? 10 : k % 3 == 1 ? 13 : 22) : (uint8_t)rnd();
+                vals[i][k] = rnd() % 4 ? (uint8_t)(k % 3 == 0   ? 10
+                                                   : k % 3 == 1 ? 13
+                                                                : 22)
+                                       : (uint8_t)rnd();
             uint32_t nl = 1 + rnd() % 200;
             f[i] = (hpack_field){vals[i], vals[i], nl < vl ? nl : vl, vl, (uint8_t)(rnd() % 3), 0};
             if (f[i].flags == 3)
@@ -1348,29 +1480,30 @@ Test(hpack_alloc, warm_path_allocates_nothing)
             fld(":scheme", "https", 0),
             fld(":authority", "www.example.com", 0),
             fld(":path", path, 0),
-            fld("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", 0),
+            fld("user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", 0),
             fld("accept", "application/json", 0),
             fld("accept-encoding", "gzip, deflate, br", 0),
             fld("accept-language", "en-US,en;q=0.5", 0),
-            fld("cookie", "session=4f9c1e0a7b2d43c8a16e5f0b9d2c7a31; theme=dark; tz=Europe/Berlin", 0),
-            fld("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.ZRrHA1JJJW8opsbCGfG_HACGpVUMN_a9IV7pAx_Zmeo",
+            fld("cookie", "session=4f9c1e0a7b2d43c8a16e5f0b9d2c7a31; theme=dark; tz=Europe/Berlin",
+                0),
+            fld("authorization",
+                "Bearer eyJhbGciOiJIUzI1NiJ9.e30.ZRrHA1JJJW8opsbCGfG_HACGpVUMN_a9IV7pAx_Zmeo",
                 HPACK_F_NEVER_INDEX),
             fld("x-request-id", id, 0),
         };
         hpack_field rs[] = {
-            fld(":status", "200", 0),
-            fld("content-type", "application/json", 0),
-            fld("content-length", clen, 0),
-            fld("date", date, 0),
-            fld("server", "spindle", 0),
-            fld("cache-control", "no-store", 0),
+            fld(":status", "200", 0),       fld("content-type", "application/json", 0),
+            fld("content-length", clen, 0), fld("date", date, 0),
+            fld("server", "spindle", 0),    fld("cache-control", "no-store", 0),
         };
         exchange(&req, rq, sizeof rq / sizeof rq[0]);
         exchange(&resp, rs, sizeof rs / sizeof rs[0]);
         if (i == 50)
             warm = c.allocs;
     }
-    cr_assert_eq(c.allocs, warm, "%llu allocations after warm-up", (unsigned long long)(c.allocs - warm));
+    cr_assert_eq(c.allocs, warm, "%llu allocations after warm-up",
+                 (unsigned long long)(c.allocs - warm));
     cr_assert_gt(req.d.table.count, 0);
     for (int k = 0; k < 2; k++) {
         hpack_encoder_free(&eps[k]->e);

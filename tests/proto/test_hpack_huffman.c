@@ -67,8 +67,8 @@ static void check_against_ref(const uint8_t *in, size_t n)
     size_t alen = 0, blen = 0, clen = 0;
     h2_rv ra = hpack_huff_decode(in, n, a, sizeof a, &alen);
     h2_rv rb = ref_decode(in, n, b, &blen);
-    cr_assert_eq(ra, rb, "input of %zu bytes starting %02x: %s vs reference %s", n, in[0], h2_rv_name(ra),
-                 h2_rv_name(rb));
+    cr_assert_eq(ra, rb, "input of %zu bytes starting %02x: %s vs reference %s", n, in[0],
+                 h2_rv_name(ra), h2_rv_name(rb));
     cr_assert_eq(hpack_huff_decoded_len(in, n, &clen), ra);
     if (ra == H2_OK) {
         cr_assert_eq(alen, blen);
@@ -103,8 +103,8 @@ Test(hpack_huffman, code_table_is_complete_prefix_code)
     for (uint32_t a = 0; a < 257; a++)
         for (uint32_t b = 0; b < 257; b++)
             if (a != b && hpack_huff_len[a] <= hpack_huff_len[b])
-                cr_assert_neq(hpack_huff_code[b] >> (hpack_huff_len[b] - hpack_huff_len[a]), hpack_huff_code[a],
-                              "%u is a prefix of %u", a, b);
+                cr_assert_neq(hpack_huff_code[b] >> (hpack_huff_len[b] - hpack_huff_len[a]),
+                              hpack_huff_code[a], "%u is a prefix of %u", a, b);
 }
 
 /* --- RFC examples -------------------------------------------------------------- */
