@@ -55,6 +55,12 @@ typedef struct ring_error {
  */
 void ring_explain_error(int err, const char *what, uint32_t setup_flags, char *buf, size_t len);
 
+/* Fill err (NULL: nothing) with code and a printf-formatted message
+ * (truncated to fit). Returns code, so a failing path can end in
+ * `return ring_error_set(err, -EINVAL, "...", ...);`. Any thread. */
+__attribute__((format(printf, 3, 4))) int ring_error_set(ring_error *err, int code, const char *fmt,
+                                                         ...);
+
 /* ------------------------------------------------------------------------ */
 /* user_data: op | slot | generation                                         */
 
@@ -180,8 +186,8 @@ typedef enum ring_rearm {
     RING_REARM_NONE,  /* F_MORE: still armed, nothing to do */
     RING_REARM_NOW,   /* ended for a reason a new arm fixes: re-arm now */
     RING_REARM_LATER, /* ended by a shortage: re-arm once it is over (recv:
-			     after buffers were recycled; accept: after a
-			     connection closed, or on a timer) */
+                         after buffers were recycled; accept: after a
+                         connection closed, or on a timer) */
     RING_REARM_NEVER  /* ended for good: EOF, cancelled, socket error */
 } ring_rearm;
 
@@ -243,7 +249,7 @@ typedef struct ring_config {
     uint32_t accept_backlog; /* listen() backlog per listener (default 4096) */
     uint32_t msg_budget;     /* MSG_RING CQEs aimed at us (default 64) */
     uint32_t buf_count;      /* provided buffers, power of two, <= 32768;
-				    0 = no buffer ring (default 512) */
+                                0 = no buffer ring (default 512) */
     uint32_t buf_size;       /* bytes per buffer (default 16384) */
     uint16_t buf_group;      /* buffer group id (default 0) */
     bool waker;              /* create the eventfd doorbell (default true) */
