@@ -254,3 +254,20 @@ void sim_maybe_reconnect(sim *s, uint32_t upcoming)
     if (s->next_sid + 2u * upcoming >= SID_LIMIT && !sim_connect(s))
         s->errors++;
 }
+
+uint64_t sim_run_cycle(void *arg, uint64_t n)
+{
+    const sim_cycle *c = arg;
+    sim *s = c->s;
+    uint32_t batch = c->batch;
+
+    for (uint64_t done = 0; done < n;) {
+        uint32_t k = n - done < batch ? (uint32_t)(n - done) : batch;
+
+        sim_maybe_reconnect(s, k);
+        sim_feed(s, s->in, sim_build_requests(s, k));
+        sim_flush(s);
+        done += k;
+    }
+    return 0;
+}

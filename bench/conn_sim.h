@@ -88,6 +88,16 @@ void sim_flush(sim *s);
 /* Answer stream sid: 200, the body by reference, detach. */
 void sim_respond(sim *s, uint32_t sid);
 
+/* The request cycle of the conn/cycle_* and hop/ cases. */
+typedef struct sim_cycle {
+    sim *s;
+    uint32_t batch; /* requests per input buffer */
+} sim_cycle;
+
+/* A bench_fn: n requests of the sim_cycle at arg, `batch` per input buffer
+ * (build, feed, flush).  Returns 0: the harness times it. */
+uint64_t sim_run_cycle(void *arg, uint64_t n);
+
 /* Send and discard whatever the connection has queued. */
 void sim_drain_discard(sim *s);
 

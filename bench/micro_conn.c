@@ -40,26 +40,6 @@ static uint64_t run_gather(void *arg, uint64_t n)
     return ns ? ns : 1;
 }
 
-typedef struct cycle_arg {
-    sim *s;
-    uint32_t batch; /* requests per input buffer */
-} cycle_arg;
-
-static uint64_t run_cycle(void *arg, uint64_t n)
-{
-    cycle_arg *a = arg;
-    sim *s = a->s;
-    for (uint64_t done = 0; done < n;) {
-        uint32_t k = n - done < a->batch ? (uint32_t)(n - done) : a->batch;
-        sim_maybe_reconnect(s, k);
-        size_t len = sim_build_requests(s, k);
-        sim_feed(s, s->in, len);
-        sim_flush(s);
-        done += k;
-    }
-    return 0;
-}
-
 static void note_counters(bench *b, sim *s, const cmem *m0, uint64_t req0, uint64_t prep0,
                           uint64_t iov0)
 {
@@ -96,10 +76,11 @@ static void bench_cycle(bench *b, sim *s, const char *name, uint32_t batch, doub
 {
     if (!bench_want(b, name))
         return;
-    cycle_arg a = {s, batch};
+    sim_cycle a = {s, batch};
     cmem m0 = s->m;
     uint64_t req0 = s->requests, prep0 = s->prepares, iov0 = s->iovecs;
-    if (bench_run(b, name, run_cycle, &a, &(bench_opts){.unit = "request", .bytes_per_op = bytes}))
+    if (bench_run(b, name, sim_run_cycle, &a,
+                  &(bench_opts){.unit = "request", .bytes_per_op = bytes}))
         note_counters(b, s, &m0, req0, prep0, iov0);
 }
 

@@ -63,30 +63,9 @@ static void on_event_queued(sim *s, const h2_event *ev)
     }
 }
 
-typedef struct hop_arg {
-    sim *s;
-    uint32_t batch; /* requests per input buffer */
-} hop_arg;
-
-static uint64_t run_cycle(void *arg, uint64_t n)
-{
-    hop_arg *a = arg;
-    sim *s = a->s;
-
-    for (uint64_t done = 0; done < n;) {
-        uint32_t k = n - done < a->batch ? (uint32_t)(n - done) : a->batch;
-
-        sim_maybe_reconnect(s, k);
-        sim_feed(s, s->in, sim_build_requests(s, k));
-        sim_flush(s);
-        done += k;
-    }
-    return 0;
-}
-
 static void hop_case(bench *b, sim *s, hop *h, const char *name, uint32_t batch, bool queued)
 {
-    hop_arg a = {s, batch};
+    sim_cycle a = {s, batch};
     cmem m0 = s->m;
     uint64_t req0 = s->requests, hops0 = h->hops, err0 = s->errors;
 
@@ -94,7 +73,7 @@ static void hop_case(bench *b, sim *s, hop *h, const char *name, uint32_t batch,
         return;
     s->on_event = queued ? on_event_queued : NULL;
     s->on_event_ctx = h;
-    if (bench_run(b, name, run_cycle, &a, &(bench_opts){.unit = "request"})) {
+    if (bench_run(b, name, sim_run_cycle, &a, &(bench_opts){.unit = "request"})) {
         uint64_t req = s->requests - req0;
 
         if (req) {
