@@ -50,8 +50,12 @@ typedef struct ring_error {
  *   ENOSYS: a kernel without io_uring (or a seccomp filter answering ENOSYS);
  *   ENOMEM: for a non-root user, the RLIMIT_MEMLOCK soft and hard limits
  *     (rings and buffer rings are charged to it);
- *   EINVAL: the setup flags in `setup_flags` the kernel rejected.
- * Always NUL-terminates (len > 0). Any thread; reads /proc and getrlimit().
+ *   EINVAL: the setup flags in `setup_flags` the kernel rejected;
+ *   EMFILE/ENFILE: out of file descriptors;
+ *   EEXIST: a thread that does not own the ring (SINGLE_ISSUER);
+ * any other errno: "what: strerror". what == NULL reads "io_uring".
+ * Always NUL-terminates (len > 0; buf NULL or len 0: writes nothing). Any
+ * thread; reads /proc and getrlimit().
  */
 void ring_explain_error(int err, const char *what, uint32_t setup_flags, char *buf, size_t len);
 
@@ -179,8 +183,9 @@ static inline bool ring_cqe_zc_copied(const ring_cqe *c)
 }
 
 /*
- * What a multishot op's CQE asks of the caller. The rules live here so the
- * shard cannot get them subtly wrong (a re-arm at the wrong moment spins).
+ * What a multishot op's CQE asks of the caller, in one place (a re-arm at
+ * the wrong moment spins). core/ does not call these yet: core/shard.c
+ * (on_accept) and core/conn.c (conn_on_recv) apply their own version inline.
  */
 typedef enum ring_rearm {
     RING_REARM_NONE,  /* F_MORE: still armed, nothing to do */
