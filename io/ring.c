@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ struct ring {
     bool ring_fd_registered;
 
     /* Doorbell: an eventfd with a read armed on it. The kernel writes the
-	 * counter into wake_buf, so it lives here, as long as the ring. */
+     * counter into wake_buf, so it lives here, as long as the ring. */
     int wake_fd;
     uint64_t wake_buf;
     bool wake_rearm; /* arming failed for want of an SQE: retry */
@@ -111,6 +112,95 @@ static void fmt_setup_flags(char *buf, size_t len, uint32_t f)
         snprintf(buf, len, "none");
 }
 
+/*
+ * The explanations, one row per errno. A row has either a fixed hint
+ * (printed as "what: strerror: hint") or a function that writes the whole
+ * message from what it reads of the system (sysctl, rlimit, setup flags).
+ */
+typedef void explain_fn(char *buf, size_t len, const char *what, const char *estr,
+                        uint32_t setup_flags);
+
+/* EPERM/EACCES: the io_uring_disabled sysctl, else a seccomp filter or LSM. */
+static void explain_denied(char *buf, size_t len, const char *what, const char *estr,
+                           uint32_t setup_flags)
+{
+    int dis = read_io_uring_disabled();
+
+    (void)setup_flags;
+    if (dis == 2)
+        snprintf(buf, len,
+                 "%s: %s: io_uring is disabled system-wide (kernel.io_uring_disabled=2 in "
+                 "/proc/sys/kernel/io_uring_disabled); set it to 0",
+                 what, estr);
+    else if (dis == 1)
+        snprintf(buf, len,
+                 "%s: %s: io_uring is limited to privileged processes and the "
+                 "kernel.io_uring_group group (kernel.io_uring_disabled=1); run with "
+                 "CAP_SYS_ADMIN, join that group, or set the sysctl to 0",
+                 what, estr);
+    else
+        snprintf(buf, len,
+                 "%s: %s although kernel.io_uring_disabled=%d: a seccomp filter or LSM denies "
+                 "the io_uring syscalls (container runtimes do by default; allow "
+                 "io_uring_setup/enter/register)",
+                 what, estr, dis);
+}
+
+/* ENOMEM: for a non-root user, the RLIMIT_MEMLOCK limits rings are charged to. */
+static void explain_memlock(char *buf, size_t len, const char *what, const char *estr,
+                            uint32_t setup_flags)
+{
+    struct rlimit rl;
+    char soft[32], hard[32];
+
+    (void)setup_flags;
+    if (geteuid() == 0 || getrlimit(RLIMIT_MEMLOCK, &rl) != 0) {
+        snprintf(buf, len,
+                 "%s: %s: the kernel could not allocate the ring (running as root: "
+                 "RLIMIT_MEMLOCK is not the limit)",
+                 what, estr);
+        return;
+    }
+    fmt_limit(soft, sizeof soft, rl.rlim_cur);
+    fmt_limit(hard, sizeof hard, rl.rlim_max);
+    snprintf(buf, len,
+             "%s: %s: RLIMIT_MEMLOCK is %s (soft) / %s (hard) for this non-root user, and "
+             "rings and buffer rings are charged to it; raise it (ulimit -l, systemd "
+             "LimitMEMLOCK=, docker --ulimit memlock=) or shrink the ring (sq_entries, "
+             "max_conns, buf_count)",
+             what, estr, soft, hard);
+}
+
+/* EINVAL: the setup flags the kernel rejected. */
+static void explain_flags(char *buf, size_t len, const char *what, const char *estr,
+                          uint32_t setup_flags)
+{
+    char flags[160];
+
+    fmt_setup_flags(flags, sizeof flags, setup_flags);
+    snprintf(buf, len,
+             "%s: %s: the kernel rejected setup flags %s (SINGLE_ISSUER|DEFER_TASKRUN need "
+             "Linux >= 6.1)",
+             what, estr, flags);
+}
+
+static const struct {
+    int err;
+    explain_fn *fn;   /* writes the message; or NULL and: */
+    const char *hint; /* "what: strerror: hint" */
+} explanations[] = {
+    {EPERM, explain_denied, NULL},
+    {EACCES, explain_denied, NULL},
+    {ENOSYS, NULL,
+     "this kernel has no io_uring (Linux >= 6.1 with CONFIG_IO_URING is needed), or a "
+     "seccomp filter answers ENOSYS for its syscalls"},
+    {ENOMEM, explain_memlock, NULL},
+    {EINVAL, explain_flags, NULL},
+    {EMFILE, NULL, "out of file descriptors (ulimit -n)"},
+    {ENFILE, NULL, "out of file descriptors (ulimit -n)"},
+    {EEXIST, NULL, "called from a thread that does not own the ring (IORING_SETUP_SINGLE_ISSUER)"},
+};
+
 void ring_explain_error(int err, const char *what, uint32_t setup_flags, char *buf, size_t len)
 {
     char ebuf[128];
@@ -123,89 +213,16 @@ void ring_explain_error(int err, const char *what, uint32_t setup_flags, char *b
     if (!what)
         what = "io_uring";
     estr = strerror_r(err, ebuf, sizeof ebuf);
-
-    switch (err) {
-    case EPERM:
-    case EACCES: {
-        int dis = read_io_uring_disabled();
-
-        if (dis == 2)
-            snprintf(buf, len,
-                     "%s: %s: io_uring is disabled system-wide "
-                     "(kernel.io_uring_disabled=2 in "
-                     "/proc/sys/kernel/io_uring_disabled); set it to 0",
-                     what, estr);
-        else if (dis == 1)
-            snprintf(buf, len,
-                     "%s: %s: io_uring is limited to privileged "
-                     "processes and the kernel.io_uring_group group "
-                     "(kernel.io_uring_disabled=1); run with "
-                     "CAP_SYS_ADMIN, join that group, or set the "
-                     "sysctl to 0",
-                     what, estr);
+    for (size_t i = 0; i < sizeof explanations / sizeof explanations[0]; i++) {
+        if (explanations[i].err != err)
+            continue;
+        if (explanations[i].fn)
+            explanations[i].fn(buf, len, what, estr, setup_flags);
         else
-            snprintf(buf, len,
-                     "%s: %s although kernel.io_uring_disabled=%d: a "
-                     "seccomp filter or LSM denies the io_uring "
-                     "syscalls (container runtimes do by default; "
-                     "allow io_uring_setup/enter/register)",
-                     what, estr, dis);
-        break;
+            snprintf(buf, len, "%s: %s: %s", what, estr, explanations[i].hint);
+        return;
     }
-    case ENOSYS:
-        snprintf(buf, len,
-                 "%s: %s: this kernel has no io_uring (Linux >= 6.1 "
-                 "with CONFIG_IO_URING is needed), or a seccomp filter "
-                 "answers ENOSYS for its syscalls",
-                 what, estr);
-        break;
-    case ENOMEM: {
-        struct rlimit rl;
-
-        if (geteuid() != 0 && getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
-            char soft[32], hard[32];
-
-            fmt_limit(soft, sizeof soft, rl.rlim_cur);
-            fmt_limit(hard, sizeof hard, rl.rlim_max);
-            snprintf(buf, len,
-                     "%s: %s: RLIMIT_MEMLOCK is %s (soft) / %s "
-                     "(hard) for this non-root user, and rings and "
-                     "buffer rings are charged to it; raise it "
-                     "(ulimit -l, systemd LimitMEMLOCK=, docker "
-                     "--ulimit memlock=) or shrink the ring "
-                     "(sq_entries, max_conns, buf_count)",
-                     what, estr, soft, hard);
-        } else {
-            snprintf(buf, len,
-                     "%s: %s: the kernel could not allocate the "
-                     "ring (running as root: RLIMIT_MEMLOCK is not "
-                     "the limit)",
-                     what, estr);
-        }
-        break;
-    }
-    case EINVAL: {
-        char flags[160];
-
-        fmt_setup_flags(flags, sizeof flags, setup_flags);
-        snprintf(buf, len,
-                 "%s: %s: the kernel rejected setup flags %s "
-                 "(SINGLE_ISSUER|DEFER_TASKRUN need Linux >= 6.1)",
-                 what, estr, flags);
-        break;
-    }
-    case EMFILE:
-    case ENFILE:
-        snprintf(buf, len, "%s: %s: out of file descriptors (ulimit -n)", what, estr);
-        break;
-    case EEXIST:
-        snprintf(buf, len,
-                 "%s: %s: called from a thread that does not own the "
-                 "ring (IORING_SETUP_SINGLE_ISSUER)",
-                 what, estr);
-        break;
-    default: snprintf(buf, len, "%s: %s", what, estr); break;
-    }
+    snprintf(buf, len, "%s: %s", what, estr);
 }
 
 static int fail(ring_error *err, int code, const char *what, uint32_t flags)
@@ -213,6 +230,19 @@ static int fail(ring_error *err, int code, const char *what, uint32_t flags)
     if (err) {
         err->code = code;
         ring_explain_error(code, what, flags, err->msg, sizeof err->msg);
+    }
+    return code;
+}
+
+int ring_error_set(ring_error *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err) {
+        err->code = code;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
     }
     return code;
 }
@@ -323,7 +353,7 @@ static int setup(ring *r, uint32_t sq, uint32_t cq, ring_error *err)
     static const uint32_t base = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
                                  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
     /* COOP_TASKRUN is redundant beside DEFER_TASKRUN on new kernels (no
-	 * IPI either way) but harmless; drop it if the kernel objects. */
+     * IPI either way) but harmless; drop it if the kernel objects. */
     const uint32_t tries[2] = {base | IORING_SETUP_COOP_TASKRUN, base};
     struct io_uring_params p;
     int ret = -EINVAL;
@@ -340,27 +370,54 @@ static int setup(ring *r, uint32_t sq, uint32_t cq, ring_error *err)
         return fail(err, ret, "io_uring_setup", base);
     r->setup_flags = p.flags;
     /* EXT_ARG: timed waits without liburing's internal timeout SQE;
-	 * NODROP: an overflowing CQ is slow, never lossy. Both predate
-	 * DEFER_TASKRUN, so only a strange kernel fails this. */
+     * NODROP: an overflowing CQ is slow, never lossy. Both predate
+      * DEFER_TASKRUN, so only a strange kernel fails this. */
     if ((p.features & (IORING_FEAT_EXT_ARG | IORING_FEAT_NODROP)) !=
         (IORING_FEAT_EXT_ARG | IORING_FEAT_NODROP)) {
         io_uring_queue_exit(&r->uring);
-        if (err) {
-            err->code = -EINVAL;
-            snprintf(err->msg, sizeof err->msg,
-                     "io_uring_setup: the kernel lacks "
-                     "IORING_FEAT_EXT_ARG/NODROP (features 0x%x)",
-                     p.features);
-        }
-        return -EINVAL;
+        return ring_error_set(err, -EINVAL,
+                              "io_uring_setup: the kernel lacks IORING_FEAT_EXT_ARG/NODROP "
+                              "(features 0x%x)",
+                              p.features);
     }
+    return 0;
+}
+
+/* The sizes ring_new() checks before it asks the kernel for anything. */
+static int check_config(const ring_config *cfg, uint32_t *cq, ring_error *err)
+{
+    if (cfg->sq_entries == 0 || cfg->sq_entries > RING_SQ_MAX)
+        return ring_error_set(err, -EINVAL, "ring_new: sq_entries %u not in [1, %u]",
+                              cfg->sq_entries, RING_SQ_MAX);
+    *cq = ring_cq_budget(cfg);
+    if (*cq == 0)
+        return ring_error_set(err, -EINVAL,
+                              "ring_new: the CQ budget for %u connections x %u CQEs (+ buffers, "
+                              "accepts, messages) exceeds the kernel's %u CQ entries: lower "
+                              "max_conns per shard or run more shards",
+                              cfg->max_conns, cfg->cqes_per_conn, RING_CQ_MAX);
+    return 0;
+}
+
+/* The eventfd doorbell: non-blocking, so the ring polls it instead of
+ * parking an io-wq worker in a blocking read. */
+static int waker_new(ring *r, ring_error *err)
+{
+    int ret;
+
+    r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->wake_fd < 0)
+        return fail(err, -errno, "eventfd", 0);
+    ret = waker_arm(r);
+    if (ret < 0)
+        return fail(err, ret, "ring_new: arming the doorbell", 0);
     return 0;
 }
 
 int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
 {
     ring_config cfg = cfg_in ? *cfg_in : ring_config_default();
-    uint32_t cq;
+    uint32_t cq = 0;
     ring *r;
     int ret;
 
@@ -369,42 +426,19 @@ int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
         err->code = 0;
         err->msg[0] = '\0';
     }
-    if (cfg.sq_entries == 0 || cfg.sq_entries > RING_SQ_MAX) {
-        if (err) {
-            err->code = -EINVAL;
-            snprintf(err->msg, sizeof err->msg, "ring_new: sq_entries %u not in [1, %u]",
-                     cfg.sq_entries, RING_SQ_MAX);
-        }
-        return -EINVAL;
-    }
-    cq = ring_cq_budget(&cfg);
-    if (cq == 0) {
-        if (err) {
-            err->code = -EINVAL;
-            snprintf(err->msg, sizeof err->msg,
-                     "ring_new: the CQ budget for %u connections x "
-                     "%u CQEs (+ buffers, accepts, messages) exceeds "
-                     "the kernel's %u CQ entries: lower max_conns "
-                     "per shard or run more shards",
-                     cfg.max_conns, cfg.cqes_per_conn, RING_CQ_MAX);
-        }
-        return -EINVAL;
-    }
-
+    ret = check_config(&cfg, &cq, err);
+    if (ret < 0)
+        return ret;
     r = calloc(1, sizeof *r);
     if (!r)
         return fail(err, -ENOMEM, "ring_new", 0);
     r->wake_fd = -1;
     r->defer_submit = cfg.defer_submit;
     r->bl_cap = cfg.backlog;
-    if (r->bl_cap) {
-        r->bl = calloc(r->bl_cap, sizeof *r->bl);
-        if (!r->bl) {
-            free(r);
-            return fail(err, -ENOMEM, "ring_new", 0);
-        }
+    if (r->bl_cap && !(r->bl = calloc(r->bl_cap, sizeof *r->bl))) {
+        free(r);
+        return fail(err, -ENOMEM, "ring_new", 0);
     }
-
     ret = setup(r, cfg.sq_entries, cq, err);
     if (ret < 0) {
         free(r->bl);
@@ -412,34 +446,18 @@ int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
         return ret;
     }
     /* Registered ring fd: io_uring_enter skips the fd lookup. Per thread,
-	 * like SINGLE_ISSUER. Optional: without it we just pay the lookup. */
+     * like SINGLE_ISSUER. Optional: without it we just pay the lookup. */
     r->ring_fd_registered = io_uring_register_ring_fd(&r->uring) == 1;
-
-    if (cfg.buf_count) {
+    if (cfg.buf_count)
         ret = ring_bufs_new(&r->bufs, &r->uring, cfg.buf_group, cfg.buf_count, cfg.buf_size, err);
-        if (ret < 0)
-            goto fail_ring;
-    }
-    if (cfg.waker) {
-        /* Non-blocking, so the ring polls it instead of parking an
-		 * io-wq worker in a blocking read. */
-        r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (r->wake_fd < 0) {
-            ret = fail(err, -errno, "eventfd", 0);
-            goto fail_ring;
-        }
-        ret = waker_arm(r);
-        if (ret < 0) {
-            fail(err, ret, "ring_new: arming the doorbell", 0);
-            goto fail_ring;
-        }
+    if (ret == 0 && cfg.waker)
+        ret = waker_new(r, err);
+    if (ret < 0) {
+        ring_free(r);
+        return ret;
     }
     *out = r;
     return 0;
-
-fail_ring:
-    ring_free(r);
-    return ret;
 }
 
 void ring_cancel_all(ring *r)
@@ -460,8 +478,8 @@ void ring_free(ring *r)
     if (!r)
         return;
     /* Cancel everything and wait for it, so nothing in flight still
-	 * points at wake_buf, the provided buffers or the caller's memory
-	 * when they go. */
+     * points at wake_buf, the provided buffers or the caller's memory
+      * when they go. */
     ring_cancel_all(r);
 
     ring_bufs_free(r->bufs);
@@ -520,7 +538,7 @@ static void backlog_flush(ring *r)
 static int submit_now(ring *r)
 {
     /* Buffers recycled so far go out first: a recv re-armed in this
-	 * submission must find them. */
+     * submission must find them. */
     if (r->bufs)
         ring_bufs_commit(r->bufs);
     return io_uring_submit(&r->uring);
@@ -606,175 +624,162 @@ int ring_submit(ring *r)
 /* ------------------------------------------------------------------------ */
 /* Prep helpers                                                              */
 
+/*
+ * The shape every ring_prep_* shares: refuse bad arguments (args_ok false)
+ * with -EINVAL, get an SQE (sqe_get()) or refuse with -ENOSPC, and give it
+ * ud. The caller then writes the op with an io_uring_prep_*(), which sets
+ * every field but user_data (liburing's io_uring_prep_rw()), so ud stays.
+ */
+static int prep_sqe(ring *r, bool args_ok, uint64_t ud, struct io_uring_sqe **out)
+{
+    if (!args_ok)
+        return -EINVAL;
+    *out = sqe_get(r);
+    if (!*out)
+        return -ENOSPC;
+    io_uring_sqe_set_data64(*out, ud);
+    return 0;
+}
+
 int ring_prep_nop(ring *r, uint64_t ud)
 {
-    struct io_uring_sqe *sqe = sqe_get(r);
+    struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, true, ud, &sqe);
 
-    if (!sqe)
-        return -ENOSPC;
-    io_uring_prep_nop(sqe);
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
+    if (ret == 0)
+        io_uring_prep_nop(sqe);
+    return ret;
 }
 
 int ring_prep_accept_multishot(ring *r, int listen_fd, uint64_t ud)
 {
     struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, listen_fd >= 0, ud, &sqe);
 
-    if (listen_fd < 0)
-        return -EINVAL;
-    sqe = sqe_get(r);
-    if (!sqe)
-        return -ENOSPC;
-    io_uring_prep_multishot_accept(sqe, listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
+    if (ret == 0)
+        io_uring_prep_multishot_accept(sqe, listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    return ret;
 }
 
 int ring_prep_recv_multishot(ring *r, int fd, uint64_t ud)
 {
     struct io_uring_sqe *sqe;
+    int ret;
 
     if (!r->bufs || fd < 0)
         return -EINVAL;
     /* The anti-spin rule: no buffer, no recv. */
     if (ring_bufs_available(r->bufs) == 0)
         return -ENOBUFS;
-    sqe = sqe_get(r);
-    if (!sqe)
-        return -ENOSPC;
+    ret = prep_sqe(r, true, ud, &sqe);
+    if (ret < 0)
+        return ret;
     /* len 0: each CQE may fill a whole provided buffer. */
     io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
     sqe->flags = (uint8_t)(sqe->flags | IOSQE_BUFFER_SELECT);
     sqe->buf_group = ring_bufs_group(r->bufs);
-    io_uring_sqe_set_data64(sqe, ud);
     return 0;
+}
+
+/* The arguments a send of len bytes at buf on fd accepts. */
+static bool send_args_ok(int fd, const void *buf, size_t len)
+{
+    return fd >= 0 && len <= UINT32_MAX && (buf || !len);
 }
 
 int ring_prep_send(ring *r, int fd, const void *buf, size_t len, int msg_flags, uint64_t ud)
 {
     struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, send_args_ok(fd, buf, len), ud, &sqe);
 
-    if (fd < 0 || len > UINT32_MAX || (!buf && len))
-        return -EINVAL;
-    sqe = sqe_get(r);
-    if (!sqe)
-        return -ENOSPC;
-    io_uring_prep_send(sqe, fd, buf, len, msg_flags | MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
+    if (ret == 0)
+        io_uring_prep_send(sqe, fd, buf, len, msg_flags | MSG_NOSIGNAL);
+    return ret;
 }
 
 int ring_prep_sendmsg(ring *r, int fd, const struct msghdr *msg, int msg_flags, uint64_t ud)
 {
     struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, fd >= 0 && msg, ud, &sqe);
 
-    if (fd < 0 || !msg)
-        return -EINVAL;
-    sqe = sqe_get(r);
-    if (!sqe)
-        return -ENOSPC;
-    io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)(msg_flags | MSG_NOSIGNAL));
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
+    if (ret == 0)
+        io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)(msg_flags | MSG_NOSIGNAL));
+    return ret;
 }
 
 int ring_prep_send_zc(ring *r, int fd, const void *buf, size_t len, int msg_flags, uint64_t ud)
 {
     struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, send_args_ok(fd, buf, len), ud, &sqe);
 
-    if (fd < 0 || len > UINT32_MAX || (!buf && len))
-        return -EINVAL;
-    sqe = sqe_get(r);
-    if (!sqe)
-        return -ENOSPC;
-    io_uring_prep_send_zc(sqe, fd, buf, len, msg_flags | MSG_NOSIGNAL, IORING_SEND_ZC_REPORT_USAGE);
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
+    if (ret == 0)
+        io_uring_prep_send_zc(sqe, fd, buf, len, msg_flags | MSG_NOSIGNAL,
+                              IORING_SEND_ZC_REPORT_USAGE);
+    return ret;
 }
 
 int ring_prep_sendmsg_zc(ring *r, int fd, const struct msghdr *msg, int msg_flags, uint64_t ud)
 {
     struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, fd >= 0 && msg, ud, &sqe);
 
-    if (fd < 0 || !msg)
-        return -EINVAL;
-    sqe = sqe_get(r);
-    if (!sqe)
-        return -ENOSPC;
+    if (ret < 0)
+        return ret;
     io_uring_prep_sendmsg_zc(sqe, fd, msg, (unsigned)(msg_flags | MSG_NOSIGNAL));
     sqe->ioprio = (uint16_t)(sqe->ioprio | IORING_SEND_ZC_REPORT_USAGE);
-    io_uring_sqe_set_data64(sqe, ud);
     return 0;
 }
 
 int ring_prep_shutdown(ring *r, int fd, int how, uint64_t ud)
 {
     struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, fd >= 0, ud, &sqe);
 
-    if (fd < 0)
-        return -EINVAL;
-    sqe = sqe_get(r);
-    if (!sqe)
-        return -ENOSPC;
-    io_uring_prep_shutdown(sqe, fd, how);
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
+    if (ret == 0)
+        io_uring_prep_shutdown(sqe, fd, how);
+    return ret;
 }
 
 int ring_prep_close(ring *r, int fd, uint64_t ud)
 {
     struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, fd >= 0, ud, &sqe);
 
-    if (fd < 0)
-        return -EINVAL;
-    sqe = sqe_get(r);
-    if (!sqe)
-        return -ENOSPC;
-    io_uring_prep_close(sqe, fd);
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
+    if (ret == 0)
+        io_uring_prep_close(sqe, fd);
+    return ret;
 }
 
 int ring_prep_cancel(ring *r, uint64_t target_ud, uint64_t ud)
 {
-    struct io_uring_sqe *sqe = sqe_get(r);
+    struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, true, ud, &sqe);
 
-    if (!sqe)
-        return -ENOSPC;
-    io_uring_prep_cancel64(sqe, target_ud, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
+    if (ret == 0)
+        io_uring_prep_cancel64(sqe, target_ud, IORING_ASYNC_CANCEL_ALL);
+    return ret;
 }
 
 int ring_prep_cancel_fd(ring *r, int fd, uint64_t ud)
 {
     struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, fd >= 0, ud, &sqe);
 
-    if (fd < 0)
-        return -EINVAL;
-    sqe = sqe_get(r);
-    if (!sqe)
-        return -ENOSPC;
-    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
+    if (ret == 0)
+        io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    return ret;
 }
 
 int ring_prep_msg(ring *r, int target_ring_fd, uint64_t target_ud, uint32_t value, uint64_t ud)
 {
     struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, target_ring_fd >= 0, ud, &sqe);
 
-    if (target_ring_fd < 0)
-        return -EINVAL;
-    sqe = sqe_get(r);
-    if (!sqe)
-        return -ENOSPC;
     /* IORING_MSG_DATA: len becomes the target CQE's res, off its
-	 * user_data. */
-    io_uring_prep_msg_ring(sqe, target_ring_fd, value, target_ud, 0);
-    io_uring_sqe_set_data64(sqe, ud);
-    return 0;
+     * user_data. */
+    if (ret == 0)
+        io_uring_prep_msg_ring(sqe, target_ring_fd, value, target_ud, 0);
+    return ret;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -789,7 +794,7 @@ int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns)
         return ret;
     if (min_complete == 0) {
         /* Enter with GETEVENTS even with nothing to submit: under
-		 * DEFER_TASKRUN that is what runs our completions. */
+         * DEFER_TASKRUN that is what runs our completions. */
         ret = io_uring_submit_and_get_events(&r->uring);
     } else {
         struct __kernel_timespec ts, *tsp = NULL;
@@ -816,7 +821,7 @@ static void reap_wake(ring *r, ring_cqe *c)
         (void)waker_arm(r); /* on -ENOSPC, retried before the next wait */
     }
     /* An error (-ECANCELED at teardown) is handed over as is, and the
-	 * doorbell stays down: re-arming on a persistent error would spin. */
+     * doorbell stays down: re-arming on a persistent error would spin. */
 }
 
 unsigned ring_reap(ring *r, ring_cqe *out, unsigned max)

@@ -50,10 +50,20 @@ typedef struct ring_error {
  *   ENOSYS: a kernel without io_uring (or a seccomp filter answering ENOSYS);
  *   ENOMEM: for a non-root user, the RLIMIT_MEMLOCK soft and hard limits
  *     (rings and buffer rings are charged to it);
- *   EINVAL: the setup flags in `setup_flags` the kernel rejected.
- * Always NUL-terminates (len > 0). Any thread; reads /proc and getrlimit().
+ *   EINVAL: the setup flags in `setup_flags` the kernel rejected;
+ *   EMFILE/ENFILE: out of file descriptors;
+ *   EEXIST: a thread that does not own the ring (SINGLE_ISSUER);
+ * any other errno: "what: strerror". what == NULL reads "io_uring".
+ * Always NUL-terminates (len > 0; buf NULL or len 0: writes nothing). Any
+ * thread; reads /proc and getrlimit().
  */
 void ring_explain_error(int err, const char *what, uint32_t setup_flags, char *buf, size_t len);
+
+/* Fill err (NULL: nothing) with code and a printf-formatted message
+ * (truncated to fit). Returns code, so a failing path can end in
+ * `return ring_error_set(err, -EINVAL, "...", ...);`. Any thread. */
+__attribute__((format(printf, 3, 4))) int ring_error_set(ring_error *err, int code, const char *fmt,
+                                                         ...);
 
 /* ------------------------------------------------------------------------ */
 /* user_data: op | slot | generation                                         */
@@ -173,15 +183,16 @@ static inline bool ring_cqe_zc_copied(const ring_cqe *c)
 }
 
 /*
- * What a multishot op's CQE asks of the caller. The rules live here so the
- * shard cannot get them subtly wrong (a re-arm at the wrong moment spins).
+ * What a multishot op's CQE asks of the caller, in one place (a re-arm at
+ * the wrong moment spins). core/ does not call these yet: core/shard.c
+ * (on_accept) and core/conn.c (conn_on_recv) apply their own version inline.
  */
 typedef enum ring_rearm {
     RING_REARM_NONE,  /* F_MORE: still armed, nothing to do */
     RING_REARM_NOW,   /* ended for a reason a new arm fixes: re-arm now */
     RING_REARM_LATER, /* ended by a shortage: re-arm once it is over (recv:
-			     after buffers were recycled; accept: after a
-			     connection closed, or on a timer) */
+                         after buffers were recycled; accept: after a
+                         connection closed, or on a timer) */
     RING_REARM_NEVER  /* ended for good: EOF, cancelled, socket error */
 } ring_rearm;
 
@@ -243,7 +254,7 @@ typedef struct ring_config {
     uint32_t accept_backlog; /* listen() backlog per listener (default 4096) */
     uint32_t msg_budget;     /* MSG_RING CQEs aimed at us (default 64) */
     uint32_t buf_count;      /* provided buffers, power of two, <= 32768;
-				    0 = no buffer ring (default 512) */
+                                0 = no buffer ring (default 512) */
     uint32_t buf_size;       /* bytes per buffer (default 16384) */
     uint16_t buf_group;      /* buffer group id (default 0) */
     bool waker;              /* create the eventfd doorbell (default true) */

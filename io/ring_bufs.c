@@ -31,6 +31,26 @@ static bool is_pow2(uint32_t v)
     return v != 0 && (v & (v - 1)) == 0;
 }
 
+/* Map the buffer ring and the buffers: 0, or -ENOMEM when either mapping
+ * fails (ring_bufs_free() unmaps what was mapped). */
+static int bufs_map(ring_bufs *b)
+{
+    /* The kernel wants the ring page-aligned: mmap gives that. */
+    b->br_bytes = (size_t)b->count * sizeof(struct io_uring_buf);
+    b->br = mmap(NULL, b->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b->br == MAP_FAILED) {
+        b->br = NULL;
+        return -ENOMEM;
+    }
+    b->mem_bytes = (size_t)b->count * b->size;
+    b->mem = mmap(NULL, b->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b->mem == MAP_FAILED) {
+        b->mem = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 int ring_bufs_new(ring_bufs **out, struct io_uring *uring, uint16_t bgid, uint32_t count,
                   uint32_t size, ring_error *err)
 {
@@ -40,14 +60,10 @@ int ring_bufs_new(ring_bufs **out, struct io_uring *uring, uint16_t bgid, uint32
 
     *out = NULL;
     if (!is_pow2(count) || count > RING_BUFS_MAX_COUNT || size == 0 || size > (1u << 31)) {
-        if (err) {
-            err->code = -EINVAL;
-            snprintf(err->msg, sizeof err->msg,
-                     "ring_bufs: buf_count must be a power of two in "
-                     "[1, 32768] and buf_size in [1, 2^31] (got %u x %u)",
-                     count, size);
-        }
-        return -EINVAL;
+        return ring_error_set(err, -EINVAL,
+                              "ring_bufs: buf_count must be a power of two in [1, 32768] and "
+                              "buf_size in [1, 2^31] (got %u x %u)",
+                              count, size);
     }
     b = calloc(1, sizeof *b);
     if (!b)
@@ -61,19 +77,8 @@ int ring_bufs_new(ring_bufs **out, struct io_uring *uring, uint16_t bgid, uint32
     if (!b->held)
         goto nomem;
 
-    /* The kernel wants the ring page-aligned: mmap gives that. */
-    b->br_bytes = (size_t)count * sizeof(struct io_uring_buf);
-    b->br = mmap(NULL, b->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (b->br == MAP_FAILED) {
-        b->br = NULL;
+    if (bufs_map(b) < 0)
         goto nomem;
-    }
-    b->mem_bytes = (size_t)count * size;
-    b->mem = mmap(NULL, b->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (b->mem == MAP_FAILED) {
-        b->mem = NULL;
-        goto nomem;
-    }
 
     io_uring_buf_ring_init(b->br);
     memset(&reg, 0, sizeof reg);
@@ -99,15 +104,10 @@ int ring_bufs_new(ring_bufs **out, struct io_uring *uring, uint16_t bgid, uint32
     return 0;
 
 nomem:
-    if (err) {
-        err->code = -ENOMEM;
-        snprintf(err->msg, sizeof err->msg,
-                 "ring_bufs: cannot map %llu bytes of provided buffers "
-                 "(%u x %u)",
-                 (unsigned long long)count * size, count, size);
-    }
     ring_bufs_free(b);
-    return -ENOMEM;
+    return ring_error_set(err, -ENOMEM,
+                          "ring_bufs: cannot map %llu bytes of provided buffers (%u x %u)",
+                          (unsigned long long)count * size, count, size);
 }
 
 void ring_bufs_free(ring_bufs *b)
@@ -167,7 +167,7 @@ int ring_bufs_recycle(ring_bufs *b, uint16_t bid)
     b->held[bid] = 0;
     b->held_count--;
     /* Never more than count entries between the kernel's head and our
-	 * tail: every bid is either held here or in the ring, once. */
+     * tail: every bid is either held here or in the ring, once. */
     io_uring_buf_ring_add(b->br, b->mem + (size_t)bid * b->size, b->size, bid, b->mask,
                           (int)b->pending);
     b->pending++;

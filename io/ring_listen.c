@@ -32,16 +32,14 @@ static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
 
 static int fail(ring_error *err, int code, const char *call, const struct sockaddr *sa)
 {
-    if (err) {
-        char where[INET6_ADDRSTRLEN + 16];
-        char ebuf[128];
+    char where[INET6_ADDRSTRLEN + 16];
+    char ebuf[128];
 
-        addr_text(sa, where, sizeof where);
-        err->code = code;
-        snprintf(err->msg, sizeof err->msg, "%s %s: %s", call, where,
-                 strerror_r(-code, ebuf, sizeof ebuf));
-    }
-    return code;
+    if (!err)
+        return code;
+    addr_text(sa, where, sizeof where);
+    return ring_error_set(err, code, "%s %s: %s", call, where,
+                          strerror_r(-code, ebuf, sizeof ebuf));
 }
 
 static int set_int(int fd, int level, int opt, int v)
@@ -120,11 +118,7 @@ int ring_listen_tcp(const char *host, uint16_t port, int backlog, bool reuseport
     /* "[::1]" -> "::1" */
     n = strlen(host);
     if (n >= sizeof name) {
-        if (err) {
-            err->code = -EINVAL;
-            snprintf(err->msg, sizeof err->msg, "listen: host name too long");
-        }
-        return -EINVAL;
+        return ring_error_set(err, -EINVAL, "listen: host name too long");
     }
     if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
         memcpy(name, host + 1, n - 2);
@@ -140,12 +134,8 @@ int ring_listen_tcp(const char *host, uint16_t port, int backlog, bool reuseport
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     ret = getaddrinfo(name, service, &hints, &res);
     if (ret != 0) {
-        if (err) {
-            err->code = -EADDRNOTAVAIL;
-            snprintf(err->msg, sizeof err->msg, "listen: cannot resolve \"%s\": %s", name,
-                     gai_strerror(ret));
-        }
-        return -EADDRNOTAVAIL;
+        return ring_error_set(err, -EADDRNOTAVAIL, "listen: cannot resolve \"%s\": %s", name,
+                              gai_strerror(ret));
     }
     /* The first address that binds wins; err keeps the last failure. */
     for (ai = res; ai; ai = ai->ai_next) {

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "spindle.h"
 
 #define ONE_MIB (1u << 20)
@@ -318,49 +319,30 @@ static void usage(FILE *f)
         "                    (see spindle.h)\n");
 }
 
+/* The command line into cfg, blocking and ca_hint: -1 to run, else the
+ * exit status (app_args_main()). */
+static int parse_args(int argc, char **argv, spindle_config *cfg)
+{
+    const app_arg args[] = {
+        {"--address", "address", NULL, NULL},   {"--port", "port", NULL, NULL},
+        {"--shards", "shards", NULL, NULL},     {"--log-level", "log-level", NULL, NULL},
+        {"--tls-port", "tls-port", NULL, NULL}, {"--cert", "tls-cert", NULL, NULL},
+        {"--key", "tls-key", NULL, NULL},       {"--ca", NULL, &ca_hint, NULL},
+        {"--blocking", NULL, NULL, &blocking},
+    };
+    const app_cli cli = {"spindle-hello", usage, args, sizeof args / sizeof args[0]};
+
+    return app_args_main(&cli, argc, argv, cfg);
+}
+
 int main(int argc, char **argv)
 {
     spindle_config cfg = spindle_config_default();
     char err[256];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        if (strcmp(a, "--blocking") == 0) {
-            blocking = true;
-            continue;
-        }
-        static const char *const valued[] = {"--address",   "--port", "--shards",
-                                             "--log-level", "--set",  "--tls-port",
-                                             "--cert",      "--key",  "--ca"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
-            known = known || strcmp(a, valued[k]) == 0;
-        if (!known) {
-            fprintf(stderr, "spindle-hello: unknown option '%s' (see --help)\n", a);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "spindle-hello: %s needs a value (see --help)\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        if (strcmp(a, "--ca") == 0) {
-            ca_hint = v;
-            continue;
-        }
-        char name[64];
-        snprintf(name, sizeof name, "%s%s",
-                 strcmp(a, "--cert") == 0 || strcmp(a, "--key") == 0 ? "tls-" : "", a + 2);
-        int rc = strcmp(a, "--set") == 0 ? spindle_config_set_pair(&cfg, v, err, sizeof err)
-                                         : spindle_config_set(&cfg, name, v, err, sizeof err);
-        if (rc != 0) {
-            fprintf(stderr, "spindle-hello: %s\n", err);
-            return 2;
-        }
-    }
+    int rc = parse_args(argc, argv, &cfg);
+
+    if (rc >= 0)
+        return rc;
     if (spindle_config_check(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "spindle-hello: %s\n", err);
         return 2;
@@ -377,7 +359,7 @@ int main(int argc, char **argv)
         .blocking = blocking,
     };
     spindle_hooks hooks = {.on_listen = on_listen, .on_listen_tls = on_listen_tls};
-    int rc = spindle_run(&cfg, &h, &hooks, NULL);
+    rc = spindle_run(&cfg, &h, &hooks, NULL);
     if (rc != 0) {
         fprintf(stderr, "spindle-hello: %s\n", spindle_strerror(rc));
         return 1;

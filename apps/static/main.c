@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "args.h"
 #include "spindle.h"
 
 #ifndef MADV_POPULATE_READ
@@ -878,42 +879,30 @@ static void usage(FILE *f)
                "                    max-stream-buffered=262144 (see spindle.h)\n");
 }
 
+/* The command line into cfg and *root: -1 to run, else the exit status
+ * (app_args_main()). */
+static int parse_args(int argc, char **argv, spindle_config *cfg, const char **root)
+{
+    const app_arg args[] = {
+        {"--root", NULL, root, NULL},
+        {"--address", "address", NULL, NULL},
+        {"--port", "port", NULL, NULL},
+        {"--shards", "shards", NULL, NULL},
+        {"--log-level", "log-level", NULL, NULL},
+    };
+    const app_cli cli = {"spindle-static", usage, args, sizeof args / sizeof args[0]};
+
+    return app_args_main(&cli, argc, argv, cfg);
+}
+
 int main(int argc, char **argv)
 {
     spindle_config cfg = spindle_config_default();
     const char *root = NULL;
     char err[256];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        static const char *const valued[] = {"--root",   "--address",   "--port",
-                                             "--shards", "--log-level", "--set"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
-            known = known || strcmp(a, valued[k]) == 0;
-        if (!known) {
-            fprintf(stderr, "spindle-static: unknown option '%s' (see --help)\n", a);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "spindle-static: %s needs a value (see --help)\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        if (strcmp(a, "--root") == 0) {
-            root = v;
-            continue;
-        }
-        int rc = strcmp(a, "--set") == 0 ? spindle_config_set_pair(&cfg, v, err, sizeof err)
-                                         : spindle_config_set(&cfg, a + 2, v, err, sizeof err);
-        if (rc != 0) {
-            fprintf(stderr, "spindle-static: %s\n", err);
-            return 2;
-        }
-    }
+    int parsed = parse_args(argc, argv, &cfg, &root);
+    if (parsed >= 0)
+        return parsed;
     if (!root) {
         fprintf(stderr, "spindle-static: --root DIR is required (see --help)\n");
         return 2;

@@ -1,5 +1,6 @@
 /*
- * tests/io/test_ring.c - io/ring over real loopback sockets.
+ * tests/io/test_ring.c - io/ring.c over real loopback sockets (the
+ * listeners: test_ring_listen.c; provided buffers: test_ring_bufs.c).
  *
  * Criterion forks each test: every ring, thread and socket is made inside the
  * test and closed there. Ports are always 0 (kernel-chosen).
@@ -11,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -22,178 +24,7 @@
 #include "ring.h"
 #include "ring_bufs.h"
 #include "ring_listen.h"
-
-/* Every SETUP flag ring_new insists on (values from the kernel ABI). */
-#define SETUP_CQSIZE        (1u << 3)
-#define SETUP_SUBMIT_ALL    (1u << 7)
-#define SETUP_SINGLE_ISSUER (1u << 12)
-#define SETUP_DEFER_TASKRUN (1u << 13)
-
-#define MS                  (1000000ull)
-
-/* ------------------------------------------------------------------------ */
-/* Helpers                                                                   */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint8_t pat(size_t i)
-{
-    return (uint8_t)((i * 131u + (i >> 9)) & 0xffu);
-}
-
-static ring *mk_ring(const ring_config *cfg)
-{
-    ring_error err;
-    ring *r = NULL;
-    int ret = ring_new(&r, cfg, &err);
-
-    cr_assert_eq(ret, 0, "ring_new: %d %s", ret, err.msg);
-    cr_assert_not_null(r);
-    return r;
-}
-
-static int mk_listener(int *port)
-{
-    ring_error err;
-    int fd = ring_listen_tcp("127.0.0.1", 0, 64, false, &err);
-
-    cr_assert_geq(fd, 0, "listen: %s", err.msg);
-    *port = ring_listen_port(fd);
-    cr_assert_gt(*port, 0);
-    return fd;
-}
-
-static int connect_to(int family, int port)
-{
-    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int ret;
-
-    cr_assert_geq(fd, 0);
-    if (family == AF_INET6) {
-        struct sockaddr_in6 a;
-
-        memset(&a, 0, sizeof a);
-        a.sin6_family = AF_INET6;
-        a.sin6_addr = in6addr_loopback;
-        a.sin6_port = htons((uint16_t)port);
-        ret = connect(fd, (struct sockaddr *)&a, sizeof a);
-    } else {
-        struct sockaddr_in a;
-
-        memset(&a, 0, sizeof a);
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons((uint16_t)port);
-        ret = connect(fd, (struct sockaddr *)&a, sizeof a);
-    }
-    cr_assert_eq(ret, 0, "connect: %s", strerror(errno));
-    return fd;
-}
-
-/* A connected pair: *srv is the accepted end (the ring's side). */
-static void tcp_pair(int *srv, int *cli)
-{
-    int port, lfd = mk_listener(&port);
-
-    *cli = connect_to(AF_INET, port);
-    do {
-        *srv = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    } while (*srv < 0 && errno == EAGAIN); /* the listener is non-blocking */
-    cr_assert_geq(*srv, 0);
-    close(lfd);
-}
-
-/* Wait and reap until `want` CQEs are collected or timeout_ms passes. */
-static unsigned collect(ring *r, ring_cqe *out, unsigned want, unsigned max, uint64_t timeout_ms)
-{
-    uint64_t deadline = now_ns() + timeout_ms * MS;
-    unsigned n = 0;
-
-    while (n < want && now_ns() < deadline) {
-        int ret = ring_wait(r, 1, 50 * MS);
-
-        cr_assert(ret >= 0 || ret == -EINTR, "ring_wait: %d", ret);
-        n += ring_reap(r, out + n, max - n);
-    }
-    return n;
-}
-
-static void read_exact(int fd, void *buf, size_t len)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t n = recv(fd, (char *)buf + got, len - got, 0);
-
-        cr_assert_gt(n, 0, "recv: %zd %s", n, strerror(errno));
-        got += (size_t)n;
-    }
-}
-
-/* Client threads. Their arguments are static in each test: a failed
- * assertion leaves the test function while the thread may still run, and a
- * static outlives the frame (each test is its own forked process). */
-struct writer {
-    int fd;
-    size_t total;
-    size_t chunk;
-    bool shut; /* shutdown(SHUT_WR) at the end: the ring sees EOF */
-};
-
-static void *writer_main(void *arg)
-{
-    struct writer *w = arg;
-    uint8_t *buf = malloc(w->chunk);
-    size_t off = 0;
-
-    while (off < w->total) {
-        size_t n = w->total - off < w->chunk ? w->total - off : w->chunk;
-        ssize_t s;
-
-        for (size_t i = 0; i < n; i++)
-            buf[i] = pat(off + i);
-        s = send(w->fd, buf, n, MSG_NOSIGNAL);
-        if (s <= 0)
-            break;
-        off += (size_t)s;
-    }
-    free(buf);
-    if (w->shut)
-        shutdown(w->fd, SHUT_WR);
-    return NULL;
-}
-
-struct reader {
-    int fd;
-    size_t total;
-    size_t got;
-    bool pattern_ok;
-};
-
-static void *reader_main(void *arg)
-{
-    struct reader *rd = arg;
-    uint8_t buf[65536];
-
-    rd->pattern_ok = true;
-    while (rd->got < rd->total) {
-        ssize_t n = recv(rd->fd, buf, sizeof buf, 0);
-
-        if (n <= 0)
-            break;
-        for (ssize_t i = 0; i < n; i++)
-            if (buf[i] != pat(rd->got + (size_t)i))
-                rd->pattern_ok = false;
-        rd->got += (size_t)n;
-    }
-    return NULL;
-}
+#include "ring_test_util.h"
 
 /* ------------------------------------------------------------------------ */
 /* Setup and teardown                                                        */
@@ -266,24 +97,121 @@ Test(ring, config_rejected)
     cr_expect_not_null(strstr(err.msg, "sq_entries"), "%s", err.msg);
 }
 
-Test(ring, explain_errors)
+/* What kernel.io_uring_disabled says on this machine (-1: no such sysctl). */
+static int io_uring_disabled(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "re");
+    int v = -1;
+
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+/* Every row of ring_explain_error()'s table, each errno in both signs. */
+Test(ring, explain_error_each_case)
+{
+    const int dis = io_uring_disabled();
+    const char *denied = dis == 2   ? "disabled system-wide (kernel.io_uring_disabled=2"
+                         : dis == 1 ? "kernel.io_uring_group group"
+                                    : "seccomp filter or LSM";
+    const struct {
+        int err;
+        uint32_t flags;
+        const char *want;
+    } cases[] = {
+        {EPERM, 0, denied},
+        {EACCES, 0, denied},
+        {ENOSYS, 0, "this kernel has no io_uring (Linux >= 6.1"},
+        {ENOMEM, 0, geteuid() ? "RLIMIT_MEMLOCK is " : "running as root"},
+        {EINVAL, SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN,
+         "rejected setup flags SINGLE_ISSUER|DEFER_TASKRUN ("},
+        {EINVAL, SETUP_CQSIZE | SETUP_SUBMIT_ALL, "rejected setup flags CQSIZE|SUBMIT_ALL ("},
+        {EINVAL, 0, "rejected setup flags none ("},
+        {EMFILE, 0, "out of file descriptors (ulimit -n)"},
+        {ENFILE, 0, "out of file descriptors (ulimit -n)"},
+        {EEXIST, 0, "does not own the ring (IORING_SETUP_SINGLE_ISSUER)"},
+    };
+    char buf[sizeof(((ring_error *)0)->msg)];
+    char prefix[160];
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int sign = -1; sign <= 1; sign += 2) {
+            memset(buf, 'x', sizeof buf);
+            ring_explain_error(sign * cases[i].err, "io_uring_setup", cases[i].flags, buf,
+                               sizeof buf);
+            /* "what: strerror..." first, then the cause. */
+            snprintf(prefix, sizeof prefix, "io_uring_setup: %s", strerror(cases[i].err));
+            cr_expect_eq(strncmp(buf, prefix, strlen(prefix)), 0, "%d: %s", cases[i].err, buf);
+            cr_expect_not_null(strstr(buf, cases[i].want), "%d: %s", cases[i].err, buf);
+            cr_expect_lt(strlen(buf), sizeof buf - 1, "%d: truncated: %s", cases[i].err, buf);
+        }
+    }
+}
+
+Test(ring, explain_error_default_and_edges)
 {
     char buf[sizeof(((ring_error *)0)->msg)];
+    char want[160];
 
-    ring_explain_error(-EPERM, "io_uring_setup", 0, buf, sizeof buf);
-    cr_expect_not_null(strstr(buf, "io_uring_disabled"), "%s", buf);
-    ring_explain_error(ENOSYS, "io_uring_setup", 0, buf, sizeof buf);
-    cr_expect_not_null(strstr(buf, "kernel"), "%s", buf);
-    ring_explain_error(-EINVAL, "io_uring_setup", SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN, buf,
-                       sizeof buf);
-    cr_expect_not_null(strstr(buf, "SINGLE_ISSUER|DEFER_TASKRUN"), "%s", buf);
-    ring_explain_error(-ENOMEM, "io_uring_setup", 0, buf, sizeof buf);
-    cr_expect_not_null(strstr(buf, geteuid() ? "RLIMIT_MEMLOCK" : "root"), "%s", buf);
-    ring_explain_error(-EEXIST, "io_uring_enter", 0, buf, sizeof buf);
-    cr_expect_not_null(strstr(buf, "SINGLE_ISSUER"), "%s", buf);
-    /* Tiny buffers are truncated, still terminated. */
+    /* An errno without a row: just what and strerror. */
+    ring_explain_error(-EBUSY, "io_uring_register", 0, buf, sizeof buf);
+    snprintf(want, sizeof want, "io_uring_register: %s", strerror(EBUSY));
+    cr_expect_str_eq(buf, want);
+    /* No `what`: "io_uring". */
+    ring_explain_error(-EBUSY, NULL, 0, buf, sizeof buf);
+    snprintf(want, sizeof want, "io_uring: %s", strerror(EBUSY));
+    cr_expect_str_eq(buf, want);
+    /* Tiny buffers are truncated, still terminated; no buffer, no write. */
     ring_explain_error(-EPERM, "x", 0, buf, 4);
     cr_expect_eq(strlen(buf), 3u);
+    buf[0] = 'q';
+    ring_explain_error(-EPERM, "x", 0, buf, 0);
+    cr_expect_eq(buf[0], 'q');
+    ring_explain_error(-EPERM, "x", 0, NULL, 8);
+}
+
+Test(ring, error_set)
+{
+    ring_error err;
+
+    cr_expect_eq(ring_error_set(&err, -EINVAL, "bad %s %d", "thing", 7), -EINVAL);
+    cr_expect_eq(err.code, -EINVAL);
+    cr_expect_str_eq(err.msg, "bad thing 7");
+    cr_expect_eq(ring_error_set(NULL, -ENOMEM, "ignored"), -ENOMEM);
+}
+
+/* Every prep refuses bad arguments with -EINVAL and queues nothing. */
+Test(ring, prep_rejects_bad_arguments)
+{
+    ring *r = mk_ring(NULL);
+    struct msghdr mh;
+    ring_cqe c;
+
+    memset(&mh, 0, sizeof mh);
+    cr_expect_eq(ring_prep_accept_multishot(r, -1, 1), -EINVAL);
+    cr_expect_eq(ring_prep_recv_multishot(r, -1, 1), -EINVAL);
+    cr_expect_eq(ring_prep_send(r, -1, "x", 1, 0, 1), -EINVAL);
+    cr_expect_eq(ring_prep_send(r, 0, NULL, 1, 0, 1), -EINVAL);
+    cr_expect_eq(ring_prep_send(r, 0, "x", (size_t)UINT32_MAX + 1, 0, 1), -EINVAL);
+    cr_expect_eq(ring_prep_send_zc(r, -1, "x", 1, 0, 1), -EINVAL);
+    cr_expect_eq(ring_prep_send_zc(r, 0, NULL, 1, 0, 1), -EINVAL);
+    cr_expect_eq(ring_prep_sendmsg(r, -1, &mh, 0, 1), -EINVAL);
+    cr_expect_eq(ring_prep_sendmsg(r, 0, NULL, 0, 1), -EINVAL);
+    cr_expect_eq(ring_prep_sendmsg_zc(r, -1, &mh, 0, 1), -EINVAL);
+    cr_expect_eq(ring_prep_sendmsg_zc(r, 0, NULL, 0, 1), -EINVAL);
+    cr_expect_eq(ring_prep_shutdown(r, -1, SHUT_WR, 1), -EINVAL);
+    cr_expect_eq(ring_prep_close(r, -1, 1), -EINVAL);
+    cr_expect_eq(ring_prep_cancel_fd(r, -1, 1), -EINVAL);
+    cr_expect_eq(ring_prep_msg(r, -1, 1, 2, 1), -EINVAL);
+    /* Nothing was queued: the ring posts no CQE (the doorbell's read
+     * stays armed and silent). */
+    cr_expect_eq(ring_wait(r, 0, 0), 0);
+    cr_expect_eq(ring_reap(r, &c, 1), 0u);
+    ring_free(r);
 }
 
 /*
@@ -432,377 +360,6 @@ Test(ud, rearm_rules)
 
         cr_expect_eq(got, cases[i].want, "case %zu: %d", i, (int)got);
     }
-}
-
-/* ------------------------------------------------------------------------ */
-/* Listener and accept                                                       */
-
-Test(listen, ipv4_port0_and_nodelay_inherited)
-{
-    int port, lfd = mk_listener(&port);
-    int cli = connect_to(AF_INET, port);
-    int srv, v = 0;
-    socklen_t len = sizeof v;
-
-    do {
-        srv = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    } while (srv < 0 && errno == EAGAIN);
-    cr_assert_geq(srv, 0);
-    cr_assert_eq(getsockopt(srv, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
-    cr_expect_neq(v, 0, "TCP_NODELAY not inherited from the listener");
-    close(srv);
-    close(cli);
-    close(lfd);
-}
-
-Test(listen, ipv6_and_wildcard_dualstack)
-{
-    ring_error err;
-    int fd6 = ring_listen_tcp("[::1]", 0, 16, false, &err);
-    int port, cli, any;
-
-    if (fd6 == -EADDRNOTAVAIL || fd6 == -EAFNOSUPPORT)
-        cr_skip_test("no IPv6 loopback: %s", err.msg);
-    cr_assert_geq(fd6, 0, "%s", err.msg);
-    port = ring_listen_port(fd6);
-    cr_assert_gt(port, 0);
-    cli = connect_to(AF_INET6, port);
-    close(cli);
-    close(fd6);
-
-    /* NULL host: "::" with V6ONLY off takes IPv4 too. */
-    any = ring_listen_tcp(NULL, 0, 16, false, &err);
-    cr_assert_geq(any, 0, "%s", err.msg);
-    port = ring_listen_port(any);
-    cli = connect_to(AF_INET, port);
-    close(cli);
-    close(any);
-}
-
-Test(listen, reuseport_and_errors)
-{
-    ring_error err;
-    int a = ring_listen_tcp("127.0.0.1", 0, 16, true, &err);
-    int port, b, c;
-
-    cr_assert_geq(a, 0, "%s", err.msg);
-    port = ring_listen_port(a);
-    /* A second shard's listener on the same port. */
-    b = ring_listen_tcp("127.0.0.1", (uint16_t)port, 16, true, &err);
-    cr_expect_geq(b, 0, "%s", err.msg);
-    /* Without SO_REUSEPORT the port is taken; the message says where. */
-    c = ring_listen_tcp("127.0.0.1", (uint16_t)port, 16, false, &err);
-    cr_expect_eq(c, -EADDRINUSE);
-    cr_expect_not_null(strstr(err.msg, "bind 127.0.0.1:"), "%s", err.msg);
-    c = ring_listen_tcp("no.such.host.invalid", 0, 16, false, &err);
-    cr_expect_lt(c, 0);
-    cr_expect_not_null(strstr(err.msg, "no.such.host.invalid"), "%s", err.msg);
-    if (b >= 0)
-        close(b);
-    close(a);
-}
-
-struct connector {
-    int port;
-    int n;
-    int fds[16];
-};
-
-static void *connector_main(void *arg)
-{
-    struct connector *c = arg;
-
-    for (int i = 0; i < c->n; i++)
-        c->fds[i] = connect_to(AF_INET, c->port);
-    return NULL;
-}
-
-Test(accept, multishot_several_from_thread)
-{
-    ring *r = mk_ring(NULL);
-    int port, lfd = mk_listener(&port);
-    uint64_t ud = ring_ud_pack(RING_OP_ACCEPT, 0, 1);
-    static struct connector c;
-    pthread_t t;
-    ring_cqe cq[32];
-    unsigned n, accepted = 0;
-
-    c = (struct connector){.port = port, .n = 8};
-
-    cr_assert_eq(ring_prep_accept_multishot(r, lfd, ud), 0);
-    cr_assert_eq(ring_submit(r), 2); /* the accept and the doorbell */
-    cr_assert_eq(pthread_create(&t, NULL, connector_main, &c), 0);
-    n = collect(r, cq, 8, 32, 5000);
-    pthread_join(t, NULL);
-    for (unsigned i = 0; i < n; i++) {
-        int v = 0;
-        socklen_t len = sizeof v;
-
-        cr_assert_eq(cq[i].user_data, ud);
-        cr_assert_geq(cq[i].res, 0, "accept: %d", cq[i].res);
-        /* Multishot stays armed across all of them. */
-        cr_expect(ring_cqe_more(&cq[i]));
-        cr_expect_eq(ring_accept_rearm(&cq[i]), RING_REARM_NONE);
-        getsockopt(cq[i].res, IPPROTO_TCP, TCP_NODELAY, &v, &len);
-        cr_expect_neq(v, 0);
-        close(cq[i].res);
-        accepted++;
-    }
-    cr_expect_eq(accepted, 8u);
-    for (int i = 0; i < c.n; i++)
-        close(c.fds[i]);
-    ring_free(r);
-    close(lfd);
-}
-
-Test(accept, rearm_when_more_clear)
-{
-    ring *r = mk_ring(NULL);
-    int port, lfd = mk_listener(&port);
-    uint64_t ud = ring_ud_pack(RING_OP_ACCEPT, 0, 1);
-    uint64_t cud = ring_ud_pack(RING_OP_CANCEL, 0, 1);
-    ring_cqe cq[8];
-    unsigned n;
-    int cli;
-    bool ended = false;
-
-    cr_assert_eq(ring_prep_accept_multishot(r, lfd, ud), 0);
-    cr_assert_geq(ring_submit(r), 1);
-    /* Ending it (here by cancel) gives a CQE without F_MORE. */
-    cr_assert_eq(ring_prep_cancel(r, ud, cud), 0);
-    n = collect(r, cq, 2, 8, 2000);
-    cr_assert_eq(n, 2u);
-    for (unsigned i = 0; i < n; i++) {
-        if (cq[i].user_data == ud) {
-            cr_expect_eq(cq[i].res, -ECANCELED);
-            cr_expect_not(ring_cqe_more(&cq[i]));
-            /* The policy: we cancelled it, so it stays down... */
-            cr_expect_eq(ring_accept_rearm(&cq[i]), RING_REARM_NEVER);
-            ended = true;
-        } else {
-            cr_expect_eq(cq[i].user_data, cud);
-            cr_expect_geq(cq[i].res, 0);
-        }
-    }
-    cr_assert(ended);
-    /* ...but the mechanics of a re-arm are the same for every cause. */
-    cr_assert_eq(ring_prep_accept_multishot(r, lfd, ud), 0);
-    cr_assert_geq(ring_submit(r), 1);
-    cli = connect_to(AF_INET, port);
-    n = collect(r, cq, 1, 8, 2000);
-    cr_assert_eq(n, 1u);
-    cr_expect_eq(cq[0].user_data, ud);
-    cr_expect_geq(cq[0].res, 0);
-    cr_expect(ring_cqe_more(&cq[0]));
-    close(cq[0].res);
-    close(cli);
-    ring_free(r);
-    close(lfd);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Multishot recv with provided buffers                                      */
-
-struct stream {
-    size_t bytes;
-    unsigned data_cqes, enobufs, rearms, refused, cqes;
-    bool eof, order_ok;
-};
-
-/*
- * Drive a multishot recv until EOF, checking the bytes against pat().
- * hold: keep every buffer until -ENOBUFS arrives (a slow consumer), then
- * recycle them all and re-arm; otherwise recycle each buffer at once.
- */
-static void recv_stream(ring *r, int fd, bool hold, struct stream *s)
-{
-    ring_bufs *b = ring_bufs_of(r);
-    uint64_t ud = ring_ud_pack(RING_OP_RECV, 1, 1);
-    uint64_t deadline = now_ns() + 20000 * MS;
-    uint16_t *held = calloc(RING_BUFS_MAX_COUNT, sizeof *held);
-    unsigned nheld = 0;
-    ring_cqe cq[64];
-
-    memset(s, 0, sizeof *s);
-    s->order_ok = true;
-    cr_assert_eq(ring_prep_recv_multishot(r, fd, ud), 0);
-    while (!s->eof && now_ns() < deadline) {
-        int ret = ring_wait(r, 1, 100 * MS);
-        unsigned n;
-
-        cr_assert(ret >= 0 || ret == -EINTR, "ring_wait %d", ret);
-        while ((n = ring_reap(r, cq, 64)) > 0) {
-            for (unsigned i = 0; i < n; i++) {
-                ring_cqe *c = &cq[i];
-                ring_rearm what = ring_recv_rearm(c);
-                bool rearm = false;
-
-                s->cqes++;
-                cr_assert_eq(c->user_data, ud);
-                if (c->res > 0) {
-                    const uint8_t *p;
-
-                    cr_assert(ring_cqe_has_buf(c));
-                    p = ring_bufs_get(b, ring_cqe_bid(c));
-                    cr_assert_leq((uint32_t)c->res, ring_bufs_size(b));
-                    for (int32_t k = 0; k < c->res; k++)
-                        if (p[k] != pat(s->bytes + (size_t)k))
-                            s->order_ok = false;
-                    s->bytes += (size_t)c->res;
-                    s->data_cqes++;
-                    if (hold)
-                        held[nheld++] = ring_cqe_bid(c);
-                    else
-                        cr_assert_eq(ring_bufs_recycle(b, ring_cqe_bid(c)), 0);
-                    rearm = what == RING_REARM_NOW;
-                } else if (c->res == 0) {
-                    cr_assert_eq(what, RING_REARM_NEVER);
-                    ring_bufs_recycle_cqe(b, c);
-                    s->eof = true;
-                } else {
-                    cr_assert_eq(c->res, -ENOBUFS, "recv: %d", c->res);
-                    cr_assert_eq(what, RING_REARM_LATER);
-                    s->enobufs++;
-                    if (hold) {
-                        /* The pool is dry: the guard refuses a
-						 * re-arm instead of letting it spin. */
-                        cr_assert_eq(ring_bufs_available(b), 0u);
-                        cr_assert_eq(ring_prep_recv_multishot(r, fd, ud), -ENOBUFS);
-                        s->refused++;
-                        /* ...the consumer catches up later. */
-                        for (unsigned k = 0; k < nheld; k++)
-                            cr_assert_eq(ring_bufs_recycle(b, held[k]), 0);
-                        nheld = 0;
-                    }
-                    rearm = true;
-                }
-                if (rearm && !s->eof) {
-                    cr_assert_eq(ring_prep_recv_multishot(r, fd, ud), 0);
-                    s->rearms++;
-                }
-            }
-        }
-    }
-    for (unsigned k = 0; k < nheld; k++)
-        ring_bufs_recycle(b, held[k]);
-    free(held);
-}
-
-Test(recv, multishot_stream_with_recycling)
-{
-    ring_config cfg = ring_config_default();
-    static struct writer w;
-    struct stream s;
-    pthread_t t;
-    ring *r;
-    int srv, cli;
-
-    w = (struct writer){.total = 4u << 20, .chunk = 65536, .shut = true};
-    cfg.buf_count = 64;
-    cfg.buf_size = 4096;
-    r = mk_ring(&cfg);
-    tcp_pair(&srv, &cli);
-    w.fd = cli;
-    cr_assert_eq(pthread_create(&t, NULL, writer_main, &w), 0);
-    recv_stream(r, srv, false, &s);
-    pthread_join(t, NULL);
-    cr_expect(s.eof);
-    cr_expect_eq(s.bytes, w.total);
-    cr_expect(s.order_ok);
-    cr_expect_geq(s.data_cqes, (unsigned)(w.total / 4096));
-    cr_expect_eq(ring_bufs_held(ring_bufs_of(r)), 0u);
-    cr_log_info("4 MiB over 64 x 4 KiB: %u data CQEs, %u ENOBUFS, %u re-arms", s.data_cqes,
-                s.enobufs, s.rearms);
-    ring_free(r);
-    close(srv);
-    close(cli);
-}
-
-Test(recv, enobufs_backpressure_no_spin)
-{
-    ring_config cfg = ring_config_default();
-    static struct writer w;
-    struct stream s;
-    pthread_t t;
-    ring *r;
-    int srv, cli;
-
-    w = (struct writer){.total = 256u << 10, .chunk = 8192, .shut = true};
-    cfg.buf_count = 4;
-    cfg.buf_size = 1024;
-    r = mk_ring(&cfg);
-    tcp_pair(&srv, &cli);
-    w.fd = cli;
-    cr_assert_eq(pthread_create(&t, NULL, writer_main, &w), 0);
-    recv_stream(r, srv, true, &s);
-    pthread_join(t, NULL);
-    cr_expect(s.eof);
-    cr_expect_eq(s.bytes, w.total);
-    cr_expect(s.order_ok, "bytes out of order or corrupted");
-    cr_expect_gt(s.enobufs, 0u, "a 4 KiB pool never ran dry?");
-    cr_expect_eq(s.refused, s.enobufs);
-    /* No spin: every -ENOBUFS follows a full pool's worth of data, so
-	 * there are at most data/4 + 1 of them, and every CQE is data,
-	 * -ENOBUFS or the one EOF. */
-    cr_expect_leq(s.enobufs, s.data_cqes / 4 + 1, "%u ENOBUFS for %u data", s.enobufs, s.data_cqes);
-    cr_expect_leq(s.cqes, s.data_cqes + s.enobufs + 1);
-    cr_log_info("256 KiB through 4 x 1 KiB: %u CQEs (%u data, %u ENOBUFS)", s.cqes, s.data_cqes,
-                s.enobufs);
-    ring_free(r);
-    close(srv);
-    close(cli);
-}
-
-Test(recv, eof_and_buffer_rules)
-{
-    ring *r = mk_ring(NULL);
-    ring_bufs *b = ring_bufs_of(r);
-    uint64_t ud = ring_ud_pack(RING_OP_RECV, 2, 1);
-    ring_cqe cq[8];
-    unsigned n;
-    int srv, cli;
-    uint16_t bid;
-
-    tcp_pair(&srv, &cli);
-    cr_assert_eq(ring_prep_recv_multishot(r, srv, ud), 0);
-    cr_assert_eq(send(cli, "abc", 3, 0), 3);
-    n = collect(r, cq, 1, 8, 2000);
-    cr_assert_eq(n, 1u);
-    cr_assert_eq(cq[0].res, 3);
-    cr_assert(ring_cqe_more(&cq[0]));
-    bid = ring_cqe_bid(&cq[0]);
-    cr_expect_eq(memcmp(ring_bufs_get(b, bid), "abc", 3), 0);
-    cr_expect_eq(ring_bufs_held(b), 1u);
-    cr_expect_eq(ring_bufs_available(b), 511u);
-    /* Recycling is checked: once only, and only what we hold. */
-    cr_expect_eq(ring_bufs_recycle(b, bid), 0);
-    cr_expect_eq(ring_bufs_recycle(b, bid), -EINVAL);
-    cr_expect_eq(ring_bufs_recycle(b, (uint16_t)((bid + 1) % 512)), -EINVAL);
-    cr_expect_eq(ring_bufs_recycle(b, 600), -EINVAL);
-    cr_expect_null(ring_bufs_get(b, 600));
-    /* EOF: res 0, the multishot is over. */
-    shutdown(cli, SHUT_WR);
-    n = collect(r, cq, 1, 8, 2000);
-    cr_assert_eq(n, 1u);
-    cr_expect_eq(cq[0].res, 0);
-    cr_expect_not(ring_cqe_more(&cq[0]));
-    ring_bufs_recycle_cqe(b, &cq[0]);
-    cr_expect_eq(ring_bufs_held(b), 0u);
-    ring_free(r);
-    close(srv);
-    close(cli);
-}
-
-Test(recv, no_buffer_ring_is_einval)
-{
-    ring_config cfg = ring_config_default();
-    ring *r;
-
-    cfg.buf_count = 0;
-    r = mk_ring(&cfg);
-    cr_expect_null(ring_bufs_of(r));
-    cr_expect_eq(ring_prep_recv_multishot(r, 0, 1), -EINVAL);
-    ring_free(r);
 }
 
 /* ------------------------------------------------------------------------ */
