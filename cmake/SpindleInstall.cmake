@@ -25,6 +25,13 @@ find_package(PkgConfig REQUIRED)
 # core/CMakeLists.txt's source list stays as it is.
 target_sources(spindle PRIVATE ${PROJECT_SOURCE_DIR}/core/version.c)
 
+# A fuzz build (clang, -fsanitize=fuzzer-no-link) makes no library to
+# install: clang links no sanitizer runtime into shared libraries.
+if(SPINDLE_FUZZ)
+  message(STATUS "spindle: SPINDLE_FUZZ build, no installable library")
+  return()
+endif()
+
 # ABI: before 1.0 every minor release may break it (0.1 and 0.2 differ).
 if(PROJECT_VERSION_MAJOR EQUAL 0)
   set(SPINDLE_ABI_VERSION 0.${PROJECT_VERSION_MINOR})
