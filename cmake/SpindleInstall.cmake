@@ -78,9 +78,9 @@ set(_wolfssl_a "${SPINDLE_WOLFSSL_PREFIX}/lib/libwolfssl.a")
 if(_wolfssl_a IN_LIST _wolfssl_libs)
   set(SPINDLE_WOLFSSL_BUNDLED ON)
   list(REMOVE_ITEM _wolfssl_libs "${_wolfssl_a}")
+  # One item: the build tree's archive, or the installed copy.
   set(_wolfssl_link
-      "$<BUILD_INTERFACE:${_wolfssl_a}>"
-      "$<INSTALL_INTERFACE:$<INSTALL_PREFIX>/${CMAKE_INSTALL_LIBDIR}/spindle/libwolfssl.a>"
+      "$<BUILD_INTERFACE:${_wolfssl_a}>$<INSTALL_INTERFACE:$<INSTALL_PREFIX>/${CMAKE_INSTALL_LIBDIR}/spindle/libwolfssl.a>"
       ${_wolfssl_libs})
   install(FILES "${_wolfssl_a}" DESTINATION ${CMAKE_INSTALL_LIBDIR}/spindle)
   set(_pc_requires "")
