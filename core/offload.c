@@ -215,7 +215,7 @@ void offload_request(spindle_stream *st, const spindle_request *req, spindle_req
                    req->scheme.len + req->authority.len + req->path.len + req->protocol.len;
     char *blk = malloc(bytes);
     if (!blk) {
-        spindle_reset(st, 2);
+        spindle_reset(st, SPINDLE_H2_INTERNAL_ERROR);
         return;
     }
     spindle_request *r = (spindle_request *)(void *)blk;
@@ -238,7 +238,7 @@ void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
     if (n) {
         copy = malloc(n);
         if (!copy) {
-            spindle_reset(st, 2);
+            spindle_reset(st, SPINDLE_H2_INTERNAL_ERROR);
             return;
         }
         memcpy(copy, p, n);
@@ -251,7 +251,7 @@ void offload_trailers(spindle_stream *st, const spindle_header *h, size_t n)
 {
     spindle_header *blk = headers_copy(h, n);
     if (!blk) {
-        spindle_reset(st, 2);
+        spindle_reset(st, SPINDLE_H2_INTERNAL_ERROR);
         return;
     }
     off_msg m = {.type = M_TRAILERS, .st = st, .data = blk, .len = n};

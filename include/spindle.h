@@ -28,9 +28,46 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* --- Version ------------------------------------------------------------- */
+
+/* The version of this header.  The build reads these three lines: they are
+ * the project's version (CMake's project(), the package, spindle.pc and
+ * spindleConfigVersion.cmake), so a release changes them here only. */
+#define SPINDLE_VERSION_MAJOR 0
+#define SPINDLE_VERSION_MINOR 1
+#define SPINDLE_VERSION_PATCH 0
+/* One number that compares in order: 0x00MMmmpp (0.1.0 is 0x000100). */
+#define SPINDLE_VERSION_NUM                                                                        \
+    (((uint32_t)SPINDLE_VERSION_MAJOR << 16) | ((uint32_t)SPINDLE_VERSION_MINOR << 8) |            \
+     (uint32_t)SPINDLE_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Every function declared below is exported by the shared library, which is
+ * built with -fvisibility=hidden so that nothing else is. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+/* The version of the library linked at run time, as SPINDLE_VERSION_NUM;
+ * with a shared library it may differ from the header's:
+ * @code
+ * #include <stdio.h>
+ * #include <spindle.h>
+ *
+ * int main(void)
+ * {
+ *     uint32_t v = spindle_version();
+ *     printf("spindle %u.%u.%u (built with %d.%d.%d)\n", (unsigned)(v >> 16),
+ *            (unsigned)((v >> 8) & 0xff), (unsigned)(v & 0xff), SPINDLE_VERSION_MAJOR,
+ *            SPINDLE_VERSION_MINOR, SPINDLE_VERSION_PATCH);
+ *     return v >> 8 == SPINDLE_VERSION_NUM >> 8 ? 0 : 1; // same major.minor: same ABI
+ * }
+ * @endcode
+ * Any thread. */
+uint32_t spindle_version(void);
 
 /* --- Errors -------------------------------------------------------------- */
 
@@ -46,6 +83,25 @@ enum {
 
 /* A static description of a SPINDLE_E* code. */
 const char *spindle_strerror(int err);
+
+/* HTTP/2 error codes (RFC 9113 section 7), for spindle_reset() and
+ * on_reset. */
+enum {
+    SPINDLE_H2_NO_ERROR = 0x0,
+    SPINDLE_H2_PROTOCOL_ERROR = 0x1,
+    SPINDLE_H2_INTERNAL_ERROR = 0x2,
+    SPINDLE_H2_FLOW_CONTROL_ERROR = 0x3,
+    SPINDLE_H2_SETTINGS_TIMEOUT = 0x4,
+    SPINDLE_H2_STREAM_CLOSED = 0x5,
+    SPINDLE_H2_FRAME_SIZE_ERROR = 0x6,
+    SPINDLE_H2_REFUSED_STREAM = 0x7,
+    SPINDLE_H2_CANCEL = 0x8,
+    SPINDLE_H2_COMPRESSION_ERROR = 0x9,
+    SPINDLE_H2_CONNECT_ERROR = 0xa,
+    SPINDLE_H2_ENHANCE_YOUR_CALM = 0xb,
+    SPINDLE_H2_INADEQUATE_SECURITY = 0xc,
+    SPINDLE_H2_HTTP_1_1_REQUIRED = 0xd,
+};
 
 /* --- Configuration ------------------------------------------------------- */
 
@@ -125,7 +181,17 @@ int spindle_config_check(const spindle_config *cfg, char *err, size_t errlen);
 /* --- Requests ------------------------------------------------------------ */
 
 /* A header field.  In spindle_respond() and friends a zero length means
- * "NUL-terminated: use strlen()", so { "content-type", "text/plain" } works.
+ * "NUL-terminated: use strlen()", so designated initializers are enough:
+ * @code
+ * int respond_text(spindle_stream *s)
+ * {
+ *     static const spindle_header h[] = {
+ *         {.name = "content-type", .value = "text/plain"},
+ *         {.name = "cache-control", .value = "max-age=60"},
+ *     };
+ *     return spindle_respond(s, 200, h, 2, false);
+ * }
+ * @endcode
  * Fields spindle hands to the application always carry their lengths and
  * are not NUL-terminated. */
 typedef struct spindle_header {
@@ -166,7 +232,8 @@ typedef struct spindle_handler {
     /* Request trailers (the body has ended). */
     void (*on_trailers)(spindle_stream *s, const spindle_header *h, size_t n, void *app);
     /* The stream was reset (by the peer, or by spindle because the peer
-     * broke a rule); nothing more can be sent.  on_close follows. */
+     * broke a rule) with error_code (SPINDLE_H2_*); nothing more can be
+     * sent.  on_close follows. */
     void (*on_reset)(spindle_stream *s, uint32_t error_code, void *app);
     /* Queued response bytes fell below limits.max_stream_buffered. */
     void (*on_writable)(spindle_stream *s, void *app);
@@ -217,7 +284,7 @@ int spindle_send_copy(spindle_stream *s, const void *data, size_t len, bool end)
 /* End the body with trailers (sent after everything queued). */
 int spindle_send_trailers(spindle_stream *s, const spindle_header *h, size_t n);
 
-/* Reset the stream with an RFC 9113 error code (8 = CANCEL). */
+/* Reset the stream with an RFC 9113 error code (SPINDLE_H2_CANCEL, ...). */
 int spindle_reset(spindle_stream *s, uint32_t error_code);
 
 /* Response bytes queued and not yet sent; wait for on_writable while this
@@ -260,6 +327,10 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
 
 /* Ask a running spindle_run() to shut down gracefully (async-signal-safe). */
 void spindle_stop(void);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -155,7 +155,7 @@ static void on_request(spindle_stream *s, const spindle_request *r, void *app)
     } else if (path_is(r, "/echo")) {
         echo_state *e = calloc(1, sizeof *e);
         if (!e) {
-            spindle_reset(s, 2 /* INTERNAL_ERROR */);
+            spindle_reset(s, SPINDLE_H2_INTERNAL_ERROR);
             return;
         }
         e->kind = ST_ECHO;
@@ -179,14 +179,14 @@ static void on_request(spindle_stream *s, const spindle_request *r, void *app)
         if (blocking)
             sleep_then_answer(s, r, app);
         else if (spindle_offload(s, sleep_then_answer) != 0)
-            spindle_reset(s, 2 /* INTERNAL_ERROR: no offload thread */);
+            spindle_reset(s, SPINDLE_H2_INTERNAL_ERROR /* no offload thread */);
     } else if (path_is(r, "/reset")) {
-        spindle_reset(s, 8 /* CANCEL */);
+        spindle_reset(s, SPINDLE_H2_CANCEL);
     } else if (path_is(r, "/big")) {
         unsigned long mib = query_num(r, "mib", 1024);
         big_state *b = calloc(1, sizeof *b);
         if (!b) {
-            spindle_reset(s, 2 /* INTERNAL_ERROR */);
+            spindle_reset(s, SPINDLE_H2_INTERNAL_ERROR);
             return;
         }
         b->kind = ST_BIG;

@@ -469,7 +469,7 @@ static void send_more(spindle_stream *s, resp *r)
     return;
 fail:
     r->off = r->end;
-    spindle_reset(s, 2 /* INTERNAL_ERROR */);
+    spindle_reset(s, SPINDLE_H2_INTERNAL_ERROR);
 }
 
 /* ------------------------------------------------------------------------ */
