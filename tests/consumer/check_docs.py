@@ -2,7 +2,7 @@
 """check_docs.py - what README.md and include/spindle.h show a user holds.
 
     check_docs.py examples --root SRC --cc CC     (CTest: docs.examples)
-    check_docs.py links --root SRC [--pending F]  (CTest: docs.links)
+    check_docs.py links --root SRC                (CTest: docs.links)
 
 examples  Every C example compiles warning-free as its own translation unit
           with `CC -std=c11 -Wall -Wextra -Werror -c` against the header:
@@ -11,9 +11,7 @@ examples  Every C example compiles warning-free as its own translation unit
           does not include it).
 links     Every document they point to exists: README.md's relative links
           ([text](path), and #anchors against its headings) and every *.md
-          path either file names.  A missing file named with --pending (a
-          document another branch is writing) makes the test skip (exit 77)
-          instead of fail, saying so; drop it from --pending once it lands.
+          path either file names.
 """
 import argparse
 import os
@@ -116,14 +114,9 @@ def check_links(args):
     log(f"{len(checked)} paths checked: {' '.join(sorted(checked))}")
     if not missing:
         return 0
-    pending = set(args.pending or [])
-    real = [m for m in missing if m.split(": ", 1)[1] not in pending]
     for m in missing:
-        log("missing:", m, "(pending)" if m not in real else "")
-    if real:
-        return 1
-    log("skipped: only pending documents are missing:", " ".join(sorted(pending)))
-    return 77
+        log("missing:", m)
+    return 1
 
 
 def main():
@@ -131,7 +124,6 @@ def main():
     ap.add_argument("what", choices=["examples", "links"])
     ap.add_argument("--root", required=True)
     ap.add_argument("--cc", default="cc")
-    ap.add_argument("--pending", action="append")
     args = ap.parse_args()
     return check_examples(args) if args.what == "examples" else check_links(args)
 
