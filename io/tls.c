@@ -495,7 +495,8 @@ tls_conn *tls_conn_new(tls_ctx *ctx)
 
 static tls_rv fail_msg(tls_conn *t, const char *msg);
 
-/* wolfSSL's per-connection state is about 60 KiB: it is created when the
+/* wolfSSL's per-connection state is about 15 KiB once the handshake is
+ * done, more during it (docs/tls.md): it is created when the
  * client's first bytes arrive, so a connection that never sends any (a
  * silent slowloris, a port scan) costs only this adapter until the
  * handshake timeout. */
@@ -606,7 +607,7 @@ static void trim_input(tls_conn *t)
  * wolfSSL's server accepts any version in the first header and waits for
  * whatever length it names, so a peer speaking something else (plain HTTP
  * or h2c on the TLS port, a scanner, random bytes) could hold the
- * connection, and its 60 KiB session, until the handshake timeout. Checked
+ * connection, and its wolfSSL session (tens of KiB during a handshake), until the handshake timeout. Checked
  * here before wolfSSL sees a byte: such a peer is closed at once, without
  * an alert (it would not understand one). TLS_OK when the header is good,
  * TLS_WANT while fewer than five bytes are in, TLS_ERROR otherwise.
@@ -669,6 +670,13 @@ tls_rv tls_handshake(tls_conn *t)
     }
     t->alpn = "h2";
     t->hs_done = true;
+    /* wolfSSL frees its handshake state itself at this point, except the
+     * key-schedule arrays (5.5 KiB): --enable-distro's OpenVPN support
+     * keeps them for keying-material export, which spindle never does.
+     * Nothing later needs them: TLS 1.3 tickets were sent with the last
+     * flight and take their secret from the session, KeyUpdate works on
+     * the traffic secrets (docs/tls.md, "Memory per idle connection"). */
+    wolfSSL_FreeArrays(t->ssl);
     return TLS_OK;
 }
 

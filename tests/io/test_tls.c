@@ -929,12 +929,20 @@ Test(tls, idle_connections_hold_no_buffers)
         client_free(&c);
     }
     /* What is left is wolfSSL's own per-connection state (its feature set
-	 * decides it); the adapter's buffers would add ~130 KiB. */
+	 * decides it); the adapter's buffers would add ~130 KiB. The local
+	 * build (scripts/build_wolfssl.sh) drops SESSION_CERTS and frees the
+	 * handshake arrays: ~16 KiB (docs/tls.md); Debian's library keeps
+	 * ~37 KiB of peer-chain storage in every session on top. */
+#ifdef SESSION_CERTS
+    const size_t limit = 96 * 1024;
+#else
+    const size_t limit = 24 * 1024;
+#endif
     size_t per = (mallinfo2().uordblks - before) / (N - WARM);
     cr_log_info("idle TLS 1.3 connection after one exchange: %zu bytes of heap "
                 "(wolfSSL's state; adapter buffers: 0)",
                 per);
-    cr_assert_lt(per, 96 * 1024, "%zu bytes per idle connection", per);
+    cr_assert_lt(per, limit, "%zu bytes per idle connection", per);
     for (int i = 0; i < N; i++)
         tls_conn_free(s[i]);
     tls_ctx_free(ctx);
