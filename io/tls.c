@@ -608,8 +608,9 @@ static void trim_input(tls_conn *t)
  * whatever length it names, so a peer speaking something else (plain HTTP
  * or h2c on the TLS port, a scanner, random bytes) could hold the
  * connection, and its wolfSSL session (tens of KiB during a handshake),
- * until the handshake timeout. Checked here before wolfSSL sees a byte: such a peer is closed at once, without
- * an alert (it would not understand one). TLS_OK when the header is good,
+ * until the handshake timeout. Checked here before wolfSSL sees a byte:
+ * such a peer is closed at once, without an alert (it would not
+ * understand one). TLS_OK when the header is good,
  * TLS_WANT while fewer than five bytes are in, TLS_ERROR otherwise.
  */
 static tls_rv check_first_record(tls_conn *t)
