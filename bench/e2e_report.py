@@ -821,14 +821,16 @@ def cmd_report(a):
                 print(f"  {srv:8} {i['anon_kib_per_conn']:.2f} KiB/conn for the second step, "
                       f"{i.get('anon_kib_per_conn_cold') or float('nan'):.2f} for the first  "
                       f"({i['conns_alive']}/{i['conns_requested']} alive, RssAnon "
-                      f"{i['anon_before_kib']} -> {i['anon_mid_kib']} -> {i['anon_after_kib']} KiB)")
+                      f"{i['anon_before_kib']} -> {i['anon_mid_kib']} -> "
+                      f"{i['anon_after_kib']} KiB)")
     print()
     print("targets:")
     for t in tg:
         r = t.get("ratio")
+        h2c_idle = t["target"] == "memory per idle connection"  # judged in KiB, not as a ratio
         print(f"  {t['status']:>13}  {t['target']}: goal {t['goal']}"
-              + (f", ratio {r:.2f}" if r is not None and t["target"] != "memory per idle connection" else "")
-              + (f", {t['value']:.2f} KiB" if t["target"] == "memory per idle connection" and t["value"] is not None
+              + (f", ratio {r:.2f}" if r is not None and not h2c_idle else "")
+              + (f", {t['value']:.2f} KiB" if h2c_idle and t["value"] is not None
                  else "") + f"  ({t['detail']})")
     print()
     print(f"wrote {json_path}")

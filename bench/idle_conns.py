@@ -5,13 +5,13 @@ Opens N cleartext connections with prior knowledge (preface + empty SETTINGS,
 reads the server's SETTINGS, ACKs it), leaves them idle, and reports the
 server's resident memory (VmRSS summed over its process group) before and
 after, as one JSON object on stdout.  With --tls the connections are TLS 1.3
-with ALPN h2 (no certificate check), the same exchange inside TLS; the
-anon_* fields count anonymous RSS only (RssAnon: the heap, not the mapped
-binary and libraries), which is what an idle TLS connection costs.  Two steps of N connections, all kept
-open: kib_per_conn_cold is the RSS growth over the first N on a fresh server
-(one-time costs included: pools, arenas, tables sized on first use);
-kib_per_conn is the growth over the next N, the marginal cost of one more
-idle connection.  Standard library only.
+with ALPN h2 (no certificate check), the same exchange inside TLS; the anon_*
+fields count anonymous RSS only (RssAnon: the heap, not the mapped binary and
+libraries), which is what an idle TLS connection costs.  Two steps of N
+connections, all kept open: kib_per_conn_cold is the RSS growth over the first
+N on a fresh server (one-time costs included: pools, arenas, tables sized on
+first use); kib_per_conn is the growth over the next N, the marginal cost of
+one more idle connection.  Standard library only.
 
   idle_conns.py --port P --pgid G [--conns 1000] [--settle 2] [--tls]   (opens 2 x conns)
 """

@@ -4,8 +4,8 @@
 only, no TLS 1.1), handshakes fed a byte at a time and many at once across
 shards, session ticket resumption, the handshake timeout, garbage instead of
 a ClientHello, close_notify after the final GOAWAY, bad certificate
-configurations, and 2,000 idle TLS connections woken at once.  The CA and certificates are made with the openssl CLI in a
-temporary directory."""
+configurations, and 2,000 idle TLS connections woken at once.  The CA and
+certificates are made with the openssl CLI in a temporary directory."""
 import os
 import random
 import re
