@@ -126,8 +126,9 @@ void tls_thread_cleanup(void);
 /* A server-side connection in the handshake state. NULL when out of memory.
  * wolfSSL's session object is created when the first bytes arrive (a
  * client that sends nothing costs only this adapter).  Buffers are
- * allocated on first use and freed whenever they run empty, so an idle
- * connection holds only wolfSSL's own state (about 15 KiB after the
+ * taken on first use and given back whenever they run empty (to a pool
+ * of at most 8 per kind in ctx, then to free()), so an idle connection
+ * holds only wolfSSL's own state (about 15 KiB after the
  * handshake with scripts/build_wolfssl.sh's build, 60 KiB with Debian's
  * library: see tls_conn_buffer_bytes() and docs/tls.md). */
 tls_conn *tls_conn_new(tls_ctx *ctx);
