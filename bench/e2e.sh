@@ -65,6 +65,7 @@ done
 DIV=$((QUICK ? 10 : 1))
 H2LOAD_TIMEOUT=$((QUICK ? 120 : 600))
 IDLE_CONNS=1000
+IDLE_TLS_CONNS=500 # issue 19: 500, then 500 more
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'e2e: %s\n' "$*" >&2; exit 1; }
@@ -548,6 +549,36 @@ print(d.get("error") or "%.2f KiB/conn over the second 1000, %.2f over the first
     d.get("conns_alive", 0), d.get("conns_requested", 0)))' "$WORK/idle/$s.json" 2>/dev/null || echo unreadable)"
   stop_server
 done
+
+# Memory per idle TLS connection: the same, over TLS 1.3 with ALPN h2 (the
+# run's certificate); judged on anonymous RSS (RssAnon), as issue 19 asks.
+mkdir -p "$WORK/idle-tls"
+if [[ -z $TLS_MISSING ]]; then
+  say "== idle TLS connections: 2 x $IDLE_TLS_CONNS per server (TLS 1.3, ALPN h2)"
+  SRV_TLS=1
+  for s in "${SERVERS[@]}"; do
+    if ! start_server "$s" "$WORK/logs/idle-tls-$s.log"; then
+      echo '{"error": "server did not start"}' >"$WORK/idle-tls/$s.json"
+      continue
+    fi
+    if ! "$PY" "$BENCH/idle_conns.py" --tls --port "$SRV_PORT" --pgid "$SRV_PID" \
+        --conns "$IDLE_TLS_CONNS" >"$WORK/idle-tls/$s.json" 2>"$WORK/logs/idle-tls-$s.err"; then
+      say "   $s: not every TLS connection stayed open (see the JSON)"
+    fi
+    [[ -s $WORK/idle-tls/$s.json ]] || echo '{"error": "idle_conns.py failed"}' >"$WORK/idle-tls/$s.json"
+    say "   $s: $("$PY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+k = d.get("anon_kib_per_conn")
+print(d.get("error") or "%.2f KiB anonymous/conn over the second %d, %.2f over the first (%d/%d alive)" % (
+    k if k is not None else float("nan"), d.get("conns_requested", 0) // 2,
+    d.get("anon_kib_per_conn_cold") or float("nan"),
+    d.get("conns_alive", 0), d.get("conns_requested", 0)))' "$WORK/idle-tls/$s.json" 2>/dev/null || echo unreadable)"
+    stop_server
+  done
+  SRV_TLS=0
+else
+  say "== idle TLS connections: not run ($TLS_MISSING)"
+fi
 
 # ---------------------------------------------------------------------------
 # Report

@@ -521,7 +521,7 @@ def aggregate(runs, scenarios, servers_present):
     return summary
 
 
-def targets(summary, idle, servers_present):
+def targets(summary, idle, servers_present, idle_tls=None):
     out = []
 
     def get(sc, srv, k):
@@ -578,6 +578,13 @@ def targets(summary, idle, servers_present):
                     "detail": "KiB of server RSS per idle connection, the second 1000"
                               + (f"; h2o: {h2o_idle:.2f} KiB" if h2o_idle is not None
                                  else "")})
+    if idle_tls:
+        # Issue 19: anonymous RSS per idle TLS connection at most 0.8x h2o's.
+        add("memory per idle TLS connection", "<= 0.8x h2o",
+            (idle_tls.get("spindle") or {}).get("anon_kib_per_conn"),
+            (idle_tls.get("h2o") or {}).get("anon_kib_per_conn"), 0.8,
+            "KiB of anonymous RSS per idle TLS 1.3 connection, the second step"
+            if "h2o" in servers_present else "h2o missing")
     peer_means = {p: get("latency", p, "lat_mean_ms") for p in PEERS
                   if get("latency", p, "lat_mean_ms") is not None}
     best = min(peer_means, key=peer_means.get) if peer_means else None
@@ -743,6 +750,15 @@ def cmd_report(a):
                     idle[srv] = json.load(f)
             except ValueError:
                 idle[srv] = {"error": "unparsable output"}
+    idle_tls = {}
+    for srv in SERVERS:
+        p = os.path.join(work, "idle-tls", srv + ".json")
+        if os.path.exists(p):
+            try:
+                with open(p) as f:
+                    idle_tls[srv] = json.load(f)
+            except ValueError:
+                idle_tls[srv] = {"error": "unparsable output"}
     micro = None
     if a.micro and os.path.exists(a.micro):
         try:
@@ -751,7 +767,7 @@ def cmd_report(a):
         except ValueError:
             micro = None
     summary = aggregate(runs, scenarios, servers_present)
-    tg = targets(summary, idle, servers_present)
+    tg = targets(summary, idle, servers_present, idle_tls)
     machine = machine_info(a.root)
     machine["wolfssl"] = wolfssl_info(a.spindle, a.build, micro)
     stamp = a.stamp
@@ -762,7 +778,7 @@ def cmd_report(a):
     result = {
         "timestamp": stamp, "command": a.command, "quick": a.quick, "machine": machine,
         "servers_present": servers_present, "missing_notes": scen_def.get("missing", {}),
-        "scenarios": scenarios, "tls": tls, "summary": summary, "idle": idle,
+        "scenarios": scenarios, "tls": tls, "summary": summary, "idle": idle, "idle_tls": idle_tls,
         "targets": tg, "runs": runs, "micro": micro,
         "chart": None if chart_err else png_name, "chart_error": chart_err,
         "content_checks": scen_def.get("content_checks", {}),
@@ -795,13 +811,26 @@ def cmd_report(a):
                   + f"  ({i['conns_alive']}/{i['conns_requested']} alive, RSS "
                   f"{i['rss_before_kib']} -> {i.get('rss_mid_kib', '?')} -> "
                   f"{i['rss_after_kib']} KiB)")
+    if idle_tls:
+        print("idle TLS connections (server anonymous RSS growth per idle TLS 1.3 connection):")
+        for srv in SERVERS:
+            i = idle_tls.get(srv)
+            if not i or i.get("anon_kib_per_conn") is None:
+                print(f"  {srv:8} no measurement ({(i or {}).get('error', 'see log')})")
+            else:
+                print(f"  {srv:8} {i['anon_kib_per_conn']:.2f} KiB/conn for the second step, "
+                      f"{i.get('anon_kib_per_conn_cold') or float('nan'):.2f} for the first  "
+                      f"({i['conns_alive']}/{i['conns_requested']} alive, RssAnon "
+                      f"{i['anon_before_kib']} -> {i['anon_mid_kib']} -> "
+                      f"{i['anon_after_kib']} KiB)")
     print()
     print("targets:")
     for t in tg:
         r = t.get("ratio")
+        h2c_idle = t["target"] == "memory per idle connection"  # judged in KiB, not as a ratio
         print(f"  {t['status']:>13}  {t['target']}: goal {t['goal']}"
-              + (f", ratio {r:.2f}" if r is not None and "idle" not in t["target"] else "")
-              + (f", {t['value']:.2f} KiB" if "idle" in t["target"] and t["value"] is not None
+              + (f", ratio {r:.2f}" if r is not None and not h2c_idle else "")
+              + (f", {t['value']:.2f} KiB" if h2c_idle and t["value"] is not None
                  else "") + f"  ({t['detail']})")
     print()
     print(f"wrote {json_path}")
@@ -922,6 +951,28 @@ def cmd_report(a):
                       f"{'-' if cold is None else f'{cold:.2f}'} | {i['rss_before_kib']}, "
                       f"{i.get('rss_mid_kib', '?')}, {i['rss_after_kib']} | "
                       f"{i['conns_alive']}/{i['conns_requested']} |")
+    if idle_tls:
+        md.append("")
+        md.append("Idle TLS connections (TLS 1.3, ALPN h2, the run's certificate; the same "
+                  "exchange inside TLS; `bench/idle_conns.py --tls`), two steps of "
+                  f"{(next(iter(idle_tls.values())).get('conns_requested') or 0) // 2}; "
+                  "anonymous RSS (RssAnon: heap, not the mapped binary).")
+        md.append("")
+        md.append("| server | KiB/conn, second step | KiB/conn, first step | RssAnon KiB: "
+                  "before, after step 1, after step 2 | alive |")
+        md.append("|---|---|---|---|---|")
+        for srv in SERVERS:
+            i = idle_tls.get(srv)
+            if srv not in servers_present:
+                md.append(f"| {srv} | missing (not installed) | | | |")
+            elif not i or i.get("anon_kib_per_conn") is None:
+                md.append(f"| {srv} | no measurement | | | |")
+            else:
+                cold = i.get("anon_kib_per_conn_cold")
+                md.append(f"| {srv} | {i['anon_kib_per_conn']:.2f} | "
+                          f"{'-' if cold is None else f'{cold:.2f}'} | {i['anon_before_kib']}, "
+                          f"{i['anon_mid_kib']}, {i['anon_after_kib']} | "
+                          f"{i['conns_alive']}/{i['conns_requested']} |")
     md.append("")
     md.append("## Targets")
     md.append("")
@@ -930,7 +981,7 @@ def cmd_report(a):
     for t in tg:
         if t["value"] is None:
             meas = t["detail"]
-        elif "idle" in t["target"]:
+        elif t["target"] == "memory per idle connection":
             meas = f"{t['value']:.2f} KiB ({t['detail']})"
         else:
             meas = f"{t['ratio']:.2f}x ({t['detail']}: {t['value']:.3g} vs {t['reference']:.3g})"

@@ -2,7 +2,8 @@
 #
 # scripts/build_wolfssl.sh builds wolfSSL 5.5.4 from Debian's source package
 # with AES-NI and the Intel assembly (about 11x Debian's AES-GCM speed) into
-#   SPINDLE_WOLFSSL_PREFIX (default ${XDG_CACHE_HOME:-$HOME/.cache}/spindle/wolfssl-5.5.4-aesni)
+#   SPINDLE_WOLFSSL_PREFIX (default: `scripts/build_wolfssl.sh --print-prefix`,
+#   ${XDG_CACHE_HOME:-$HOME/.cache}/spindle/wolfssl-5.5.4-aesni-<options id>)
 # as a static, PIC library. If <prefix>/lib/pkgconfig/wolfssl.pc exists it is
 # used; otherwise pkg-config's `wolfssl` (PKG_CONFIG_PATH, then the system).
 # The choice is made again at every configure, so running the script later
@@ -19,12 +20,15 @@
 # from the same place here.
 find_package(PkgConfig REQUIRED)
 
-if(DEFINED ENV{XDG_CACHE_HOME} AND NOT "$ENV{XDG_CACHE_HOME}" STREQUAL "")
-  set(_spindle_wolfssl_cache "$ENV{XDG_CACHE_HOME}")
-else()
-  set(_spindle_wolfssl_cache "$ENV{HOME}/.cache")
+# The default prefix is named after the build options; the script is the
+# one place that knows them (--print-prefix). A cache entry set by hand
+# wins; the unnamed default of earlier versions is replaced.
+execute_process(COMMAND bash "${CMAKE_CURRENT_LIST_DIR}/../scripts/build_wolfssl.sh" --print-prefix
+                OUTPUT_VARIABLE _spindle_wolfssl_default OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(SPINDLE_WOLFSSL_PREFIX MATCHES "/spindle/wolfssl-5\\.5\\.4-aesni$")
+  unset(SPINDLE_WOLFSSL_PREFIX CACHE)
 endif()
-set(SPINDLE_WOLFSSL_PREFIX "${_spindle_wolfssl_cache}/spindle/wolfssl-5.5.4-aesni"
+set(SPINDLE_WOLFSSL_PREFIX "${_spindle_wolfssl_default}"
     CACHE PATH "Prefix of the local wolfSSL build (scripts/build_wolfssl.sh)")
 
 if(EXISTS "${SPINDLE_WOLFSSL_PREFIX}/lib/pkgconfig/wolfssl.pc")

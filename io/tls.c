@@ -19,7 +19,8 @@
  *          buffer in practice, and if one does, wolfSSL gets WANT_WRITE and
  *          retries on the next call.
  *
- * Each buffer is allocated on first use and freed when it runs empty.
+ * Each buffer is taken on first use and given back when it runs empty, to
+ * the context's pool (a few per kind per shard; malloc/free beyond that).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -241,11 +242,20 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ
 /* ------------------------------------------------------------------------ */
 /* Context                                                                   */
 
+/* Record buffers a shard keeps for its connections (per kind): a
+ * connection with nothing in flight gives its buffers back, the next
+ * record takes one from here, and an empty pool means malloc, never a
+ * wait. At most POOL_MAX of each kind stay: 8 x (34 + 16 + 83) KiB. */
+#define POOL_MAX 8u
+enum { BUF_IN, BUF_PLAIN, BUF_OUT, BUF_KINDS };
+
 struct tls_ctx {
     WOLFSSL_CTX *ctx;
     size_t in_cap;   /* recv_chunk + TLS_MAX_RECORD */
     size_t out_cap;  /* soft: tls_write() stops here */
     size_t out_phys; /* out_cap + OUT_SLACK */
+    uint8_t *pool[BUF_KINDS][POOL_MAX];
+    unsigned pooled[BUF_KINDS];
 };
 
 struct tls_conn {
@@ -408,6 +418,9 @@ void tls_ctx_free(tls_ctx *c)
 {
     if (!c)
         return;
+    for (int k = 0; k < BUF_KINDS; k++)
+        while (c->pooled[k])
+            free(c->pool[k][--c->pooled[k]]);
     if (c->ctx)
         wolfSSL_CTX_free(c->ctx);
     free(c);
@@ -423,10 +436,29 @@ void tls_thread_cleanup(void)
 /* ------------------------------------------------------------------------ */
 /* Buffers and the wolfSSL I/O callbacks                                     */
 
+static uint8_t *buf_get(tls_ctx *c, int kind)
+{
+    if (c->pooled[kind])
+        return c->pool[kind][--c->pooled[kind]];
+    size_t size = kind == BUF_IN ? c->in_cap : kind == BUF_OUT ? c->out_phys : TLS_MAX_PLAIN;
+    return malloc(size);
+}
+
+/* Give a buffer back (NULL is a no-op): to the pool, or free when full. */
+static void buf_put(tls_ctx *c, int kind, uint8_t *p)
+{
+    if (!p)
+        return;
+    if (c->pooled[kind] < POOL_MAX)
+        c->pool[kind][c->pooled[kind]++] = p;
+    else
+        free(p);
+}
+
 static void out_release_if_empty(tls_conn *t)
 {
     if (t->out_off == t->out_len && !t->lending) {
-        free(t->out);
+        buf_put(t->ctx, BUF_OUT, t->out);
         t->out = NULL;
         t->out_off = t->out_len = 0;
     }
@@ -437,7 +469,7 @@ static uint8_t *out_reserve(tls_conn *t, size_t need)
 {
     size_t phys = t->ctx->out_phys;
     if (!t->out) {
-        t->out = malloc(phys);
+        t->out = buf_get(t->ctx, BUF_OUT);
         if (!t->out)
             return NULL;
         t->out_off = t->out_len = 0;
@@ -495,7 +527,8 @@ tls_conn *tls_conn_new(tls_ctx *ctx)
 
 static tls_rv fail_msg(tls_conn *t, const char *msg);
 
-/* wolfSSL's per-connection state is about 60 KiB: it is created when the
+/* wolfSSL's per-connection state is about 15 KiB once the handshake is
+ * done, more during it (docs/tls.md): it is created when the
  * client's first bytes arrive, so a connection that never sends any (a
  * silent slowloris, a port scan) costs only this adapter until the
  * handshake timeout. */
@@ -523,9 +556,9 @@ void tls_conn_free(tls_conn *t)
         return;
     if (t->ssl)
         wolfSSL_free(t->ssl);
-    free(t->in);
-    free(t->plain);
-    free(t->out);
+    buf_put(t->ctx, BUF_IN, t->in);
+    buf_put(t->ctx, BUF_PLAIN, t->plain);
+    buf_put(t->ctx, BUF_OUT, t->out);
     free(t);
 }
 
@@ -566,7 +599,7 @@ size_t tls_feed(tls_conn *t, const uint8_t *cipher, size_t n)
         return n; /* nobody will read it */
     size_t cap = t->ctx->in_cap;
     if (!t->in) {
-        t->in = malloc(cap);
+        t->in = buf_get(t->ctx, BUF_IN);
         if (!t->in) {
             fail_msg(t, "out of memory for TLS input");
             return n;
@@ -589,12 +622,12 @@ size_t tls_feed(tls_conn *t, const uint8_t *cipher, size_t n)
 static void trim_input(tls_conn *t)
 {
     if (t->in && t->in_off == t->in_len) {
-        free(t->in);
+        buf_put(t->ctx, BUF_IN, t->in);
         t->in = NULL;
         t->in_off = t->in_len = 0;
     }
     if (t->plain && t->plain_off == t->plain_len) {
-        free(t->plain);
+        buf_put(t->ctx, BUF_PLAIN, t->plain);
         t->plain = NULL;
         t->plain_off = t->plain_len = 0;
     }
@@ -606,9 +639,10 @@ static void trim_input(tls_conn *t)
  * wolfSSL's server accepts any version in the first header and waits for
  * whatever length it names, so a peer speaking something else (plain HTTP
  * or h2c on the TLS port, a scanner, random bytes) could hold the
- * connection, and its 60 KiB session, until the handshake timeout. Checked
- * here before wolfSSL sees a byte: such a peer is closed at once, without
- * an alert (it would not understand one). TLS_OK when the header is good,
+ * connection, and its wolfSSL session (tens of KiB during a handshake),
+ * until the handshake timeout. Checked here before wolfSSL sees a byte:
+ * such a peer is closed at once, without an alert (it would not
+ * understand one). TLS_OK when the header is good,
  * TLS_WANT while fewer than five bytes are in, TLS_ERROR otherwise.
  */
 static tls_rv check_first_record(tls_conn *t)
@@ -669,6 +703,13 @@ tls_rv tls_handshake(tls_conn *t)
     }
     t->alpn = "h2";
     t->hs_done = true;
+    /* wolfSSL frees its handshake state itself at this point, except the
+     * key-schedule arrays (5.5 KiB): --enable-distro's OpenVPN support
+     * keeps them for keying-material export, which spindle never does.
+     * Nothing later needs them: TLS 1.3 tickets were sent with the last
+     * flight and take their secret from the session, KeyUpdate works on
+     * the traffic secrets (docs/tls.md, "Memory per idle connection"). */
+    wolfSSL_FreeArrays(t->ssl);
     return TLS_OK;
 }
 
@@ -699,7 +740,7 @@ tls_rv tls_read(tls_conn *t, const uint8_t **plain, size_t *len)
         }
     }
     if (!t->plain) {
-        t->plain = malloc(TLS_MAX_PLAIN);
+        t->plain = buf_get(t->ctx, BUF_PLAIN);
         if (!t->plain)
             return fail_msg(t, "out of memory for TLS plaintext");
     }

@@ -126,9 +126,11 @@ void tls_thread_cleanup(void);
 /* A server-side connection in the handshake state. NULL when out of memory.
  * wolfSSL's session object is created when the first bytes arrive (a
  * client that sends nothing costs only this adapter).  Buffers are
- * allocated on first use and freed whenever they run empty, so an idle
- * connection holds only wolfSSL's own state (about 60 KiB with Debian's
- * feature set: see tls_conn_buffer_bytes()). */
+ * taken on first use and given back whenever they run empty (to a pool
+ * of at most 8 per kind in ctx, then to free()), so an idle connection
+ * holds only wolfSSL's own state (about 15 KiB after the
+ * handshake with scripts/build_wolfssl.sh's build, 60 KiB with Debian's
+ * library: see tls_conn_buffer_bytes() and docs/tls.md). */
 tls_conn *tls_conn_new(tls_ctx *ctx);
 
 /* Free the connection and any buffered bytes. Pointers lent by
@@ -221,8 +223,9 @@ size_t tls_out_pending(const tls_conn *t);
 tls_rv tls_close_notify(tls_conn *t);
 
 /* Bytes the adapter's own buffers hold right now (in, plain, out: 0 when
- * idle). wolfSSL's state comes on top: about 60 KiB per connection with
- * Debian's feature set (docs/tls.md). For stats and tests. */
+ * idle). wolfSSL's state comes on top: about 15 KiB per idle connection
+ * with scripts/build_wolfssl.sh's build, 60 KiB with Debian's library
+ * (docs/tls.md). For stats and tests. */
 size_t tls_conn_buffer_bytes(const tls_conn *t);
 
 /* Why the connection failed (after TLS_ERROR), or "" */

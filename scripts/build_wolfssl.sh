@@ -8,9 +8,12 @@
 #   bash scripts/build_wolfssl.sh            build once; a no-op afterwards
 #   SPINDLE_WOLFSSL_REBUILD=1 bash ...       build again
 #
+#   bash scripts/build_wolfssl.sh --print-prefix   where it goes (CMake asks)
+#
 # Prefix: $SPINDLE_WOLFSSL_PREFIX, default
-#   ${XDG_CACHE_HOME:-$HOME/.cache}/spindle/wolfssl-5.5.4-aesni
-# (CMake looks in the same place: keep the two defaults in step.)
+#   ${XDG_CACHE_HOME:-$HOME/.cache}/spindle/wolfssl-5.5.4-aesni-<options id>
+# where <options id> is a hash of the configure options, CFLAGS and the
+# macros removed, so new options never overwrite a build others use.
 #
 # Steps, as docs/facts.md measured them: a deb-src entry for bookworm in
 # /etc/apt/sources.list.d/spindle-src.list if no source index is known (an
@@ -29,12 +32,31 @@
 set -uo pipefail
 
 version=5.5.4
-prefix=${SPINDLE_WOLFSSL_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/spindle/wolfssl-$version-aesni}
 src_list=/etc/apt/sources.list.d/spindle-src.list
 configure_flags=(--enable-distro --enable-aesni --enable-intelasm
                  --disable-examples --disable-crypttests)
+# Macros --enable-distro turns on that a server without client certificates
+# pays for on every connection (docs/tls.md, "Memory per idle connection"):
+# SESSION_CERTS and WOLFSSL_ALT_CERT_CHAINS put two static peer chains
+# (2 x 9 x 2 KiB = 37 KiB) in every WOLFSSL_SESSION; WOLFSSL_POST_HANDSHAKE_AUTH
+# keeps a TLS 1.3 server's handshake hashes and key arrays (7 KiB) for a
+# CertificateRequest spindle never sends. configure offers no switch that
+# beats the features forcing them, so they are removed from the generated
+# Makefile's AM_CFLAGS and from options.h alike (the library and its users
+# see one struct layout).
+drop_macros=(SESSION_CERTS WOLFSSL_ALT_CERT_CHAINS WOLFSSL_POST_HANDSHAKE_AUTH)
 build_deps=(autoconf automake libtool dpkg-dev build-essential)
 cflags=${SPINDLE_WOLFSSL_CFLAGS:--O1 -fstack-protector-strong}
+# The default prefix is named after the options, so a change of options
+# builds into a new directory while builds using the old one keep working.
+# cmake/SpindleWolfSSL.cmake asks this script for it (--print-prefix).
+options_id=$(printf '%s\n' "${configure_flags[*]}" "$cflags" "drop: ${drop_macros[*]}" |
+  sha256sum | cut -c1-8)
+prefix=${SPINDLE_WOLFSSL_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/spindle/wolfssl-$version-aesni-$options_id}
+if [[ ${1:-} == --print-prefix ]]; then
+  echo "$prefix"
+  exit 0
+fi
 
 say() { echo "build_wolfssl: $*"; }
 
@@ -148,6 +170,12 @@ run env CONFIG_SHELL=$cfg_shell $cfg_shell ./configure --prefix="$prefix" \
   "${configure_flags[@]}" --with-pic CFLAGS="$cflags"
 grep -q '^#define WOLFSSL_AESNI' wolfssl/options.h ||
   fallback "configure did not enable AES-NI (see wolfssl/options.h)"
+for m in "${drop_macros[@]}"; do
+  sed -i -E ":a; /^AM_CFLAGS = /s/ -D$m( |\$)/\1/; ta" Makefile || fallback "cannot edit Makefile"
+  sed -i -E "/^#(undef|define) +$m\$/d" wolfssl/options.h || fallback "cannot edit options.h"
+  ! grep -qE -- "-D$m( |\$)" Makefile && ! grep -qw "$m" wolfssl/options.h ||
+    fallback "could not remove $m from the build"
+done
 phase configure
 # --enable-distro forces both a shared and a static library, and libtool
 # then compiles every file twice. Keep the static archive only (PIC, so it
@@ -172,6 +200,7 @@ mkdir -p "$stage$prefix/share"
 {
   echo "wolfssl source: $(basename "$PWD") ($(dpkg-parsechangelog -S Version 2>/dev/null))"
   echo "configure: --prefix=$prefix ${configure_flags[*]} --with-pic CFLAGS='$cflags'"
+  echo "removed after configure: ${drop_macros[*]}"
   echo "libtool: static archive only"
   echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - start)) s"
 } >"$stage$prefix/share/spindle-wolfssl-build.txt"

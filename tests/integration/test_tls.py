@@ -3,12 +3,13 @@
 (curl, nghttp, h2load, python ssl + h2) on the TLS port, the policy (ALPN h2
 only, no TLS 1.1), handshakes fed a byte at a time and many at once across
 shards, session ticket resumption, the handshake timeout, garbage instead of
-a ClientHello, close_notify after the final GOAWAY, and bad certificate
-configurations.  The CA and certificates are made with the openssl CLI in a
-temporary directory."""
+a ClientHello, close_notify after the final GOAWAY, bad certificate
+configurations, and 2,000 idle TLS connections woken at once.  The CA and
+certificates are made with the openssl CLI in a temporary directory."""
 import os
 import random
 import re
+import selectors
 import socket
 import ssl
 import subprocess
@@ -583,6 +584,154 @@ class TlsConfigTest(unittest.TestCase):
         self.assertEqual(rc, 2, err)
         self.assertIn("tls-port must differ from port", err)
 
+
+
+class TlsIdleThenTrafficTest(unittest.TestCase):
+    """2,000 TLS connections handshaken and left idle (each having sent the
+    preface and SETTINGS, as bench/idle_conns.py --tls), then a request on
+    every one of them at once: every connection must get its answer. While
+    idle a connection holds no record buffer; when they all wake at once
+    the adapter must find one for each (a pool that runs dry allocates, it
+    does not stall). Needs 2,000 descriptors here and in the server: the
+    limit is raised for both (harness.raise_nofile)."""
+
+    N = 2000
+
+    def test_2000_idle_then_traffic_on_all(self):
+        nofile = harness.raise_nofile(2 * self.N + 200)
+        if nofile < 2 * self.N + 200:
+            self.skipTest("RLIMIT_NOFILE %d is below %d" % (nofile, 2 * self.N + 200))
+        with tempfile.TemporaryDirectory(prefix="tls-it-idle-") as d:
+            pki = make_pki(d)
+            # Idle for as long as opening 2,000 handshakes takes on a loaded machine.
+            with TlsServer(pki, shards=1, start_timeout=30,
+                           sets={"idle-timeout": 600000}) as srv:
+                conns = []
+                try:
+                    t0 = time.monotonic()
+                    for _ in range(0, self.N, 100):
+                        conns += open_idle_tls(srv.tls_port, client_ctx(pki["ca"]), 100, 60)
+                    log("%d idle TLS connections in %.1f s" % (len(conns), time.monotonic() - t0))
+                    self.assertEqual(len(conns), self.N)
+                    time.sleep(0.5)  # idle: the server gives buffers back
+                    t0 = time.monotonic()
+                    got = request_on_all(conns, "/", 120)
+                    log("a request on each of %d connections in %.1f s"
+                        % (len(conns), time.monotonic() - t0))
+                    self.assertEqual(got.count(HELLO), self.N,
+                                     "answers: %d of %d" % (got.count(HELLO), self.N))
+                    srv.assert_alive()
+                finally:
+                    for sock, _ in conns:
+                        sock.close()
+
+
+def open_idle_tls(port, ctx, n, timeout):
+    """n non-blocking TLS 1.3 connections with ALPN h2 that have sent the
+    preface and SETTINGS and got the server's SETTINGS: [(SSLSocket,
+    H2Connection)]. Raises unless all n complete within timeout."""
+    cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    sel = selectors.DefaultSelector()
+    todo = {}
+    for _ in range(n):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setblocking(False)
+        raw.connect_ex(("127.0.0.1", port))
+        s = ctx.wrap_socket(raw, server_hostname="localhost", do_handshake_on_connect=False)
+        todo[s] = ["tls", h2.connection.H2Connection(config=cfg)]
+        sel.register(s, selectors.EVENT_WRITE)
+    done = []
+    deadline = time.monotonic() + timeout
+    try:
+        while todo and time.monotonic() < deadline:
+            for key, _ in sel.select(0.5):
+                s = key.fileobj
+                st = todo[s]
+                if st[0] == "tls":
+                    try:
+                        s.do_handshake()
+                    except ssl.SSLWantReadError:
+                        sel.modify(s, selectors.EVENT_READ)
+                        continue
+                    except ssl.SSLWantWriteError:
+                        sel.modify(s, selectors.EVENT_WRITE)
+                        continue
+                    st[0] = "h2"
+                    st[1].initiate_connection()
+                    s.sendall(st[1].data_to_send())
+                    sel.modify(s, selectors.EVENT_READ)
+                    continue
+                try:
+                    data = s.recv(65536)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    continue
+                if not data:
+                    raise AssertionError("the server closed an idle TLS connection")
+                events = st[1].receive_data(data)
+                pending = st[1].data_to_send()
+                if pending:
+                    s.sendall(pending)  # the SETTINGS ACK
+                if any(isinstance(e, h2.events.RemoteSettingsChanged) for e in events):
+                    sel.unregister(s)
+                    done.append((s, st[1]))
+                    del todo[s]
+    finally:
+        sel.close()
+        for s in todo:
+            s.close()
+    if todo:
+        for s, _ in done:
+            s.close()
+        raise AssertionError("%d of %d TLS connections not ready in %d s"
+                             % (len(todo), n, timeout))
+    return done
+
+
+def request_on_all(conns, path, timeout):
+    """Send GET path on every (SSLSocket, H2Connection) first, then collect
+    the bodies: a list in the order of conns (None where none came)."""
+    sel = selectors.DefaultSelector()
+    bodies = [b""] * len(conns)
+    ended = [False] * len(conns)
+    for i, (s, c) in enumerate(conns):
+        c.send_headers(c.get_next_available_stream_id(),
+                       [(":method", "GET"), (":scheme", "https"), (":authority", "localhost"),
+                        (":path", path)], end_stream=True)
+        s.setblocking(True)
+        s.sendall(c.data_to_send())
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, i)
+    left = len(conns)
+    deadline = time.monotonic() + timeout
+    try:
+        while left and time.monotonic() < deadline:
+            for key, _ in sel.select(0.5):
+                i = key.data
+                s, c = conns[i]
+                try:
+                    data = s.recv(65536)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    continue
+                if not data:
+                    sel.unregister(s)
+                    left -= 1
+                    continue
+                for e in c.receive_data(data):
+                    if isinstance(e, h2.events.DataReceived):
+                        bodies[i] += e.data
+                        c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                    elif isinstance(e, h2.events.StreamEnded):
+                        ended[i] = True
+                        sel.unregister(s)
+                        left -= 1
+                out = c.data_to_send()
+                if out:
+                    s.setblocking(True)
+                    s.sendall(out)
+                    s.setblocking(False)
+    finally:
+        sel.close()
+    return [b if e else None for b, e in zip(bodies, ended)]
 
 
 @unittest.skipIf(os.environ.get("SPINDLE_HELLO_WRAPPER"), "already under a wrapper")
