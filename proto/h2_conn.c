@@ -188,6 +188,7 @@ struct h2_conn {
     uint64_t seg_bytes;             /* unsent payload bytes in segments */
     uint64_t unframed;              /* queued body bytes not yet framed (all streams) */
     uint64_t progress_ms;           /* last send progress while output was pending */
+    uint64_t ctrl_mark;             /* chain position: the ctrl_old replies end before it */
     h2_chunk *copied, *copied_tail; /* chunks copied whole into the chain, in
                              * order; released once the chain is written past
                              * their last byte (never under out_prepare) */
@@ -221,7 +222,8 @@ struct h2_conn {
     uint32_t nready; /* scheduler */
     uint32_t ohead_off;
     uint32_t seg_head, seg_count, seg_off;
-    uint32_t ctrl_pending;
+    uint32_t ctrl_pending; /* peer-provoked replies possibly unwritten (ctrl_settle) */
+    uint32_t ctrl_old;     /* ... of which queued before ctrl_mark was taken */
     uint32_t goaway_last;
 
     /* 1-byte members */
@@ -240,6 +242,7 @@ struct h2_conn {
     bool goaway_recv;
     bool send_stalled;      /* failed by the no-progress timeout */
     uint8_t shutdown_phase; /* 1: notice sent, waiting for the PING ACK */
+    bool read_paused;       /* reading paused and counted as a limit hit */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -430,6 +433,20 @@ static void chain_consume(h2_conn *c, uint64_t n)
     }
 }
 
+/* Forget the control replies known to be written.  Replies are counted
+ * (ctrl_pending) when queued; the ctrl_old of them queued before ctrl_mark
+ * was taken end before that chain position, so once the output is written
+ * past it they are out.  The count may include replies written since (at
+ * most one commit's worth), never omits an unwritten one. */
+static void ctrl_settle(h2_conn *c)
+{
+    if (c->ctrl_pending && c->chain_r >= c->ctrl_mark) {
+        c->ctrl_pending -= c->ctrl_old;
+        c->ctrl_old = c->ctrl_pending;
+        c->ctrl_mark = c->chain_w;
+    }
+}
+
 /* Give memory back once all output is written: an idle connection holds no
  * output block and no segment ring. */
 static void out_trim(h2_conn *c)
@@ -437,6 +454,7 @@ static void out_trim(h2_conn *c)
     if (c->chain_r != c->chain_w || c->seg_count)
         return;
     c->ctrl_pending = 0; /* every control reply is out */
+    c->ctrl_old = 0;
     /* A busy connection keeps its (emptied) block and ring for the next
      * response; they go back when it has no stream left. */
     if (c->nstreams && c->ohead == c->otail)
@@ -499,13 +517,15 @@ static void frame_end(h2_conn *c, const uint8_t *start, const uint8_t *end)
     out_advance(c, (uint32_t)(end - start));
 }
 
-static bool put_rst(h2_conn *c, uint32_t sid, uint32_t code)
+/* reply: the peer provoked it (a stream error), so it counts against
+ * max_pending_control; RST_STREAMs we send of our own accord do not. */
+static bool put_rst(h2_conn *c, uint32_t sid, uint32_t code, bool reply)
 {
     uint8_t *p = frame_begin(c, 4);
     if (!p)
         return false;
     frame_end(c, p, h2_frame_write_rst_stream(p, sid, code));
-    c->ctrl_pending++;
+    c->ctrl_pending += reply;
     c->stats.resets_sent++;
     return true;
 }
@@ -783,7 +803,7 @@ static void stream_local_end(h2_conn *c, h2_stream *s)
         /* RFC 9113 §8.1: a complete response may end a request body the
          * handler no longer wants with RST_STREAM NO_ERROR. */
         if (!(s->flags & F_DELIVERED)) {
-            if (put_rst(c, s->id, H2_NO_ERROR))
+            if (put_rst(c, s->id, H2_NO_ERROR, false))
                 s->flags |= F_RESET_SENT;
             s->state = S_CLOSED;
             reset_remember(c, s->id);
@@ -806,7 +826,7 @@ static void stream_remote_end(h2_stream *s)
  * Fills ev with a STREAM_RESET when the application holds the stream. */
 static h2_rv stream_reset(h2_conn *c, h2_stream *s, h2_code code, h2_event *ev, bool app)
 {
-    if (!put_rst(c, s->id, code))
+    if (!put_rst(c, s->id, code, !app))
         return nomem(c);
     bool was_open = s->state != S_CLOSED;
     s->flags |= F_RESET_SENT;
@@ -827,7 +847,7 @@ static h2_rv stream_reset(h2_conn *c, h2_stream *s, h2_code code, h2_event *ev, 
 /* A stream error on an id that has no stream object (idle or forgotten). */
 static h2_rv stream_error_id(h2_conn *c, uint32_t id, h2_code code)
 {
-    if (!put_rst(c, id, code))
+    if (!put_rst(c, id, code, true))
         return nomem(c);
     reset_remember(c, id);
     return glitch(c);
@@ -1034,7 +1054,7 @@ static h2_rv respond_431(h2_conn *c, uint32_t sid, bool end_stream)
     h2_rv rv = put_header_block(c, sid, &st, 1, NULL, 0, true);
     if (rv != H2_OK)
         return rv == H2_E_NOMEM ? nomem(c) : conn_fail(c, H2_INTERNAL_ERROR, "encoder failed");
-    if (!end_stream && !put_rst(c, sid, H2_NO_ERROR))
+    if (!end_stream && !put_rst(c, sid, H2_NO_ERROR, true))
         return nomem(c);
     reset_remember(c, sid);
     return glitch(c);
@@ -1497,10 +1517,13 @@ static h2_rv on_frame(h2_conn *c, const uint8_t *payload, h2_event *ev)
         if (s)
             return s->state == S_CLOSED ? H2_OK : stream_reset(c, s, fl.code, ev, false);
         if (sid > c->last_peer_sid) {
-            /* RST_STREAM must not be sent on an idle stream (§6.4).  A bad
-             * PRIORITY there changes nothing: count it and move on; any
-             * other frame on an idle stream is a connection error (§5.1). */
-            if (c->fh.type == H2_FT_PRIORITY)
+            /* RST_STREAM must not be sent on an idle stream (§6.4).  A
+             * PRIORITY of the wrong length there changes nothing: count it
+             * and move on.  A stream depending on itself is a stream
+             * PROTOCOL_ERROR (§5.3.1) that only a connection error can
+             * report here (§5.4.1 allows it), as is any other frame on an
+             * idle stream (§5.1). */
+            if (c->fh.type == H2_FT_PRIORITY && fl.code != H2_PROTOCOL_ERROR)
                 return glitch(c);
             return conn_fail(c, H2_PROTOCOL_ERROR, fl.reason);
         }
@@ -1753,6 +1776,8 @@ h2_rv h2_conn_recv(h2_conn *c, const uint8_t *in, size_t len, uint64_t now_ms, s
     h2_rv rv = H2_OK;
     if (len)
         c->active_ms = now_ms;
+    if (c->read_paused && !paused(c))
+        c->read_paused = false;
     while (p < end && ev->type == H2_EV_NONE && rv == H2_OK) {
         switch (c->rstate) {
         case R_PREFACE: {
@@ -1771,9 +1796,13 @@ h2_rv h2_conn_recv(h2_conn *c, const uint8_t *in, size_t len, uint64_t now_ms, s
         }
         case R_HEAD: {
             if (c->head_got == 0 && paused(c)) {
-                rv = H2_E_AGAIN; /* stop at a frame boundary until output drains */
-                hit(c, c->ctrl_pending >= c->lim->max_pending_control ? H2_LIMIT_CONTROL_QUEUE
-                                                                      : H2_LIMIT_OUTPUT_BACKLOG);
+                rv = H2_E_AGAIN;       /* stop at a frame boundary until output drains */
+                if (!c->read_paused) { /* one hit per pause, however often fed */
+                    c->read_paused = true;
+                    hit(c, c->ctrl_pending >= c->lim->max_pending_control
+                               ? H2_LIMIT_CONTROL_QUEUE
+                               : H2_LIMIT_OUTPUT_BACKLOG);
+                }
                 break;
             }
             uint32_t n = H2_FRAME_HDR_LEN - c->head_got;
@@ -2088,7 +2117,7 @@ h2_rv h2_conn_stream_detach(h2_conn *c, uint32_t stream_id)
         }
         if ((s->flags & F_END_SENT) && s->state == S_HALF_LOCAL) {
             /* Response complete, request body unwanted (RFC 9113 §8.1). */
-            if (!put_rst(c, s->id, H2_NO_ERROR))
+            if (!put_rst(c, s->id, H2_NO_ERROR, false))
                 return nomem(c);
             s->flags |= F_RESET_SENT;
             reset_remember(c, s->id);
@@ -2308,6 +2337,7 @@ void h2_conn_out_commit(h2_conn *c, size_t n, uint64_t now_ms)
         }
     }
     release_copied(c, c->chain_r);
+    ctrl_settle(c);
     out_trim(c);
 }
 

@@ -540,8 +540,11 @@ static void idle_stream_error_case(h2s *s, int k)
                  "[%s] case %d: server sent RST_STREAM on idle stream 7 (§5.1: the client must "
                  "treat it as a connection error)",
                  s->mode_name, k);
-    if (k == 2)
-        H2S_EXPECT_CONN_ERROR(s, H2_PROTOCOL_ERROR); /* WINDOW_UPDATE on idle: §5.1 */
+    /* Self-dependency (§5.3.1): a stream error that RST_STREAM cannot carry
+     * on an idle stream, so a connection error (§5.4.1 allows it).
+     * WINDOW_UPDATE on an idle stream: §5.1. */
+    if (k >= 1)
+        H2S_EXPECT_CONN_ERROR(s, H2_PROTOCOL_ERROR);
 }
 
 H2S_TEST(states, rfc9113_5_1_priority_error_on_idle_no_rst,
@@ -936,6 +939,28 @@ H2S_TEST(headers, rfc9113_5_3_1_priority_self_dependency_open_stream,
     h2s_run(s);
     H2S_EXPECT_STREAM_ERROR(s, 1, H2_PROTOCOL_ERROR);
     cr_expect_eq(h2s_ev_count(s, H2_EV_STREAM_RESET, 1), 1u);
+}
+
+H2S_TEST(headers, rfc9113_5_3_1_priority_self_dependency_idle,
+         "h2spec http2/5.3.1/2: a PRIORITY frame making an idle stream depend on itself is "
+         "answered with PROTOCOL_ERROR (GOAWAY: RST_STREAM must not name an idle stream)")
+{
+    h2s_handshake(s);
+    h2s_priority(s, 1, 1, 255, false);
+    h2s_run(s);
+    cr_expect_eq(h2s_count(s, H2_FT_RST_STREAM, 1), 0u);
+    H2S_EXPECT_CONN_ERROR(s, H2_PROTOCOL_ERROR);
+}
+
+H2S_TEST(headers, rfc9113_5_3_1_priority_self_dependency_closed_stream,
+         "§5.3.1: a PRIORITY frame making a closed stream depend on itself is a stream "
+         "PROTOCOL_ERROR")
+{
+    h2s_handshake(s);
+    get_roundtrip(s, 1, "/", "a");
+    h2s_priority(s, 1, 1, 16, false);
+    h2s_run(s);
+    H2S_EXPECT_STREAM_ERROR(s, 1, H2_PROTOCOL_ERROR);
 }
 
 H2S_TEST(headers, rfc9113_6_3_priority_bad_length,
@@ -2648,6 +2673,8 @@ static void flood_case(h2s *s, int k)
     size_t fed = s->fed;
     cr_expect_eq(h2s_feed(s), H2_E_AGAIN);
     cr_expect_eq(s->fed, fed);
+    cr_expect_eq(s->ctx.limit_hits[H2_LIMIT_CONTROL_QUEUE], 1u, "[%s] case %d: one pause, one hit",
+                 s->mode_name, k);
     /* The client reads: the server reads again, and answers everything. */
     uint32_t rounds = 0;
     while (s->fed < s->in_len && rounds++ < 20) {
@@ -3602,4 +3629,346 @@ H2S_TEST(misc, rfc9113_5_4_2_late_frames_after_refusal_ignored,
 {
     sub(s, late_frames_case, 0);
     sub(s, late_frames_case, 1);
+}
+
+/* ============================================================================
+ * 12. Limit counters: h2_ctx.limit_hits[] counts a limit exactly when it trips
+ * ========================================================================== */
+
+static uint64_t hits_total(const h2s *s)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < H2_LIMIT_COUNT; i++)
+        t += s->ctx.limit_hits[i];
+    return t;
+}
+
+/* Exactly one hit, on id, and none on any other counter. */
+static void expect_only_hit(const h2s *s, h2_limit_id id, const char *what)
+{
+    for (int i = 0; i < H2_LIMIT_COUNT; i++)
+        cr_expect_eq(s->ctx.limit_hits[i], i == (int)id ? 1u : 0u, "[%s] %s: limit_hits[%s] = %llu",
+                     s->mode_name, what, h2_limit_name((h2_limit_id)i),
+                     (unsigned long long)s->ctx.limit_hits[i]);
+}
+
+/* Drive the connection up to the step that trips limit k; returns with the
+ * limit not yet tripped, the tripping step scripted but not fed. */
+static void trip_setup(h2s *s, h2_limit_id k, h2_limits *l)
+{
+    uint32_t sid = 1;
+    switch (k) {
+    case H2_LIMIT_RESETS:
+        l->reset_burst = 2;
+        h2s_start(s, l, NULL);
+        h2s_handshake(s);
+        s->auto_detach_reset = true;
+        rapid_pairs(s, &sid, 2);
+        cr_assert_eq(h2s_run(s), H2_OK);
+        rapid_pairs(s, &sid, 1);
+        break;
+    case H2_LIMIT_GLITCHES:
+        l->glitch_burst = 2;
+        h2s_start(s, l, NULL);
+        h2s_handshake(s);
+        h2s_priority(s, 9, 0, 16, false);
+        h2s_priority(s, 11, 0, 16, false);
+        cr_assert_eq(h2s_run(s), H2_OK);
+        h2s_priority(s, 13, 0, 16, false);
+        break;
+    case H2_LIMIT_STREAMS:
+        l->max_concurrent_streams = 1;
+        h2s_start(s, l, NULL);
+        h2s_handshake(s);
+        h2s_request(s, 1, "POST", "/", NULL, 0, false);
+        cr_assert_eq(h2s_run(s), H2_OK);
+        h2s_get(s, 3, "/refused");
+        break;
+    case H2_LIMIT_CONTINUATIONS: {
+        l->max_continuations = 2;
+        h2s_start(s, l, NULL);
+        h2s_handshake(s);
+        h2s_hopts o = {.end_stream = true, .continuations = 2};
+        h2s_headers(s, 1,
+                    H2S_KV({":method", "GET"}, {":scheme", "https"}, {":authority", "a.example"},
+                           {":path", "/"}),
+                    &o);
+        cr_assert_eq(h2s_run(s), H2_OK);
+        o.continuations = 3;
+        h2s_headers(s, 3,
+                    H2S_KV({":method", "GET"}, {":scheme", "https"}, {":authority", "a.example"},
+                           {":path", "/"}),
+                    &o);
+        break;
+    }
+    case H2_LIMIT_HEADER_BLOCK: {
+        l->max_header_block = 1024;
+        h2s_start(s, l, NULL);
+        h2s_handshake(s);
+        static char v[1100];
+        memset(v, '~', sizeof v - 1); /* Huffman would not shorten it */
+        h2s_request(s, 1, "GET", "/", H2S_KV({"x-big", v + 200}), true); /* 899 bytes: fits */
+        cr_assert_eq(h2s_run(s), H2_OK);
+        h2s_request(s, 3, "GET", "/", H2S_KV({"x-bigger", v}), true);
+        break;
+    }
+    case H2_LIMIT_HEADER_LIST:
+        l->max_header_fields_soft = 6;
+        h2s_start(s, l, NULL);
+        h2s_handshake(s);
+        h2s_request(s, 1, "GET", "/", H2S_KV({"a", "1"}, {"b", "2"}), true); /* 6 fields */
+        cr_assert_eq(h2s_run(s), H2_OK);
+        h2s_request(s, 3, "GET", "/", H2S_KV({"a", "1"}, {"b", "2"}, {"c", "3"}), true);
+        break;
+    case H2_LIMIT_SETTINGS_ENTRIES: {
+        l->max_settings_entries = 2;
+        h2s_start(s, l, NULL);
+        h2s_handshake(s);
+        h2_setting set[3] = {{H2_SET_ENABLE_PUSH, 0},
+                             {H2_SET_MAX_FRAME_SIZE, 16384},
+                             {H2_SET_HEADER_TABLE_SIZE, 4096}};
+        h2s_settings(s, set, 2);
+        cr_assert_eq(h2s_run(s), H2_OK);
+        h2s_settings(s, set, 3);
+        break;
+    }
+    case H2_LIMIT_CONTROL_QUEUE:
+        l->max_pending_control = 3;
+        h2s_start(s, l, NULL);
+        h2s_handshake(s);
+        s->drain_on_again = false;
+        for (uint64_t i = 0; i < 3; i++)
+            h2s_ping_n(s, i);
+        cr_assert_eq(h2s_feed(s), H2_OK);
+        h2s_ping_n(s, 3); /* read only once the three ACKs are out */
+        break;
+    case H2_LIMIT_OUTPUT_BACKLOG:
+        l->max_unsent_output = 16384;
+        h2s_start(s, l, NULL);
+        h2s_handshake(s);
+        s->drain_on_again = false;
+        for (uint64_t i = 0; i < 16384 / 17 + 1; i++) /* 17-byte ACKs: one past 16 KiB */
+            h2s_ping_n(s, i);
+        cr_assert_eq(h2s_feed(s), H2_OK);
+        h2s_ping_n(s, 99999);
+        break;
+    case H2_LIMIT_MAX_REQUESTS:
+        l->max_requests = 2;
+        h2s_start(s, l, NULL);
+        h2s_handshake(s);
+        get_roundtrip(s, 1, "/", "a");
+        h2s_get(s, 3, "/");
+        break;
+    case H2_LIMIT_PREFACE_TIMEOUT:
+        h2s_start(s, l, NULL);
+        h2s_preface(s);
+        cr_assert_eq(h2s_run(s), H2_OK);
+        s->now += l->preface_timeout_ms - 1;
+        cr_assert_eq(h2s_tick(s), H2_OK);
+        s->now += 1;
+        break;
+    case H2_LIMIT_SETTINGS_TIMEOUT:
+        h2s_start(s, l, NULL);
+        h2s_preface(s);
+        h2s_settings(s, NULL, 0);
+        cr_assert_eq(h2s_run(s), H2_OK);
+        s->now += l->settings_timeout_ms - 1;
+        cr_assert_eq(h2s_tick(s), H2_OK);
+        s->now += 1;
+        break;
+    case H2_LIMIT_HEADER_TIMEOUT: {
+        h2s_start(s, l, NULL);
+        h2s_handshake(s);
+        h2s_hopts o = {.no_end_headers = true};
+        h2s_headers(s, 1, H2S_KV({":method", "GET"}, {":scheme", "https"}, {":path", "/"}), &o);
+        cr_assert_eq(h2s_run(s), H2_OK);
+        s->now += l->header_block_timeout_ms - 1;
+        cr_assert_eq(h2s_tick(s), H2_OK);
+        s->now += 1;
+        break;
+    }
+    case H2_LIMIT_SEND_TIMEOUT: {
+        h2s_start(s, l, NULL);
+        h2_setting set = {H2_SET_INITIAL_WINDOW_SIZE, 0};
+        h2s_handshake_with(s, &set, 1);
+        h2s_get(s, 1, "/");
+        cr_assert_eq(h2s_run(s), H2_OK);
+        cr_assert_eq(h2s_respond(s, 1, 200, NULL, 0, false), H2_OK);
+        cr_assert_eq(h2s_send_body(s, 1, "held back", 9, 1, true), H2_OK);
+        h2s_drain(s);
+        s->now += l->send_timeout_ms - 1;
+        cr_assert_eq(h2s_tick(s), H2_OK);
+        s->now += 1;
+        break;
+    }
+    case H2_LIMIT_IDLE_TIMEOUT:
+        h2s_start(s, l, NULL);
+        h2s_handshake(s);
+        get_roundtrip(s, 1, "/", "a");
+        s->now += l->idle_timeout_ms - 1;
+        cr_assert_eq(h2s_tick(s), H2_OK);
+        s->now += 1;
+        break;
+    default: cr_assert_fail("no scenario for limit %d", (int)k);
+    }
+}
+
+static bool trip_by_tick(h2_limit_id k)
+{
+    return k >= H2_LIMIT_PREFACE_TIMEOUT;
+}
+
+static void trip_case(h2s *s, int k)
+{
+    h2_limit_id id = (h2_limit_id)k;
+    h2_limits l = lim();
+    trip_setup(s, id, &l);
+    cr_expect_eq(hits_total(s), 0u, "[%s] %s: counted before the limit tripped", s->mode_name,
+                 h2_limit_name(id));
+    if (trip_by_tick(id))
+        cr_expect_eq(h2s_tick(s), H2_E_PROTO, "[%s] %s", s->mode_name, h2_limit_name(id));
+    else
+        h2s_feed(s);
+    expect_only_hit(s, id, h2_limit_name(id));
+    /* Going on (feeding again while paused, ticking a dead connection)
+     * does not count the same trip twice. */
+    h2s_feed(s);
+    h2s_tick(s);
+    expect_only_hit(s, id, "again");
+}
+
+H2S_TEST(limits, every_counter_counts_its_trip,
+         "h2_ctx.limit_hits: each H2_LIMIT_* goes from 0 to 1 exactly when its limit trips, and "
+         "no other counter moves")
+{
+    for (int k = 0; k < H2_LIMIT_COUNT; k++)
+        sub(s, trip_case, k);
+}
+
+/* A benign session: requests with and without bodies, an early response,
+ * an application reset, PINGs, SETTINGS, PRIORITY_UPDATE, consumed bodies. */
+static void benign_session(h2s *s)
+{
+    h2s_handshake(s);
+    get_roundtrip(s, 1, "/", "one");
+    h2s_ping_n(s, 1);
+    h2s_settings(s, NULL, 0);
+    h2s_request(s, 3, "POST", "/upload", NULL, 0, false);
+    h2s_data(s, 3, "part", 4, false);
+    h2s_priority_update(s, 3, "u=1");
+    cr_assert_eq(h2s_run(s), H2_OK);
+    cr_assert_eq(h2_conn_consume(s->c, 3, 4), H2_OK);
+    h2s_respond_ok(s, 3, "early"); /* before the body ended: RST_STREAM NO_ERROR */
+    h2s_request(s, 5, "POST", "/cancelled", NULL, 0, false);
+    cr_assert_eq(h2s_run(s), H2_OK);
+    cr_assert_eq(h2s_reset_stream(s, 5, H2_CANCEL), H2_OK);
+    cr_assert_eq(h2s_detach(s, 5), H2_OK);
+    h2s_drain(s);
+    get_roundtrip(s, 7, "/", "seven");
+}
+
+static void benign_case(h2s *s, int k)
+{
+    h2s_start(s, NULL, NULL);
+    benign_session(s);
+    switch (k) {
+    case 0: /* ends with a control reply still queued (PING ACK unread) */
+        h2s_ping_n(s, 2);
+        cr_assert_eq(h2s_feed(s), H2_OK);
+        cr_expect_gt(h2_conn_unsent(s->c), 0u);
+        break;
+    case 1: /* the client says GOAWAY, the server answers in kind */
+        h2s_goaway(s, 0, H2_NO_ERROR, NULL);
+        cr_assert_eq(h2s_run(s), H2_OK);
+        cr_assert_eq(h2_conn_goaway(s->c, H2_NO_ERROR, NULL), H2_OK);
+        h2s_drain(s);
+        cr_expect(h2_conn_is_done(s->c));
+        break;
+    default: /* graceful shutdown from the server, ACKed */
+        cr_assert_eq(h2_conn_shutdown(s->c), H2_OK);
+        h2s_drain(s);
+        ack_shutdown_ping(s);
+        h2s_goaway(s, 0, H2_NO_ERROR, NULL);
+        cr_assert_eq(h2s_run(s), H2_OK);
+        cr_expect(h2_conn_is_done(s->c));
+        break;
+    }
+    cr_expect_eq(h2s_tick(s), H2_OK);
+    cr_expect_eq(s->first_err, H2_OK, "[%s] case %d: %s", s->mode_name, k,
+                 h2_conn_fault(s->c).reason);
+    for (int i = 0; i < H2_LIMIT_COUNT; i++)
+        cr_expect_eq(s->ctx.limit_hits[i], 0u, "[%s] case %d: limit_hits[%s] = %llu", s->mode_name,
+                     k, h2_limit_name((h2_limit_id)i), (unsigned long long)s->ctx.limit_hits[i]);
+}
+
+H2S_TEST(limits, benign_connection_counts_nothing,
+         "h2_ctx.limit_hits stays at zero for a benign connection, also one that ends with a "
+         "pending control reply or a GOAWAY exchange")
+{
+    for (int k = 0; k < 3; k++)
+        sub(s, benign_case, k);
+}
+
+H2S_TEST(limits, control_queue_counts_unsent_replies_only,
+         "the control-reply cap counts replies not yet written: a client that reads while a "
+         "long response keeps output busy never trips it")
+{
+    h2_limits l = lim();
+    l.max_pending_control = 4;
+    h2s_start(s, &l, NULL);
+    h2_setting set = {H2_SET_INITIAL_WINDOW_SIZE, 1u << 30};
+    h2s_handshake_with(s, &set, 1);
+    h2s_window_update(s, 0, 1u << 30);
+    h2s_get(s, 1, "/big");
+    cr_assert_eq(h2s_run(s), H2_OK);
+    cr_assert_eq(h2s_respond(s, 1, 200, NULL, 0, false), H2_OK);
+    const size_t body = 4u * MIB;
+    uint8_t *b = h2s_alloc(s, body);
+    h2s_pattern(b, body, 1);
+    cr_assert_eq(h2s_send_body(s, 1, b, body, 4, true), H2_OK);
+    s->drain_on_again = false;
+    /* One PING per round; the client reads 8 KiB per round, so the ACK goes
+     * out every time but the output never runs empty. */
+    for (uint64_t i = 0; i < 64; i++) {
+        h2s_ping_n(s, i);
+        cr_assert_eq(h2s_feed(s), H2_OK, "[%s] round %llu: reading paused", s->mode_name,
+                     (unsigned long long)i);
+        cr_assert_gt(h2s_drain_upto(s, 8192), 0u);
+        cr_assert_gt(h2_conn_unsent(s->c) + h2_conn_stream_buffered(s->c, 1), 0u);
+    }
+    cr_expect_eq(count_flags(s, H2_FT_PING, 0, H2_FLAG_ACK), 64u);
+    cr_expect_eq(s->ctx.limit_hits[H2_LIMIT_CONTROL_QUEUE], 0u);
+    /* The client gives up on the rest: the frame in flight completes. */
+    cr_assert_eq(h2s_reset_stream(s, 1, H2_CANCEL), H2_OK);
+    cr_assert_eq(h2s_detach(s, 1), H2_OK);
+    h2s_drain(s);
+}
+
+H2S_TEST(limits, control_queue_ignores_our_own_resets,
+         "the control-reply cap counts replies the peer provokes, not RST_STREAMs the server "
+         "sends of its own accord (early responses, application resets)")
+{
+    h2_limits l = lim();
+    l.max_pending_control = 4;
+    h2s_start(s, &l, NULL);
+    h2s_handshake(s);
+    s->drain_on_again = false;
+    uint32_t sid = 1;
+    for (int i = 0; i < 8; i++, sid += 2) {
+        h2s_request(s, sid, "POST", "/", NULL, 0, false);
+        cr_assert_eq(h2s_feed(s), H2_OK);
+        if (i % 2) {
+            cr_assert_eq(h2s_reset_stream(s, sid, H2_CANCEL), H2_OK);
+            cr_assert_eq(h2s_detach(s, sid), H2_OK);
+        } else {
+            h2s_respond_ok(s, sid, "early"); /* RST_STREAM NO_ERROR follows the response */
+        }
+    }
+    s->drain_on_again = false;
+    h2s_get(s, sid, "/"); /* eight RST_STREAMs unread: reading goes on */
+    cr_expect_eq(h2s_feed(s), H2_OK);
+    cr_expect(h2_conn_want_read(s->c));
+    cr_expect_eq(s->ctx.limit_hits[H2_LIMIT_CONTROL_QUEUE], 0u);
+    h2s_drain(s);
+    cr_expect_eq(h2s_count(s, H2_FT_RST_STREAM, H2S_ANY), 8u);
 }
