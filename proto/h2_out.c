@@ -106,8 +106,9 @@ static void chain_consume(h2_conn *c, uint64_t n)
 /* Forget the control replies known to be written.  Replies are counted
  * (ctrl_pending) when queued; the ctrl_old of them queued before ctrl_mark
  * was taken end before that chain position, so once the output is written
- * past it they are out.  The count may include replies written since (at
- * most one commit's worth), never omits an unwritten one. */
+ * past it they are out.  The count may include replies already written
+ * (queued with output not all written yet), never omits an unwritten one:
+ * a peer that reads is not paused by replies it has read. */
 static void ctrl_settle(h2_conn *c)
 {
     if (c->ctrl_pending && c->chain_r >= c->ctrl_mark) {

@@ -156,4 +156,25 @@ static inline void rapid_pairs(h2s *s, uint32_t *sid, uint32_t n)
     }
 }
 
+/* --- Direct use of the engine's internal seams ----------------------------- */
+
+/* A context (limits l, NULL = defaults; libc memory) and a connection whose
+ * server preface has been written out: unsent output starts at zero. */
+static inline h2_conn *bare_conn(h2_ctx *x, const h2_limits *l)
+{
+    cr_assert_eq(h2_ctx_init(x, l, NULL), H2_OK);
+    h2_conn *c = h2_conn_new(x, 0);
+    cr_assert_not_null(c);
+    uint8_t buf[512];
+    h2_conn_send(c, buf, sizeof buf, 0);
+    cr_assert_eq(h2_conn_unsent(c), 0u);
+    return c;
+}
+
+static inline void bare_free(h2_ctx *x, h2_conn *c)
+{
+    h2_conn_free(c);
+    h2_ctx_free(x);
+}
+
 #endif

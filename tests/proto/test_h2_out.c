@@ -10,6 +10,7 @@
  * back.
  */
 #include "h2_conn_test.h"
+#include "h2_out.h"
 
 static uint32_t chunk_releases(const h2s *s, uint32_t sid, size_t *nch)
 {
@@ -178,4 +179,86 @@ H2S_TEST(misc, security_unsent_output_pauses_reading,
     cr_expect_eq(h2s_run(s), H2_OK);
     cr_expect_eq(count_flags(s, H2_FT_PING, 0, H2_FLAG_ACK), 3000u);
     cr_expect_gt(s->agains, 0u);
+}
+
+/* --- The output chain's own seams (h2_out.h) -------------------------------- */
+
+Test(out, control_replies_counted_until_written)
+{
+    h2_ctx x;
+    h2_conn *c = bare_conn(&x, NULL);
+    static const uint8_t op[8] = "12345678";
+    cr_assert(h2_out_ping(c, true, op)); /* a reply: counts */
+    cr_assert(h2_out_goaway(c, 0, H2_NO_ERROR, NULL));
+    cr_assert(h2_out_rst(c, 1, H2_NO_ERROR, false)); /* our own: does not */
+    cr_assert(h2_out_ping(c, false, op));            /* our PING: not a reply */
+    cr_expect_eq(c->ctrl_pending, 1u);
+    cr_expect_eq(h2_out_unsent(c), 17u + 17u + 13u + 17u);
+    uint8_t buf[256];
+    /* A written reply stays counted until the output queued with it is
+     * written too: the count may exceed the unwritten replies, never falls
+     * short of them. */
+    cr_assert_eq(h2_conn_send(c, buf, 17, 1), 17u);
+    cr_expect_eq(c->ctrl_pending, 1u, "written, but output queued with it is not yet");
+    cr_assert(h2_out_settings_ack(c)); /* an unwritten reply */
+    cr_expect_eq(c->ctrl_pending, 2u);
+    cr_assert_eq(h2_conn_send(c, buf, 17 + 13 + 17, 2), 17u + 13u + 17u);
+    cr_expect_eq(c->ctrl_pending, 1u, "the written ACK is forgotten, the SETTINGS ACK is not");
+    cr_assert_eq(h2_conn_send(c, buf, sizeof buf, 3), 9u);
+    cr_expect_eq(c->ctrl_pending, 0u);
+    cr_expect_null(c->ohead, "all written: the block went back");
+    bare_free(&x, c);
+}
+
+Test(out, header_block_split_into_continuations)
+{
+    h2_ctx x;
+    h2_conn *c = bare_conn(&x, NULL);
+    static char v[20001];
+    memset(v, '~', sizeof v - 1); /* Huffman would not shorten it */
+    hpack_field f = h2s_hf("x-long", v);
+    cr_assert_eq(h2_out_header_block(c, 7, &f, 1, NULL, 0, true), H2_OK);
+    uint8_t *out = malloc(32768);
+    size_t n = h2_conn_send(c, out, 32768, 1);
+    cr_assert_gt(n, 20000u);
+    h2_frame_hdr a, b;
+    h2_frame_hdr_parse(out, &a);
+    cr_expect_eq(a.type, H2_FT_HEADERS);
+    cr_expect_eq(a.length, h2_out_frame_max(c));
+    cr_expect_eq(a.flags, H2_FLAG_END_STREAM, "END_STREAM on HEADERS, END_HEADERS not yet");
+    h2_frame_hdr_parse(out + H2_FRAME_HDR_LEN + a.length, &b);
+    cr_expect_eq(b.type, H2_FT_CONTINUATION);
+    cr_expect_eq(b.flags, H2_FLAG_END_HEADERS);
+    cr_expect_eq(b.stream_id, 7u);
+    cr_expect_eq(n, 2u * H2_FRAME_HDR_LEN + a.length + b.length);
+    free(out);
+    bare_free(&x, c);
+}
+
+Test(out, reserve_spans_blocks_in_order)
+{
+    h2_ctx x;
+    h2_conn *c = bare_conn(&x, NULL);
+    /* Small first output takes a small block; more than it holds moves on
+     * to a full block; bytes come out in the order they were queued. */
+    uint8_t *p = h2_out_reserve(c, 100);
+    cr_assert_not_null(p);
+    memset(p, 'a', 100);
+    h2_out_advance(c, 100);
+    cr_expect_eq(c->otail->cap, H2_OUT_SMALL_BLOCK_SIZE);
+    p = h2_out_reserve(c, 1000);
+    cr_assert_not_null(p);
+    memset(p, 'b', 1000);
+    h2_out_advance(c, 1000);
+    cr_expect_eq(c->otail->cap, H2_OUT_BLOCK_SIZE);
+    cr_expect_neq(c->ohead, c->otail);
+    cr_expect_eq(h2_out_unsent(c), 1100u);
+    struct iovec iov[4];
+    cr_assert_eq(h2_conn_out_prepare(c, iov, 4, 1 << 20), 2u);
+    cr_expect_eq(iov[0].iov_len, 100u);
+    cr_expect_eq(((uint8_t *)iov[1].iov_base)[0], 'b');
+    h2_conn_out_commit(c, 1100, 1);
+    cr_expect_eq(h2_out_unsent(c), 0u);
+    cr_expect_null(c->ohead);
+    bare_free(&x, c);
 }

@@ -11,6 +11,9 @@
  * back.
  */
 #include "h2_conn_test.h"
+#include "h2_out.h"
+#include "h2_sched.h"
+#include "h2_stream.h"
 
 H2S_TEST(response, rfc9113_6_9_tiny_initial_window,
          "§6.9: peer INITIAL_WINDOW_SIZE 1, then WINDOW_UPDATEs, delivers 100 KiB byte-exact")
@@ -140,4 +143,75 @@ H2S_TEST(response, rfc9113_4_2_no_frame_above_16k,
     expect_body(s, 1, body, len);
     cr_expect_eq(strlen(h2s_resp_field(s, 1, "x-big")), 40000u);
     cr_expect(h2s_st(s, 1)->has_trailers);
+}
+
+/* --- The scheduler's own seams (h2_sched.h) --------------------------------- */
+
+Test(sched, urgency_order_then_fifo)
+{
+    h2_ctx x;
+    h2_conn *c = bare_conn(&x, NULL);
+    static const uint8_t urg[] = {5, 1, 5, 0, 1};
+    h2_stream *s[5];
+    for (uint32_t i = 0; i < 5; i++) {
+        h2_req_head head;
+        memset(&head, 0, sizeof head);
+        head.urgency = urg[i];
+        head.content_length = -1;
+        s[i] = h2_stream_open(c, 1 + 2 * i, true, &head);
+        cr_assert_not_null(s[i]);
+        h2_sched_push(c, s[i]);
+        cr_expect_eq(c->nready, i, "nothing to frame yet: not queued");
+        s[i]->flags |= F_HEAD_SENT | F_END_QUEUED; /* an empty END_STREAM to frame */
+        h2_sched_push(c, s[i]);
+        h2_sched_push(c, s[i]); /* idempotent */
+    }
+    cr_expect_eq(c->nready, 5u);
+    h2_sched_remove(c, s[4]); /* the tail of urgency 1 */
+    cr_expect_eq(c->nready, 4u);
+    h2_sched_push(c, s[4]);
+    h2_sched_run(c, 1 << 20);
+    cr_expect_eq(c->nready, 0u);
+    uint8_t out[256];
+    size_t n = h2_conn_send(c, out, sizeof out, 1);
+    cr_assert_eq(n, 5u * H2_FRAME_HDR_LEN);
+    static const uint32_t want[] = {7, 3, 9, 1, 5}; /* urgency 0, 1, 1, 5, 5 */
+    for (uint32_t i = 0; i < 5; i++) {
+        h2_frame_hdr h;
+        h2_frame_hdr_parse(out + i * H2_FRAME_HDR_LEN, &h);
+        cr_expect_eq(h.stream_id, want[i], "frame %u on stream %u", i, h.stream_id);
+        cr_expect_eq(h.type, H2_FT_DATA);
+        cr_expect_eq(h.flags, H2_FLAG_END_STREAM);
+    }
+    bare_free(&x, c);
+}
+
+Test(sched, budget_and_windows_bound_framing)
+{
+    h2_ctx x;
+    h2_conn *c = bare_conn(&x, NULL);
+    h2_req_head head;
+    memset(&head, 0, sizeof head);
+    head.urgency = 3;
+    head.content_length = -1;
+    h2_stream *s = h2_stream_open(c, 1, true, &head);
+    cr_assert_not_null(s);
+    s->flags |= F_HEAD_SENT;
+    static uint8_t body[100000];
+    cr_assert_eq(h2_conn_send_data(c, 1, body, sizeof body, true, NULL, NULL), H2_OK);
+    /* The default windows (65,535) bound the first round, the budget too. */
+    h2_sched_run(c, 20000);
+    uint64_t framed = sizeof body - h2_conn_stream_buffered(c, 1);
+    cr_expect_geq(h2_out_unsent(c), 20000u);
+    cr_expect_leq(framed, 20000u + 16384u, "about the budget: %llu", (unsigned long long)framed);
+    h2_sched_run(c, 1 << 20);
+    cr_expect_eq(sizeof body - h2_conn_stream_buffered(c, 1), 65535u,
+                 "the stream window is the limit");
+    cr_expect_eq(c->send_window, 0);
+    cr_expect(h2_conn_want_write(c), "framed bytes wait");
+    uint8_t *out = malloc(1 << 17);
+    h2_conn_send(c, out, 1 << 17, 1);
+    free(out);
+    cr_expect_not(h2_conn_want_write(c), "no window: nothing to frame");
+    bare_free(&x, c);
 }

@@ -11,6 +11,7 @@
  * back.
  */
 #include "h2_conn_test.h"
+#include "h2_stream.h"
 
 H2S_TEST(states, rfc9113_5_1_data_on_idle, "§5.1: DATA on an idle stream is PROTOCOL_ERROR")
 {
@@ -452,4 +453,80 @@ H2S_TEST(misc, rfc9113_5_4_2_late_frames_after_refusal_ignored,
 {
     sub(s, late_frames_case, 0);
     sub(s, late_frames_case, 1);
+}
+
+/* --- The stream table's own seams (h2_stream.h) ------------------------------ */
+
+static h2_stream *open_sid(h2_conn *c, uint32_t sid, uint8_t urgency)
+{
+    h2_req_head head;
+    memset(&head, 0, sizeof head);
+    head.urgency = urgency;
+    head.content_length = -1;
+    h2_stream *s = h2_stream_open(c, sid, true, &head);
+    cr_assert_not_null(s);
+    return s;
+}
+
+Test(stream, open_find_free)
+{
+    h2_ctx x;
+    h2_conn *c = bare_conn(&x, NULL);
+    cr_expect_null(c->st, "no stream: no tables");
+    /* 1 and 65 share a bucket (ids spread by id >> 1 over 32 buckets). */
+    h2_stream *a = open_sid(c, 1, 3), *b = open_sid(c, 65, 3), *d = open_sid(c, 3, 3);
+    cr_expect_eq(h2_conn_stream_count(c), 3u);
+    cr_expect_eq(h2_stream_find(c, 1), a);
+    cr_expect_eq(h2_stream_find(c, 65), b);
+    cr_expect_eq(h2_stream_find(c, 3), d);
+    cr_expect_null(h2_stream_find(c, 5));
+    cr_expect_eq(a->state, S_HALF_REMOTE);
+    /* Held by the application: closing does not free it. */
+    h2_stream_close(c, a);
+    h2_stream_maybe_free(c, a);
+    cr_expect_eq(h2_stream_find(c, 1), a);
+    a->flags &= (uint16_t)~F_DELIVERED;
+    h2_stream_maybe_free(c, a);
+    cr_expect_null(h2_stream_find(c, 1));
+    cr_expect_eq(h2_stream_find(c, 65), b, "its bucket neighbour stays");
+    for (h2_stream *s2 = b; s2; s2 = s2 == b ? d : NULL) {
+        h2_stream_close(c, s2);
+        s2->flags &= (uint16_t)~F_DELIVERED;
+        h2_stream_maybe_free(c, s2);
+    }
+    cr_expect_eq(h2_conn_stream_count(c), 0u);
+    cr_expect_null(c->st, "the last stream took the tables");
+    bare_free(&x, c);
+}
+
+Test(stream, reset_memory_is_a_ring)
+{
+    h2_limits l = *h2_limits_default();
+    l.reset_memory = 2;
+    h2_ctx x;
+    h2_conn *c = bare_conn(&x, &l);
+    cr_expect_not(h2_stream_reset_recent(c, 1));
+    h2_stream_reset_remember(c, 1);
+    h2_stream_reset_remember(c, 3);
+    cr_expect(h2_stream_reset_recent(c, 1));
+    h2_stream_reset_remember(c, 5);
+    cr_expect_not(h2_stream_reset_recent(c, 1), "the oldest id is forgotten");
+    cr_expect(h2_stream_reset_recent(c, 3));
+    cr_expect(h2_stream_reset_recent(c, 5));
+    bare_free(&x, c);
+}
+
+Test(stream, credit_coalesces_to_half_a_window)
+{
+    h2_ctx x;
+    h2_conn *c = bare_conn(&x, NULL);
+    uint32_t half = x.limits->connection_window / 2;
+    c->recv_window -= half; /* as if that much DATA had arrived */
+    h2_stream_credit_conn(c, half - 1);
+    cr_expect_eq(h2_conn_unsent(c), 0u, "below half a window: nothing sent");
+    h2_stream_credit_conn(c, 1);
+    cr_expect_eq(h2_conn_unsent(c), 13u, "one WINDOW_UPDATE");
+    cr_expect_eq(c->recv_window, (int64_t)x.limits->connection_window);
+    cr_expect_eq(c->recv_unacked, 0u);
+    bare_free(&x, c);
 }
