@@ -445,166 +445,202 @@ static void expect_only_hit(const h2s *s, h2_limit_id id, const char *what)
                      (unsigned long long)s->ctx.limit_hits[i]);
 }
 
-/* Drive the connection up to the step that trips limit k; returns with the
- * limit not yet tripped, the tripping step scripted but not fed. */
-static void trip_setup(h2s *s, h2_limit_id k, h2_limits *l)
+/* One scenario per limit: drive the connection up to the step that trips
+ * it; return with the limit not yet tripped and the tripping step scripted
+ * but not fed (or, for a timeout, the clock on the deadline). */
+static void trip_resets(h2s *s, h2_limits *l)
 {
     uint32_t sid = 1;
-    switch (k) {
-    case H2_LIMIT_RESETS:
-        l->reset_burst = 2;
-        h2s_start(s, l, NULL);
-        h2s_handshake(s);
-        s->auto_detach_reset = true;
-        rapid_pairs(s, &sid, 2);
-        cr_assert_eq(h2s_run(s), H2_OK);
-        rapid_pairs(s, &sid, 1);
-        break;
-    case H2_LIMIT_GLITCHES:
-        l->glitch_burst = 2;
-        h2s_start(s, l, NULL);
-        h2s_handshake(s);
-        h2s_priority(s, 9, 0, 16, false);
-        h2s_priority(s, 11, 0, 16, false);
-        cr_assert_eq(h2s_run(s), H2_OK);
-        h2s_priority(s, 13, 0, 16, false);
-        break;
-    case H2_LIMIT_STREAMS:
-        l->max_concurrent_streams = 1;
-        h2s_start(s, l, NULL);
-        h2s_handshake(s);
-        h2s_request(s, 1, "POST", "/", NULL, 0, false);
-        cr_assert_eq(h2s_run(s), H2_OK);
-        h2s_get(s, 3, "/refused");
-        break;
-    case H2_LIMIT_CONTINUATIONS: {
-        l->max_continuations = 2;
-        h2s_start(s, l, NULL);
-        h2s_handshake(s);
-        h2s_hopts o = {.end_stream = true, .continuations = 2};
-        h2s_headers(s, 1,
-                    H2S_KV({":method", "GET"}, {":scheme", "https"}, {":authority", "a.example"},
-                           {":path", "/"}),
-                    &o);
-        cr_assert_eq(h2s_run(s), H2_OK);
-        o.continuations = 3;
-        h2s_headers(s, 3,
-                    H2S_KV({":method", "GET"}, {":scheme", "https"}, {":authority", "a.example"},
-                           {":path", "/"}),
-                    &o);
-        break;
-    }
-    case H2_LIMIT_HEADER_BLOCK: {
-        l->max_header_block = 1024;
-        h2s_start(s, l, NULL);
-        h2s_handshake(s);
-        static char v[1100];
-        memset(v, '~', sizeof v - 1); /* Huffman would not shorten it */
-        h2s_request(s, 1, "GET", "/", H2S_KV({"x-big", v + 200}), true); /* 899 bytes: fits */
-        cr_assert_eq(h2s_run(s), H2_OK);
-        h2s_request(s, 3, "GET", "/", H2S_KV({"x-bigger", v}), true);
-        break;
-    }
-    case H2_LIMIT_HEADER_LIST:
-        l->max_header_fields_soft = 6;
-        h2s_start(s, l, NULL);
-        h2s_handshake(s);
-        h2s_request(s, 1, "GET", "/", H2S_KV({"a", "1"}, {"b", "2"}), true); /* 6 fields */
-        cr_assert_eq(h2s_run(s), H2_OK);
-        h2s_request(s, 3, "GET", "/", H2S_KV({"a", "1"}, {"b", "2"}, {"c", "3"}), true);
-        break;
-    case H2_LIMIT_SETTINGS_ENTRIES: {
-        l->max_settings_entries = 2;
-        h2s_start(s, l, NULL);
-        h2s_handshake(s);
-        h2_setting set[3] = {{H2_SET_ENABLE_PUSH, 0},
-                             {H2_SET_MAX_FRAME_SIZE, 16384},
-                             {H2_SET_HEADER_TABLE_SIZE, 4096}};
-        h2s_settings(s, set, 2);
-        cr_assert_eq(h2s_run(s), H2_OK);
-        h2s_settings(s, set, 3);
-        break;
-    }
-    case H2_LIMIT_CONTROL_QUEUE:
-        l->max_pending_control = 3;
-        h2s_start(s, l, NULL);
-        h2s_handshake(s);
-        s->drain_on_again = false;
-        for (uint64_t i = 0; i < 3; i++)
-            h2s_ping_n(s, i);
-        cr_assert_eq(h2s_feed(s), H2_OK);
-        h2s_ping_n(s, 3); /* read only once the three ACKs are out */
-        break;
-    case H2_LIMIT_OUTPUT_BACKLOG:
-        l->max_unsent_output = 16384;
-        h2s_start(s, l, NULL);
-        h2s_handshake(s);
-        s->drain_on_again = false;
-        for (uint64_t i = 0; i < 16384 / 17 + 1; i++) /* 17-byte ACKs: one past 16 KiB */
-            h2s_ping_n(s, i);
-        cr_assert_eq(h2s_feed(s), H2_OK);
-        h2s_ping_n(s, 99999);
-        break;
-    case H2_LIMIT_MAX_REQUESTS:
-        l->max_requests = 2;
-        h2s_start(s, l, NULL);
-        h2s_handshake(s);
-        get_roundtrip(s, 1, "/", "a");
-        h2s_get(s, 3, "/");
-        break;
-    case H2_LIMIT_PREFACE_TIMEOUT:
-        h2s_start(s, l, NULL);
-        h2s_preface(s);
-        cr_assert_eq(h2s_run(s), H2_OK);
-        s->now += l->preface_timeout_ms - 1;
-        cr_assert_eq(h2s_tick(s), H2_OK);
-        s->now += 1;
-        break;
-    case H2_LIMIT_SETTINGS_TIMEOUT:
-        h2s_start(s, l, NULL);
-        h2s_preface(s);
-        h2s_settings(s, NULL, 0);
-        cr_assert_eq(h2s_run(s), H2_OK);
-        s->now += l->settings_timeout_ms - 1;
-        cr_assert_eq(h2s_tick(s), H2_OK);
-        s->now += 1;
-        break;
-    case H2_LIMIT_HEADER_TIMEOUT: {
-        h2s_start(s, l, NULL);
-        h2s_handshake(s);
-        h2s_hopts o = {.no_end_headers = true};
-        h2s_headers(s, 1, H2S_KV({":method", "GET"}, {":scheme", "https"}, {":path", "/"}), &o);
-        cr_assert_eq(h2s_run(s), H2_OK);
-        s->now += l->header_block_timeout_ms - 1;
-        cr_assert_eq(h2s_tick(s), H2_OK);
-        s->now += 1;
-        break;
-    }
-    case H2_LIMIT_SEND_TIMEOUT: {
-        h2s_start(s, l, NULL);
-        h2_setting set = {H2_SET_INITIAL_WINDOW_SIZE, 0};
-        h2s_handshake_with(s, &set, 1);
-        h2s_get(s, 1, "/");
-        cr_assert_eq(h2s_run(s), H2_OK);
-        cr_assert_eq(h2s_respond(s, 1, 200, NULL, 0, false), H2_OK);
-        cr_assert_eq(h2s_send_body(s, 1, "held back", 9, 1, true), H2_OK);
-        h2s_drain(s);
-        s->now += l->send_timeout_ms - 1;
-        cr_assert_eq(h2s_tick(s), H2_OK);
-        s->now += 1;
-        break;
-    }
-    case H2_LIMIT_IDLE_TIMEOUT:
-        h2s_start(s, l, NULL);
-        h2s_handshake(s);
-        get_roundtrip(s, 1, "/", "a");
-        s->now += l->idle_timeout_ms - 1;
-        cr_assert_eq(h2s_tick(s), H2_OK);
-        s->now += 1;
-        break;
-    default: cr_assert_fail("no scenario for limit %d", (int)k);
-    }
+    l->reset_burst = 2;
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    s->auto_detach_reset = true;
+    rapid_pairs(s, &sid, 2);
+    cr_assert_eq(h2s_run(s), H2_OK);
+    rapid_pairs(s, &sid, 1);
 }
+
+static void trip_glitches(h2s *s, h2_limits *l)
+{
+    l->glitch_burst = 2;
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    h2s_priority(s, 9, 0, 16, false);
+    h2s_priority(s, 11, 0, 16, false);
+    cr_assert_eq(h2s_run(s), H2_OK);
+    h2s_priority(s, 13, 0, 16, false);
+}
+
+static void trip_streams(h2s *s, h2_limits *l)
+{
+    l->max_concurrent_streams = 1;
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    h2s_request(s, 1, "POST", "/", NULL, 0, false);
+    cr_assert_eq(h2s_run(s), H2_OK);
+    h2s_get(s, 3, "/refused");
+}
+
+static void trip_continuations(h2s *s, h2_limits *l)
+{
+    l->max_continuations = 2;
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    h2s_hopts o = {.end_stream = true, .continuations = 2};
+    h2s_headers(s, 1,
+                H2S_KV({":method", "GET"}, {":scheme", "https"}, {":authority", "a.example"},
+                       {":path", "/"}),
+                &o);
+    cr_assert_eq(h2s_run(s), H2_OK);
+    o.continuations = 3;
+    h2s_headers(s, 3,
+                H2S_KV({":method", "GET"}, {":scheme", "https"}, {":authority", "a.example"},
+                       {":path", "/"}),
+                &o);
+}
+
+static void trip_header_block(h2s *s, h2_limits *l)
+{
+    l->max_header_block = 1024;
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    static char v[1100];
+    memset(v, '~', sizeof v - 1); /* Huffman would not shorten it */
+    h2s_request(s, 1, "GET", "/", H2S_KV({"x-big", v + 200}), true); /* 899 bytes: fits */
+    cr_assert_eq(h2s_run(s), H2_OK);
+    h2s_request(s, 3, "GET", "/", H2S_KV({"x-bigger", v}), true);
+}
+
+static void trip_header_list(h2s *s, h2_limits *l)
+{
+    l->max_header_fields_soft = 6;
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    h2s_request(s, 1, "GET", "/", H2S_KV({"a", "1"}, {"b", "2"}), true); /* 6 fields */
+    cr_assert_eq(h2s_run(s), H2_OK);
+    h2s_request(s, 3, "GET", "/", H2S_KV({"a", "1"}, {"b", "2"}, {"c", "3"}), true);
+}
+
+static void trip_settings_entries(h2s *s, h2_limits *l)
+{
+    l->max_settings_entries = 2;
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    h2_setting set[3] = {
+        {H2_SET_ENABLE_PUSH, 0}, {H2_SET_MAX_FRAME_SIZE, 16384}, {H2_SET_HEADER_TABLE_SIZE, 4096}};
+    h2s_settings(s, set, 2);
+    cr_assert_eq(h2s_run(s), H2_OK);
+    h2s_settings(s, set, 3);
+}
+
+static void trip_control_queue(h2s *s, h2_limits *l)
+{
+    l->max_pending_control = 3;
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    s->drain_on_again = false;
+    for (uint64_t i = 0; i < 3; i++)
+        h2s_ping_n(s, i);
+    cr_assert_eq(h2s_feed(s), H2_OK);
+    h2s_ping_n(s, 3); /* read only once the three ACKs are out */
+}
+
+static void trip_output_backlog(h2s *s, h2_limits *l)
+{
+    l->max_unsent_output = 16384;
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    s->drain_on_again = false;
+    for (uint64_t i = 0; i < 16384 / 17 + 1; i++) /* 17-byte ACKs: one past 16 KiB */
+        h2s_ping_n(s, i);
+    cr_assert_eq(h2s_feed(s), H2_OK);
+    h2s_ping_n(s, 99999);
+}
+
+static void trip_max_requests(h2s *s, h2_limits *l)
+{
+    l->max_requests = 2;
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    get_roundtrip(s, 1, "/", "a");
+    h2s_get(s, 3, "/");
+}
+
+static void trip_preface_timeout(h2s *s, h2_limits *l)
+{
+    h2s_start(s, l, NULL);
+    h2s_preface(s);
+    cr_assert_eq(h2s_run(s), H2_OK);
+    s->now += l->preface_timeout_ms - 1;
+    cr_assert_eq(h2s_tick(s), H2_OK);
+    s->now += 1;
+}
+
+static void trip_settings_timeout(h2s *s, h2_limits *l)
+{
+    h2s_start(s, l, NULL);
+    h2s_preface(s);
+    h2s_settings(s, NULL, 0);
+    cr_assert_eq(h2s_run(s), H2_OK);
+    s->now += l->settings_timeout_ms - 1;
+    cr_assert_eq(h2s_tick(s), H2_OK);
+    s->now += 1;
+}
+
+static void trip_header_timeout(h2s *s, h2_limits *l)
+{
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    h2s_hopts o = {.no_end_headers = true};
+    h2s_headers(s, 1, H2S_KV({":method", "GET"}, {":scheme", "https"}, {":path", "/"}), &o);
+    cr_assert_eq(h2s_run(s), H2_OK);
+    s->now += l->header_block_timeout_ms - 1;
+    cr_assert_eq(h2s_tick(s), H2_OK);
+    s->now += 1;
+}
+
+static void trip_send_timeout(h2s *s, h2_limits *l)
+{
+    h2s_start(s, l, NULL);
+    h2_setting set = {H2_SET_INITIAL_WINDOW_SIZE, 0};
+    h2s_handshake_with(s, &set, 1);
+    h2s_get(s, 1, "/");
+    cr_assert_eq(h2s_run(s), H2_OK);
+    cr_assert_eq(h2s_respond(s, 1, 200, NULL, 0, false), H2_OK);
+    cr_assert_eq(h2s_send_body(s, 1, "held back", 9, 1, true), H2_OK);
+    h2s_drain(s);
+    s->now += l->send_timeout_ms - 1;
+    cr_assert_eq(h2s_tick(s), H2_OK);
+    s->now += 1;
+}
+
+static void trip_idle_timeout(h2s *s, h2_limits *l)
+{
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    get_roundtrip(s, 1, "/", "a");
+    s->now += l->idle_timeout_ms - 1;
+    cr_assert_eq(h2s_tick(s), H2_OK);
+    s->now += 1;
+}
+
+static void (*const trip_setup[H2_LIMIT_COUNT])(h2s *, h2_limits *) = {
+    [H2_LIMIT_RESETS] = trip_resets,
+    [H2_LIMIT_GLITCHES] = trip_glitches,
+    [H2_LIMIT_STREAMS] = trip_streams,
+    [H2_LIMIT_CONTINUATIONS] = trip_continuations,
+    [H2_LIMIT_HEADER_BLOCK] = trip_header_block,
+    [H2_LIMIT_HEADER_LIST] = trip_header_list,
+    [H2_LIMIT_SETTINGS_ENTRIES] = trip_settings_entries,
+    [H2_LIMIT_CONTROL_QUEUE] = trip_control_queue,
+    [H2_LIMIT_OUTPUT_BACKLOG] = trip_output_backlog,
+    [H2_LIMIT_MAX_REQUESTS] = trip_max_requests,
+    [H2_LIMIT_PREFACE_TIMEOUT] = trip_preface_timeout,
+    [H2_LIMIT_SETTINGS_TIMEOUT] = trip_settings_timeout,
+    [H2_LIMIT_HEADER_TIMEOUT] = trip_header_timeout,
+    [H2_LIMIT_SEND_TIMEOUT] = trip_send_timeout,
+    [H2_LIMIT_IDLE_TIMEOUT] = trip_idle_timeout,
+};
 
 static bool trip_by_tick(h2_limit_id k)
 {
@@ -615,7 +651,8 @@ static void trip_case(h2s *s, int k)
 {
     h2_limit_id id = (h2_limit_id)k;
     h2_limits l = lim();
-    trip_setup(s, id, &l);
+    cr_assert_not_null(trip_setup[id], "no scenario for limit %d", k);
+    trip_setup[id](s, &l);
     cr_expect_eq(hits_total(s), 0u, "[%s] %s: counted before the limit tripped", s->mode_name,
                  h2_limit_name(id));
     if (trip_by_tick(id))
