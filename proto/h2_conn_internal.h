@@ -27,11 +27,10 @@
 
 #define H2_NSEG    32u    /* payload references per connection in flight */
 #define H2_QUANTUM 16384u /* round-robin quantum per stream turn */
-#define H2_INLINE_MAX                                                                              \
-    1024u                           /* DATA payloads up to this size are copied into the
-                             * byte chain: one memcpy is cheaper than an iovec
-                             * of its own, and runs of small responses go out
-                             * as one contiguous iovec */
+/* DATA payloads up to this size are copied into the byte chain: one memcpy
+ * is cheaper than an iovec of its own, and runs of small responses go out
+ * as one contiguous iovec. */
+#define H2_INLINE_MAX           1024u
 #define H2_NBUCKETS             32u /* stream hash buckets (ids are odd: spread by id >> 1) */
 #define H2_NURGENCY             8u
 #define H2_SHUTDOWN_PING        "spndl-sd"
@@ -87,8 +86,8 @@ struct h2_stream;
  * connection has streams, so an idle connection does not carry them. */
 typedef struct h2_stream_tables {
     struct h2_stream *buckets[H2_NBUCKETS];
-    struct h2_stream *rq_head[8];
-    struct h2_stream *rq_tail[8];
+    struct h2_stream *rq_head[H2_NURGENCY];
+    struct h2_stream *rq_tail[H2_NURGENCY];
     struct h2_stream *last; /* the last stream found or created: the
                              * application's calls name it over and over */
 } h2_stream_tables;
