@@ -11,6 +11,7 @@
  * back.
  */
 #include "h2_conn_test.h"
+#include "h2_frames.h"
 
 H2S_TEST(headers, rfc9113_5_3_1_priority_self_dependency_open_stream,
          "§5.3.1: a PRIORITY frame making an open stream depend on itself resets it")
@@ -705,4 +706,48 @@ H2S_TEST(misc, rfc9218_7_1_priority_update_rules,
 {
     for (int k = 0; k < 3; k++)
         sub(s, prio_update_bad_case, k);
+}
+
+/* --- Dispatch of decoded frames (h2_frames.h), without the state machine ---- */
+
+/* Dispatch one frame (header fields and payload) on a bare connection. */
+static h2_rv dispatch(h2_conn *c, uint8_t type, uint8_t flags, uint32_t sid, const uint8_t *p,
+                      uint32_t len, h2_event *ev)
+{
+    c->fh = (h2_frame_hdr){.length = len, .type = type, .flags = flags, .stream_id = sid};
+    c->got_settings = true;
+    ev->type = H2_EV_NONE;
+    return h2_frames_dispatch(c, p, ev);
+}
+
+Test(frames, dispatch_ping_queues_a_counted_ack)
+{
+    h2_ctx x;
+    h2_conn *c = bare_conn(&x, NULL);
+    h2_event ev;
+    static const uint8_t op[8] = "abcdefgh";
+    cr_assert_eq(dispatch(c, H2_FT_PING, 0, 0, op, 8, &ev), H2_OK);
+    cr_expect_eq(ev.type, H2_EV_NONE, "answered inside the engine");
+    cr_expect_eq(h2_conn_unsent(c), 17u);
+    cr_expect_eq(c->ctrl_pending, 1u);
+    cr_assert_eq(dispatch(c, H2_FT_PING, H2_FLAG_ACK, 0, op, 8, &ev), H2_OK);
+    cr_expect_eq(ev.type, H2_EV_PING_ACK);
+    cr_expect_eq(memcmp(ev.u.ping, op, 8), 0);
+    bare_free(&x, c);
+}
+
+Test(frames, dispatch_priority_self_dependency)
+{
+    h2_ctx x;
+    h2_conn *c = bare_conn(&x, NULL);
+    h2_event ev;
+    static const uint8_t self5[5] = {0, 0, 0, 5, 16}; /* stream 5 depends on 5 */
+    static const uint8_t other5[5] = {0, 0, 0, 3, 16};
+    cr_expect_eq(dispatch(c, H2_FT_PRIORITY, 0, 5, other5, 5, &ev), H2_OK, "a plain PRIORITY");
+    cr_expect_eq(h2_conn_unsent(c), 0u);
+    cr_expect_eq(dispatch(c, H2_FT_PRIORITY, 0, 5, self5, 5, &ev), H2_E_PROTO,
+                 "idle stream: no RST_STREAM allowed, a connection error");
+    cr_expect_eq(h2_conn_fault(c).code, H2_PROTOCOL_ERROR);
+    cr_expect_eq(h2_conn_fault(c).scope, H2_SCOPE_CONN);
+    bare_free(&x, c);
 }
