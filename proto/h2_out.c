@@ -288,7 +288,8 @@ h2_rv h2_out_header_block(h2_conn *c, uint32_t sid, const hpack_field *a, size_t
 
 size_t h2_conn_out_prepare(h2_conn *c, struct iovec *iov, size_t iovcnt, size_t max_bytes)
 {
-    h2_sched_run(c, max_bytes);
+    if (c->nready) /* nothing to frame: skip the call (control output only) */
+        h2_sched_run(c, max_bytes);
     size_t k = 0, total = 0;
     uint64_t pos = c->chain_r;
     const h2_out_block *b = c->ohead;
@@ -359,7 +360,8 @@ void h2_conn_out_commit(h2_conn *c, size_t n, uint64_t now_ms)
                 h2_out_chunk_release(c, ch);
         }
     }
-    h2_out_release_copied(c, c->chain_r);
+    if (c->copied)
+        h2_out_release_copied(c, c->chain_r);
     ctrl_settle(c);
     h2_out_trim(c);
 }
