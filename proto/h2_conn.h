@@ -33,22 +33,10 @@
 #include "h2_http.h"
 #include "h2_limits.h"
 #include "h2_mem.h"
+#include "h2_pool.h"
 #include "hpack.h"
 
 typedef struct h2_conn h2_conn;
-
-/* A fixed-size block pool: a free list over blocks obtained from an h2_mem.
- * Used for streams, data chunks and output blocks so that warm connections
- * recycle instead of allocating.  `keep` bounds how many free blocks are
- * retained; beyond it blocks go back to the h2_mem. */
-typedef struct h2_pool {
-    void *free_list;
-    uint32_t size;
-    uint32_t nfree;
-    uint32_t keep;
-    uint32_t live; /* blocks handed out and not returned */
-    const h2_mem *mem;
-} h2_pool;
 
 #define H2_OUT_BLOCK_SIZE       16384u
 #define H2_OUT_SMALL_BLOCK_SIZE 384u /* a connection's first control output */

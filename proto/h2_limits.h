@@ -35,7 +35,8 @@ typedef struct h2_limits {
     uint32_t reset_burst, reset_rate;   /* peer RST_STREAM (Rapid Reset) */
     uint32_t glitch_burst, glitch_rate; /* peer actions that cost us work for nothing */
     uint32_t max_settings_entries;      /* per SETTINGS frame */
-    uint32_t max_pending_control;       /* unsent PING/SETTINGS ACKs and RST_STREAMs */
+    uint32_t max_pending_control;       /* unsent replies the peer provoked: PING and
+                                         * SETTINGS ACKs, RST_STREAMs for its errors */
     uint32_t max_unsent_output;         /* soft: stop reading past it */
     uint32_t max_stream_buffered;       /* per-stream queued response bytes (backpressure) */
     uint32_t max_requests;              /* per connection; 0 = unlimited */
@@ -83,8 +84,8 @@ typedef enum h2_limit_id {
     H2_LIMIT_HEADER_BLOCK,     /* encoded header block size */
     H2_LIMIT_HEADER_LIST,      /* decoded list or field count: 431, or GOAWAY past the hard cap */
     H2_LIMIT_SETTINGS_ENTRIES, /* entries per SETTINGS frame */
-    H2_LIMIT_CONTROL_QUEUE,    /* unsent control replies: reading paused */
-    H2_LIMIT_OUTPUT_BACKLOG,   /* unsent output: reading paused */
+    H2_LIMIT_CONTROL_QUEUE,    /* unsent control replies: reading paused (once per pause) */
+    H2_LIMIT_OUTPUT_BACKLOG,   /* unsent output: reading paused (once per pause) */
     H2_LIMIT_MAX_REQUESTS,     /* requests per connection: graceful GOAWAY */
     H2_LIMIT_PREFACE_TIMEOUT,
     H2_LIMIT_SETTINGS_TIMEOUT,

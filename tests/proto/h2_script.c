@@ -1385,6 +1385,21 @@ void h2s_drain(h2s *s)
         violation(s, "h2_conn_want_write() is true but no output comes out");
 }
 
+size_t h2s_drain_upto(h2s *s, size_t cap)
+{
+    uint8_t *buf = xrealloc(NULL, cap ? cap : 1);
+    s->in_commit = true;
+    size_t n = h2_conn_send(s->c, buf, cap, s->now);
+    s->in_commit = false;
+    if (n > cap)
+        violation(s, "h2_conn_send wrote %zu bytes into %zu", n, cap);
+    else
+        out_append(s, buf, n);
+    free(buf);
+    parse_output(s);
+    return n;
+}
+
 h2_rv h2s_run(h2s *s)
 {
     h2_rv rv = h2s_feed(s);

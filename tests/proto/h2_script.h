@@ -384,6 +384,9 @@ size_t h2s_hpack_min_request(uint8_t *p);
 h2_rv h2s_feed(h2s *s);
 /* Drain output until the engine has nothing left; parse and check it. */
 void h2s_drain(h2s *s);
+/* Write (h2_conn_send) and commit at most cap bytes, as a peer reading
+ * slowly would; parse and check them.  Returns the bytes written. */
+size_t h2s_drain_upto(h2s *s, size_t cap);
 /* Feed then drain. */
 h2_rv h2s_run(h2s *s);
 /* preface + SETTINGS(set) + run, then SETTINGS ACK + run; asserts success. */
