@@ -11,7 +11,8 @@
 #   bash scripts/pg.sh pids DIR            the server's process ids (postmaster
 #                                          first, then its children), one a line
 #
-# DIR is created if missing and may be removed after `stop`.  The server
+# DIR is created if missing and may be removed after `stop`; as root, its
+# parent directories must be searchable by others (chmod o+x; /tmp is).  The server
 # listens on a unix socket in DIR (.s.PGSQL.5432) and, with --tcp, also on
 # 127.0.0.1 at a free port (the port is kept in DIR/port for later starts).
 # The database is hello_world, owned by benchmarkdbuser (password
@@ -114,7 +115,11 @@ EOF
 init() {
   local tcp=$1
   chmod 755 "$dir"
-  ((EUID == 0)) && chown postgres: "$dir"
+  if ((EUID == 0)); then
+    chown postgres: "$dir"
+    runuser -u postgres -- test -w "$dir" ||
+      die "user postgres cannot reach $dir: make its parent directories searchable (chmod o+x)"
+  fi
   local p=$PORT_DEFAULT listen=''
   if [[ $tcp == 1 ]]; then
     p=$(free_port)
