@@ -78,14 +78,15 @@ SCRATCH=$(mktemp -d /tmp/tfb-bench.XXXXXX)
 chmod 711 "$SCRATCH" # the postgres user reaches pg/ (scripts/pg.sh)
 SRV_PID=
 cleanup() {
-  [[ -n $SRV_PID ]] && kill "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null || true
+  if [[ -n $SRV_PID ]] && kill "$SRV_PID" 2>/dev/null; then
+    wait "$SRV_PID" 2>/dev/null || true
+  fi
   bash "$ROOT/scripts/pg.sh" stop "$SCRATCH/pg" >/dev/null 2>&1 || true
   if ((KEEP)); then echo "tfb.sh: kept $SCRATCH"; else rm -rf "$SCRATCH"; fi
 }
 trap cleanup EXIT
 
 CONNINFO=$(taskset -c "$PG_CPUS" bash "$ROOT/scripts/pg.sh" start "$SCRATCH/pg")
-PM_PID=$(head -n 1 "$SCRATCH/pg/data/postmaster.pid")
 
 taskset -c "$SERVER_CPU" "$TFB" --blocking --db "$CONNINFO" --port 0 --shards 1 \
   --set offload-threads="$OFFLOAD" --set max-requests=0 --log-level 1 \
@@ -103,9 +104,15 @@ done
 # utime+stime (clock ticks) of one process; of PostgreSQL as a whole.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pg_ticks() {
-  local t c
-  t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$PM_PID/stat")
-  for c in $(pgrep -P "$PM_PID"); do t=$((t + $(ticks "$c"))); done
+  local t=0 p first=1
+  for p in $(bash "$ROOT/scripts/pg.sh" pids "$SCRATCH/pg"); do
+    if ((first)); then # the postmaster, with its exited children's time
+      t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat")
+      first=0
+    else
+      t=$((t + $(ticks "$p")))
+    fi
+  done
   echo "$t"
 }
 

@@ -165,7 +165,8 @@ start() {
     schema | pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$(port)" -U postgres \
       -d postgres >"$dir/schema.log" 2>&1 || die "schema failed: $(tail -n 5 "$dir/schema.log")"
   fi
-  local ci="host=$dir port=$(port) dbname=hello_world user=benchmarkdbuser"
+  local ci
+  ci="host=$dir port=$(port) dbname=hello_world user=benchmarkdbuser"
   echo "$ci" >"$dir/conninfo"
   echo "$ci"
 }
@@ -186,7 +187,13 @@ case $cmd in
     running || die "not running"
     pm=$(head -n 1 "$dir/data/postmaster.pid")
     echo "$pm"
-    pgrep -P "$pm" || true
+    # Its children, from /proc (no procps needed): field 4 of stat, counted
+    # after the command name's closing parenthesis.
+    for f in /proc/[0-9]*/stat; do
+      line=$(cat "$f" 2>/dev/null) || continue
+      read -r _state ppid _ <<<"${line##*) }"
+      [[ $ppid == "$pm" ]] && { p=${f#/proc/}; echo "${p%/stat}"; }
+    done
     ;;
   *)
     usage >&2
