@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "job.h"
 #include "render.h"
 #include "spindle.h"
 
@@ -166,157 +167,74 @@ static const char json_type[] = "application/json";
 
 /* --- Database endpoints (on an offload thread) -------------------------------- */
 
-/* One random row into *w. */
-static int read_world(tfb_db *db, tfb_world *w, char *err, size_t errlen)
+/* The blocking driver: the job's queries one after the other on this
+ * thread's connection. */
+static int run_job(tfb_db *db, tfb_job *j)
 {
-    tfb_query q;
-    tfb_query_world(&q, tfb_random_id(thread_rng()));
-    PGresult *r;
-    int rc = tfb_db_run(db, &q, &r, err, errlen);
-    if (rc == TFB_DB_OK)
-        rc = tfb_decode_world(r, w, err, errlen);
-    PQclear(r);
-    return rc;
-}
-
-/* n random rows into w. */
-static int read_worlds(tfb_db *db, tfb_world *w, size_t n, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < n; i++) {
-        int rc = read_world(db, &w[i], err, errlen);
+    for (uint32_t k = 0; k < j->nqueries; k++) {
+        tfb_query q;
+        int rc = tfb_job_query(j, k, &q);
+        PGresult *r = NULL;
+        if (rc == TFB_DB_OK)
+            rc = tfb_db_run(db, &q, &r, j->err, sizeof j->err);
+        else
+            snprintf(j->err, sizeof j->err, "out of memory");
+        tfb_query_free(&q);
+        if (rc) {
+            PQclear(r);
+            return rc;
+        }
+        rc = tfb_job_consume(j, k, r);
         if (rc)
             return rc;
     }
     return TFB_DB_OK;
 }
 
+static void serve_job(spindle_stream *s, const spindle_request *req, tfb_job_kind kind)
+{
+    tfb_job j;
+    tfb_db *db = thread_db();
+    int rc = tfb_job_init(&j, kind, tfb_queries_param(req->path.ptr, req->path.len), thread_rng());
+    if (rc == TFB_DB_OK && !db)
+        rc = TFB_DB_NOMEM;
+    if (rc == TFB_DB_NOMEM)
+        snprintf(j.err, sizeof j.err, "out of memory");
+    if (rc == TFB_DB_OK)
+        rc = run_job(db, &j);
+    if (rc) {
+        respond_db_error(s, rc, j.err);
+    } else {
+        tfb_buf b;
+        tfb_buf_init(&b, kind == TFB_JOB_FORTUNES ? 2048 : 32 * (size_t)j.n + 2);
+        tfb_job_render(&j, &b);
+        respond_buf(s, tfb_job_content_type(&j), &b);
+    }
+    tfb_job_free(&j);
+}
+
 static void do_db(spindle_stream *s, const spindle_request *req, void *app)
 {
-    (void)req;
     (void)app;
-    char err[256];
-    tfb_db *db = thread_db();
-    tfb_world w;
-    int rc = db ? read_world(db, &w, err, sizeof err) : TFB_DB_NOMEM;
-    if (rc) {
-        respond_db_error(s, rc, db ? err : "out of memory");
-        return;
-    }
-    tfb_buf b;
-    tfb_buf_init(&b, 48);
-    tfb_render_world(&b, &w);
-    respond_buf(s, json_type, &b);
-}
-
-static int world_id_cmp(const void *pa, const void *pb)
-{
-    const tfb_world *a = pa, *b = pb;
-    return (a->id > b->id) - (a->id < b->id);
-}
-
-/* New random numbers for w[0..n); a row drawn twice gets the same number
- * both times (it is one row).  Writes them back in one statement. */
-static int update_worlds(tfb_db *db, tfb_world *w, size_t n, char *err, size_t errlen)
-{
-    tfb_world *sorted = malloc(n * sizeof *sorted);
-    if (!sorted)
-        return TFB_DB_NOMEM;
-    for (size_t i = 0; i < n; i++)
-        w[i].random_number = tfb_random_id(thread_rng());
-    memcpy(sorted, w, n * sizeof *w);
-    qsort(sorted, n, sizeof *sorted, world_id_cmp);
-    for (size_t i = 1; i < n; i++)
-        if (sorted[i].id == sorted[i - 1].id)
-            sorted[i].random_number = sorted[i - 1].random_number;
-    for (size_t i = 0; i < n; i++) {
-        const tfb_world *u = bsearch(&w[i], sorted, n, sizeof *sorted, world_id_cmp);
-        w[i].random_number = u->random_number;
-    }
-    tfb_query q;
-    int rc = tfb_query_update(&q, sorted, n);
-    if (rc == TFB_DB_OK) {
-        PGresult *r;
-        rc = tfb_db_run(db, &q, &r, err, errlen);
-        if (rc == TFB_DB_OK)
-            rc = tfb_check_update(r, err, errlen);
-        PQclear(r);
-    }
-    tfb_query_free(&q);
-    free(sorted);
-    return rc;
-}
-
-static void queries_or_updates(spindle_stream *s, const spindle_request *req, bool update)
-{
-    char err[256] = "out of memory";
-    size_t n = tfb_queries_param(req->path.ptr, req->path.len);
-    tfb_db *db = thread_db();
-    tfb_world *w = malloc(n * sizeof *w);
-    int rc = db && w ? read_worlds(db, w, n, err, sizeof err) : TFB_DB_NOMEM;
-    if (rc == TFB_DB_OK && update)
-        rc = update_worlds(db, w, n, err, sizeof err);
-    if (rc) {
-        free(w);
-        respond_db_error(s, rc, err);
-        return;
-    }
-    tfb_buf b;
-    tfb_buf_init(&b, 32 * n + 2);
-    tfb_render_worlds(&b, w, n);
-    free(w);
-    respond_buf(s, json_type, &b);
+    serve_job(s, req, TFB_JOB_DB);
 }
 
 static void do_queries(spindle_stream *s, const spindle_request *req, void *app)
 {
     (void)app;
-    queries_or_updates(s, req, false);
+    serve_job(s, req, TFB_JOB_QUERIES);
+}
+
+static void do_fortunes(spindle_stream *s, const spindle_request *req, void *app)
+{
+    (void)app;
+    serve_job(s, req, TFB_JOB_FORTUNES);
 }
 
 static void do_updates(spindle_stream *s, const spindle_request *req, void *app)
 {
     (void)app;
-    queries_or_updates(s, req, true);
-}
-
-static void do_fortunes(spindle_stream *s, const spindle_request *req, void *app)
-{
-    (void)req;
-    (void)app;
-    char err[256] = "out of memory";
-    tfb_db *db = thread_db();
-    tfb_query q;
-    tfb_query_fortunes(&q);
-    PGresult *r = NULL;
-    int rc = db ? tfb_db_run(db, &q, &r, err, sizeof err) : TFB_DB_NOMEM;
-    tfb_fortune *f = NULL;
-    size_t n = 0, cap = 0;
-    if (rc == TFB_DB_OK)
-        rc = tfb_decode_fortunes(r, &f, &n, &cap, err, sizeof err);
-    tfb_fortune extra = {0, tfb_extra_fortune, strlen(tfb_extra_fortune)};
-    if (rc == TFB_DB_OK) {
-        /* The row added at request time; decode left room or grows here. */
-        tfb_fortune *g = n < cap ? f : realloc(f, (n + 1) * sizeof *f);
-        if (g) {
-            f = g;
-            f[n++] = extra;
-        } else {
-            rc = TFB_DB_NOMEM;
-        }
-    }
-    if (rc) {
-        free(f);
-        PQclear(r);
-        respond_db_error(s, rc, err);
-        return;
-    }
-    tfb_fortunes_sort(f, n);
-    tfb_buf b;
-    tfb_buf_init(&b, 2048);
-    tfb_render_fortunes(&b, f, n);
-    free(f);
-    PQclear(r); /* the messages pointed into it */
-    respond_buf(s, "text/html; charset=utf-8", &b);
+    serve_job(s, req, TFB_JOB_UPDATES);
 }
 
 /* --- Routing (on the shard) ------------------------------------------------------ */
