@@ -5,8 +5,11 @@
 #   bash scripts/setup.sh [build|test|fuzz|bench]...     (default: build)
 #
 #   build  compiler, CMake, pkg-config, liburing, wolfSSL, jemalloc, openssl
-#          (scripts/run.sh makes its self-signed TLS certificate with it)
-#   test   build + Criterion, curl, nghttp (h2load), python3-h2, valgrind
+#          (scripts/run.sh makes its self-signed TLS certificate with it),
+#          libpq-dev (apps/tfb)
+#   test   build + Criterion, curl, nghttp (h2load), python3-h2, valgrind,
+#          postgresql (PostgreSQL 15: apps/tfb's tests start their own server
+#          with scripts/pg.sh)
 #   fuzz   build + clang (libFuzzer)
 #   bench  test + h2o, nghttpd, gnuplot
 #
@@ -15,8 +18,10 @@
 # Note: the Python tests use Debian's /usr/bin/python3, where python3-h2 lives.
 set -euo pipefail
 
-pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev openssl)
-pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind openssl)
+pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev openssl
+            libpq-dev)
+pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind openssl
+           postgresql)
 pkgs_fuzz=("${pkgs_build[@]}" clang)
 pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server gnuplot-nox)
 
@@ -28,7 +33,7 @@ for set_name in "$@"; do
     test)  want+=("${pkgs_test[@]}") ;;
     fuzz)  want+=("${pkgs_fuzz[@]}") ;;
     bench) want+=("${pkgs_bench[@]}") ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown package set '$set_name' (build, test, fuzz, bench)" >&2; exit 2 ;;
   esac
 done

@@ -1,0 +1,391 @@
+/* spindle-tfb - the TechEmpower Framework Benchmarks test types on spindle and
+ * PostgreSQL, built only on include/spindle.h (docs/tfb.md).
+ *
+ *   GET /plaintext          "Hello, World!" (text/plain)
+ *   GET /json               {"message":"Hello, World!"}, serialized per request
+ *   GET /db                 one random World row as a JSON object
+ *   GET /queries?queries=N  N random rows (N clamped to 1..500) as a JSON array
+ *   GET /fortunes           every Fortune row plus one added at request time,
+ *                           sorted by message, as an HTML table (escaped)
+ *   GET /updates?queries=N  N random rows, each given a new random number,
+ *                           written back in one statement, as a JSON array
+ *
+ * Every response carries server, date, content-type and content-length.
+ * A database that cannot be reached gives 503 (and is reconnected to when it
+ * comes back); an error from the database gives 500.
+ *
+ * --blocking (today the only mode): /plaintext and /json are answered on the
+ * shard; the database endpoints are handed to the shard's offload threads
+ * with spindle_offload(), where synchronous libpq runs, one connection per
+ * offload thread (opened at its first request, closed when the thread ends),
+ * with prepared statements.  --set offload-threads=N sets the threads (and so
+ * the connections) per shard.
+ *
+ * --db CONNINFO is a libpq connection string (scripts/pg.sh start prints
+ * one); --cert FILE --key FILE also serve TLS on --tls-port, as spindle-hello.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "job.h"
+#include "render.h"
+#include "spindle.h"
+
+static const char *conninfo;
+
+/* --- Per-thread state ------------------------------------------------------ */
+
+/* The Date header, made again when the second changes. */
+static _Thread_local time_t date_t = -1;
+static _Thread_local char date_s[TFB_DATE_LEN + 1];
+static _Thread_local uint64_t rng;
+static _Thread_local time_t last_log;
+
+static const char *http_date(void)
+{
+    time_t t = time(NULL);
+    if (t != date_t) {
+        tfb_http_date(t, date_s);
+        date_t = t;
+    }
+    return date_s;
+}
+
+static uint64_t *thread_rng(void)
+{
+    if (!rng) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)&rng ^ (uint64_t)ts.tv_sec;
+        rng |= 1;
+    }
+    return &rng;
+}
+
+/* One database connection per offload thread: made at the thread's first
+ * request, freed by the key's destructor when the thread exits. */
+static pthread_key_t db_key;
+static pthread_once_t db_once = PTHREAD_ONCE_INIT;
+
+static void db_destroy(void *p)
+{
+    tfb_db_free(p);
+}
+static void db_key_make(void)
+{
+    pthread_key_create(&db_key, db_destroy);
+}
+
+static tfb_db *thread_db(void)
+{
+    pthread_once(&db_once, db_key_make);
+    tfb_db *db = pthread_getspecific(db_key);
+    if (!db) {
+        db = tfb_db_new(conninfo);
+        if (db && pthread_setspecific(db_key, db) != 0) {
+            tfb_db_free(db);
+            db = NULL;
+        }
+    }
+    return db;
+}
+
+/* A database failure, logged at most once a second per thread (a server
+ * that is down fails every request). */
+static void log_db(const char *what, const char *err)
+{
+    time_t t = time(NULL);
+    if (t != last_log) {
+        last_log = t;
+        fprintf(stderr, "spindle-tfb: %s: %s\n", what, err);
+    }
+}
+
+/* --- Responses -------------------------------------------------------------- */
+
+static void release_free(void *ctx, const void *data, size_t len)
+{
+    (void)ctx;
+    (void)len;
+    free((void *)data);
+}
+
+/* The head with the four headers every answer carries. */
+static void head(spindle_stream *s, uint16_t status, const char *ctype, size_t len)
+{
+    char clen[24];
+    snprintf(clen, sizeof clen, "%zu", len);
+    spindle_header h[] = {
+        {"server", "spindle", 6, 7},
+        {"date", http_date(), 4, TFB_DATE_LEN},
+        {"content-type", ctype, 12, 0},
+        {"content-length", clen, 14, 0},
+    };
+    spindle_respond(s, status, h, sizeof h / sizeof h[0], len == 0);
+}
+
+static void respond_text(spindle_stream *s, uint16_t status, const char *text)
+{
+    size_t n = strlen(text);
+    head(s, status, "text/plain", n);
+    spindle_send(s, text, n, true, NULL, NULL);
+}
+
+/* Hand b's bytes to spindle (it frees them), or answer 500 if b ran out of
+ * memory. */
+static void respond_buf(spindle_stream *s, const char *ctype, tfb_buf *b)
+{
+    if (b->oom) {
+        tfb_buf_free(b);
+        respond_text(s, 500, "out of memory\n");
+        return;
+    }
+    head(s, 200, ctype, b->len);
+    spindle_send(s, b->p, b->len, true, release_free, NULL);
+    b->p = NULL;
+}
+
+static void respond_db_error(spindle_stream *s, int rc, const char *err)
+{
+    if (rc == TFB_DB_DOWN) {
+        log_db("database unavailable", err);
+        respond_text(s, 503, "database unavailable\n");
+    } else {
+        log_db("database error", err);
+        respond_text(s, 500, rc == TFB_DB_NOMEM ? "out of memory\n" : "database error\n");
+    }
+}
+
+static const char json_type[] = "application/json";
+
+/* --- Database endpoints (on an offload thread) -------------------------------- */
+
+/* The blocking driver: the job's queries one after the other on this
+ * thread's connection. */
+static int run_job(tfb_db *db, tfb_job *j)
+{
+    for (uint32_t k = 0; k < j->nqueries; k++) {
+        tfb_query q;
+        int rc = tfb_job_query(j, k, &q);
+        PGresult *r = NULL;
+        if (rc == TFB_DB_OK)
+            rc = tfb_db_run(db, &q, &r, j->err, sizeof j->err);
+        else
+            snprintf(j->err, sizeof j->err, "out of memory");
+        tfb_query_free(&q);
+        if (rc) {
+            PQclear(r);
+            return rc;
+        }
+        rc = tfb_job_consume(j, k, r);
+        if (rc)
+            return rc;
+    }
+    return TFB_DB_OK;
+}
+
+static void serve_job(spindle_stream *s, const spindle_request *req, tfb_job_kind kind)
+{
+    tfb_job j;
+    tfb_db *db = thread_db();
+    int rc = tfb_job_init(&j, kind, tfb_queries_param(req->path.ptr, req->path.len), thread_rng());
+    if (rc == TFB_DB_OK && !db)
+        rc = TFB_DB_NOMEM;
+    if (rc == TFB_DB_NOMEM)
+        snprintf(j.err, sizeof j.err, "out of memory");
+    if (rc == TFB_DB_OK)
+        rc = run_job(db, &j);
+    if (rc) {
+        respond_db_error(s, rc, j.err);
+    } else {
+        tfb_buf b;
+        tfb_buf_init(&b, kind == TFB_JOB_FORTUNES ? 2048 : 32 * (size_t)j.n + 2);
+        tfb_job_render(&j, &b);
+        respond_buf(s, tfb_job_content_type(&j), &b);
+    }
+    tfb_job_free(&j);
+}
+
+static void do_db(spindle_stream *s, const spindle_request *req, void *app)
+{
+    (void)app;
+    serve_job(s, req, TFB_JOB_DB);
+}
+
+static void do_queries(spindle_stream *s, const spindle_request *req, void *app)
+{
+    (void)app;
+    serve_job(s, req, TFB_JOB_QUERIES);
+}
+
+static void do_fortunes(spindle_stream *s, const spindle_request *req, void *app)
+{
+    (void)app;
+    serve_job(s, req, TFB_JOB_FORTUNES);
+}
+
+static void do_updates(spindle_stream *s, const spindle_request *req, void *app)
+{
+    (void)app;
+    serve_job(s, req, TFB_JOB_UPDATES);
+}
+
+/* --- Routing (on the shard) ------------------------------------------------------ */
+
+static bool path_is(const spindle_request *r, const char *p)
+{
+    size_t n = strlen(p);
+    const char *q = memchr(r->path.ptr, '?', r->path.len);
+    size_t len = q ? (size_t)(q - r->path.ptr) : r->path.len;
+    return len == n && memcmp(r->path.ptr, p, n) == 0;
+}
+
+static void offload(spindle_stream *s, spindle_request_fn fn)
+{
+    if (spindle_offload(s, fn) != 0)
+        respond_text(s, 503, "no offload thread\n");
+}
+
+static void on_request(spindle_stream *s, const spindle_request *r, void *app)
+{
+    (void)app;
+    static const char hello[] = "Hello, World!";
+    if (r->method.len != 3 || memcmp(r->method.ptr, "GET", 3) != 0) {
+        respond_text(s, 405, "method not allowed\n");
+    } else if (path_is(r, "/plaintext")) {
+        head(s, 200, "text/plain", sizeof hello - 1);
+        spindle_send(s, hello, sizeof hello - 1, true, NULL, NULL);
+    } else if (path_is(r, "/json")) {
+        char body[64];
+        tfb_buf b = {body, 0, sizeof body, false}; /* fits: no reallocation */
+        tfb_render_message(&b);
+        head(s, 200, json_type, b.len);
+        spindle_send_copy(s, b.p, b.len, true);
+    } else if (path_is(r, "/db")) {
+        offload(s, do_db);
+    } else if (path_is(r, "/queries")) {
+        offload(s, do_queries);
+    } else if (path_is(r, "/fortunes")) {
+        offload(s, do_fortunes);
+    } else if (path_is(r, "/updates")) {
+        offload(s, do_updates);
+    } else {
+        respond_text(s, 404, "not found\n");
+    }
+}
+
+/* --- Command line --------------------------------------------------------------------- */
+
+static void say_listening(const char *scheme, uint32_t shard, const char *address, uint16_t port)
+{
+    char line[512];
+    bool v6 = strchr(address, ':') != NULL;
+    int n = snprintf(line, sizeof line, "listening on %s://%s%s%s:%u (shard %u)\n", scheme,
+                     v6 ? "[" : "", address, v6 ? "]" : "", port, shard);
+    if (n > 0 && (size_t)n < sizeof line) {
+        ssize_t w = write(STDOUT_FILENO, line, (size_t)n);
+        (void)w;
+    }
+}
+
+static void on_listen(uint32_t shard, const char *address, uint16_t port, void *app)
+{
+    (void)app;
+    say_listening("http", shard, address, port);
+}
+
+static void on_listen_tls(uint32_t shard, const char *address, uint16_t port, void *app)
+{
+    (void)app;
+    say_listening("https", shard, address, port);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: spindle-tfb --db CONNINFO [--blocking] [--address A] [--port P]\n"
+               "                   [--shards N] [--log-level 0..3]\n"
+               "                   [--tls-port P --cert FILE --key FILE] [--set name=value]...\n"
+               "  --db CONNINFO     libpq connection string, e.g. \"host=/tmp/pg port=5432\n"
+               "                    dbname=hello_world user=benchmarkdbuser\" (scripts/pg.sh)\n"
+               "  --blocking        synchronous libpq on the offload threads, one connection\n"
+               "                    per thread (--set offload-threads=N); the only mode so far\n"
+               "  --address A       listen address (default 127.0.0.1)\n"
+               "  --port P          TCP port, 0 = any free port (default 8080)\n"
+               "  --shards N        worker threads, one per core (default: online CPUs)\n"
+               "  --log-level L     0 error, 1 warn, 2 info, 3 debug (default 2)\n"
+               "  --cert FILE       PEM certificate (chain): also serve HTTP/2 over TLS\n"
+               "  --key FILE        its PEM private key\n"
+               "  --tls-port P      TLS port, 0 = any free port (default 8443)\n"
+               "  --set name=value  any spindle setting or limit (see spindle.h)\n");
+}
+
+/* Parse argv into cfg; 0 to run, else the exit status (help: -1 -> 0). */
+static int parse_args(int argc, char **argv, spindle_config *cfg)
+{
+    char err[256];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return -1;
+        }
+        if (strcmp(a, "--blocking") == 0)
+            continue;
+        static const char *const valued[] = {"--address",   "--port", "--shards",
+                                             "--log-level", "--set",  "--tls-port",
+                                             "--cert",      "--key",  "--db"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+            known = known || strcmp(a, valued[k]) == 0;
+        if (!known || i + 1 >= argc) {
+            fprintf(stderr, "spindle-tfb: %s '%s' (see --help)\n",
+                    known ? "a value is missing after" : "unknown option", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--db") == 0) {
+            conninfo = v;
+            continue;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "%s%s",
+                 strcmp(a, "--cert") == 0 || strcmp(a, "--key") == 0 ? "tls-" : "", a + 2);
+        int rc = strcmp(a, "--set") == 0 ? spindle_config_set_pair(cfg, v, err, sizeof err)
+                                         : spindle_config_set(cfg, name, v, err, sizeof err);
+        if (rc != 0) {
+            fprintf(stderr, "spindle-tfb: %s\n", err);
+            return 2;
+        }
+    }
+    if (!conninfo) {
+        fprintf(stderr, "spindle-tfb: --db CONNINFO is required (see --help)\n");
+        return 2;
+    }
+    if (spindle_config_check(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "spindle-tfb: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    spindle_config cfg = spindle_config_default();
+    int prc = parse_args(argc, argv, &cfg);
+    if (prc)
+        return prc < 0 ? 0 : prc;
+    spindle_handler h = {.on_request = on_request};
+    spindle_hooks hooks = {.on_listen = on_listen, .on_listen_tls = on_listen_tls};
+    int rc = spindle_run(&cfg, &h, &hooks, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "spindle-tfb: %s\n", spindle_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
