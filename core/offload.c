@@ -9,7 +9,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "log.h"
+#include "server.h"
 #include "spsc.h"
 
 #define OFF_QUEUE 1024u /* messages per direction per worker */

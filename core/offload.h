@@ -30,7 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime.h"
+#include "shard.h"
+#include "stream.h"
 
 typedef struct offload offload;
 

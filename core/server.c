@@ -21,7 +21,8 @@
 
 #include "config.h"
 #include "log.h"
-#include "runtime.h"
+#include "server.h"
+#include "shard.h"
 
 static atomic_bool stop_requested;
 
@@ -74,9 +75,7 @@ static void *shard_thread(void *arg)
     return shard_main(arg);
 }
 
-/* Bytes allocated (live) in a jemalloc arena, or -1 without jemalloc or its
- * statistics. */
-int64_t shard_arena_allocated(int arena)
+int64_t server_arena_allocated(int arena)
 {
     if (!mallctl || arena < 0)
         return -1;

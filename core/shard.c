@@ -1,11 +1,17 @@
 /* shard.c - one thread per core: the ring loop, accepting, timers, draining.
  *
- * One loop iteration:
- *   1. flush connections with new output (one sendmsg each, batched frames)
- *   2. ring_wait() until a CQE or the next timer
- *   3. handle the reaped CQEs (accept, recv, send, cancel, wake)
- *   4. fire due timers; start draining if asked to stop
- *   5. settle: deliver on_close, free closed streams and connections
+ * One loop iteration (shard_main):
+ *   1. apply the offload workers' commands; let connections that waited
+ *      for worker queue room read again
+ *   2. settle; flush connections with new output (one sendmsg each,
+ *      batched frames), re-arm recvs parked on -ENOBUFS; settle again
+ *   3. leave if draining and nothing is left (or the drain deadline passed)
+ *   4. ring_wait() until a CQE or the next timer (at most 1 s)
+ *   5. read `now`; handle the reaped CQEs (accept, recv, send, cancel,
+ *      wake) in batches, settling after each batch
+ *   6. fire due timers; log statistics if asked; start draining if asked to
+ *      stop, close what is left at the drain deadline; re-arm accept
+ *   7. settle: deliver on_close, free closed streams and connections
  * The cached `now` (CLOCK_MONOTONIC_COARSE, ms) is read once per iteration
  * and passed down: the protocol core never reads a clock.
  */
@@ -21,7 +27,10 @@
 #include "offload.h"
 #include "ring_bufs.h"
 #include "ring_listen.h"
-#include "runtime.h"
+#include "conn.h"
+#include "server.h"
+#include "shard.h"
+#include "stream.h"
 
 uint64_t shard_now_ms(void)
 {
@@ -133,7 +142,7 @@ void shard_log_stats(shard *sh)
      * pages it caches), and how much of it the engine's pools keep. */
     uint64_t live, pooled;
     h2_ctx_pool_bytes(&sh->h2, &live, &pooled);
-    int64_t arena = shard_arena_allocated(sh->arena);
+    int64_t arena = server_arena_allocated(sh->arena);
     char al[48] = "n/a (no jemalloc)";
     if (arena >= 0)
         snprintf(al, sizeof al, "%lld KiB", (long long)(arena / 1024));
@@ -371,8 +380,8 @@ static void shard_teardown(shard *sh)
     free(sh->gens);
     free(sh->free_slots);
     free(sh->hdr_scratch);
-    shard_iov_free_all(sh);
-    shard_streams_free_all(sh);
+    conn_iov_free_all(sh);
+    stream_free_all(sh);
     sh->slots = NULL;
     if (sh->tls) {
         tls_ctx_free(sh->tls); /* every tls_conn went with its connection above */

@@ -12,7 +12,10 @@
 
 #include "log.h"
 #include "offload.h"
-#include "runtime.h"
+#include "conn.h"
+#include "server.h"
+#include "shard.h"
+#include "stream.h"
 
 static const spindle_handler *handler_of(const conn *c)
 {
@@ -61,7 +64,7 @@ void stream_free(shard *sh, spindle_stream *st)
     }
 }
 
-void shard_streams_free_all(shard *sh)
+void stream_free_all(shard *sh)
 {
     while (sh->stream_free) {
         spindle_stream *st = sh->stream_free;

@@ -1,0 +1,87 @@
+/* stream.h - spindle_stream: one request as the handler sees it (not
+ * installed).
+ *
+ * A stream belongs to its connection's shard; its handler callbacks run
+ * either inline on the shard or on one offload worker (offload.h, flag
+ * ST_OFFLOADED).
+ */
+#ifndef SPINDLE_CORE_STREAM_H
+#define SPINDLE_CORE_STREAM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "h2_conn.h"
+#include "spindle.h"
+#include "timer_wheel.h"
+
+typedef struct shard shard;
+typedef struct conn conn;
+
+enum stream_flag {
+    ST_REQ_END = 1u << 0,  /* request fully received */
+    ST_RESP_END = 1u << 1, /* the handler ended its response */
+    ST_RESET = 1u << 2,    /* reset (either side): nothing more is sent */
+    ST_CLOSED = 1u << 3,   /* on_close delivered */
+    ST_PAUSED = 1u << 4,   /* the handler paused the body */
+    ST_WANT_WRITABLE = 1u << 5,
+    ST_SETTLE = 1u << 6,    /* on the shard's settle list */
+    ST_OFFLOADED = 1u << 7, /* its callbacks run on an offload worker */
+};
+
+struct spindle_stream {
+    conn *c;
+    uint32_t sid;
+    uint16_t flags;
+    void *user;
+    uint8_t *pend; /* body held while paused */
+    size_t pend_len, pend_cap;
+    bool pend_end;
+    spindle_header *pend_trailers; /* trailers held behind a paused body (one block) */
+    size_t pend_ntrailers;
+    spindle_stream *next; /* conn's list */
+    spindle_stream *prev;
+    spindle_stream *next_settle; /* shard's settle / dead list */
+    timer_node timer;            /* spindle_stream_after() */
+    spindle_timer_fn timer_fn;
+    /* Worker side (offloaded handlers only; touched by the worker alone). */
+    uint16_t wflags;         /* ST_RESET / ST_CLOSED / ST_PAUSED as the worker saw them */
+    size_t wunconsumed;      /* body taken while paused, not yet reported */
+    uint32_t worker;         /* index of the offload worker it is bound to */
+    _Atomic size_t buffered; /* spindle_stream_buffered() for the worker */
+};
+
+/* Engine events for c's streams, on the shard: creates streams (REQUEST)
+ * and hands events to their handlers. */
+void stream_dispatch(conn *c, const h2_event *ev);
+/* The settle step for one stream: on_close once it is done (reset, or both
+ * sides ended), then onto the shard's dead list (or, offloaded, a close to
+ * its worker). */
+void stream_settle(spindle_stream *st);
+/* c is closing: reset its unfinished streams (CANCEL) and queue them all
+ * for settle. */
+void stream_conn_gone(conn *c);
+/* c is being freed: streams still waiting for their worker outlive it. */
+void stream_conn_freed(conn *c);
+/* Recycle st (st->c may be gone). */
+void stream_free(shard *sh, spindle_stream *st);
+/* Free the shard's recycled stream objects (teardown). */
+void stream_free_all(shard *sh);
+/* Its spindle_stream_after() timer fired. */
+void stream_on_timer(spindle_stream *st);
+/* Its worker acknowledged the close: forget it in the engine and free it. */
+void stream_offload_freed(shard *sh, spindle_stream *st);
+
+/* The shard-side implementations behind the public calls (headers given as
+ * spindle_header): the inline mode's operations, and what offloaded
+ * streams' commands are applied with.  Shard thread. */
+int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n, bool end);
+int stream_send(spindle_stream *s, const void *data, size_t len, bool end,
+                spindle_release_fn release, void *ctx);
+int stream_trailers(spindle_stream *s, const spindle_header *h, size_t n);
+int stream_reset_code(spindle_stream *s, uint32_t code);
+int stream_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn);
+
+#endif
