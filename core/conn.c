@@ -553,7 +553,6 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
     if (!c->tls)
         h2_conn_out_commit(c->h2, (size_t)res, c->sh->now); /* TLS: committed at tls_write */
     /* Writable notifications: streams that waited for their queue to drain. */
-    const spindle_handler *h = &c->sh->srv->handler;
     for (spindle_stream *st = c->streams; st; st = st->next) {
         if (!(st->flags & ST_WANT_WRITABLE))
             continue;
@@ -564,10 +563,7 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
         st->flags &= (uint16_t)~ST_WANT_WRITABLE;
         if (st->flags & (ST_RESET | ST_CLOSED))
             continue;
-        if (st->flags & ST_OFFLOADED)
-            offload_writable(st);
-        else if (h->on_writable)
-            h->on_writable(st, c->sh->srv->app);
+        st->ops->on_writable(st);
     }
     conn_resume(c);
     /* TLS: a handshake step or a record may have waited for output room. */

@@ -9,7 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "conn.h"
+#include "headers.h"
 #include "log.h"
 #include "server.h"
 #include "spsc.h"
@@ -67,56 +67,6 @@ typedef struct overflow {
 
 static _Thread_local offload *tls_worker;
 
-bool offload_on_worker(void)
-{
-    return tls_worker != NULL;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Packing headers into one heap block                                       */
-/* ------------------------------------------------------------------------ */
-
-static size_t header_bytes(const spindle_header *h, size_t n)
-{
-    size_t b = n * sizeof(spindle_header);
-    for (size_t i = 0; i < n; i++)
-        b += (h[i].name_len ? h[i].name_len : strlen(h[i].name)) +
-             (h[i].value_len || !h[i].value ? h[i].value_len : strlen(h[i].value));
-    return b;
-}
-
-/* Copy n headers into out (room for header_bytes()); returns the end. */
-static char *pack_headers(char *out, const spindle_header *h, size_t n, spindle_header **arr)
-{
-    spindle_header *a = (spindle_header *)(void *)out;
-    char *w = out + n * sizeof *a;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t nl = h[i].name_len ? h[i].name_len : (uint32_t)strlen(h[i].name);
-        uint32_t vl = h[i].value_len || !h[i].value ? h[i].value_len : (uint32_t)strlen(h[i].value);
-        memcpy(w, h[i].name, nl);
-        a[i].name = w;
-        a[i].name_len = nl;
-        w += nl;
-        if (vl)
-            memcpy(w, h[i].value, vl);
-        a[i].value = w;
-        a[i].value_len = vl;
-        w += vl;
-    }
-    *arr = a;
-    return w;
-}
-
-spindle_header *headers_copy(const spindle_header *h, size_t n)
-{
-    char *blk = malloc(header_bytes(h, n) + 1);
-    if (!blk)
-        return NULL;
-    spindle_header *arr;
-    pack_headers(blk, h, n, &arr);
-    return arr; /* == blk: one free() releases it all */
-}
-
 static void copy_str(spindle_str *dst, const spindle_str *src, char **w)
 {
     if (!src->ptr) {
@@ -135,7 +85,7 @@ static void copy_str(spindle_str *dst, const spindle_str *src, char **w)
 
 static offload *worker_of(spindle_stream *st)
 {
-    return &st->c->sh->off[st->worker];
+    return &stream_shard(st)->off[st->worker];
 }
 
 /* A new stream goes to the worker with the fewest streams: one busy in a
@@ -210,20 +160,27 @@ bool offload_has_room(shard *sh)
     return true;
 }
 
-void offload_request(spindle_stream *st, const spindle_request *req, spindle_request_fn fn)
+/* The offloaded mode's request event: from now on the stream's callbacks
+ * run on a worker, starting with fn (NULL: the handler's on_request) on a
+ * copy of the request. */
+static void offload_request(spindle_stream *st, const spindle_request *req, spindle_request_fn fn)
 {
-    st->worker = pick_worker(st->c->sh); /* first: even a failed request is closed through it */
-    size_t bytes = sizeof *req + header_bytes(req->headers, req->nheaders) + req->method.len +
+    shard *sh = stream_shard(st);
+    st->flags |= ST_OFFLOADED;
+    sh->off_streams++;
+    sh->offloaded++;
+    st->worker = pick_worker(sh); /* first: even a failed request is closed through it */
+    size_t bytes = sizeof *req + headers_bytes(req->headers, req->nheaders) + req->method.len +
                    req->scheme.len + req->authority.len + req->path.len + req->protocol.len;
     char *blk = malloc(bytes);
     if (!blk) {
-        spindle_reset(st, 2);
+        stream_reset_code(st, H2_INTERNAL_ERROR);
         return;
     }
     spindle_request *r = (spindle_request *)(void *)blk;
     *r = *req;
     spindle_header *arr;
-    char *w = pack_headers(blk + sizeof *r, req->headers, req->nheaders, &arr);
+    char *w = headers_pack(blk + sizeof *r, req->headers, req->nheaders, &arr);
     r->headers = arr;
     copy_str(&r->method, &req->method, &w);
     copy_str(&r->scheme, &req->scheme, &w);
@@ -234,13 +191,14 @@ void offload_request(spindle_stream *st, const spindle_request *req, spindle_req
     post(worker_of(st), &m);
 }
 
-void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
+/* Consumed (the window reopens) when the worker has taken the bytes. */
+static void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
 {
     void *copy = NULL;
     if (n) {
         copy = malloc(n);
         if (!copy) {
-            spindle_reset(st, 2);
+            stream_reset_code(st, H2_INTERNAL_ERROR);
             return;
         }
         memcpy(copy, p, n);
@@ -249,36 +207,36 @@ void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
     post(worker_of(st), &m);
 }
 
-void offload_trailers(spindle_stream *st, const spindle_header *h, size_t n)
+static void offload_trailers(spindle_stream *st, const spindle_header *h, size_t n)
 {
     spindle_header *blk = headers_copy(h, n);
     if (!blk) {
-        spindle_reset(st, 2);
+        stream_reset_code(st, H2_INTERNAL_ERROR);
         return;
     }
     off_msg m = {.type = M_TRAILERS, .st = st, .data = blk, .len = n};
     post(worker_of(st), &m);
 }
 
-void offload_reset(spindle_stream *st, uint32_t code)
+static void offload_reset(spindle_stream *st, uint32_t code)
 {
     off_msg m = {.type = M_RESET, .st = st, .code = code};
     post(worker_of(st), &m);
 }
 
-void offload_writable(spindle_stream *st)
+static void offload_writable(spindle_stream *st)
 {
     off_msg m = {.type = M_WRITABLE, .st = st};
     post(worker_of(st), &m);
 }
 
-void offload_timer(spindle_stream *st, spindle_timer_fn fn)
+static void offload_timer(spindle_stream *st, spindle_timer_fn fn)
 {
     off_msg m = {.type = M_TIMER, .st = st, .fn.timer = fn};
     post(worker_of(st), &m);
 }
 
-void offload_close(spindle_stream *st)
+static void offload_close(spindle_stream *st)
 {
     off_msg m = {.type = M_CLOSE, .st = st};
     post(worker_of(st), &m);
@@ -319,17 +277,12 @@ static void apply(shard *sh, off_cmd *k)
         if (!gone)
             stream_reset_code(st, k->arg);
         break;
-    case K_CONSUMED:
-        if (!(st->flags & ST_CLOSED))
-            h2_conn_consume(st->c->h2, st->sid, k->len);
-        break;
+    case K_CONSUMED: stream_consumed(st, k->len); break;
     case K_AFTER:
         if (!gone)
             stream_after(st, k->arg, k->fn);
         break;
     }
-    if (!(st->flags & ST_CLOSED))
-        shard_mark_dirty(st->c);
 }
 
 size_t offload_drain(shard *sh)
@@ -367,8 +320,8 @@ static int closed_for_worker(const spindle_stream *s)
     return (s->wflags & ST_CLOSED) ? SPINDLE_ECLOSED : (s->wflags & ST_RESET) ? SPINDLE_ECLOSED : 0;
 }
 
-int offload_cmd_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
-                        bool end)
+static int offload_cmd_respond(spindle_stream *s, uint16_t status, const spindle_header *h,
+                               size_t n, bool end)
 {
     int e = closed_for_worker(s);
     if (e)
@@ -383,8 +336,8 @@ int offload_cmd_respond(spindle_stream *s, uint16_t status, const spindle_header
     return 0;
 }
 
-int offload_cmd_send(spindle_stream *s, const void *data, size_t len, bool end,
-                     spindle_release_fn release, void *ctx)
+static int offload_cmd_send(spindle_stream *s, const void *data, size_t len, bool end,
+                            spindle_release_fn release, void *ctx)
 {
     int e = closed_for_worker(s);
     if (e) {
@@ -402,7 +355,7 @@ int offload_cmd_send(spindle_stream *s, const void *data, size_t len, bool end,
     return 0;
 }
 
-int offload_cmd_trailers(spindle_stream *s, const spindle_header *h, size_t n)
+static int offload_cmd_trailers(spindle_stream *s, const spindle_header *h, size_t n)
 {
     int e = closed_for_worker(s);
     if (e)
@@ -417,7 +370,7 @@ int offload_cmd_trailers(spindle_stream *s, const spindle_header *h, size_t n)
     return 0;
 }
 
-int offload_cmd_reset(spindle_stream *s, uint32_t code)
+static int offload_cmd_reset(spindle_stream *s, uint32_t code)
 {
     int e = closed_for_worker(s);
     if (e)
@@ -428,11 +381,11 @@ int offload_cmd_reset(spindle_stream *s, uint32_t code)
     return 0;
 }
 
-int offload_cmd_pause(spindle_stream *s, bool pause)
+static void offload_cmd_pause(spindle_stream *s, bool pause)
 {
     if (pause) {
         s->wflags |= ST_PAUSED;
-        return 0;
+        return;
     }
     s->wflags &= (uint16_t)~ST_PAUSED;
     if (s->wunconsumed) {
@@ -440,10 +393,14 @@ int offload_cmd_pause(spindle_stream *s, bool pause)
         s->wunconsumed = 0;
         cmd(s, &k);
     }
-    return 0;
 }
 
-int offload_cmd_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
+static size_t offload_buffered(const spindle_stream *s)
+{
+    return atomic_load_explicit(&s->buffered, memory_order_relaxed);
+}
+
+static int offload_cmd_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
 {
     int e = closed_for_worker(s);
     if (e)
@@ -451,6 +408,53 @@ int offload_cmd_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
     off_cmd k = {.type = K_AFTER, .arg = ms, .fn = fn};
     cmd(s, &k);
     return 0;
+}
+
+const stream_ops offload_stream_ops = {
+    .respond = offload_cmd_respond,
+    .send = offload_cmd_send,
+    .trailers = offload_cmd_trailers,
+    .reset = offload_cmd_reset,
+    .after = offload_cmd_after,
+    .pause = offload_cmd_pause,
+    .buffered = offload_buffered,
+    .on_request = offload_request,
+    .on_body = offload_body,
+    .on_trailers = offload_trailers,
+    .on_reset = offload_reset,
+    .on_writable = offload_writable,
+    .on_timer = offload_timer,
+    .on_close = offload_close,
+};
+
+int spindle_offload(spindle_stream *s, spindle_request_fn fn)
+{
+    if (!s || !fn)
+        return SPINDLE_EINVAL;
+    if (tls_worker || !s->c)
+        return SPINDLE_ESTATE;
+    shard *sh = stream_shard(s);
+    if (sh->in_request != s || (s->flags & (ST_OFFLOADED | ST_RESET | ST_CLOSED | ST_RESP_END)))
+        return SPINDLE_ESTATE;
+    if (!sh->noff) {
+        if (sh->off_failed)
+            return SPINDLE_ESYS;
+        uint32_t n = sh->srv->cfg.offload_threads ? sh->srv->cfg.offload_threads : 1;
+        int rc = offload_start(sh, n);
+        if (rc != 0) {
+            offload_stop(sh); /* what did start */
+            sh->off_failed = true;
+            log_msg(LOG_ERROR, (int)sh->idx,
+                    "cannot start offload threads: %s; "
+                    "spindle_offload() fails from now on",
+                    spindle_strerror(rc));
+            return rc;
+        }
+        log_msg(LOG_DEBUG, (int)sh->idx, "started %u offload thread(s)", n);
+    }
+    s->ops = &offload_stream_ops;
+    s->ops->on_request(s, sh->in_request_req, fn);
+    return SPINDLE_OK;
 }
 
 static void run(offload *o, off_msg *m)

@@ -303,12 +303,14 @@ static int shard_setup(shard *sh)
      * it costs a syscall, so only under valgrind (its preload is the tell). */
     const char *preload = getenv("LD_PRELOAD");
     sh->yield_each_round = preload && strstr(preload, "vgpreload");
+    sh->stream_mode = &stream_inline_ops;
     if (srv->handler.blocking) {
         int orc = offload_start(sh, cfg->offload_threads ? cfg->offload_threads : 1);
         if (orc != 0) {
             log_msg(LOG_ERROR, (int)sh->idx, "cannot start offload threads");
             return orc;
         }
+        sh->stream_mode = &offload_stream_ops;
     }
 
     if (cfg->tls_cert) {

@@ -35,6 +35,7 @@ enum { TIMER_CONN = 0, TIMER_STREAM = 1 }; /* timer_node.kind */
 typedef struct server server;
 typedef struct shard shard;
 typedef struct conn conn;
+typedef struct stream_ops stream_ops;
 
 struct shard {
     server *srv;
@@ -78,9 +79,10 @@ struct shard {
                                   * shard for a blocking handler, else at the first
                                   * spindle_offload() */
     uint32_t noff;
-    bool off_failed;            /* starting them failed once: not retried */
-    uint64_t offloaded;         /* requests handed to workers (statistics) */
-    spindle_stream *in_request; /* the stream whose on_request runs (inline) */
+    bool off_failed;               /* starting them failed once: not retried */
+    uint64_t offloaded;            /* requests handed to workers (statistics) */
+    const stream_ops *stream_mode; /* new streams' mode: inline, or offloaded (blocking) */
+    spindle_stream *in_request;    /* the stream whose on_request runs (inline) */
     const spindle_request *in_request_req;
     struct overflow *off_overflow, *off_overflow_tail;
     uint32_t off_streams;  /* streams handed to workers, not yet FREED */

@@ -2,8 +2,12 @@
  * installed).
  *
  * A stream belongs to its connection's shard; its handler callbacks run
- * either inline on the shard or on one offload worker (offload.h, flag
- * ST_OFFLOADED).
+ * either inline on the shard or on one offload worker (offload.h).  That
+ * mode is a table of operations (stream_ops) chosen once: at creation (the
+ * shard's default, sh->stream_mode: offloaded for a blocking handler) or
+ * by spindle_offload() (from inline to offloaded, never back).  The public
+ * spindle_* calls dispatch through it, so they never ask which thread they
+ * are on, and the shard hands events to the handler through its event half.
  */
 #ifndef SPINDLE_CORE_STREAM_H
 #define SPINDLE_CORE_STREAM_H
@@ -19,6 +23,7 @@
 
 typedef struct shard shard;
 typedef struct conn conn;
+typedef struct stream_ops stream_ops;
 
 enum stream_flag {
     ST_REQ_END = 1u << 0,  /* request fully received */
@@ -32,6 +37,7 @@ enum stream_flag {
 };
 
 struct spindle_stream {
+    const stream_ops *ops; /* its mode; see struct stream_ops */
     conn *c;
     uint32_t sid;
     uint16_t flags;
@@ -53,6 +59,37 @@ struct spindle_stream {
     _Atomic size_t buffered; /* spindle_stream_buffered() for the worker */
 };
 
+/* A stream's mode.  The handler's half runs on the thread that runs the
+ * stream's handler (the spindle_* calls land here, s never NULL, with the
+ * public contracts of include/spindle.h); the event half is called by the
+ * shard, on its thread, for a stream that is neither reset nor closed
+ * (on_reset: the reset just happened; on_close: once, at settle, after
+ * ST_CLOSED is set and the timer cancelled). */
+struct stream_ops {
+    int (*respond)(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n, bool end);
+    int (*send)(spindle_stream *s, const void *data, size_t len, bool end,
+                spindle_release_fn release, void *ctx);
+    int (*trailers)(spindle_stream *s, const spindle_header *h, size_t n);
+    int (*reset)(spindle_stream *s, uint32_t code);
+    int (*after)(spindle_stream *s, uint32_t ms, spindle_timer_fn fn);
+    void (*pause)(spindle_stream *s, bool pause); /* false: resume */
+    size_t (*buffered)(const spindle_stream *s);
+    /* fn: what runs first (NULL: the handler's on_request); req and its
+     * strings are valid during the call only. */
+    void (*on_request)(spindle_stream *st, const spindle_request *req, spindle_request_fn fn);
+    void (*on_body)(spindle_stream *st, const uint8_t *p, size_t n, bool end);
+    void (*on_trailers)(spindle_stream *st, const spindle_header *h, size_t n);
+    void (*on_reset)(spindle_stream *st, uint32_t code);
+    void (*on_writable)(spindle_stream *st);
+    void (*on_timer)(spindle_stream *st, spindle_timer_fn fn);
+    /* Deliver on_close and let the stream go (inline: to the dead list;
+     * offloaded: once its worker acknowledges, stream_offload_freed()). */
+    void (*on_close)(spindle_stream *st);
+};
+
+/* Inline on the shard: the handler is called directly (the fast path). */
+extern const stream_ops stream_inline_ops;
+
 /* Engine events for c's streams, on the shard: creates streams (REQUEST)
  * and hands events to their handlers. */
 void stream_dispatch(conn *c, const h2_event *ev);
@@ -71,6 +108,11 @@ void stream_free(shard *sh, spindle_stream *st);
 void stream_free_all(shard *sh);
 /* Its spindle_stream_after() timer fired. */
 void stream_on_timer(spindle_stream *st);
+/* The handler took n body bytes: reopen the flow-control windows (no-op
+ * once closed). */
+void stream_consumed(spindle_stream *st, uint64_t n);
+/* The shard st lives on (its connection's). */
+shard *stream_shard(const spindle_stream *st);
 /* Its worker acknowledged the close: forget it in the engine and free it. */
 void stream_offload_freed(shard *sh, spindle_stream *st);
 
