@@ -6,9 +6,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "doorbell.h"
 #include "headers.h"
 #include "log.h"
 #include "server.h"
@@ -52,8 +52,7 @@ struct offload {
     off_cmd cmd_slots[OFF_QUEUE];
     shard *sh;
     pthread_t thread;
-    int efd;
-    atomic_bool sleeping;
+    doorbell bell; /* the worker sleeps on it when msgs is empty */
     bool started;
     bool produced; /* worker-private: commands pushed since the last doorbell */
 };
@@ -100,13 +99,11 @@ static uint32_t pick_worker(shard *sh)
     return best;
 }
 
+/* After a push to o->msgs (doorbell.h: fenced, so a worker going to sleep
+ * cannot miss it). */
 static void wake_worker(offload *o)
 {
-    if (atomic_load(&o->sleeping)) {
-        uint64_t one = 1;
-        ssize_t w = write(o->efd, &one, sizeof one);
-        (void)w;
-    }
+    doorbell_ring(&o->bell);
 }
 
 static void flush_overflow(shard *sh)
@@ -521,19 +518,16 @@ static void *worker_main(void *arg)
             if (m.type == M_STOP)
                 return NULL;
             run(o, &m);
+            /* Ring the shard before the next handler, which may block for
+             * long: commands never wait behind it (the shard applies them at
+             * its next round; ring_waker_wake() always writes, so the shard
+             * cannot miss it). */
+            if (o->produced) {
+                o->produced = false;
+                ring_waker_wake(o->sh->waker);
+            }
         }
-        if (o->produced) {
-            o->produced = false;
-            ring_waker_wake(o->sh->waker);
-        }
-        /* Sleep until the shard posts: announce, re-check, then block. */
-        atomic_store(&o->sleeping, true);
-        if (spsc_size_approx(&o->msgs) == 0) {
-            uint64_t v;
-            ssize_t r = read(o->efd, &v, sizeof v);
-            (void)r;
-        }
-        atomic_store(&o->sleeping, false);
+        doorbell_sleep(&o->bell, &o->msgs); /* until the shard posts */
     }
 }
 
@@ -545,14 +539,13 @@ int offload_start(shard *sh, uint32_t n)
         return SPINDLE_ENOMEM;
     sh->noff = n;
     for (uint32_t i = 0; i < n; i++)
-        sh->off[i].efd = -1;
+        sh->off[i].bell.efd = -1;
     for (uint32_t i = 0; i < n; i++) {
         offload *o = &sh->off[i];
         o->sh = sh;
         spsc_init(&o->msgs, o->msg_slots, OFF_QUEUE, sizeof(off_msg));
         spsc_init(&o->cmds, o->cmd_slots, OFF_QUEUE, sizeof(off_cmd));
-        o->efd = eventfd(0, EFD_CLOEXEC);
-        if (o->efd < 0)
+        if (doorbell_init(&o->bell) != 0)
             return SPINDLE_ESYS;
         if (pthread_create(&o->thread, NULL, worker_main, o) != 0)
             return SPINDLE_ESYS;
@@ -569,8 +562,7 @@ void offload_stop(shard *sh)
             off_msg m = {.type = M_STOP};
             while (!spsc_push(&o->msgs, &m))
                 usleep(100);
-            atomic_store(&o->sleeping, true); /* force the doorbell */
-            wake_worker(o);
+            doorbell_ring_always(&o->bell);
             pthread_join(o->thread, NULL);
         }
         /* Anything left in the command queue: release what it carries. */
@@ -583,8 +575,7 @@ void offload_stop(shard *sh)
             else if (k.type == K_FREED)
                 stream_offload_freed(sh, k.st);
         }
-        if (o->efd >= 0)
-            close(o->efd);
+        doorbell_close(&o->bell);
     }
     while (sh->off_overflow) {
         overflow *ov = sh->off_overflow;
