@@ -66,6 +66,21 @@ typedef struct overflow {
 
 static _Thread_local offload *tls_worker;
 
+#ifdef SPINDLE_TEST_HOOKS
+/* Tests (tests/core/test_offload.c): >= 0, that many more allocations
+ * succeed and the next one fails. */
+_Atomic long offload_test_alloc_countdown = -1;
+static void *off_malloc(size_t n)
+{
+    long c = atomic_load(&offload_test_alloc_countdown);
+    while (c >= 0 && !atomic_compare_exchange_weak(&offload_test_alloc_countdown, &c, c - 1))
+        ;
+    return c == 0 ? NULL : malloc(n);
+}
+#else
+#define off_malloc malloc
+#endif
+
 static void copy_str(spindle_str *dst, const spindle_str *src, char **w)
 {
     if (!src->ptr) {
@@ -106,6 +121,8 @@ static void wake_worker(offload *o)
     doorbell_ring(&o->bell);
 }
 
+/* Send what waits, in order: the overflow list, then the closes that
+ * found no memory for an overflow entry.  Stops at the first full queue. */
 static void flush_overflow(shard *sh)
 {
     while (sh->off_overflow) {
@@ -118,20 +135,57 @@ static void flush_overflow(shard *sh)
             sh->off_overflow_tail = NULL;
         free(ov);
     }
+    while (sh->off_close_wait) {
+        spindle_stream *st = sh->off_close_wait;
+        offload *o = &sh->off[st->worker];
+        off_msg m = {.type = M_CLOSE, .st = st};
+        if (!spsc_push(&o->msgs, &m))
+            return;
+        wake_worker(o);
+        sh->off_close_wait = st->next_close_wait;
+        if (!sh->off_close_wait)
+            sh->off_close_wait_tail = NULL;
+    }
+}
+
+static bool anything_waits(const shard *sh)
+{
+    return sh->off_overflow || sh->off_close_wait;
+}
+
+/* No memory to queue m behind a full queue.  A close cannot be lost (the
+ * stream would wait for its FREED forever): it waits on a list linked
+ * through the stream itself.  Anything else: drop it and reset the stream,
+ * whose close then reaches the worker that way. */
+static void post_failed(shard *sh, const off_msg *m)
+{
+    spindle_stream *st = m->st;
+    free(m->data);
+    if (m->type == M_CLOSE) {
+        st->next_close_wait = NULL;
+        if (sh->off_close_wait_tail)
+            sh->off_close_wait_tail->next_close_wait = st;
+        else
+            sh->off_close_wait = st;
+        sh->off_close_wait_tail = st;
+        return;
+    }
+    log_msg(LOG_WARN, (int)sh->idx, "offload: out of memory, stream %u reset", st->sid);
+    if (!(st->flags & (ST_RESET | ST_CLOSED)))
+        stream_reset_code(st, H2_INTERNAL_ERROR);
 }
 
 static void post(offload *o, const off_msg *m)
 {
     shard *sh = o->sh;
     flush_overflow(sh);
-    if (!sh->off_overflow && spsc_push(&o->msgs, m)) {
+    if (!anything_waits(sh) && spsc_push(&o->msgs, m)) {
         wake_worker(o);
         return;
     }
-    overflow *ov = malloc(sizeof *ov);
+    overflow *ov = off_malloc(sizeof *ov);
     if (!ov) {
-        log_msg(LOG_ERROR, (int)sh->idx, "offload: out of memory, message lost");
-        free(m->data);
+        post_failed(sh, m);
         return;
     }
     ov->m = *m;
@@ -149,7 +203,7 @@ bool offload_has_room(shard *sh)
     if (!sh->noff)
         return true;
     flush_overflow(sh);
-    if (sh->off_overflow)
+    if (anything_waits(sh))
         return false;
     for (uint32_t i = 0; i < sh->noff; i++)
         if (spsc_size_approx(&sh->off[i].msgs) + 4 >= OFF_QUEUE)
@@ -169,7 +223,7 @@ static void offload_request(spindle_stream *st, const spindle_request *req, spin
     st->worker = pick_worker(sh); /* first: even a failed request is closed through it */
     size_t bytes = sizeof *req + headers_bytes(req->headers, req->nheaders) + req->method.len +
                    req->scheme.len + req->authority.len + req->path.len + req->protocol.len;
-    char *blk = malloc(bytes);
+    char *blk = off_malloc(bytes);
     if (!blk) {
         stream_reset_code(st, H2_INTERNAL_ERROR);
         return;
@@ -193,7 +247,7 @@ static void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool en
 {
     void *copy = NULL;
     if (n) {
-        copy = malloc(n);
+        copy = off_malloc(n);
         if (!copy) {
             stream_reset_code(st, H2_INTERNAL_ERROR);
             return;
@@ -559,6 +613,14 @@ void offload_stop(shard *sh)
     for (uint32_t i = 0; i < sh->noff; i++) {
         offload *o = &sh->off[i];
         if (o->started) {
+            /* What waits goes first (closes among it: the worker must see
+             * them); drain commands meanwhile, or a worker waiting for
+             * room in its command queue would wait for us. */
+            while (anything_waits(sh)) {
+                offload_drain(sh);
+                if (anything_waits(sh))
+                    usleep(100);
+            }
             off_msg m = {.type = M_STOP};
             while (!spsc_push(&o->msgs, &m))
                 usleep(100);

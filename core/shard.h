@@ -85,6 +85,7 @@ struct shard {
     spindle_stream *in_request;    /* the stream whose on_request runs (inline) */
     const spindle_request *in_request_req;
     struct overflow *off_overflow, *off_overflow_tail;
+    spindle_stream *off_close_wait, *off_close_wait_tail; /* closes with no memory to queue */
     uint32_t off_streams;  /* streams handed to workers, not yet FREED */
     uint32_t *off_load;    /* per worker: streams bound to it, not yet FREED */
     conn *off_wait;        /* connections paused for worker queue room */

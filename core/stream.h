@@ -53,10 +53,11 @@ struct spindle_stream {
     timer_node timer;            /* spindle_stream_after() */
     spindle_timer_fn timer_fn;
     /* Worker side (offloaded handlers only; touched by the worker alone). */
-    uint16_t wflags;         /* ST_RESET / ST_CLOSED / ST_PAUSED as the worker saw them */
-    size_t wunconsumed;      /* body taken while paused, not yet reported */
-    uint32_t worker;         /* index of the offload worker it is bound to */
-    _Atomic size_t buffered; /* spindle_stream_buffered() for the worker */
+    uint16_t wflags;                 /* ST_RESET / ST_CLOSED / ST_PAUSED as the worker saw them */
+    size_t wunconsumed;              /* body taken while paused, not yet reported */
+    uint32_t worker;                 /* index of the offload worker it is bound to */
+    spindle_stream *next_close_wait; /* shard's off_close_wait list (offload.c) */
+    _Atomic size_t buffered;         /* spindle_stream_buffered() for the worker */
 };
 
 /* A stream's mode.  The handler's half runs on the thread that runs the
