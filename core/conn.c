@@ -29,7 +29,10 @@
 #include "log.h"
 #include "offload.h"
 #include "ring_bufs.h"
-#include "runtime.h"
+#include "conn.h"
+#include "server.h"
+#include "shard.h"
+#include "stream.h"
 
 static uint64_t ud(const conn *c, uint8_t op)
 {
@@ -384,7 +387,7 @@ void conn_on_op_end(conn *c)
 
 /* Send buffers (msghdr + iovecs) are lent to connections only while a
  * send is in flight: an idle connection does not carry 1.2 KiB of them.
- * The shard keeps at most SHARD_IOV_KEEP for reuse, so a burst of sends
+ * The shard keeps at most CONN_IOV_KEEP for reuse, so a burst of sends
  * (a thousand handshakes at once) does not stay allocated. */
 static send_buf *iov_take(shard *sh)
 {
@@ -402,7 +405,7 @@ static void iov_give(conn *c)
     if (!c->sb)
         return;
     shard *sh = c->sh;
-    if (sh->niov_free >= SHARD_IOV_KEEP) {
+    if (sh->niov_free >= CONN_IOV_KEEP) {
         free(c->sb);
     } else {
         memcpy(c->sb, &sh->iov_free, sizeof(void *));
@@ -412,7 +415,7 @@ static void iov_give(conn *c)
     c->sb = NULL;
 }
 
-void shard_iov_free_all(shard *sh)
+void conn_iov_free_all(shard *sh)
 {
     while (sh->iov_free) {
         void *p = sh->iov_free;
@@ -550,7 +553,6 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
     if (!c->tls)
         h2_conn_out_commit(c->h2, (size_t)res, c->sh->now); /* TLS: committed at tls_write */
     /* Writable notifications: streams that waited for their queue to drain. */
-    const spindle_handler *h = &c->sh->srv->handler;
     for (spindle_stream *st = c->streams; st; st = st->next) {
         if (!(st->flags & ST_WANT_WRITABLE))
             continue;
@@ -561,10 +563,7 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
         st->flags &= (uint16_t)~ST_WANT_WRITABLE;
         if (st->flags & (ST_RESET | ST_CLOSED))
             continue;
-        if (st->flags & ST_OFFLOADED)
-            offload_writable(st);
-        else if (h->on_writable)
-            h->on_writable(st, c->sh->srv->app);
+        st->ops->on_writable(st);
     }
     conn_resume(c);
     /* TLS: a handshake step or a record may have waited for output room. */

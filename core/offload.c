@@ -6,10 +6,12 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "doorbell.h"
+#include "headers.h"
 #include "log.h"
+#include "server.h"
 #include "spsc.h"
 
 #define OFF_QUEUE 1024u /* messages per direction per worker */
@@ -50,8 +52,7 @@ struct offload {
     off_cmd cmd_slots[OFF_QUEUE];
     shard *sh;
     pthread_t thread;
-    int efd;
-    atomic_bool sleeping;
+    doorbell bell; /* the worker sleeps on it when msgs is empty */
     bool started;
     bool produced; /* worker-private: commands pushed since the last doorbell */
 };
@@ -65,55 +66,20 @@ typedef struct overflow {
 
 static _Thread_local offload *tls_worker;
 
-bool offload_on_worker(void)
+#ifdef SPINDLE_TEST_HOOKS
+/* Tests (tests/core/test_offload.c): >= 0, that many more allocations
+ * succeed and the next one fails. */
+_Atomic long offload_test_alloc_countdown = -1;
+static void *off_malloc(size_t n)
 {
-    return tls_worker != NULL;
+    long c = atomic_load(&offload_test_alloc_countdown);
+    while (c >= 0 && !atomic_compare_exchange_weak(&offload_test_alloc_countdown, &c, c - 1))
+        ;
+    return c == 0 ? NULL : malloc(n);
 }
-
-/* ------------------------------------------------------------------------ */
-/* Packing headers into one heap block                                       */
-/* ------------------------------------------------------------------------ */
-
-static size_t header_bytes(const spindle_header *h, size_t n)
-{
-    size_t b = n * sizeof(spindle_header);
-    for (size_t i = 0; i < n; i++)
-        b += (h[i].name_len ? h[i].name_len : strlen(h[i].name)) +
-             (h[i].value_len || !h[i].value ? h[i].value_len : strlen(h[i].value));
-    return b;
-}
-
-/* Copy n headers into out (room for header_bytes()); returns the end. */
-static char *pack_headers(char *out, const spindle_header *h, size_t n, spindle_header **arr)
-{
-    spindle_header *a = (spindle_header *)(void *)out;
-    char *w = out + n * sizeof *a;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t nl = h[i].name_len ? h[i].name_len : (uint32_t)strlen(h[i].name);
-        uint32_t vl = h[i].value_len || !h[i].value ? h[i].value_len : (uint32_t)strlen(h[i].value);
-        memcpy(w, h[i].name, nl);
-        a[i].name = w;
-        a[i].name_len = nl;
-        w += nl;
-        if (vl)
-            memcpy(w, h[i].value, vl);
-        a[i].value = w;
-        a[i].value_len = vl;
-        w += vl;
-    }
-    *arr = a;
-    return w;
-}
-
-spindle_header *headers_copy(const spindle_header *h, size_t n)
-{
-    char *blk = malloc(header_bytes(h, n) + 1);
-    if (!blk)
-        return NULL;
-    spindle_header *arr;
-    pack_headers(blk, h, n, &arr);
-    return arr; /* == blk: one free() releases it all */
-}
+#else
+#define off_malloc malloc
+#endif
 
 static void copy_str(spindle_str *dst, const spindle_str *src, char **w)
 {
@@ -133,7 +99,7 @@ static void copy_str(spindle_str *dst, const spindle_str *src, char **w)
 
 static offload *worker_of(spindle_stream *st)
 {
-    return &st->c->sh->off[st->worker];
+    return &stream_shard(st)->off[st->worker];
 }
 
 /* A new stream goes to the worker with the fewest streams: one busy in a
@@ -148,15 +114,15 @@ static uint32_t pick_worker(shard *sh)
     return best;
 }
 
+/* After a push to o->msgs (doorbell.h: fenced, so a worker going to sleep
+ * cannot miss it). */
 static void wake_worker(offload *o)
 {
-    if (atomic_load(&o->sleeping)) {
-        uint64_t one = 1;
-        ssize_t w = write(o->efd, &one, sizeof one);
-        (void)w;
-    }
+    doorbell_ring(&o->bell);
 }
 
+/* Send what waits, in order: the overflow list, then the closes that
+ * found no memory for an overflow entry.  Stops at the first full queue. */
 static void flush_overflow(shard *sh)
 {
     while (sh->off_overflow) {
@@ -169,20 +135,57 @@ static void flush_overflow(shard *sh)
             sh->off_overflow_tail = NULL;
         free(ov);
     }
+    while (sh->off_close_wait) {
+        spindle_stream *st = sh->off_close_wait;
+        offload *o = &sh->off[st->worker];
+        off_msg m = {.type = M_CLOSE, .st = st};
+        if (!spsc_push(&o->msgs, &m))
+            return;
+        wake_worker(o);
+        sh->off_close_wait = st->next_close_wait;
+        if (!sh->off_close_wait)
+            sh->off_close_wait_tail = NULL;
+    }
+}
+
+static bool anything_waits(const shard *sh)
+{
+    return sh->off_overflow || sh->off_close_wait;
+}
+
+/* No memory to queue m behind a full queue.  A close cannot be lost (the
+ * stream would wait for its FREED forever): it waits on a list linked
+ * through the stream itself.  Anything else: drop it and reset the stream,
+ * whose close then reaches the worker that way. */
+static void post_failed(shard *sh, const off_msg *m)
+{
+    spindle_stream *st = m->st;
+    free(m->data);
+    if (m->type == M_CLOSE) {
+        st->next_close_wait = NULL;
+        if (sh->off_close_wait_tail)
+            sh->off_close_wait_tail->next_close_wait = st;
+        else
+            sh->off_close_wait = st;
+        sh->off_close_wait_tail = st;
+        return;
+    }
+    log_msg(LOG_WARN, (int)sh->idx, "offload: out of memory, stream %u reset", st->sid);
+    if (!(st->flags & (ST_RESET | ST_CLOSED)))
+        stream_reset_code(st, H2_INTERNAL_ERROR);
 }
 
 static void post(offload *o, const off_msg *m)
 {
     shard *sh = o->sh;
     flush_overflow(sh);
-    if (!sh->off_overflow && spsc_push(&o->msgs, m)) {
+    if (!anything_waits(sh) && spsc_push(&o->msgs, m)) {
         wake_worker(o);
         return;
     }
-    overflow *ov = malloc(sizeof *ov);
+    overflow *ov = off_malloc(sizeof *ov);
     if (!ov) {
-        log_msg(LOG_ERROR, (int)sh->idx, "offload: out of memory, message lost");
-        free(m->data);
+        post_failed(sh, m);
         return;
     }
     ov->m = *m;
@@ -200,7 +203,7 @@ bool offload_has_room(shard *sh)
     if (!sh->noff)
         return true;
     flush_overflow(sh);
-    if (sh->off_overflow)
+    if (anything_waits(sh))
         return false;
     for (uint32_t i = 0; i < sh->noff; i++)
         if (spsc_size_approx(&sh->off[i].msgs) + 4 >= OFF_QUEUE)
@@ -208,20 +211,27 @@ bool offload_has_room(shard *sh)
     return true;
 }
 
-void offload_request(spindle_stream *st, const spindle_request *req, spindle_request_fn fn)
+/* The offloaded mode's request event: from now on the stream's callbacks
+ * run on a worker, starting with fn (NULL: the handler's on_request) on a
+ * copy of the request. */
+static void offload_request(spindle_stream *st, const spindle_request *req, spindle_request_fn fn)
 {
-    st->worker = pick_worker(st->c->sh); /* first: even a failed request is closed through it */
-    size_t bytes = sizeof *req + header_bytes(req->headers, req->nheaders) + req->method.len +
+    shard *sh = stream_shard(st);
+    st->flags |= ST_OFFLOADED;
+    sh->off_streams++;
+    sh->offloaded++;
+    st->worker = pick_worker(sh); /* first: even a failed request is closed through it */
+    size_t bytes = sizeof *req + headers_bytes(req->headers, req->nheaders) + req->method.len +
                    req->scheme.len + req->authority.len + req->path.len + req->protocol.len;
-    char *blk = malloc(bytes);
+    char *blk = off_malloc(bytes);
     if (!blk) {
-        spindle_reset(st, SPINDLE_H2_INTERNAL_ERROR);
+        stream_reset_code(st, H2_INTERNAL_ERROR);
         return;
     }
     spindle_request *r = (spindle_request *)(void *)blk;
     *r = *req;
     spindle_header *arr;
-    char *w = pack_headers(blk + sizeof *r, req->headers, req->nheaders, &arr);
+    char *w = headers_pack(blk + sizeof *r, req->headers, req->nheaders, &arr);
     r->headers = arr;
     copy_str(&r->method, &req->method, &w);
     copy_str(&r->scheme, &req->scheme, &w);
@@ -232,13 +242,14 @@ void offload_request(spindle_stream *st, const spindle_request *req, spindle_req
     post(worker_of(st), &m);
 }
 
-void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
+/* Consumed (the window reopens) when the worker has taken the bytes. */
+static void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
 {
     void *copy = NULL;
     if (n) {
-        copy = malloc(n);
+        copy = off_malloc(n);
         if (!copy) {
-            spindle_reset(st, SPINDLE_H2_INTERNAL_ERROR);
+            stream_reset_code(st, H2_INTERNAL_ERROR);
             return;
         }
         memcpy(copy, p, n);
@@ -247,36 +258,36 @@ void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
     post(worker_of(st), &m);
 }
 
-void offload_trailers(spindle_stream *st, const spindle_header *h, size_t n)
+static void offload_trailers(spindle_stream *st, const spindle_header *h, size_t n)
 {
     spindle_header *blk = headers_copy(h, n);
     if (!blk) {
-        spindle_reset(st, SPINDLE_H2_INTERNAL_ERROR);
+        stream_reset_code(st, H2_INTERNAL_ERROR);
         return;
     }
     off_msg m = {.type = M_TRAILERS, .st = st, .data = blk, .len = n};
     post(worker_of(st), &m);
 }
 
-void offload_reset(spindle_stream *st, uint32_t code)
+static void offload_reset(spindle_stream *st, uint32_t code)
 {
     off_msg m = {.type = M_RESET, .st = st, .code = code};
     post(worker_of(st), &m);
 }
 
-void offload_writable(spindle_stream *st)
+static void offload_writable(spindle_stream *st)
 {
     off_msg m = {.type = M_WRITABLE, .st = st};
     post(worker_of(st), &m);
 }
 
-void offload_timer(spindle_stream *st, spindle_timer_fn fn)
+static void offload_timer(spindle_stream *st, spindle_timer_fn fn)
 {
     off_msg m = {.type = M_TIMER, .st = st, .fn.timer = fn};
     post(worker_of(st), &m);
 }
 
-void offload_close(spindle_stream *st)
+static void offload_close(spindle_stream *st)
 {
     off_msg m = {.type = M_CLOSE, .st = st};
     post(worker_of(st), &m);
@@ -317,17 +328,12 @@ static void apply(shard *sh, off_cmd *k)
         if (!gone)
             stream_reset_code(st, k->arg);
         break;
-    case K_CONSUMED:
-        if (!(st->flags & ST_CLOSED))
-            h2_conn_consume(st->c->h2, st->sid, k->len);
-        break;
+    case K_CONSUMED: stream_consumed(st, k->len); break;
     case K_AFTER:
         if (!gone)
             stream_after(st, k->arg, k->fn);
         break;
     }
-    if (!(st->flags & ST_CLOSED))
-        shard_mark_dirty(st->c);
 }
 
 size_t offload_drain(shard *sh)
@@ -365,8 +371,8 @@ static int closed_for_worker(const spindle_stream *s)
     return (s->wflags & ST_CLOSED) ? SPINDLE_ECLOSED : (s->wflags & ST_RESET) ? SPINDLE_ECLOSED : 0;
 }
 
-int offload_cmd_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
-                        bool end)
+static int offload_cmd_respond(spindle_stream *s, uint16_t status, const spindle_header *h,
+                               size_t n, bool end)
 {
     int e = closed_for_worker(s);
     if (e)
@@ -381,8 +387,8 @@ int offload_cmd_respond(spindle_stream *s, uint16_t status, const spindle_header
     return 0;
 }
 
-int offload_cmd_send(spindle_stream *s, const void *data, size_t len, bool end,
-                     spindle_release_fn release, void *ctx)
+static int offload_cmd_send(spindle_stream *s, const void *data, size_t len, bool end,
+                            spindle_release_fn release, void *ctx)
 {
     int e = closed_for_worker(s);
     if (e) {
@@ -400,7 +406,7 @@ int offload_cmd_send(spindle_stream *s, const void *data, size_t len, bool end,
     return 0;
 }
 
-int offload_cmd_trailers(spindle_stream *s, const spindle_header *h, size_t n)
+static int offload_cmd_trailers(spindle_stream *s, const spindle_header *h, size_t n)
 {
     int e = closed_for_worker(s);
     if (e)
@@ -415,7 +421,7 @@ int offload_cmd_trailers(spindle_stream *s, const spindle_header *h, size_t n)
     return 0;
 }
 
-int offload_cmd_reset(spindle_stream *s, uint32_t code)
+static int offload_cmd_reset(spindle_stream *s, uint32_t code)
 {
     int e = closed_for_worker(s);
     if (e)
@@ -426,11 +432,11 @@ int offload_cmd_reset(spindle_stream *s, uint32_t code)
     return 0;
 }
 
-int offload_cmd_pause(spindle_stream *s, bool pause)
+static void offload_cmd_pause(spindle_stream *s, bool pause)
 {
     if (pause) {
         s->wflags |= ST_PAUSED;
-        return 0;
+        return;
     }
     s->wflags &= (uint16_t)~ST_PAUSED;
     if (s->wunconsumed) {
@@ -438,10 +444,14 @@ int offload_cmd_pause(spindle_stream *s, bool pause)
         s->wunconsumed = 0;
         cmd(s, &k);
     }
-    return 0;
 }
 
-int offload_cmd_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
+static size_t offload_buffered(const spindle_stream *s)
+{
+    return atomic_load_explicit(&s->buffered, memory_order_relaxed);
+}
+
+static int offload_cmd_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
 {
     int e = closed_for_worker(s);
     if (e)
@@ -449,6 +459,53 @@ int offload_cmd_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
     off_cmd k = {.type = K_AFTER, .arg = ms, .fn = fn};
     cmd(s, &k);
     return 0;
+}
+
+const stream_ops offload_stream_ops = {
+    .respond = offload_cmd_respond,
+    .send = offload_cmd_send,
+    .trailers = offload_cmd_trailers,
+    .reset = offload_cmd_reset,
+    .after = offload_cmd_after,
+    .pause = offload_cmd_pause,
+    .buffered = offload_buffered,
+    .on_request = offload_request,
+    .on_body = offload_body,
+    .on_trailers = offload_trailers,
+    .on_reset = offload_reset,
+    .on_writable = offload_writable,
+    .on_timer = offload_timer,
+    .on_close = offload_close,
+};
+
+int spindle_offload(spindle_stream *s, spindle_request_fn fn)
+{
+    if (!s || !fn)
+        return SPINDLE_EINVAL;
+    if (tls_worker || !s->c)
+        return SPINDLE_ESTATE;
+    shard *sh = stream_shard(s);
+    if (sh->in_request != s || (s->flags & (ST_OFFLOADED | ST_RESET | ST_CLOSED | ST_RESP_END)))
+        return SPINDLE_ESTATE;
+    if (!sh->noff) {
+        if (sh->off_failed)
+            return SPINDLE_ESYS;
+        uint32_t n = sh->srv->cfg.offload_threads ? sh->srv->cfg.offload_threads : 1;
+        int rc = offload_start(sh, n);
+        if (rc != 0) {
+            offload_stop(sh); /* what did start */
+            sh->off_failed = true;
+            log_msg(LOG_ERROR, (int)sh->idx,
+                    "cannot start offload threads: %s; "
+                    "spindle_offload() fails from now on",
+                    spindle_strerror(rc));
+            return rc;
+        }
+        log_msg(LOG_DEBUG, (int)sh->idx, "started %u offload thread(s)", n);
+    }
+    s->ops = &offload_stream_ops;
+    s->ops->on_request(s, sh->in_request_req, fn);
+    return SPINDLE_OK;
 }
 
 static void run(offload *o, off_msg *m)
@@ -515,19 +572,16 @@ static void *worker_main(void *arg)
             if (m.type == M_STOP)
                 return NULL;
             run(o, &m);
+            /* Ring the shard before the next handler, which may block for
+             * long: commands never wait behind it (the shard applies them at
+             * its next round; ring_waker_wake() always writes, so the shard
+             * cannot miss it). */
+            if (o->produced) {
+                o->produced = false;
+                ring_waker_wake(o->sh->waker);
+            }
         }
-        if (o->produced) {
-            o->produced = false;
-            ring_waker_wake(o->sh->waker);
-        }
-        /* Sleep until the shard posts: announce, re-check, then block. */
-        atomic_store(&o->sleeping, true);
-        if (spsc_size_approx(&o->msgs) == 0) {
-            uint64_t v;
-            ssize_t r = read(o->efd, &v, sizeof v);
-            (void)r;
-        }
-        atomic_store(&o->sleeping, false);
+        doorbell_sleep(&o->bell, &o->msgs); /* until the shard posts */
     }
 }
 
@@ -539,14 +593,13 @@ int offload_start(shard *sh, uint32_t n)
         return SPINDLE_ENOMEM;
     sh->noff = n;
     for (uint32_t i = 0; i < n; i++)
-        sh->off[i].efd = -1;
+        sh->off[i].bell.efd = -1;
     for (uint32_t i = 0; i < n; i++) {
         offload *o = &sh->off[i];
         o->sh = sh;
         spsc_init(&o->msgs, o->msg_slots, OFF_QUEUE, sizeof(off_msg));
         spsc_init(&o->cmds, o->cmd_slots, OFF_QUEUE, sizeof(off_cmd));
-        o->efd = eventfd(0, EFD_CLOEXEC);
-        if (o->efd < 0)
+        if (doorbell_init(&o->bell) != 0)
             return SPINDLE_ESYS;
         if (pthread_create(&o->thread, NULL, worker_main, o) != 0)
             return SPINDLE_ESYS;
@@ -560,11 +613,18 @@ void offload_stop(shard *sh)
     for (uint32_t i = 0; i < sh->noff; i++) {
         offload *o = &sh->off[i];
         if (o->started) {
+            /* What waits goes first (closes among it: the worker must see
+             * them); drain commands meanwhile, or a worker waiting for
+             * room in its command queue would wait for us. */
+            while (anything_waits(sh)) {
+                offload_drain(sh);
+                if (anything_waits(sh))
+                    usleep(100);
+            }
             off_msg m = {.type = M_STOP};
             while (!spsc_push(&o->msgs, &m))
                 usleep(100);
-            atomic_store(&o->sleeping, true); /* force the doorbell */
-            wake_worker(o);
+            doorbell_ring_always(&o->bell);
             pthread_join(o->thread, NULL);
         }
         /* Anything left in the command queue: release what it carries. */
@@ -577,8 +637,7 @@ void offload_stop(shard *sh)
             else if (k.type == K_FREED)
                 stream_offload_freed(sh, k.st);
         }
-        if (o->efd >= 0)
-            close(o->efd);
+        doorbell_close(&o->bell);
     }
     while (sh->off_overflow) {
         overflow *ov = sh->off_overflow;

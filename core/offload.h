@@ -3,7 +3,8 @@
  * With spindle_handler.blocking, each shard starts `offload-threads` worker
  * threads with itself, and every stream runs on them; otherwise the shard
  * starts them at the first spindle_offload() and only the streams handed
- * over that way run there (their flag ST_OFFLOADED).  A stream is bound to one worker for its life (by stream id), so
+ * over that way run there (their mode offload_stream_ops, flag
+ * ST_OFFLOADED).  A stream is bound to one worker for its life, so
  * its callbacks run on one thread, in order.  Between the shard and each
  * worker there are two bounded SPSC queues (core/spsc.h):
  *
@@ -30,7 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime.h"
+#include "shard.h"
+#include "stream.h"
 
 typedef struct offload offload;
 
@@ -39,33 +41,17 @@ int offload_start(shard *sh, uint32_t n);
 /* Stop and join the workers, after every stream has been closed. */
 void offload_stop(shard *sh);
 
-/* Shard side. */
-bool offload_has_room(shard *sh); /* may the shard feed connections? */
-/* fn: what the worker runs first (NULL: the handler's on_request). */
-void offload_request(spindle_stream *st, const spindle_request *req, spindle_request_fn fn);
-void offload_body(spindle_stream *st, const uint8_t *p, size_t n, bool end);
-void offload_trailers(spindle_stream *st, const spindle_header *h, size_t n);
-void offload_reset(spindle_stream *st, uint32_t code);
-void offload_writable(spindle_stream *st);
-void offload_timer(spindle_stream *st, spindle_timer_fn fn);
-void offload_close(spindle_stream *st);
-/* Apply the workers' commands; returns how many were applied. */
+/* Shard side: may the shard feed connections (no worker queue nearly
+ * full)?  Owner thread. */
+bool offload_has_room(shard *sh);
+/* Apply the workers' commands; returns how many were applied.  Owner
+ * thread. */
 size_t offload_drain(shard *sh);
 
-/* Copy n headers (lengths resolved) into one heap block; free() it.  Any
- * thread.  NULL on allocation failure. */
-spindle_header *headers_copy(const spindle_header *h, size_t n);
-
-/* Worker side: is the calling thread a worker?  (Then the spindle_* calls
- * queue commands instead of touching the connection.) */
-bool offload_on_worker(void);
-int offload_cmd_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
-                        bool end);
-int offload_cmd_send(spindle_stream *s, const void *data, size_t len, bool end,
-                     spindle_release_fn release, void *ctx);
-int offload_cmd_trailers(spindle_stream *s, const spindle_header *h, size_t n);
-int offload_cmd_reset(spindle_stream *s, uint32_t code);
-int offload_cmd_pause(spindle_stream *s, bool pause);
-int offload_cmd_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn);
+/* The offloaded mode (stream.h): the handler's calls, made on the stream's
+ * worker, become commands to the shard; the shard's events become messages
+ * to the worker.  Set by spindle_offload(), or for every stream of a
+ * blocking handler (sh->stream_mode). */
+extern const stream_ops offload_stream_ops;
 
 #endif

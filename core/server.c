@@ -21,7 +21,8 @@
 
 #include "config.h"
 #include "log.h"
-#include "runtime.h"
+#include "server.h"
+#include "shard.h"
 
 static atomic_bool stop_requested;
 
@@ -74,9 +75,7 @@ static void *shard_thread(void *arg)
     return shard_main(arg);
 }
 
-/* Bytes allocated (live) in a jemalloc arena, or -1 without jemalloc or its
- * statistics. */
-int64_t shard_arena_allocated(int arena)
+int64_t server_arena_allocated(int arena)
 {
     if (!mallctl || arena < 0)
         return -1;
@@ -109,6 +108,144 @@ static uint32_t allowed_cpus(int *cpus, uint32_t max)
     return n;
 }
 
+/* The server's state from the arguments; the TLS files checked once (a
+ * probe context) and the process's ticket keys made.  0 or SPINDLE_E*. */
+static int server_init(server *srv, const spindle_config *cfg, const spindle_handler *handler,
+                       const spindle_hooks *hooks, void *app)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->cfg = *cfg;
+    config_to_h2_limits(cfg, &srv->limits);
+    srv->handler = *handler;
+    if (hooks)
+        srv->hooks = *hooks;
+    srv->app = app;
+    atomic_init(&srv->stop, false);
+    if (!cfg->tls_cert)
+        return 0;
+    tls_config tc = {.cert_file = cfg->tls_cert, .key_file = cfg->tls_key};
+    tls_ctx *probe = NULL;
+    char terr[512];
+    if (tls_ctx_new(&tc, &probe, terr, sizeof terr) != 0) {
+        log_msg(LOG_ERROR, -1, "TLS: %s", terr);
+        return SPINDLE_EINVAL;
+    }
+    tls_ctx_free(probe);
+    tls_thread_cleanup(); /* the probe's handshake filled this thread's ECC cache */
+    srv->tickets = tls_ticket_keys_new(cfg->tls_ticket_lifetime_s);
+    if (!srv->tickets) {
+        log_msg(LOG_ERROR, -1, "TLS: cannot make session ticket keys (getrandom)");
+        return SPINDLE_ESYS;
+    }
+    return 0;
+}
+
+/* The signals spindle_run() takes: blocked in every thread it starts, and
+ * caught (catch_signal) where an application thread may receive them. */
+typedef struct signals {
+    sigset_t set, old;
+    struct sigaction prev[3];
+} signals;
+
+static const int caught_signals[3] = {SIGINT, SIGTERM, SIGUSR1};
+
+static void signals_take(signals *sg)
+{
+    sigemptyset(&sg->set);
+    sigaddset(&sg->set, SIGINT);
+    sigaddset(&sg->set, SIGTERM);
+    sigaddset(&sg->set, SIGPIPE);
+    sigaddset(&sg->set, SIGUSR1); /* log every shard's statistics */
+    pthread_sigmask(SIG_BLOCK, &sg->set, &sg->old);
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = catch_signal;
+    sigfillset(&act.sa_mask);
+    atomic_store(&caught_stop, 0);
+    atomic_store(&caught_stats, false);
+    for (int i = 0; i < 3; i++)
+        sigaction(caught_signals[i], &act, &sg->prev[i]);
+}
+
+static void signals_restore(const signals *sg)
+{
+    for (int i = 0; i < 3; i++)
+        sigaction(caught_signals[i], &sg->prev[i], NULL);
+    pthread_sigmask(SIG_SETMASK, &sg->old, NULL);
+}
+
+/* Start the shard threads, shard i on cpus[i % ncpu].  Returns how many
+ * started; *rc is SPINDLE_ESYS if one could not be (srv->stop is then set). */
+static uint32_t start_shards(server *srv, const int *cpus, uint32_t ncpu, int *rc)
+{
+    const spindle_config *cfg = &srv->cfg;
+    uint32_t started = 0;
+    for (uint32_t i = 0; i < srv->nshards; i++) {
+        shard *sh = &srv->shards[i];
+        sh->srv = srv;
+        sh->idx = i;
+        sh->lfd = -1;
+        sh->tls_lfd = -1;
+        sh->cpu = ncpu ? cpus[i % ncpu] : -1;
+        sh->port = cfg->port;
+        sh->tls_port = cfg->tls_port;
+        if (i > 0 && (cfg->port == 0 || (cfg->tls_cert && cfg->tls_port == 0))) {
+            /* Port 0: every shard joins the port shard 0 was given. */
+            while (atomic_load(&srv->shards[0].ready) == 0)
+                nanosleep(&(struct timespec){0, 1000000}, NULL);
+            if (atomic_load(&srv->shards[0].ready) < 0)
+                break;
+            sh->port = srv->shards[0].port;
+            sh->tls_port = srv->shards[0].tls_port;
+        }
+        if (pthread_create(&sh->thread, NULL, shard_thread, sh) != 0) {
+            log_msg(LOG_ERROR, -1, "cannot start shard %u: %s", i, strerror(errno));
+            *rc = SPINDLE_ESYS;
+            atomic_store(&srv->stop, true);
+            break;
+        }
+        started++;
+    }
+    return started;
+}
+
+/* Ring the doorbell of each of the first n shards that is serving. */
+static void wake_shards(server *srv, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (atomic_load(&srv->shards[i].ready) == 1)
+            ring_waker_wake(srv->shards[i].waker);
+}
+
+/* Main thread: wait for a signal, spindle_stop(), or a shard failing at
+ * start (srv->stop); pass SIGUSR1 on to the shards meanwhile. */
+static void wait_for_stop(server *srv, const sigset_t *sigs, uint32_t started)
+{
+    struct timespec tick = {0, 100 * 1000 * 1000};
+    while (!atomic_load(&srv->stop)) {
+        int sig = sigtimedwait(sigs, NULL, &tick);
+        if (sig < 0)
+            sig = take_caught(); /* delivered to an application's thread */
+        if (sig == SIGUSR1) {
+            /* Each shard logs its own counters, on its own thread. */
+            for (uint32_t i = 0; i < started; i++)
+                if (atomic_load(&srv->shards[i].ready) == 1)
+                    atomic_store(&srv->shards[i].stats_wanted, true);
+            wake_shards(srv, started);
+            continue;
+        }
+        if (sig == SIGINT || sig == SIGTERM) {
+            log_msg(LOG_INFO, -1, "%s: shutting down gracefully",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM");
+            return;
+        }
+        if (atomic_load(&stop_requested)) {
+            log_msg(LOG_INFO, -1, "stop requested: shutting down gracefully");
+            return;
+        }
+    }
+}
+
 int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
                 const spindle_hooks *hooks, void *app)
 {
@@ -123,32 +260,9 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
     atomic_store(&stop_requested, false);
 
     server srv;
-    memset(&srv, 0, sizeof srv);
-    srv.cfg = *cfg;
-    config_to_h2_limits(cfg, &srv.limits);
-    srv.handler = *handler;
-    if (hooks)
-        srv.hooks = *hooks;
-    srv.app = app;
-    atomic_init(&srv.stop, false);
-
-    if (cfg->tls_cert) {
-        tls_config tc = {.cert_file = cfg->tls_cert, .key_file = cfg->tls_key};
-        tls_ctx *probe = NULL;
-        char terr[512];
-        if (tls_ctx_new(&tc, &probe, terr, sizeof terr) != 0) {
-            log_msg(LOG_ERROR, -1, "TLS: %s", terr);
-            return SPINDLE_EINVAL;
-        }
-        tls_ctx_free(probe);
-        tls_thread_cleanup(); /* the probe's handshake filled this thread's ECC cache */
-        srv.tickets = tls_ticket_keys_new(cfg->tls_ticket_lifetime_s);
-        if (!srv.tickets) {
-            log_msg(LOG_ERROR, -1, "TLS: cannot make session ticket keys (getrandom)");
-            return SPINDLE_ESYS;
-        }
-    }
-
+    int rc = server_init(&srv, cfg, handler, hooks, app);
+    if (rc != 0)
+        return rc;
     int cpus[1024];
     uint32_t ncpu = allowed_cpus(cpus, 1024);
     srv.nshards = cfg->shards ? cfg->shards : (ncpu ? ncpu : 1);
@@ -158,91 +272,20 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
         return SPINDLE_ENOMEM;
     }
 
-    sigset_t sigs, old;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGPIPE);
-    sigaddset(&sigs, SIGUSR1); /* log every shard's statistics */
-    pthread_sigmask(SIG_BLOCK, &sigs, &old);
-    static const int caught[] = {SIGINT, SIGTERM, SIGUSR1};
-    struct sigaction act, prev[3];
-    memset(&act, 0, sizeof act);
-    act.sa_handler = catch_signal;
-    sigfillset(&act.sa_mask);
-    atomic_store(&caught_stop, 0);
-    atomic_store(&caught_stats, false);
-    for (int i = 0; i < 3; i++)
-        sigaction(caught[i], &act, &prev[i]);
-
-    uint32_t started = 0;
-    int rc = 0;
-    for (uint32_t i = 0; i < srv.nshards; i++) {
-        shard *sh = &srv.shards[i];
-        sh->srv = &srv;
-        sh->idx = i;
-        sh->lfd = -1;
-        sh->tls_lfd = -1;
-        sh->cpu = ncpu ? cpus[i % ncpu] : -1;
-        sh->port = cfg->port;
-        sh->tls_port = cfg->tls_port;
-        if (i > 0 && (cfg->port == 0 || (cfg->tls_cert && cfg->tls_port == 0))) {
-            /* Port 0: every shard joins the port shard 0 was given. */
-            while (atomic_load(&srv.shards[0].ready) == 0)
-                nanosleep(&(struct timespec){0, 1000000}, NULL);
-            if (atomic_load(&srv.shards[0].ready) < 0)
-                break;
-            sh->port = srv.shards[0].port;
-            sh->tls_port = srv.shards[0].tls_port;
-        }
-        if (pthread_create(&sh->thread, NULL, shard_thread, sh) != 0) {
-            log_msg(LOG_ERROR, -1, "cannot start shard %u: %s", i, strerror(errno));
-            rc = SPINDLE_ESYS;
-            atomic_store(&srv.stop, true);
-            break;
-        }
-        started++;
-    }
-
-    /* Wait for a signal, spindle_stop(), or a shard failing at start. */
-    struct timespec tick = {0, 100 * 1000 * 1000};
-    while (!atomic_load(&srv.stop)) {
-        int sig = sigtimedwait(&sigs, NULL, &tick);
-        if (sig < 0)
-            sig = take_caught(); /* delivered to an application's thread */
-        if (sig == SIGUSR1) {
-            /* Each shard logs its own counters, on its own thread. */
-            for (uint32_t i = 0; i < started; i++)
-                if (atomic_load(&srv.shards[i].ready) == 1) {
-                    atomic_store(&srv.shards[i].stats_wanted, true);
-                    ring_waker_wake(srv.shards[i].waker);
-                }
-            continue;
-        }
-        if (sig == SIGINT || sig == SIGTERM) {
-            log_msg(LOG_INFO, -1, "%s: shutting down gracefully",
-                    sig == SIGINT ? "SIGINT" : "SIGTERM");
-            break;
-        }
-        if (atomic_load(&stop_requested)) {
-            log_msg(LOG_INFO, -1, "stop requested: shutting down gracefully");
-            break;
-        }
-    }
+    signals sg;
+    signals_take(&sg);
+    uint32_t started = start_shards(&srv, cpus, ncpu, &rc);
+    wait_for_stop(&srv, &sg.set, started);
     atomic_store(&srv.stop, true);
     /* Ring each serving shard's doorbell so it notices now, not at its next
      * timer (shards re-check the flag at least once a second anyway). */
-    for (uint32_t i = 0; i < started; i++)
-        if (atomic_load(&srv.shards[i].ready) == 1)
-            ring_waker_wake(srv.shards[i].waker);
+    wake_shards(&srv, started);
     for (uint32_t i = 0; i < started; i++) {
         pthread_join(srv.shards[i].thread, NULL);
         if (srv.shards[i].rc && !rc)
             rc = srv.shards[i].rc;
     }
-    for (int i = 0; i < 3; i++)
-        sigaction(caught[i], &prev[i], NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    signals_restore(&sg);
     free(srv.shards);
     tls_ticket_keys_free(srv.tickets); /* every shard's tls_ctx is gone */
     if (rc == 0)

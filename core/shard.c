@@ -1,11 +1,17 @@
 /* shard.c - one thread per core: the ring loop, accepting, timers, draining.
  *
- * One loop iteration:
- *   1. flush connections with new output (one sendmsg each, batched frames)
- *   2. ring_wait() until a CQE or the next timer
- *   3. handle the reaped CQEs (accept, recv, send, cancel, wake)
- *   4. fire due timers; start draining if asked to stop
- *   5. settle: deliver on_close, free closed streams and connections
+ * One loop iteration (shard_main):
+ *   1. apply the offload workers' commands; let connections that waited
+ *      for worker queue room read again
+ *   2. settle; flush connections with new output (one sendmsg each,
+ *      batched frames), re-arm recvs parked on -ENOBUFS; settle again
+ *   3. leave if draining and nothing is left (or the drain deadline passed)
+ *   4. ring_wait() until a CQE or the next timer (at most 1 s)
+ *   5. read `now`; handle the reaped CQEs (accept, recv, send, cancel,
+ *      wake) in batches, settling after each batch
+ *   6. fire due timers; log statistics if asked; start draining if asked to
+ *      stop, close what is left at the drain deadline; re-arm accept
+ *   7. settle: deliver on_close, free closed streams and connections
  * The cached `now` (CLOCK_MONOTONIC_COARSE, ms) is read once per iteration
  * and passed down: the protocol core never reads a clock.
  */
@@ -21,7 +27,10 @@
 #include "offload.h"
 #include "ring_bufs.h"
 #include "ring_listen.h"
-#include "runtime.h"
+#include "conn.h"
+#include "server.h"
+#include "shard.h"
+#include "stream.h"
 
 uint64_t shard_now_ms(void)
 {
@@ -133,7 +142,7 @@ void shard_log_stats(shard *sh)
      * pages it caches), and how much of it the engine's pools keep. */
     uint64_t live, pooled;
     h2_ctx_pool_bytes(&sh->h2, &live, &pooled);
-    int64_t arena = shard_arena_allocated(sh->arena);
+    int64_t arena = server_arena_allocated(sh->arena);
     char al[48] = "n/a (no jemalloc)";
     if (arena >= 0)
         snprintf(al, sizeof al, "%lld KiB", (long long)(arena / 1024));
@@ -249,22 +258,27 @@ static void flush_dirty(shard *sh)
     }
 }
 
-static int shard_setup(shard *sh)
+static void pin_to_cpu(shard *sh)
+{
+    if (!sh->srv->cfg.pin || sh->cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET((size_t)sh->cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
+        log_msg(LOG_WARN, (int)sh->idx, "cannot pin to CPU %d", sh->cpu);
+}
+
+/* The ring, the engine context, connection slots, timers.  *buf_size: the
+ * ring's recv buffer size (TLS reads in that chunk). */
+static int setup_core(shard *sh, uint32_t *buf_size)
 {
     server *srv = sh->srv;
-    const spindle_config *cfg = &srv->cfg;
-    if (cfg->pin && sh->cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET((size_t)sh->cpu, &set);
-        if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
-            log_msg(LOG_WARN, (int)sh->idx, "cannot pin to CPU %d", sh->cpu);
-    }
     ring_config rc = ring_config_default();
-    rc.max_conns = cfg->max_conns;
+    rc.max_conns = srv->cfg.max_conns;
+    *buf_size = rc.buf_size;
     ring_error err;
-    int e = ring_new(&sh->r, &rc, &err);
-    if (e < 0) {
+    if (ring_new(&sh->r, &rc, &err) < 0) {
         log_msg(LOG_ERROR, (int)sh->idx, "%s", err.msg);
         return SPINDLE_EURING;
     }
@@ -273,7 +287,7 @@ static int shard_setup(shard *sh)
         log_msg(LOG_ERROR, (int)sh->idx, "out of memory");
         return SPINDLE_ENOMEM;
     }
-    uint32_t n = cfg->max_conns;
+    uint32_t n = srv->cfg.max_conns;
     sh->slots = calloc(n, sizeof *sh->slots);
     sh->gens = calloc(n, sizeof *sh->gens);
     sh->free_slots = malloc(n * sizeof *sh->free_slots);
@@ -288,20 +302,31 @@ static int shard_setup(shard *sh)
     sh->now = shard_now_ms();
     timer_wheel_init(&sh->timers, sh->now);
     sh->waker = ring_waker_of(sh->r);
-    /* valgrind runs one thread at a time and does not know io_uring_enter
-     * blocks, so a shard waiting on its ring never lets the main thread
-     * (signals) or other shards run.  Yielding once per round fixes that;
-     * it costs a syscall, so only under valgrind (its preload is the tell). */
-    const char *preload = getenv("LD_PRELOAD");
-    sh->yield_each_round = preload && strstr(preload, "vgpreload");
-    if (srv->handler.blocking) {
-        int orc = offload_start(sh, cfg->offload_threads ? cfg->offload_threads : 1);
-        if (orc != 0) {
-            log_msg(LOG_ERROR, (int)sh->idx, "cannot start offload threads");
-            return orc;
-        }
-    }
+    return 0;
+}
 
+/* New streams' mode: inline, or (a blocking handler) offloaded, with the
+ * workers started now. */
+static int setup_stream_mode(shard *sh)
+{
+    const spindle_config *cfg = &sh->srv->cfg;
+    sh->stream_mode = &stream_inline_ops;
+    if (!sh->srv->handler.blocking)
+        return 0;
+    int rc = offload_start(sh, cfg->offload_threads ? cfg->offload_threads : 1);
+    if (rc != 0) {
+        log_msg(LOG_ERROR, (int)sh->idx, "cannot start offload threads");
+        return rc;
+    }
+    sh->stream_mode = &offload_stream_ops;
+    return 0;
+}
+
+/* The listeners (and the shard's own TLS context), accept armed. */
+static int setup_listeners(shard *sh, uint32_t buf_size)
+{
+    server *srv = sh->srv;
+    const spindle_config *cfg = &srv->cfg;
     if (cfg->tls_cert) {
         /* spindle_run() checked the files once; this is the shard's own
          * context (wolfSSL contexts are not shared across threads). */
@@ -309,7 +334,7 @@ static int shard_setup(shard *sh)
             .cert_file = cfg->tls_cert,
             .key_file = cfg->tls_key,
             .tickets = srv->tickets,
-            .recv_chunk = rc.buf_size,
+            .recv_chunk = buf_size,
         };
         char why[512];
         if (tls_ctx_new(&tc, &sh->tls, why, sizeof why) != 0) {
@@ -317,7 +342,7 @@ static int shard_setup(shard *sh)
             return SPINDLE_EINVAL;
         }
     }
-
+    ring_error err;
     sh->lfd = ring_listen_tcp(cfg->address, sh->port, 4096, true, &err);
     if (sh->lfd < 0) {
         log_msg(LOG_ERROR, (int)sh->idx, "%s", err.msg);
@@ -335,6 +360,23 @@ static int shard_setup(shard *sh)
         return SPINDLE_EURING;
     }
     return 0;
+}
+
+static int shard_setup(shard *sh)
+{
+    pin_to_cpu(sh);
+    uint32_t buf_size = 0;
+    int rc = setup_core(sh, &buf_size);
+    if (rc != 0)
+        return rc;
+    /* valgrind runs one thread at a time and does not know io_uring_enter
+     * blocks, so a shard waiting on its ring never lets the main thread
+     * (signals) or other shards run.  Yielding once per round fixes that;
+     * it costs a syscall, so only under valgrind (its preload is the tell). */
+    const char *preload = getenv("LD_PRELOAD");
+    sh->yield_each_round = preload && strstr(preload, "vgpreload");
+    rc = setup_stream_mode(sh);
+    return rc != 0 ? rc : setup_listeners(sh, buf_size);
 }
 
 static void shard_teardown(shard *sh)
@@ -371,8 +413,8 @@ static void shard_teardown(shard *sh)
     free(sh->gens);
     free(sh->free_slots);
     free(sh->hdr_scratch);
-    shard_iov_free_all(sh);
-    shard_streams_free_all(sh);
+    conn_iov_free_all(sh);
+    stream_free_all(sh);
     sh->slots = NULL;
     if (sh->tls) {
         tls_ctx_free(sh->tls); /* every tls_conn went with its connection above */

@@ -11,8 +11,11 @@
 #include <string.h>
 
 #include "log.h"
-#include "offload.h"
-#include "runtime.h"
+#include "conn.h"
+#include "headers.h"
+#include "server.h"
+#include "shard.h"
+#include "stream.h"
 
 static const spindle_handler *handler_of(const conn *c)
 {
@@ -61,7 +64,7 @@ void stream_free(shard *sh, spindle_stream *st)
     }
 }
 
-void shard_streams_free_all(shard *sh)
+void stream_free_all(shard *sh)
 {
     while (sh->stream_free) {
         spindle_stream *st = sh->stream_free;
@@ -94,15 +97,14 @@ void stream_settle(spindle_stream *st)
     st->flags |= ST_CLOSED;
     if (timer_node_pending(&st->timer))
         timer_wheel_cancel(&c->sh->timers, &st->timer);
-    const spindle_handler *h = handler_of(c);
     h2_conn_stream_set_user(c->h2, st->sid, NULL);
-    if (st->flags & ST_OFFLOADED) {
-        /* The worker may still be inside a handler for this stream: the
-         * engine keeps counting it against max_concurrent_streams until the
-         * worker acknowledges the close (stream_offload_freed). */
-        offload_close(st);
-        return;
-    }
+    st->ops->on_close(st);
+}
+
+static void inline_close(spindle_stream *st)
+{
+    conn *c = st->c;
+    const spindle_handler *h = handler_of(c);
     if (h->on_close)
         h->on_close(st, app_of(c));
     /* Body bytes delivered but never consumed give their window back when
@@ -112,6 +114,19 @@ void stream_settle(spindle_stream *st)
     unlink_stream(st);
     st->next_settle = c->sh->dead_streams;
     c->sh->dead_streams = st;
+}
+
+void stream_consumed(spindle_stream *st, uint64_t n)
+{
+    if (st->flags & ST_CLOSED)
+        return;
+    h2_conn_consume(st->c->h2, st->sid, n);
+    shard_mark_dirty(st->c);
+}
+
+shard *stream_shard(const spindle_stream *st)
+{
+    return st->c->sh;
 }
 
 void stream_offload_freed(shard *sh, spindle_stream *st)
@@ -135,17 +150,13 @@ void stream_conn_freed(conn *c)
 
 void stream_conn_gone(conn *c)
 {
-    const spindle_handler *h = handler_of(c);
     for (spindle_stream *st = c->streams; st; st = st->next) {
         if (st->flags & (ST_RESET | ST_CLOSED))
             continue;
         bool complete = (st->flags & ST_REQ_END) && (st->flags & ST_RESP_END);
         if (!complete) {
             st->flags |= ST_RESET;
-            if (st->flags & ST_OFFLOADED)
-                offload_reset(st, H2_CANCEL);
-            else if (h->on_reset)
-                h->on_reset(st, H2_CANCEL, app_of(c));
+            st->ops->on_reset(st, H2_CANCEL);
         }
         queue_settle(st);
     }
@@ -169,44 +180,22 @@ static spindle_str str_of(h2_str s)
     return (spindle_str){(const char *)s.p, s.len};
 }
 
-/* From now on the stream's callbacks run on an offload worker, starting
- * with fn (NULL: the handler's on_request) on a copy of the request. */
-static void hand_to_worker(spindle_stream *st, const spindle_request *req, spindle_request_fn fn)
+/* The inline mode's request event: the handler runs here, on the shard,
+ * with sh->in_request set so that it may spindle_offload() the stream. */
+static void inline_request(spindle_stream *st, const spindle_request *req, spindle_request_fn fn)
 {
-    shard *sh = st->c->sh;
-    st->flags |= ST_OFFLOADED;
-    sh->off_streams++;
-    sh->offloaded++;
-    offload_request(st, req, fn);
-}
-
-int spindle_offload(spindle_stream *s, spindle_request_fn fn)
-{
-    if (!s || !fn)
-        return SPINDLE_EINVAL;
-    if (offload_on_worker() || !s->c)
-        return SPINDLE_ESTATE;
-    shard *sh = s->c->sh;
-    if (sh->in_request != s || (s->flags & (ST_OFFLOADED | ST_RESET | ST_CLOSED | ST_RESP_END)))
-        return SPINDLE_ESTATE;
-    if (!sh->noff) {
-        if (sh->off_failed)
-            return SPINDLE_ESYS;
-        uint32_t n = sh->srv->cfg.offload_threads ? sh->srv->cfg.offload_threads : 1;
-        int rc = offload_start(sh, n);
-        if (rc != 0) {
-            offload_stop(sh); /* what did start */
-            sh->off_failed = true;
-            log_msg(LOG_ERROR, (int)sh->idx,
-                    "cannot start offload threads: %s; "
-                    "spindle_offload() fails from now on",
-                    spindle_strerror(rc));
-            return rc;
-        }
-        log_msg(LOG_DEBUG, (int)sh->idx, "started %u offload thread(s)", n);
+    conn *c = st->c;
+    shard *sh = c->sh;
+    spindle_request_fn f = fn ? fn : handler_of(c)->on_request;
+    if (!f) {
+        stream_respond(st, 404, NULL, 0, true);
+        return;
     }
-    hand_to_worker(s, sh->in_request_req, fn);
-    return SPINDLE_OK;
+    sh->in_request = st;
+    sh->in_request_req = req;
+    f(st, req, app_of(c));
+    sh->in_request = NULL;
+    sh->in_request_req = NULL;
 }
 
 static void on_request(conn *c, const h2_event *ev)
@@ -219,6 +208,7 @@ static void on_request(conn *c, const h2_event *ev)
         return;
     }
     sh->requests++;
+    st->ops = sh->stream_mode;
     st->c = c;
     st->sid = ev->stream_id;
     timer_node_init(&st->timer);
@@ -246,18 +236,7 @@ static void on_request(conn *c, const h2_event *ev)
         .urgency = rq->urgency,
         .incremental = rq->incremental,
     };
-    const spindle_handler *h = handler_of(c);
-    if (h->blocking) {
-        hand_to_worker(st, &req, NULL);
-    } else if (h->on_request) {
-        sh->in_request = st;
-        sh->in_request_req = &req;
-        h->on_request(st, &req, app_of(c));
-        sh->in_request = NULL;
-        sh->in_request_req = NULL;
-    } else {
-        stream_respond(st, 404, NULL, 0, true);
-    }
+    st->ops->on_request(st, &req, NULL);
     queue_settle(st);
 }
 
@@ -269,7 +248,7 @@ static void hold_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
             cap *= 2;
         uint8_t *nb = realloc(st->pend, cap);
         if (!nb) {
-            spindle_reset(st, H2_INTERNAL_ERROR);
+            stream_reset_code(st, H2_INTERNAL_ERROR);
             return;
         }
         st->pend = nb;
@@ -281,13 +260,9 @@ static void hold_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
     st->pend_end = st->pend_end || end;
 }
 
-static void deliver_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
+static void inline_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
 {
     conn *c = st->c;
-    if (st->flags & ST_OFFLOADED) {
-        offload_body(st, p, n, end); /* consumed when the worker has taken it */
-        return;
-    }
     const spindle_handler *h = handler_of(c);
     if (h->on_body)
         h->on_body(st, p, n, end, app_of(c));
@@ -311,7 +286,7 @@ static void on_data(conn *c, const h2_event *ev)
     if (st->flags & ST_PAUSED)
         hold_body(st, p, n, ev->end_stream);
     else
-        deliver_body(st, p, n, ev->end_stream);
+        st->ops->on_body(st, p, n, ev->end_stream);
     queue_settle(st);
 }
 
@@ -321,7 +296,6 @@ static void on_trailers(conn *c, const h2_event *ev)
     if (!st || (st->flags & (ST_RESET | ST_CLOSED)))
         return;
     st->flags |= ST_REQ_END;
-    const spindle_handler *h = handler_of(c);
     size_t n = convert_fields(ev->u.trailers.fields, ev->u.trailers.n, c->sh->hdr_scratch);
     if ((st->flags & ST_PAUSED) || st->pend_len) {
         /* Body bytes are still held: trailers come after them. */
@@ -332,13 +306,17 @@ static void on_trailers(conn *c, const h2_event *ev)
         queue_settle(st);
         return;
     }
-    if (st->flags & ST_OFFLOADED)
-        offload_trailers(st, c->sh->hdr_scratch, n);
-    else if (h->on_trailers)
-        h->on_trailers(st, c->sh->hdr_scratch, n, app_of(c));
-    else if (h->on_body)
-        h->on_body(st, NULL, 0, true, app_of(c));
+    st->ops->on_trailers(st, c->sh->hdr_scratch, n);
     queue_settle(st);
+}
+
+static void inline_trailers(spindle_stream *st, const spindle_header *t, size_t n)
+{
+    const spindle_handler *h = handler_of(st->c);
+    if (h->on_trailers)
+        h->on_trailers(st, t, n, app_of(st->c));
+    else if (h->on_body)
+        h->on_body(st, NULL, 0, true, app_of(st->c));
 }
 
 static void on_reset(conn *c, const h2_event *ev)
@@ -347,12 +325,27 @@ static void on_reset(conn *c, const h2_event *ev)
     if (!st || (st->flags & (ST_RESET | ST_CLOSED)))
         return;
     st->flags |= ST_RESET;
-    const spindle_handler *h = handler_of(c);
-    if (st->flags & ST_OFFLOADED)
-        offload_reset(st, ev->u.reset.code);
-    else if (h->on_reset)
-        h->on_reset(st, ev->u.reset.code, app_of(c));
+    st->ops->on_reset(st, ev->u.reset.code);
     queue_settle(st);
+}
+
+static void inline_reset(spindle_stream *st, uint32_t code)
+{
+    const spindle_handler *h = handler_of(st->c);
+    if (h->on_reset)
+        h->on_reset(st, code, app_of(st->c));
+}
+
+static void inline_writable(spindle_stream *st)
+{
+    const spindle_handler *h = handler_of(st->c);
+    if (h->on_writable)
+        h->on_writable(st, app_of(st->c));
+}
+
+static void inline_timer(spindle_stream *st, spindle_timer_fn fn)
+{
+    fn(st, app_of(st->c));
 }
 
 void stream_dispatch(conn *c, const h2_event *ev)
@@ -464,42 +457,32 @@ static void free_copy(void *ctx, const void *data, size_t len)
     free(ctx);
 }
 
-/* Public entry points: on an offload worker they become commands to the
- * shard; on the shard they act at once. */
+/* Public entry points: through the stream's mode (inline: the stream_*
+ * implementations here; offloaded: commands from its worker). */
 int spindle_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n, bool end)
 {
-    if (s && offload_on_worker())
-        return offload_cmd_respond(s, status, h, n, end);
-    return stream_respond(s, status, h, n, end);
+    return s ? s->ops->respond(s, status, h, n, end) : SPINDLE_EINVAL;
 }
 
 int spindle_send(spindle_stream *s, const void *data, size_t len, bool end,
                  spindle_release_fn release, void *release_ctx)
 {
-    if (s && offload_on_worker())
-        return offload_cmd_send(s, data, len, end, release, release_ctx);
-    return stream_send(s, data, len, end, release, release_ctx);
+    return s ? s->ops->send(s, data, len, end, release, release_ctx) : SPINDLE_EINVAL;
 }
 
 int spindle_send_trailers(spindle_stream *s, const spindle_header *h, size_t n)
 {
-    if (s && offload_on_worker())
-        return offload_cmd_trailers(s, h, n);
-    return stream_trailers(s, h, n);
+    return s ? s->ops->trailers(s, h, n) : SPINDLE_EINVAL;
 }
 
 int spindle_reset(spindle_stream *s, uint32_t error_code)
 {
-    if (s && offload_on_worker())
-        return offload_cmd_reset(s, error_code);
-    return stream_reset_code(s, error_code);
+    return s ? s->ops->reset(s, error_code) : SPINDLE_EINVAL;
 }
 
 int spindle_stream_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
 {
-    if (s && offload_on_worker())
-        return offload_cmd_after(s, ms, fn);
-    return stream_after(s, ms, fn);
+    return s ? s->ops->after(s, ms, fn) : SPINDLE_EINVAL;
 }
 
 int spindle_send_copy(spindle_stream *s, const void *data, size_t len, bool end)
@@ -547,30 +530,35 @@ int stream_reset_code(spindle_stream *s, uint32_t error_code)
     return rv == H2_E_STATE ? SPINDLE_OK : map_rv(rv);
 }
 
-size_t spindle_stream_buffered(const spindle_stream *s)
+static size_t inline_buffered(const spindle_stream *s)
 {
-    if (s && offload_on_worker())
-        return atomic_load_explicit(&s->buffered, memory_order_relaxed);
-    if (!s || (s->flags & ST_CLOSED))
+    if (s->flags & ST_CLOSED)
         return 0;
     return (size_t)h2_conn_stream_buffered(s->c->h2, s->sid);
 }
 
+size_t spindle_stream_buffered(const spindle_stream *s)
+{
+    return s ? s->ops->buffered(s) : 0;
+}
+
 void spindle_body_pause(spindle_stream *s)
 {
-    if (s && offload_on_worker())
-        offload_cmd_pause(s, true);
-    else if (s)
-        s->flags |= ST_PAUSED;
+    if (s)
+        s->ops->pause(s, true);
 }
 
 void spindle_body_resume(spindle_stream *s)
 {
-    if (s && offload_on_worker()) {
-        offload_cmd_pause(s, false);
-        return;
-    }
-    if (!s || !(s->flags & ST_PAUSED))
+    if (s)
+        s->ops->pause(s, false);
+}
+
+/* Resuming hands over the body held while paused; the handler may pause
+ * again inside on_body. */
+static void inline_resume(spindle_stream *s)
+{
+    if (!(s->flags & ST_PAUSED))
         return;
     s->flags &= (uint16_t)~ST_PAUSED;
     if (s->flags & (ST_RESET | ST_CLOSED))
@@ -605,6 +593,14 @@ void spindle_body_resume(spindle_stream *s)
     queue_settle(s);
 }
 
+static void inline_pause(spindle_stream *s, bool pause)
+{
+    if (pause)
+        s->flags |= ST_PAUSED;
+    else
+        inline_resume(s);
+}
+
 int stream_after(spindle_stream *s, uint32_t ms, spindle_timer_fn fn)
 {
     int e = check_stream(s);
@@ -625,12 +621,26 @@ void stream_on_timer(spindle_stream *st)
     st->timer_fn = NULL;
     if (!fn || (st->flags & ST_CLOSED))
         return;
-    if (st->flags & ST_OFFLOADED)
-        offload_timer(st, fn);
-    else
-        fn(st, app_of(st->c));
+    st->ops->on_timer(st, fn);
     queue_settle(st);
 }
+
+const stream_ops stream_inline_ops = {
+    .respond = stream_respond,
+    .send = stream_send,
+    .trailers = stream_trailers,
+    .reset = stream_reset_code,
+    .after = stream_after,
+    .pause = inline_pause,
+    .buffered = inline_buffered,
+    .on_request = inline_request,
+    .on_body = inline_body,
+    .on_trailers = inline_trailers,
+    .on_reset = inline_reset,
+    .on_writable = inline_writable,
+    .on_timer = inline_timer,
+    .on_close = inline_close,
+};
 
 void spindle_stream_set_user(spindle_stream *s, void *user)
 {

@@ -1,0 +1,37 @@
+/* server.h - spindle_run()'s state (not installed).
+ *
+ * One server per spindle_run() call, on the main thread's stack.  Written
+ * before the shard threads start (pthread_create publishes it) and then
+ * read-only for them, except `stop` (atomic: the main thread sets it, every
+ * shard polls it).
+ */
+#ifndef SPINDLE_CORE_SERVER_H
+#define SPINDLE_CORE_SERVER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "h2_conn.h"
+#include "spindle.h"
+#include "tls.h"
+
+typedef struct server server;
+typedef struct shard shard;
+
+struct server {
+    spindle_config cfg;
+    h2_limits limits;
+    spindle_handler handler;
+    spindle_hooks hooks;
+    void *app;
+    uint32_t nshards;
+    shard *shards;
+    atomic_bool stop;
+    tls_ticket_keys *tickets; /* one for the process, shared by every shard's tls_ctx */
+};
+
+/* Bytes allocated (live) in jemalloc arena `arena`, or -1 without jemalloc
+ * (ASan builds), its statistics, or an arena (arena < 0).  Any thread. */
+int64_t server_arena_allocated(int arena);
+
+#endif
