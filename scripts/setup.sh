@@ -8,7 +8,7 @@
 #          (scripts/run.sh makes its self-signed TLS certificate with it)
 #   test   build + Criterion, curl, nghttp (h2load), python3-h2, valgrind
 #   fuzz   build + clang (libFuzzer)
-#   bench  test + h2o, nghttpd, gnuplot
+#   bench  test + h2o, nghttpd, nginx, gnuplot
 #
 # Runs apt-get update (once) and install only when something is missing.  As
 # a non-root user it installs nothing: it prints the command and exits 1.
@@ -18,7 +18,7 @@ set -euo pipefail
 pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev openssl)
 pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind openssl)
 pkgs_fuzz=("${pkgs_build[@]}" clang)
-pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server gnuplot-nox)
+pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server nginx-light gnuplot-nox)
 
 (( $# )) || set -- build
 want=()
