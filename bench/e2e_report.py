@@ -915,9 +915,11 @@ def cmd_report(a):
               "flags; small files from its per-shard content cache, revalidated every second; "
               "1 MiB mmap'd and sent by reference, see docs/static.md), h2o its `file.dir` "
               "handler, `nghttpd -d DOCROOT`, and nginx 1.22 (only in these rows; one worker, "
-              "`sendfile on` (no `tcp_nopush`: it cost a single stream ~40 ms per response), `open_file_cache max=1000 inactive=60s`, `open_file_cache_valid "
+              "`sendfile on`, `tcp_nopush on`, `open_file_cache max=1000 inactive=60s`, `open_file_cache_valid "
               "1s`, no access log, `listen ... http2` for h2c; its HTTP/2 is known to be slow, "
-              "but it is the most deployed file server).")
+              "but it is the most deployed file server; its single-stream latency was ~48 ms per "
+              "response on the development VM, with or without `tcp_nopush`, cause not "
+              "investigated).")
     md.append("")
     md.append("Columns: req/s and MiB/s (all bytes h2load received) over h2load's elapsed time; "
               "mean latency from h2load's \"time for request\"; p99 from its `--log-file` "
