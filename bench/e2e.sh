@@ -228,6 +228,7 @@ wait_listen() { # port pid -> 0 when something listens on port
 # $KEY); spindle-hello keeps its h2c port too, unused.
 SPINDLE_APP=hello
 SRV_TLS=0
+NGINX_SENDFILE=on
 start_server() {
   local name=$1 log=$2 i scheme=http
   SRV_PORT= SRV_PID=
@@ -292,8 +293,10 @@ EOF
       # Its usual static-file setup: sendfile, open_file_cache (revalidated
       # every second, like spindle-static's default), no access log; h2c
       # with prior knowledge (listen ... http2 without ssl); one worker.
-      # (Its single-stream latency was ~48 ms per 13 B response here, with
-      # or without tcp_nopush; not investigated: it is never the best peer.)
+      # $NGINX_SENDFILE: "on" (its usual setting) except in the latency
+      # row: with sendfile each small response waited ~44 ms here (the
+      # frame header is written, the body sendfile()d: Nagle against the
+      # client's delayed ACK); with it off, ~0.3 ms.
       ((SRV_TLS)) && { say "e2e: nginx runs only in the h2c file rows"; return 1; }
       SRV_PORT=$(free_port)
       local nconf=$WORK/nginx-$SRV_PORT.conf
@@ -309,7 +312,7 @@ events { worker_connections 10000; }
 http {
   access_log off;
   default_type application/octet-stream;
-  sendfile on;
+  sendfile $NGINX_SENDFILE;
   tcp_nopush on;
   open_file_cache max=1000 inactive=60s;
   open_file_cache_valid 1s;
@@ -567,6 +570,8 @@ for sc in "${SCENARIOS[@]}"; do
   n=$((n / DIV))
   SPINDLE_APP=hello
   file_row "$id" && SPINDLE_APP=static
+  NGINX_SENDFILE=on
+  [[ $id == *latency ]] && NGINX_SENDFILE=off
   mapfile -t SC_SERVERS < <(servers_for "$id")
   SRV_TLS=0
   if [[ -n $tls ]]; then

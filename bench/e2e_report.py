@@ -915,11 +915,12 @@ def cmd_report(a):
               "flags; small files from its per-shard content cache, revalidated every second; "
               "1 MiB mmap'd and sent by reference, see docs/static.md), h2o its `file.dir` "
               "handler, `nghttpd -d DOCROOT`, and nginx 1.22 (only in these rows; one worker, "
-              "`sendfile on`, `tcp_nopush on`, `open_file_cache max=1000 inactive=60s`, `open_file_cache_valid "
+              "`sendfile on` (off in the latency row, see below), `tcp_nopush on`, `open_file_cache max=1000 inactive=60s`, `open_file_cache_valid "
               "1s`, no access log, `listen ... http2` for h2c; its HTTP/2 is known to be slow, "
-              "but it is the most deployed file server; its single-stream latency was ~48 ms per "
-              "response on the development VM, with or without `tcp_nopush`, cause not "
-              "investigated).")
+              "but it is the most deployed file server; with `sendfile on` its single-stream "
+              "latency was ~44 ms per small response on the development VM, the frame header "
+              "written and the body sendfile()d separately meeting the client's delayed ACK, "
+              "so the latency row runs it with `sendfile off`, ~0.3 ms).")
     md.append("")
     md.append("Columns: req/s and MiB/s (all bytes h2load received) over h2load's elapsed time; "
               "mean latency from h2load's \"time for request\"; p99 from its `--log-file` "
