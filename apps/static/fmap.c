@@ -16,6 +16,7 @@
 #endif
 
 static atomic_bool populate_ok = true; /* MADV_POPULATE_READ known to work */
+
 /* ------------------------------------------------------------------------ */
 /* Pooled buffers (pread path): small bodies (SMALL_MAX) and windows of      */
 /* large ones (window bytes).  Taken on a shard or an offload thread,       */

@@ -1,13 +1,19 @@
 /* spindle-static - a static file server built only on include/spindle.h.
  *
  *   spindle-static --root DIR [--address A] [--port P] [--shards N]
- *                  [--log-level L] [--set name=value]...
+ *                  [--log-level L] [--set name=value]... [--cache-entries N]
+ *                  [--cache-bytes N] [--cache-file-max N] [--revalidate-ms N]
  *
  * Serves the files under DIR over h2c: GET and HEAD, content types by
  * extension, ETag / Last-Modified with 304, single byte ranges, index.html
  * for directories (no listings).  Every path is resolved with openat2()
  * RESOLVE_BENEATH against a descriptor of DIR, so nothing outside DIR can
  * be reached (not by "..", not by encoded dots, not by symlinks).
+ *
+ * Each shard keeps an open-file and small-content cache (fcache.h): a hot
+ * file up to 64 KiB is answered from memory with no system call, a larger
+ * one from its cached descriptor with one fstat; entries are checked
+ * against the file at most once a second (--revalidate-ms).
  *
  * A request runs inline on its shard when the kernel can answer it without
  * waiting for the disk: the path resolves from the dentry cache (openat2
@@ -16,13 +22,8 @@
  * second.  Any other request is handed to the shard's offload thread
  * (spindle_offload()), where opening, mapping, prefaulting and reading may
  * block; the choice is made before anything is sent.  Large bodies are
- * mmap'd (hot files up to 64 MiB once, in a small cache of whole-file
- * mappings) and handed to spindle by reference, one window at a time
- * (prefaulted first, so the shard's send does not take the major faults):
- * the kernel copies straight from the page cache into the socket and no
- * body byte passes through user space on h2c.  Small bodies, and every
- * body over TLS (where user space must encrypt the bytes), are read with
- * pread() into pooled buffers.  See docs/static.md.
+ * mmap'd (fmap.h) and sent by reference, window by window, prefaulted
+ * first; over TLS they are pread() into pooled buffers.  docs/static.md.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -322,13 +323,20 @@ static bool info_same(const fc_info *fi, const struct stat *st)
            fi->mns == ts_ns(st->st_mtim) && fi->cns == ts_ns(st->st_ctim);
 }
 
-/* Read n bytes at off of the file fstat()ed as *st, and check with a
- * second fstat that it did not change meanwhile, so a body is never a mix
- * of two versions nor shorter than the length announced.  nb (the shard):
- * without waiting for the disk.  0; EAGAIN (nb: it would wait); ESTALE
- * (the file changed or shrank under us: look again); EIO. */
+/* Read n bytes at off of the file fstat()ed as *st so that a body is
+ * never a mix of two versions nor shorter than the length announced: keep
+ * the bytes only if a second fstat after the read shows the same size,
+ * mtime and ctime.  A write() stamps the file when it starts, under the
+ * inode lock, and holds that lock until its last byte is copied; so first
+ * lseek(SEEK_DATA), which takes the same lock (ext4, xfs, btrfs, tmpfs) and
+ * so waits for a write in progress: any write that overlaps the read then
+ * starts after the first fstat and, the kernel giving a change after a
+ * stat a new timestamp (Linux 6.13+), shows in the second.  nb (the
+ * shard): without waiting for the disk.  0; EAGAIN (nb: it would wait);
+ * ESTALE (the file changed or shrank: look again); EIO. */
 static int read_stable(int fd, const struct stat *st, void *buf, size_t n, uint64_t off, bool nb)
 {
+    (void)lseek(fd, (off_t)off, SEEK_DATA); /* the barrier; the result does not matter */
     if (nb ? !pread_nowait(fd, buf, n, off) : !pread_full(fd, buf, n, off)) {
         struct stat now;
         if (fstat(fd, &now) == 0 && now.st_size != st->st_size)
