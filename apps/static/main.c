@@ -327,16 +327,26 @@ static bool info_same(const fc_info *fi, const struct stat *st)
  * never a mix of two versions nor shorter than the length announced: keep
  * the bytes only if a second fstat after the read shows the same size,
  * mtime and ctime.  A write() stamps the file when it starts, under the
- * inode lock, and holds that lock until its last byte is copied; so first
- * lseek(SEEK_DATA), which takes the same lock (ext4, xfs, btrfs, tmpfs) and
- * so waits for a write in progress: any write that overlaps the read then
- * starts after the first fstat and, the kernel giving a change after a
- * stat a new timestamp (Linux 6.13+), shows in the second.  nb (the
- * shard): without waiting for the disk.  0; EAGAIN (nb: it would wait);
+ * inode lock, and holds that lock until its last byte is copied; so off
+ * the shard first lseek(SEEK_DATA), which takes the same lock on ext4 and
+ * tmpfs (not on xfs) and so waits for a write in progress: any write that
+ * overlaps the read then starts after the first fstat and, the kernel
+ * giving a change after a stat a new timestamp (Linux 6.13+), shows in
+ * the second.  The shard must not wait on that lock: there (nb) a file
+ * changed within the last second is left to the offload thread (EAGAIN),
+ * and the read is done without the barrier (a write stalled for over a
+ * second mid-copy could then be seen).  0; EAGAIN (nb: it would wait);
  * ESTALE (the file changed or shrank: look again); EIO. */
 static int read_stable(int fd, const struct stat *st, void *buf, size_t n, uint64_t off, bool nb)
 {
-    (void)lseek(fd, (off_t)off, SEEK_DATA); /* the barrier; the result does not matter */
+    if (nb) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME_COARSE, &now);
+        if (ts_ns(now) - ts_ns(st->st_ctim) < 1000000000u)
+            return EAGAIN; /* changed just now, perhaps still being written */
+    } else {
+        (void)lseek(fd, (off_t)off, SEEK_DATA); /* the barrier; the result does not matter */
+    }
     if (nb ? !pread_nowait(fd, buf, n, off) : !pread_full(fd, buf, n, off)) {
         struct stat now;
         if (fstat(fd, &now) == 0 && now.st_size != st->st_size)
