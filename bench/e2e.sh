@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# bench/e2e.sh - end-to-end load runs: spindle against h2o and nghttpd, each
-# server on one core (taskset -c 0), h2load on another (taskset -c 1).
+# bench/e2e.sh - end-to-end load runs: spindle against h2o and nghttpd (and
+# nginx in the file rows), each server on one core (taskset -c 0), h2load on
+# another (taskset -c 1).
 #
 #   bash bench/e2e.sh [--quick] [--reps N] [--no-build] [--no-micro]
 #                     [--no-install] [--quiet-wait S] [--retries N]
-#                     [--noise-max PCT] [--keep]
+#                     [--noise-max PCT] [--keep] [--only ID,...]
+#
+# Two kinds of rows.  In-memory rows ("small-mux", "many-conns", "1mib",
+# "latency", the TLS rows): spindle is spindle-hello answering from memory,
+# while h2o and nghttpd read a file, so they do not compare the same work.
+# File rows ("file-13b", "file-4k", "file-64k", "1mib-file", "file-latency"):
+# every server serves the same file from the same directory: spindle is
+# spindle-static (its per-shard open-file and content cache on), h2o its
+# file handler, nghttpd -d, and nginx (open_file_cache on, valid 1 s).
 #
 #   --quick         1/10 of the requests, one repetition, short micro runs
 #                   (a smoke test of the whole pipeline, not a measurement)
@@ -21,6 +30,10 @@
 #                   client's core during it; the least disturbed attempt is
 #                   kept (default 2, at most 12 retries in all; --quick: 0)
 #   --keep          keep the scratch directory (logs, h2load outputs)
+#   --only ID,...   run only these scenarios (ids above; e.g. the file rows:
+#                   --only file-13b,file-4k,file-64k,1mib-file,file-latency);
+#                   implies --no-micro and no idle-connection run, and the
+#                   report goes to bench/results/ only, not RESULTS.md
 #
 # The TLS rows use one self-signed ECDSA P-256 certificate made for the run
 # (openssl), the same for every server, and h2load offering only
@@ -42,6 +55,7 @@ REPORT=$BENCH/e2e_report.py
 COMMAND="bash bench/e2e.sh${*:+ $*}"
 
 QUICK=0 REPS= BUILD_IT=1 MICRO=1 INSTALL=1 QUIET_WAIT= KEEP=0 RETRIES= NOISE_MAX=10 RETRY_BUDGET=12
+ONLY=
 while (($#)); do
   case $1 in
     --quick) QUICK=1 ;;
@@ -53,7 +67,8 @@ while (($#)); do
     --retries) RETRIES=${2:?--retries needs a number}; shift ;;
     --noise-max) NOISE_MAX=${2:?--noise-max needs a percentage}; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --only) ONLY=,${2:?--only needs scenario ids},; MICRO=0; shift ;;
+    -h|--help) sed -n '2,44p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "e2e: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -120,12 +135,23 @@ declare -A PRESENT=() MISSING=()
 PRESENT[spindle]=1
 if command -v h2o >/dev/null; then PRESENT[h2o]=1; else MISSING[h2o]="h2o is not installed (apt-get install h2o)"; fi
 if command -v nghttpd >/dev/null; then PRESENT[nghttpd]=1; else MISSING[nghttpd]="nghttpd is not installed (apt-get install nghttp2-server)"; fi
-for s in h2o nghttpd; do
+if command -v nginx >/dev/null; then PRESENT[nginx]=1; else MISSING[nginx]="nginx is not installed (apt-get install nginx-light)"; fi
+for s in h2o nghttpd nginx; do
   [[ -n ${MISSING[$s]:-} ]] && say "e2e: peer missing: ${MISSING[$s]}; its rows say 'missing'"
 done
 command -v gnuplot >/dev/null || say "e2e: gnuplot missing (apt-get install gnuplot-nox): no chart"
 SERVERS=()
-for s in spindle h2o nghttpd; do [[ -n ${PRESENT[$s]:-} ]] && SERVERS+=("$s"); done
+for s in spindle h2o nghttpd nginx; do [[ -n ${PRESENT[$s]:-} ]] && SERVERS+=("$s"); done
+# file_row ID: does scenario ID serve files from every server (spindle-static)?
+file_row() { [[ $1 == file-* || $1 == 1mib-file ]]; }
+# servers_for ID: the servers of a scenario (nginx only in the file rows).
+servers_for() {
+  local s
+  for s in "${SERVERS[@]}"; do
+    [[ $s == nginx ]] && ! file_row "$1" && continue
+    printf '%s\n' "$s"
+  done
+}
 
 # Enough descriptors for 1000 idle connections (the servers inherit this).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -139,7 +165,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 # Build
 
 SPINDLE=$BUILD/apps/hello/spindle-hello
-STATIC=$BUILD/apps/static/spindle-static # the "1mib-file" scenario: files from $DOCROOT
+STATIC=$BUILD/apps/static/spindle-static # the file scenarios: files from $DOCROOT
 MICRO_BIN=$BUILD/bench/spindle-micro
 if ((BUILD_IT)); then
   say "== building spindle (CMake Release) in build-bench/"
@@ -150,7 +176,7 @@ if ((BUILD_IT)); then
   fi
 fi
 [[ -x $SPINDLE ]] || die "$SPINDLE is missing (drop --no-build)"
-[[ -x $STATIC ]] || say "e2e: $STATIC is missing: the 1 MiB file row has no spindle run"
+[[ -x $STATIC ]] || say "e2e: $STATIC is missing: the file rows have no spindle run"
 
 # ---------------------------------------------------------------------------
 # Content: the same bytes from every server
@@ -159,6 +185,10 @@ DOCROOT=$WORK/docroot
 mkdir -p "$DOCROOT"
 printf 'Hello, World!' >"$DOCROOT/index.html"
 "$PY" -c 'import sys; sys.stdout.buffer.write(bytes((i * 31 + 7) & 0xff for i in range(1 << 20)))' >"$DOCROOT/1m"
+# The small files of the file rows: 13 bytes, 4 KiB, 64 KiB (prefixes of 1m).
+printf 'Hello, World!' >"$DOCROOT/f13"
+head -c 4096 "$DOCROOT/1m" >"$DOCROOT/f4k"
+head -c 65536 "$DOCROOT/1m" >"$DOCROOT/f64k"
 
 # TLS: one self-signed certificate for every server in this run (ECDSA
 # P-256: cheap signatures, supported by all three), and the same client offer
@@ -199,6 +229,7 @@ wait_listen() { # port pid -> 0 when something listens on port
 # $KEY); spindle-hello keeps its h2c port too, unused.
 SPINDLE_APP=hello
 SRV_TLS=0
+NGINX_SENDFILE=on
 start_server() {
   local name=$1 log=$2 i scheme=http
   SRV_PORT= SRV_PID=
@@ -254,6 +285,48 @@ hosts:
         file.dir: $DOCROOT
 EOF
       SRV_CMD="taskset -c 0 h2o -c $conf"
+      setsid $SRV_CMD >"$log" 2>&1 &
+      SRV_PID=$!
+      STARTED+=("$SRV_PID")
+      wait_listen "$SRV_PORT" "$SRV_PID" || SRV_PORT=
+      ;;
+    nginx)
+      # Its usual static-file setup: sendfile, open_file_cache (revalidated
+      # every second, like spindle-static's default), no access log; h2c
+      # with prior knowledge (listen ... http2 without ssl); one worker.
+      # $NGINX_SENDFILE: "on" (its usual setting) except in the latency
+      # row: with sendfile each small response waited ~44 ms here (the
+      # frame header is written, the body sendfile()d: Nagle against the
+      # client's delayed ACK); with it off, ~0.3 ms.
+      ((SRV_TLS)) && { say "e2e: nginx runs only in the h2c file rows"; return 1; }
+      SRV_PORT=$(free_port)
+      local nconf=$WORK/nginx-$SRV_PORT.conf
+      mkdir -p "$WORK/nginx-$SRV_PORT"
+      # user root: the scratch directory is mode 0700 (h2o runs as root too).
+      cat >"$nconf" <<EOF
+user root;
+worker_processes 1;
+daemon off;
+pid $WORK/nginx-$SRV_PORT/nginx.pid;
+error_log $WORK/logs/nginx-$SRV_PORT.err;
+events { worker_connections 10000; }
+http {
+  access_log off;
+  default_type application/octet-stream;
+  sendfile $NGINX_SENDFILE;
+  tcp_nopush on;
+  open_file_cache max=1000 inactive=60s;
+  open_file_cache_valid 1s;
+  keepalive_requests 100000000;
+  http2_max_requests 100000000;
+  client_body_temp_path $WORK/nginx-$SRV_PORT;
+  server {
+    listen 127.0.0.1:$SRV_PORT http2;
+    root $DOCROOT;
+  }
+}
+EOF
+      SRV_CMD="taskset -c 0 nginx -p $WORK/nginx-$SRV_PORT -c $nconf -e $WORK/logs/nginx-$SRV_PORT.err"
       setsid $SRV_CMD >"$log" 2>&1 &
       SRV_PID=$!
       STARTED+=("$SRV_PID")
@@ -328,7 +401,7 @@ if command -v curl >/dev/null; then
   SPINDLE_APP=hello
   if [[ -z $TLS_MISSING ]]; then
     SRV_TLS=1
-    for s in "${SERVERS[@]}"; do check_content "$s-tls" "$s"; done
+    for s in "${SERVERS[@]}"; do [[ $s == nginx ]] || check_content "$s-tls" "$s"; done
     SRV_TLS=0
   fi
 else
@@ -364,20 +437,31 @@ if ((MICRO)); then
 fi
 
 # ---------------------------------------------------------------------------
-# Scenarios: id|label|short|path|n|c|m|tls.  In "1mib-file" spindle is
-# spindle-static serving $DOCROOT/1m (mmap'd, by reference), so all three
-# servers send the same file; in "1mib" spindle-hello sends it from memory.
+# Scenarios: id|label|short|path|n|c|m|tls.  In the file rows (file_row)
+# spindle is spindle-static serving $DOCROOT (small files from its content
+# cache, 1m mmap'd and sent by reference), so every server sends the same
+# file; in the others spindle-hello answers from memory (labelled so).
 # tls=1: h2load over https to each server's TLS port ($TLS_H2LOAD_ARGS).
 
 SCENARIOS=(
-  "small-mux|small responses, multiplexed|small x64|/|400000|16|64"
-  "many-conns|many connections|256 conns|/|200000|256|8"
-  "1mib|1 MiB bodies|1 MiB|/1m|2000|8|4"
-  "1mib-file|1 MiB file (spindle: apps/static)|1 MiB file|/1m|2000|8|4"
-  "latency|single-stream latency|latency|/|20000|1|1"
-  "tls-small-mux|TLS: small responses, multiplexed|TLS small|/|400000|16|64|1"
-  "tls-1mib|TLS: 1 MiB bodies|TLS 1 MiB|/1m|2000|8|4|1"
+  "small-mux|small responses, multiplexed (spindle-hello from memory, peers from a file)|small x64 (mem)|/|400000|16|64"
+  "many-conns|many connections (spindle-hello from memory, peers from a file)|256 conns (mem)|/|200000|256|8"
+  "1mib|1 MiB bodies (spindle-hello from memory, peers from a file)|1 MiB (mem)|/1m|2000|8|4"
+  "file-13b|13 B file, multiplexed (every server from the same file)|file 13 B|/f13|400000|16|64"
+  "file-4k|4 KiB file, multiplexed (every server from the same file)|file 4 KiB|/f4k|200000|16|64"
+  "file-64k|64 KiB file, multiplexed (every server from the same file)|file 64 KiB|/f64k|40000|16|16"
+  "1mib-file|1 MiB file (every server from the same file)|file 1 MiB|/1m|2000|8|4"
+  "latency|single-stream latency (spindle-hello from memory, peers from a file)|latency (mem)|/|20000|1|1"
+  "file-latency|single-stream latency, 13 B file (every server from the same file)|file latency|/f13|20000|1|1"
+  "tls-small-mux|TLS: small responses, multiplexed (spindle-hello from memory)|TLS small (mem)|/|400000|16|64|1"
+  "tls-1mib|TLS: 1 MiB bodies (spindle-hello from memory)|TLS 1 MiB (mem)|/1m|2000|8|4|1"
 )
+if [[ -n $ONLY ]]; then
+  kept=()
+  for sc in "${SCENARIOS[@]}"; do [[ $ONLY == *,"${sc%%|*}",* ]] && kept+=("$sc"); done
+  ((${#kept[@]})) || die "--only: no scenario matches '${ONLY:1:-1}'"
+  SCENARIOS=("${kept[@]}")
+fi
 
 json_esc() { local x=${1//\\/\\\\}; x=${x//\"/\\\"}; printf '%s' "${x//$'\n'/ }"; }
 
@@ -470,14 +554,15 @@ run_attempt() {
   "$PY" "$REPORT" run "$dir" >"$dir/line.txt"
 }
 
-nscen=0
+nscen=0 total=0
 for sc in "${SCENARIOS[@]}"; do
   IFS='|' read -r id label short path n c m tls <<<"$sc"
-  [[ -n $tls && -n $TLS_MISSING ]] || nscen=$((nscen + 1))
+  [[ -n $tls && -n $TLS_MISSING ]] && continue
+  nscen=$((nscen + 1))
+  total=$((total + REPS * $(servers_for "$id" | wc -l)))
 done
-total=$((nscen * REPS * ${#SERVERS[@]}))
 k=0
-say "== load runs: $nscen scenarios x $REPS rep(s) x ${#SERVERS[@]} servers (${SERVERS[*]});"
+say "== load runs: $nscen scenarios x $REPS rep(s) x up to ${#SERVERS[@]} servers (${SERVERS[*]}; nginx in the file rows only);"
 if ((RETRIES)); then
   say "   a run is repeated (up to $RETRIES more times, $RETRY_BUDGET retries in all) when other processes used over $NOISE_MAX% of either core"
 fi
@@ -485,7 +570,10 @@ for sc in "${SCENARIOS[@]}"; do
   IFS='|' read -r id label short path n c m tls <<<"$sc"
   n=$((n / DIV))
   SPINDLE_APP=hello
-  [[ $id == 1mib-file ]] && SPINDLE_APP=static
+  file_row "$id" && SPINDLE_APP=static
+  NGINX_SENDFILE=on
+  [[ $id == *latency ]] && NGINX_SENDFILE=off
+  mapfile -t SC_SERVERS < <(servers_for "$id")
   SRV_TLS=0
   if [[ -n $tls ]]; then
     if [[ -n $TLS_MISSING ]]; then
@@ -495,7 +583,7 @@ for sc in "${SCENARIOS[@]}"; do
     SRV_TLS=1
   fi
   for ((rep = 1; rep <= REPS; rep++)); do
-    for s in "${SERVERS[@]}"; do
+    for s in "${SC_SERVERS[@]}"; do
       k=$((k + 1))
       best= best_noise=
       for ((attempt = 1; attempt <= RETRIES + 1; attempt++)); do
@@ -530,8 +618,9 @@ SRV_TLS=0
 # ---------------------------------------------------------------------------
 # Memory per idle connection
 
-say "== idle connections: 2 x $IDLE_CONNS per server"
+((${#ONLY})) || say "== idle connections: 2 x $IDLE_CONNS per server (not nginx)"
 for s in "${SERVERS[@]}"; do
+  [[ -z $ONLY && $s != nginx ]] || continue
   if ! start_server "$s" "$WORK/logs/idle-$s.log"; then
     echo '{"error": "server did not start"}' >"$WORK/idle/$s.json"
     continue
@@ -586,5 +675,6 @@ fi
 rargs=("$WORK" --root "$ROOT" --results-dir "$RESULTS" --md "$BENCH/RESULTS.md"
        --stamp "$STAMP" --command "$COMMAND" --spindle "$SPINDLE" --build "$BUILD")
 [[ -n $MICRO_JSON ]] && rargs+=(--micro "$MICRO_JSON")
+[[ -n $ONLY ]] && rargs+=(--only)
 ((QUICK)) && rargs+=(--quick)
 "$PY" "$REPORT" report "${rargs[@]}"

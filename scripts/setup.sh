@@ -11,7 +11,7 @@
 #          postgresql (PostgreSQL 15: apps/tfb's tests start their own server
 #          with scripts/pg.sh)
 #   fuzz   build + clang (libFuzzer)
-#   bench  test + h2o, nghttpd, gnuplot
+#   bench  test + h2o, nghttpd, nginx, gnuplot
 #
 # Runs apt-get update (once) and install only when something is missing.  As
 # a non-root user it installs nothing: it prints the command and exits 1.
@@ -23,7 +23,7 @@ pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjema
 pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind openssl
            postgresql)
 pkgs_fuzz=("${pkgs_build[@]}" clang)
-pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server gnuplot-nox)
+pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server nginx-light gnuplot-nox)
 
 (( $# )) || set -- build
 want=()

@@ -1,13 +1,19 @@
 /* spindle-static - a static file server built only on include/spindle.h.
  *
  *   spindle-static --root DIR [--address A] [--port P] [--shards N]
- *                  [--log-level L] [--set name=value]...
+ *                  [--log-level L] [--set name=value]... [--cache-entries N]
+ *                  [--cache-bytes N] [--cache-file-max N] [--revalidate-ms N]
  *
  * Serves the files under DIR over h2c: GET and HEAD, content types by
  * extension, ETag / Last-Modified with 304, single byte ranges, index.html
  * for directories (no listings).  Every path is resolved with openat2()
  * RESOLVE_BENEATH against a descriptor of DIR, so nothing outside DIR can
  * be reached (not by "..", not by encoded dots, not by symlinks).
+ *
+ * Each shard keeps an open-file and small-content cache (fcache.h): a hot
+ * file up to 64 KiB is answered from memory with no system call, a larger
+ * one from its cached descriptor with one fstat; entries are checked
+ * against the file at most once a second (--revalidate-ms).
  *
  * A request runs inline on its shard when the kernel can answer it without
  * waiting for the disk: the path resolves from the dentry cache (openat2
@@ -16,13 +22,8 @@
  * second.  Any other request is handed to the shard's offload thread
  * (spindle_offload()), where opening, mapping, prefaulting and reading may
  * block; the choice is made before anything is sent.  Large bodies are
- * mmap'd (hot files up to 64 MiB once, in a small cache of whole-file
- * mappings) and handed to spindle by reference, one window at a time
- * (prefaulted first, so the shard's send does not take the major faults):
- * the kernel copies straight from the page cache into the socket and no
- * body byte passes through user space on h2c.  Small bodies, and every
- * body over TLS (where user space must encrypt the bytes), are read with
- * pread() into pooled buffers.  See docs/static.md.
+ * mmap'd (fmap.h) and sent by reference, window by window, prefaulted
+ * first; over TLS they are pread() into pooled buffers.  docs/static.md.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,346 +45,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fcache.h"
+#include "fmap.h"
 #include "http.h"
 #include "args.h"
 #include "spindle.h"
 
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22 /* Linux 5.14 */
-#endif
-
-#define SMALL_MAX  (64u << 10)  /* bodies up to this: one pread into a pooled buffer */
-#define WINDOW_MIN (256u << 10) /* bytes queued per step of a large body */
-
 static int root_fd = -1;
-static size_t window = WINDOW_MIN;     /* max(WINDOW_MIN, max-stream-buffered) */
-static atomic_bool populate_ok = true; /* MADV_POPULATE_READ known to work */
-static atomic_bool cached_ok = true;   /* RESOLVE_CACHED known to work (Linux 5.12) */
-
-/* ------------------------------------------------------------------------ */
-/* Pooled buffers (pread path): small bodies (SMALL_MAX) and windows of      */
-/* large ones (window bytes).  Taken on a shard or an offload thread,       */
-/* released by spindle on the shard thread: a mutex, never held across      */
-/* anything.                                                                */
-/* ------------------------------------------------------------------------ */
-
-typedef struct bufpool {
-    pthread_mutex_t mu;
-    size_t size; /* bytes per buffer */
-    size_t max;  /* buffers kept for reuse */
-    size_t n;
-    void **slots;
-} bufpool;
-
-static void *small_slots[256]; /* 16 MiB at most */
-static void *win_slots[32];    /* 8 MiB at the default window */
-static bufpool small_pool = {PTHREAD_MUTEX_INITIALIZER, SMALL_MAX, 256, 0, small_slots};
-static bufpool win_pool = {PTHREAD_MUTEX_INITIALIZER, WINDOW_MIN, 32, 0, win_slots};
-
-static void *buf_get(bufpool *p)
-{
-    void *b = NULL;
-    pthread_mutex_lock(&p->mu);
-    if (p->n)
-        b = p->slots[--p->n];
-    pthread_mutex_unlock(&p->mu);
-    return b ? b : malloc(p->size);
-}
-
-/* The release callback: ctx is the pool, data the buffer. */
-static void buf_put(void *ctx, const void *data, size_t len)
-{
-    (void)len;
-    bufpool *p = ctx;
-    void *b = (void *)(uintptr_t)data;
-    pthread_mutex_lock(&p->mu);
-    if (p->n < p->max) {
-        p->slots[p->n++] = b;
-        b = NULL;
-    }
-    pthread_mutex_unlock(&p->mu);
-    free(b);
-}
-
-static void pool_drain(bufpool *p)
-{
-    pthread_mutex_lock(&p->mu);
-    while (p->n)
-        free(p->slots[--p->n]);
-    pthread_mutex_unlock(&p->mu);
-}
-
-/* ------------------------------------------------------------------------ */
-/* File mappings (mmap path): one reference held by every response and one  */
-/* by every slice spindle holds (and one by the cache, for a cached          */
-/* mapping); the last one unmaps.                                            */
-/* ------------------------------------------------------------------------ */
-
-typedef struct fmap {
-    atomic_uint refs;
-    void *base;
-    size_t len;
-    /* Cached mappings only (whole files, at most CACHE_FILE_MAX bytes): the
-     * 1 MiB chunks known to be prefaulted, and when that knowledge was last
-     * reset (CLOCK_MONOTONIC ns); see prefault_cached(). */
-    _Atomic uint64_t pop_bits;
-    _Atomic uint64_t pop_at;
-} fmap;
-
-static void fmap_unref(fmap *m)
-{
-    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
-        munmap(m->base, m->len);
-        free(m);
-    }
-}
-
-static void slice_release(void *ctx, const void *data, size_t len)
-{
-    (void)data;
-    (void)len;
-    fmap_unref(ctx);
-}
-
-/* Fault the pages of [p, p + n) in here, before the shard's send would.
- * false when the file no longer covers them (it was truncated under us). */
-static bool prefault(const uint8_t *p, size_t n)
-{
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)p & ~(page - 1);
-    size_t len = (size_t)((uintptr_t)p + n - a);
-    if (atomic_load_explicit(&populate_ok, memory_order_relaxed)) {
-        int rc;
-        do
-            rc = madvise((void *)a, len, MADV_POPULATE_READ);
-        while (rc != 0 && (errno == EINTR || errno == EAGAIN));
-        if (rc == 0)
-            return true;
-        if (errno != EINVAL)
-            return false;                  /* EFAULT: a SIGBUS would have followed */
-        atomic_store(&populate_ok, false); /* kernel < 5.14 */
-    }
-    madvise((void *)a, len, MADV_WILLNEED); /* a hint only: cannot see truncation */
-    return true;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* ------------------------------------------------------------------------ */
-/* The mapping cache.  A hot file is not opened-mapped-prefaulted-unmapped   */
-/* per request: whole-file mappings of files in (SMALL_MAX, CACHE_FILE_MAX]  */
-/* are kept, keyed by (dev, ino, size, mtime ns) as fstat() of the request's */
-/* own descriptor reports them, so a changed file is never served from an    */
-/* old entry (the entry is replaced).  Bounded (CACHE_ENTRIES entries,       */
-/* CACHE_BYTES_MAX bytes, LRU), shared by the shard and offload threads    */
-/* under a mutex held only for the lookup (never across mmap or madvise),   */
-/* and emptied of entries idle for CACHE_IDLE_NS                             */
-/* by a small sweeper thread.  Dropping an entry drops the cache's reference */
-/* only: responses still sending from it keep it mapped until released.      */
-/* ------------------------------------------------------------------------ */
-
-#define CACHE_ENTRIES   64
-#define CACHE_FILE_MAX  (64u << 20)
-#define CACHE_BYTES_MAX (256ull << 20)
-#define CACHE_IDLE_NS   1000000000ull /* unused this long: unmapped */
-#define POP_TTL_NS      1000000000ull /* prefault knowledge older than this: redo */
-#define CHUNK_SHIFT     20            /* prefault bookkeeping in 1 MiB chunks */
-#define CACHED_WINDOW   (4u << 20)    /* bytes per spindle_send from a cached mapping */
-
-typedef struct centry {
-    dev_t dev;
-    ino_t ino;
-    uint64_t size, mns;
-    uint64_t used; /* now_ns() of the last hit */
-    fmap *map;
-} centry;
-
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    centry e[CACHE_ENTRIES];
-    size_t n;
-    uint64_t bytes;
-    bool stop;
-} cache = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-
-/* Remove entry i (cache.mu held); its map goes to drop[] for unref later. */
-static void cache_remove(size_t i, fmap **drop, size_t *ndrop)
-{
-    drop[(*ndrop)++] = cache.e[i].map;
-    cache.bytes -= cache.e[i].size;
-    cache.e[i] = cache.e[--cache.n];
-}
-
-/* A reference to the cached whole-file mapping of the file fstat()ed as st,
- * mapping and inserting it on a miss; NULL when it is not cacheable (size)
- * or mmap failed (the caller maps per response or reads instead). */
-static fmap *cache_get(int fd, const struct stat *st)
-{
-    uint64_t size = (uint64_t)st->st_size;
-    if (size <= SMALL_MAX || size > CACHE_FILE_MAX)
-        return NULL;
-    uint64_t mns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
-    uint64_t now = now_ns();
-    fmap *drop[CACHE_ENTRIES + 1], *m = NULL;
-    size_t ndrop = 0;
-    pthread_mutex_lock(&cache.mu);
-    for (size_t i = 0; i < cache.n; i++) {
-        centry *e = &cache.e[i];
-        if (e->dev != st->st_dev || e->ino != st->st_ino)
-            continue;
-        if (e->size == size && e->mns == mns) {
-            e->used = now;
-            m = e->map;
-            atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-        } else {
-            cache_remove(i, drop, &ndrop); /* the file changed: never serve it */
-        }
-        break;
-    }
-    pthread_mutex_unlock(&cache.mu);
-    for (size_t i = 0; i < ndrop; i++)
-        fmap_unref(drop[i]);
-    if (m)
-        return m;
-
-    void *base = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
-    if (base == MAP_FAILED)
-        return NULL;
-    m = malloc(sizeof *m);
-    if (!m) {
-        munmap(base, (size_t)size);
-        return NULL;
-    }
-    atomic_init(&m->refs, 2); /* the caller's and the cache's */
-    m->base = base;
-    m->len = (size_t)size;
-    atomic_init(&m->pop_bits, 0);
-    atomic_init(&m->pop_at, now);
-    ndrop = 0;
-    pthread_mutex_lock(&cache.mu);
-    bool dup = false;
-    for (size_t i = 0; i < cache.n && !dup; i++)
-        dup = cache.e[i].dev == st->st_dev && cache.e[i].ino == st->st_ino;
-    if (dup) {
-        atomic_store_explicit(&m->refs, 1,
-                              memory_order_relaxed); /* another thread won: ours is uncached */
-    } else {
-        while (cache.n && (cache.n == CACHE_ENTRIES || cache.bytes + size > CACHE_BYTES_MAX)) {
-            size_t lru = 0;
-            for (size_t i = 1; i < cache.n; i++)
-                if (cache.e[i].used < cache.e[lru].used)
-                    lru = i;
-            cache_remove(lru, drop, &ndrop);
-        }
-        cache.e[cache.n++] = (centry){st->st_dev, st->st_ino, size, mns, now, m};
-        cache.bytes += size;
-    }
-    pthread_mutex_unlock(&cache.mu);
-    for (size_t i = 0; i < ndrop; i++)
-        fmap_unref(drop[i]);
-    return m;
-}
-
-/* For the shard thread, which must not block: a reference to the cached
- * mapping of the file fstat()ed as st when every 1 MiB chunk of
- * [off, off + n) was prefaulted within POP_TTL_NS, else NULL (no mapping,
- * no insertion, no madvise here). */
-static fmap *cache_peek_hot(const struct stat *st, uint64_t off, uint64_t n)
-{
-    uint64_t size = (uint64_t)st->st_size;
-    if (size <= SMALL_MAX || size > CACHE_FILE_MAX || n == 0)
-        return NULL;
-    uint64_t mns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
-    uint64_t now = now_ns();
-    fmap *m = NULL;
-    pthread_mutex_lock(&cache.mu);
-    for (size_t i = 0; i < cache.n; i++) {
-        centry *e = &cache.e[i];
-        if (e->dev != st->st_dev || e->ino != st->st_ino || e->size != size || e->mns != mns)
-            continue;
-        fmap *c = e->map;
-        uint64_t bits = atomic_load_explicit(&c->pop_bits, memory_order_relaxed);
-        bool fresh = (int64_t)(now - atomic_load_explicit(&c->pop_at, memory_order_relaxed)) <
-                     (int64_t)POP_TTL_NS;
-        for (uint64_t k = off >> CHUNK_SHIFT; fresh && k <= (off + n - 1) >> CHUNK_SHIFT; k++)
-            fresh = (bits >> k) & 1;
-        if (fresh) {
-            e->used = now;
-            m = c;
-            atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-        }
-        break;
-    }
-    pthread_mutex_unlock(&cache.mu);
-    return m;
-}
-
-/* Drop entries idle for CACHE_IDLE_NS (all of them when the server stops),
- * so an idle server holds no mapping and no deleted file stays pinned. */
-static void *cache_sweeper(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&cache.mu);
-    while (!cache.stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 250000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&cache.cv, &cache.mu, &ts);
-        uint64_t now = now_ns();
-        fmap *drop[CACHE_ENTRIES];
-        size_t ndrop = 0;
-        for (size_t i = cache.n; i-- > 0;)
-            if (cache.stop || (int64_t)(now - cache.e[i].used) >= (int64_t)CACHE_IDLE_NS)
-                cache_remove(i, drop, &ndrop);
-        if (ndrop) {
-            pthread_mutex_unlock(&cache.mu);
-            for (size_t i = 0; i < ndrop; i++)
-                fmap_unref(drop[i]);
-            pthread_mutex_lock(&cache.mu);
-        }
-    }
-    pthread_mutex_unlock(&cache.mu);
-    return NULL;
-}
-
-/* prefault() for a cached mapping, skipped for the 1 MiB chunks already
- * prefaulted within the last POP_TTL_NS (so a hot file costs no madvise;
- * the knowledge expires so that pages reclaimed meanwhile are faulted in
- * here again, not by the shard's send).  A truncation after the chunk was
- * prefaulted is then met by the kernel's send instead: EFAULT, and spindle
- * closes that connection (docs/static.md). */
-static bool prefault_cached(fmap *m, uint64_t off, size_t n)
-{
-    uint64_t now = now_ns();
-    if ((int64_t)(now - atomic_load_explicit(&m->pop_at, memory_order_relaxed)) >=
-        (int64_t)POP_TTL_NS) {
-        atomic_store_explicit(&m->pop_at, now, memory_order_relaxed);
-        atomic_store_explicit(&m->pop_bits, 0, memory_order_relaxed);
-    }
-    uint64_t bits = atomic_load_explicit(&m->pop_bits, memory_order_relaxed);
-    for (uint64_t c = off >> CHUNK_SHIFT; c <= (off + n - 1) >> CHUNK_SHIFT; c++) {
-        if (bits & (1ull << c))
-            continue;
-        uint64_t a = c << CHUNK_SHIFT;
-        size_t len = (size_t)1 << CHUNK_SHIFT;
-        if (a + len > m->len)
-            len = (size_t)(m->len - a);
-        if (!prefault((const uint8_t *)m->base + a, len))
-            return false;
-        atomic_fetch_or_explicit(&m->pop_bits, 1ull << c, memory_order_relaxed);
-    }
-    return true;
-}
+static size_t window = WINDOW_MIN;   /* max(WINDOW_MIN, max-stream-buffered) */
+static atomic_bool cached_ok = true; /* RESOLVE_CACHED known to work (Linux 5.12) */
 
 /* ------------------------------------------------------------------------ */
 /* Per-response state                                                        */
@@ -480,16 +150,6 @@ static bool str_is(spindle_str v, const char *lit)
 {
     size_t n = strlen(lit);
     return v.ptr && v.len == n && memcmp(v.ptr, lit, n) == 0;
-}
-
-/* The first field named name (request field names are lower case in h2). */
-static const spindle_header *field(const spindle_request *req, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < req->nheaders; i++)
-        if (req->headers[i].name_len == n && memcmp(req->headers[i].name, name, n) == 0)
-            return &req->headers[i];
-    return NULL;
 }
 
 /* Does any If-None-Match / If-Match field line match? */
@@ -591,47 +251,22 @@ static void fail_status(spindle_stream *s, uint16_t status, bool head)
     }
 }
 
-/*
- * Answer the request.  nb (on the shard thread): do not block; return false
- * instead, having sent nothing and holding nothing, when answering would
- * need the disk (a path not in the dentry cache, a small body not in the
- * page cache, a large one not a hot cached mapping, any large body over
- * TLS).  Otherwise true.
- */
-static bool serve(spindle_stream *s, const spindle_request *req, bool nb)
+/* Open rel (normalised, relative) beneath the root and fstat it.  A
+ * directory gives its index.html, resolved from the root again (not from
+ * the directory descriptor) so its symlinks obey the same rule; rel is
+ * extended in place (it has room for "/index.html").  0 with *fdp and *st
+ * set; -1 when nb and resolving would need the disk (nothing held); else
+ * the HTTP status of the failure (nothing held). */
+static int resolve(char *rel, bool want_dir, bool nb, int *fdp, struct stat *st)
 {
-    bool get = str_is(req->method, "GET"), head = str_is(req->method, "HEAD");
-    if (!get && !head) {
-        static const spindle_header allow[] = {{"allow", "GET, HEAD", 0, 0}};
-        simple(s, 405, "method not allowed\n", false, allow, 1);
-        return true;
-    }
-    char rel[4096 + 16];
-    bool want_dir = false;
-    switch (sp_path_normalize(req->path.ptr, req->path.len, rel, 4096, &want_dir)) {
-    case SP_OK: break;
-    case SP_BAD: fail_status(s, 400, head); return true;
-    case SP_DOTDOT: fail_status(s, 403, head); return true;
-    case SP_TOOLONG: fail_status(s, 414, head); return true;
-    }
-
     int fd = open_beneath(rel, nb);
-    if (fd < 0) {
-        if (nb && errno == EAGAIN)
-            return false;
-        fail_status(s, open_status(errno), head);
-        return true;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (fd < 0)
+        return nb && errno == EAGAIN ? -1 : open_status(errno);
+    if (fstat(fd, st) != 0) {
         close(fd);
-        fail_status(s, 500, head);
-        return true;
+        return 500;
     }
-    const char *name = rel;
-    if (S_ISDIR(st.st_mode)) {
-        /* index.html, resolved from the root again (not from the directory
-         * descriptor), so its symlinks obey the same rule. */
+    if (S_ISDIR(st->st_mode)) {
         close(fd);
         if (strcmp(rel, ".") == 0)
             strcpy(rel, "index.html");
@@ -641,184 +276,497 @@ static bool serve(spindle_stream *s, const spindle_request *req, bool nb)
         if (fd < 0) {
             int e = errno;
             if (nb && e == EAGAIN)
-                return false;
-            fail_status(s, e == ENOENT ? 404 : open_status(e), head);
-            return true;
+                return -1;
+            return e == ENOENT ? 404 : open_status(e);
         }
-        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
             close(fd);
-            fail_status(s, 404, head);
-            return true;
+            return 404;
         }
-    } else if (!S_ISREG(st.st_mode)) {
+    } else if (!S_ISREG(st->st_mode)) {
         close(fd); /* FIFOs, sockets, devices */
-        fail_status(s, 403, head);
-        return true;
+        return 403;
     } else if (want_dir) {
         close(fd); /* "/file.txt/" */
-        fail_status(s, 404, head);
-        return true;
+        return 404;
     }
+    *fdp = fd;
+    return 0;
+}
 
-    uint64_t size = (uint64_t)st.st_size;
-    char etag[64], lastmod[30];
-    uint64_t mns = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
-    snprintf(etag, sizeof etag, "\"%" PRIx64 "-%" PRIx64 "\"", size, mns);
-    sp_http_date(st.st_mtim.tv_sec, lastmod);
+static uint64_t ts_ns(struct timespec t)
+{
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 
-    /* Preconditions in RFC 9110 13.2.2 order. */
-    const spindle_header *f;
-    if ((f = field(req, "if-match")) && !list_match(req, "if-match", etag, false)) {
-        close(fd);
-        simple(s, 412, "precondition failed\n", head, NULL, 0);
-        return true;
+/* What a response needs to know of the file fstat()ed as st, called name. */
+static void info_fill(fc_info *fi, const struct stat *st, const char *name)
+{
+    fi->dev = st->st_dev;
+    fi->ino = st->st_ino;
+    fi->size = (uint64_t)st->st_size;
+    fi->mns = ts_ns(st->st_mtim);
+    fi->cns = ts_ns(st->st_ctim);
+    fi->mtime = st->st_mtim.tv_sec;
+    fi->ctype = sp_content_type(name);
+    snprintf(fi->etag, sizeof fi->etag, "\"%" PRIx64 "-%" PRIx64 "\"", fi->size, fi->mns);
+    sp_http_date(st->st_mtim.tv_sec, fi->lastmod);
+    snprintf(fi->clen, sizeof fi->clen, "%" PRIu64, fi->size);
+}
+
+/* Is st still the file fi describes: same inode, size, mtime and ctime?
+ * (Any write, truncation, chmod or rename of the inode changes its ctime;
+ * since Linux 6.13 a change right after a stat gets a fine-grained, hence
+ * different, timestamp on ext4, xfs, btrfs and tmpfs.) */
+static bool info_same(const fc_info *fi, const struct stat *st)
+{
+    return fi->dev == st->st_dev && fi->ino == st->st_ino && fi->size == (uint64_t)st->st_size &&
+           fi->mns == ts_ns(st->st_mtim) && fi->cns == ts_ns(st->st_ctim);
+}
+
+/* Read n bytes at off of the file fstat()ed as *st so that a body is
+ * never a mix of two versions nor shorter than the length announced: keep
+ * the bytes only if a second fstat after the read shows the same size,
+ * mtime and ctime.  A write() stamps the file when it starts, under the
+ * inode lock, and holds that lock until its last byte is copied; so off
+ * the shard first lseek(SEEK_DATA), which takes the same lock on ext4 and
+ * tmpfs (not on xfs) and so waits for a write in progress: any write that
+ * overlaps the read then starts after the first fstat and, the kernel
+ * giving a change after a stat a new timestamp (Linux 6.13+), shows in
+ * the second.  The shard must not wait on that lock: there (nb) a file
+ * changed within the last second is left to the offload thread (EAGAIN),
+ * and the read is done without the barrier (a write stalled for over a
+ * second mid-copy could then be seen).  0; EAGAIN (nb: it would wait);
+ * ESTALE (the file changed or shrank: look again); EIO. */
+static int read_stable(int fd, const struct stat *st, void *buf, size_t n, uint64_t off, bool nb)
+{
+    if (nb) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME_COARSE, &now);
+        if (ts_ns(now) - ts_ns(st->st_ctim) < 1000000000u)
+            return EAGAIN; /* changed just now, perhaps still being written */
+    } else {
+        (void)lseek(fd, (off_t)off, SEEK_DATA); /* the barrier; the result does not matter */
     }
+    if (nb ? !pread_nowait(fd, buf, n, off) : !pread_full(fd, buf, n, off)) {
+        struct stat now;
+        if (fstat(fd, &now) == 0 && now.st_size != st->st_size)
+            return ESTALE;
+        return nb ? EAGAIN : EIO;
+    }
+    struct stat after;
+    if (fstat(fd, &after) != 0)
+        return EIO;
+    fc_info fi = {.dev = st->st_dev,
+                  .ino = st->st_ino,
+                  .size = (uint64_t)st->st_size,
+                  .mns = ts_ns(st->st_mtim),
+                  .cns = ts_ns(st->st_ctim)};
+    return info_same(&fi, &after) ? 0 : ESTALE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Responses                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* The outcome of one attempt at a request. */
+typedef enum {
+    SERVED,  /* answered (or answering): nothing more to do here */
+    BLOCKS,  /* nothing sent, nothing held: it would wait, offload it */
+    CHANGED, /* nothing sent, nothing held: the file changed, look again */
+} serve_rc;
+
+/* The request fields that matter here, found in one pass. */
+typedef struct conds {
+    const spindle_header *if_match, *if_none_match, *if_unmodified, *if_modified, *range, *if_range;
+} conds;
+
+static void conds_scan(const spindle_request *req, conds *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const spindle_header *h = &req->headers[i];
+        const spindle_header **slot = NULL;
+        if (h->name_len == 5 && memcmp(h->name, "range", 5) == 0)
+            slot = &c->range;
+        else if (h->name_len == 8 && memcmp(h->name, "if-match", 8) == 0)
+            slot = &c->if_match;
+        else if (h->name_len == 8 && memcmp(h->name, "if-range", 8) == 0)
+            slot = &c->if_range;
+        else if (h->name_len == 13 && memcmp(h->name, "if-none-match", 13) == 0)
+            slot = &c->if_none_match;
+        else if (h->name_len == 17 && memcmp(h->name, "if-modified-since", 17) == 0)
+            slot = &c->if_modified;
+        else if (h->name_len == 19 && memcmp(h->name, "if-unmodified-since", 19) == 0)
+            slot = &c->if_unmodified;
+        if (slot && !*slot)
+            *slot = h;
+    }
+}
+
+/* The answer to a request for a file, before its body. */
+typedef struct plan {
+    uint16_t status;     /* 200 or 206 */
+    uint64_t first, len; /* the body: len bytes from first */
+    spindle_header h[6];
+    size_t nh;
+    char crange[80], clen[24];
+} plan;
+
+/* Answer the preconditions (RFC 9110 13.2.2 order) with 412 or 304; answer
+ * an unsatisfiable Range with 416 (GET only: HEAD ignores Range). */
+static bool answer_conditions(spindle_stream *s, const spindle_request *req, const conds *c,
+                              const fc_info *fi, bool head)
+{
     time_t t;
-    if (!f && (f = field(req, "if-unmodified-since")) &&
-        sp_parse_date(f->value, f->value_len, &t) && st.st_mtim.tv_sec > t) {
-        close(fd);
+    if ((c->if_match && !list_match(req, "if-match", fi->etag, false)) ||
+        (!c->if_match && c->if_unmodified &&
+         sp_parse_date(c->if_unmodified->value, c->if_unmodified->value_len, &t) &&
+         fi->mtime > t)) {
         simple(s, 412, "precondition failed\n", head, NULL, 0);
         return true;
     }
     bool not_modified = false;
-    if (field(req, "if-none-match"))
-        not_modified = list_match(req, "if-none-match", etag, true);
-    else if ((f = field(req, "if-modified-since")) && sp_parse_date(f->value, f->value_len, &t))
-        not_modified = st.st_mtim.tv_sec <= t;
+    if (c->if_none_match)
+        not_modified = list_match(req, "if-none-match", fi->etag, true);
+    else if (c->if_modified && sp_parse_date(c->if_modified->value, c->if_modified->value_len, &t))
+        not_modified = fi->mtime <= t;
     if (not_modified) {
-        close(fd);
-        spindle_header h[] = {{"etag", etag, 0, 0}, {"last-modified", lastmod, 0, 0}};
+        spindle_header h[] = {{"etag", fi->etag, 0, 0}, {"last-modified", fi->lastmod, 0, 0}};
         spindle_respond(s, 304, h, 2, true);
         return true;
     }
+    return false;
+}
 
-    /* Range (GET only; HEAD ignores it). */
-    uint64_t first = 0, last = size ? size - 1 : 0;
-    uint16_t status = 200;
-    char crange[80];
-    if (get && (f = field(req, "range"))) {
-        const spindle_header *ir = field(req, "if-range");
-        if (!ir || sp_if_range_ok(ir->value, ir->value_len, etag, st.st_mtim.tv_sec)) {
-            switch (sp_parse_range(f->value, f->value_len, size, &first, &last)) {
-            case SR_OK:
-                status = 206;
-                snprintf(crange, sizeof crange, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first,
-                         last, size);
-                break;
-            case SR_UNSAT: {
-                close(fd);
-                snprintf(crange, sizeof crange, "bytes */%" PRIu64, size);
-                spindle_header cr[] = {{"content-range", crange, 0, 0}};
-                simple(s, 416, "range not satisfiable\n", false, cr, 1);
-                return true;
-            }
-            case SR_NONE:
-            case SR_MULTI: /* served whole (docs/static.md) */
-                first = 0;
-                last = size ? size - 1 : 0;
-                break;
-            }
-        }
-    }
-    uint64_t len = size ? last - first + 1 : 0;
-
-    char clen[24];
-    snprintf(clen, sizeof clen, "%" PRIu64, len);
-    spindle_header h[7] = {
-        {"content-type", sp_content_type(name), 0, 0},
-        {"content-length", clen, 0, 0},
-        {"last-modified", lastmod, 0, 0},
-        {"etag", etag, 0, 0},
-        {"accept-ranges", "bytes", 0, 0},
-    };
-    size_t nh = 5;
-    if (status == 206)
-        h[nh++] = (spindle_header){"content-range", crange, 0, 0};
-
-    if (head || len == 0) {
-        close(fd);
-        spindle_respond(s, status, h, nh, true);
-        return true;
-    }
-    if (len <= SMALL_MAX) {
-        /* Small: read it before the head, so a failure can still be a 500. */
-        void *b = buf_get(&small_pool);
-        if (nb && b && !pread_nowait(fd, b, (size_t)len, first)) {
-            buf_put(&small_pool, b, 0);
-            close(fd);
+/* Work out the response to a request for the file fi.  false: it has been
+ * answered already (412, 304, 416); true: p holds the status, the extent
+ * of the body and the head to send. */
+static bool plan_response(spindle_stream *s, const spindle_request *req, const fc_info *fi,
+                          bool head, plan *p)
+{
+    conds c;
+    conds_scan(req, &c);
+    if ((c.if_match || c.if_none_match || c.if_modified || c.if_unmodified) &&
+        answer_conditions(s, req, &c, fi, head))
+        return false;
+    uint64_t size = fi->size, last = size ? size - 1 : 0;
+    p->status = 200;
+    p->first = 0;
+    if (!head && c.range &&
+        (!c.if_range ||
+         sp_if_range_ok(c.if_range->value, c.if_range->value_len, fi->etag, fi->mtime))) {
+        switch (sp_parse_range(c.range->value, c.range->value_len, size, &p->first, &last)) {
+        case SR_OK:
+            p->status = 206;
+            snprintf(p->crange, sizeof p->crange, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
+                     p->first, last, size);
+            break;
+        case SR_UNSAT: {
+            snprintf(p->crange, sizeof p->crange, "bytes */%" PRIu64, size);
+            spindle_header cr[] = {{"content-range", p->crange, 0, 0}};
+            simple(s, 416, "range not satisfiable\n", false, cr, 1);
             return false;
         }
-        if (!b || (!nb && !pread_full(fd, b, (size_t)len, first))) {
-            if (b)
-                buf_put(&small_pool, b, 0);
-            close(fd);
-            fail_status(s, 500, false);
-            return true;
+        case SR_NONE:
+        case SR_MULTI: /* served whole (docs/static.md) */
+            p->first = 0;
+            last = size ? size - 1 : 0;
+            break;
         }
-        close(fd);
-        spindle_respond(s, status, h, nh, false);
-        spindle_send(s, b, (size_t)len, true, buf_put, &small_pool);
-        return true;
     }
+    p->len = size ? last - p->first + 1 : 0;
+    const char *clen = fi->clen;
+    if (p->status == 206) {
+        snprintf(p->clen, sizeof p->clen, "%" PRIu64, p->len);
+        clen = p->clen;
+    }
+    p->h[0] = (spindle_header){"content-type", fi->ctype, 0, 0};
+    p->h[1] = (spindle_header){"content-length", clen, 0, 0};
+    p->h[2] = (spindle_header){"last-modified", fi->lastmod, 0, 0};
+    p->h[3] = (spindle_header){"etag", fi->etag, 0, 0};
+    p->h[4] = (spindle_header){"accept-ranges", "bytes", 0, 0};
+    p->nh = 5;
+    if (p->status == 206)
+        p->h[p->nh++] = (spindle_header){"content-range", p->crange, 0, 0};
+    return true;
+}
 
+/* Answer from the file's bytes in memory (a blob of the cache, or one just
+ * read): no system call.  The response takes its own reference. */
+static void serve_blob(spindle_stream *s, const spindle_request *req, const fc_info *fi, fc_blob *b,
+                       bool head)
+{
+    plan p;
+    if (!plan_response(s, req, fi, head, &p))
+        return;
+    if (head || p.len == 0) {
+        spindle_respond(s, p.status, p.h, p.nh, true);
+        return;
+    }
+    spindle_respond(s, p.status, p.h, p.nh, false);
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    spindle_send(s, b->data + p.first, (size_t)p.len, true, fc_blob_release, b);
+}
+
+static void fd_done(int fd, bool own)
+{
+    if (own)
+        close(fd);
+}
+
+/* Map [r->off, r->end) of fd for one response (not cached); on failure r
+ * keeps map NULL and the body is read with pread instead. */
+static void map_range(resp *r, int fd)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t a = r->off & ~(uint64_t)(page - 1);
+    size_t mlen = (size_t)(r->end - a);
+    void *base = mmap(NULL, mlen, PROT_READ, MAP_SHARED, fd, (off_t)a);
+    fmap *m = base != MAP_FAILED ? malloc(sizeof *m) : NULL;
+    if (m) {
+        atomic_init(&m->refs, 1);
+        m->base = base;
+        m->len = mlen;
+        atomic_init(&m->pop_bits, 0);
+        atomic_init(&m->pop_at, 0);
+        r->map = m;
+        r->map_off = a;
+    } else if (base != MAP_FAILED) {
+        munmap(base, mlen);
+    }
+}
+
+/* A small body: read it (stable) before the head, so a failure can still
+ * be a 500, into a pooled buffer handed to spindle by reference. */
+static serve_rc send_small(spindle_stream *s, int fd, bool own, const struct stat *st,
+                           const plan *p, bool nb)
+{
+    void *b = buf_get(&small_pool);
+    int rc = b ? read_stable(fd, st, b, (size_t)p->len, p->first, nb) : ENOMEM;
+    fd_done(fd, own);
+    if (rc != 0) {
+        if (b)
+            buf_put(&small_pool, b, 0);
+        if (nb || rc == ESTALE)
+            return nb ? BLOCKS : CHANGED;
+        fail_status(s, 500, false);
+        return SERVED;
+    }
+    spindle_respond(s, p->status, p->h, p->nh, false);
+    spindle_send(s, b, (size_t)p->len, true, buf_put, &small_pool);
+    return SERVED;
+}
+
+/* The body of p from the open file fd (fstat()ed as st).  own: fd is ours
+ * to close or to keep in the response (else it belongs to the shard's
+ * cache, and nb is true).  nb: the shard thread; a large body is served
+ * only from a hot cached mapping, anything else BLOCKS. */
+static serve_rc send_from_fd(spindle_stream *s, const spindle_request *req, int fd, bool own,
+                             const struct stat *st, const plan *p, bool nb)
+{
+    if (p->len <= SMALL_MAX)
+        return send_small(s, fd, own, st, p, nb);
     /* Over TLS user space encrypts the body, so it must read the bytes: a
      * mapping truncated under us would SIGBUS there.  pread instead, off
      * the shard. */
     bool tls = str_is(req->scheme, "https");
     fmap *hot = NULL;
-    if (nb && (tls || !(hot = cache_peek_hot(&st, first, len)))) {
-        close(fd);
-        return false;
+    if (nb && (tls || !(hot = cache_peek_hot(st, p->first, p->len)))) {
+        fd_done(fd, own);
+        return BLOCKS;
     }
     resp *r = calloc(1, sizeof *r);
     if (!r) {
         if (hot)
             fmap_unref(hot);
-        close(fd);
+        fd_done(fd, own);
         fail_status(s, 500, false);
-        return true;
+        return SERVED;
     }
-    r->fd = fd;
-    r->off = first;
-    r->end = first + len;
-    if (hot || (!tls && (hot = cache_get(fd, &st)) != NULL)) {
+    r->fd = -1;
+    r->off = p->first;
+    r->end = p->first + p->len;
+    if (hot || (!tls && (hot = cache_get(fd, st)) != NULL)) {
         r->map = hot;
         r->cached = true; /* whole file, map_off 0; the descriptor is not needed */
-        close(fd);
-        r->fd = -1;
-    } else if (!tls) {
-        long page = sysconf(_SC_PAGESIZE);
-        uint64_t a = first & ~(uint64_t)(page - 1);
-        size_t mlen = (size_t)(r->end - a);
-        void *base = mmap(NULL, mlen, PROT_READ, MAP_SHARED, fd, (off_t)a);
-        fmap *m = base != MAP_FAILED ? malloc(sizeof *m) : NULL;
-        if (m) {
-            atomic_init(&m->refs, 1);
-            m->base = base;
-            m->len = mlen;
-            atomic_init(&m->pop_bits, 0);
-            atomic_init(&m->pop_at, 0);
-            r->map = m;
-            r->map_off = a;
-        } else if (base != MAP_FAILED) {
-            munmap(base, mlen); /* and fall back to pread */
-        }
+        fd_done(fd, own);
+    } else {
+        r->fd = fd; /* not nb, so own */
+        if (!tls)
+            map_range(r, fd);
     }
     spindle_stream_set_user(s, r);
-    spindle_respond(s, status, h, nh, false);
+    spindle_respond(s, p->status, p->h, p->nh, false);
     send_more(s, r);
-    return true;
+    return SERVED;
+}
+
+/* Answer from an open file that is not (or cannot be) in a cache. */
+static serve_rc serve_fd(spindle_stream *s, const spindle_request *req, int fd, bool own,
+                         const struct stat *st, const fc_info *fi, bool head, bool nb)
+{
+    plan p;
+    if (!plan_response(s, req, fi, head, &p)) {
+        fd_done(fd, own);
+        return SERVED;
+    }
+    if (head || p.len == 0) {
+        fd_done(fd, own);
+        spindle_respond(s, p.status, p.h, p.nh, true);
+        return SERVED;
+    }
+    return send_from_fd(s, req, fd, own, st, &p, nb);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The per-shard cache (fcache.h)                                            */
+/* ------------------------------------------------------------------------ */
+
+static fcache **shard_caches; /* [n_shard_caches], each made by its shard */
+static uint32_t n_shard_caches;
+static fcache_limits cache_limits;
+
+/* This shard's cache (on the shard thread only), or NULL (disabled). */
+static fcache *shard_cache(const spindle_stream *s)
+{
+    uint32_t i = spindle_stream_shard(s);
+    if (i >= n_shard_caches || cache_limits.entries == 0)
+        return NULL;
+    if (!shard_caches[i])
+        shard_caches[i] = fcache_new(&cache_limits);
+    return shard_caches[i];
+}
+
+/* Answer from a fresh entry.  A content entry costs no system call; a
+ * descriptor entry one fstat, so that the length and validators are those
+ * of the file as it is now (CHANGED when they are not the entry's). */
+static serve_rc serve_entry(spindle_stream *s, const spindle_request *req, fc_entry *e, bool head)
+{
+    if (e->body) {
+        serve_blob(s, req, &e->info, e->body, head);
+        return SERVED;
+    }
+    struct stat st;
+    if (fstat(e->fd, &st) != 0 || !info_same(&e->info, &st))
+        return CHANGED;
+    return serve_fd(s, req, e->fd, false, &st, &e->info, head, true);
+}
+
+/* A miss, or an entry due for revalidation (old, or NULL): resolve the
+ * path again (openat2 + fstat), keep the entry if the file is the same,
+ * else read it (up to content_max) or keep its descriptor in a new entry,
+ * and answer.  On the shard thread: BLOCKS where the disk would be needed. */
+static serve_rc fill_and_serve(spindle_stream *s, const spindle_request *req, fcache *c,
+                               fc_entry *old, const char *key, size_t klen, bool dir, bool head)
+{
+    char rel[4096 + 16];
+    memcpy(rel, key, klen + 1);
+    int fd;
+    struct stat st;
+    int rc = resolve(rel, dir, true, &fd, &st);
+    if (rc != 0) {
+        if (rc < 0)
+            return BLOCKS;
+        if (old)
+            fcache_drop(c, old);
+        fail_status(s, (uint16_t)rc, head);
+        return SERVED;
+    }
+    uint64_t now = now_ns();
+    if (old && info_same(&old->info, &st)) {
+        close(fd); /* unchanged: a descriptor entry keeps its own (same inode) */
+        old->checked = now;
+        return serve_entry(s, req, old, head);
+    }
+    fc_info fi;
+    info_fill(&fi, &st, rel);
+    if (fi.size > fcache_limits_of(c)->content_max) {
+        fc_entry *e = fcache_put(c, key, klen, dir, &fi, fd, NULL, now);
+        return e ? serve_fd(s, req, e->fd, false, &st, &e->info, head, true)
+                 : serve_fd(s, req, fd, true, &st, &fi, head, true);
+    }
+    fc_blob *b = fc_blob_new((size_t)fi.size);
+    rc = !b ? ENOMEM : fi.size ? read_stable(fd, &st, b->data, (size_t)fi.size, 0, true) : 0;
+    close(fd);
+    if (rc != 0) {
+        fc_blob_unref(b);
+        return BLOCKS; /* the offload thread reads it, or says why not */
+    }
+    fc_entry *e = fcache_put(c, key, klen, dir, &fi, -1, b, now);
+    serve_blob(s, req, e ? &e->info : &fi, b, head);
+    if (!e)
+        fc_blob_unref(b);
+    return SERVED;
+}
+
+/*
+ * Answer the request.  nb (on the shard thread): do not block; return
+ * BLOCKS instead, having sent nothing and holding nothing, when answering
+ * would need the disk (a path not in the dentry cache, a small body not in
+ * the page cache, a large one not a hot cached mapping, any large body
+ * over TLS).  Only the shard uses its cache.  CHANGED (not nb): the file
+ * changed while it was read; nothing was sent, try again.
+ */
+static serve_rc serve(spindle_stream *s, const spindle_request *req, bool nb)
+{
+    bool get = str_is(req->method, "GET"), head = str_is(req->method, "HEAD");
+    if (!get && !head) {
+        static const spindle_header allow[] = {{"allow", "GET, HEAD", 0, 0}};
+        simple(s, 405, "method not allowed\n", false, allow, 1);
+        return SERVED;
+    }
+    char rel[4096 + 16];
+    bool dir = false;
+    switch (sp_path_normalize(req->path.ptr, req->path.len, rel, 4096, &dir)) {
+    case SP_OK: break;
+    case SP_BAD: fail_status(s, 400, head); return SERVED;
+    case SP_DOTDOT: fail_status(s, 403, head); return SERVED;
+    case SP_TOOLONG: fail_status(s, 414, head); return SERVED;
+    }
+    fcache *c = nb ? shard_cache(s) : NULL;
+    if (c) {
+        size_t klen = strlen(rel);
+        fc_entry *e = fcache_get(c, rel, klen, dir);
+        if (e && now_ns() - e->checked < (uint64_t)cache_limits.revalidate_ms * 1000000u) {
+            serve_rc rc = serve_entry(s, req, e, head);
+            if (rc != CHANGED)
+                return rc;
+            fcache_drop(c, e);
+            e = NULL;
+        }
+        serve_rc rc = fill_and_serve(s, req, c, e, rel, klen, dir, head);
+        return rc == CHANGED ? BLOCKS : rc;
+    }
+    int fd;
+    struct stat st;
+    int rc = resolve(rel, dir, nb, &fd, &st);
+    if (rc != 0) {
+        if (rc < 0)
+            return BLOCKS;
+        fail_status(s, (uint16_t)rc, head);
+        return SERVED;
+    }
+    fc_info fi;
+    info_fill(&fi, &st, rel);
+    serve_rc r = serve_fd(s, req, fd, true, &st, &fi, head, nb);
+    return nb && r == CHANGED ? BLOCKS : r;
 }
 
 static void on_request_offloaded(spindle_stream *s, const spindle_request *req, void *app)
 {
     (void)app;
-    serve(s, req, false);
+    /* A file rewritten again and again while we read it: a few tries. */
+    for (int i = 0; i < 4; i++)
+        if (serve(s, req, false) != CHANGED)
+            return;
+    static const spindle_header ra[] = {{"retry-after", "1", 0, 0}};
+    simple(s, 503, "file changing\n", str_is(req->method, "HEAD"), ra, 1);
 }
 
 static void on_request(spindle_stream *s, const spindle_request *req, void *app)
 {
-    if (serve(s, req, true))
+    if (serve(s, req, true) == SERVED)
         return;
     /* Without offload threads (they could not start) block here instead. */
     if (spindle_offload(s, on_request_offloaded) != 0)
@@ -870,54 +818,103 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: spindle-static --root DIR [--address A] [--port P] [--shards N]\n"
                "                      [--log-level 0..3] [--set name=value]...\n"
+               "                      [--cache-entries N] [--cache-bytes N]\n"
+               "                      [--cache-file-max N] [--revalidate-ms N]\n"
                "  --root DIR        the directory to serve (required)\n"
                "  --address A       listen address (default 127.0.0.1)\n"
                "  --port P          TCP port, 0 = any free port (default 8080)\n"
                "  --shards N        worker threads, one per core (default: online CPUs)\n"
                "  --log-level L     0 error, 1 warn, 2 info, 3 debug (default 2)\n"
                "  --set name=value  any limit, e.g. offload-threads=2 (file I/O runs there),\n"
-               "                    max-stream-buffered=262144 (see spindle.h)\n");
+               "                    max-stream-buffered=262144 (see spindle.h)\n"
+               "  --cache-entries N open-file cache entries per shard, 0 = no cache (1024)\n"
+               "  --cache-bytes N   file bytes the cache keeps per shard (33554432)\n"
+               "  --cache-file-max N  files up to N bytes are kept in memory (65536)\n"
+               "  --revalidate-ms N a cached file is checked again after N ms (1000)\n");
 }
 
-/* The command line into cfg and *root: -1 to run, else the exit status
- * (app_args_main()). */
-static int parse_args(int argc, char **argv, spindle_config *cfg, const char **root)
+/* spindle-static's own options (the cache). */
+typedef struct options {
+    const char *root;
+    fcache_limits cache;
+} options;
+
+/* Parse a number for an option of ours into *out (at most max); v NULL: the
+ * option was not given, *out keeps its default. */
+static bool parse_u64(const char *a, const char *v, uint64_t max, uint64_t *out)
 {
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || *v == '-' || x > max) {
+        fprintf(stderr, "spindle-static: %s wants a number from 0 to %" PRIu64 ", not '%s'\n", a,
+                max, v);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+/* The cache options' strings into o->cache; false after saying why. */
+static bool cache_options(const char *const v[4], options *o)
+{
+    uint64_t entries = o->cache.entries, reval = o->cache.revalidate_ms;
+    if (!parse_u64("--cache-entries", v[0], 1u << 20, &entries) ||
+        !parse_u64("--cache-bytes", v[1], 1ull << 40, &o->cache.bytes) ||
+        !parse_u64("--cache-file-max", v[2], SMALL_MAX, &o->cache.content_max) ||
+        !parse_u64("--revalidate-ms", v[3], 3600000, &reval))
+        return false;
+    o->cache.entries = (uint32_t)entries;
+    o->cache.revalidate_ms = (uint32_t)reval;
+    return true;
+}
+
+/* The command line into cfg and o: -1 to go on, else the exit status
+ * (app_args_main()). */
+static int parse_args(int argc, char **argv, spindle_config *cfg, options *o)
+{
+    const char *cache[4] = {NULL, NULL, NULL, NULL};
     const app_arg args[] = {
-        {"--root", NULL, root, NULL},
+        {"--root", NULL, &o->root, NULL},
         {"--address", "address", NULL, NULL},
         {"--port", "port", NULL, NULL},
         {"--shards", "shards", NULL, NULL},
         {"--log-level", "log-level", NULL, NULL},
+        {"--cache-entries", NULL, &cache[0], NULL},
+        {"--cache-bytes", NULL, &cache[1], NULL},
+        {"--cache-file-max", NULL, &cache[2], NULL},
+        {"--revalidate-ms", NULL, &cache[3], NULL},
     };
     const app_cli cli = {"spindle-static", usage, args, sizeof args / sizeof args[0]};
-
-    return app_args_main(&cli, argc, argv, cfg);
-}
-
-int main(int argc, char **argv)
-{
-    spindle_config cfg = spindle_config_default();
-    const char *root = NULL;
     char err[256];
-    int parsed = parse_args(argc, argv, &cfg, &root);
+
+    int parsed = app_args_main(&cli, argc, argv, cfg);
     if (parsed >= 0)
         return parsed;
-    if (!root) {
+    if (!cache_options(cache, o))
+        return 2;
+    if (!o->root) {
         fprintf(stderr, "spindle-static: --root DIR is required (see --help)\n");
         return 2;
     }
-    if (spindle_config_check(&cfg, err, sizeof err) != 0) {
+    if (spindle_config_check(cfg, err, sizeof err) != 0) {
         fprintf(stderr, "spindle-static: %s\n", err);
         return 2;
     }
+    return -1;
+}
+
+/* Open the root (root_fd), check that it is readable and searchable and
+ * that openat2 works (Linux 5.6+); false after saying why. */
+static bool open_root(const char *root)
+{
     root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0) {
         fprintf(stderr, "spindle-static: --root %s: %s\n", root, strerror(errno));
-        return 1;
+        return false;
     }
-    /* Readable (listing permission is not needed, but reading is) and
-     * openat2 available (Linux 5.6+)? */
     int probe = open_beneath(".", false);
     if (probe < 0) {
         int e = errno;
@@ -926,18 +923,53 @@ int main(int argc, char **argv)
                               "valgrind 3.19 does not know it either)"
                             : strerror(e));
         close(root_fd);
-        return 1;
+        return false;
     }
     close(probe);
     if (faccessat(root_fd, ".", R_OK | X_OK, AT_EACCESS) != 0) {
         fprintf(stderr, "spindle-static: --root %s: %s\n", root, strerror(errno));
         close(root_fd);
-        return 1;
+        return false;
     }
+    return true;
+}
+
+/* One cache slot per shard spindle_run() will start. */
+static bool caches_alloc(const spindle_config *cfg, const fcache_limits *lim)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_CONF);
+    n_shard_caches = cfg->shards ? cfg->shards : (uint32_t)(cpus > 0 ? cpus : 1);
+    cache_limits = *lim;
+    shard_caches = calloc(n_shard_caches, sizeof *shard_caches);
+    return shard_caches != NULL;
+}
+
+static void caches_free(void)
+{
+    for (uint32_t i = 0; i < n_shard_caches; i++)
+        fcache_free(shard_caches[i]);
+    free(shard_caches);
+    shard_caches = NULL;
+    n_shard_caches = 0;
+}
+
+int main(int argc, char **argv)
+{
+    spindle_config cfg = spindle_config_default();
+    options o = {.root = NULL, .cache = fcache_limits_default()};
+    int rc = parse_args(argc, argv, &cfg, &o);
+    if (rc >= 0)
+        return rc;
+    if (!open_root(o.root))
+        return 1;
     if (cfg.limits.max_stream_buffered > window)
         window = cfg.limits.max_stream_buffered;
     win_pool.size = window;
-
+    if (!caches_alloc(&cfg, &o.cache)) {
+        fprintf(stderr, "spindle-static: out of memory\n");
+        close(root_fd);
+        return 1;
+    }
     spindle_handler h = {
         .on_request = on_request,
         .on_reset = on_reset,
@@ -946,19 +978,10 @@ int main(int argc, char **argv)
         /* not blocking: on_request offloads what would block (serve()) */
     };
     spindle_hooks hooks = {.on_listen = on_listen};
-    pthread_t sweeper;
-    bool swept = pthread_create(&sweeper, NULL, cache_sweeper, NULL) == 0;
-    int rc = spindle_run(&cfg, &h, &hooks, NULL);
-    pthread_mutex_lock(&cache.mu);
-    cache.stop = true;
-    pthread_cond_signal(&cache.cv);
-    pthread_mutex_unlock(&cache.mu);
-    if (swept)
-        pthread_join(sweeper, NULL);
-    while (cache.n)
-        fmap_unref(cache.e[--cache.n].map);
-    pool_drain(&small_pool);
-    pool_drain(&win_pool);
+    mapcache_start();
+    rc = spindle_run(&cfg, &h, &hooks, NULL);
+    caches_free();
+    mapcache_stop();
     close(root_fd);
     if (rc != 0) {
         fprintf(stderr, "spindle-static: %s\n", spindle_strerror(rc));

@@ -11,10 +11,12 @@ Paths that curl would normalise go through python-h2 (H2Client) or curl
 --path-as-is."""
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -334,7 +336,15 @@ class StaticTest(unittest.TestCase):
         e1 = self.get("/changing.txt").headers["etag"]
         with open(p, "wb") as f:
             f.write(b"three")
-        r = self.get("/changing.txt", [("if-none-match", e1)])
+        # Each shard looks at a cached file again at most once a second
+        # (--revalidate-ms, default 1000): until then the old version, whole.
+        t0 = time.monotonic()
+        while True:
+            r = self.get("/changing.txt", [("if-none-match", e1)])
+            if r.status != 304 or time.monotonic() - t0 > 10:
+                break
+            time.sleep(0.05)
+        log("changed file noticed after %.2f s" % (time.monotonic() - t0))
         self.assertEqual((r.status, bytes(r.data)), (200, b"three"))
         self.assertNotEqual(r.headers["etag"], e1)
 
@@ -388,8 +398,12 @@ class StaticLifecycleTest(unittest.TestCase):
     def test_reset_mid_download_no_leak(self):
         with static_server(self.tree, shards=1) as srv:
             pid = srv.pid
-            # Warm up every path once (pools, arenas, the offload thread).
+            # Warm up every path once (pools, arenas, the offload thread),
+            # and the large file twice: the second GET runs on the shard and
+            # leaves its descriptor in the shard's open-file cache, a steady
+            # state the baseline counts.
             with H2Client(srv.port, timeout=20) as c:
+                self.assertEqual(len(c.get("/eight.bin").data), EIGHT)
                 self.assertEqual(len(c.get("/eight.bin").data), EIGHT)
                 self.assertEqual(c.get("/a.txt").status, 200)
             time.sleep(0.3)
@@ -463,7 +477,11 @@ class StaticLifecycleTest(unittest.TestCase):
                 else:
                     self.assertLess(off, 5, "hot large files keep being offloaded")
                 # The first lookup of a missing name may need the disk (no
-                # negative dentry yet): offloaded at most once.
+                # negative dentry yet): offloaded at most once.  (A file
+                # changed within the last second is read off the shard, in
+                # case a write is still in progress: a.txt must be older.)
+                a_txt = os.path.join(self.tree.root, "a.txt")
+                time.sleep(max(0.0, 1.2 - (time.time() - os.stat(a_txt).st_ctime)))
                 for _ in range(2):
                     for path, status in (("/a.txt", 200), ("/nope", 404), ("/../x", 403)):
                         self.assertEqual(c.get(path).status, status, path)
@@ -554,6 +572,197 @@ class StaticLifecycleTest(unittest.TestCase):
                                 "http://127.0.0.1:%d/eight.bin" % srv.port], timeout=30)
             self.assertEqual(rc, 0, err)
         # Leaving the block asserts exit status 0: no SIGBUS, no crash.
+
+
+def version_bytes(name, k):
+    """Version k of a test file: its number first, then a size and a fill
+    byte that both depend on k (so two versions never share a prefix of the
+    other's length)."""
+    size = (200000 + (k * 7919) % 90000 if name.endswith(".bin") else
+            40000 if name == "overwrite.txt" else 64 + (k * 7919) % 40000)
+    head = b"%s v%06d|" % (name.encode(), k)
+    return head + bytes([33 + k % 90]) * (size - len(head))
+
+
+class StaticFreshnessTest(unittest.TestCase):
+    """The per-shard open-file and content cache under change: files are
+    rewritten in place, truncated, replaced by rename and deleted while
+    python-h2 clients (and h2load, for load) fetch them.  Every answer must
+    be one whole version of the file (or 404 while it is deleted; for a
+    file rewritten in place, any prefix of one version, since the writer
+    passes through them): never a stale length, never bytes of two
+    versions; and once the writers stop, the last version
+    is served within the revalidation interval."""
+
+    WRITERS = ("rewrite.txt", "trunc.txt", "overwrite.txt", "renamed.txt", "deleted.txt",
+               "big-renamed.bin")
+    IN_PLACE = ("rewrite.txt", "trunc.txt")
+
+    def setUp(self):
+        self.top = tempfile.mkdtemp(prefix="static-fresh-", dir="/tmp")
+        self.root = os.path.join(self.top, "root")
+        os.makedirs(self.root)
+        self.valid = {n: set() for n in self.WRITERS}
+        self.last = {}
+        self.stop = False
+        for n in self.WRITERS:
+            self.put(n, 0, replace=True)
+
+    def tearDown(self):
+        shutil.rmtree(self.top, ignore_errors=True)
+
+    def put(self, name, k, replace):
+        data = version_bytes(name, k)
+        self.valid[name].add(hashlib.sha256(data).hexdigest())
+        p = os.path.join(self.root, name)
+        if name == "overwrite.txt" and not replace:
+            with open(p, "r+b") as f:  # the same size, over the old bytes
+                f.write(data)
+        elif replace:
+            tmp = p + ".tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, p)
+        else:
+            with open(p, "wb") as f:  # O_TRUNC, then the new bytes
+                f.write(data)
+        self.last[name] = data
+
+    def writer(self, name):
+        p = os.path.join(self.root, name)
+        k = 1
+        while not self.stop:
+            if name in ("rewrite.txt", "overwrite.txt"):
+                self.put(name, k, replace=False)
+            elif name == "trunc.txt":
+                self.put(name, k, replace=False)
+                time.sleep(0.002)
+                os.truncate(p, len(self.last[name]) // 2)
+                self.last[name] = self.last[name][:len(self.last[name]) // 2]
+            elif name == "deleted.txt":
+                os.unlink(p)
+                time.sleep(0.003)
+                self.put(name, k, replace=True)
+            else:
+                self.put(name, k, replace=True)
+            k += 1
+            time.sleep(0.002)
+        self.put(name, 10 ** 6 + 1, replace=True)  # the final version
+        self.final_k = k
+
+    def check(self, name, r):
+        if r.status == 404:
+            self.assertEqual(name, "deleted.txt", "404 for a file that is never deleted")
+            return
+        if r.status == 503:  # "file changing" after four tries off the shard
+            return
+        self.assertEqual(r.status, 200, name)
+        body = bytes(r.data)
+        self.assertEqual(int(r.headers["content-length"]), len(body), name)
+        if name in self.IN_PLACE:
+            # Truncated, then written page by page (or truncated to half):
+            # the file passes through every prefix of the new version, so
+            # any prefix is a state it had; bytes of two versions are not.
+            m = re.match(rb"%s v(\d{6,7})\|" % re.escape(name.encode()), body)
+            ok = not body or (m is not None and
+                              version_bytes(name, int(m.group(1))).startswith(body))
+        else:
+            ok = hashlib.sha256(body).hexdigest() in self.valid[name]
+        self.assertTrue(ok, "%s: %d bytes that are no version of the file: %r ... %r" % (
+            name, len(body), body[:30], body[-10:]))
+
+    def reader(self, port, counts, seen, errors):
+        try:
+            with H2Client(port, timeout=20) as c:
+                while not self.stop:
+                    sids = [(n, c.request("GET", "/" + n, flush=False)) for n in self.WRITERS]
+                    c.flush()
+                    for n, sid in sids:
+                        r = c.wait_stream(sid, 20)
+                        self.check(n, r)
+                        counts[n] = counts.get(n, 0) + 1
+                        seen.setdefault(n, set()).add(bytes(r.data).split(b"|")[0])
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    def test_change_under_load(self):
+        with static_server(self, shards=2, args=["--revalidate-ms", "100"]) as srv:
+            # Warm: every file cached on both shards.
+            for _ in range(4):
+                with H2Client(srv.port, timeout=20) as c:
+                    for n in self.WRITERS:
+                        self.check(n, c.get("/" + n))
+            load = subprocess.Popen(["h2load", "-D", "3", "-c", "4", "-m", "8", "-t", "1"] +
+                                    ["http://127.0.0.1:%d/%s" % (srv.port, n)
+                                     for n in self.WRITERS],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            counts, seen, errors = {}, {}, []
+            writers = [threading.Thread(target=self.writer, args=(n,)) for n in self.WRITERS]
+            readers = [threading.Thread(target=self.reader, args=(srv.port, counts, seen, errors))
+                       for _ in range(3)]
+            for t in writers + readers:
+                t.start()
+            time.sleep(3)
+            self.stop = True
+            for t in writers + readers:
+                t.join(30)
+            out, _ = load.communicate(timeout=60)
+            if errors:
+                raise errors[0]
+            res = harness.parse_h2load(out.decode())
+            log("checked under change: %r answers, %r versions; h2load: %s succeeded, "
+                "%s 2xx, %s 4xx, %s 5xx" % (counts, {n: len(v) for n, v in seen.items()},
+                                            res.get("succeeded"), res.get("2xx"), res.get("4xx"),
+                                            res.get("5xx")))
+            for n in self.WRITERS:
+                self.assertGreater(counts.get(n, 0), 10, n)
+                self.assertGreater(len(seen.get(n, ())), 2, "%s: no change seen" % n)
+            self.assertGreater(res.get("succeeded", 0), 100, out.decode()[-600:])
+            # The last version, on every shard, within the revalidation
+            # interval (100 ms here; 10 s allowed for a loaded machine).
+            t0 = time.monotonic()
+            for n in self.WRITERS:
+                while True:
+                    bodies = set()
+                    for _ in range(4):  # new connections land on either shard
+                        with H2Client(srv.port, timeout=20) as c:
+                            bodies.add(bytes(c.get("/" + n).data))
+                    if bodies == {self.last[n]} or time.monotonic() - t0 > 10:
+                        break
+                    time.sleep(0.05)
+                self.assertEqual(bodies, {self.last[n]}, n)
+            log("last versions served %.2f s after the writers stopped" % (
+                time.monotonic() - t0))
+
+    def test_cache_bounds(self):
+        """--cache-entries bounds the descriptors a shard keeps open (files
+        larger than --cache-file-max keep one); files over it are served
+        uncached, and content-cached files keep no descriptor."""
+        for i in range(12):
+            with open(os.path.join(self.root, "f%d.bin" % i), "wb") as f:
+                f.write(version_bytes("f%d.bin" % i, i))
+        # The same requests against a 3-entry and a 12-entry cache: the
+        # second holds 9 more descriptors (the rest of the process's
+        # descriptors, offload machinery included, are the same).
+        held = {}
+        for entries in (3, 12):
+            args = ["--cache-entries", str(entries), "--cache-file-max", "1024"]
+            with static_server(self, shards=1, args=args) as srv:
+                for rnd in range(3):
+                    with H2Client(srv.port, timeout=20) as c:
+                        for i in range(12):
+                            r = c.get("/f%d.bin" % i)
+                            self.assertEqual(bytes(r.data), version_bytes("f%d.bin" % i, i))
+                time.sleep(0.3)
+                held[entries] = fd_count(srv.pid)
+        log("descriptors after 12 large files x 3: %r (by --cache-entries)" % held)
+        self.assertIn(held[12] - held[3], (8, 9, 10), "the cache holds 3 or 12 descriptors")
+        for bad in (["--cache-entries", "x"], ["--cache-file-max", "99999999"],
+                    ["--revalidate-ms", "-1"]):
+            p = subprocess.run([harness.binary(), "--root", self.root, "--port", "0"] + bad,
+                               capture_output=True, timeout=10)
+            self.assertEqual(p.returncode, 2, bad)
+            self.assertIn(bad[0], p.stderr.decode(), bad)
 
 
 @unittest.skipUnless(shutil.which("openssl"), "openssl not installed")
