@@ -1103,8 +1103,8 @@ size_t h1_conn_out_prepare(h1_conn *c, struct iovec *iov, size_t iovcnt, size_t 
             uint64_t off = first ? c->seg_off : 0;
             first = false;
             uint64_t take = s->len - off;
-            if (k && bytes + take > max_bytes)
-                take = max_bytes > bytes ? max_bytes - bytes : 0;
+            if (bytes + take > max_bytes)
+                take = max_bytes - bytes;
             if (take == 0)
                 return k;
             iov[k].iov_base = (void *)(uintptr_t)(s->p + off);
