@@ -52,6 +52,7 @@ struct h1_conn {
     uint32_t upgrade_wait; /* an upgrade request awaiting its answer */
     uint8_t rstate, crlf;
     bool tls, done, upgraded, shutdown;
+    bool body_close; /* the request being read ends the connection */
     bool paused_pipe, paused_out; /* counted once per pause */
     h1_scan sc;
     h1_chunk_scan cs;
@@ -268,6 +269,14 @@ static void xdrop_segs(h1_conn *c, xchg *x)
     x->queued = 0;
 }
 
+/* Nothing in flight and no request begun: the keep-alive timer runs. */
+static void arm_idle(h1_conn *c)
+{
+    if (c->n == 0 && !c->done && c->rstate == R_HEAD && c->sc.len == 0 &&
+        c->x->limits->idle_timeout_ms && !c->idle_deadline)
+        c->idle_deadline = c->now + c->x->limits->idle_timeout_ms;
+}
+
 /* Pop finished exchanges off the front; the connection is done after one
  * that closes it. */
 static void retire(h1_conn *c)
@@ -288,9 +297,7 @@ static void retire(h1_conn *c)
     }
     if (c->n == 0 && !c->done && c->shutdown)
         c->done = true;
-    if (c->n == 0 && !c->done && c->rstate == R_HEAD && c->sc.len == 0 &&
-        c->x->limits->idle_timeout_ms && !c->upgraded)
-        c->idle_deadline = c->now + c->x->limits->idle_timeout_ms;
+    arm_idle(c);
 }
 
 /* --- Response heads --------------------------------------------------------------- */
@@ -555,9 +562,10 @@ static void body_done(h1_conn *c)
     xchg *x = xfind(c, c->body_id);
     if (x)
         x->body_done = true;
-    bool stop = !x || x->close;
+    bool stop = x ? x->close : c->body_close; /* x may be answered and retired already */
     c->rstate = stop ? R_STOP : R_HEAD;
     c->body_total = 0;
+    arm_idle(c); /* the response may have been flushed before the body ended */
 }
 
 static h2_rv on_head(h1_conn *c, uint32_t len, h1_event *ev)
@@ -586,6 +594,7 @@ static h2_rv on_head(h1_conn *c, uint32_t len, h1_event *ev)
     e->close = !rq->keep_alive;
     c->st.requests++;
     c->body_id = e->id;
+    c->body_close = e->close;
     ev->type = H1_EV_REQUEST;
     ev->id = e->id;
     ev->end_stream = !rq->has_body;
@@ -1048,6 +1057,7 @@ h2_rv h1_conn_upgrade(h1_conn *c, uint32_t id, const hpack_field *f, size_t n)
     if (rv != H2_OK)
         return rv;
     x->upgrading = true;
+    x->close = false; /* the connection lives on, in the next protocol */
     x->state = X_ENDED;
     c->upgrade_wait = 0;
     c->rstate = R_UPGRADED;

@@ -482,6 +482,21 @@ H1T_TEST(timer, keep_alive_idle_timeout)
     cr_assert_eq(t->x.limit_hits[H1_LIMIT_IDLE_TIMEOUT], 1);
 }
 
+H1T_TEST(timer, idle_timer_after_a_body_outlives_its_response)
+{
+    h1t_start(t, NULL);
+    h1t_feed_str(t, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab");
+    cr_assert_eq(h1_conn_respond(t->c, 1, 204, NULL, 0, true), H2_OK);
+    h1t_drain(t);
+    cr_assert_eq(h1_conn_in_flight(t->c), 0);
+    cr_assert_eq(h1_conn_next_deadline(t->c), UINT64_MAX, "the body is still arriving");
+    t->now = 2000;
+    h1t_feed_str(t, "cd");
+    cr_assert_eq(h1_conn_next_deadline(t->c), 2000 + 60000);
+    h1t_feed_str(t, GET("/next"));
+    cr_assert_eq(t->nreq, 2, "the connection persists");
+}
+
 H1T_TEST(timer, no_idle_timeout_while_a_request_is_in_flight)
 {
     h1t_start(t, NULL);
@@ -513,6 +528,18 @@ H1T_TEST(upgrade, h2c_accepted)
     size_t used;
     h1_event ev;
     cr_assert_eq(h1_conn_recv(t->c, (const uint8_t *)"PRI", 3, t->now, &used, &ev), H2_E_CLOSED);
+}
+
+H1T_TEST(upgrade, accepted_even_with_connection_close)
+{
+    h1t_start(t, NULL);
+    h1t_feed_str(t, "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings, close\r\n"
+                    "Upgrade: h2c\r\nHTTP2-Settings: AA\r\n\r\n");
+    cr_assert_eq(t->last.upgrade, H1_UPGRADE_H2C);
+    cr_assert_eq(h1_conn_upgrade(t->c, 1, NULL, 0), H2_OK);
+    h1t_drain(t);
+    cr_assert(h1_conn_is_upgraded(t->c));
+    cr_assert_not(h1_conn_is_done(t->c));
 }
 
 H1T_TEST(upgrade, declined_by_an_ordinary_response)
