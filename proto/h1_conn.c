@@ -24,13 +24,13 @@ typedef struct seg {
 
 /* --- Exchanges --------------------------------------------------------------- */
 
-enum { X_OPEN, X_BODY, X_ENDED };             /* response state */
+enum { X_OPEN, X_BODY, X_ENDED };              /* response state */
 enum { F_NONE, F_LENGTH, F_CHUNKED, F_CLOSE }; /* response framing */
 
 typedef struct xchg {
     uint32_t id;
     uint8_t state, framing, minor, upgrade;
-    bool delivered;  /* false: the codec's own error response */
+    bool delivered; /* false: the codec's own error response */
     bool head_method, te_trailers, expect_continue, sent_100, body_done;
     bool close;     /* the connection ends after this response */
     bool upgrading; /* the 101 was queued */
@@ -40,8 +40,17 @@ typedef struct xchg {
     uint64_t queued; /* bytes in segments, not committed */
 } xchg;
 
-enum { R_HEAD, R_BODY, R_CHUNK_LINE, R_CHUNK_DATA, R_CHUNK_CRLF, R_TRAILERS, R_STOP, R_FAILED,
-       R_UPGRADED };
+enum {
+    R_HEAD,
+    R_BODY,
+    R_CHUNK_LINE,
+    R_CHUNK_DATA,
+    R_CHUNK_CRLF,
+    R_TRAILERS,
+    R_STOP,
+    R_FAILED,
+    R_UPGRADED
+};
 
 struct h1_conn {
     h1_ctx *x;
@@ -52,7 +61,7 @@ struct h1_conn {
     uint32_t upgrade_wait; /* an upgrade request awaiting its answer */
     uint8_t rstate, crlf;
     bool tls, done, upgraded, shutdown;
-    bool body_close; /* the request being read ends the connection */
+    bool body_close;              /* the request being read ends the connection */
     bool paused_pipe, paused_out; /* counted once per pause */
     h1_scan sc;
     h1_chunk_scan cs;
@@ -368,7 +377,7 @@ static char *put_u64(char *o, uint64_t v)
 typedef struct head_extra {
     const char *lines; /* complete "name: value\r\n" lines, or NULL */
     bool date;
-    bool cl;      /* content-length: cl_value */
+    bool cl; /* content-length: cl_value */
     uint64_t cl_value;
 } head_extra;
 
@@ -529,8 +538,8 @@ static h2_rv hbuf_append(h1_conn *c, const uint8_t *p, size_t n)
 }
 
 /* Scan a head or trailer section; on DONE it is in the context scratch. */
-static h2_rv scan_section(h1_conn *c, const uint8_t *in, size_t len, size_t *off,
-                          h1_scan_state *st, h1_err *err, uint32_t *slen)
+static h2_rv scan_section(h1_conn *c, const uint8_t *in, size_t len, size_t *off, h1_scan_state *st,
+                          h1_err *err, uint32_t *slen)
 {
     size_t k = h1_scan_feed(&c->sc, c->x->limits, in + *off, len - *off, st, err);
     if (*st == H1_SCAN_ERROR)
@@ -678,8 +687,7 @@ static h2_rv recv_trailers(h1_conn *c, const uint8_t *in, size_t len, size_t *of
     return H2_OK;
 }
 
-static h2_rv recv_chunk_line(h1_conn *c, const uint8_t *in, size_t len, size_t *off,
-                             h1_event *ev)
+static h2_rv recv_chunk_line(h1_conn *c, const uint8_t *in, size_t len, size_t *off, h1_event *ev)
 {
     const h1_limits *l = c->x->limits;
     h1_scan_state st;
@@ -963,8 +971,8 @@ static h2_rv push_chunk(h1_conn *c, xchg *x, const uint8_t *data, uint64_t len, 
     return rv != H2_OK ? rv : push_copy(c, x, "\r\n", 2);
 }
 
-h2_rv h1_conn_send_data(h1_conn *c, uint32_t id, const uint8_t *data, uint64_t len,
-                        bool end_stream, h2_release_fn release, void *release_ctx)
+h2_rv h1_conn_send_data(h1_conn *c, uint32_t id, const uint8_t *data, uint64_t len, bool end_stream,
+                        h2_release_fn release, void *release_ctx)
 {
     xchg *x = xfind(c, id);
     h2_rv rv = H2_OK;
@@ -1045,8 +1053,7 @@ h2_rv h1_conn_upgrade(h1_conn *c, uint32_t id, const hpack_field *f, size_t n)
     xchg *x = xfind(c, id);
     if (!x || !x->delivered)
         return H2_E_NOSTREAM;
-    if (x->reset || x->state != X_OPEN || x->upgrade == H1_UPGRADE_NONE ||
-        c->upgrade_wait != id)
+    if (x->reset || x->state != X_OPEN || x->upgrade == H1_UPGRADE_NONE || c->upgrade_wait != id)
         return H2_E_STATE;
     if (n && h2_http_check_response_fields(f, (uint32_t)n) != H2_OK)
         return H2_E_INVAL;

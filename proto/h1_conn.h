@@ -209,8 +209,8 @@ h2_rv h1_conn_tick(h1_conn *c, uint64_t now_ms);
  *  H2_OK, H2_E_NOSTREAM (no such request, or already answered and flushed),
  *  H2_E_STATE (final head already queued, or the request was reset),
  *  H2_E_INVAL (status or fields), H2_E_NOMEM. */
-h2_rv h1_conn_respond(h1_conn *c, uint32_t id, uint16_t status, const hpack_field *fields,
-                      size_t n, bool end_stream);
+h2_rv h1_conn_respond(h1_conn *c, uint32_t id, uint16_t status, const hpack_field *fields, size_t n,
+                      bool end_stream);
 
 /* Queue body bytes by reference: data must stay valid until release is
  * called (release may be NULL for static data).  len may be 0 with
@@ -220,8 +220,8 @@ h2_rv h1_conn_respond(h1_conn *c, uint32_t id, uint16_t status, const hpack_fiel
  *  H2_OK, H2_E_NOSTREAM, H2_E_STATE (no final head yet, body ended),
  *  H2_E_INVAL (more than the content-length, or a body on 204/304),
  *  H2_E_NOMEM. */
-h2_rv h1_conn_send_data(h1_conn *c, uint32_t id, const uint8_t *data, uint64_t len,
-                        bool end_stream, h2_release_fn release, void *release_ctx);
+h2_rv h1_conn_send_data(h1_conn *c, uint32_t id, const uint8_t *data, uint64_t len, bool end_stream,
+                        h2_release_fn release, void *release_ctx);
 
 /* End the body with trailers: chunked trailers when the body is chunked and
  * the client sent "TE: trailers", else the fields are dropped and the body

@@ -21,14 +21,14 @@
 #include <stdint.h>
 
 typedef struct h1_limits {
-    uint32_t max_request_line; /* bytes, without CRLF: 414 past it */
-    uint32_t max_field_line;   /* bytes of one field line (name, colon, value): 431 */
-    uint32_t max_fields;       /* field lines per head or trailer section: 431 */
-    uint32_t max_head;         /* bytes of a whole head or trailer section: 431 */
-    uint32_t max_chunk_line;   /* bytes of a chunk-size line with its extensions: 400 */
-    uint64_t max_body;         /* request body bytes, 0 = unlimited: 413 */
-    uint32_t max_pipelined;    /* requests parsed and not yet answered: reading pauses */
-    uint32_t max_requests;     /* per connection, 0 = unlimited: then Connection: close */
+    uint32_t max_request_line;  /* bytes, without CRLF: 414 past it */
+    uint32_t max_field_line;    /* bytes of one field line (name, colon, value): 431 */
+    uint32_t max_fields;        /* field lines per head or trailer section: 431 */
+    uint32_t max_head;          /* bytes of a whole head or trailer section: 431 */
+    uint32_t max_chunk_line;    /* bytes of a chunk-size line with its extensions: 400 */
+    uint64_t max_body;          /* request body bytes, 0 = unlimited: 413 */
+    uint32_t max_pipelined;     /* requests parsed and not yet answered: reading pauses */
+    uint32_t max_requests;      /* per connection, 0 = unlimited: then Connection: close */
     uint32_t max_unsent_output; /* queued response bytes: reading pauses past it */
     /* Timeouts in milliseconds (0 = none). */
     uint32_t header_timeout_ms; /* from a request's first byte (or accept) to its full head */
@@ -39,10 +39,9 @@ typedef struct h1_limits {
  * h2_limits.max_header_list_size), 100 fields (Kestrel, h2 soft cap). */
 #define H1_LIMITS_DEFAULT_INIT                                                                     \
     {                                                                                              \
-        .max_request_line = 8192, .max_field_line = 8192, .max_fields = 100,                       \
-        .max_head = 65536, .max_chunk_line = 1024, .max_body = 0, .max_pipelined = 16,             \
-        .max_requests = 10000, .max_unsent_output = 512u * 1024u, .header_timeout_ms = 10000,     \
-        .idle_timeout_ms = 60000,                                                                  \
+        .max_request_line = 8192, .max_field_line = 8192, .max_fields = 100, .max_head = 65536,    \
+        .max_chunk_line = 1024, .max_body = 0, .max_pipelined = 16, .max_requests = 10000,         \
+        .max_unsent_output = 512u * 1024u, .header_timeout_ms = 10000, .idle_timeout_ms = 60000,   \
     }
 
 /* The defaults above, as an object. */

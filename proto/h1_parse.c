@@ -7,15 +7,15 @@
 /* RFC 9110 §5.6.2 tchar. */
 static const uint8_t tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
-    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
-    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,
-    ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,
-    ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
-    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
+    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
+    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
 static uint8_t lower(uint8_t c)
@@ -117,8 +117,8 @@ static h1_scan_state scan_byte(h1_scan *s, const h1_limits *l, uint8_t b, h1_err
     return H1_SCAN_MORE;
 }
 
-size_t h1_scan_feed(h1_scan *s, const h1_limits *l, const uint8_t *p, size_t n,
-                    h1_scan_state *st, h1_err *err)
+size_t h1_scan_feed(h1_scan *s, const h1_limits *l, const uint8_t *p, size_t n, h1_scan_state *st,
+                    h1_err *err)
 {
     for (size_t i = 0; i < n; i++) {
         h1_scan_state r = scan_byte(s, l, p[i], err);
@@ -268,9 +268,9 @@ static bool name_is(const hpack_field *f, const char *lit)
 /* Fields a handler never sees (RFC 9110 §7.6.1 and the upgrade machinery). */
 static bool hop_by_hop(const hpack_field *f)
 {
-    return name_is(f, "connection") || name_is(f, "keep-alive") ||
-           name_is(f, "proxy-connection") || name_is(f, "transfer-encoding") ||
-           name_is(f, "upgrade") || name_is(f, "te") || name_is(f, "http2-settings");
+    return name_is(f, "connection") || name_is(f, "keep-alive") || name_is(f, "proxy-connection") ||
+           name_is(f, "transfer-encoding") || name_is(f, "upgrade") || name_is(f, "te") ||
+           name_is(f, "http2-settings");
 }
 
 /* What the field walk collects before the rules are applied. */
@@ -302,8 +302,7 @@ static void collect(const hpack_field *f, req_facts *r, h1_request *out)
     else if (name_is(f, "expect"))
         out->head.expect_continue = h1_ieq(f->value, f->value_len, "100-continue");
     else if (name_is(f, "priority"))
-        h2_http_parse_priority(f->value, f->value_len, &out->head.urgency,
-                               &out->head.incremental);
+        h2_http_parse_priority(f->value, f->value_len, &out->head.urgency, &out->head.incremental);
 }
 
 static h1_err content_length(const hpack_field *cl, const h1_limits *l, int64_t *out)
@@ -434,8 +433,8 @@ h1_err h1_parse_request(uint8_t *buf, uint32_t len, const h1_limits *l, bool tls
     memset(out, 0, sizeof *out);
     out->head.content_length = -1;
     out->head.urgency = H2_URGENCY_DEFAULT;
-    out->head.scheme = tls ? (h2_str){(const uint8_t *)"https", 5}
-                           : (h2_str){(const uint8_t *)"http", 4};
+    out->head.scheme =
+        tls ? (h2_str){(const uint8_t *)"https", 5} : (h2_str){(const uint8_t *)"http", 4};
     uint32_t pos = 0, n = 0, ll;
     while ((ll = next_line(buf, len, &pos)) == 0 && pos < len)
         ; /* leading empty lines */
@@ -570,8 +569,7 @@ static h1_scan_state chunk_byte(h1_chunk_scan *s, uint8_t b, h1_err *err)
         }
         *err = h1_err_make(400, -1, "invalid chunk size");
         return H1_SCAN_ERROR;
-    case CP_EXT:
-        return chunk_ext_byte(s, b, err);
+    case CP_EXT: return chunk_ext_byte(s, b, err);
     default: /* CP_CR */
         if (b == '\n')
             return H1_SCAN_DONE;

@@ -72,8 +72,8 @@ static inline void h1_scan_init(h1_scan *s, bool trailers)
  * error.  Returns the number of bytes consumed (all of them on MORE; up to
  * and including the final LF on DONE; up to the offending byte on ERROR,
  * with *err set). */
-size_t h1_scan_feed(h1_scan *s, const h1_limits *l, const uint8_t *p, size_t n,
-                    h1_scan_state *st, h1_err *err);
+size_t h1_scan_feed(h1_scan *s, const h1_limits *l, const uint8_t *p, size_t n, h1_scan_state *st,
+                    h1_err *err);
 
 /* --- A complete request head ------------------------------------------------ */
 
@@ -94,13 +94,13 @@ typedef enum h1_upgrade {
  * stays "GET" (the runtime maps it if handlers expect CONNECT). */
 typedef struct h1_request {
     h2_req_head head;
-    uint8_t minor;       /* HTTP/1.minor: 0 or 1 (1.2+ is read as 1.1) */
-    bool has_body;       /* chunked, or content_length > 0 */
-    bool chunked;        /* Transfer-Encoding: chunked */
-    bool keep_alive;     /* the connection may persist after this exchange */
-    bool te_trailers;    /* TE: trailers (chunked trailers may be sent) */
-    bool head_method;    /* HEAD: no body in the response */
-    h1_upgrade upgrade;  /* H1_UPGRADE_NONE unless a valid upgrade request */
+    uint8_t minor;         /* HTTP/1.minor: 0 or 1 (1.2+ is read as 1.1) */
+    bool has_body;         /* chunked, or content_length > 0 */
+    bool chunked;          /* Transfer-Encoding: chunked */
+    bool keep_alive;       /* the connection may persist after this exchange */
+    bool te_trailers;      /* TE: trailers (chunked trailers may be sent) */
+    bool head_method;      /* HEAD: no body in the response */
+    h1_upgrade upgrade;    /* H1_UPGRADE_NONE unless a valid upgrade request */
     h2_str http2_settings; /* H1_UPGRADE_H2C: the base64url SETTINGS payload */
     h2_str ws_key;         /* H1_UPGRADE_WEBSOCKET: Sec-WebSocket-Key */
 } h1_request;
@@ -127,10 +127,10 @@ h1_err h1_parse_trailers(uint8_t *buf, uint32_t len, const h1_limits *l, hpack_f
 
 typedef struct h1_chunk_scan {
     uint64_t size;
-    uint32_t len;    /* bytes of the line so far */
-    uint8_t digits;  /* hex digits read */
-    uint8_t phase;   /* internal */
-    uint8_t quoted;  /* inside a quoted-string extension value */
+    uint32_t len;   /* bytes of the line so far */
+    uint8_t digits; /* hex digits read */
+    uint8_t phase;  /* internal */
+    uint8_t quoted; /* inside a quoted-string extension value */
 } h1_chunk_scan;
 
 static inline void h1_chunk_scan_init(h1_chunk_scan *s)

@@ -73,8 +73,8 @@ static void queue(h1_conn *c, uint32_t id, size_t len, bool end)
 static void answer(h1_conn *c, uint32_t id, unsigned policy, const h1_request *rq)
 {
     static const hpack_field tr = {(const uint8_t *)"x-t", (const uint8_t *)"1", 3, 1, 0, 0};
-    static const hpack_field cl = {(const uint8_t *)"content-length", (const uint8_t *)"100", 14, 3,
-                                   0, 0};
+    static const hpack_field cl = {
+        (const uint8_t *)"content-length", (const uint8_t *)"100", 14, 3, 0, 0};
     switch ((policy + id) % 7) {
     case 0: h1_conn_respond(c, id, 204, NULL, 0, true); break;
     case 1:

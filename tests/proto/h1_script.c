@@ -77,13 +77,13 @@ static void logf_(h1t *t, const char *fmt, ...)
         t->log_len = sizeof t->log - 1;
 }
 
-static const char *bodies[] = {"r0\n", "r1\n", "r2\n", "r3\n", "r4\n", "r5\n", "r6\n", "r7\n",
-                               "r8\n", "r9\n"};
+static const char *bodies[] = {"r0\n", "r1\n", "r2\n", "r3\n", "r4\n",
+                               "r5\n", "r6\n", "r7\n", "r8\n", "r9\n"};
 
 static void auto_answer(h1t *t, uint32_t id)
 {
-    static const hpack_field ct = {(const uint8_t *)"content-type", (const uint8_t *)"text/plain",
-                                   12, 10, 0, 0};
+    static const hpack_field ct = {
+        (const uint8_t *)"content-type", (const uint8_t *)"text/plain", 12, 10, 0, 0};
     cr_assert_eq(h1_conn_respond(t->c, id, 200, &ct, 1, false), H2_OK);
     cr_assert_eq(h1t_send(t, id, bodies[id % 10], true), H2_OK);
 }

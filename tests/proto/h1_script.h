@@ -36,7 +36,7 @@ typedef struct h1t {
     int64_t live; /* allocations not yet freed */
     uint64_t now;
     bool auto_respond;
-    h2_rv rv; /* the last result other than H2_OK (0 if none) */
+    h2_rv rv;    /* the last result other than H2_OK (0 if none) */
     size_t rest; /* bytes of the last h1t_feed not consumed */
     char log[1 << 16];
     size_t log_len;

@@ -13,8 +13,8 @@
 #define GET(path) "GET " path " HTTP/1.1\r\nHost: example.com\r\n\r\n"
 #define DATE      "date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
 
-static const hpack_field CT = {(const uint8_t *)"content-type", (const uint8_t *)"text/plain", 12,
-                               10, 0, 0};
+static const hpack_field CT = {
+    (const uint8_t *)"content-type", (const uint8_t *)"text/plain", 12, 10, 0, 0};
 
 /* --- Basics ------------------------------------------------------------------------ */
 
@@ -89,7 +89,8 @@ H1T_TEST(conn, response_fields_checked)
 {
     h1t_start(t, NULL);
     h1t_feed_str(t, GET("/"));
-    hpack_field bad[] = {{(const uint8_t *)"x", (const uint8_t *)"a\r\nset-cookie: 1", 1, 16, 0, 0}};
+    hpack_field bad[] = {
+        {(const uint8_t *)"x", (const uint8_t *)"a\r\nset-cookie: 1", 1, 16, 0, 0}};
     cr_assert_eq(h1_conn_respond(t->c, 1, 200, bad, 1, true), H2_E_INVAL, "response splitting");
     hpack_field conn[] = {{(const uint8_t *)"connection", (const uint8_t *)"close", 10, 5, 0, 0}};
     cr_assert_eq(h1_conn_respond(t->c, 1, 200, conn, 1, true), H2_E_INVAL);
@@ -188,7 +189,8 @@ H1T_TEST(body, content_length)
 {
     h1t_start(t, NULL);
     t->auto_respond = true;
-    h1t_feed_str(t, "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world" GET("/n"));
+    h1t_feed_str(t,
+                 "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world" GET("/n"));
     cr_assert_eq(t->body_len, 11);
     cr_assert_eq(memcmp(t->body, "hello world", 11), 0);
     cr_assert_eq(t->nreq, 2);
@@ -200,14 +202,16 @@ H1T_TEST(body, chunked_with_extensions_and_trailers)
 {
     h1t_start(t, NULL);
     t->auto_respond = true;
-    h1t_feed_str(t, "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"
-                    "5;name=value;q=\"a b\\\"c\"\r\nhello\r\n"
-                    "6 ; x\r\n world\r\n"
-                    "A\r\n0123456789\r\n"
-                    "0\r\nX-Checksum: abc\r\nContent-Length: 5\r\nX-Other:  two \r\n\r\n" GET("/n"));
+    h1t_feed_str(t,
+                 "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                 "5;name=value;q=\"a b\\\"c\"\r\nhello\r\n"
+                 "6 ; x\r\n world\r\n"
+                 "A\r\n0123456789\r\n"
+                 "0\r\nX-Checksum: abc\r\nContent-Length: 5\r\nX-Other:  two \r\n\r\n" GET("/n"));
     cr_assert_eq(t->body_len, 21);
     cr_assert_eq(memcmp(t->body, "hello world0123456789", 21), 0);
-    cr_assert_not_null(strstr(t->log, "TRL 1 2\n  x-checksum: abc\n  x-other: two\n"), "%s", t->log);
+    cr_assert_not_null(strstr(t->log, "TRL 1 2\n  x-checksum: abc\n  x-other: two\n"), "%s",
+                       t->log);
     cr_assert_eq(t->nreq, 2);
     cr_assert_eq(h1t_count(t, "HTTP/1.1 200 OK"), 2);
 }
@@ -215,7 +219,8 @@ H1T_TEST(body, chunked_with_extensions_and_trailers)
 H1T_TEST(body, chunked_without_trailers_ends_with_empty_data)
 {
     h1t_start(t, NULL);
-    h1t_feed_str(t, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    h1t_feed_str(
+        t, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
     cr_assert_not_null(strstr(t->log, "DATA 1 0 end\n"), "%s", t->log);
 }
 
@@ -273,17 +278,17 @@ H1T_TEST(response, chunked_trailers_only_with_te_trailers)
         cr_assert_eq(h1_conn_send_trailers(t->c, id, tr, 1), H2_OK);
     }
     h1t_drain(t);
-    cr_assert_str_eq(t->out,
-                     "HTTP/1.1 200 OK\r\n" DATE "transfer-encoding: chunked\r\n\r\n"
-                     "3\r\nabc\r\n0\r\ngrpc-status: 0\r\n\r\n"
-                     "HTTP/1.1 200 OK\r\n" DATE "transfer-encoding: chunked\r\n\r\n"
-                     "3\r\nabc\r\n0\r\n\r\n");
+    cr_assert_str_eq(t->out, "HTTP/1.1 200 OK\r\n" DATE "transfer-encoding: chunked\r\n\r\n"
+                             "3\r\nabc\r\n0\r\ngrpc-status: 0\r\n\r\n"
+                             "HTTP/1.1 200 OK\r\n" DATE "transfer-encoding: chunked\r\n\r\n"
+                             "3\r\nabc\r\n0\r\n\r\n");
 }
 
 H1T_TEST(response, head_sends_no_body)
 {
     h1t_start(t, NULL);
-    h1t_feed_str(t, "HEAD /f HTTP/1.1\r\nHost: a\r\n\r\n" "HEAD /g HTTP/1.1\r\nHost: a\r\n\r\n");
+    h1t_feed_str(t, "HEAD /f HTTP/1.1\r\nHost: a\r\n\r\n"
+                    "HEAD /g HTTP/1.1\r\nHost: a\r\n\r\n");
     cr_assert(t->last.head_method);
     hpack_field f[] = {{(const uint8_t *)"content-length", (const uint8_t *)"1000", 14, 4, 0, 0}};
     cr_assert_eq(h1_conn_respond(t->c, 1, 200, f, 1, false), H2_OK);
@@ -313,7 +318,8 @@ H1T_TEST(response, no_body_for_204_and_304)
 H1T_TEST(response, expect_100_continue)
 {
     h1t_start(t, NULL);
-    h1t_feed_str(t, "PUT /f HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+    h1t_feed_str(t,
+                 "PUT /f HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
     cr_assert(t->last.head.expect_continue);
     cr_assert_eq(h1_conn_respond(t->c, 1, 100, NULL, 0, false), H2_OK);
     h1t_drain(t);
@@ -328,7 +334,8 @@ H1T_TEST(response, expect_100_continue)
 H1T_TEST(response, expect_refused_without_100_closes)
 {
     h1t_start(t, NULL);
-    h1t_feed_str(t, "PUT /f HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+    h1t_feed_str(t,
+                 "PUT /f HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
     cr_assert_eq(h1_conn_respond(t->c, 1, 413, NULL, 0, true), H2_OK);
     h1t_drain(t);
     cr_assert_eq(h1t_count(t, "connection: close\r\n"), 1);
@@ -386,7 +393,8 @@ H1T_TEST(persist, connection_close)
 {
     h1t_start(t, NULL);
     t->auto_respond = true;
-    h1t_feed_str(t, "GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, Close\r\nFoo: 1\r\n\r\n" GET("/2"));
+    h1t_feed_str(t,
+                 "GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, Close\r\nFoo: 1\r\n\r\n" GET("/2"));
     cr_assert_eq(t->nreq, 1);
     cr_assert_eq(t->last.head.nfields, 1, "connection and the field it names are hop-by-hop");
     cr_assert_eq(h1t_count(t, "connection: close\r\n"), 1);
@@ -508,7 +516,7 @@ H1T_TEST(timer, no_idle_timeout_while_a_request_is_in_flight)
 /* --- Upgrades ---------------------------------------------------------------------------------- */
 
 #define H2C_REQ                                                                                    \
-    "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"        \
+    "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"         \
     "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
 
 H1T_TEST(upgrade, h2c_accepted)
@@ -558,8 +566,9 @@ H1T_TEST(upgrade, declined_by_an_ordinary_response)
 H1T_TEST(upgrade, websocket_maps_to_protocol)
 {
     h1t_start(t, NULL);
-    h1t_feed_str(t, "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    h1t_feed_str(
+        t, "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
     cr_assert_eq(t->last.upgrade, H1_UPGRADE_WEBSOCKET);
     cr_assert(t->last.head.extended_connect);
     cr_assert_eq(t->last.head.protocol.len, 9);

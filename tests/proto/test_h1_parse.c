@@ -21,7 +21,8 @@ static h1_scan_state scan(const char *s, size_t len, bool trailers, int bytewise
     size_t off = 0;
     while (off < len && st == H1_SCAN_MORE) {
         size_t n = bytewise ? 1 : len - off;
-        off += h1_scan_feed(&sc, l ? l : h1_limits_default(), (const uint8_t *)s + off, n, &st, err);
+        off +=
+            h1_scan_feed(&sc, l ? l : h1_limits_default(), (const uint8_t *)s + off, n, &st, err);
     }
     *used = off;
     return st;
@@ -202,7 +203,8 @@ Test(request, max_body_from_content_length)
 Test(request, te_trailers_and_expect)
 {
     h1_request r;
-    h1_err e = req("GET / HTTP/1.1\r\nHost: a\r\nTE: gzip, Trailers\r\nExpect: 100-Continue\r\n\r\n", &r);
+    h1_err e =
+        req("GET / HTTP/1.1\r\nHost: a\r\nTE: gzip, Trailers\r\nExpect: 100-Continue\r\n\r\n", &r);
     cr_assert_eq(e.status, 0);
     cr_assert(r.te_trailers);
     cr_assert(r.head.expect_continue);
@@ -234,9 +236,10 @@ Test(request, upgrade_markers)
     cr_assert_eq(r.upgrade, H1_UPGRADE_NONE);
     cr_assert(str_is(r.head.scheme, "https"));
     /* websocket needs GET, the key and version 13 */
-    e = req("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n"
-            "Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            &r);
+    e = req(
+        "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n"
+        "Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        &r);
     cr_assert_eq(r.upgrade, H1_UPGRADE_WEBSOCKET);
     cr_assert(str_is(r.ws_key, "k"));
     cr_assert(str_is(r.head.protocol, "websocket"));
@@ -329,8 +332,9 @@ Test(chunk, valid_lines)
 Test(chunk, invalid_lines)
 {
     static const char *bad[] = {
-        "\r\n", "g\r\n", "-1\r\n", "0x5\r\n", "1ffffffffffffffff\r\n", "5 5\r\n", "5\n",
-        "5\rx", "5;\x01\r\n", "5;a=\"\r\n", "5;a\n", " 5\r\n", "5;(\r\n",
+        "\r\n",    "g\r\n",  "-1\r\n",  "0x5\r\n",    "1ffffffffffffffff\r\n",
+        "5 5\r\n", "5\n",    "5\rx",    "5;\x01\r\n", "5;a=\"\r\n",
+        "5;a\n",   " 5\r\n", "5;(\r\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         for (int bw = 0; bw < 2; bw++) {
