@@ -117,15 +117,42 @@ static h1_scan_state scan_byte(h1_scan *s, const h1_limits *l, uint8_t b, h1_err
     return H1_SCAN_MORE;
 }
 
+/* Octets that may continue a line without any check but the limits: VCHAR,
+ * SP, HTAB and obs-text (not CR, LF, other controls or DEL). */
+static inline bool plain(uint8_t b)
+{
+    return (uint8_t)(b - 0x20) < 0x5f || b >= 0x80 || b == '\t';
+}
+
 size_t h1_scan_feed(h1_scan *s, const h1_limits *l, const uint8_t *p, size_t n, h1_scan_state *st,
                     h1_err *err)
 {
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    while (i < n) {
+        if (s->line_len > 0 && !s->cr) {
+            /* Fast path inside a line: count plain octets up to the limits;
+             * the octet that stops the run takes the checked path below. */
+            bool reqline = !s->trailers && s->lines == 0;
+            uint32_t max_line = reqline ? l->max_request_line : l->max_field_line;
+            size_t room = max_line > s->line_len ? max_line - s->line_len : 0;
+            size_t head_room = l->max_head > s->len ? l->max_head - s->len : 0;
+            if (head_room < room)
+                room = head_room;
+            size_t end = n - i < room ? n : i + room, j = i;
+            while (j < end && plain(p[j]))
+                j++;
+            s->len += (uint32_t)(j - i);
+            s->line_len += (uint32_t)(j - i);
+            i = j;
+            if (i == n)
+                break;
+        }
         h1_scan_state r = scan_byte(s, l, p[i], err);
         if (r != H1_SCAN_MORE) {
             *st = r;
             return r == H1_SCAN_DONE ? i + 1 : i;
         }
+        i++;
     }
     *st = H1_SCAN_MORE;
     return n;
