@@ -82,7 +82,7 @@
 
 #include "h1_limits.h"
 #include "h1_parse.h"
-#include "h2_conn.h"
+#include "h2_conn.h" /* h2_release_fn: the same release contract as HTTP/2 bodies */
 #include "h2_err.h"
 #include "h2_mem.h"
 
@@ -228,9 +228,10 @@ h2_rv h1_conn_send_data(h1_conn *c, uint32_t id, const uint8_t *data, uint64_t l
  * just ends.  Fields are copied.  Same returns as h1_conn_send_data. */
 h2_rv h1_conn_send_trailers(h1_conn *c, uint32_t id, const hpack_field *fields, size_t n);
 
-/* Bytes queued for this request's response and not yet committed: the
- * application should wait (backpressure) past h2 max_stream_buffered-like
- * bounds of its own. */
+/* Bytes queued for this request's response and not yet committed (0 for
+ * an unknown id).  Backpressure: the runtime holds a handler's writes while
+ * this is at or above its per-stream bound, as with h2_conn_stream_buffered
+ * (a response waiting behind an earlier one in the pipeline counts too). */
 uint64_t h1_conn_buffered(const h1_conn *c, uint32_t id);
 
 /* Accept the upgrade the request asked for (request.upgrade != NONE): queue
