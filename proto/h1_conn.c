@@ -571,7 +571,8 @@ static void body_done(h1_conn *c)
     xchg *x = xfind(c, c->body_id);
     if (x)
         x->body_done = true;
-    bool stop = x ? x->close : c->body_close; /* x may be answered and retired already */
+    /* x may have been answered and retired already */
+    bool stop = c->shutdown || (x ? x->close : c->body_close);
     c->rstate = stop ? R_STOP : R_HEAD;
     c->body_total = 0;
     arm_idle(c); /* the response may have been flushed before the body ended */
@@ -1095,8 +1096,8 @@ h2_rv h1_conn_reset(h1_conn *c, uint32_t id)
 void h1_conn_shutdown(h1_conn *c)
 {
     c->shutdown = true;
-    if (c->rstate < R_STOP)
-        c->rstate = R_STOP;
+    if (c->rstate == R_HEAD)
+        c->rstate = R_STOP; /* a body being read is read to its end (body_done) */
     c->head_deadline = c->idle_deadline = 0;
     if (c->n) {
         xchg *x = xat(c, c->n - 1);

@@ -427,6 +427,19 @@ H1T_TEST(persist, shutdown_finishes_in_flight)
     cr_assert(h1_conn_is_done(t->c));
 }
 
+H1T_TEST(persist, shutdown_reads_a_body_in_progress_to_its_end)
+{
+    h1t_start(t, NULL);
+    t->auto_respond = true;
+    h1t_feed_str(t, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nabc");
+    h1_conn_shutdown(t->c);
+    h1t_feed_str(t, "def" GET("/after"));
+    cr_assert_eq(t->body_len, 6);
+    cr_assert_eq(t->nreq, 1, "nothing parsed after the shutdown");
+    cr_assert_eq(h1t_count(t, "connection: close"), 1);
+    cr_assert(h1_conn_is_done(t->c));
+}
+
 H1T_TEST(persist, reset_closes_after_queued_bytes)
 {
     h1t_start(t, NULL);
