@@ -1,6 +1,6 @@
 /* fuzz_h1 - arbitrary bytes into a server-side h1_conn, with a scripted
  * application answering every request (immediately, at the end of its body,
- * with 1xx/chunked/trailers/HEAD/upgrade/reset variants), so the scanner,
+ * with 1xx/chunked/trailers/HEAD/upgrade/reset/shutdown variants), so the scanner,
  * the request rules, the body state machine, pipelining and the output
  * segments all get exercised.
  *
@@ -111,6 +111,8 @@ static void act(h1_conn *c, const h1_event *ev, unsigned policy)
     bool at_head = (policy >> 3) & 1;
     switch (ev->type) {
     case H1_EV_REQUEST:
+        if (ev->id == 2 && (policy & 0x40))
+            h1_conn_shutdown(c); /* graceful: requests 1 and 2 are still answered */
         if (ev->u.request.head.expect_continue && (policy & 0x20))
             h1_conn_respond(c, ev->id, 100, NULL, 0, false);
         if (at_head || ev->end_stream)
