@@ -811,3 +811,24 @@ Test(bad_requests, table__bytewise)
 {
     run_table(1);
 }
+
+Test(date, absent_until_the_time_is_set)
+{
+    h1_ctx x;
+    cr_assert_eq(h1_ctx_init(&x, NULL, NULL), H2_OK);
+    h1_conn *c = h1_conn_new(&x, true, 0);
+    const char *req = "GET http://b.example/p HTTP/1.1\r\nHost: a\r\n\r\n";
+    size_t used;
+    h1_event ev;
+    cr_assert_eq(h1_conn_recv(c, (const uint8_t *)req, strlen(req), 0, &used, &ev), H2_OK);
+    cr_assert_eq(ev.type, H1_EV_REQUEST);
+    cr_assert_eq(ev.u.request.head.authority.len, 9, "absolute-form wins over Host");
+    cr_assert_eq(memcmp(ev.u.request.head.scheme.p, "http", 4), 0);
+    cr_assert_eq(h1_conn_respond(c, ev.id, 200, NULL, 0, true), H2_OK);
+    char out[256] = {0};
+    size_t n = h1_conn_send(c, (uint8_t *)out, sizeof out - 1, 0);
+    cr_assert_str_eq(out, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    cr_assert_eq(n, strlen(out));
+    h1_conn_free(c);
+    h1_ctx_free(&x);
+}
