@@ -31,14 +31,14 @@ void h1_ctx_free(h1_ctx *x)
 {
     h2_free(x->mem, x->scratch);
     h2_free(x->mem, x->fields);
-    while (x->free_segs) {
-        h1_seg *s = x->free_segs;
-        x->free_segs = s->next;
-        h2_free(x->mem, s);
+    for (int k = 0; k < 2; k++) {
+        while (x->free_segs[k]) {
+            h1_seg *s = x->free_segs[k];
+            x->free_segs[k] = s->next;
+            h2_free(x->mem, s);
+        }
+        x->nfree_segs[k] = 0;
     }
-    x->scratch = NULL;
-    x->fields = NULL;
-    x->nfree_segs = 0;
 }
 
 void h1_format_date(int64_t t, char out[H1_DATE_LEN])

@@ -101,8 +101,8 @@ typedef struct h1_ctx {
     int64_t date_s;      /* the second date[] shows; -1: never set (no date field) */
     char date[H1_DATE_LEN + 1];
     uint64_t limit_hits[H1_LIMIT_COUNT]; /* every limit a peer ran into, any connection */
-    void *free_segs;                     /* recycled output segments */
-    uint32_t nfree_segs;
+    void *free_segs[2]; /* recycled output segments: small (chunk lines), head-sized */
+    uint32_t nfree_segs[2];
 } h1_ctx;
 
 /* limits NULL = h1_limits_default(); mem NULL = libc.  The limits object is

@@ -9,7 +9,8 @@
 #include "h1_conn.h"
 
 #define SEG_INLINE 24u  /* chunk-size lines, CRLFs, the last chunk */
-#define SEG_KEEP   256u /* recycled segments a context keeps */
+#define SEG_HEAD   488u /* a pooled head: most response heads fit */
+#define SEG_KEEP   256u /* recycled segments of each kind a context keeps */
 
 typedef struct h1_seg {
     struct h1_seg *next;
@@ -17,9 +18,11 @@ typedef struct h1_seg {
     uint64_t len;
     h2_release_fn release; /* references only */
     void *rctx;
-    uint8_t heap; /* allocated with its bytes after it, not pooled */
+    uint8_t kind; /* SEG_K_*: where it goes when sent */
     uint8_t inl[SEG_INLINE];
 } h1_seg;
+
+enum { SEG_K_SMALL, SEG_K_HEAD, SEG_K_HEAP }; /* pooled x2, or freed */
 
 /* --- Exchanges --------------------------------------------------------------- */
 

@@ -8,34 +8,43 @@
 
 /* --- Segments ------------------------------------------------------------------ */
 
-h1_seg *h1_seg_small(h1_conn *c)
+/* A segment of one of the pooled kinds (bytes after the header: inl, or
+ * SEG_HEAD bytes in place of it). */
+static h1_seg *seg_pooled(h1_conn *c, uint8_t kind)
 {
     h1_ctx *x = c->x;
-    h1_seg *s = x->free_segs;
+    h1_seg *s = x->free_segs[kind];
     if (s) {
-        x->free_segs = s->next;
-        x->nfree_segs--;
-    } else if (!(s = h2_malloc(x->mem, sizeof *s))) {
-        return NULL;
+        x->free_segs[kind] = s->next;
+        x->nfree_segs[kind]--;
+    } else {
+        size_t size = kind == SEG_K_SMALL ? sizeof *s : offsetof(h1_seg, inl) + SEG_HEAD;
+        if (!(s = h2_malloc(x->mem, size)))
+            return NULL;
     }
     memset(s, 0, offsetof(h1_seg, inl));
+    s->kind = kind;
+    s->p = s->inl;
     return s;
+}
+
+h1_seg *h1_seg_small(h1_conn *c)
+{
+    return seg_pooled(c, SEG_K_SMALL);
 }
 
 h1_seg *h1_seg_bytes(h1_conn *c, size_t len)
 {
-    if (len <= SEG_INLINE) {
-        h1_seg *s = h1_seg_small(c);
-        if (s)
-            s->p = s->inl;
-        return s;
-    }
-    h1_seg *s = h2_malloc(c->x->mem, sizeof *s + len);
+    if (len <= SEG_INLINE)
+        return seg_pooled(c, SEG_K_SMALL);
+    if (len <= SEG_HEAD)
+        return seg_pooled(c, SEG_K_HEAD);
+    h1_seg *s = h2_malloc(c->x->mem, offsetof(h1_seg, inl) + len);
     if (!s)
         return NULL;
     memset(s, 0, offsetof(h1_seg, inl));
-    s->heap = 1;
-    s->p = (const uint8_t *)(s + 1);
+    s->kind = SEG_K_HEAP;
+    s->p = s->inl;
     return s;
 }
 
@@ -44,10 +53,10 @@ void h1_seg_free(h1_conn *c, h1_seg *s)
     if (s->release)
         s->release(s->rctx, s->p, (size_t)s->len);
     h1_ctx *x = c->x;
-    if (!s->heap && x->nfree_segs < SEG_KEEP) {
-        s->next = x->free_segs;
-        x->free_segs = s;
-        x->nfree_segs++;
+    if (s->kind != SEG_K_HEAP && x->nfree_segs[s->kind] < SEG_KEEP) {
+        s->next = x->free_segs[s->kind];
+        x->free_segs[s->kind] = s;
+        x->nfree_segs[s->kind]++;
     } else {
         h2_free(x->mem, s);
     }

@@ -8,12 +8,14 @@
 static void *m_malloc(size_t n, void *ud)
 {
     ((h1t *)ud)->live++;
+    ((h1t *)ud)->allocs++;
     return malloc(n);
 }
 static void *m_realloc(void *p, size_t n, void *ud)
 {
     if (!p)
         ((h1t *)ud)->live++;
+    ((h1t *)ud)->allocs++;
     return realloc(p, n);
 }
 static void m_free(void *p, void *ud)

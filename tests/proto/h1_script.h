@@ -33,7 +33,8 @@ typedef struct h1t {
     h1_ctx x;
     h1_conn *c;
     h2_mem mem;
-    int64_t live; /* allocations not yet freed */
+    int64_t live;    /* allocations not yet freed */
+    uint64_t allocs; /* malloc and realloc calls */
     uint64_t now;
     bool auto_respond;
     h2_rv rv;    /* the last result other than H2_OK (0 if none) */

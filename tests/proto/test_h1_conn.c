@@ -651,6 +651,24 @@ H1T_TEST(output, backlog_pauses_reading)
     cr_assert(h1_conn_want_read(t->c));
 }
 
+Test(output, warm_request_cycle_allocates_nothing)
+{
+    h1t t;
+    h1t_init(&t, 0);
+    h1t_start(&t, NULL);
+    t.auto_respond = true;
+    const char *req = "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "3\r\nabc\r\n0\r\n\r\n" GET("/y");
+    h1t_feed_str(&t, req); /* warm-up: pools filled */
+    uint64_t before = t.allocs;
+    for (int i = 0; i < 10; i++)
+        h1t_feed_str(&t, req);
+    cr_assert_eq(t.nreq, 22);
+    cr_assert_eq(t.allocs, before, "%llu allocations on the warm path",
+                 (unsigned long long)(t.allocs - before));
+    h1t_fini(&t);
+}
+
 Test(output, release_on_free)
 {
     h1t t;
