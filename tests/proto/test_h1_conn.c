@@ -812,6 +812,12 @@ static void run_table(int mode)
         cr_expect_eq(h1t_count(&t, "connection: close\r\n"), 1, "%s", b->name);
         cr_expect(h1_conn_is_done(t.c), "%s: not closed", b->name);
         cr_expect_eq(h1_conn_error_status(t.c), b->status, "%s", b->name);
+        if (b->status == 413 || b->status == 414 || b->status == 431) {
+            uint64_t hits = 0;
+            for (int k = 0; k < H1_LIMIT_COUNT; k++)
+                hits += t.x.limit_hits[k];
+            cr_expect_eq(hits, 1, "%s: a limit status is counted", b->name);
+        }
         /* A request whose head was fine may have been delivered; then it was reset. */
         if (t.nreq)
             cr_expect_not_null(strstr(t.log, "RESET 1\n"), "%s: %s", b->name, t.log);
