@@ -364,9 +364,8 @@ h2_rv h1_conn_respond(h1_conn *c, uint32_t id, uint16_t status, const hpack_fiel
     if (x->close)
         e.lines = x->framing == F_CHUNKED ? "transfer-encoding: chunked\r\nconnection: close\r\n"
                                           : "connection: close\r\n";
-    else if (x->framing == F_CHUNKED)
-        e.lines = x->minor == 0 ? "transfer-encoding: chunked\r\nconnection: keep-alive\r\n"
-                                : "transfer-encoding: chunked\r\n";
+    else if (x->framing == F_CHUNKED) /* HTTP/1.1 only */
+        e.lines = "transfer-encoding: chunked\r\n";
     else if (x->minor == 0)
         e.lines = "connection: keep-alive\r\n";
     h2_rv rv = h1_push_head(c, x, status, f, n, &e);

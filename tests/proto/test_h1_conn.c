@@ -284,6 +284,36 @@ H1T_TEST(response, chunked_trailers_only_with_te_trailers)
                              "3\r\nabc\r\n0\r\n\r\n");
 }
 
+H1T_TEST(response, trailers_dropped_without_chunked_framing)
+{
+    h1t_start(t, NULL);
+    h1t_feed_str(t, "GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n");
+    hpack_field cl[] = {{(const uint8_t *)"content-length", (const uint8_t *)"3", 14, 1, 0, 0}};
+    hpack_field tr[] = {{(const uint8_t *)"x-sum", (const uint8_t *)"1", 5, 1, 0, 0}};
+    hpack_field bad[] = {{(const uint8_t *)"connection", (const uint8_t *)"x", 10, 1, 0, 0}};
+    cr_assert_eq(h1_conn_respond(t->c, 1, 200, cl, 1, false), H2_OK);
+    cr_assert_eq(h1t_send(t, 1, "abc", false), H2_OK);
+    cr_assert_eq(h1_conn_send_trailers(t->c, 1, bad, 1), H2_E_INVAL);
+    cr_assert_eq(h1_conn_send_trailers(t->c, 1, tr, 1), H2_OK);
+    cr_assert_eq(h1_conn_send_trailers(t->c, 1, tr, 1), H2_E_STATE, "body ended");
+    h1t_drain(t);
+    cr_assert_str_eq(t->out, "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n" DATE "\r\nabc");
+}
+
+H1T_TEST(response, informational_waits_its_turn_in_the_pipeline)
+{
+    h1t_start(t, NULL);
+    h1t_feed_str(t, GET("/1") GET("/2"));
+    cr_assert_eq(h1_conn_respond(t->c, 2, 103, NULL, 0, false), H2_OK);
+    cr_assert_not(h1_conn_want_write(t->c), "103 of request 2 waits for response 1");
+    cr_assert_eq(h1_conn_respond(t->c, 1, 200, NULL, 0, true), H2_OK);
+    cr_assert_eq(h1_conn_respond(t->c, 2, 200, NULL, 0, true), H2_OK);
+    h1t_drain(t);
+    cr_assert_eq(h1t_status(t, 0), 200);
+    cr_assert_eq(h1t_status(t, 1), 103);
+    cr_assert_eq(h1t_status(t, 2), 200);
+}
+
 H1T_TEST(response, head_sends_no_body)
 {
     h1t_start(t, NULL);
