@@ -127,35 +127,39 @@ static inline bool plain(uint8_t b)
 size_t h1_scan_feed(h1_scan *s, const h1_limits *l, const uint8_t *p, size_t n, h1_scan_state *st,
                     h1_err *err)
 {
+    h1_scan t = *s; /* a local copy stays in registers (no store-forwarding stalls) */
     size_t i = 0;
+    *st = H1_SCAN_MORE;
     while (i < n) {
-        if (s->line_len > 0 && !s->cr) {
+        if (t.line_len > 0 && !t.cr) {
             /* Fast path inside a line: count plain octets up to the limits;
              * the octet that stops the run takes the checked path below. */
-            bool reqline = !s->trailers && s->lines == 0;
+            bool reqline = !t.trailers && t.lines == 0;
             uint32_t max_line = reqline ? l->max_request_line : l->max_field_line;
-            size_t room = max_line > s->line_len ? max_line - s->line_len : 0;
-            size_t head_room = l->max_head > s->len ? l->max_head - s->len : 0;
+            size_t room = max_line > t.line_len ? max_line - t.line_len : 0;
+            size_t head_room = l->max_head > t.len ? l->max_head - t.len : 0;
             if (head_room < room)
                 room = head_room;
             size_t end = n - i < room ? n : i + room, j = i;
             while (j < end && plain(p[j]))
                 j++;
-            s->len += (uint32_t)(j - i);
-            s->line_len += (uint32_t)(j - i);
+            t.len += (uint32_t)(j - i);
+            t.line_len += (uint32_t)(j - i);
             i = j;
             if (i == n)
                 break;
         }
-        h1_scan_state r = scan_byte(s, l, p[i], err);
+        h1_scan_state r = scan_byte(&t, l, p[i], err);
         if (r != H1_SCAN_MORE) {
             *st = r;
-            return r == H1_SCAN_DONE ? i + 1 : i;
+            if (r == H1_SCAN_DONE)
+                i++;
+            break;
         }
         i++;
     }
-    *st = H1_SCAN_MORE;
-    return n;
+    *s = t;
+    return i;
 }
 
 /* --- Lines of a complete section ----------------------------------------------- */
@@ -164,9 +168,9 @@ size_t h1_scan_feed(h1_scan *s, const h1_limits *l, const uint8_t *p, size_t n, 
  * The scanner guaranteed CRLF endings. */
 static uint32_t next_line(const uint8_t *buf, uint32_t len, uint32_t *pos)
 {
-    uint32_t s = *pos, i = s;
-    while (i < len && buf[i] != '\r')
-        i++;
+    uint32_t s = *pos;
+    const uint8_t *cr = s < len ? memchr(buf + s, '\r', len - s) : NULL;
+    uint32_t i = cr ? (uint32_t)(cr - buf) : len;
     *pos = i + 2 <= len ? i + 2 : len;
     return i - s;
 }
@@ -414,6 +418,29 @@ static bool named_by_connection(const hpack_field *f, const hpack_field *all, ui
     return false;
 }
 
+/* Does a Connection value name anything but the options the codec knows
+ * (then those names are fields to drop)? */
+static bool names_fields(const uint8_t *v, uint32_t len)
+{
+    static const char *const known[] = {"close", "keep-alive", "upgrade", "http2-settings", "te"};
+    uint32_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        uint32_t s = i;
+        while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+            i++;
+        if (i == s)
+            continue;
+        bool k = false;
+        for (size_t j = 0; j < sizeof known / sizeof known[0] && !k; j++)
+            k = h1_ieq(v + s, i - s, known[j]);
+        if (!k)
+            return true;
+    }
+    return false;
+}
+
 /* Drop hop-by-hop fields (and those a Connection field names). */
 static uint32_t compact(hpack_field *f, uint32_t n, bool has_conn)
 {
@@ -449,7 +476,11 @@ static h1_err semantics(hpack_field *fields, uint32_t n, const h1_limits *l, boo
         out->head.expect_continue = false; /* RFC 9110 §10.1.1 */
     out->keep_alive = out->minor == 1 ? !close : (keep && !close);
     upgrade(&r, tls, out);
-    out->head.nfields = compact(fields, n, r.conn != NULL);
+    bool named = false;
+    for (uint32_t i = 0; i < n && r.conn; i++)
+        if (name_is(&fields[i], "connection"))
+            named = named || names_fields(fields[i].value, fields[i].value_len);
+    out->head.nfields = compact(fields, n, named);
     out->head.fields = out->head.nfields ? fields : NULL;
     return h1_err_none();
 }
