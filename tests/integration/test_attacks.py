@@ -239,6 +239,30 @@ def tcp_socket(local_port, remote_port):
     return None
 
 
+def tcp_queues(local_port, remote_port):
+    """(unread bytes, unsent/unacked bytes) of one loopback IPv4 TCP socket,
+    or None (gone, or no sock_diag): one netlink lookup, where /proc/net/tcp
+    lists every socket of the machine (thousands, 0.2 s a read under load)."""
+    ip = socket.inet_aton(HOST) + bytes(12)
+    sockid = struct.pack(">HH16s16s", local_port, remote_port, ip, ip) + \
+        struct.pack("=III", 0, 0xFFFFFFFF, 0xFFFFFFFF)
+    req = struct.pack("=BBBxI", socket.AF_INET, socket.IPPROTO_TCP, 0, 0xFFFFFFFF) + sockid
+    # nlmsghdr: SOCK_DIAG_BY_FAMILY (20), NLM_F_REQUEST (1): an exact lookup.
+    msg = struct.pack("=IHHII", 16 + len(req), 20, 1, 1, 0) + req
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 4) as nl:  # NETLINK_SOCK_DIAG
+            nl.sendto(msg, (0, 0))
+            reply = nl.recv(4096)
+    except OSError:
+        return None                 # no sock_diag here: the callers do without
+    if len(reply) < 16 + 4 + 48 + 12 or struct.unpack_from("=H", reply, 4)[0] != 20:
+        return None                 # NLMSG_ERROR: no such socket
+    # inet_diag_msg after the 16-byte header: 4 bytes, the 48-byte id, then
+    # expires, rqueue, wqueue.
+    rq, wq = struct.unpack_from("=II", reply, 16 + 4 + 48 + 4)
+    return rq, wq
+
+
 def holds_socket(pid, inode):
     """Does the process still have the socket open (an fd on it)?"""
     target = "socket:[%d]" % inode
@@ -330,36 +354,62 @@ class Peer(SocketClient):
         except (BlockingIOError, InterruptedError):
             return 0
 
-    def flood(self, chunks, stall=0.5, limit=None, read=False):
+    def flood(self, chunks, stall=0.5, limit=None, read=False, watch=False):
         """Send the byte strings from the iterator `chunks` without blocking
         until the kernel has taken nothing for `stall` seconds (the server
         stopped reading) or the iterator ends.  Returns (bytes sent, time of
-        the last progress, stalled?)."""
+        the last progress, stalled?); self.flood_end says why it ended.
+
+        watch: also stop (stalled) as soon as the server's socket shows that
+        it stopped reading: input waits in it, and what the server consumed
+        (sent, less what is still in either socket) has not moved for
+        `stall` seconds.  Waiting for the kernel to refuse more can take
+        longer than the server's timeouts: its receive window, autotuned up
+        to tcp_rmem's maximum, can be MiBs that a client on a loaded machine
+        fills slowly."""
         total = 0
         last = time.monotonic()
         pending = b""
         it = iter(chunks)
+        consumed, t_moved, t_sample = -1, last, 0.0
+        self.flood_end = "iterator"
         while True:
+            now = time.monotonic()
+            if watch and now - t_sample >= 0.05:
+                t_sample = now
+                srv, cli = tcp_queues(self.port, self.local_port), tcp_queues(self.local_port,
+                                                                              self.port)
+                if srv and cli:
+                    c = total - srv[0] - cli[1]
+                    if c != consumed or srv[0] == 0:
+                        consumed, t_moved = c, now
+                    elif now - t_moved >= stall:
+                        self.flood_end = "server stopped reading"
+                        return total, last, True
             if not pending:
                 pending = next(it, None)
                 if pending is None:
                     return total, last, False
             try:
                 n = self.try_send(pending)
-            except OSError:               # the server closed (and reset) the connection
+            except OSError as e:          # the server closed (and reset) the connection
+                self.flood_end = "send: %s" % e
                 return total, last, False
             if n:
                 total += n
                 pending = pending[n:]
                 last = time.monotonic()
                 if limit and total >= limit:
+                    self.flood_end = "limit"
                     return total, last, False
                 continue
             if read:
                 self.pump(0)
                 if self.eof:
+                    self.flood_end = "eof"
                     return total, last, False
             if time.monotonic() - last >= stall:
+                self.flood_end = "kernel full"
                 return total, last, True
             select.select([], [self.sock], [], 0.02)
 
@@ -1184,17 +1234,18 @@ class AttackTest(unittest.TestCase):
     # ======================================================================
     def control_cap(self, case, what, chunks, send_timeout):
         """Flood `chunks` from a client that never reads (4 KiB receive
-        buffer) until the kernel takes no more: the server must stop reading
-        (its side of the socket holds unread bytes) instead of queueing
-        replies without bound, then close the connection when no output has
-        moved for send-timeout."""
+        buffer) until the server visibly stops reading (its side of the
+        socket holds unread bytes it leaves there, or the kernel takes no
+        more): it must pause instead of queueing replies without bound, then
+        close the connection when no output has moved for send-timeout."""
         with Peer(case.srv.port, rcvbuf=4096, sndbuf=65536) as p:
             p.wait(lambda: p.server_settings, 2)   # the server preface; no reading after
-            sent, t_last, stalled = p.flood(chunks, stall=0.5, limit=512 * MIB)
+            sent, t_last, stalled = p.flood(chunks, stall=0.5, limit=512 * MIB, watch=True)
             case.note(what + "_sent_until_pause_KiB", sent // 1024)
+            case.note(what + "_pause_seen", p.flood_end)
             if not stalled:
-                raise AssertionError("%s: the server took %d KiB without pausing" % (
-                    what, sent // 1024))
+                raise AssertionError("%s: %d KiB sent, no pause seen (flood ended: %s)" % (
+                    what, sent // 1024, p.flood_end))
             info = p.server_side()
             case.note(what + "_server_unread_KiB", info and info["rxq"] // 1024)
             if not info or info["rxq"] == 0:
