@@ -105,7 +105,9 @@ h2_rv h2_conn_glitch(h2_conn *c)
     return H2_OK;
 }
 
-h2_conn *h2_conn_alloc(h2_ctx *x, uint64_t now_ms)
+/* Inlined into h2_conn_new: the server's connection setup pays no call
+ * for sharing it with the client (h2_conn_alloc, below). */
+static inline h2_conn *conn_alloc(h2_ctx *x, uint64_t now_ms)
 {
     const h2_limits *l = x->limits;
     h2_conn *c = h2_malloc(x->mem, sizeof *c);
@@ -133,7 +135,7 @@ h2_conn *h2_conn_alloc(h2_ctx *x, uint64_t now_ms)
     return c;
 }
 
-bool h2_conn_preface(h2_conn *c, const h2_setting *st, size_t n)
+static inline bool conn_preface(h2_conn *c, const h2_setting *st, size_t n)
 {
     const h2_limits *l = c->lim;
     if (!h2_out_settings(c, st, n))
@@ -147,10 +149,20 @@ bool h2_conn_preface(h2_conn *c, const h2_setting *st, size_t n)
     return true;
 }
 
+h2_conn *h2_conn_alloc(h2_ctx *x, uint64_t now_ms)
+{
+    return conn_alloc(x, now_ms);
+}
+
+bool h2_conn_preface(h2_conn *c, const h2_setting *st, size_t n)
+{
+    return conn_preface(c, st, n);
+}
+
 h2_conn *h2_conn_new(h2_ctx *x, uint64_t now_ms)
 {
     const h2_limits *l = x->limits;
-    h2_conn *c = h2_conn_alloc(x, now_ms);
+    h2_conn *c = conn_alloc(x, now_ms);
     if (!c)
         return NULL;
     c->enc.skip_volatile = true;
@@ -170,7 +182,7 @@ h2_conn *h2_conn_new(h2_ctx *x, uint64_t now_ms)
     if (l->enable_connect_protocol)
         st[n++] = (h2_setting){H2_SET_ENABLE_CONNECT_PROTOCOL, 1};
     st[n++] = (h2_setting){H2_SET_NO_RFC7540_PRIORITIES, 1};
-    if (!h2_conn_preface(c, st, n)) {
+    if (!conn_preface(c, st, n)) {
         h2_conn_free(c);
         return NULL;
     }
