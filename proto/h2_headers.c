@@ -129,7 +129,7 @@ static h2_rv block_opens_stream(h2_conn *c, uint32_t sid, const hpack_sink *sk, 
                                 bool selfdep, h2_event *ev)
 {
     const h2_limits *l = c->lim;
-    if (c->client) /* servers open no streams: push is disabled (§8.4) */
+    if (__builtin_expect(c->client, 0)) /* servers open no streams: push is disabled (§8.4) */
         return h2_conn_fail(c, H2_PROTOCOL_ERROR, "HEADERS on an idle stream");
     c->last_peer_sid = sid;
     if (c->goaway_sent && sid > c->goaway_last)
