@@ -227,12 +227,5 @@ h2_rv h2_client_stream_done(h2_conn *c, uint32_t stream_id)
         s->flags &= (uint16_t)~F_REFUSED;
         c->refused_pending--;
     }
-    s->flags &= (uint16_t)~F_DELIVERED;
-    s->user = NULL;
-    if (!c->dead && s->state != S_CLOSED)
-        return h2_stream_reset(c, s, H2_CANCEL, NULL, true); /* frees it */
-    if (c->dead)
-        h2_stream_close(c, s);
-    h2_stream_maybe_free(c, s);
-    return H2_OK;
+    return h2_conn_stream_detach(c, stream_id); /* it resets an open stream with CANCEL */
 }

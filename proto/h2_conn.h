@@ -209,7 +209,8 @@ h2_rv h2_conn_consume(h2_conn *c, uint32_t stream_id, uint64_t n);
 
 /* The application's handler for this stream has stopped; the engine may
  * forget the stream once it is closed on the wire.  A stream whose response
- * was not ended is reset with INTERNAL_ERROR.  Until detached, a delivered
+ * was not ended is reset with INTERNAL_ERROR (on a client connection: any
+ * stream still open is reset with CANCEL, see h2_client_stream_done).  Until detached, a delivered
  * stream counts against max_concurrent_streams even after a reset. */
 h2_rv h2_conn_stream_detach(h2_conn *c, uint32_t stream_id);
 

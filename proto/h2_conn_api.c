@@ -6,7 +6,6 @@
 
 #include <string.h>
 
-#include "h2_client.h"
 #include "h2_out.h"
 #include "h2_sched.h"
 #include "h2_stream.h"
@@ -169,14 +168,17 @@ h2_rv h2_conn_consume(h2_conn *c, uint32_t stream_id, uint64_t n)
 
 h2_rv h2_conn_stream_detach(h2_conn *c, uint32_t stream_id)
 {
-    if (c->client)
-        return h2_client_stream_done(c, stream_id);
     h2_stream *s = h2_stream_find(c, stream_id);
     if (!s || !(s->flags & F_DELIVERED))
         return H2_E_NOSTREAM;
     s->flags &= (uint16_t)~F_DELIVERED;
     s->user = NULL;
     if (!c->dead && s->state != S_CLOSED) {
+        /* A client gives the response up (h2_client_stream_done); tested
+         * only here, off a server's common path (its streams are closed
+         * when detached). */
+        if (c->client)
+            return h2_stream_reset(c, s, H2_CANCEL, NULL, true); /* frees it */
         if (!(s->flags & F_END_QUEUED)) {
             /* The handler stopped without finishing its response. */
             h2_rv rv = h2_stream_reset(c, s, H2_INTERNAL_ERROR, NULL, true);
