@@ -105,7 +105,9 @@ h2_rv h2_conn_glitch(h2_conn *c)
     return H2_OK;
 }
 
-h2_conn *h2_conn_new(h2_ctx *x, uint64_t now_ms)
+/* Inlined into h2_conn_new: the server's connection setup pays no call
+ * for sharing it with the client (h2_conn_alloc, below). */
+static inline h2_conn *conn_alloc(h2_ctx *x, uint64_t now_ms)
 {
     const h2_limits *l = x->limits;
     h2_conn *c = h2_malloc(x->mem, sizeof *c);
@@ -119,6 +121,7 @@ h2_conn *h2_conn_new(h2_ctx *x, uint64_t now_ms)
     c->local_iws = H2_DEFAULT_WINDOW;
     c->peer_iws = H2_DEFAULT_WINDOW;
     c->peer_max_frame = H2_MIN_MAX_FRAME_SIZE;
+    c->peer_max_streams = UINT32_MAX; /* RFC 9113 §6.5.2: unlimited until SETTINGS */
     c->send_window = H2_DEFAULT_WINDOW;
     c->recv_window = H2_DEFAULT_WINDOW;
     h2_bucket_init(&c->resets, l->reset_burst, l->reset_rate, now_ms);
@@ -129,6 +132,39 @@ h2_conn *h2_conn_new(h2_ctx *x, uint64_t now_ms)
                                                                        : HPACK_DEFAULT_TABLE_SIZE;
     hpack_decoder_init(&c->dec, dec_max, x->mem);
     hpack_encoder_init(&c->enc, l->encoder_table_size, x->mem);
+    return c;
+}
+
+static inline bool conn_preface(h2_conn *c, const h2_setting *st, size_t n)
+{
+    const h2_limits *l = c->lim;
+    if (!h2_out_settings(c, st, n))
+        return false;
+    c->settings_unacked = 1;
+    if (l->connection_window > H2_DEFAULT_WINDOW) {
+        if (!h2_out_window_update(c, 0, l->connection_window - H2_DEFAULT_WINDOW))
+            return false;
+        c->recv_window = l->connection_window;
+    }
+    return true;
+}
+
+h2_conn *h2_conn_alloc(h2_ctx *x, uint64_t now_ms)
+{
+    return conn_alloc(x, now_ms);
+}
+
+bool h2_conn_preface(h2_conn *c, const h2_setting *st, size_t n)
+{
+    return conn_preface(c, st, n);
+}
+
+h2_conn *h2_conn_new(h2_ctx *x, uint64_t now_ms)
+{
+    const h2_limits *l = x->limits;
+    h2_conn *c = conn_alloc(x, now_ms);
+    if (!c)
+        return NULL;
     c->enc.skip_volatile = true;
 
     /* Server preface (RFC 9113 §3.4): our SETTINGS, then the connection
@@ -146,17 +182,9 @@ h2_conn *h2_conn_new(h2_ctx *x, uint64_t now_ms)
     if (l->enable_connect_protocol)
         st[n++] = (h2_setting){H2_SET_ENABLE_CONNECT_PROTOCOL, 1};
     st[n++] = (h2_setting){H2_SET_NO_RFC7540_PRIORITIES, 1};
-    if (!h2_out_settings(c, st, n)) {
+    if (!conn_preface(c, st, n)) {
         h2_conn_free(c);
         return NULL;
-    }
-    c->settings_unacked = 1;
-    if (l->connection_window > H2_DEFAULT_WINDOW) {
-        if (!h2_out_window_update(c, 0, l->connection_window - H2_DEFAULT_WINDOW)) {
-            h2_conn_free(c);
-            return NULL;
-        }
-        c->recv_window = l->connection_window;
     }
     return c;
 }

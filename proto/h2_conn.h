@@ -79,6 +79,8 @@ typedef enum h2_event_type {
     H2_EV_PRIORITY,      /* RFC 9218 PRIORITY_UPDATE for a delivered stream */
     H2_EV_GOAWAY,        /* the peer is going away */
     H2_EV_PING_ACK,      /* an ACK for a PING we sent */
+    H2_EV_RESPONSE,      /* client (h2_client.h): a response head, informational
+                          * (1xx, may repeat) or final; end_stream: no body follows */
 } h2_event_type;
 
 typedef struct h2_event {
@@ -87,6 +89,7 @@ typedef struct h2_event {
     bool end_stream;
     union {
         h2_req_head request;
+        h2_resp_head response;
         struct {
             const uint8_t *data; /* points into the caller's input buffer */
             uint32_t len;
@@ -206,7 +209,8 @@ h2_rv h2_conn_consume(h2_conn *c, uint32_t stream_id, uint64_t n);
 
 /* The application's handler for this stream has stopped; the engine may
  * forget the stream once it is closed on the wire.  A stream whose response
- * was not ended is reset with INTERNAL_ERROR.  Until detached, a delivered
+ * was not ended is reset with INTERNAL_ERROR (on a client connection: any
+ * stream still open is reset with CANCEL, see h2_client_stream_done).  Until detached, a delivered
  * stream counts against max_concurrent_streams even after a reset. */
 h2_rv h2_conn_stream_detach(h2_conn *c, uint32_t stream_id);
 
@@ -217,6 +221,16 @@ void *h2_conn_stream_user(const h2_conn *c, uint32_t stream_id);
 
 /* Send a PING; its ACK comes back as H2_EV_PING_ACK. */
 h2_rv h2_conn_ping(h2_conn *c, const uint8_t opaque[8]);
+
+/* A PING that measures the round trip (either role): its opaque carries
+ * now_us (the caller's monotonic clock in microseconds, below 2^48) behind
+ * a 2-byte tag.  When its H2_EV_PING_ACK arrives, h2_ping_sent_us() gives
+ * the time back: RTT = now_us - sent_us.  A peer that forges an ACK fools
+ * only the measurement.  Returns as h2_conn_ping. */
+h2_rv h2_conn_ping_timed(h2_conn *c, uint64_t now_us);
+/* The send time a timed PING's ACK opaque carries; false when the opaque
+ * is not one of ours (an application PING). */
+bool h2_ping_sent_us(const uint8_t opaque[8], uint64_t *sent_us);
 
 /* Graceful shutdown (RFC 9113 §6.8): GOAWAY with the maximum stream id and a
  * PING now; when that PING is acknowledged, a second GOAWAY with the last

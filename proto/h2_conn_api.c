@@ -174,6 +174,11 @@ h2_rv h2_conn_stream_detach(h2_conn *c, uint32_t stream_id)
     s->flags &= (uint16_t)~F_DELIVERED;
     s->user = NULL;
     if (!c->dead && s->state != S_CLOSED) {
+        /* A client gives the response up (h2_client_stream_done); tested
+         * only here, off a server's common path (its streams are closed
+         * when detached). */
+        if (c->client)
+            return h2_stream_reset(c, s, H2_CANCEL, NULL, true); /* frees it */
         if (!(s->flags & F_END_QUEUED)) {
             /* The handler stopped without finishing its response. */
             h2_rv rv = h2_stream_reset(c, s, H2_INTERNAL_ERROR, NULL, true);
@@ -216,16 +221,23 @@ h2_rv h2_conn_ping(h2_conn *c, const uint8_t opaque[8])
     return h2_out_ping(c, false, opaque) ? H2_OK : h2_conn_nomem(c);
 }
 
+/* The last stream id a GOAWAY of ours names: the peer's streams we took.
+ * A client takes none (push is disabled). */
+static uint32_t goaway_last_id(const h2_conn *c)
+{
+    return c->client ? 0 : c->last_peer_sid;
+}
+
 /* The second GOAWAY of a graceful shutdown: the last stream we take. */
 bool h2_conn_shutdown_final(h2_conn *c)
 {
     c->shutdown_phase = 2;
     if (c->goaway_sent)
         return true;
-    if (!h2_out_goaway(c, c->last_peer_sid, H2_NO_ERROR, NULL))
+    if (!h2_out_goaway(c, goaway_last_id(c), H2_NO_ERROR, NULL))
         return false;
     c->goaway_sent = true;
-    c->goaway_last = c->last_peer_sid;
+    c->goaway_last = goaway_last_id(c);
     return true;
 }
 
@@ -251,9 +263,31 @@ h2_rv h2_conn_goaway(h2_conn *c, h2_code code, const char *debug)
         h2_conn_fail(c, code, debug ? debug : "going away");
         return H2_OK;
     }
-    if (!h2_out_goaway(c, c->last_peer_sid, H2_NO_ERROR, debug))
+    if (!h2_out_goaway(c, goaway_last_id(c), H2_NO_ERROR, debug))
         return h2_conn_nomem(c);
     c->goaway_sent = true;
-    c->goaway_last = c->last_peer_sid;
+    c->goaway_last = goaway_last_id(c);
     return H2_OK;
+}
+
+#define H2_PING_TAG0 'r'
+#define H2_PING_TAG1 't'
+
+h2_rv h2_conn_ping_timed(h2_conn *c, uint64_t now_us)
+{
+    uint8_t o[8] = {H2_PING_TAG0, H2_PING_TAG1};
+    for (int i = 7; i >= 2; i--, now_us >>= 8)
+        o[i] = (uint8_t)now_us;
+    return h2_conn_ping(c, o);
+}
+
+bool h2_ping_sent_us(const uint8_t opaque[8], uint64_t *sent_us)
+{
+    if (opaque[0] != H2_PING_TAG0 || opaque[1] != H2_PING_TAG1)
+        return false;
+    uint64_t v = 0;
+    for (int i = 2; i < 8; i++)
+        v = v << 8 | opaque[i];
+    *sent_us = v;
+    return true;
 }

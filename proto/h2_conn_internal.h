@@ -79,6 +79,12 @@ enum stream_flag {
     F_IN_SCHED = 1u << 4,
     F_RESET_SENT = 1u << 5, /* we sent RST_STREAM: ignore late frames */
     F_INCREMENTAL = 1u << 6,
+    /* The peer's head arrived: a request (server streams, from birth) or a
+     * final response (client streams, h2_client.c).  DATA needs it. */
+    F_HEAD_RECV = 1u << 7,
+    F_HEAD_REQ = 1u << 8,  /* client: a HEAD request (no body in the response) */
+    F_INFO_SEEN = 1u << 9, /* client: an informational (1xx) head arrived */
+    F_REFUSED = 1u << 10,  /* client: above a GOAWAY's last id, not yet reported */
 };
 
 struct h2_stream;
@@ -179,6 +185,10 @@ struct h2_conn {
     uint32_t ctrl_pending; /* peer-provoked replies possibly unwritten (ctrl_settle) */
     uint32_t ctrl_old;     /* ... of which queued before ctrl_mark was taken */
     uint32_t goaway_last;
+    /* client role (h2_client.c) */
+    uint32_t next_sid;         /* the next stream id we open (odd) */
+    uint32_t peer_max_streams; /* the peer's SETTINGS_MAX_CONCURRENT_STREAMS */
+    uint32_t refused_pending;  /* streams marked F_REFUSED, not yet reported */
 
     /* 1-byte members */
     uint8_t rstate;
@@ -197,6 +207,12 @@ struct h2_conn {
     bool send_stalled;      /* failed by the no-progress timeout */
     uint8_t shutdown_phase; /* 1: notice sent, waiting for the PING ACK */
     bool read_paused;       /* reading paused and counted as a limit hit */
+    /* The role (RFC 9113 §5.1.1): false = server, true = client.  Where
+     * the roles differ the engine asks it (header blocks, push, the preface,
+     * GOAWAY); the client's own code is h2_client.c.  last_peer_sid is the
+     * highest id of the side that opens streams: the peer's on a server,
+     * ours on a client, so the idle-stream checks read the same. */
+    bool client;
 };
 
 /* --- Connection-wide helpers (h2_conn.c) ---------------------------------- */
@@ -217,6 +233,12 @@ static inline void h2_conn_hit(h2_conn *c, h2_limit_id id)
 h2_rv h2_conn_fail(h2_conn *c, h2_code code, const char *reason);
 /* A limit ended the connection: count it (once), then h2_conn_fail. */
 h2_rv h2_conn_limit_fail(h2_conn *c, h2_limit_id id, h2_code code, const char *reason);
+/* A connection with the state both roles share (no preface queued yet).
+ * NULL: no memory. */
+h2_conn *h2_conn_alloc(h2_ctx *x, uint64_t now_ms);
+/* Queue our SETTINGS (n entries) and the connection window beyond the
+ * default.  false: no memory. */
+bool h2_conn_preface(h2_conn *c, const h2_setting *st, size_t n);
 /* Out of memory: the connection is dead, no GOAWAY.  Returns H2_E_NOMEM. */
 h2_rv h2_conn_nomem(h2_conn *c);
 /* A peer action that costs us work for nothing (a "glitch"): H2_OK, or the

@@ -102,7 +102,12 @@ static h2_rv on_settings(h2_conn *c, const h2_frame *f, h2_event *ev)
         }
         case H2_SET_MAX_FRAME_SIZE: c->peer_max_frame = st.value; break;
         case H2_SET_NO_RFC7540_PRIORITIES: c->no_rfc7540 = st.value == 1; break;
-        default: break; /* validated by the decoder; nothing a server applies */
+        case H2_SET_MAX_CONCURRENT_STREAMS: c->peer_max_streams = st.value; break;
+        case H2_SET_ENABLE_PUSH:
+            if (c->client && st.value != 0) /* §6.5.2: a server must not enable push */
+                return h2_conn_fail(c, H2_PROTOCOL_ERROR, "SETTINGS_ENABLE_PUSH from a server");
+            break;
+        default: break; /* validated by the decoder; nothing else applies */
         }
     }
     return h2_out_settings_ack(c) ? H2_OK : h2_conn_nomem(c);
@@ -112,7 +117,10 @@ static h2_rv on_push_promise(h2_conn *c, const h2_frame *f, h2_event *ev)
 {
     (void)f;
     (void)ev;
-    return h2_conn_fail(c, H2_PROTOCOL_ERROR, "PUSH_PROMISE from a client");
+    /* A client: we sent SETTINGS_ENABLE_PUSH = 0 (§8.4, §6.6). */
+    return h2_conn_fail(c, H2_PROTOCOL_ERROR,
+                        c->client ? "PUSH_PROMISE with push disabled"
+                                  : "PUSH_PROMISE from a client");
 }
 
 static h2_rv on_ping(h2_conn *c, const h2_frame *f, h2_event *ev)

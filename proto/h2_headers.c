@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "h2_client.h"
 #include "h2_out.h"
 #include "h2_stream.h"
 
@@ -88,8 +89,11 @@ static h2_rv block_on_known_id(h2_conn *c, uint32_t sid, const hpack_sink *sk, b
                                h2_event *ev)
 {
     h2_stream *s = h2_stream_find(c, sid);
-    if (s)
+    if (s) {
+        if (c->client && !(s->flags & F_HEAD_RECV))
+            return h2_client_on_head(c, s, sk, end_stream, ev);
         return on_trailers(c, s, sk, end_stream, ev);
+    }
     /* A stream that existed.  Ours to ignore if we reset it lately, or if
      * it came after our GOAWAY (never processed). */
     if (h2_stream_reset_recent(c, sid) || h2_stream_ignored_after_goaway(c, sid))
@@ -97,7 +101,7 @@ static h2_rv block_on_known_id(h2_conn *c, uint32_t sid, const hpack_sink *sk, b
     /* Without history we cannot tell a closed stream from a skipped id;
      * the newest one is certainly closed (§5.1), an older one is taken as a
      * new stream with a decreasing id (§5.1.1). */
-    if (sid == c->last_peer_sid)
+    if (sid == c->last_peer_sid || c->client)
         return h2_conn_fail(c, H2_STREAM_CLOSED, "HEADERS on a closed stream");
     return h2_conn_fail(c, H2_PROTOCOL_ERROR, "stream id not increasing");
 }
@@ -125,6 +129,8 @@ static h2_rv block_opens_stream(h2_conn *c, uint32_t sid, const hpack_sink *sk, 
                                 bool selfdep, h2_event *ev)
 {
     const h2_limits *l = c->lim;
+    if (__builtin_expect(c->client, 0)) /* servers open no streams: push is disabled (§8.4) */
+        return h2_conn_fail(c, H2_PROTOCOL_ERROR, "HEADERS on an idle stream");
     c->last_peer_sid = sid;
     if (c->goaway_sent && sid > c->goaway_last)
         return H2_OK; /* RFC 9113 §6.8: streams after our GOAWAY are ignored */
@@ -208,7 +214,9 @@ h2_rv h2_headers_on_headers(h2_conn *c, const h2_frame *f, h2_event *ev)
 {
     uint32_t sid = f->hdr.stream_id;
     if ((sid & 1u) == 0)
-        return h2_conn_fail(c, H2_PROTOCOL_ERROR, "even stream id from a client");
+        return h2_conn_fail(c, H2_PROTOCOL_ERROR,
+                            c->client ? "HEADERS on an even stream id (push is disabled)"
+                                      : "even stream id from a client");
     bool end_stream = (f->hdr.flags & H2_FLAG_END_STREAM) != 0;
     const h2_headers *h = &f->u.headers;
     if (h->block_len > c->lim->max_header_block)

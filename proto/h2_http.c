@@ -467,6 +467,43 @@ h2_fault h2_http_parse_request(const hpack_field *f, uint32_t n, bool connect_pr
     return h2_fault_none();
 }
 
+/* --- Responses (§8.3.2) -------------------------------------------------------- */
+
+h2_fault h2_http_parse_response(const hpack_field *f, uint32_t n, h2_resp_head *out)
+{
+    out->fields = NULL;
+    out->nfields = 0;
+    out->content_length = -1;
+    out->status = 0;
+    uint32_t i = 0;
+    for (; i < n && f[i].name_len != 0 && f[i].name[0] == ':'; i++) {
+        if ((digest_of(&f[i]) & D_KIND) != K_PSEUDO + PS_STATUS)
+            return malformed("pseudo-header field other than :status in a response");
+        if (out->status)
+            return malformed("duplicate :status");
+        const uint8_t *v = f[i].value;
+        if (f[i].value_len != 3 || v[0] < '1' || v[0] > '5' || !is_digit(v[1]) || !is_digit(v[2]))
+            return malformed("invalid :status");
+        out->status = (uint16_t)((v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0'));
+    }
+    if (!out->status)
+        return malformed("missing :status");
+    out->fields = i < n ? f + i : NULL;
+    out->nfields = n - i;
+    for (; i < n; i++) {
+        uint32_t d = digest_of(&f[i]);
+        const char *why = check_regular(&f[i], d);
+        if (why)
+            return malformed(why);
+        if ((fkind)(d & D_KIND) == F_CONTENT_LENGTH) {
+            h2_fault e = take_content_length(f[i].value, f[i].value_len, &out->content_length);
+            if (!h2_fault_ok(e))
+                return e;
+        }
+    }
+    return h2_fault_none();
+}
+
 /* --- Trailers and response fields --------------------------------------------- */
 
 h2_fault h2_http_check_trailers(const hpack_field *f, uint32_t n)

@@ -38,6 +38,14 @@ typedef struct h2_req_head {
     bool extended_connect; /* CONNECT with :protocol (RFC 8441) */
 } h2_req_head;
 
+/* A response head, as a client receives it. */
+typedef struct h2_resp_head {
+    const hpack_field *fields; /* regular fields, in order (NULL when none) */
+    uint32_t nfields;
+    int64_t content_length; /* -1 when absent */
+    uint16_t status;        /* 100..599 */
+} h2_resp_head;
+
 /* RFC 9113 §8.2.1: a name is non-empty, has no uppercase letter, and
  * consists of RFC 9110 token characters (no NUL, CR, LF, SP, colon...).
  * Pseudo-header names (leading ':') are judged by the request/trailer checks. */
@@ -82,6 +90,14 @@ uint32_t h2_http_field_digest(const uint8_t *name, uint32_t name_len, const uint
  * (out->fields is NULL when there are none). */
 h2_fault h2_http_parse_request(const hpack_field *f, uint32_t n, bool connect_protocol_enabled,
                                h2_req_head *out);
+
+/* Validate a decoded response field list (RFC 9113 §8.3.2, §8.2): exactly
+ * one :status, three digits from 100 to 599, before every regular field;
+ * no other pseudo-header; regular fields as for requests (valid names and
+ * values, no connection-specific field, te only as "trailers");
+ * content-length as for requests.  Failures are stream-scope
+ * PROTOCOL_ERROR. */
+h2_fault h2_http_parse_response(const hpack_field *f, uint32_t n, h2_resp_head *out);
 
 /* Trailers (RFC 9113 §8.1): valid names/values, no pseudo-headers, no
  * connection-specific fields. */

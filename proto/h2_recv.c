@@ -107,6 +107,12 @@ static h2_rv data_head(h2_conn *c, h2_event *ev)
         skip_payload(c, flen);
         return h2_stream_reset(c, s, H2_STREAM_CLOSED, ev, false);
     }
+    if (!(s->flags & F_HEAD_RECV)) {
+        /* Client: DATA before the final response head (§8.1). */
+        h2_stream_credit_conn(c, flen);
+        skip_payload(c, flen);
+        return h2_stream_reset(c, s, H2_PROTOCOL_ERROR, ev, false);
+    }
     if ((int64_t)flen > s->recv_window) {
         h2_stream_credit_conn(c, flen);
         skip_payload(c, flen);

@@ -16,7 +16,7 @@ h2_stream *h2_stream_open(h2_conn *c, uint32_t sid, bool end_stream, const h2_re
     memset(s, 0, sizeof *s);
     s->id = sid;
     s->state = end_stream ? S_HALF_REMOTE : S_OPEN;
-    s->flags = F_DELIVERED | (head->incremental ? F_INCREMENTAL : 0);
+    s->flags = F_DELIVERED | F_HEAD_RECV | (head->incremental ? F_INCREMENTAL : 0);
     s->urgency = head->urgency < H2_NURGENCY ? head->urgency : H2_URGENCY_DEFAULT;
     s->send_window = c->peer_iws;
     s->recv_window = c->local_iws;

@@ -303,3 +303,25 @@ H2S_TEST(shutdown, h2_conn_goaway_immediate,
     cr_expect_eq(h2s_status(s, 1), 200);
     cr_expect(h2_conn_is_done(s->c));
 }
+
+H2S_TEST(ping, timed_round_trip_server_side,
+         "h2_conn_ping_timed: the ACK's opaque gives the send time back (either role)")
+{
+    h2s_handshake(s);
+    cr_assert_eq(h2_conn_ping_timed(s->c, 0x0000123456789abcu), H2_OK);
+    h2s_drain(s);
+    const h2s_frame *p = h2s_last(s, H2_FT_PING, 0);
+    cr_assert_not_null(p);
+    cr_expect_eq(p->hdr.flags & H2_FLAG_ACK, 0);
+    uint8_t op[8];
+    memcpy(op, p->f.u.ping, 8);
+    h2s_ping(s, true, op);
+    cr_assert_eq(h2s_run(s), H2_OK);
+    const h2s_ev *e = h2s_ev_find(s, H2_EV_PING_ACK, 0);
+    cr_assert_not_null(e);
+    uint64_t sent = 0;
+    cr_expect(h2_ping_sent_us(e->ping, &sent));
+    cr_expect_eq(sent, 0x0000123456789abcu);
+    const uint8_t app[8] = {'s', 'p', 'i', 'n', 'd', 'l', 'e', '!'};
+    cr_expect(!h2_ping_sent_us(app, &sent), "an application opaque is not a timed PING");
+}

@@ -448,6 +448,54 @@ Test(response, fields)
 
 /* --- RFC 9218 §4 priority ------------------------------------------------------------ */
 
+Test(response, parse_head)
+{
+    h2_resp_head h;
+    const hpack_field ok[] = {F(":status", "204"), F("content-length", "0, 0"), F("x-a", "1"), END};
+    cr_assert(h2_fault_ok(h2_http_parse_response(ok, count(ok), &h)));
+    cr_expect_eq(h.status, 204);
+    cr_expect_eq(h.content_length, 0);
+    cr_expect_eq(h.nfields, 2u);
+    cr_expect_eq(h.fields, &ok[1]);
+    const hpack_field bare[] = {F(":status", "103"), END};
+    cr_assert(h2_fault_ok(h2_http_parse_response(bare, count(bare), &h)));
+    cr_expect_eq(h.status, 103);
+    cr_expect_null(h.fields);
+    cr_expect_eq(h.content_length, -1);
+
+    static const struct {
+        const char *reason;
+        hpack_field f[3];
+    } cases[] = {
+        {"missing :status", {F("x", "1"), END}},
+        {"missing :status", {END}},
+        {"invalid :status", {F(":status", "20"), END}},
+        {"invalid :status", {F(":status", "2000"), END}},
+        {"invalid :status", {F(":status", "099"), END}},
+        {"invalid :status", {F(":status", "600"), END}},
+        {"invalid :status", {F(":status", "2x0"), END}},
+        {"duplicate :status", {F(":status", "200"), F(":status", "200"), END}},
+        {"pseudo-header field other than :status in a response",
+         {F(":status", "200"), F(":path", "/"), END}},
+        {"pseudo-header field other than :status in a response", {F(":foo", "1"), END}},
+        {"connection header field", {F(":status", "200"), F("connection", "close"), END}},
+        {"uppercase character in field name", {F(":status", "200"), F("X", "1"), END}},
+        {"invalid content-length", {F(":status", "200"), F("content-length", "x"), END}},
+        {"content-length list with differing values",
+         {F(":status", "200"), F("content-length", "1, 2"), END}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        h2_fault e = h2_http_parse_response(cases[i].f, count(cases[i].f), &h);
+        cr_expect_eq(e.code, H2_PROTOCOL_ERROR, "%s", cases[i].reason);
+        cr_expect_eq(e.scope, H2_SCOPE_STREAM, "%s", cases[i].reason);
+        cr_expect(e.reason && strcmp(e.reason, cases[i].reason) == 0, "want %s got %s",
+                  cases[i].reason, e.reason ? e.reason : "(none)");
+    }
+    /* A regular field before :status: the pseudo-header is then malformed. */
+    const hpack_field late[] = {F("x", "1"), F(":status", "200"), END};
+    cr_expect(!h2_fault_ok(h2_http_parse_response(late, count(late), &h)));
+}
+
 Test(priority, parse_cases)
 {
     static const struct {
