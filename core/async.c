@@ -103,8 +103,16 @@ bool async_shard_stopped(shard *sh)
     return as->nwatches == 0 || sh->now >= as->stop_deadline || !sh->srv->hooks.on_shard_stop;
 }
 
+#ifdef SPINDLE_TEST_HOOKS
+uint64_t async_test_idle_wait_ms;
+#endif
+
 uint64_t async_before_wait(shard *sh, uint64_t wait_ms)
 {
+#ifdef SPINDLE_TEST_HOOKS
+    if (wait_ms == 1000 && async_test_idle_wait_ms)
+        wait_ms = async_test_idle_wait_ms;
+#endif
     spindle_shard *as = sh->api;
     if (!as)
         return wait_ms;

@@ -79,6 +79,13 @@ void async_on_timer(timer_node *t);
  * state freed. */
 void async_shard_teardown(shard *sh);
 
+#ifdef SPINDLE_TEST_HOOKS
+/* tests/core/test_post: when the loop would wait its full second (nothing
+ * due), wait this long instead (0: unchanged), so that a lost wake-up hangs
+ * the test instead of healing at the next tick.  Set before spindle_run. */
+extern uint64_t async_test_idle_wait_ms;
+#endif
+
 /* --- Between the async modules --- */
 
 /* watch.c */

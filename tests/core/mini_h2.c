@@ -1,5 +1,7 @@
 /* mini_h2.c - see mini_h2.h. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "mini_h2.h"
 
 #include <arpa/inet.h>
