@@ -13,6 +13,8 @@
 #include "log.h"
 #include "conn.h"
 #include "headers.h"
+#include "metrics.h"
+#include "resphdr.h"
 #include "server.h"
 #include "shard.h"
 #include "stream.h"
@@ -55,6 +57,7 @@ void stream_free(shard *sh, spindle_stream *st)
 {
     free(st->pend);
     free(st->pend_trailers);
+    free(st->track.alog); /* set only if the stream never finished */
     if (sh->nstream_free < STREAM_FREE_KEEP) {
         st->next_settle = sh->stream_free;
         sh->stream_free = st;
@@ -98,6 +101,7 @@ void stream_settle(spindle_stream *st)
     if (timer_node_pending(&st->timer))
         timer_wheel_cancel(&c->sh->timers, &st->timer);
     h2_conn_stream_set_user(c->h2, st->sid, NULL);
+    stats_request_done(st); /* counters and the access-log line */
     st->ops->on_close(st);
 }
 
@@ -105,7 +109,7 @@ static void inline_close(spindle_stream *st)
 {
     conn *c = st->c;
     const spindle_handler *h = handler_of(c);
-    if (h->on_close)
+    if (h->on_close && !(st->flags & ST_INTERNAL))
         h->on_close(st, app_of(c));
     /* Body bytes delivered but never consumed give their window back when
      * the engine forgets the stream. */
@@ -207,7 +211,6 @@ static void on_request(conn *c, const h2_event *ev)
         h2_conn_stream_detach(c->h2, ev->stream_id);
         return;
     }
-    sh->requests++;
     st->ops = sh->stream_mode;
     st->c = c;
     st->sid = ev->stream_id;
@@ -236,7 +239,9 @@ static void on_request(conn *c, const h2_event *ev)
         .urgency = rq->urgency,
         .incremental = rq->incremental,
     };
-    st->ops->on_request(st, &req, NULL);
+    stats_request_begin(st, &req);
+    if (!metrics_serve(st, &req))
+        st->ops->on_request(st, &req, NULL);
     queue_settle(st);
 }
 
@@ -283,6 +288,7 @@ static void on_data(conn *c, const h2_event *ev)
     }
     if (ev->end_stream)
         st->flags |= ST_REQ_END;
+    st->track.req_bytes += n;
     if (st->flags & ST_PAUSED)
         hold_body(st, p, n, ev->end_stream);
     else
@@ -385,10 +391,11 @@ static int check_stream(const spindle_stream *s)
 
 #define STACK_FIELDS 32u
 
-/* spindle_header[] -> hpack_field[] (lengths resolved). */
+/* spindle_header[] -> hpack_field[] (lengths resolved), with room for
+ * RESPHDR_EXTRA more (stack: STACK_FIELDS + RESPHDR_EXTRA). */
 static hpack_field *to_fields(const spindle_header *h, size_t n, hpack_field *stack)
 {
-    hpack_field *f = n <= STACK_FIELDS ? stack : malloc(n * sizeof *f);
+    hpack_field *f = n <= STACK_FIELDS ? stack : malloc((n + RESPHDR_EXTRA) * sizeof *f);
     if (!f)
         return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -411,14 +418,20 @@ int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, 
         return e;
     if (n && !h)
         return SPINDLE_EINVAL;
-    hpack_field stack[STACK_FIELDS];
+    hpack_field stack[STACK_FIELDS + RESPHDR_EXTRA];
     hpack_field *f = to_fields(h, n, stack);
     if (!f)
         return SPINDLE_ENOMEM;
-    h2_rv rv = h2_conn_respond(s->c->h2, s->sid, status, f, n, end);
+    char clen[24];
+    size_t nf = status >= 200
+                    ? resphdr_add(s->c->sh, f, n, status, end && !s->track.head ? 0 : -1, clen)
+                    : n;
+    h2_rv rv = h2_conn_respond(s->c->h2, s->sid, status, f, nf, end);
     if (f != stack)
         free(f);
     if (rv == H2_OK) {
+        if (status >= 200)
+            s->track.status = status;
         if (end)
             s->flags |= ST_RESP_END;
         shard_mark_dirty(s->c);
@@ -438,6 +451,7 @@ int stream_send(spindle_stream *s, const void *data, size_t len, bool end,
     }
     h2_rv rv = h2_conn_send_data(s->c->h2, s->sid, data, len, end, release, release_ctx);
     if (rv == H2_OK) {
+        s->track.resp_bytes += len;
         if (end)
             s->flags |= ST_RESP_END;
         uint64_t queued = h2_conn_stream_buffered(s->c->h2, s->sid);

@@ -1,0 +1,93 @@
+/* resphdr.c - default response headers: date, server, content-length. */
+#include "resphdr.h"
+
+#include <stdio.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include "server.h"
+#include "shard.h"
+
+static char *two(char *o, int v)
+{
+    *o++ = (char)('0' + v / 10 % 10);
+    *o++ = (char)('0' + v % 10);
+    return o;
+}
+
+void resphdr_format_date(int64_t t, char *out)
+{
+    /* Fixed English names: strftime's %a/%b follow the locale. */
+    static const char days[] = "SunMonTueWedThuFriSat";
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    char *o = out;
+    memcpy(o, days + 3 * tm.tm_wday, 3);
+    o += 3;
+    *o++ = ',';
+    *o++ = ' ';
+    o = two(o, tm.tm_mday);
+    *o++ = ' ';
+    memcpy(o, months + 3 * tm.tm_mon, 3);
+    o += 3;
+    *o++ = ' ';
+    int y = tm.tm_year + 1900;
+    o = two(two(o, y / 100), y % 100);
+    *o++ = ' ';
+    o = two(o, tm.tm_hour);
+    *o++ = ':';
+    o = two(o, tm.tm_min);
+    *o++ = ':';
+    o = two(o, tm.tm_sec);
+    memcpy(o, " GMT", 5); /* with the NUL: 29 characters */
+}
+
+void resphdr_tick(shard *sh)
+{
+    if (!sh->srv->cfg.date_header)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if ((int64_t)ts.tv_sec == sh->view.date_sec)
+        return;
+    sh->view.date_sec = (int64_t)ts.tv_sec;
+    resphdr_format_date(sh->view.date_sec, sh->view.date);
+    sh->view.date_len = (uint8_t)strlen(sh->view.date);
+}
+
+static bool has(const hpack_field *f, size_t n, const char *name, uint32_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (f[i].name_len == len && memcmp(f[i].name, name, len) == 0)
+            return true;
+    return false;
+}
+
+static void put(hpack_field *f, const char *name, uint32_t nlen, const char *v, uint32_t vlen)
+{
+    f->name = (const uint8_t *)name;
+    f->name_len = nlen;
+    f->value = (const uint8_t *)v;
+    f->value_len = vlen;
+    f->flags = 0;
+}
+
+size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t clen, char *buf)
+{
+    const spindle_config *cfg = &sh->srv->cfg;
+    size_t n0 = n;
+    if (cfg->date_header && sh->view.date_len && !has(f, n0, "date", 4))
+        put(&f[n++], "date", 4, sh->view.date, sh->view.date_len);
+    if (cfg->server_header && *cfg->server_header && !has(f, n0, "server", 6))
+        put(&f[n++], "server", 6, cfg->server_header, (uint32_t)strlen(cfg->server_header));
+    /* No content-length on 1xx, 204 and 304 (RFC 9110 8.6). */
+    if (clen >= 0 && status >= 200 && status != 204 && status != 304 &&
+        !has(f, n0, "content-length", 14)) {
+        int w = snprintf(buf, 24, "%lld", (long long)clen);
+        put(&f[n++], "content-length", 14, buf, (uint32_t)w);
+    }
+    return n;
+}
