@@ -2,12 +2,16 @@
 #include "resphdr.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
+#include "conn.h"
+#include "h2_http.h"
 #include "server.h"
 #include "shard.h"
+#include "stream.h"
 
 static char *two(char *o, int v)
 {
@@ -90,4 +94,50 @@ size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t
         put(&f[n++], "content-length", 14, buf, (uint32_t)w);
     }
     return n;
+}
+
+/* A held head: the fields (room for RESPHDR_EXTRA more), then their bytes. */
+typedef struct held_head {
+    uint16_t status;
+    uint32_t n;
+    hpack_field f[];
+} held_head;
+
+bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, size_t n)
+{
+    if (st->track.head || status == 204 || status == 304 || n > UINT32_MAX ||
+        has(f, n, "content-length", 14) || h2_http_check_response_fields(f, (uint32_t)n) != H2_OK)
+        return false;
+    size_t bytes = sizeof(held_head) + (n + RESPHDR_EXTRA) * sizeof(hpack_field);
+    for (size_t i = 0; i < n; i++)
+        bytes += f[i].name_len + f[i].value_len;
+    held_head *h = malloc(bytes);
+    if (!h)
+        return false; /* sent now, without content-length */
+    h->status = status;
+    h->n = (uint32_t)n;
+    char *o = (char *)(h->f + n + RESPHDR_EXTRA);
+    for (size_t i = 0; i < n; i++) {
+        h->f[i] = f[i];
+        memcpy(o, f[i].name, f[i].name_len);
+        h->f[i].name = (const uint8_t *)o;
+        o += f[i].name_len;
+        if (f[i].value_len)
+            memcpy(o, f[i].value, f[i].value_len);
+        h->f[i].value = (const uint8_t *)o;
+        o += f[i].value_len;
+    }
+    st->track.held = h;
+    return true;
+}
+
+h2_rv resphdr_release(spindle_stream *st, int64_t clen)
+{
+    held_head *h = st->track.held;
+    st->track.held = NULL;
+    char buf[24];
+    size_t n = resphdr_add(st->c->sh, h->f, h->n, h->status, clen, buf);
+    h2_rv rv = h2_conn_respond(st->c->h2, st->sid, h->status, h->f, n, false);
+    free(h);
+    return rv;
 }

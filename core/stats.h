@@ -111,6 +111,7 @@ typedef struct req_track {
     uint64_t req_bytes, resp_bytes;
     uint64_t conn_id;
     char *alog;      /* access-log fields captured at the head (NULL when off) */
+    void *held;      /* a final head waiting for the body's length (resphdr.h) */
     uint16_t status; /* the final status sent, 0 none yet */
     uint8_t method;  /* STATS_M_* */
     uint8_t head;    /* a HEAD request: no content-length added from the body */

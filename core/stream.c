@@ -58,6 +58,8 @@ void stream_free(shard *sh, spindle_stream *st)
     free(st->pend);
     free(st->pend_trailers);
     free(st->track.alog); /* set only if the stream never finished */
+    free(st->track.held); /* a head never sent (reset, or the connection went) */
+    st->track.held = NULL;
     if (sh->nstream_free < STREAM_FREE_KEEP) {
         st->next_settle = sh->stream_free;
         sh->stream_free = st;
@@ -93,6 +95,9 @@ void stream_settle(spindle_stream *st)
 {
     if (st->flags & ST_CLOSED)
         return;
+    if (st->track.held && !(st->flags & ST_RESET) &&
+        resphdr_release(st, -1) != H2_OK) /* the body's length is not known by now */
+        stream_reset_code(st, H2_INTERNAL_ERROR);
     bool done = (st->flags & ST_RESET) || ((st->flags & ST_REQ_END) && (st->flags & ST_RESP_END));
     if (!done)
         return;
@@ -418,10 +423,20 @@ int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, 
         return e;
     if (n && !h)
         return SPINDLE_EINVAL;
+    if (s->track.held)
+        return SPINDLE_ESTATE; /* a final head was given */
     hpack_field stack[STACK_FIELDS + RESPHDR_EXTRA];
     hpack_field *f = to_fields(h, n, stack);
     if (!f)
         return SPINDLE_ENOMEM;
+    if (status >= 200 && !end && resphdr_hold(s, status, f, n)) {
+        /* Sent with content-length if the first send ends the body. */
+        if (f != stack)
+            free(f);
+        s->track.status = status;
+        queue_settle(s);
+        return SPINDLE_OK;
+    }
     char clen[24];
     size_t nf = status >= 200
                     ? resphdr_add(s->c->sh, f, n, status, end && !s->track.head ? 0 : -1, clen)
@@ -449,7 +464,13 @@ int stream_send(spindle_stream *s, const void *data, size_t len, bool end,
             release(release_ctx, data, len);
         return e;
     }
-    h2_rv rv = h2_conn_send_data(s->c->h2, s->sid, data, len, end, release, release_ctx);
+    h2_rv rv = s->track.held ? resphdr_release(s, end ? (int64_t)len : -1) : H2_OK;
+    if (rv != H2_OK) {
+        if (release)
+            release(release_ctx, data, len);
+        return map_rv(rv);
+    }
+    rv = h2_conn_send_data(s->c->h2, s->sid, data, len, end, release, release_ctx);
     if (rv == H2_OK) {
         s->track.resp_bytes += len;
         if (end)
@@ -517,11 +538,14 @@ int stream_trailers(spindle_stream *s, const spindle_header *h, size_t n)
         return e;
     if (!n || !h)
         return SPINDLE_EINVAL;
+    h2_rv rv = s->track.held ? resphdr_release(s, -1) : H2_OK;
+    if (rv != H2_OK)
+        return map_rv(rv);
     hpack_field stack[STACK_FIELDS];
     hpack_field *f = to_fields(h, n, stack);
     if (!f)
         return SPINDLE_ENOMEM;
-    h2_rv rv = h2_conn_send_trailers(s->c->h2, s->sid, f, n);
+    rv = h2_conn_send_trailers(s->c->h2, s->sid, f, n);
     if (f != stack)
         free(f);
     if (rv == H2_OK) {

@@ -178,10 +178,22 @@ class OpsTest(unittest.TestCase):
         self.assertEqual(len(self.read_lines("access.log")), 30)
 
     def test_default_headers(self):
-        with Server() as srv:
-            rc, out, err = curl("-sSi", "http://%s:%d/" % (HOST, srv.port))
+        def heads(*args):
+            rc, out, err = curl("-sS", "-o", "/dev/null", "-D", "-", *args)
             self.assertEqual(rc, 0, err)
+            return dict(l.split(": ", 1) for l in out.splitlines()[1:] if ": " in l)
+
+        with Server() as srv:
+            url = "http://%s:%d" % (HOST, srv.port)
+            rc, out, err = curl("-sSi", url + "/")
+            self.assertEqual(rc, 0, err)
+            # The whole body known at the first send: content-length; a
+            # streamed body (/echo answers before the upload ends): none.
+            self.assertEqual(heads(url + "/1m").get("content-length"), str(1 << 20))
+            self.assertNotIn("content-length", heads("-d", "x" * 100, url + "/echo"))
+            self.assertEqual(heads("-I", url + "/").get("content-length"), None)  # HEAD
         hdrs = dict(l.split(": ", 1) for l in out.splitlines()[1:] if ": " in l)
+        self.assertEqual(hdrs.get("content-length"), "13", out)
         self.assertEqual(hdrs.get("server"), "spindle", out)
         d = time.strptime(hdrs["date"], "%a, %d %b %Y %H:%M:%S GMT")
         self.assertLess(abs(time.mktime(d) - time.mktime(time.gmtime())), 120)
