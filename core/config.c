@@ -18,7 +18,7 @@ spindle_config spindle_config_default(void)
         .port = 8080,
         .shards = 0,
         .pin = true,
-        .max_conns = 4096,
+        .max_conns = 0, /* derived from RLIMIT_NOFILE by spindle_run (conncap.h) */
         .drain_timeout_ms = 10000,
         .offload_threads = 1,
         .log_level = 2,
@@ -297,10 +297,6 @@ int spindle_config_check(const spindle_config *cfg, char *err, size_t errlen)
             if (*p == '_')
                 *p = '-';
         seterr(err, errlen, msg, NULL);
-        return SPINDLE_EINVAL;
-    }
-    if (cfg->max_conns == 0) {
-        seterr(err, errlen, "max-conns must be at least 1", NULL);
         return SPINDLE_EINVAL;
     }
     if (cfg->access_log_format != 0 && cfg->access_log_format != 1) {

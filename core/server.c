@@ -22,6 +22,7 @@
 #include "accesslog.h"
 #include "admin.h"
 #include "config.h"
+#include "conncap.h"
 #include "log.h"
 #include "server.h"
 #include "shard.h"
@@ -293,6 +294,7 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
         return SPINDLE_ENOMEM;
     }
 
+    conncap_init(&srv); /* the descriptor limit, and max_conns when 0 */
     rc = alog_start(&srv);
     if (rc == 0)
         rc = admin_start(&srv);

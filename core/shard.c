@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "conncap.h"
 #include "log.h"
 #include "offload.h"
 #include "ring_bufs.h"
@@ -101,8 +102,12 @@ static void on_accept(shard *sh, const ring_cqe *cqe, bool tls)
         return;
     }
     int fd = cqe->res;
-    if (sh->draining || sh->nfree == 0) {
+    if (sh->draining) {
         close(fd);
+        return;
+    }
+    if (sh->nfree == 0) {
+        conncap_hold(sh, fd, tls); /* accepted before the cap's cancel took effect */
         return;
     }
     conn *c = conn_new(sh, fd, tls);
@@ -111,6 +116,8 @@ static void on_accept(shard *sh, const ring_cqe *cqe, bool tls)
         return;
     }
     stats_conn_accepted(sh, c, tls);
+    if (sh->nfree == 0)
+        conncap_reached(sh); /* stop accepting: the rest wait in the kernel */
 }
 
 void shard_log_stats(shard *sh)
@@ -500,7 +507,7 @@ void *shard_main(void *arg)
                     conn_close(sh->slots[i]);
             sh->drain_deadline = UINT64_MAX; /* closing; CQEs finish the job */
         }
-        if (accept_unarmed(sh) && !sh->draining && sh->nfree)
+        if (!sh->draining && conncap_resume(sh) && accept_unarmed(sh))
             arm_accept(sh);
         settle(sh);
     }
@@ -508,5 +515,6 @@ void *shard_main(void *arg)
         shard_log_stats(sh);
     shard_teardown(sh);
     alog_shard_finish(sh); /* after the last stream's line */
+    conncap_shard_finish(sh);
     return NULL;
 }

@@ -124,9 +124,13 @@ typedef struct shard_view {
     int64_t date_sec;  /* the second `date` holds */
     char date[32];     /* "Sun, 06 Dec 2026 22:05:10 GMT" */
     uint8_t date_len;
-    struct alog_shard *alog; /* the access log's buffer (NULL: off) */
-    uint64_t cap_warn_ms;    /* last "max-conns reached" warning */
-    bool cap_held;           /* accepting stopped at the cap */
+    struct alog_shard *alog;  /* the access log's buffer (NULL: off) */
+    uint64_t cap_warn_ms;     /* last "max-conns reached" warning (conncap.h) */
+    uint64_t cap_since_warn;  /* cap hits since it */
+    bool cap_held;            /* accepting stopped at the cap */
+    uint32_t nheld, held_cap; /* accepted fds held past the cap (conncap.h) */
+    uint32_t *held;           /* fd << 1 | tls, in arrival order from held_off */
+    uint32_t held_off;
 } shard_view;
 
 /* The connection's info, at accept (getpeername; the listener's port). */

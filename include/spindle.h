@@ -130,7 +130,9 @@ typedef struct spindle_config {
     uint16_t port;             /* 8080; 0 picks a free port (see on_listen) */
     uint32_t shards;           /* 0 = one per online CPU */
     bool pin;                  /* pin shard i to the i-th allowed CPU (default true) */
-    uint32_t max_conns;        /* per shard (default 4096) */
+    uint32_t max_conns;        /* per shard; 0 (the default): derived from the descriptor
+                                  limit, which spindle_run raises to its hard limit;
+                                  past it connections wait in the accept queue */
     uint32_t drain_timeout_ms; /* graceful shutdown bound (default 10000) */
     uint32_t
         offload_threads;   /* per shard, for blocking handlers and spindle_offload() (default 1) */

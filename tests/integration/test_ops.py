@@ -278,6 +278,35 @@ class OpsTest(unittest.TestCase):
         _, _, body = http_get(papi + "/api/v1/query?query=up", timeout=5)
         self.assertEqual(json.loads(body)["data"]["result"][0]["value"][1], "1")
 
+    # -- the connection cap ----------------------------------------------------
+    def test_connection_cap_waits_then_serves(self):
+        admin = free_port()
+        with Server(sets={"max-conns": 8, "admin-port": admin}) as srv:
+            rc, out, err = run(["h2load", "-n", "400", "-c", "40", "-m", "1",
+                                "http://%s:%d/" % (HOST, srv.port)], 120)
+            self.assertEqual(rc, 0, err)
+            r = harness.parse_h2load(out)
+            self.assertEqual((r["succeeded"], r["failed"], r["errored"]), (400, 0, 0), out)
+            _, _, text = http_get("http://%s:%d/metrics" % (HOST, admin))
+            m = parse_metrics(text)
+            self.assertEqual(metric_sum(m, "spindle_connections_accepted_total"), 40)
+            self.assertGreaterEqual(metric_sum(m, "spindle_connections_cap_reached_total"), 1)
+            srv.stop()
+            warnings = re.findall(r"warn: max-conns reached.*", srv.stderr_all())
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("--set max-conns=N", warnings[0])
+
+    def test_max_conns_derived_from_descriptor_limit(self):
+        import resource
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        with Server(shards=2, log_level=3) as srv:
+            srv.stop()
+            m = re.search(r"max-conns (\d+) per shard \(descriptor limit (\d+)",
+                          srv.stderr_all())
+        self.assertTrue(m)
+        self.assertEqual(int(m.group(2)), hard if hard != resource.RLIM_INFINITY else 2**32 - 1)
+        self.assertEqual(int(m.group(1)), max(16, min(8192, (int(m.group(2)) - 64 - 32) // 2)))
+
     # -- one set of counters ---------------------------------------------------
     def test_counters_agree_after_mixed_run(self):
         admin = free_port()
