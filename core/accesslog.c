@@ -37,6 +37,9 @@ struct alog_shard {
     spsc q; /* chunk pointers, shard -> log thread */
     chunk *slots[ALOG_QUEUE];
     chunk *cur;
+    int64_t t_sec;   /* the second the time fields hold */
+    char t_text[32]; /* "[06/Dec/2026:22:05:10 +0000]" */
+    char t_iso[24];  /* "2026-12-06T22:05:10" */
 };
 
 struct alog_server {
@@ -71,7 +74,7 @@ static const spindle_header *find_hdr(const spindle_request *req, const char *na
     return NULL;
 }
 
-char *alog_capture(const spindle_request *req)
+char *alog_capture(const spindle_request *req, int64_t realtime_ns)
 {
     const spindle_header *ua = find_hdr(req, "user-agent", 10);
     const spindle_header *ref = find_hdr(req, "referer", 7);
@@ -89,9 +92,7 @@ char *alog_capture(const spindle_request *req)
     capture *c = malloc(sizeof *c + total);
     if (!c)
         return NULL;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    c->t_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    c->t_ms = realtime_ns / 1000000;
     char *o = c->s;
     for (int i = 0; i < F_N; i++) {
         c->len[i] = (uint16_t)l[i];
@@ -151,10 +152,98 @@ static const char *proto_name(uint8_t p)
     return names[p < STATS_PROTOS ? p : 0];
 }
 
+/* Appenders: no printf on the per-line path (it cost more than the rest
+ * of the line together). */
+static char *put_s(char *o, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(o, s, n);
+    return o + n;
+}
+
+static char *put_u(char *o, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *o++ = tmp[--n];
+    return o;
+}
+
+static char *put_2(char *o, int v)
+{
+    *o++ = (char)('0' + v / 10 % 10);
+    *o++ = (char)('0' + v % 10);
+    return o;
+}
+
+/* The client address: IPv4 by hand, IPv6 through inet_ntop. */
+static char *put_addr(char *o, const req_info *in)
+{
+    if (in->family == AF_INET) {
+        for (int i = 0; i < 4; i++) {
+            if (i)
+                *o++ = '.';
+            o = put_u(o, in->addr[i]);
+        }
+        return o;
+    }
+    char a[INET6_ADDRSTRLEN];
+    if (in->family != AF_INET6 || !inet_ntop(AF_INET6, in->addr, a, sizeof a))
+        return put_s(o, "-");
+    return put_s(o, a);
+}
+
+/* The time fields, formatted once per second per shard: text
+ * "[06/Dec/2026:22:05:10 +0000]", JSON "2026-12-06T22:05:10". */
+static void time_fields(alog_shard *a, int64_t secs)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    if (secs == a->t_sec && a->t_text[0])
+        return;
+    a->t_sec = secs;
+    time_t tt = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    int y = tm.tm_year + 1900;
+    char *o = a->t_text;
+    *o++ = '[';
+    o = put_2(o, tm.tm_mday);
+    *o++ = '/';
+    memcpy(o, months + 3 * tm.tm_mon, 3);
+    o += 3;
+    *o++ = '/';
+    o = put_2(put_2(o, y / 100), y % 100);
+    *o++ = ':';
+    o = put_2(o, tm.tm_hour);
+    *o++ = ':';
+    o = put_2(o, tm.tm_min);
+    *o++ = ':';
+    o = put_2(o, tm.tm_sec);
+    memcpy(o, " +0000]", 8);
+    o = a->t_iso;
+    o = put_2(put_2(o, y / 100), y % 100);
+    *o++ = '-';
+    o = put_2(o, tm.tm_mon + 1);
+    *o++ = '-';
+    o = put_2(o, tm.tm_mday);
+    *o++ = 'T';
+    o = put_2(o, tm.tm_hour);
+    *o++ = ':';
+    o = put_2(o, tm.tm_min);
+    *o++ = ':';
+    o = put_2(o, tm.tm_sec);
+    *o = '\0';
+}
+
 typedef struct line_ctx {
     const capture *cap;
     const char *f[F_N];
-    char addr[48];
+    const alog_shard *a;
     const req_track *t;
     uint64_t dur_us;
     uint32_t shard, sid;
@@ -162,70 +251,90 @@ typedef struct line_ctx {
 
 static char *text_line(char *o, const line_ctx *x)
 {
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    time_t secs = (time_t)(x->cap->t_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
     const req_track *t = x->t;
-    o += sprintf(o, "%s:%u - - [%02d/%.3s/%04d:%02d:%02d:%02d +0000] \"", x->addr,
-                 (unsigned)t->info.port, tm.tm_mday, months + 3 * tm.tm_mon, tm.tm_year + 1900,
-                 tm.tm_hour, tm.tm_min, tm.tm_sec);
+    o = put_addr(o, &t->info);
+    *o++ = ':';
+    o = put_u(o, t->info.port);
+    o = put_s(o, " - - ");
+    o = put_s(o, x->a->t_text);
+    o = put_s(o, " \"");
     o = esc_text(o, x->f[F_METHOD], x->cap->len[F_METHOD]);
     *o++ = ' ';
     o = esc_text(o, x->f[F_PATH], x->cap->len[F_PATH]);
-    o += sprintf(o, " %s\" ", proto_name(t->info.proto));
-    if (t->status)
-        o += sprintf(o, "%u ", (unsigned)t->status);
-    else
-        o += sprintf(o, "- ");
-    o += sprintf(o, "%llu %llu ", (unsigned long long)t->req_bytes,
-                 (unsigned long long)t->resp_bytes);
+    *o++ = ' ';
+    o = put_s(o, proto_name(t->info.proto));
+    o = put_s(o, "\" ");
+    o = t->status ? put_u(o, t->status) : put_s(o, "-");
+    *o++ = ' ';
+    o = put_u(o, t->req_bytes);
+    *o++ = ' ';
+    o = put_u(o, t->resp_bytes);
     for (int i = F_REFERER; i >= F_UA; i--) {
-        if (!x->cap->present[i]) {
-            o += sprintf(o, "\"-\" ");
-            continue;
-        }
+        o = put_s(o, " \"");
+        if (x->cap->present[i])
+            o = esc_text(o, x->f[i], x->cap->len[i]);
+        else
+            *o++ = '-';
         *o++ = '"';
-        o = esc_text(o, x->f[i], x->cap->len[i]);
-        *o++ = '"';
-        *o++ = ' ';
     }
-    o += sprintf(o, "%llu %u %llu %u\n", (unsigned long long)x->dur_us, x->shard,
-                 (unsigned long long)t->conn_id, x->sid);
+    *o++ = ' ';
+    o = put_u(o, x->dur_us);
+    *o++ = ' ';
+    o = put_u(o, x->shard);
+    *o++ = ' ';
+    o = put_u(o, t->conn_id);
+    *o++ = ' ';
+    o = put_u(o, x->sid);
+    *o++ = '\n';
     return o;
 }
 
 static char *json_str(char *o, const char *key, const char *s, size_t n, bool present)
 {
-    o += sprintf(o, ",\"%s\":", key);
+    o = put_s(o, ",\"");
+    o = put_s(o, key);
+    o = put_s(o, "\":");
     if (!present)
-        return o + sprintf(o, "null");
+        return put_s(o, "null");
     *o++ = '"';
     o = esc_json(o, s, n);
     *o++ = '"';
     return o;
 }
 
+static char *json_num(char *o, const char *key, uint64_t v)
+{
+    o = put_s(o, ",\"");
+    o = put_s(o, key);
+    o = put_s(o, "\":");
+    return put_u(o, v);
+}
+
 static char *json_line(char *o, const line_ctx *x)
 {
-    time_t secs = (time_t)(x->cap->t_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
     const req_track *t = x->t;
-    o += sprintf(o,
-                 "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"client\":\"%s\","
-                 "\"client_port\":%u",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 (int)(x->cap->t_ms % 1000), x->addr, (unsigned)t->info.port);
+    o = put_s(o, "{\"time\":\"");
+    o = put_s(o, x->a->t_iso);
+    *o++ = '.';
+    int ms = (int)(x->cap->t_ms % 1000);
+    *o++ = (char)('0' + ms / 100);
+    o = put_2(o, ms % 100);
+    o = put_s(o, "Z\",\"client\":\"");
+    o = put_addr(o, &t->info);
+    *o++ = '"';
+    o = json_num(o, "client_port", t->info.port);
     o = json_str(o, "method", x->f[F_METHOD], x->cap->len[F_METHOD], true);
     o = json_str(o, "path", x->f[F_PATH], x->cap->len[F_PATH], true);
-    o += sprintf(o, ",\"protocol\":\"%s\",\"status\":", proto_name(t->info.proto));
-    o += t->status ? sprintf(o, "%u", (unsigned)t->status) : sprintf(o, "null");
-    o += sprintf(o,
-                 ",\"request_bytes\":%llu,\"response_bytes\":%llu,\"duration_us\":%llu,"
-                 "\"shard\":%u,\"connection\":%llu,\"stream\":%u",
-                 (unsigned long long)t->req_bytes, (unsigned long long)t->resp_bytes,
-                 (unsigned long long)x->dur_us, x->shard, (unsigned long long)t->conn_id, x->sid);
+    o = put_s(o, ",\"protocol\":\"");
+    o = put_s(o, proto_name(t->info.proto));
+    o = put_s(o, "\",\"status\":");
+    o = t->status ? put_u(o, t->status) : put_s(o, "null");
+    o = json_num(o, "request_bytes", t->req_bytes);
+    o = json_num(o, "response_bytes", t->resp_bytes);
+    o = json_num(o, "duration_us", x->dur_us);
+    o = json_num(o, "shard", x->shard);
+    o = json_num(o, "connection", t->conn_id);
+    o = json_num(o, "stream", x->sid);
     o = json_str(o, "user_agent", x->f[F_UA], x->cap->len[F_UA], x->cap->present[F_UA]);
     o = json_str(o, "referer", x->f[F_REFERER], x->cap->len[F_REFERER], x->cap->present[F_REFERER]);
     *o++ = '}';
@@ -253,7 +362,9 @@ static chunk *room_for(shard *sh, size_t need)
 void alog_line(shard *sh, const spindle_stream *st, uint64_t dur_us)
 {
     const req_track *t = &st->track;
+    alog_shard *a = sh->view.alog;
     line_ctx x = {.cap = (const capture *)(const void *)t->alog,
+                  .a = a,
                   .t = t,
                   .dur_us = dur_us,
                   .shard = sh->idx,
@@ -265,10 +376,7 @@ void alog_line(shard *sh, const spindle_stream *st, uint64_t dur_us)
         s += x.cap->len[i];
         strs += x.cap->len[i];
     }
-    if (t->info.family)
-        inet_ntop(t->info.family, t->info.addr, x.addr, sizeof x.addr);
-    else
-        strcpy(x.addr, "-");
+    time_fields(a, x.cap->t_ms / 1000);
     /* Worst case: every string byte escaped to 6, plus the fixed fields. */
     chunk *c = room_for(sh, 512 + 6 * strs);
     if (!c) {

@@ -44,9 +44,10 @@ void alog_stop(server *srv);
 void alog_reopen(server *srv);
 
 /* Shard thread: capture what the line needs from a request head (the
- * request's strings are valid during on_request only).  NULL without
+ * request's strings are valid during on_request only) and its arrival
+ * (CLOCK_REALTIME, ns).  NULL without
  * memory (then no line). */
-char *alog_capture(const spindle_request *req);
+char *alog_capture(const spindle_request *req, int64_t realtime_ns);
 /* Shard thread: the line for a finished stream (st->track.alog set). */
 void alog_line(shard *sh, const spindle_stream *st, uint64_t dur_us);
 /* Shard thread: hand the chunk over if it holds anything. */

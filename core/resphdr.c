@@ -90,8 +90,16 @@ size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t
     /* No content-length on 1xx, 204 and 304 (RFC 9110 8.6). */
     if (clen >= 0 && status >= 200 && status != 204 && status != 304 &&
         !has(f, n0, "content-length", 14)) {
-        int w = snprintf(buf, 24, "%lld", (long long)clen);
-        put(&f[n++], "content-length", 14, buf, (uint32_t)w);
+        char tmp[20];
+        int k = 0;
+        uint64_t v = (uint64_t)clen;
+        do {
+            tmp[k++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        for (int i = 0; i < k; i++)
+            buf[i] = tmp[k - 1 - i]; /* no snprintf per response */
+        put(&f[n++], "content-length", 14, buf, (uint32_t)k);
     }
     return n;
 }

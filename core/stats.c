@@ -82,7 +82,7 @@ void stats_request_begin(spindle_stream *st, const spindle_request *req)
     t->head = t->method == STATS_M_HEAD;
     stat_add(&sh->stats.started, 1);
     if (sh->view.alog)
-        t->alog = alog_capture(req);
+        t->alog = alog_capture(req, (int64_t)t->t0_ns + sh->view.real_off_ns);
 }
 
 static unsigned dur_bucket(uint64_t us)
@@ -129,6 +129,9 @@ void stats_tick(shard *sh)
     if (sh->now >= sh->view.sec_ms + 1000 || sh->view.sec_ms == 0) {
         /* Once a second: the pools, the date, the access log. */
         sh->view.sec_ms = sh->now;
+        struct timespec rt;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        sh->view.real_off_ns = (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec - (int64_t)mono_ns();
         uint64_t live, kept;
         h2_ctx_pool_bytes(&sh->h2, &live, &kept);
         stat_set(&s->pool_live, live);

@@ -119,10 +119,11 @@ typedef struct req_track {
 
 /* A shard's operators' view state besides its counters (shard thread). */
 typedef struct shard_view {
-    uint64_t conn_seq; /* connection ids */
-    uint64_t sec_ms;   /* `now` at the last once-a-second step */
-    int64_t date_sec;  /* the second `date` holds */
-    char date[32];     /* "Sun, 06 Dec 2026 22:05:10 GMT" */
+    uint64_t conn_seq;   /* connection ids */
+    uint64_t sec_ms;     /* `now` at the last once-a-second step */
+    int64_t date_sec;    /* the second `date` holds */
+    int64_t real_off_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC, once a second */
+    char date[32];       /* "Sun, 06 Dec 2026 22:05:10 GMT" */
     uint8_t date_len;
     struct alog_shard *alog;  /* the access log's buffer (NULL: off) */
     uint64_t cap_warn_ms;     /* last "max-conns reached" warning (conncap.h) */
