@@ -104,12 +104,57 @@ size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t
     return n;
 }
 
-/* A held head: the fields (room for RESPHDR_EXTRA more), then their bytes. */
+/* A held head: the fields (room for RESPHDR_EXTRA more), then their bytes.
+ * Heads live within one loop iteration (released at the latest by the
+ * settle step), so they come from a per-shard bump arena, reset whenever
+ * none is live; a head that does not fit is malloc'd. */
 typedef struct held_head {
     uint16_t status;
+    bool heap;
     uint32_t n;
     hpack_field f[];
 } held_head;
+
+#define HOLD_ARENA (16u << 10)
+
+static held_head *hold_alloc(shard *sh, size_t bytes)
+{
+    shard_view *v = &sh->view;
+    bytes = (bytes + 15) & ~(size_t)15;
+    if (!v->hold_buf)
+        v->hold_buf = malloc(HOLD_ARENA);
+    if (v->hold_buf && bytes <= HOLD_ARENA - v->hold_off) {
+        held_head *h = (held_head *)(void *)(v->hold_buf + v->hold_off);
+        v->hold_off += (uint32_t)bytes;
+        v->hold_live++;
+        h->heap = false;
+        return h;
+    }
+    held_head *h = malloc(bytes);
+    if (h)
+        h->heap = true;
+    return h;
+}
+
+void resphdr_drop(spindle_stream *st)
+{
+    held_head *h = st->track.held;
+    if (!h)
+        return;
+    st->track.held = NULL;
+    shard_view *v = &st->c->sh->view;
+    if (h->heap) {
+        free(h);
+    } else if (--v->hold_live == 0) {
+        v->hold_off = 0;
+    }
+}
+
+void resphdr_shard_free(shard *sh)
+{
+    free(sh->view.hold_buf);
+    sh->view.hold_buf = NULL;
+}
 
 bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, size_t n)
 {
@@ -119,7 +164,7 @@ bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, siz
     size_t bytes = sizeof(held_head) + (n + RESPHDR_EXTRA) * sizeof(hpack_field);
     for (size_t i = 0; i < n; i++)
         bytes += f[i].name_len + f[i].value_len;
-    held_head *h = malloc(bytes);
+    held_head *h = hold_alloc(st->c->sh, bytes);
     if (!h)
         return false; /* sent now, without content-length */
     h->status = status;
@@ -142,10 +187,9 @@ bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, siz
 h2_rv resphdr_release(spindle_stream *st, int64_t clen)
 {
     held_head *h = st->track.held;
-    st->track.held = NULL;
     char buf[24];
     size_t n = resphdr_add(st->c->sh, h->f, h->n, h->status, clen, buf);
     h2_rv rv = h2_conn_respond(st->c->h2, st->sid, h->status, h->f, n, false);
-    free(h);
+    resphdr_drop(st);
     return rv;
 }

@@ -38,6 +38,12 @@ bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, siz
  * the engine's error (the head is dropped either way). */
 h2_rv resphdr_release(spindle_stream *st, int64_t clen);
 
+/* Forget a held head (a reset; the stream is freed).  st->c must be
+ * valid. */
+void resphdr_drop(spindle_stream *st);
+/* Teardown: free the shard's arena of held heads. */
+void resphdr_shard_free(shard *sh);
+
 /* Format t (seconds since the epoch) as an HTTP date (IMF-fixdate, 29
  * characters) into out (at least 30 bytes). */
 void resphdr_format_date(int64_t t, char *out);

@@ -26,6 +26,7 @@
 #include "accesslog.h"
 #include "conncap.h"
 #include "log.h"
+#include "resphdr.h"
 #include "offload.h"
 #include "ring_bufs.h"
 #include "ring_listen.h"
@@ -516,5 +517,6 @@ void *shard_main(void *arg)
     shard_teardown(sh);
     alog_shard_finish(sh); /* after the last stream's line */
     conncap_shard_finish(sh);
+    resphdr_shard_free(sh);
     return NULL;
 }

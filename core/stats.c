@@ -76,7 +76,7 @@ void stats_request_begin(spindle_stream *st, const spindle_request *req)
         c->info.tls_version = tls_version(c->tls); /* static strings, set once */
     t->info = c->info;
     t->conn_id = c->id;
-    t->t0_ns = mono_ns();
+    t->t0_ns = sh->view.tick_ns; /* when the ring handed its bytes over */
     t->method =
         req->method.ptr ? stats_method_class(req->method.ptr, req->method.len) : STATS_M_OTHER;
     t->head = t->method == STATS_M_HEAD;
@@ -100,7 +100,11 @@ void stats_request_done(spindle_stream *st)
         return; /* no request head (never counted) */
     shard *sh = st->c->sh;
     shard_stats *s = &sh->stats;
-    uint64_t us = (mono_ns() - t->t0_ns) / 1000u;
+    /* One clock read per loop iteration for every request that ends in it
+     * (responses leave at the iteration's flush anyway). */
+    if (!sh->view.done_ns)
+        sh->view.done_ns = mono_ns();
+    uint64_t us = sh->view.done_ns > t->t0_ns ? (sh->view.done_ns - t->t0_ns) / 1000u : 0;
     unsigned sc = t->status >= 100 && t->status < 600 ? t->status / 100u - 1u : STATS_STATUS_NONE;
     stat_add(&s->requests[t->method][sc], 1);
     stat_add(&s->by_proto[t->info.proto < STATS_PROTOS ? t->info.proto : 0], 1);
@@ -121,6 +125,8 @@ void stats_request_done(spindle_stream *st)
 void stats_tick(shard *sh)
 {
     shard_stats *s = &sh->stats;
+    sh->view.tick_ns = mono_ns();
+    sh->view.done_ns = 0;
     stat_set(&s->conns_open, sh->nconns);
     stat_set(&s->off_streams, sh->off_streams);
     for (int i = 0; i < H2_LIMIT_COUNT; i++)

@@ -107,7 +107,7 @@ typedef struct req_info {
 /* Per stream: what the access log and the counters need at its end. */
 typedef struct req_track {
     req_info info;
-    uint64_t t0_ns; /* the head's arrival, CLOCK_MONOTONIC */
+    uint64_t t0_ns; /* the head's arrival: its loop iteration's CLOCK_MONOTONIC */
     uint64_t req_bytes, resp_bytes;
     uint64_t conn_id;
     char *alog;      /* access-log fields captured at the head (NULL when off) */
@@ -123,7 +123,11 @@ typedef struct shard_view {
     uint64_t sec_ms;     /* `now` at the last once-a-second step */
     int64_t date_sec;    /* the second `date` holds */
     int64_t real_off_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC, once a second */
-    char date[32];       /* "Sun, 06 Dec 2026 22:05:10 GMT" */
+    uint64_t tick_ns;    /* CLOCK_MONOTONIC at this iteration's stats_tick */
+    uint64_t done_ns;    /* read at the iteration's first finished request (0: not yet) */
+    char *hold_buf;      /* held response heads (resphdr.h): a bump arena */
+    uint32_t hold_off, hold_live;
+    char date[32]; /* "Sun, 06 Dec 2026 22:05:10 GMT" */
     uint8_t date_len;
     struct alog_shard *alog;  /* the access log's buffer (NULL: off) */
     uint64_t cap_warn_ms;     /* last "max-conns reached" warning (conncap.h) */

@@ -58,8 +58,8 @@ void stream_free(shard *sh, spindle_stream *st)
     free(st->pend);
     free(st->pend_trailers);
     free(st->track.alog); /* set only if the stream never finished */
-    free(st->track.held); /* a head never sent (reset, or the connection went) */
-    st->track.held = NULL;
+    if (st->track.held && st->c)
+        resphdr_drop(st); /* a head never sent (reset, or the connection went) */
     if (sh->nstream_free < STREAM_FREE_KEEP) {
         st->next_settle = sh->stream_free;
         sh->stream_free = st;
@@ -95,9 +95,12 @@ void stream_settle(spindle_stream *st)
 {
     if (st->flags & ST_CLOSED)
         return;
-    if (st->track.held && !(st->flags & ST_RESET) &&
-        resphdr_release(st, -1) != H2_OK) /* the body's length is not known by now */
-        stream_reset_code(st, H2_INTERNAL_ERROR);
+    if (st->track.held) { /* a head waiting for its body's length: it is not known by now */
+        if (st->flags & ST_RESET)
+            resphdr_drop(st);
+        else if (resphdr_release(st, -1) != H2_OK)
+            stream_reset_code(st, H2_INTERNAL_ERROR);
+    }
     bool done = (st->flags & ST_RESET) || ((st->flags & ST_REQ_END) && (st->flags & ST_RESP_END));
     if (!done)
         return;
