@@ -131,12 +131,14 @@ static void runtime(out *o, const server *srv, const spindle_stats *s)
     for (uint32_t i = 0; i < srv->nshards; i++)
         put(o, "spindle_offload_streams{shard=\"%u\"} %llu\n", i,
             (unsigned long long)stat_get(&srv->shards[i].stats.off_streams));
-    family(o, "memory_allocated_bytes", "gauge",
-           "Bytes allocated in each shard's jemalloc arena (absent without jemalloc).");
-    for (uint32_t i = 0; i < srv->nshards; i++) {
-        int64_t m = server_arena_allocated(srv->shards[i].arena);
-        if (m >= 0)
-            put(o, "spindle_memory_allocated_bytes{shard=\"%u\"} %lld\n", i, (long long)m);
+    if (s->memory_allocated >= 0) {
+        family(o, "memory_allocated_bytes", "gauge",
+               "Bytes allocated in each shard's jemalloc arena (absent without jemalloc).");
+        for (uint32_t i = 0; i < srv->nshards; i++) {
+            int64_t m = server_arena_allocated(srv->shards[i].arena);
+            if (m >= 0)
+                put(o, "spindle_memory_allocated_bytes{shard=\"%u\"} %lld\n", i, (long long)m);
+        }
     }
     family(o, "pool_bytes", "gauge", "The protocol engine's pools, per shard: in use and kept.");
     for (uint32_t i = 0; i < srv->nshards; i++) {
