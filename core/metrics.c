@@ -131,6 +131,11 @@ static void runtime(out *o, const server *srv, const spindle_stats *s)
     for (uint32_t i = 0; i < srv->nshards; i++)
         put(o, "spindle_offload_streams{shard=\"%u\"} %llu\n", i,
             (unsigned long long)stat_get(&srv->shards[i].stats.off_streams));
+    family(o, "offload_queue_depth", "gauge",
+           "Messages and commands queued between each shard and its offload threads.");
+    for (uint32_t i = 0; i < srv->nshards; i++)
+        put(o, "spindle_offload_queue_depth{shard=\"%u\"} %llu\n", i,
+            (unsigned long long)stat_get(&srv->shards[i].stats.off_queue));
     if (s->memory_allocated >= 0) {
         family(o, "memory_allocated_bytes", "gauge",
                "Bytes allocated in each shard's jemalloc arena (absent without jemalloc).");

@@ -10,7 +10,8 @@
  * request_body_bytes_total, response_body_bytes_total,
  * streams_reset_total, request_duration_seconds (histogram),
  * limit_hits_total{limit} (h2_limit_name()), offloaded_requests_total,
- * offload_streams{shard}, memory_allocated_bytes{shard},
+ * offload_streams{shard}, offload_queue_depth{shard},
+ * memory_allocated_bytes{shard},
  * pool_bytes{shard,state}, access_log_lines_total,
  * access_log_dropped_total, shards.
  */

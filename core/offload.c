@@ -651,3 +651,11 @@ void offload_stop(shard *sh)
     sh->off_load = NULL;
     sh->noff = 0;
 }
+
+uint64_t offload_queue_depth(shard *sh)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < sh->noff; i++)
+        n += spsc_size_approx(&sh->off[i].msgs) + spsc_size_approx(&sh->off[i].cmds);
+    return n;
+}

@@ -12,6 +12,7 @@
 
 #include "accesslog.h"
 #include "conn.h"
+#include "offload.h"
 #include "resphdr.h"
 #include "server.h"
 #include "shard.h"
@@ -129,6 +130,8 @@ void stats_tick(shard *sh)
     sh->view.done_ns = 0;
     stat_set(&s->conns_open, sh->nconns);
     stat_set(&s->off_streams, sh->off_streams);
+    if (sh->noff)
+        stat_set(&s->off_queue, offload_queue_depth(sh));
     for (int i = 0; i < H2_LIMIT_COUNT; i++)
         if (stat_get(&s->limit_hits[i]) != sh->h2.limit_hits[i])
             stat_set(&s->limit_hits[i], sh->h2.limit_hits[i]);

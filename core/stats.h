@@ -71,6 +71,7 @@ typedef struct shard_stats {
     /* Published by stats_tick(). */
     stat_u64 conns_open;
     stat_u64 off_streams;
+    stat_u64 off_queue; /* messages + commands queued between shard and workers */
     stat_u64 limit_hits[H2_LIMIT_COUNT];
     stat_u64 pool_live, pool_kept;
 } shard_stats;
