@@ -18,13 +18,15 @@ spindle_config spindle_config_default(void)
         .port = 8080,
         .shards = 0,
         .pin = true,
-        .max_conns = 4096,
+        .max_conns = 0, /* derived from RLIMIT_NOFILE by spindle_run (conncap.h) */
         .drain_timeout_ms = 10000,
         .offload_threads = 1,
         .log_level = 2,
         .tls_port = 8443,
         .tls_handshake_timeout_ms = 10000,
         .tls_ticket_lifetime_s = 3600,
+        .server_header = "spindle",
+        .date_header = true,
         .limits =
             {
                 .max_concurrent_streams = d->max_concurrent_streams,
@@ -131,6 +133,59 @@ static const u32_opt u32_opts[] = {
     {"tls-ticket-lifetime", offsetof(spindle_config, tls_ticket_lifetime_s), 604800},
 };
 
+/* The operators' view options (strings are referenced, not copied).
+ * Returns 1 when name is not one of them, else 0 or SPINDLE_EINVAL. */
+static int set_ops_option(spindle_config *cfg, const char *name, const char *value, char *err,
+                          size_t errlen)
+{
+    if (strcmp(name, "metrics-path") == 0 || strcmp(name, "admin-address") == 0) {
+        bool path = name[0] == 'm';
+        if (path ? value[0] != '/' : !*value) {
+            seterr(err, errlen,
+                   path ? "metrics-path must start with '/', not '" : "admin-address is empty",
+                   path ? value : NULL);
+            return SPINDLE_EINVAL;
+        }
+        *(path ? &cfg->metrics_path : &cfg->admin_address) = value;
+        return 0;
+    }
+    if (strcmp(name, "admin-port") == 0) {
+        uint32_t port;
+        if (parse_u32(value, 65535, &port)) {
+            seterr(err, errlen, "admin-port must be a number within 0..65535, not '", value);
+            return SPINDLE_EINVAL;
+        }
+        cfg->admin_port = (uint16_t)port;
+        return 0;
+    }
+    if (strcmp(name, "access-log") == 0) {
+        cfg->access_log = *value ? value : NULL; /* "" turns it off */
+        return 0;
+    }
+    if (strcmp(name, "access-log-format") == 0) {
+        if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0) {
+            seterr(err, errlen, "access-log-format must be text or json, not '", value);
+            return SPINDLE_EINVAL;
+        }
+        cfg->access_log_format = value[0] == 'j';
+        return 0;
+    }
+    if (strcmp(name, "server-header") == 0) {
+        cfg->server_header = *value ? value : NULL; /* "" turns it off */
+        return 0;
+    }
+    if (strcmp(name, "date-header") == 0) {
+        uint32_t b;
+        if (parse_u32(value, 1, &b)) {
+            seterr(err, errlen, "date-header must be 0 or 1, not '", value);
+            return SPINDLE_EINVAL;
+        }
+        cfg->date_header = b != 0;
+        return 0;
+    }
+    return 1;
+}
+
 int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
                        size_t errlen)
 {
@@ -186,6 +241,9 @@ int spindle_config_set(spindle_config *cfg, const char *name, const char *value,
         cfg->pin = b != 0;
         return 0;
     }
+    int ops = set_ops_option(cfg, name, value, err, errlen);
+    if (ops != 1)
+        return ops;
     if (strcmp(name, "log-level") == 0) {
         uint32_t lv;
         if (parse_u32(value, 3, &lv)) {
@@ -241,8 +299,8 @@ int spindle_config_check(const spindle_config *cfg, char *err, size_t errlen)
         seterr(err, errlen, msg, NULL);
         return SPINDLE_EINVAL;
     }
-    if (cfg->max_conns == 0) {
-        seterr(err, errlen, "max-conns must be at least 1", NULL);
+    if (cfg->access_log_format != 0 && cfg->access_log_format != 1) {
+        seterr(err, errlen, "access_log_format must be 0 (text) or 1 (json)", NULL);
         return SPINDLE_EINVAL;
     }
     if (!cfg->address || !*cfg->address) {

@@ -272,16 +272,18 @@ static void tls_pump(conn *c)
             /* Handshake failures (version, suites, ALPN) and bad records:
              * send the alert the adapter queued, then close. */
             if (!was_up)
-                c->sh->tls_failed++;
+                stat_add(&c->sh->stats.tls_failed, 1);
             log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: %s", c->slot,
                     tls_error_msg(c->tls));
             fail(c);
         }
         break; /* TLS_WANT: more ciphertext needed, or output room */
     }
-    if (!was_up && tls_handshake_done(c->tls))
+    if (!was_up && tls_handshake_done(c->tls)) {
+        stat_add(&c->sh->stats.tls_handshakes, 1);
         log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: %s %s%s", c->slot, tls_version(c->tls),
                 tls_cipher(c->tls), tls_session_reused(c->tls) ? " (resumed)" : "");
+    }
     shard_mark_dirty(c); /* handshake output, or the engine's */
 }
 
@@ -596,7 +598,7 @@ void conn_on_timer(conn *c)
         return;
     if (c->tls && !tls_handshake_done(c->tls)) {
         if (c->sh->now >= hs_deadline(c)) {
-            c->sh->tls_failed++;
+            stat_add(&c->sh->stats.tls_failed, 1);
             log_msg(LOG_DEBUG, (int)c->sh->idx,
                     "connection %u: TLS handshake timeout (%u ms): closing", c->slot,
                     c->sh->srv->cfg.tls_handshake_timeout_ms);

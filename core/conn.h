@@ -15,6 +15,7 @@
 #include "h2_conn.h"
 #include "ring.h"
 #include "spindle.h"
+#include "stats.h"
 #include "timer_wheel.h"
 #include "tls.h"
 
@@ -62,6 +63,8 @@ struct conn {
     conn *next_off_wait;
     spindle_stream *streams; /* live handler streams */
     tls_conn *tls;           /* NULL for h2c; else ciphertext goes through it (docs/tls.md) */
+    uint64_t id;             /* per shard, from 1 (access log, spindle_stream_info) */
+    req_info info;           /* peer, local port, protocol (stats.h) */
     int fd;
     uint32_t slot, gen;
     uint32_t ops;   /* in-flight operations (armed recv, send) */

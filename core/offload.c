@@ -219,7 +219,7 @@ static void offload_request(spindle_stream *st, const spindle_request *req, spin
     shard *sh = stream_shard(st);
     st->flags |= ST_OFFLOADED;
     sh->off_streams++;
-    sh->offloaded++;
+    stat_add(&sh->stats.offloaded, 1);
     st->worker = pick_worker(sh); /* first: even a failed request is closed through it */
     size_t bytes = sizeof *req + headers_bytes(req->headers, req->nheaders) + req->method.len +
                    req->scheme.len + req->authority.len + req->path.len + req->protocol.len;
@@ -650,4 +650,12 @@ void offload_stop(shard *sh)
     sh->off = NULL;
     sh->off_load = NULL;
     sh->noff = 0;
+}
+
+uint64_t offload_queue_depth(shard *sh)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < sh->noff; i++)
+        n += spsc_size_approx(&sh->off[i].msgs) + spsc_size_approx(&sh->off[i].cmds);
+    return n;
 }

@@ -47,6 +47,10 @@ bool offload_has_room(shard *sh);
 /* Apply the workers' commands; returns how many were applied.  Owner
  * thread. */
 size_t offload_drain(shard *sh);
+/* Messages queued to the workers and commands queued back, summed over
+ * the shard's workers (approximate: the workers move meanwhile).  Owner
+ * thread (the metrics read what stats_tick publishes). */
+uint64_t offload_queue_depth(shard *sh);
 
 /* The offloaded mode (stream.h): the handler's calls, made on the stream's
  * worker, become commands to the shard; the shard's events become messages

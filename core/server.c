@@ -19,7 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
+#include "admin.h"
 #include "config.h"
+#include "conncap.h"
 #include "log.h"
 #include "server.h"
 #include "shard.h"
@@ -34,11 +37,14 @@ static atomic_bool stop_requested;
  * the main thread picks it up within its 100 ms tick. */
 static atomic_int caught_stop;   /* SIGINT or SIGTERM, 0 when none */
 static atomic_bool caught_stats; /* SIGUSR1 */
+static atomic_bool caught_hup;   /* SIGHUP (taken only with an access log file) */
 
 static void catch_signal(int sig)
 {
     if (sig == SIGUSR1)
         atomic_store(&caught_stats, true);
+    else if (sig == SIGHUP)
+        atomic_store(&caught_hup, true);
     else
         atomic_store(&caught_stop, sig);
 }
@@ -48,6 +54,8 @@ static int take_caught(void)
 {
     if (atomic_exchange(&caught_stats, false))
         return SIGUSR1;
+    if (atomic_exchange(&caught_hup, false))
+        return SIGHUP;
     return atomic_exchange(&caught_stop, 0);
 }
 
@@ -144,18 +152,24 @@ static int server_init(server *srv, const spindle_config *cfg, const spindle_han
  * caught (catch_signal) where an application thread may receive them. */
 typedef struct signals {
     sigset_t set, old;
-    struct sigaction prev[3];
+    struct sigaction prev[4];
+    int n; /* caught_signals taken: 3, or 4 with SIGHUP */
 } signals;
 
-static const int caught_signals[3] = {SIGINT, SIGTERM, SIGUSR1};
+static const int caught_signals[4] = {SIGINT, SIGTERM, SIGUSR1, SIGHUP};
 
-static void signals_take(signals *sg)
+/* hup: also take SIGHUP (the access log's reopen; else it keeps its
+ * default action). */
+static void signals_take(signals *sg, bool hup)
 {
+    sg->n = hup ? 4 : 3;
     sigemptyset(&sg->set);
     sigaddset(&sg->set, SIGINT);
     sigaddset(&sg->set, SIGTERM);
     sigaddset(&sg->set, SIGPIPE);
     sigaddset(&sg->set, SIGUSR1); /* log every shard's statistics */
+    if (hup)
+        sigaddset(&sg->set, SIGHUP); /* reopen the access log */
     pthread_sigmask(SIG_BLOCK, &sg->set, &sg->old);
     struct sigaction act;
     memset(&act, 0, sizeof act);
@@ -163,13 +177,14 @@ static void signals_take(signals *sg)
     sigfillset(&act.sa_mask);
     atomic_store(&caught_stop, 0);
     atomic_store(&caught_stats, false);
-    for (int i = 0; i < 3; i++)
+    atomic_store(&caught_hup, false);
+    for (int i = 0; i < sg->n; i++)
         sigaction(caught_signals[i], &act, &sg->prev[i]);
 }
 
 static void signals_restore(const signals *sg)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < sg->n; i++)
         sigaction(caught_signals[i], &sg->prev[i], NULL);
     pthread_sigmask(SIG_SETMASK, &sg->old, NULL);
 }
@@ -234,6 +249,10 @@ static void wait_for_stop(server *srv, const sigset_t *sigs, uint32_t started)
             wake_shards(srv, started);
             continue;
         }
+        if (sig == SIGHUP) {
+            alog_reopen(srv);
+            continue;
+        }
         if (sig == SIGINT || sig == SIGTERM) {
             log_msg(LOG_INFO, -1, "%s: shutting down gracefully",
                     sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -266,14 +285,28 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
     int cpus[1024];
     uint32_t ncpu = allowed_cpus(cpus, 1024);
     srv.nshards = cfg->shards ? cfg->shards : (ncpu ? ncpu : 1);
-    srv.shards = calloc(srv.nshards, sizeof *srv.shards);
+    /* Aligned: each shard's counters sit on cache lines of their own. */
+    srv.shards = aligned_alloc(64, srv.nshards * sizeof *srv.shards);
+    if (srv.shards)
+        memset(srv.shards, 0, srv.nshards * sizeof *srv.shards);
     if (!srv.shards) {
         tls_ticket_keys_free(srv.tickets);
         return SPINDLE_ENOMEM;
     }
 
+    conncap_init(&srv); /* the descriptor limit, and max_conns when 0 */
+    rc = alog_start(&srv);
+    if (rc == 0)
+        rc = admin_start(&srv);
+    if (rc != 0) {
+        alog_stop(&srv);
+        free(srv.shards);
+        tls_ticket_keys_free(srv.tickets);
+        return rc;
+    }
+    stats_set_server(&srv); /* spindle_get_stats() reads the shards from now on */
     signals sg;
-    signals_take(&sg);
+    signals_take(&sg, cfg->access_log && strcmp(cfg->access_log, "-") != 0);
     uint32_t started = start_shards(&srv, cpus, ncpu, &rc);
     wait_for_stop(&srv, &sg.set, started);
     atomic_store(&srv.stop, true);
@@ -286,6 +319,9 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
             rc = srv.shards[i].rc;
     }
     signals_restore(&sg);
+    stats_set_server(NULL);
+    admin_stop(&srv);
+    alog_stop(&srv); /* every shard handed its last lines over at its exit */
     free(srv.shards);
     tls_ticket_keys_free(srv.tickets); /* every shard's tls_ctx is gone */
     if (rc == 0)

@@ -28,6 +28,8 @@ struct server {
     shard *shards;
     atomic_bool stop;
     tls_ticket_keys *tickets; /* one for the process, shared by every shard's tls_ctx */
+    struct alog_server *alog; /* the access log (accesslog.h), NULL when off */
+    struct admin *admin;      /* the admin listener (admin.h), NULL when off */
 };
 
 /* Bytes allocated (live) in jemalloc arena `arena`, or -1 without jemalloc

@@ -24,7 +24,10 @@
 #include <unistd.h>
 
 #include "async.h"
+#include "accesslog.h"
+#include "conncap.h"
 #include "log.h"
+#include "resphdr.h"
 #include "offload.h"
 #include "ring_bufs.h"
 #include "ring_listen.h"
@@ -101,8 +104,12 @@ static void on_accept(shard *sh, const ring_cqe *cqe, bool tls)
         return;
     }
     int fd = cqe->res;
-    if (sh->draining || sh->nfree == 0) {
+    if (sh->draining) {
         close(fd);
+        return;
+    }
+    if (sh->nfree == 0) {
+        conncap_hold(sh, fd, tls); /* accepted before the cap's cancel took effect */
         return;
     }
     conn *c = conn_new(sh, fd, tls);
@@ -110,17 +117,19 @@ static void on_accept(shard *sh, const ring_cqe *cqe, bool tls)
         close(fd);
         return;
     }
-    sh->accepted++;
-    if (tls)
-        sh->accepted_tls++;
+    stats_conn_accepted(sh, c, tls);
+    if (sh->nfree == 0)
+        conncap_reached(sh); /* stop accepting: the rest wait in the kernel */
 }
 
 void shard_log_stats(shard *sh)
 {
+    const shard_stats *s = &sh->stats; /* what the metrics and spindle_get_stats() read */
     char lim[1024];
     size_t o = 0;
+    stats_tick(sh);
     for (int i = 0; i < H2_LIMIT_COUNT; i++) {
-        uint64_t n = sh->h2.limit_hits[i];
+        uint64_t n = stat_get(&s->limit_hits[i]);
         if (n == 0 || o >= sizeof lim)
             continue;
         int w = snprintf(lim + o, sizeof lim - o, "%s%s %llu", o ? ", " : "",
@@ -131,14 +140,15 @@ void shard_log_stats(shard *sh)
     char tls[96] = "";
     if (sh->tls)
         snprintf(tls, sizeof tls, " (%llu TLS, %llu TLS handshakes failed)",
-                 (unsigned long long)sh->accepted_tls, (unsigned long long)sh->tls_failed);
+                 (unsigned long long)stat_get(&s->accepted_tls),
+                 (unsigned long long)stat_get(&s->tls_failed));
     char off[48] = "";
-    if (sh->noff || sh->offloaded)
-        snprintf(off, sizeof off, " (%llu offloaded)", (unsigned long long)sh->offloaded);
+    if (sh->noff || stat_get(&s->offloaded))
+        snprintf(off, sizeof off, " (%llu offloaded)", (unsigned long long)stat_get(&s->offloaded));
     log_msg(LOG_INFO, (int)sh->idx,
             "stats: %llu connections%s, %u open, %llu requests%s; limits hit: %s",
-            (unsigned long long)sh->accepted, tls, sh->nconns, (unsigned long long)sh->requests,
-            off, o ? lim : "none");
+            (unsigned long long)stat_get(&s->accepted), tls, sh->nconns,
+            (unsigned long long)stat_get(&s->started), off, o ? lim : "none");
     /* Memory: what the shard's arena has allocated (live objects, not the
      * pages it caches), and how much of it the engine's pools keep. */
     uint64_t live, pooled;
@@ -311,6 +321,7 @@ static int setup_core(shard *sh, uint32_t *buf_size)
     sh->now = shard_now_ms();
     timer_wheel_init(&sh->timers, sh->now);
     sh->waker = ring_waker_of(sh->r);
+    stats_tick(sh); /* the date header before the first request */
     return 0;
 }
 
@@ -496,6 +507,7 @@ void *shard_main(void *arg)
         if (sh->yield_each_round)
             sched_yield();
         sh->now = shard_now_ms();
+        stats_tick(sh); /* gauges, the date header, the access log's second */
         unsigned n;
         while ((n = ring_reap(sh->r, cqes, SHARD_CQE_BATCH)) > 0) {
             for (unsigned i = 0; i < n; i++)
@@ -516,12 +528,15 @@ void *shard_main(void *arg)
                     conn_close(sh->slots[i]);
             sh->drain_deadline = UINT64_MAX; /* closing; CQEs finish the job */
         }
-        if (accept_unarmed(sh) && !sh->draining && sh->nfree)
+        if (!sh->draining && conncap_resume(sh) && accept_unarmed(sh))
             arm_accept(sh);
         settle(sh);
     }
-    if (sh->accepted)
+    if (stat_get(&sh->stats.accepted))
         shard_log_stats(sh);
     shard_teardown(sh);
+    alog_shard_finish(sh); /* after the last stream's line */
+    conncap_shard_finish(sh);
+    resphdr_shard_free(sh);
     return NULL;
 }

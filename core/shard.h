@@ -23,6 +23,7 @@
 #include "h2_conn.h"
 #include "ring.h"
 #include "spindle.h"
+#include "stats.h"
 #include "timer_wheel.h"
 #include "tls.h"
 
@@ -67,12 +68,6 @@ struct shard {
     uint32_t nstream_free;
     bool draining;
     uint64_t drain_deadline;
-    /* Statistics: this shard's thread writes and logs them (on SIGUSR1 and
-     * at exit); the limits peers ran into are in h2.limit_hits. */
-    uint64_t accepted;
-    uint64_t accepted_tls;
-    uint64_t tls_failed; /* handshakes that failed or timed out */
-    uint64_t requests;
     atomic_bool stats_wanted; /* set by the main thread on SIGUSR1 */
     int arena;                /* this shard's jemalloc arena, -1 without jemalloc */
     struct offload *off;      /* offload workers (noff of them): started with the
@@ -80,7 +75,6 @@ struct shard {
                                   * spindle_offload() */
     uint32_t noff;
     bool off_failed;               /* starting them failed once: not retried */
-    uint64_t offloaded;            /* requests handed to workers (statistics) */
     const stream_ops *stream_mode; /* new streams' mode: inline, or offloaded (blocking) */
     spindle_stream *in_request;    /* the stream whose on_request runs (inline) */
     const spindle_request *in_request_req;
@@ -99,6 +93,11 @@ struct shard {
     bool tls_accept_armed;
     uint16_t tls_port;         /* the TLS port actually bound */
     struct spindle_shard *api; /* handles, watches, shard timers, posts (async.h) */
+    /* Operators' view (stats.h): counters on cache lines of their own
+     * (written by this thread only, read by any), the date header, the
+     * access-log buffer. */
+    shard_stats stats;
+    shard_view view;
 };
 
 /* The shard thread's body: setup, the loop until drained, teardown.  arg is

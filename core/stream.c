@@ -14,6 +14,8 @@
 #include "log.h"
 #include "conn.h"
 #include "headers.h"
+#include "metrics.h"
+#include "resphdr.h"
 #include "server.h"
 #include "shard.h"
 #include "stream.h"
@@ -56,6 +58,9 @@ void stream_free(shard *sh, spindle_stream *st)
 {
     free(st->pend);
     free(st->pend_trailers);
+    free(st->track.alog); /* set only if the stream never finished */
+    if (st->track.held && st->c)
+        resphdr_drop(st); /* a head never sent (reset, or the connection went) */
     if (sh->nstream_free < STREAM_FREE_KEEP) {
         st->next_settle = sh->stream_free;
         sh->stream_free = st;
@@ -91,6 +96,12 @@ void stream_settle(spindle_stream *st)
 {
     if (st->flags & ST_CLOSED)
         return;
+    if (st->track.held) { /* a head waiting for its body's length: it is not known by now */
+        if (st->flags & ST_RESET)
+            resphdr_drop(st);
+        else if (resphdr_release(st, -1) != H2_OK)
+            stream_reset_code(st, H2_INTERNAL_ERROR);
+    }
     bool done = (st->flags & ST_RESET) || ((st->flags & ST_REQ_END) && (st->flags & ST_RESP_END));
     if (!done)
         return;
@@ -100,6 +111,7 @@ void stream_settle(spindle_stream *st)
     if (timer_node_pending(&st->timer))
         timer_wheel_cancel(&c->sh->timers, &st->timer);
     h2_conn_stream_set_user(c->h2, st->sid, NULL);
+    stats_request_done(st); /* counters and the access-log line */
     st->ops->on_close(st);
 }
 
@@ -107,7 +119,7 @@ static void inline_close(spindle_stream *st)
 {
     conn *c = st->c;
     const spindle_handler *h = handler_of(c);
-    if (h->on_close)
+    if (h->on_close && !(st->flags & ST_INTERNAL))
         h->on_close(st, app_of(c));
     /* Body bytes delivered but never consumed give their window back when
      * the engine forgets the stream. */
@@ -209,7 +221,6 @@ static void on_request(conn *c, const h2_event *ev)
         h2_conn_stream_detach(c->h2, ev->stream_id);
         return;
     }
-    sh->requests++;
     st->ops = sh->stream_mode;
     st->c = c;
     st->sid = ev->stream_id;
@@ -238,7 +249,9 @@ static void on_request(conn *c, const h2_event *ev)
         .urgency = rq->urgency,
         .incremental = rq->incremental,
     };
-    st->ops->on_request(st, &req, NULL);
+    stats_request_begin(st, &req);
+    if (!metrics_serve(st, &req))
+        st->ops->on_request(st, &req, NULL);
     queue_settle(st);
 }
 
@@ -285,6 +298,7 @@ static void on_data(conn *c, const h2_event *ev)
     }
     if (ev->end_stream)
         st->flags |= ST_REQ_END;
+    st->track.req_bytes += n;
     if (st->flags & ST_PAUSED)
         hold_body(st, p, n, ev->end_stream);
     else
@@ -387,10 +401,11 @@ static int check_stream(const spindle_stream *s)
 
 #define STACK_FIELDS 32u
 
-/* spindle_header[] -> hpack_field[] (lengths resolved). */
+/* spindle_header[] -> hpack_field[] (lengths resolved), with room for
+ * RESPHDR_EXTRA more (stack: STACK_FIELDS + RESPHDR_EXTRA). */
 static hpack_field *to_fields(const spindle_header *h, size_t n, hpack_field *stack)
 {
-    hpack_field *f = n <= STACK_FIELDS ? stack : malloc(n * sizeof *f);
+    hpack_field *f = n <= STACK_FIELDS ? stack : malloc((n + RESPHDR_EXTRA) * sizeof *f);
     if (!f)
         return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -413,14 +428,30 @@ int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, 
         return e;
     if (n && !h)
         return SPINDLE_EINVAL;
-    hpack_field stack[STACK_FIELDS];
+    if (s->track.held)
+        return SPINDLE_ESTATE; /* a final head was given */
+    hpack_field stack[STACK_FIELDS + RESPHDR_EXTRA];
     hpack_field *f = to_fields(h, n, stack);
     if (!f)
         return SPINDLE_ENOMEM;
-    h2_rv rv = h2_conn_respond(s->c->h2, s->sid, status, f, n, end);
+    if (status >= 200 && !end && resphdr_hold(s, status, f, n)) {
+        /* Sent with content-length if the first send ends the body. */
+        if (f != stack)
+            free(f);
+        s->track.status = status;
+        queue_settle(s);
+        return SPINDLE_OK;
+    }
+    char clen[24];
+    size_t nf = status >= 200
+                    ? resphdr_add(s->c->sh, f, n, status, end && !s->track.head ? 0 : -1, clen)
+                    : n;
+    h2_rv rv = h2_conn_respond(s->c->h2, s->sid, status, f, nf, end);
     if (f != stack)
         free(f);
     if (rv == H2_OK) {
+        if (status >= 200)
+            s->track.status = status;
         if (end)
             s->flags |= ST_RESP_END;
         shard_mark_dirty(s->c);
@@ -438,8 +469,15 @@ int stream_send(spindle_stream *s, const void *data, size_t len, bool end,
             release(release_ctx, data, len);
         return e;
     }
-    h2_rv rv = h2_conn_send_data(s->c->h2, s->sid, data, len, end, release, release_ctx);
+    h2_rv rv = s->track.held ? resphdr_release(s, end ? (int64_t)len : -1) : H2_OK;
+    if (rv != H2_OK) {
+        if (release)
+            release(release_ctx, data, len);
+        return map_rv(rv);
+    }
+    rv = h2_conn_send_data(s->c->h2, s->sid, data, len, end, release, release_ctx);
     if (rv == H2_OK) {
+        s->track.resp_bytes += len;
         if (end)
             s->flags |= ST_RESP_END;
         uint64_t queued = h2_conn_stream_buffered(s->c->h2, s->sid);
@@ -505,11 +543,14 @@ int stream_trailers(spindle_stream *s, const spindle_header *h, size_t n)
         return e;
     if (!n || !h)
         return SPINDLE_EINVAL;
+    h2_rv rv = s->track.held ? resphdr_release(s, -1) : H2_OK;
+    if (rv != H2_OK)
+        return map_rv(rv);
     hpack_field stack[STACK_FIELDS];
     hpack_field *f = to_fields(h, n, stack);
     if (!f)
         return SPINDLE_ENOMEM;
-    h2_rv rv = h2_conn_send_trailers(s->c->h2, s->sid, f, n);
+    rv = h2_conn_send_trailers(s->c->h2, s->sid, f, n);
     if (f != stack)
         free(f);
     if (rv == H2_OK) {

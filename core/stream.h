@@ -19,6 +19,7 @@
 
 #include "h2_conn.h"
 #include "spindle.h"
+#include "stats.h"
 #include "timer_wheel.h"
 
 typedef struct shard shard;
@@ -34,6 +35,7 @@ enum stream_flag {
     ST_WANT_WRITABLE = 1u << 5,
     ST_SETTLE = 1u << 6,    /* on the shard's settle list */
     ST_OFFLOADED = 1u << 7, /* its callbacks run on an offload worker */
+    ST_INTERNAL = 1u << 8,  /* answered by spindle itself (metrics): no handler callback */
 };
 
 struct spindle_stream {
@@ -59,6 +61,7 @@ struct spindle_stream {
     spindle_stream *next_close_wait; /* shard's off_close_wait list (offload.c) */
     _Atomic size_t buffered;         /* spindle_stream_buffered() for the worker */
     uint64_t handle;                 /* spindle_stream_handle(), 0 until asked (handle.c) */
+    req_track track;                 /* what it carries, its counters (stats.h) */
 };
 
 /* A stream's mode.  The handler's half runs on the thread that runs the

@@ -132,7 +132,9 @@ typedef struct spindle_config {
     uint16_t port;             /* 8080; 0 picks a free port (see on_listen) */
     uint32_t shards;           /* 0 = one per online CPU */
     bool pin;                  /* pin shard i to the i-th allowed CPU (default true) */
-    uint32_t max_conns;        /* per shard (default 4096) */
+    uint32_t max_conns;        /* per shard; 0 (the default): derived from the descriptor
+                                  limit, which spindle_run raises to its hard limit;
+                                  past it connections wait in the accept queue */
     uint32_t drain_timeout_ms; /* graceful shutdown bound (default 10000) */
     uint32_t
         offload_threads;   /* per shard, for blocking handlers and spindle_offload() (default 1) */
@@ -152,6 +154,16 @@ typedef struct spindle_config {
     uint32_t tls_handshake_timeout_ms; /* accept to handshake done (default 10000) */
     uint32_t tls_ticket_lifetime_s;    /* session ticket key lifetime; keys rotate after
                                           it and decrypt for twice as long (default 3600) */
+    /* Operators' view (see "Operators' view" below and docs/ops.md). */
+    const char *metrics_path;  /* serve Prometheus metrics at this path on the main
+                                  listeners (NULL: not there; default NULL) */
+    const char *admin_address; /* the admin listener's address (NULL: address) */
+    uint16_t admin_port;       /* HTTP/1.1 admin listener serving metrics at
+                                  metrics_path or /metrics (0: none, the default) */
+    const char *access_log;    /* a file (appended to), "-" for stdout, NULL: off */
+    int access_log_format;     /* 0 text (combined-like), 1 JSON lines */
+    const char *server_header; /* the default `server` value ("spindle"; NULL: none) */
+    bool date_header;          /* add `date` unless set by the handler (default true) */
 } spindle_config;
 
 /* Defaults for everything above. */
@@ -167,7 +179,10 @@ spindle_config spindle_config_default(void);
  * "idle-timeout", "preface-timeout", "settings-timeout", "header-timeout",
  * "send-timeout"; times in milliseconds), or TLS: "tls-port", "tls-cert",
  * "tls-key" (file names: the strings are referenced, not copied),
- * "tls-handshake-timeout" (milliseconds), "tls-ticket-lifetime" (seconds).
+ * "tls-handshake-timeout" (milliseconds), "tls-ticket-lifetime" (seconds),
+ * or the operators' view: "metrics-path", "admin-address", "admin-port",
+ * "access-log" (a file, "-" for stdout, "" off), "access-log-format"
+ * ("text" or "json"), "server-header" ("" for none), "date-header" (0/1).
  * On error returns SPINDLE_EINVAL and writes a one-line reason into err (if
  * errlen > 0). */
 int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
@@ -549,6 +564,65 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
 
 /* Ask a running spindle_run() to shut down gracefully (async-signal-safe). */
 void spindle_stop(void);
+
+/* --- Operators' view: what a request carries, statistics ---------------- */
+
+/* The connection a stream arrived on, as seen when its request head came. */
+typedef struct spindle_conn_info {
+    char address[46];        /* the client's address, text ("127.0.0.1", "::1") */
+    uint16_t port;           /* the client's port */
+    uint16_t local_port;     /* the port it connected to */
+    bool tls;                /* over TLS */
+    const char *alpn;        /* "h2" over TLS, NULL without */
+    const char *tls_version; /* "TLSv1.3", "TLSv1.2"; NULL without TLS */
+    const char *protocol;    /* "h2", "h2c" or "http/1.1" */
+    uint64_t connection_id;  /* per shard, from 1 */
+    uint32_t stream_id;
+} spindle_conn_info;
+
+/* Fill out for s.  From the thread running the stream's handler (inline or
+ * offloaded), until on_close returns.  0 or SPINDLE_EINVAL (NULL). */
+int spindle_stream_info(const spindle_stream *s, spindle_conn_info *out);
+
+#define SPINDLE_STATS_LIMITS  24 /* limit_hits entries (the engine uses fewer) */
+#define SPINDLE_STATS_BUCKETS 16 /* request duration buckets besides +Inf */
+
+/* A snapshot of the running server's counters, summed over its shards.
+ * Every counter is read atomically and never goes backwards; the snapshot
+ * is not one instant across counters (a request finishing meanwhile may be
+ * in one and not yet in another).  Requests count when they finish. */
+typedef struct spindle_stats {
+    uint32_t shards;
+    uint64_t connections_accepted;
+    uint64_t connections_accepted_tls;
+    uint64_t connections_open;
+    uint64_t connections_cap_reached; /* times max-conns held accepts back */
+    uint64_t tls_handshakes, tls_handshake_failures;
+    uint64_t requests_started;        /* request heads received */
+    uint64_t requests;                /* finished (answered, reset or cut off) */
+    uint64_t requests_by_protocol[3]; /* h2c, h2, http/1.1 */
+    uint64_t requests_by_method[9];   /* GET HEAD POST PUT DELETE OPTIONS PATCH CONNECT other */
+    uint64_t requests_by_status[6];   /* 1xx 2xx 3xx 4xx 5xx, none (no final status) */
+    uint64_t request_body_bytes, response_body_bytes;
+    uint64_t streams_reset;
+    uint64_t duration_us_sum;
+    uint64_t duration_buckets[SPINDLE_STATS_BUCKETS + 1]; /* not cumulative; last: +Inf */
+    uint64_t duration_bounds_us[SPINDLE_STATS_BUCKETS];   /* each bucket's upper bound */
+    uint64_t limit_hits[SPINDLE_STATS_LIMITS];            /* see spindle_limit_name() */
+    uint32_t nlimits;
+    uint64_t offloaded;       /* requests handed to offload threads */
+    uint64_t offload_streams; /* streams with offload threads now */
+    uint64_t access_log_lines, access_log_dropped;
+    int64_t memory_allocated; /* the shards' jemalloc arenas; -1 without jemalloc */
+    uint64_t pool_bytes_live, pool_bytes_kept; /* the engines' pools */
+} spindle_stats;
+
+/* Sum the counters of the server spindle_run() is running.  Any thread
+ * (also a handler).  0, or SPINDLE_ESTATE when no server runs. */
+int spindle_get_stats(spindle_stats *out);
+/* The name of limit_hits[i] ("rapid-reset", "idle-timeout"...), NULL past
+ * nlimits. */
+const char *spindle_limit_name(uint32_t i);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -14,6 +14,12 @@
 # in clients (curl --cacert). Your own certificate: pass --cert FILE
 # --key FILE (they come after ours, so they win); --tls-port P moves it.
 # SPINDLE_TLS=0 runs h2c only.
+#
+# Operators' view (docs/ops.md): the access log goes to stdout (one line per
+# request; --set access-log=FILE or access-log-format=json to change it,
+# access-log= to turn it off) and Prometheus metrics are served at
+# /metrics on the main listener (--set admin-port=P for an HTTP/1.1 admin
+# listener that Prometheus can scrape).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -70,4 +76,5 @@ if [[ ${SPINDLE_TLS:-1} != 0 ]]; then
   fi
 fi
 
-exec "$server" "${tls_args[@]}" "$@"
+# Defaults first: the caller's --set options come after, so they win.
+exec "$server" "${tls_args[@]}" --set access-log=- --set metrics-path=/metrics "$@"

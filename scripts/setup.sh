@@ -9,7 +9,8 @@
 #          libpq-dev (apps/tfb)
 #   test   build + Criterion, curl, nghttp (h2load), python3-h2, valgrind,
 #          postgresql (PostgreSQL 15: apps/tfb's tests start their own server
-#          with scripts/pg.sh)
+#          with scripts/pg.sh), prometheus (promtool, and the server that
+#          integration.ops starts to scrape spindle's metrics)
 #   fuzz   build + clang (libFuzzer)
 #   bench  test + h2o, nghttpd, nginx, gnuplot
 #
@@ -21,7 +22,7 @@ set -euo pipefail
 pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev openssl
             libpq-dev)
 pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind openssl
-           postgresql)
+           postgresql prometheus)
 pkgs_fuzz=("${pkgs_build[@]}" clang)
 pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server nginx-light gnuplot-nox)
 

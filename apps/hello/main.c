@@ -19,6 +19,9 @@
  *                      answered by nobody: the late answer finds NULL.  The
  *                      body names the shard and how many /async it answered
  *                      (its per-shard context, from on_shard_start)
+ *   GET  /stats        spindle_get_stats() as JSON (a few of its counters)
+ *   GET  /info         spindle_stream_info(): what the request carries, as
+ *                      "key=value" lines
  *   GET  /sleep?ms=N   blocks its thread for N ms, always on an offload thread:
  *                      with --blocking every handler runs there; without, this
  *                      one request is handed over with spindle_offload() (the
@@ -216,6 +219,56 @@ static void sleep_then_answer(spindle_stream *s, const spindle_request *r, void 
     spindle_send(s, "slept\n", 6, true, NULL, NULL);
 }
 
+/* /stats: the counters the tests compare with the access log and metrics. */
+static void send_stats(spindle_stream *s)
+{
+    static const spindle_header json[] = {{"content-type", "application/json", 0, 0}};
+    spindle_stats st;
+    if (spindle_get_stats(&st) != 0) {
+        spindle_reset(s, SPINDLE_H2_INTERNAL_ERROR);
+        return;
+    }
+    char body[2048];
+    int n = snprintf(body, sizeof body,
+                     "{\"requests\":%" PRIu64 ",\"requests_started\":%" PRIu64
+                     ",\"connections_accepted\":%" PRIu64 ",\"streams_reset\":%" PRIu64
+                     ",\"request_body_bytes\":%" PRIu64 ",\"response_body_bytes\":%" PRIu64
+                     ",\"by_status\":[%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+                     ",%" PRIu64 "],\"limit_hits\":{",
+                     st.requests, st.requests_started, st.connections_accepted, st.streams_reset,
+                     st.request_body_bytes, st.response_body_bytes, st.requests_by_status[0],
+                     st.requests_by_status[1], st.requests_by_status[2], st.requests_by_status[3],
+                     st.requests_by_status[4], st.requests_by_status[5]);
+    for (uint32_t i = 0; i < st.nlimits && n > 0 && (size_t)n < sizeof body; i++)
+        n += snprintf(body + n, sizeof body - (size_t)n, "%s\"%s\":%" PRIu64, i ? "," : "",
+                      spindle_limit_name(i), st.limit_hits[i]);
+    if (n > 0 && (size_t)n < sizeof body)
+        n += snprintf(body + n, sizeof body - (size_t)n, "}}\n");
+    if (n <= 0 || (size_t)n >= sizeof body) {
+        spindle_reset(s, SPINDLE_H2_INTERNAL_ERROR);
+        return;
+    }
+    spindle_respond(s, 200, json, 1, false);
+    spindle_send_copy(s, body, (size_t)n, true);
+}
+
+/* /info: spindle_stream_info() as key=value lines. */
+static void send_info(spindle_stream *s)
+{
+    static const spindle_header text[] = {{"content-type", "text/plain", 0, 0}};
+    spindle_conn_info in;
+    spindle_stream_info(s, &in);
+    char body[512];
+    int n = snprintf(body, sizeof body,
+                     "address=%s\nport=%u\nlocal_port=%u\ntls=%d\nalpn=%s\ntls_version=%s\n"
+                     "protocol=%s\nconnection=%" PRIu64 "\nstream=%u\n",
+                     in.address, in.port, in.local_port, in.tls, in.alpn ? in.alpn : "-",
+                     in.tls_version ? in.tls_version : "-", in.protocol, in.connection_id,
+                     in.stream_id);
+    spindle_respond(s, 200, text, 1, false);
+    spindle_send_copy(s, body, n > 0 && (size_t)n < sizeof body ? (size_t)n : 0, true);
+}
+
 static void on_request(spindle_stream *s, const spindle_request *r, void *app)
 {
     (void)app;
@@ -273,6 +326,10 @@ static void on_request(spindle_stream *s, const spindle_request *r, void *app)
         spindle_stream_set_user(s, b);
         spindle_respond(s, 200, octets, 1, b->left == 0);
         big_next(s, b);
+    } else if (path_is(r, "/stats")) {
+        send_stats(s);
+    } else if (path_is(r, "/info")) {
+        send_info(s);
     } else if (path_is(r, "/counters")) {
         char body[96];
         int n = snprintf(body, sizeof body, "handed=%" PRIuFAST64 " released=%" PRIuFAST64 "\n",

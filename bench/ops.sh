@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# bench/ops.sh - what the operators' view costs (issue 20): server CPU per
+# request at S1-like load (h2load -c 16 -m 64 on "/", the e2e small-mux
+# row) with
+#   off     no access log (the library's default)
+#   log     the access log on, to a file (text format)
+#   json    the access log on, to a file (JSON lines)
+#   nohdr   no access log, without the default date and server headers
+#   base    a "before" binary (--base BIN: e.g. spindle-hello built from
+#           main before this change), when given
+# The server runs one shard on CPU 0 (taskset), h2load on CPU 1.  CPU is
+# the sum of every server thread's run time (/proc/PID/task/*/schedstat:
+# the shard, the log thread, the main thread), read before and after the
+# run, divided by the requests that succeeded.  The variants alternate
+# within each repetition and every repetition is printed: on a shared
+# machine compare rows of one repetition and the spread, not one figure.
+#
+#   bash bench/ops.sh [--quick] [--reps N] [--bin BIN] [--base BIN] [-n N]
+#
+#   --quick   20,000 requests, one repetition (proves the script runs)
+#   --reps N  repetitions (default 5)
+#   --bin     spindle-hello to measure (default build-bench/, else build/)
+#   --base    a second binary, run as the "base" variant
+#   -n N      requests per run (default 400,000)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPS=5 N=400000 BIN= BASE=
+while (($#)); do
+  case $1 in
+    --quick) REPS=1 N=20000 ;;
+    --reps) REPS=${2:?}; shift ;;
+    --bin) BIN=${2:?}; shift ;;
+    --base) BASE=${2:?}; shift ;;
+    -n) N=${2:?}; shift ;;
+    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "ops.sh: unknown option '$1'" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [[ -z $BIN ]]; then
+  BIN=$ROOT/build-bench/apps/hello/spindle-hello
+  [[ -x $BIN ]] || BIN=$ROOT/build/apps/hello/spindle-hello
+fi
+[[ -x $BIN ]] || { echo "ops.sh: $BIN missing (build first)" >&2; exit 1; }
+command -v h2load >/dev/null || { echo "ops.sh: h2load missing (scripts/setup.sh test)" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/spindle-ops-bench.XXXXXX)
+SRV=
+cleanup() {
+  [[ -n $SRV ]] && kill "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cpu_ns() { # run time of every thread of pid $1, ns
+  local t sum=0
+  for t in /proc/"$1"/task/*/schedstat; do
+    read -r ns _ <"$t" && sum=$((sum + ns))
+  done
+  echo "$sum"
+}
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# run VARIANT BINARY ARGS...: prints "ns_per_request succeeded"
+run_one() {
+  local bin=$1; shift
+  local port; port=$(free_port)
+  taskset -c 0 "$bin" --port "$port" --shards 1 --log-level 0 --set max-requests=0 "$@" \
+    >"$WORK/out" 2>"$WORK/err" &
+  SRV=$!
+  for _ in $(seq 100); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.05; done
+  h2load -n 2000 -c 16 -m 64 "http://127.0.0.1:$port/" >/dev/null # warm-up
+  local a b out ok
+  a=$(cpu_ns "$SRV")
+  out=$(taskset -c 1 h2load -t 1 -n "$N" -c 16 -m 64 "http://127.0.0.1:$port/")
+  b=$(cpu_ns "$SRV")
+  kill "$SRV"; wait "$SRV" || true; SRV=
+  ok=$(sed -n 's/.* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
+  echo "$(( (b - a) / (ok > 0 ? ok : 1) )) $ok"
+}
+
+variants=(off log json nohdr)
+[[ -n $BASE ]] && variants+=(base)
+echo "bench/ops.sh: $N requests per run (h2load -c 16 -m 64 /), $REPS repetition(s), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| rep |'; for v in "${variants[@]}"; do printf ' %s ns/req |' "$v"; done
+printf ' log/off | json/off | nohdr/off |\n|---|'; for _ in "${variants[@]}"; do printf -- '---|'; done; printf -- '---|---|---|\n'
+for rep in $(seq "$REPS"); do
+  declare -A r=()
+  for v in "${variants[@]}"; do
+    case $v in
+      off) r[$v]=$(run_one "$BIN") ;;
+      log) r[$v]=$(run_one "$BIN" --set access-log="$WORK/access.log"); rm -f "$WORK/access.log" ;;
+      json) r[$v]=$(run_one "$BIN" --set access-log="$WORK/access.json" --set access-log-format=json); rm -f "$WORK/access.json" ;;
+      nohdr) r[$v]=$(run_one "$BIN" --set server-header= --set date-header=0) ;;
+      base) r[$v]=$(run_one "$BASE") ;;
+    esac
+  done
+  printf '| %d |' "$rep"
+  for v in "${variants[@]}"; do printf ' %s |' "${r[$v]%% *}"; done
+  off=${r[off]%% *}
+  for v in log json nohdr; do
+    awk -v a="${r[$v]%% *}" -v b="$off" 'BEGIN { printf " %.3f |", a / b }'
+  done
+  echo
+  unset r
+done

@@ -1,0 +1,195 @@
+/* resphdr.c - default response headers: date, server, content-length. */
+#include "resphdr.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include "conn.h"
+#include "h2_http.h"
+#include "server.h"
+#include "shard.h"
+#include "stream.h"
+
+static char *two(char *o, int v)
+{
+    *o++ = (char)('0' + v / 10 % 10);
+    *o++ = (char)('0' + v % 10);
+    return o;
+}
+
+void resphdr_format_date(int64_t t, char *out)
+{
+    /* Fixed English names: strftime's %a/%b follow the locale. */
+    static const char days[] = "SunMonTueWedThuFriSat";
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    char *o = out;
+    memcpy(o, days + 3 * tm.tm_wday, 3);
+    o += 3;
+    *o++ = ',';
+    *o++ = ' ';
+    o = two(o, tm.tm_mday);
+    *o++ = ' ';
+    memcpy(o, months + 3 * tm.tm_mon, 3);
+    o += 3;
+    *o++ = ' ';
+    int y = tm.tm_year + 1900;
+    o = two(two(o, y / 100), y % 100);
+    *o++ = ' ';
+    o = two(o, tm.tm_hour);
+    *o++ = ':';
+    o = two(o, tm.tm_min);
+    *o++ = ':';
+    o = two(o, tm.tm_sec);
+    memcpy(o, " GMT", 5); /* with the NUL: 29 characters */
+}
+
+void resphdr_tick(shard *sh)
+{
+    if (!sh->srv->cfg.date_header)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if ((int64_t)ts.tv_sec == sh->view.date_sec)
+        return;
+    sh->view.date_sec = (int64_t)ts.tv_sec;
+    resphdr_format_date(sh->view.date_sec, sh->view.date);
+    sh->view.date_len = (uint8_t)strlen(sh->view.date);
+}
+
+static bool has(const hpack_field *f, size_t n, const char *name, uint32_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (f[i].name_len == len && memcmp(f[i].name, name, len) == 0)
+            return true;
+    return false;
+}
+
+static void put(hpack_field *f, const char *name, uint32_t nlen, const char *v, uint32_t vlen)
+{
+    f->name = (const uint8_t *)name;
+    f->name_len = nlen;
+    f->value = (const uint8_t *)v;
+    f->value_len = vlen;
+    f->flags = 0;
+}
+
+size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t clen, char *buf)
+{
+    const spindle_config *cfg = &sh->srv->cfg;
+    size_t n0 = n;
+    if (cfg->date_header && sh->view.date_len && !has(f, n0, "date", 4))
+        put(&f[n++], "date", 4, sh->view.date, sh->view.date_len);
+    if (cfg->server_header && *cfg->server_header && !has(f, n0, "server", 6))
+        put(&f[n++], "server", 6, cfg->server_header, (uint32_t)strlen(cfg->server_header));
+    /* No content-length on 1xx, 204 and 304 (RFC 9110 8.6). */
+    if (clen >= 0 && status >= 200 && status != 204 && status != 304 &&
+        !has(f, n0, "content-length", 14)) {
+        char tmp[20];
+        int k = 0;
+        uint64_t v = (uint64_t)clen;
+        do {
+            tmp[k++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        for (int i = 0; i < k; i++)
+            buf[i] = tmp[k - 1 - i]; /* no snprintf per response */
+        put(&f[n++], "content-length", 14, buf, (uint32_t)k);
+    }
+    return n;
+}
+
+/* A held head: the fields (room for RESPHDR_EXTRA more), then their bytes.
+ * Heads live within one loop iteration (released at the latest by the
+ * settle step), so they come from a per-shard bump arena, reset whenever
+ * none is live; a head that does not fit is malloc'd. */
+typedef struct held_head {
+    uint16_t status;
+    bool heap;
+    uint32_t n;
+    hpack_field f[];
+} held_head;
+
+#define HOLD_ARENA (16u << 10)
+
+static held_head *hold_alloc(shard *sh, size_t bytes)
+{
+    shard_view *v = &sh->view;
+    bytes = (bytes + 15) & ~(size_t)15;
+    if (!v->hold_buf)
+        v->hold_buf = malloc(HOLD_ARENA);
+    if (v->hold_buf && bytes <= HOLD_ARENA - v->hold_off) {
+        held_head *h = (held_head *)(void *)(v->hold_buf + v->hold_off);
+        v->hold_off += (uint32_t)bytes;
+        v->hold_live++;
+        h->heap = false;
+        return h;
+    }
+    held_head *h = malloc(bytes);
+    if (h)
+        h->heap = true;
+    return h;
+}
+
+void resphdr_drop(spindle_stream *st)
+{
+    held_head *h = st->track.held;
+    if (!h)
+        return;
+    st->track.held = NULL;
+    shard_view *v = &st->c->sh->view;
+    if (h->heap) {
+        free(h);
+    } else if (--v->hold_live == 0) {
+        v->hold_off = 0;
+    }
+}
+
+void resphdr_shard_free(shard *sh)
+{
+    free(sh->view.hold_buf);
+    sh->view.hold_buf = NULL;
+}
+
+bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, size_t n)
+{
+    if (st->track.head || status == 204 || status == 304 || n > UINT32_MAX ||
+        has(f, n, "content-length", 14) || h2_http_check_response_fields(f, (uint32_t)n) != H2_OK)
+        return false;
+    size_t bytes = sizeof(held_head) + (n + RESPHDR_EXTRA) * sizeof(hpack_field);
+    for (size_t i = 0; i < n; i++)
+        bytes += f[i].name_len + f[i].value_len;
+    held_head *h = hold_alloc(st->c->sh, bytes);
+    if (!h)
+        return false; /* sent now, without content-length */
+    h->status = status;
+    h->n = (uint32_t)n;
+    char *o = (char *)(h->f + n + RESPHDR_EXTRA);
+    for (size_t i = 0; i < n; i++) {
+        h->f[i] = f[i];
+        memcpy(o, f[i].name, f[i].name_len);
+        h->f[i].name = (const uint8_t *)o;
+        o += f[i].name_len;
+        if (f[i].value_len)
+            memcpy(o, f[i].value, f[i].value_len);
+        h->f[i].value = (const uint8_t *)o;
+        o += f[i].value_len;
+    }
+    st->track.held = h;
+    return true;
+}
+
+h2_rv resphdr_release(spindle_stream *st, int64_t clen)
+{
+    held_head *h = st->track.held;
+    char buf[24];
+    size_t n = resphdr_add(st->c->sh, h->f, h->n, h->status, clen, buf);
+    h2_rv rv = h2_conn_respond(st->c->h2, st->sid, h->status, h->f, n, false);
+    resphdr_drop(st);
+    return rv;
+}

@@ -1,0 +1,51 @@
+/* resphdr.h - the response headers spindle adds by default (not
+ * installed): `date` (formatted once a second per shard), `server`
+ * (spindle_config.server_header, or none) and `content-length` when the
+ * whole body is known at the head, each unless the handler set it.
+ * Shard thread.
+ */
+#ifndef SPINDLE_CORE_RESPHDR_H
+#define SPINDLE_CORE_RESPHDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "h2_conn.h"
+#include "hpack.h"
+#include "spindle.h"
+
+typedef struct shard shard;
+
+#define RESPHDR_EXTRA 3u /* fields resphdr_add() may append */
+
+/* Reformat the shard's `date` when the wall-clock second changed. */
+void resphdr_tick(shard *sh);
+/* Append the defaults to f[0..n) (room for RESPHDR_EXTRA more) for a final
+ * head with this status; clen >= 0: the whole body's length.  The values
+ * point into sh (valid until its next tick) and buf (at least 24 bytes).
+ * Returns the new count. */
+size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t clen, char *buf);
+/* Hold a final head (end = false) back until the body's length is known
+ * (content-length): at the stream's first spindle_send (its length if that
+ * send ends the body), trailers, or the end of the loop iteration
+ * (resphdr_release), whichever comes first; fields are copied.  Only for a
+ * head that gets a content-length from it (not HEAD, 204, 304, or one that
+ * has its own) and whose fields are valid (else the caller sends it now
+ * and reports the engine's answer).  true: held (st->track.held). */
+bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, size_t n);
+/* Send the held head now, with content-length clen when >= 0.  H2_OK or
+ * the engine's error (the head is dropped either way). */
+h2_rv resphdr_release(spindle_stream *st, int64_t clen);
+
+/* Forget a held head (a reset; the stream is freed).  st->c must be
+ * valid. */
+void resphdr_drop(spindle_stream *st);
+/* Teardown: free the shard's arena of held heads. */
+void resphdr_shard_free(shard *sh);
+
+/* Format t (seconds since the epoch) as an HTTP date (IMF-fixdate, 29
+ * characters) into out (at least 30 bytes). */
+void resphdr_format_date(int64_t t, char *out);
+
+#endif
