@@ -20,9 +20,11 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "server.h"
 #include "shard.h"
+#include "upgrade.h"
 
 static atomic_bool stop_requested;
 
@@ -266,16 +268,23 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
     int cpus[1024];
     uint32_t ncpu = allowed_cpus(cpus, 1024);
     srv.nshards = cfg->shards ? cfg->shards : (ncpu ? ncpu : 1);
-    srv.shards = calloc(srv.nshards, sizeof *srv.shards);
+    rc = upgrade_begin(&srv); /* inherited listeners: socket activation, a predecessor */
+    if (srv.inherit.n > srv.nshards)
+        srv.nshards = srv.inherit.n; /* a shard for every inherited accept queue */
+    srv.shards = rc ? NULL : calloc(srv.nshards, sizeof *srv.shards);
     if (!srv.shards) {
+        upgrade_end(&srv);
         tls_ticket_keys_free(srv.tickets);
-        return SPINDLE_ENOMEM;
+        return rc ? rc : SPINDLE_ENOMEM;
     }
 
     signals sg;
     signals_take(&sg);
     uint32_t started = start_shards(&srv, cpus, ncpu, &rc);
+    if (rc == 0)
+        rc = upgrade_serve(&srv);
     wait_for_stop(&srv, &sg.set, started);
+    health_shutdown_delay(&srv, &sg.set);
     atomic_store(&srv.stop, true);
     /* Ring each serving shard's doorbell so it notices now, not at its next
      * timer (shards re-check the flag at least once a second anyway). */
@@ -285,6 +294,7 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
         if (srv.shards[i].rc && !rc)
             rc = srv.shards[i].rc;
     }
+    upgrade_end(&srv);
     signals_restore(&sg);
     free(srv.shards);
     tls_ticket_keys_free(srv.tickets); /* every shard's tls_ctx is gone */

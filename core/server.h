@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "h2_conn.h"
+#include "listen_fds.h"
 #include "spindle.h"
 #include "tls.h"
 
@@ -28,6 +29,10 @@ struct server {
     shard *shards;
     atomic_bool stop;
     tls_ticket_keys *tickets; /* one for the process, shared by every shard's tls_ctx */
+    /* Deployment (health.h, listen_fds.h, upgrade.h). */
+    atomic_bool unready;     /* readiness answers 503: a stop has begun */
+    listen_set inherit;      /* listeners to serve instead of binding (may be empty) */
+    struct upgrade *upgrade; /* the hand-over socket's state (cfg.upgrade_socket) */
 };
 
 /* Bytes allocated (live) in jemalloc arena `arena`, or -1 without jemalloc

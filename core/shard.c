@@ -100,7 +100,7 @@ static void on_accept(shard *sh, const ring_cqe *cqe, bool tls)
         return;
     }
     int fd = cqe->res;
-    if (sh->draining || sh->nfree == 0) {
+    if (sh->nfree == 0) {
         close(fd);
         return;
     }
@@ -109,6 +109,11 @@ static void on_accept(shard *sh, const ring_cqe *cqe, bool tls)
         close(fd);
         return;
     }
+    /* Accepted before the cancel of a drain took effect: the client is
+     * served what it sends before the GOAWAY, not reset (a listener handed
+     * to a new process keeps its queue; see upgrade.h). */
+    if (sh->draining)
+        conn_begin_drain(c);
     sh->accepted++;
     if (tls)
         sh->accepted_tls++;
@@ -342,14 +347,18 @@ static int setup_listeners(shard *sh, uint32_t buf_size)
             return SPINDLE_EINVAL;
         }
     }
-    ring_error err;
-    sh->lfd = ring_listen_tcp(cfg->address, sh->port, 4096, true, &err);
+    ring_error err = {0};
+    sh->lfd = listen_set_for_shard(&srv->inherit, false, sh->idx);
+    if (sh->lfd == -1) /* none inherited: bind */
+        sh->lfd = ring_listen_tcp(cfg->address, sh->port, 4096, true, &err);
     if (sh->lfd < 0) {
         log_msg(LOG_ERROR, (int)sh->idx, "%s", err.msg);
         return SPINDLE_ESYS;
     }
     if (cfg->tls_cert) {
-        sh->tls_lfd = ring_listen_tcp(cfg->address, sh->tls_port, 4096, true, &err);
+        sh->tls_lfd = listen_set_for_shard(&srv->inherit, true, sh->idx);
+        if (sh->tls_lfd == -1)
+            sh->tls_lfd = ring_listen_tcp(cfg->address, sh->tls_port, 4096, true, &err);
         if (sh->tls_lfd < 0) {
             log_msg(LOG_ERROR, (int)sh->idx, "TLS listener: %s", err.msg);
             return SPINDLE_ESYS;

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "conn.h"
 #include "headers.h"
+#include "health.h"
 #include "server.h"
 #include "shard.h"
 #include "stream.h"
@@ -107,6 +108,12 @@ static void inline_close(spindle_stream *st)
     const spindle_handler *h = handler_of(c);
     if (h->on_close)
         h->on_close(st, app_of(c));
+    stream_release(st);
+}
+
+void stream_release(spindle_stream *st)
+{
+    conn *c = st->c;
     /* Body bytes delivered but never consumed give their window back when
      * the engine forgets the stream. */
     h2_conn_stream_detach(c->h2, st->sid);
@@ -236,6 +243,10 @@ static void on_request(conn *c, const h2_event *ev)
         .urgency = rq->urgency,
         .incremental = rq->incremental,
     };
+    if (health_answer(st, &req)) { /* a health path: never reaches the handler */
+        queue_settle(st);
+        return;
+    }
     st->ops->on_request(st, &req, NULL);
     queue_settle(st);
 }

@@ -150,6 +150,24 @@ typedef struct spindle_config {
     uint32_t tls_handshake_timeout_ms; /* accept to handshake done (default 10000) */
     uint32_t tls_ticket_lifetime_s;    /* session ticket key lifetime; keys rotate after
                                           it and decrypt for twice as long (default 3600) */
+    /* Deployment behind a load balancer (docs/deploy.md).  The two paths
+     * are answered by spindle itself, before the handler, on every listener
+     * (GET or HEAD, the query ignored): health_path 200 "ok" while the
+     * process runs; ready_path 200 "ready" while it serves and 503
+     * "draining" from SIGTERM/SIGINT/spindle_stop() (or the hand-over to a
+     * new binary) on.  The strings are referenced, not copied. */
+    const char *health_path;    /* liveness, e.g. "/healthz" (NULL: not served) */
+    const char *ready_path;     /* readiness, e.g. "/readyz" (NULL: not served) */
+    uint32_t shutdown_delay_ms; /* on a stop: readiness turns 503 and spindle keeps
+                                   serving (and accepting) this long before the
+                                   GOAWAY drain; a second signal cuts it short
+                                   (default 0: drain at once) */
+    bool socket_activation;     /* take the listeners from LISTEN_FDS when LISTEN_PID
+                                   is this process (systemd's protocol; default true) */
+    const char *upgrade_socket; /* unix socket path for the binary upgrade: a new
+                                   process started with the same path takes this
+                                   one's listening sockets, then this one drains
+                                   (NULL: off) */
 } spindle_config;
 
 /* Defaults for everything above. */
@@ -165,7 +183,10 @@ spindle_config spindle_config_default(void);
  * "idle-timeout", "preface-timeout", "settings-timeout", "header-timeout",
  * "send-timeout"; times in milliseconds), or TLS: "tls-port", "tls-cert",
  * "tls-key" (file names: the strings are referenced, not copied),
- * "tls-handshake-timeout" (milliseconds), "tls-ticket-lifetime" (seconds).
+ * "tls-handshake-timeout" (milliseconds), "tls-ticket-lifetime" (seconds),
+ * or deployment: "health-path", "ready-path" (referenced, not copied),
+ * "shutdown-delay" (milliseconds), "socket-activation" (0 or 1),
+ * "upgrade-socket" (a path, referenced).
  * On error returns SPINDLE_EINVAL and writes a one-line reason into err (if
  * errlen > 0). */
 int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
