@@ -77,6 +77,14 @@ static bool accept_unarmed(const shard *sh)
     return (sh->lfd >= 0 && !sh->accept_armed) || (sh->tls_lfd >= 0 && !sh->tls_accept_armed);
 }
 
+/* A multishot accept not yet ended by its final CQE: a connection it took
+ * from a (possibly shared, upgrade.h) listener before the cancel is still
+ * to be reaped, served and drained. */
+static bool accept_in_flight(const shard *sh)
+{
+    return sh->accept_armed || sh->tls_accept_armed;
+}
+
 static int arm_accept(shard *sh)
 {
     if (sh->draining)
@@ -466,7 +474,7 @@ void *shard_main(void *arg)
         flush_dirty(sh);
         settle(sh); /* connections that finished flushing close now, not after the wait */
         if (sh->draining && sh->nconns == 0 &&
-            (sh->off_streams == 0 || sh->now >= sh->drain_deadline))
+            ((sh->off_streams == 0 && !accept_in_flight(sh)) || sh->now >= sh->drain_deadline))
             break;
         uint64_t next = timer_wheel_next_deadline(&sh->timers);
         if (sh->draining && sh->drain_deadline < next)
