@@ -5,7 +5,6 @@ kernel behaviour a plain SO_REUSEPORT stop-start runs into (a closed
 listener's queued connections are reset), and the binary upgrade over
 upgrade-socket under continuous h2load load: zero failed requests, zero
 connection resets, and a long request on the old process finishes."""
-import errno
 import os
 import socket
 import subprocess
