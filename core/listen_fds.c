@@ -61,6 +61,11 @@ static bool is_listening_stream(int fd)
 
 int listen_fds_take(listen_set *ls, char *why, size_t whylen)
 {
+    return listen_fds_take_at(ls, SD_LISTEN_FDS_START, why, whylen);
+}
+
+int listen_fds_take_at(listen_set *ls, int first, char *why, size_t whylen)
+{
     long pid = parse_num(getenv("LISTEN_PID"));
     long n = parse_num(getenv("LISTEN_FDS"));
     const char *names = getenv("LISTEN_FDNAMES");
@@ -68,7 +73,7 @@ int listen_fds_take(listen_set *ls, char *why, size_t whylen)
         return 0;
     int rc = (int)n;
     for (long i = 0; i < n; i++) {
-        int fd = SD_LISTEN_FDS_START + (int)i;
+        int fd = first + (int)i;
         char name[64];
         nth_name(names, i, name, sizeof name);
         if (!is_listening_stream(fd)) {

@@ -40,6 +40,10 @@ void listen_set_init(listen_set *ls);
  * too many).  Main thread, before any other thread reads the environment. */
 int listen_fds_take(listen_set *ls, char *why, size_t whylen);
 
+/* The same with the passed fds starting at `first` instead of 3 (tests:
+ * fd 3 may belong to the test runner). */
+int listen_fds_take_at(listen_set *ls, int first, char *why, size_t whylen);
+
 /* Add fd (owned from now on) to ls's h2c or TLS set; -1 when full. */
 int listen_set_add(listen_set *ls, int fd, bool tls);
 
