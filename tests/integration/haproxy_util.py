@@ -16,8 +16,12 @@ from harness import HOST, Server, free_port, log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "deploy", "haproxy.cfg")
-SPINDLE_SETS = {"ready-path": "/readyz", "health-path": "/healthz", "shutdown-delay": 2000,
-                "max-requests": 0}
+PASSTHROUGH = os.path.join(ROOT, "deploy", "haproxy-tls-passthrough.cfg")
+# shutdown-delay: deploy/ suggests 2 s (> inter x fall + a check); the tests
+# take 3 s so that the bound holds when the machine is loaded.
+DELAY_S = 3.0
+SPINDLE_SETS = {"ready-path": "/readyz", "health-path": "/healthz",
+                "shutdown-delay": int(DELAY_S * 1000), "max-requests": 0}
 INTER_S = 0.5   # deploy/haproxy.cfg: inter 500ms
 FALL = 2        # fall 2
 
@@ -37,9 +41,11 @@ def make_pem(tmp):
 
 
 class HAProxy:
-    """haproxy -db -f deploy/haproxy.cfg with the addresses in its env."""
+    """haproxy -db -f deploy/haproxy.cfg with the addresses in its env;
+    passthrough=[(tls_port, h2c_port)...]: deploy/haproxy-tls-passthrough.cfg
+    instead (backend names t1..t3, backend be_spindle_tls)."""
 
-    def __init__(self, backend_ports):
+    def __init__(self, backend_ports, passthrough=None):
         self.tmp = tempfile.mkdtemp(prefix="spindle-haproxy-")
         self.admin = os.path.join(self.tmp, "admin.sock")
         self.h2c_port = free_port()
@@ -49,12 +55,18 @@ class HAProxy:
                         SPINDLE_TLS_PEM=make_pem(self.tmp), SPINDLE_ADMIN=self.admin)
         for i, p in enumerate(backend_ports):
             self.env["SPINDLE_S%d" % (i + 1)] = "%s:%d" % (HOST, p)
+        self.config, self.backend = CONFIG, "be_spindle"
+        if passthrough:
+            self.config, self.backend = PASSTHROUGH, "be_spindle_tls"
+            for i, (tls, plain) in enumerate(passthrough):
+                self.env["SPINDLE_T%d" % (i + 1)] = "%s:%d" % (HOST, tls)
+                self.env["SPINDLE_C%d" % (i + 1)] = str(plain)
         self.proc = None
         self.log = None
 
     def start(self):
         self.log = open(os.path.join(self.tmp, "haproxy.log"), "w+b")
-        cmd = ["haproxy", "-db", "-f", CONFIG]
+        cmd = ["haproxy", "-db", "-f", self.config]
         log("start:", " ".join(cmd), "(h2c :%d, TLS :%d)" % (self.h2c_port, self.tls_port))
         self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT,
@@ -64,8 +76,9 @@ class HAProxy:
             if self.proc.poll() is not None:
                 raise AssertionError("haproxy exited: %s" % self.output())
             if os.path.exists(self.admin):
+                port = self.tls_port if self.config == PASSTHROUGH else self.h2c_port
                 with contextlib.suppress(OSError):
-                    socket.create_connection((HOST, self.h2c_port), 0.5).close()
+                    socket.create_connection((HOST, port), 0.5).close()
                     return self
             time.sleep(0.05)
         raise AssertionError("haproxy not listening after 10 s: %s" % self.output())
@@ -89,14 +102,14 @@ class HAProxy:
                 out += chunk
 
     def stats(self):
-        """{server name: row dict} of backend be_spindle ("show stat")."""
+        """{server name: row dict} of the backend ("show stat")."""
         text = self.command("show stat")
         lines = text.splitlines()
         head = lines[0].lstrip("# ").split(",")
         out = {}
         for ln in lines[1:]:
             row = dict(zip(head, ln.split(",")))
-            if row.get("pxname") == "be_spindle" and row.get("svname") not in ("BACKEND",
+            if row.get("pxname") == self.backend and row.get("svname") not in ("BACKEND",
                                                                                  "FRONTEND"):
                 out[row["svname"]] = row
         return out
@@ -140,8 +153,9 @@ class HAProxy:
         return False
 
 
-def start_instance(port, shards=1, sets=None):
-    return Server(shards=shards, port=port, sets=dict(SPINDLE_SETS, **(sets or {}))).start()
+def start_instance(port, shards=1, sets=None, args=()):
+    return Server(shards=shards, port=port, sets=dict(SPINDLE_SETS, **(sets or {})),
+                  args=args).start()
 
 
 def stop_all(servers):

@@ -4,7 +4,7 @@
 through the h2c and the TLS frontends (docs/deploy.md):
 
 - each instance restarted in turn (SIGTERM: readiness 503, shutdown-delay
-  2 s > HAProxy's inter x fall, then the GOAWAY drain; started again):
+  3 s > HAProxy's inter x fall, then the GOAWAY drain; started again):
   zero failed requests, zero non-2xx;
 - one instance SIGKILLed: HAProxy marks it DOWN within its check interval
   (inter x fall + one check) and the failed requests are bounded by the
@@ -23,7 +23,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import HOST, free_port, log, parse_h2load, spawn  # noqa: E402
-from haproxy_util import FALL, INTER_S, HAProxy, start_instance, stop_all  # noqa: E402
+from haproxy_util import DELAY_S, FALL, INTER_S, HAProxy, start_instance, stop_all  # noqa: E402
 
 NAMES = ("s1", "s2", "s3")
 
@@ -68,7 +68,7 @@ class HAProxyTest(unittest.TestCase):
 
     def test_rolling_restart_under_load(self):
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as out_tls:
-            with self.load(out, 24) as load, self.load(out_tls, 24, tls=True, clients=2) as tload:
+            with self.load(out, 22) as load, self.load(out_tls, 22, tls=True, clients=2) as tload:
                 time.sleep(1.5)
                 for i, name in enumerate(NAMES):
                     old = self.servers[i]
@@ -83,7 +83,7 @@ class HAProxyTest(unittest.TestCase):
                     log("%s: DOWN %.2f s after SIGTERM, exited after %.2f s having served %d "
                         "requests, UP again %.2f s after its start" % (name, down, dt, n, up))
                     self.assertGreater(n, 0, "%s served nothing" % name)
-                    self.assertLess(down, 2.0, "HAProxy saw readiness fail after the delay")
+                    self.assertLess(down, DELAY_S, "HAProxy saw readiness fail after the delay")
                     self.assertTrue(load.poll() is None and tload.poll() is None,
                                     "h2load ended before restart %d (machine too slow?)" % (i + 1))
                 r, text = self.results(out, load, "h2c frontend")
@@ -122,6 +122,62 @@ class HAProxyTest(unittest.TestCase):
         # (at most every stream h2load had open).
         self.assertLessEqual(r["failed"] + non2xx, clients * streams, text[-2000:])
         self.assertGreater(r["2xx"], 0)
+
+
+@unittest.skipUnless(shutil.which("haproxy"), "haproxy not installed (scripts/setup.sh test)")
+class PassthroughTest(unittest.TestCase):
+    """deploy/haproxy-tls-passthrough.cfg: TLS through HAProxy (mode tcp)
+    to spindle's own TLS listeners (TLS 1.3, ALPN h2 negotiated with the
+    client), readiness checked on their h2c ports by a tcp-check carrying
+    one HTTP/2 request: UP on 200, DOWN on 503 (SIGTERM with a delay)."""
+
+    def test_tls_passthrough(self):
+        tmp = tempfile.mkdtemp(prefix="spindle-pt-")
+        servers, lb = [], None
+        try:
+            from haproxy_util import make_pem
+            make_pem(tmp)
+            cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+            pairs = [(free_port(), free_port()) for _ in NAMES]
+            servers = [start_instance(plain, args=["--cert", cert, "--key", key,
+                                                   "--tls-port", str(tls)])
+                       for tls, plain in pairs]
+            lb = HAProxy([], passthrough=pairs).start()
+            for n in ("t1", "t2", "t3"):
+                lb.wait_status(n, "UP", 10)
+            with tempfile.TemporaryFile() as out:
+                with spawn(["h2load", "-n", "3000", "-c", "6", "-m", "4",
+                            "https://%s:%d/" % (HOST, lb.tls_port)],
+                           stdout=out, stderr=subprocess.STDOUT) as load:
+                    load.wait(60)
+                out.seek(0)
+                text = out.read().decode("utf-8", "replace")
+            r = parse_h2load(text)
+            log("h2load through TLS pass-through: %d succeeded, %d failed" %
+                (r["succeeded"], r["failed"]))
+            self.assertEqual((r["succeeded"], r["failed"], r["2xx"]), (3000, 0, 3000),
+                             text[-2000:])
+            self.assertIn("TLSv1.3", text)
+            # The h2c readiness check (a tcp-check) sees the 503: DOWN while
+            # the instance still serves (shutdown-delay 2 s).
+            servers[0].send_signal(signal.SIGTERM)
+            down = lb.wait_status("t1", "DOWN", 5)
+            log("t1 DOWN %.2f s after SIGTERM" % down)
+            self.assertTrue(servers[0].alive())
+            self.assertLess(down, DELAY_S)
+            servers[0].wait_exit(harness.DRAIN_TIMEOUT + 5)
+            # Each instance terminated TLS itself.
+            for s in servers:
+                s.stop()
+                self.assertRegex(s.stderr_all(), r"\(\d+ TLS,")
+                self.assertNotRegex(s.stderr_all(), r"\(0 TLS,")
+        finally:
+            if lb:
+                lb.stop()
+            stop_all(servers)
+            for f in os.listdir(tmp):
+                os.unlink(os.path.join(tmp, f))
+            os.rmdir(tmp)
 
 
 if __name__ == "__main__":
