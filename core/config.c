@@ -27,6 +27,7 @@ spindle_config spindle_config_default(void)
         .tls_ticket_lifetime_s = 3600,
         .server_header = "spindle",
         .date_header = true,
+        .socket_activation = true,
         .limits =
             {
                 .max_concurrent_streams = d->max_concurrent_streams,
@@ -131,6 +132,7 @@ static const u32_opt u32_opts[] = {
     {"send-timeout", LIM(send_timeout_ms), 86400000},
     {"tls-handshake-timeout", offsetof(spindle_config, tls_handshake_timeout_ms), 86400000},
     {"tls-ticket-lifetime", offsetof(spindle_config, tls_ticket_lifetime_s), 604800},
+    {"shutdown-delay", offsetof(spindle_config, shutdown_delay_ms), 3600000},
 };
 
 /* The operators' view options (strings are referenced, not copied).
@@ -186,6 +188,45 @@ static int set_ops_option(spindle_config *cfg, const char *name, const char *val
     return 1;
 }
 
+/* The deployment options that are not plain numbers: 0 when name is one
+ * of them and value is good, SPINDLE_EINVAL (err set) when it is one and
+ * value is bad, 1 when name is not one of them. */
+static int config_set_deploy(spindle_config *cfg, const char *name, const char *value, char *err,
+                             size_t errlen)
+{
+    const char **path = NULL;
+    if (strcmp(name, "health-path") == 0)
+        path = &cfg->health_path;
+    else if (strcmp(name, "ready-path") == 0)
+        path = &cfg->ready_path;
+    if (path) {
+        if (value[0] != '/') {
+            seterr(err, errlen, "health and ready paths must start with '/', not '", value);
+            return SPINDLE_EINVAL;
+        }
+        *path = value;
+        return 0;
+    }
+    if (strcmp(name, "upgrade-socket") == 0) {
+        if (!*value || strlen(value) >= 108) {
+            seterr(err, errlen, "upgrade-socket must be a path of 1..107 bytes, not '", value);
+            return SPINDLE_EINVAL;
+        }
+        cfg->upgrade_socket = value;
+        return 0;
+    }
+    if (strcmp(name, "socket-activation") == 0) {
+        uint32_t b;
+        if (parse_u32(value, 1, &b)) {
+            seterr(err, errlen, "socket-activation must be 0 or 1, not '", value);
+            return SPINDLE_EINVAL;
+        }
+        cfg->socket_activation = b != 0;
+        return 0;
+    }
+    return 1;
+}
+
 int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
                        size_t errlen)
 {
@@ -232,6 +273,9 @@ int spindle_config_set(spindle_config *cfg, const char *name, const char *value,
             cfg->tls_key = value;
         return 0;
     }
+    int d = config_set_deploy(cfg, name, value, err, errlen);
+    if (d <= 0)
+        return d;
     if (strcmp(name, "pin") == 0) {
         uint32_t b;
         if (parse_u32(value, 1, &b)) {

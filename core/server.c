@@ -23,9 +23,11 @@
 #include "admin.h"
 #include "config.h"
 #include "conncap.h"
+#include "health.h"
 #include "log.h"
 #include "server.h"
 #include "shard.h"
+#include "upgrade.h"
 
 static atomic_bool stop_requested;
 
@@ -285,13 +287,17 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
     int cpus[1024];
     uint32_t ncpu = allowed_cpus(cpus, 1024);
     srv.nshards = cfg->shards ? cfg->shards : (ncpu ? ncpu : 1);
+    rc = upgrade_begin(&srv); /* inherited listeners: socket activation, a predecessor */
+    if (srv.inherit.n > srv.nshards)
+        srv.nshards = srv.inherit.n; /* a shard for every inherited accept queue */
     /* Aligned: each shard's counters sit on cache lines of their own. */
-    srv.shards = aligned_alloc(64, srv.nshards * sizeof *srv.shards);
+    srv.shards = rc ? NULL : aligned_alloc(64, srv.nshards * sizeof *srv.shards);
     if (srv.shards)
         memset(srv.shards, 0, srv.nshards * sizeof *srv.shards);
     if (!srv.shards) {
+        upgrade_end(&srv);
         tls_ticket_keys_free(srv.tickets);
-        return SPINDLE_ENOMEM;
+        return rc ? rc : SPINDLE_ENOMEM;
     }
 
     conncap_init(&srv); /* the descriptor limit, and max_conns when 0 */
@@ -308,7 +314,10 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
     signals sg;
     signals_take(&sg, cfg->access_log && strcmp(cfg->access_log, "-") != 0);
     uint32_t started = start_shards(&srv, cpus, ncpu, &rc);
+    if (rc == 0)
+        rc = upgrade_serve(&srv);
     wait_for_stop(&srv, &sg.set, started);
+    health_shutdown_delay(&srv, &sg.set);
     atomic_store(&srv.stop, true);
     /* Ring each serving shard's doorbell so it notices now, not at its next
      * timer (shards re-check the flag at least once a second anyway). */
@@ -318,6 +327,7 @@ int spindle_run(const spindle_config *cfg, const spindle_handler *handler,
         if (srv.shards[i].rc && !rc)
             rc = srv.shards[i].rc;
     }
+    upgrade_end(&srv);
     signals_restore(&sg);
     stats_set_server(NULL);
     admin_stop(&srv);

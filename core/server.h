@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "h2_conn.h"
+#include "listen_fds.h"
 #include "spindle.h"
 #include "tls.h"
 
@@ -30,6 +31,10 @@ struct server {
     tls_ticket_keys *tickets; /* one for the process, shared by every shard's tls_ctx */
     struct alog_server *alog; /* the access log (accesslog.h), NULL when off */
     struct admin *admin;      /* the admin listener (admin.h), NULL when off */
+    /* Deployment (health.h, listen_fds.h, upgrade.h). */
+    atomic_bool unready;     /* readiness answers 503: a stop has begun */
+    listen_set inherit;      /* listeners to serve instead of binding (may be empty) */
+    struct upgrade *upgrade; /* the hand-over socket's state (cfg.upgrade_socket) */
 };
 
 /* Bytes allocated (live) in jemalloc arena `arena`, or -1 without jemalloc

@@ -81,6 +81,14 @@ static bool accept_unarmed(const shard *sh)
     return (sh->lfd >= 0 && !sh->accept_armed) || (sh->tls_lfd >= 0 && !sh->tls_accept_armed);
 }
 
+/* A multishot accept not yet ended by its final CQE: a connection it took
+ * from a (possibly shared, upgrade.h) listener before the cancel is still
+ * to be reaped, served and drained. */
+static bool accept_in_flight(const shard *sh)
+{
+    return sh->accept_armed || sh->tls_accept_armed;
+}
+
 static int arm_accept(shard *sh)
 {
     if (sh->draining)
@@ -104,7 +112,7 @@ static void on_accept(shard *sh, const ring_cqe *cqe, bool tls)
         return;
     }
     int fd = cqe->res;
-    if (sh->draining) {
+    if (sh->nfree == 0 && sh->draining) {
         close(fd);
         return;
     }
@@ -118,6 +126,11 @@ static void on_accept(shard *sh, const ring_cqe *cqe, bool tls)
         return;
     }
     stats_conn_accepted(sh, c, tls);
+    /* Accepted before the cancel of a drain took effect: the client is
+     * served what it sends before the GOAWAY, not reset (a listener handed
+     * to a new process keeps its queue; see upgrade.h). */
+    if (sh->draining)
+        conn_begin_drain(c);
     if (sh->nfree == 0)
         conncap_reached(sh); /* stop accepting: the rest wait in the kernel */
 }
@@ -362,14 +375,18 @@ static int setup_listeners(shard *sh, uint32_t buf_size)
             return SPINDLE_EINVAL;
         }
     }
-    ring_error err;
-    sh->lfd = ring_listen_tcp(cfg->address, sh->port, 4096, true, &err);
+    ring_error err = {0};
+    sh->lfd = listen_set_for_shard(&srv->inherit, false, sh->idx);
+    if (sh->lfd == -1) /* none inherited: bind */
+        sh->lfd = ring_listen_tcp(cfg->address, sh->port, 4096, true, &err);
     if (sh->lfd < 0) {
         log_msg(LOG_ERROR, (int)sh->idx, "%s", err.msg);
         return SPINDLE_ESYS;
     }
     if (cfg->tls_cert) {
-        sh->tls_lfd = ring_listen_tcp(cfg->address, sh->tls_port, 4096, true, &err);
+        sh->tls_lfd = listen_set_for_shard(&srv->inherit, true, sh->idx);
+        if (sh->tls_lfd == -1)
+            sh->tls_lfd = ring_listen_tcp(cfg->address, sh->tls_port, 4096, true, &err);
         if (sh->tls_lfd < 0) {
             log_msg(LOG_ERROR, (int)sh->idx, "TLS listener: %s", err.msg);
             return SPINDLE_ESYS;
@@ -486,7 +503,8 @@ void *shard_main(void *arg)
         flush_dirty(sh);
         settle(sh); /* connections that finished flushing close now, not after the wait */
         if (sh->draining && sh->nconns == 0 &&
-            (sh->off_streams == 0 || sh->now >= sh->drain_deadline) && async_shard_stopped(sh))
+            ((sh->off_streams == 0 && !accept_in_flight(sh)) || sh->now >= sh->drain_deadline) &&
+            async_shard_stopped(sh))
             break;
         uint64_t next = timer_wheel_next_deadline(&sh->timers);
         if (sh->draining && sh->drain_deadline < next)

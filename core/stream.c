@@ -16,6 +16,7 @@
 #include "headers.h"
 #include "metrics.h"
 #include "resphdr.h"
+#include "health.h"
 #include "server.h"
 #include "shard.h"
 #include "stream.h"
@@ -121,6 +122,12 @@ static void inline_close(spindle_stream *st)
     const spindle_handler *h = handler_of(c);
     if (h->on_close && !(st->flags & ST_INTERNAL))
         h->on_close(st, app_of(c));
+    stream_release(st);
+}
+
+void stream_release(spindle_stream *st)
+{
+    conn *c = st->c;
     /* Body bytes delivered but never consumed give their window back when
      * the engine forgets the stream. */
     h2_conn_stream_detach(c->h2, st->sid);
@@ -250,7 +257,8 @@ static void on_request(conn *c, const h2_event *ev)
         .incremental = rq->incremental,
     };
     stats_request_begin(st, &req);
-    if (!metrics_serve(st, &req))
+    /* A health path or the metrics path never reaches the handler. */
+    if (!health_answer(st, &req) && !metrics_serve(st, &req))
         st->ops->on_request(st, &req, NULL);
     queue_settle(st);
 }

@@ -92,6 +92,11 @@ struct stream_ops {
     void (*on_close)(spindle_stream *st);
 };
 
+/* The end of an inline stream's on_close without the handler's callback:
+ * detach it from the engine and its connection, onto the dead list (for
+ * streams the handler never saw: health.c). */
+void stream_release(spindle_stream *st);
+
 /* Inline on the shard: the handler is called directly (the fast path). */
 extern const stream_ops stream_inline_ops;
 

@@ -164,6 +164,24 @@ typedef struct spindle_config {
     int access_log_format;     /* 0 text (combined-like), 1 JSON lines */
     const char *server_header; /* the default `server` value ("spindle"; NULL: none) */
     bool date_header;          /* add `date` unless set by the handler (default true) */
+    /* Deployment behind a load balancer (docs/deploy.md).  The two paths
+     * are answered by spindle itself, before the handler, on every listener
+     * (GET or HEAD, the query ignored): health_path 200 "ok" while the
+     * process runs; ready_path 200 "ready" while it serves and 503
+     * "draining" from SIGTERM/SIGINT/spindle_stop() (or the hand-over to a
+     * new binary) on.  The strings are referenced, not copied. */
+    const char *health_path;    /* liveness, e.g. "/healthz" (NULL: not served) */
+    const char *ready_path;     /* readiness, e.g. "/readyz" (NULL: not served) */
+    uint32_t shutdown_delay_ms; /* on a stop: readiness turns 503 and spindle keeps
+                                   serving (and accepting) this long before the
+                                   GOAWAY drain; a second signal cuts it short
+                                   (default 0: drain at once) */
+    bool socket_activation;     /* take the listeners from LISTEN_FDS when LISTEN_PID
+                                   is this process (systemd's protocol; default true) */
+    const char *upgrade_socket; /* unix socket path for the binary upgrade: a new
+                                   process started with the same path takes this
+                                   one's listening sockets, then this one drains
+                                   (NULL: off) */
 } spindle_config;
 
 /* Defaults for everything above. */
@@ -182,7 +200,10 @@ spindle_config spindle_config_default(void);
  * "tls-handshake-timeout" (milliseconds), "tls-ticket-lifetime" (seconds),
  * or the operators' view: "metrics-path", "admin-address", "admin-port",
  * "access-log" (a file, "-" for stdout, "" off), "access-log-format"
- * ("text" or "json"), "server-header" ("" for none), "date-header" (0/1).
+ * ("text" or "json"), "server-header" ("" for none), "date-header" (0/1),
+ * or deployment: "health-path", "ready-path" (referenced, not copied),
+ * "shutdown-delay" (milliseconds), "socket-activation" (0 or 1),
+ * "upgrade-socket" (a path, referenced).
  * On error returns SPINDLE_EINVAL and writes a one-line reason into err (if
  * errlen > 0). */
 int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,

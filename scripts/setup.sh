@@ -10,7 +10,9 @@
 #   test   build + Criterion, curl, nghttp (h2load), python3-h2, valgrind,
 #          postgresql (PostgreSQL 15: apps/tfb's tests start their own server
 #          with scripts/pg.sh), prometheus (promtool, and the server that
-#          integration.ops starts to scrape spindle's metrics)
+#          integration.ops starts to scrape spindle's metrics), haproxy (2.6:
+#          the deploy tests run their own in the foreground; the package's
+#          service is stopped and disabled)
 #   fuzz   build + clang (libFuzzer)
 #   bench  test + h2o, nghttpd, nginx, gnuplot
 #
@@ -22,7 +24,7 @@ set -euo pipefail
 pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev openssl
             libpq-dev)
 pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind openssl
-           postgresql prometheus)
+           postgresql prometheus haproxy)
 pkgs_fuzz=("${pkgs_build[@]}" clang)
 pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server nginx-light gnuplot-nox)
 
@@ -34,7 +36,7 @@ for set_name in "$@"; do
     test)  want+=("${pkgs_test[@]}") ;;
     fuzz)  want+=("${pkgs_fuzz[@]}") ;;
     bench) want+=("${pkgs_bench[@]}") ;;
-    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown package set '$set_name' (build, test, fuzz, bench)" >&2; exit 2 ;;
   esac
 done
@@ -70,3 +72,13 @@ echo "setup.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}"
+# Debian's haproxy package may start its system service: the tests run their
+# own HAProxy (deploy/haproxy.cfg) and want none left running.
+if [[ " ${missing[*]} " == *" haproxy "* ]]; then
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+    systemctl disable --now haproxy >/dev/null 2>&1 || true
+  else
+    service haproxy stop >/dev/null 2>&1 || true
+    update-rc.d haproxy disable >/dev/null 2>&1 || true
+  fi
+fi

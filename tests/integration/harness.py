@@ -158,7 +158,8 @@ class Server:
     LISTEN_RE = re.compile(r"listening on http://(\S+):(\d+) \(shard (\d+)\)")
 
     def __init__(self, shards=1, port=0, address=HOST, sets=None, args=(),
-                 log_level=None, start_timeout=START_TIMEOUT, wait_all_shards=True):
+                 log_level=None, start_timeout=START_TIMEOUT, wait_all_shards=True,
+                 wrapper=(), pass_fds=()):
         self.shards = shards
         self.requested_port = port
         self.address = address
@@ -167,6 +168,8 @@ class Server:
         self.log_level = log_level
         self.start_timeout = start_timeout
         self.wait_all_shards = wait_all_shards
+        self.wrapper = list(wrapper)     # argv prefix (an exec wrapper), after the env's
+        self.pass_fds = tuple(pass_fds)  # fds the server inherits (socket activation)
         self.proc = None
         self.port = None
         self.listening = {}          # shard -> (address, port)
@@ -181,7 +184,7 @@ class Server:
         # SPINDLE_HELLO_WRAPPER: a command line the server runs under
         # (scripts/test.sh --valgrind sets valgrind's).
         wrapper = os.environ.get("SPINDLE_HELLO_WRAPPER", "").split()
-        cmd = wrapper + [binary(), "--address", self.address, "--port", str(self.requested_port)]
+        cmd = wrapper + self.wrapper + [binary(), "--address", self.address, "--port", str(self.requested_port)]
         if self.shards is not None:
             cmd += ["--shards", str(self.shards)]
         if self.log_level is not None:
@@ -196,7 +199,8 @@ class Server:
         cmd = self.command()
         log("start:", " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self._stderr, start_new_session=True)
+                                     stderr=self._stderr, start_new_session=True,
+                                     pass_fds=self.pass_fds)
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()
         want = self.shards if (self.wait_all_shards and self.shards) else 1

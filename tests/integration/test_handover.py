@@ -1,0 +1,222 @@
+#!/usr/bin/python3
+"""Listening sockets from outside (docs/deploy.md): systemd socket
+activation (LISTEN_FDS/LISTEN_PID, passed by a small exec wrapper), the
+kernel behaviour a plain SO_REUSEPORT stop-start runs into (a closed
+listener's queued connections are reset), and the binary upgrade over
+upgrade-socket under continuous h2load load: zero failed requests, zero
+connection resets, and a long request on the old process finishes."""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import H2Client, HOST, Server, log, parse_h2load, spawn  # noqa: E402
+
+
+def activation_wrapper(fd, names="web", pid_of_self=True):
+    """sh -c: put fd at 3, set LISTEN_* for the process exec'd in its place
+    ($$ is that process's pid), close the original fd."""
+    pid = "$$" if pid_of_self else "1"
+    move = "" if fd == 3 else " 3<&%d %d<&-" % (fd, fd)
+    script = 'LISTEN_PID=%s LISTEN_FDS=1 LISTEN_FDNAMES=%s exec "$0" "$@"%s' % (pid, names, move)
+    return ["sh", "-c", script]
+
+
+def listener(reuseport=False, port=0, backlog=128):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuseport:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind((HOST, port))
+    s.listen(backlog)
+    return s
+
+
+class SocketActivationTest(unittest.TestCase):
+    def test_serves_connections_queued_before_it_started(self):
+        lsock = listener()
+        port = lsock.getsockname()[1]
+        clients = []
+        try:
+            # Connected and requested before any process accepts: they wait
+            # in the socket's accept queue.
+            for _ in range(20):
+                c = H2Client(port)
+                clients.append((c, c.request("GET", "/")))
+            with Server(shards=2, wrapper=activation_wrapper(lsock.fileno()),
+                        pass_fds=(lsock.fileno(),)) as srv:
+                lsock.close()  # the server holds the socket now
+                self.assertEqual(srv.port, port)
+                self.assertIn("socket activation: 1 h2c and 0 TLS", srv.stderr_all())
+                for c, sid in clients:
+                    r = c.wait_stream(sid)
+                    self.assertEqual((r.status, bytes(r.data)), (200, harness.HELLO))
+                with H2Client(port) as c:
+                    self.assertEqual(c.get("/").status, 200)
+        finally:
+            lsock.close()
+            for c, _ in clients:
+                c.close()
+
+    def test_listen_pid_of_another_process_is_ignored(self):
+        lsock = listener()
+        try:
+            with Server(shards=1, wrapper=activation_wrapper(lsock.fileno(), pid_of_self=False),
+                        pass_fds=(lsock.fileno(),)) as srv:
+                self.assertNotEqual(srv.port, lsock.getsockname()[1])
+                self.assertNotIn("socket activation", srv.stderr_all())
+        finally:
+            lsock.close()
+
+    def test_not_a_listening_socket_is_refused(self):
+        a, b = socket.socketpair()
+        try:
+            srv = Server(shards=1, wrapper=activation_wrapper(a.fileno()), pass_fds=(a.fileno(),))
+            with self.assertRaises(harness.ServerError):
+                srv.start()
+            srv.kill()
+            srv._close()
+        finally:
+            a.close()
+            b.close()
+
+
+class ReuseportTest(unittest.TestCase):
+    def test_closing_one_listener_of_a_reuseport_group_resets_its_queue(self):
+        """The measurement behind the hand-over: two SO_REUSEPORT listeners
+        (an old and a new process); the old one closes with connections in
+        its queue; the kernel resets those, it does not move them."""
+        a = listener(reuseport=True)
+        port = a.getsockname()[1]
+        b = listener(reuseport=True, port=port)
+        clients = []
+        try:
+            for _ in range(40):
+                clients.append(socket.create_connection((HOST, port), timeout=2))
+            time.sleep(0.1)
+            a.close()  # "stop" the old process without accepting
+            b.setblocking(False)
+            moved = []
+            while True:
+                try:
+                    moved.append(b.accept()[0])
+                except BlockingIOError:
+                    break
+            reset = 0
+            for c in clients:
+                c.settimeout(0.2)
+                try:
+                    if c.recv(1) == b"":
+                        reset += 1  # closed
+                except ConnectionResetError:
+                    reset += 1
+                except socket.timeout:
+                    pass  # alive: it was in b's queue
+            log("40 connections: %d were in the new listener's queue, %d reset with the old one"
+                % (len(moved), reset))
+            self.assertGreater(reset, 0, "no connection hashed to the closed listener?")
+            self.assertEqual(reset + len(moved), 40)
+            for m in moved:
+                m.close()
+        finally:
+            a.close()
+            b.close()
+            for c in clients:
+                c.close()
+
+
+class UpgradeTest(unittest.TestCase):
+    def test_upgrade_under_load(self):
+        tmp = tempfile.mkdtemp(prefix="spindle-upgrade-")
+        path = os.path.join(tmp, "upgrade.sock")
+        sets = {"upgrade-socket": path, "ready-path": "/readyz", "shutdown-delay": 300}
+        procs = []
+        try:
+            old = Server(shards=2, sets=sets).start()
+            procs.append(old)
+            port = old.port
+            long_conn = H2Client(port, timeout=15)
+            long_sid = long_conn.request("GET", "/stall?ms=2500")
+            # One request per connection, 400 new connections a second: every
+            # upgrade lands among connections in flight and in accept queues.
+            with tempfile.TemporaryFile() as out:
+                with spawn(["h2load", "-r", "20", "--rate-period", "50ms", "-c", "2400",
+                            "-n", "2400", "-m", "1", "http://%s:%d/" % (HOST, port)],
+                           stdout=out, stderr=subprocess.STDOUT) as load:
+                    for i in range(3):
+                        time.sleep(1.2)
+                        new = Server(shards=2, port=port, sets=sets).start()
+                        procs.append(new)
+                        prev = procs[-2]
+                        rc, dt = prev.wait_exit(harness.DRAIN_TIMEOUT + 5)
+                        self.assertEqual(rc, 0, prev.stderr_text())
+                        log("upgrade %d: pid %d -> %d, old exited %.2f s later"
+                            % (i + 1, prev.pid, new.pid, dt))
+                        self.assertIn("upgrade: the new process serves", prev.stderr_all())
+                        self.assertIn("upgrade: took 2 h2c", new.stderr_all())
+                    try:
+                        load.wait(40)
+                    except subprocess.TimeoutExpired:
+                        self.fail("h2load did not finish")
+                out.seek(0)
+                text = out.read().decode("utf-8", "replace")
+            r = parse_h2load(text)
+            log("h2load: %d done, %d succeeded, %d failed, %d errored; %d 2xx"
+                % (r["done"], r["succeeded"], r["failed"], r["errored"], r["2xx"]))
+            msg = text[-2000:]
+            self.assertEqual((r["succeeded"], r["failed"], r["errored"], r["timeout"]),
+                             (2400, 0, 0, 0), msg)
+            self.assertEqual(r["2xx"], 2400, msg)
+            # The long request on the first process finished, then GOAWAY.
+            res = long_conn.wait_stream(long_sid)
+            self.assertEqual(res.status, 200)
+            self.assertTrue(long_conn.goaways)
+            long_conn.close()
+            self.assertTrue(os.path.exists(path), "the last process owns the hand-over path")
+            procs[-1].stop()
+            self.assertFalse(os.path.exists(path), "hand-over path left behind")
+        finally:
+            for p in procs:
+                p.kill()
+                p._close()
+            if os.path.exists(path):
+                os.unlink(path)
+            os.rmdir(tmp)
+
+    def test_new_process_that_fails_leaves_the_old_serving(self):
+        tmp = tempfile.mkdtemp(prefix="spindle-upgrade-")
+        path = os.path.join(tmp, "upgrade.sock")
+        try:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-keyout", "k.pem", "-out",
+                            "c.pem", "-days", "2", "-subj", "/CN=localhost"], cwd=tmp,
+                           check=True, capture_output=True)
+            busy = listener()  # no SO_REUSEPORT: nobody else can bind its port
+            with Server(shards=1, sets={"upgrade-socket": path}) as old:
+                # A successor that cannot start (its TLS port is taken): it
+                # takes the sockets, fails, and the old process keeps serving.
+                rc, _, err = harness.run([
+                    harness.binary(), "--port", "0", "--set", "upgrade-socket=" + path,
+                    "--cert", os.path.join(tmp, "c.pem"), "--key", os.path.join(tmp, "k.pem"),
+                    "--tls-port", str(busy.getsockname()[1])], 20)
+                busy.close()
+                self.assertNotEqual(rc, 0)
+                self.assertIn("upgrade: took 1 h2c", err)
+                with H2Client(old.port) as c:
+                    self.assertEqual(c.get("/").status, 200)
+                self.assertIn("did not start serving; still serving", old.stderr_all())
+        finally:
+            for f in ("upgrade.sock", "c.pem", "k.pem"):
+                if os.path.exists(os.path.join(tmp, f)):
+                    os.unlink(os.path.join(tmp, f))
+            os.rmdir(tmp)
+
+
+if __name__ == "__main__":
+    harness.main()
