@@ -1275,8 +1275,14 @@ class AttackTest(unittest.TestCase):
             yield b"".join(ping(k) for k in range(i, i + 1024))
             i += 1024
 
+    # The control-reply cap cases close at a send-timeout long enough for
+    # the client to watch the paused server for its 0.5 s window first (a
+    # 2 s send-timeout lost that race on a loaded machine: the server closed,
+    # correctly, before the client had seen the pause).
+    CAP_SEND_TIMEOUT = 5.0
+
     def test_02_ping_flood(self):
-        send_timeout = 2.0
+        send_timeout = self.CAP_SEND_TIMEOUT
 
         # A: PINGs without reading: paused at the cap, closed at the send
         # timeout.
@@ -1379,8 +1385,10 @@ class AttackTest(unittest.TestCase):
         # The control-reply cap: budget out of the way, the client does not
         # read: the server must pause, not queue RST_STREAMs without end.
         self.run_case("reset_flood_control_cap",
-                      lambda c: self.control_cap(c, "cap", bad_requests(1 << 24), 2.0),
-                      sets={"glitch-burst": 100000000, "send-timeout": 2000})
+                      lambda c: self.control_cap(c, "cap", bad_requests(1 << 24),
+                                                 self.CAP_SEND_TIMEOUT),
+                      sets={"glitch-burst": 100000000,
+                            "send-timeout": int(self.CAP_SEND_TIMEOUT * 1000)})
 
     # ======================================================================
     # 5. Settings flood (CVE-2019-9515)
@@ -1418,8 +1426,10 @@ class AttackTest(unittest.TestCase):
         self.run_case("settings_flood", attack, repeat=lambda c: entries(c, False))
 
         self.run_case("settings_flood_control_cap",
-                      lambda c: self.control_cap(c, "cap", settings(1 << 30), 2.0),
-                      sets={"glitch-burst": 100000000, "send-timeout": 2000})
+                      lambda c: self.control_cap(c, "cap", settings(1 << 30),
+                                                 self.CAP_SEND_TIMEOUT),
+                      sets={"glitch-burst": 100000000,
+                            "send-timeout": int(self.CAP_SEND_TIMEOUT * 1000)})
 
     # ======================================================================
     # 6. Zero-length header name (CVE-2019-9516)
