@@ -322,6 +322,33 @@ typedef struct ring_stats {
 /* Snapshot the counters. Owner thread. */
 void ring_get_stats(const ring *r, ring_stats *out);
 
+/*
+ * What this kernel offers that liburing 2.3 has no helper for, probed once
+ * in ring_new() (docs/io-profile.md says which of these the profile says
+ * pays). A bit is set only when the kernel accepted the feature on this
+ * ring: a feature bit in io_uring_params.features, or a registration that
+ * succeeded and was undone at once. None is required; code that uses one
+ * checks its bit and keeps the plain path as the fallback.
+ */
+enum {
+    RING_CAP_RECVSEND_BUNDLE = 1u << 0, /* IORING_RECVSEND_BUNDLE (6.10): one
+                                           recv CQE for several provided buffers */
+    RING_CAP_PBUF_INC = 1u << 1,        /* IOU_PBUF_RING_INC (6.12): a provided
+                                           buffer consumed in pieces */
+    RING_CAP_FIXED_FILES = 1u << 2,     /* a sparse registered-file table
+                                           (direct descriptors for sockets) */
+    RING_CAP_NAPI = 1u << 3,            /* IORING_REGISTER_NAPI (6.9) busy poll */
+    RING_CAP_CQE_SKIP = 1u << 4,        /* IOSQE_CQE_SKIP_SUCCESS (5.17) */
+    RING_CAP_MIN_TIMEOUT = 1u << 5,     /* min_wait_usec in the wait (6.12) */
+};
+
+/* The RING_CAP_* bits probed for this ring. Owner thread. */
+uint32_t ring_caps(const ring *r);
+
+/* "bundle pbuf-inc fixed-files ..." (the set bits) into buf, always
+ * NUL-terminated; returns buf. Any thread. */
+const char *ring_caps_describe(uint32_t caps, char *buf, size_t len);
+
 /* ------------------------------------------------------------------------ */
 /* Submitting                                                                */
 
