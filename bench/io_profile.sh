@@ -93,7 +93,7 @@ EV='syscalls:sys_enter_io_uring_enter,raw_syscalls:sys_enter,io_uring:io_uring_s
 perf stat -x, -e "$EV" -p "$PID" -o "$WORK/stat.csv" &
 PERF=$!
 if ((RECORD)); then
-  perf record -q -e io_uring:io_uring_submit_req,io_uring:io_uring_complete -p "$PID" \
+  perf record -q -m 1024 -e io_uring:io_uring_submit_req,io_uring:io_uring_complete -p "$PID" \
     -o "$WORK/trace.data" 2>/dev/null &
   REC=$!
 fi

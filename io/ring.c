@@ -14,10 +14,11 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ring_bufs.h"
+#include "ring_caps.h"
 
 /* liburing 2.3 predates these (kernel 6.2); the values are the kernel ABI. */
 #ifndef IORING_SEND_ZC_REPORT_USAGE
@@ -26,24 +27,6 @@
 #ifndef IORING_NOTIF_USAGE_ZC_COPIED
 #define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
 #endif
-/* Newer still (6.9-6.12): the probe in ring_new() (probe_caps()). */
-#define RING_FEAT_RECVSEND_BUNDLE (1U << 14)
-#define RING_FEAT_MIN_TIMEOUT     (1U << 15)
-#define RING_PBUF_RING_MMAP       1u /* io_uring_buf_reg.flags (2.3: "pad") */
-#define RING_PBUF_RING_INC        2u
-#define RING_REGISTER_NAPI        27u
-#define RING_UNREGISTER_NAPI      28u
-
-/* struct io_uring_napi (6.9), absent from liburing 2.3's headers. */
-struct ring_napi_reg {
-    uint32_t busy_poll_to;
-    uint8_t prefer_busy_poll;
-    uint8_t opcode;
-    uint8_t pad[2];
-    uint32_t op_param;
-    uint32_t resv;
-};
-
 _Static_assert(RING_CQE_F_BUFFER == IORING_CQE_F_BUFFER, "cqe flag");
 _Static_assert(RING_CQE_F_MORE == IORING_CQE_F_MORE, "cqe flag");
 _Static_assert(RING_CQE_F_SOCK_NONEMPTY == IORING_CQE_F_SOCK_NONEMPTY, "cqe flag");
@@ -65,6 +48,8 @@ struct ring {
     uint32_t bl_cap, bl_head, bl_len, bl_peak;
     uint64_t backlogged, inline_submits;
     bool defer_submit;
+    uint64_t spin_ns; /* low-latency spin bound (0: off) */
+    uint64_t spin_hits, spin_misses;
 
     uint32_t setup_flags;
     uint32_t caps; /* RING_CAP_* (probe_caps()) */
@@ -433,95 +418,9 @@ static int waker_new(ring *r, ring_error *err)
     return 0;
 }
 
-/* io_uring_register(2) on the real ring fd: liburing 2.3 wraps only the
- * opcodes it knows. Returns 0 or -errno. */
-static int register_raw(ring *r, unsigned op, void *arg, unsigned nr)
-{
-    long ret = syscall(__NR_io_uring_register, r->uring.ring_fd, op, arg, nr);
-
-    return ret < 0 ? -errno : 0;
-}
-
-/* Incremental buffer consumption: register a one-entry kernel-allocated
- * buffer ring with IOU_PBUF_RING_INC in a group we do not use, then drop it. */
-static bool probe_pbuf_inc(ring *r, uint16_t used_group)
-{
-    struct io_uring_buf_reg reg;
-
-    memset(&reg, 0, sizeof reg);
-    reg.ring_entries = 1;
-    reg.bgid = used_group == UINT16_MAX ? UINT16_MAX - 1 : UINT16_MAX;
-    reg.pad = RING_PBUF_RING_MMAP | RING_PBUF_RING_INC;
-    if (register_raw(r, IORING_REGISTER_PBUF_RING, &reg, 1) < 0)
-        return false;
-    (void)register_raw(r, IORING_UNREGISTER_PBUF_RING, &reg, 1);
-    return true;
-}
-
-/* NAPI busy polling: register with a zero busy-poll time (a no-op), then
- * unregister. The kernel copies the previous settings back into reg. */
-static bool probe_napi(ring *r)
-{
-    struct ring_napi_reg reg;
-
-    memset(&reg, 0, sizeof reg);
-    if (register_raw(r, RING_REGISTER_NAPI, &reg, 1) < 0)
-        return false;
-    memset(&reg, 0, sizeof reg);
-    (void)register_raw(r, RING_UNREGISTER_NAPI, &reg, 1);
-    return true;
-}
-
-/* What the kernel offers beyond what ring_new() requires (ring.h,
- * RING_CAP_*). Three registrations, each undone; never fails the ring. */
-static void probe_caps(ring *r, uint16_t buf_group)
-{
-    uint32_t f = r->uring.features;
-
-    r->caps = 0;
-    if (f & RING_FEAT_RECVSEND_BUNDLE)
-        r->caps |= RING_CAP_RECVSEND_BUNDLE;
-    if (f & IORING_FEAT_CQE_SKIP)
-        r->caps |= RING_CAP_CQE_SKIP;
-    if (f & RING_FEAT_MIN_TIMEOUT)
-        r->caps |= RING_CAP_MIN_TIMEOUT;
-    if (probe_pbuf_inc(r, buf_group))
-        r->caps |= RING_CAP_PBUF_INC;
-    if (io_uring_register_files_sparse(&r->uring, 1) == 0) {
-        r->caps |= RING_CAP_FIXED_FILES;
-        (void)io_uring_unregister_files(&r->uring);
-    }
-    if (probe_napi(r))
-        r->caps |= RING_CAP_NAPI;
-}
-
 uint32_t ring_caps(const ring *r)
 {
     return r->caps;
-}
-
-const char *ring_caps_describe(uint32_t caps, char *buf, size_t len)
-{
-    static const char *const names[] = {"bundle", "pbuf-inc", "fixed-files",
-                                        "napi",   "cqe-skip", "min-timeout"};
-    size_t at = 0;
-
-    if (!len)
-        return buf;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        int n;
-
-        if (!(caps & (1u << i)))
-            continue;
-        n = snprintf(buf + at, len - at, "%s%s", at ? " " : "", names[i]);
-        if (n < 0 || (size_t)n >= len - at) {
-            buf[at] = '\0'; /* no half names */
-            break;
-        }
-        at += (size_t)n;
-    }
-    return buf;
 }
 
 int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
@@ -544,6 +443,7 @@ int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
         return fail(err, -ENOMEM, "ring_new", 0);
     r->wake_fd = -1;
     r->defer_submit = cfg.defer_submit;
+    r->spin_ns = (uint64_t)cfg.spin_us * 1000u;
     r->bl_cap = cfg.backlog;
     if (r->bl_cap && !(r->bl = calloc(r->bl_cap, sizeof *r->bl))) {
         free(r);
@@ -558,7 +458,7 @@ int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
     /* Registered ring fd: io_uring_enter skips the fd lookup. Per thread,
      * like SINGLE_ISSUER. Optional: without it we just pay the lookup. */
     r->ring_fd_registered = io_uring_register_ring_fd(&r->uring) == 1;
-    probe_caps(r, cfg.buf_group);
+    r->caps = ring_caps_probe(&r->uring, cfg.buf_group);
     if (cfg.buf_count)
         ret = ring_bufs_new(&r->bufs, &r->uring, cfg.buf_group, cfg.buf_count, cfg.buf_size, err);
     if (ret == 0 && cfg.waker)
@@ -627,6 +527,8 @@ void ring_get_stats(const ring *r, ring_stats *out)
     out->inline_submits = r->inline_submits;
     out->cq_overflow = r->uring.cq.koverflow ? *r->uring.cq.koverflow : 0;
     out->cq_overflow_pending = io_uring_cq_has_overflow(&r->uring);
+    out->spin_hits = r->spin_hits;
+    out->spin_misses = r->spin_misses;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -896,6 +798,36 @@ int ring_prep_msg(ring *r, int target_ring_fd, uint64_t target_ud, uint32_t valu
 /* ------------------------------------------------------------------------ */
 /* Waiting and reaping                                                       */
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The low-latency spin (ring.h, ring_wait): GETEVENTS enters without
+ * waiting until min_complete CQEs are ready or the bound passes. Returns
+ * the CQEs ready (>= min_complete: a hit), or -errno. *spent: ns spun.
+ */
+static int spin_wait(ring *r, unsigned min_complete, uint64_t bound_ns, uint64_t *spent)
+{
+    uint64_t start = mono_ns(), now = start;
+    int ret = io_uring_submit_and_get_events(&r->uring);
+
+    while (ret >= 0 && io_uring_cq_ready(&r->uring) < min_complete) {
+        now = mono_ns();
+        if (now - start >= bound_ns)
+            break;
+        ret = io_uring_get_events(&r->uring);
+    }
+    *spent = now - start;
+    if (ret < 0)
+        return ret;
+    return (int)io_uring_cq_ready(&r->uring);
+}
+
 int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns)
 {
     int taken = 0;
@@ -903,6 +835,20 @@ int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns)
 
     if (ret < 0 && ret != -EAGAIN)
         return ret;
+    if (min_complete > 0 && r->spin_ns && timeout_ns) {
+        uint64_t bound = r->spin_ns < timeout_ns ? r->spin_ns : timeout_ns, spent = 0;
+
+        ret = spin_wait(r, min_complete, bound, &spent);
+        if (ret < 0 || (unsigned)ret >= min_complete) {
+            r->spin_hits += ret > 0;
+            return ret;
+        }
+        r->spin_misses++;
+        if (timeout_ns != RING_WAIT_FOREVER)
+            timeout_ns = spent < timeout_ns ? timeout_ns - spent : 0;
+        if (timeout_ns == 0)
+            return ret;
+    }
     if (min_complete == 0) {
         /* Enter with GETEVENTS even with nothing to submit: under
          * DEFER_TASKRUN that is what runs our completions. */

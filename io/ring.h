@@ -258,6 +258,8 @@ typedef struct ring_config {
     uint32_t buf_size;       /* bytes per buffer (default 16384) */
     uint16_t buf_group;      /* buffer group id (default 0) */
     bool waker;              /* create the eventfd doorbell (default true) */
+    uint32_t spin_us;        /* low-latency mode: before sleeping, ring_wait()
+                                polls this long (default 0: never) */
 } ring_config;
 
 /* The defaults above. Any thread. */
@@ -317,6 +319,8 @@ typedef struct ring_stats {
     uint64_t inline_submits;  /* submits forced by a full SQ inside a prep */
     uint32_t cq_overflow;     /* CQEs the kernel had to drop (should be 0) */
     bool cq_overflow_pending; /* kernel holds CQEs on its overflow list */
+    uint64_t spin_hits;       /* waits a completion ended while spinning */
+    uint64_t spin_misses;     /* waits that spun to the bound, then slept */
 } ring_stats;
 
 /* Snapshot the counters. Owner thread. */
@@ -489,8 +493,14 @@ int ring_submit(ring *r);
  * timeout; that is not an error), or -errno: -EINTR (a signal; check your
  * flags and call again). From a thread that is not the owner the kernel
  * refuses: -EEXIST (SINGLE_ISSUER), or, since the ring fd is registered per
- * thread, -EINVAL/-EBADF before it even looks. Time is not read here: the
- * shard owns the clock. Owner thread.
+ * thread, -EINVAL/-EBADF before it even looks. Time is not read here (the
+ * shard owns the clock) except by the low-latency spin: with
+ * cfg->spin_us > 0 and min_complete > 0, a wait that finds nothing ready
+ * first enters with GETEVENTS and no wait (each such enter runs the deferred
+ * task work, so a request that arrives is received without a wake-up or
+ * context switch) for up to spin_us of CLOCK_MONOTONIC, then sleeps for
+ * the rest of timeout_ns. The spin burns the core while idle: opt-in only.
+ * Owner thread.
  */
 int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns);
 
