@@ -14,9 +14,11 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ring_bufs.h"
+#include "ring_caps.h"
 
 /* liburing 2.3 predates these (kernel 6.2); the values are the kernel ABI. */
 #ifndef IORING_SEND_ZC_REPORT_USAGE
@@ -25,7 +27,6 @@
 #ifndef IORING_NOTIF_USAGE_ZC_COPIED
 #define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
 #endif
-
 _Static_assert(RING_CQE_F_BUFFER == IORING_CQE_F_BUFFER, "cqe flag");
 _Static_assert(RING_CQE_F_MORE == IORING_CQE_F_MORE, "cqe flag");
 _Static_assert(RING_CQE_F_SOCK_NONEMPTY == IORING_CQE_F_SOCK_NONEMPTY, "cqe flag");
@@ -47,8 +48,11 @@ struct ring {
     uint32_t bl_cap, bl_head, bl_len, bl_peak;
     uint64_t backlogged, inline_submits;
     bool defer_submit;
+    uint64_t spin_ns; /* low-latency spin bound (0: off) */
+    uint64_t spin_hits, spin_misses;
 
     uint32_t setup_flags;
+    uint32_t caps; /* RING_CAP_* (probe_caps()) */
     bool ring_fd_registered;
 
     /* Doorbell: an eventfd with a read armed on it. The kernel writes the
@@ -414,6 +418,11 @@ static int waker_new(ring *r, ring_error *err)
     return 0;
 }
 
+uint32_t ring_caps(const ring *r)
+{
+    return r->caps;
+}
+
 int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
 {
     ring_config cfg = cfg_in ? *cfg_in : ring_config_default();
@@ -434,6 +443,7 @@ int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
         return fail(err, -ENOMEM, "ring_new", 0);
     r->wake_fd = -1;
     r->defer_submit = cfg.defer_submit;
+    r->spin_ns = (uint64_t)cfg.spin_us * 1000u;
     r->bl_cap = cfg.backlog;
     if (r->bl_cap && !(r->bl = calloc(r->bl_cap, sizeof *r->bl))) {
         free(r);
@@ -448,6 +458,7 @@ int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
     /* Registered ring fd: io_uring_enter skips the fd lookup. Per thread,
      * like SINGLE_ISSUER. Optional: without it we just pay the lookup. */
     r->ring_fd_registered = io_uring_register_ring_fd(&r->uring) == 1;
+    r->caps = ring_caps_probe(&r->uring, cfg.buf_group);
     if (cfg.buf_count)
         ret = ring_bufs_new(&r->bufs, &r->uring, cfg.buf_group, cfg.buf_count, cfg.buf_size, err);
     if (ret == 0 && cfg.waker)
@@ -516,6 +527,8 @@ void ring_get_stats(const ring *r, ring_stats *out)
     out->inline_submits = r->inline_submits;
     out->cq_overflow = r->uring.cq.koverflow ? *r->uring.cq.koverflow : 0;
     out->cq_overflow_pending = io_uring_cq_has_overflow(&r->uring);
+    out->spin_hits = r->spin_hits;
+    out->spin_misses = r->spin_misses;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -795,6 +808,36 @@ int ring_prep_msg(ring *r, int target_ring_fd, uint64_t target_ud, uint32_t valu
 /* ------------------------------------------------------------------------ */
 /* Waiting and reaping                                                       */
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The low-latency spin (ring.h, ring_wait): GETEVENTS enters without
+ * waiting until min_complete CQEs are ready or the bound passes. Returns
+ * the CQEs ready (>= min_complete: a hit), or -errno. *spent: ns spun.
+ */
+static int spin_wait(ring *r, unsigned min_complete, uint64_t bound_ns, uint64_t *spent)
+{
+    uint64_t start = mono_ns(), now = start;
+    int ret = io_uring_submit_and_get_events(&r->uring);
+
+    while (ret >= 0 && io_uring_cq_ready(&r->uring) < min_complete) {
+        now = mono_ns();
+        if (now - start >= bound_ns)
+            break;
+        ret = io_uring_get_events(&r->uring);
+    }
+    *spent = now - start;
+    if (ret < 0)
+        return ret;
+    return (int)io_uring_cq_ready(&r->uring);
+}
+
 int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns)
 {
     int taken = 0;
@@ -802,6 +845,20 @@ int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns)
 
     if (ret < 0 && ret != -EAGAIN)
         return ret;
+    if (min_complete > 0 && r->spin_ns && timeout_ns) {
+        uint64_t bound = r->spin_ns < timeout_ns ? r->spin_ns : timeout_ns, spent = 0;
+
+        ret = spin_wait(r, min_complete, bound, &spent);
+        if (ret < 0 || (unsigned)ret >= min_complete) {
+            r->spin_hits += ret > 0;
+            return ret;
+        }
+        r->spin_misses++;
+        if (timeout_ns != RING_WAIT_FOREVER)
+            timeout_ns = spent < timeout_ns ? timeout_ns - spent : 0;
+        if (timeout_ns == 0)
+            return ret;
+    }
     if (min_complete == 0) {
         /* Enter with GETEVENTS even with nothing to submit: under
          * DEFER_TASKRUN that is what runs our completions. */

@@ -258,6 +258,8 @@ typedef struct ring_config {
     uint32_t buf_size;       /* bytes per buffer (default 16384) */
     uint16_t buf_group;      /* buffer group id (default 0) */
     bool waker;              /* create the eventfd doorbell (default true) */
+    uint32_t spin_us;        /* low-latency mode: before sleeping, ring_wait()
+                                polls this long (default 0: never) */
 } ring_config;
 
 /* The defaults above. Any thread. */
@@ -317,10 +319,39 @@ typedef struct ring_stats {
     uint64_t inline_submits;  /* submits forced by a full SQ inside a prep */
     uint32_t cq_overflow;     /* CQEs the kernel had to drop (should be 0) */
     bool cq_overflow_pending; /* kernel holds CQEs on its overflow list */
+    uint64_t spin_hits;       /* waits a completion ended while spinning */
+    uint64_t spin_misses;     /* waits that spun to the bound, then slept */
 } ring_stats;
 
 /* Snapshot the counters. Owner thread. */
 void ring_get_stats(const ring *r, ring_stats *out);
+
+/*
+ * What this kernel offers that liburing 2.3 has no helper for, probed once
+ * in ring_new() (docs/io-profile.md says which of these the profile says
+ * pays). A bit is set only when the kernel accepted the feature on this
+ * ring: a feature bit in io_uring_params.features, or a registration that
+ * succeeded and was undone at once. None is required; code that uses one
+ * checks its bit and keeps the plain path as the fallback.
+ */
+enum {
+    RING_CAP_RECVSEND_BUNDLE = 1u << 0, /* IORING_RECVSEND_BUNDLE (6.10): one
+                                           recv CQE for several provided buffers */
+    RING_CAP_PBUF_INC = 1u << 1,        /* IOU_PBUF_RING_INC (6.12): a provided
+                                           buffer consumed in pieces */
+    RING_CAP_FIXED_FILES = 1u << 2,     /* a sparse registered-file table
+                                           (direct descriptors for sockets) */
+    RING_CAP_NAPI = 1u << 3,            /* IORING_REGISTER_NAPI (6.9) busy poll */
+    RING_CAP_CQE_SKIP = 1u << 4,        /* IOSQE_CQE_SKIP_SUCCESS (5.17) */
+    RING_CAP_MIN_TIMEOUT = 1u << 5,     /* min_wait_usec in the wait (6.12) */
+};
+
+/* The RING_CAP_* bits probed for this ring. Owner thread. */
+uint32_t ring_caps(const ring *r);
+
+/* "bundle pbuf-inc fixed-files ..." (the set bits) into buf, always
+ * NUL-terminated; returns buf. Any thread. */
+const char *ring_caps_describe(uint32_t caps, char *buf, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Submitting                                                                */
@@ -477,8 +508,14 @@ int ring_submit(ring *r);
  * timeout; that is not an error), or -errno: -EINTR (a signal; check your
  * flags and call again). From a thread that is not the owner the kernel
  * refuses: -EEXIST (SINGLE_ISSUER), or, since the ring fd is registered per
- * thread, -EINVAL/-EBADF before it even looks. Time is not read here: the
- * shard owns the clock. Owner thread.
+ * thread, -EINVAL/-EBADF before it even looks. Time is not read here (the
+ * shard owns the clock) except by the low-latency spin: with
+ * cfg->spin_us > 0 and min_complete > 0, a wait that finds nothing ready
+ * first enters with GETEVENTS and no wait (each such enter runs the deferred
+ * task work, so a request that arrives is received without a wake-up or
+ * context switch) for up to spin_us of CLOCK_MONOTONIC, then sleeps for
+ * the rest of timeout_ns. The spin burns the core while idle: opt-in only.
+ * Owner thread.
  */
 int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns);
 

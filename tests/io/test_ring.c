@@ -260,6 +260,70 @@ Test(ring, wait_timeout_returns_zero)
     ring_free(r);
 }
 
+/* The low-latency spin: a request that arrives while the shard spins is
+ * received by a GETEVENTS enter, without sleeping. The writer waits 1 ms;
+ * the spin bound is 10 s, so a loaded machine cannot make it sleep. */
+static void *write_later(void *arg)
+{
+    int fd = *(int *)arg;
+    struct timespec d = {0, 1000000};
+
+    nanosleep(&d, NULL);
+    cr_assert_eq(write(fd, "ping", 4), 4);
+    return NULL;
+}
+
+Test(ring, spin_receives_without_sleeping)
+{
+    ring_config cfg = ring_config_default();
+    cfg.spin_us = 10u * 1000u * 1000u;
+    ring *r = mk_ring(&cfg);
+    int sv[2];
+    pthread_t th;
+    ring_cqe c;
+    ring_stats st;
+
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    cr_assert_eq(ring_prep_recv_multishot(r, sv[0], ring_ud_pack(RING_OP_RECV, 1, 1)), 0);
+    cr_assert_eq(pthread_create(&th, NULL, write_later, &sv[1]), 0);
+    cr_assert_geq(ring_wait(r, 1, RING_WAIT_FOREVER), 1);
+    cr_assert_eq(ring_reap(r, &c, 1), 1u);
+    cr_expect_eq(c.res, 4);
+    ring_get_stats(r, &st);
+    cr_expect_eq(st.spin_hits, 1u);
+    cr_expect_eq(st.spin_misses, 0u);
+    pthread_join(th, NULL);
+    ring_bufs_recycle(ring_bufs_of(r), ring_cqe_bid(&c));
+    close(sv[0]);
+    close(sv[1]);
+    ring_free(r);
+}
+
+/* Nothing arrives: the spin ends at its bound, then the wait sleeps for the
+ * rest of the timeout and returns 0; a timeout below the bound is kept. */
+Test(ring, spin_bounded_then_sleeps)
+{
+    ring_config cfg = ring_config_default();
+    cfg.spin_us = 2000;
+    ring *r = mk_ring(&cfg);
+    ring_stats st;
+    uint64_t t0 = now_ns();
+
+    cr_expect_eq(ring_wait(r, 1, 30 * MS), 0);
+    cr_expect_geq(now_ns() - t0, 25 * MS);
+    cr_expect_eq(ring_wait(r, 1, 1 * MS), 0); /* spins 1 ms, no sleep left */
+    ring_get_stats(r, &st);
+    cr_expect_eq(st.spin_hits, 0u);
+    cr_expect_eq(st.spin_misses, 2u);
+    /* The default never spins. */
+    ring_free(r);
+    r = mk_ring(NULL);
+    cr_expect_eq(ring_wait(r, 1, 1 * MS), 0);
+    ring_get_stats(r, &st);
+    cr_expect_eq(st.spin_hits + st.spin_misses, 0u);
+    ring_free(r);
+}
+
 /* ------------------------------------------------------------------------ */
 /* user_data                                                                 */
 
