@@ -282,6 +282,7 @@ const char *spindle_strerror(int e)
     case SPINDLE_ENOMEM: return "out of memory";
     case SPINDLE_ESYS: return "system call failed";
     case SPINDLE_EURING: return "io_uring unavailable";
+    case SPINDLE_EAGAIN: return "queue full, try again later";
     }
     return "unknown error";
 }

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "async.h"
 #include "log.h"
 #include "offload.h"
 #include "ring_bufs.h"
@@ -177,6 +178,10 @@ static void handle_cqe(shard *sh, const ring_cqe *cqe)
     }
     if (op == OP_CANCEL)
         return;
+    if (op == OP_WATCH) {
+        async_on_cqe(sh, cqe);
+        return;
+    }
     uint32_t slot = ring_ud_slot(cqe->user_data);
     conn *c = slot < sh->srv->cfg.max_conns ? sh->slots[slot] : NULL;
     if (!c || ring_ud_stale(cqe->user_data, sh->gens[slot])) {
@@ -197,6 +202,10 @@ static void fire_timer(timer_wheel *w, timer_node *t, void *arg)
     (void)arg;
     if (t->kind == TIMER_STREAM) {
         stream_on_timer((spindle_stream *)((char *)t - offsetof(spindle_stream, timer)));
+        return;
+    }
+    if (t->kind == TIMER_SHARD) {
+        async_on_timer(t);
         return;
     }
     conn *c = (conn *)((char *)t - offsetof(conn, timer));
@@ -405,7 +414,8 @@ static void shard_teardown(shard *sh)
     /* ring_free() below cancels an accept still armed. */
     close_listener(sh, &sh->lfd, false, OP_ACCEPT);
     close_listener(sh, &sh->tls_lfd, false, OP_ACCEPT_TLS);
-    ring_free(sh->r); /* cancels what is still in flight before we free memory */
+    async_shard_teardown(sh); /* on_shard_stop if not yet, posts run, watches closed */
+    ring_free(sh->r);         /* cancels what is still in flight before we free memory */
     sh->r = NULL;
     if (sh->h2.fields)
         h2_ctx_free(&sh->h2);
@@ -444,6 +454,13 @@ void *shard_main(void *arg)
     sh->port = bound_port(sh->lfd, srv->cfg.port);
     if (sh->tls_lfd >= 0)
         sh->tls_port = bound_port(sh->tls_lfd, srv->cfg.tls_port);
+    sh->rc = async_shard_start(sh); /* on_shard_start */
+    if (sh->rc != 0) {
+        atomic_store(&sh->ready, -1);
+        atomic_store(&srv->stop, true);
+        shard_teardown(sh);
+        return NULL;
+    }
     atomic_store(&sh->ready, 1);
     if (srv->hooks.on_listen)
         srv->hooks.on_listen(sh->idx, srv->cfg.address, sh->port, srv->app);
@@ -452,12 +469,13 @@ void *shard_main(void *arg)
 
     ring_cqe cqes[SHARD_CQE_BATCH];
     for (;;) {
+        async_run_posts(sh);
         drain_offload(sh);
         settle(sh);
         flush_dirty(sh);
         settle(sh); /* connections that finished flushing close now, not after the wait */
         if (sh->draining && sh->nconns == 0 &&
-            (sh->off_streams == 0 || sh->now >= sh->drain_deadline))
+            (sh->off_streams == 0 || sh->now >= sh->drain_deadline) && async_shard_stopped(sh))
             break;
         uint64_t next = timer_wheel_next_deadline(&sh->timers);
         if (sh->draining && sh->drain_deadline < next)
@@ -467,7 +485,9 @@ void *shard_main(void *arg)
             wait_ms = 1000; /* re-check the stop flag at least once a second */
         if (sh->yield_each_round && wait_ms > 10)
             wait_ms = 10; /* valgrind holds its lock while we sit in the kernel */
+        wait_ms = async_before_wait(sh, wait_ms); /* watch probes; the post doorbell */
         int rc = ring_wait(sh->r, 1, wait_ms * 1000000u);
+        async_after_wait(sh);
         if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN) {
             log_msg(LOG_ERROR, (int)sh->idx, "ring_wait: %s", strerror(-rc));
             sh->rc = SPINDLE_EURING;

@@ -30,7 +30,7 @@
 
 /* user_data operation tags of the shard's ring requests. */
 enum { OP_ACCEPT = RING_OP_USER, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_TLS };
-enum { TIMER_CONN = 0, TIMER_STREAM = 1 }; /* timer_node.kind */
+enum { TIMER_CONN = 0, TIMER_STREAM = 1, TIMER_SHARD = 2 }; /* timer_node.kind */
 
 typedef struct server server;
 typedef struct shard shard;
@@ -97,7 +97,8 @@ struct shard {
     tls_ctx *tls;
     int tls_lfd;
     bool tls_accept_armed;
-    uint16_t tls_port; /* the TLS port actually bound */
+    uint16_t tls_port;         /* the TLS port actually bound */
+    struct spindle_shard *api; /* handles, watches, shard timers, posts (async.h) */
 };
 
 /* The shard thread's body: setup, the loop until drained, teardown.  arg is

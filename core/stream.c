@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "async.h"
 #include "log.h"
 #include "conn.h"
 #include "headers.h"
@@ -95,6 +96,7 @@ void stream_settle(spindle_stream *st)
         return;
     conn *c = st->c;
     st->flags |= ST_CLOSED;
+    handle_release(c->sh->api, st); /* its handle resolves to NULL from here on */
     if (timer_node_pending(&st->timer))
         timer_wheel_cancel(&c->sh->timers, &st->timer);
     h2_conn_stream_set_user(c->h2, st->sid, NULL);

@@ -58,6 +58,7 @@ struct spindle_stream {
     uint32_t worker;                 /* index of the offload worker it is bound to */
     spindle_stream *next_close_wait; /* shard's off_close_wait list (offload.c) */
     _Atomic size_t buffered;         /* spindle_stream_buffered() for the worker */
+    uint64_t handle;                 /* spindle_stream_handle(), 0 until asked (handle.c) */
 };
 
 /* A stream's mode.  The handler's half runs on the thread that runs the

@@ -79,6 +79,8 @@ enum {
     SPINDLE_ENOMEM = -4,
     SPINDLE_ESYS = -5,   /* a system call failed; the log says which */
     SPINDLE_EURING = -6, /* io_uring unavailable; the log names the cause */
+    SPINDLE_EAGAIN = -7, /* a bounded queue is full: nothing was queued; the
+                            caller decides (retry later, answer 503) */
 };
 
 /* A static description of a SPINDLE_E* code. */
@@ -307,6 +309,205 @@ void *spindle_stream_user(const spindle_stream *s);
 /* The shard (0-based) running this stream. */
 uint32_t spindle_stream_shard(const spindle_stream *s);
 
+/* --- Waiting without blocking: shards, handles, watches, posts ----------- */
+
+/* A handler that must ask a database or another service before it answers
+ * does not block the shard: it keeps a handle to its stream, starts the
+ * work, returns, and answers later from a callback on the same shard (a
+ * watch on the database socket, a shard timer, or a message posted from
+ * another thread).  Every callback below runs on the shard's own thread,
+ * one at a time with the handler's callbacks, so per-shard state needs no
+ * lock.  docs/runtime.md ("Waiting without blocking") has the details.
+ *
+ * A request waiting like this with a handle:
+ * @code
+ * #include <stdint.h>
+ * #include <spindle.h>
+ *
+ * // Another thread (a worker pool, a library's callback thread) computed
+ * // the answer; this runs on the stream's shard.
+ * static void answer(spindle_stream *s, void *arg)
+ * {
+ *     (void)arg;
+ *     if (!s) // the peer reset the stream meanwhile: nothing to answer
+ *         return;
+ *     spindle_respond(s, 200, NULL, 0, false);
+ *     spindle_send(s, "done\n", 5, true, NULL, NULL);
+ * }
+ *
+ * // On that other thread, later: 0, or SPINDLE_EAGAIN (the shard's queue
+ * // is full: retry later) or SPINDLE_ECLOSED (the server stopped).
+ * int finish(spindle_handle h)
+ * {
+ *     return spindle_post_stream(h, answer, NULL);
+ * }
+ * @endcode
+ */
+
+/* One shard (its thread, ring and connections).  Opaque; valid on the
+ * shard's thread from on_shard_start until the shard has finished stopping
+ * (see on_shard_stop). */
+typedef struct spindle_shard spindle_shard;
+
+/* The shard whose thread calls this, or NULL on any other thread (the main
+ * thread, offload workers, the application's threads).  From a handler
+ * callback of an inline stream it is the stream's shard. */
+spindle_shard *spindle_current_shard(void);
+
+/* The context on_shard_start returned (NULL without that hook).  sh NULL:
+ * NULL.  The shard's thread. */
+void *spindle_shard_ctx(const spindle_shard *sh);
+
+/* The shard's index, 0 .. spindle_shard_count() - 1 (what spindle_post()
+ * and spindle_stream_shard() use).  The shard's thread. */
+uint32_t spindle_shard_index(const spindle_shard *sh);
+
+/* How many shards the running spindle_run() started (0 before the first
+ * shard starts).  Any thread. */
+uint32_t spindle_shard_count(void);
+
+/* Stream handles.  A handle is a small value (shard, slot, generation) that
+ * names one stream and can be kept across asynchronous work and passed to
+ * other threads; unlike a spindle_stream pointer it never dangles.  Once
+ * the stream's on_close has begun, the slot's generation has moved on: the
+ * handle resolves to NULL forever and spindle_post_stream() runs its
+ * function with NULL.  A stream that was reset (on_reset) still resolves
+ * until its on_close, but every spindle_* call on it returns
+ * SPINDLE_ECLOSED.
+ *
+ * The peer resetting while the application waits: on_reset(s), then
+ * on_close(s), on the shard, in the same loop iteration; the handle is dead
+ * from on_close on.  The application's late answer finds NULL (resolving
+ * or posting) and is dropped: it frees what it holds and sends nothing.
+ * Nothing the application holds points at freed memory as long as it kept
+ * the handle and not the pointer.
+ *
+ * Handles are for inline streams (not those of a `blocking` handler, nor
+ * those handed to spindle_offload(): their calls belong to their worker;
+ * they resolve to NULL). */
+typedef struct spindle_handle {
+    uint64_t v; /* 0: the null handle, which never resolves */
+} spindle_handle;
+
+/* The handle of s.  On s's shard thread (a handler callback, or a watch,
+ * timer or post callback after resolving a handle); the first call gives
+ * the stream a handle slot, later calls return the same value.  The null
+ * handle when s is NULL or closed, on another thread, when the shard's
+ * handle table cannot grow (out of memory, or 2^20 live handles), or for a
+ * shard index of 4096 or more. */
+spindle_handle spindle_stream_handle(spindle_stream *s);
+
+/* The stream h names, on its own shard's thread: the live stream (possibly
+ * already reset: calls then return SPINDLE_ECLOSED), or NULL once its
+ * on_close has begun, for the null handle, for an offloaded stream, and on
+ * any other thread.  The pointer is valid until the calling callback
+ * returns: resolve again in the next one.  Use it with the usual calls
+ * (spindle_respond, spindle_send, spindle_reset...). */
+spindle_stream *spindle_handle_stream(spindle_handle h);
+
+/* Watching a descriptor on the shard's ring, for libraries that own their
+ * sockets (libpq, hiredis, c-ares, curl multi).  Event bits (the same
+ * values as poll(2)'s): */
+enum {
+    SPINDLE_WATCH_IN = 0x001,  /* readable (POLLIN) */
+    SPINDLE_WATCH_OUT = 0x004, /* writable (POLLOUT) */
+    SPINDLE_WATCH_ERR = 0x008, /* error (POLLERR; always reported) */
+    SPINDLE_WATCH_HUP = 0x010, /* hang-up (POLLHUP; always reported) */
+};
+
+typedef struct spindle_watch spindle_watch;
+
+/* Readiness of w's fd: revents holds the ready bits among the watch's
+ * current events, plus SPINDLE_WATCH_ERR / SPINDLE_WATCH_HUP.  The shard's
+ * thread.  The callback may call anything, including spindle_watch_set()
+ * and spindle_watch_close() on w itself. */
+typedef void (*spindle_watch_fn)(spindle_watch *w, int fd, uint32_t revents, void *ctx);
+
+/* Watch fd for events (SPINDLE_WATCH_IN / _OUT; 0 = watch nothing for
+ * now) on the shard's ring, calling fn(w, fd, revents, ctx) on the shard's
+ * thread when it is ready.
+ *
+ * Level-triggered, like poll(2) and epoll without EPOLLET: a descriptor
+ * that is still ready after the callback returns is reported again in the
+ * next loop iteration, until the application drains it or changes the
+ * events; so a library that reads only part of what is queued (libpq's
+ * PQconsumeInput) never stalls.  A watch on SPINDLE_WATCH_OUT of a socket
+ * with room is therefore reported every iteration: watch OUT only while
+ * there is something to write (libpq: while PQflush() returns 1).
+ * Underneath: a multishot POLL_ADD, re-armed whenever the kernel ends it
+ * (a CQE without F_MORE), plus one poll(2) of the descriptors reported in
+ * the iteration, before the shard waits.  An error the ring reports for
+ * the descriptor itself (closed, not pollable) is delivered once as
+ * SPINDLE_WATCH_ERR and the watch then rests until spindle_watch_set().
+ *
+ * The watch does not own fd: close fd after or before spindle_watch_close()
+ * (either is safe; nothing is reported for a closed fd).  One watch per fd.
+ * On the shard's thread (sh == spindle_current_shard()), from
+ * on_shard_start until the shard stops (see on_shard_stop).  0 and *out;
+ * SPINDLE_EINVAL (fd < 0, fn or out NULL, unknown event bits);
+ * SPINDLE_ESTATE (not sh's thread, or the shard is past its stop);
+ * SPINDLE_ENOMEM; SPINDLE_EURING (the ring's queues are full: retry in a
+ * later callback). */
+int spindle_watch_fd(spindle_shard *sh, int fd, uint32_t events, spindle_watch_fn fn, void *ctx,
+                     spindle_watch **out);
+
+/* Change the events w waits for (0: none, until the next call).  Events
+ * ready for the old set and no longer wanted are not reported.  Also
+ * re-arms a watch resting after an error.  The shard's thread.  0,
+ * SPINDLE_EINVAL (w NULL or closed, unknown bits), SPINDLE_EURING. */
+int spindle_watch_set(spindle_watch *w, uint32_t events);
+
+/* Stop watching and free w: no callback runs after this returns (not even
+ * one already completed by the kernel), and w is invalid from here on;
+ * callable from w's own callback.  The ring's pending poll is cancelled;
+ * its last completion is recognised by generation and ignored (the ring
+ * never holds a pointer to w).  NULL is a no-op.  The shard's thread. */
+void spindle_watch_close(spindle_watch *w);
+
+/* Shard timers (reconnect backoff and the like), independent of streams.
+ * fn(sh, arg) runs on the shard's thread ms milliseconds from now (the
+ * shard's clock, millisecond granularity).  *out (out may be NULL) names the
+ * timer until fn has been called or spindle_timer_cancel() returned.  On
+ * the shard's thread.  0; SPINDLE_EINVAL (fn NULL); SPINDLE_ESTATE (not
+ * sh's thread); SPINDLE_ENOMEM.  A timer still pending when the shard
+ * finishes stopping is dropped without being called. */
+typedef struct spindle_timer spindle_timer;
+typedef void (*spindle_shard_timer_fn)(spindle_shard *sh, void *arg);
+int spindle_shard_after(spindle_shard *sh, uint32_t ms, spindle_shard_timer_fn fn, void *arg,
+                        spindle_timer **out);
+
+/* Cancel a pending timer: fn is not called; t is invalid afterwards.  Only
+ * before fn ran (inside fn, t is already gone).  NULL is a no-op.  The
+ * shard's thread. */
+void spindle_timer_cancel(spindle_timer *t);
+
+/* Posting from any thread.  Each shard has one bounded lock-free queue
+ * (multi-producer, single-consumer: any number of threads post, the shard
+ * alone takes; it never takes a lock); the shard runs what it finds at the
+ * start of each loop iteration, in order.  Messages from one thread to one
+ * shard run in the order they were posted.  A full queue is reported, never
+ * grown: SPINDLE_EAGAIN, nothing queued (retry later, or answer 503).  A
+ * post wakes a sleeping shard through its ring's doorbell (an eventfd the
+ * ring keeps a read armed on), written only when the shard is about to
+ * sleep, with a fence on both sides so that the wake-up cannot be lost.
+ * A message accepted (0) always runs exactly once, on the shard's thread,
+ * before the shard finishes stopping; fn and arg are the caller's
+ * business (arg is not freed by spindle).
+ *
+ * Any thread, including shard threads (a shard may post to itself: the
+ * message runs in its next iteration).  0; SPINDLE_EINVAL (fn NULL);
+ * SPINDLE_EAGAIN (that shard's queue is full); SPINDLE_ECLOSED (no such
+ * shard running: not started, or done stopping). */
+typedef void (*spindle_post_fn)(spindle_shard *sh, void *arg);
+int spindle_post(uint32_t shard_index, spindle_post_fn fn, void *arg);
+
+/* Run fn(s, arg) on the shard that owns h's stream, s the stream resolved
+ * there (as spindle_handle_stream()), or NULL when it closed meanwhile
+ * (fn then only frees arg).  Same queue, order and results as
+ * spindle_post(); SPINDLE_EINVAL also for the null handle.  Any thread. */
+typedef void (*spindle_stream_post_fn)(spindle_stream *s, void *arg);
+int spindle_post_stream(spindle_handle h, spindle_stream_post_fn fn, void *arg);
+
 /* --- Running ------------------------------------------------------------- */
 
 typedef struct spindle_hooks {
@@ -315,6 +516,26 @@ typedef struct spindle_hooks {
     /* The same for the TLS listener (only with tls_cert set), called after
      * on_listen; port is the actual TLS port. */
     void (*on_listen_tls)(uint32_t shard, const char *address, uint16_t port, void *app);
+    /* Per-shard state (see "Waiting without blocking" above).  On the
+     * shard's own thread, before it serves its first connection and before
+     * on_listen: open per-shard resources (a database connection pool per
+     * core, no locks) and return them; the result is the shard's context,
+     * spindle_shard_ctx().  Watches, shard timers and posts work from here
+     * on.  To give up, call spindle_stop() (the shard then drains at once). */
+    void *(*on_shard_start)(spindle_shard *sh, void *app);
+    /* On the shard's thread, once, after the drain (every connection of the
+     * shard has closed and on_close was delivered for each of its streams)
+     * and before the ring closes: close what on_shard_start opened.
+     * Watches, shard timers and posts still work during and after this
+     * call: the shard keeps running its loop (without connections) until
+     * every watch is closed or drain_timeout_ms has passed; then it closes
+     * its post queue (spindle_post(): SPINDLE_ECLOSED from then on), runs
+     * the messages already accepted, logs the watches still open and closes
+     * them (no callback after that), and drops pending shard timers
+     * uncalled.  (Without this hook, watches still open when the drain ends
+     * are closed at once.)  Called only if on_shard_start was (after a failure inside
+     * the loop, from the shard's teardown, still on its thread). */
+    void (*on_shard_stop)(spindle_shard *sh, void *shard_ctx, void *app);
 } spindle_hooks;
 
 /* Serve until SIGINT or SIGTERM (or spindle_stop()), then shut down

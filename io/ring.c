@@ -750,6 +750,16 @@ int ring_prep_close(ring *r, int fd, uint64_t ud)
     return ret;
 }
 
+int ring_prep_poll_multishot(ring *r, int fd, uint32_t poll_mask, uint64_t ud)
+{
+    struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, fd >= 0, ud, &sqe);
+
+    if (ret == 0)
+        io_uring_prep_poll_multishot(sqe, fd, poll_mask);
+    return ret;
+}
+
 int ring_prep_cancel(ring *r, uint64_t target_ud, uint64_t ud)
 {
     struct io_uring_sqe *sqe;

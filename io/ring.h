@@ -421,6 +421,21 @@ int ring_prep_shutdown(ring *r, int fd, int how, uint64_t ud);
  */
 int ring_prep_close(ring *r, int fd, uint64_t ud);
 
+/*
+ * Multishot POLL_ADD (IORING_POLL_ADD_MULTI) of fd for poll_mask (POLLIN,
+ * POLLOUT...; POLLERR and POLLHUP are always reported). One CQE per
+ * wake-up of the file in which a wanted event is ready: res = the ready
+ * mask, with RING_CQE_F_MORE while the poll stays armed. Each wake-up, not
+ * each state: a descriptor that stays ready without a new wake-up is not
+ * reported again (edge-like). A CQE without F_MORE ends it: res is a
+ * mask (the kernel ended it, e.g. on CQ overflow: re-arm), -ECANCELED
+ * (ring_prep_cancel() of its user_data) or another -errno (-EBADF...: the
+ * fd itself is the problem; do not re-arm at once). The poll holds its own
+ * reference to the file: closing fd does not end it; cancel it. Nothing is
+ * borrowed from the caller.
+ */
+int ring_prep_poll_multishot(ring *r, int fd, uint32_t poll_mask, uint64_t ud);
+
 /* Cancel every in-flight op whose user_data is target_ud
  * (IORING_ASYNC_CANCEL_ALL). The cancel's own CQE: res = the number of ops
  * cancelled (0 when none was in flight: with ALL the kernel counts instead

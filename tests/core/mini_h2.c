@@ -1,5 +1,7 @@
 /* mini_h2.c - see mini_h2.h. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "mini_h2.h"
 
 #include <arpa/inet.h>
@@ -15,6 +17,8 @@
 static pthread_t server_thread;
 static spindle_config server_cfg;
 static spindle_handler server_handler;
+static spindle_hooks server_hooks;
+static void *server_app;
 static atomic_int nlistens;
 static _Atomic uint16_t listen_ports[16];
 
@@ -31,12 +35,21 @@ static void on_listen(uint32_t shard, const char *addr, uint16_t p, void *app)
 static void *serve(void *arg)
 {
     (void)arg;
-    spindle_hooks hooks = {.on_listen = on_listen};
-    return (void *)(intptr_t)spindle_run(&server_cfg, &server_handler, &hooks, NULL);
+    spindle_hooks hooks = server_hooks;
+    hooks.on_listen = on_listen;
+    return (void *)(intptr_t)spindle_run(&server_cfg, &server_handler, &hooks, server_app);
 }
 
 uint16_t mini_serve(spindle_config cfg, const spindle_handler *h)
 {
+    return mini_serve_hooks(cfg, h, NULL, NULL);
+}
+
+uint16_t mini_serve_hooks(spindle_config cfg, const spindle_handler *h, const spindle_hooks *hooks,
+                          void *app)
+{
+    server_hooks = hooks ? *hooks : (spindle_hooks){0};
+    server_app = app;
     cfg.address = "127.0.0.1";
     cfg.port = 0;
     cfg.log_level = 0;
@@ -139,4 +152,38 @@ bool mini_read(int fd, mini_frame *f)
             return false;
     }
     return true;
+}
+
+typedef struct on_shard_call {
+    void (*fn)(void *);
+    void *arg;
+    atomic_bool done;
+} on_shard_call;
+
+static void run_call(spindle_shard *sh, void *arg)
+{
+    (void)sh;
+    on_shard_call *c = arg;
+    c->fn(c->arg);
+    atomic_store(&c->done, true);
+}
+
+void mini_on_shard(uint32_t shard, void (*fn)(void *), void *arg)
+{
+    on_shard_call c = {.fn = fn, .arg = arg};
+    atomic_init(&c.done, false);
+    int rc;
+    while ((rc = spindle_post(shard, run_call, &c)) == SPINDLE_EAGAIN)
+        usleep(100);
+    cr_assert_eq(rc, 0, "spindle_post: %s", spindle_strerror(rc));
+    for (int i = 0; i < 10000 && !atomic_load(&c.done); i++)
+        usleep(1000);
+    cr_assert(atomic_load(&c.done), "the shard did not run the call in 10 s");
+}
+
+bool mini_wait(atomic_int *v, int at_least)
+{
+    for (int i = 0; i < 10000 && atomic_load(v) < at_least; i++)
+        usleep(1000);
+    return atomic_load(v) >= at_least;
 }

@@ -3,6 +3,7 @@
 #ifndef SPINDLE_TESTS_MINI_H2_H
 #define SPINDLE_TESTS_MINI_H2_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +13,9 @@
 /* Start spindle_run(cfg with address/port overridden, h) on a thread; wait
  * (10 s at most) until every shard listens.  Returns the port. */
 uint16_t mini_serve(spindle_config cfg, const spindle_handler *h);
+/* The same with hooks (their on_listen is replaced by mini_h2's) and app. */
+uint16_t mini_serve_hooks(spindle_config cfg, const spindle_handler *h, const spindle_hooks *hooks,
+                          void *app);
 /* spindle_stop() and join; returns spindle_run()'s result. */
 int mini_stop(void);
 /* on_listen calls seen, and the ports they gave. */
@@ -34,5 +38,11 @@ typedef struct mini_frame {
 /* Read one frame (SETTINGS are acknowledged).  false at EOF, error or
  * timeout. */
 bool mini_read(int fd, mini_frame *f);
+
+/* Run fn(arg) on shard `shard` (spindle_post) and wait for it (10 s at
+ * most, else the test fails). */
+void mini_on_shard(uint32_t shard, void (*fn)(void *), void *arg);
+/* Wait (10 s at most) until *v >= at_least; false on timeout. */
+bool mini_wait(atomic_int *v, int at_least);
 
 #endif

@@ -1,0 +1,208 @@
+/* Tests for core/async.c: on_shard_start / on_shard_stop on the shard's own
+ * thread with the per-shard context visible from callbacks, the loop still
+ * running watches and timers after on_shard_stop, and shard timers (order,
+ * cancel, the calling shard), on real shards (mini_h2.h). */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mini_h2.h"
+
+#define NSHARDS 2
+
+typedef struct shard_ctx {
+    uint32_t idx;
+    pthread_t tid;
+    spindle_shard *sh;
+} shard_ctx;
+
+static int app_token; /* the app pointer given to spindle_run */
+static atomic_int starts, stops, stop_ok, stop_timer_fired, requests_ok, stop_watch_closed;
+static shard_ctx *ctxs[NSHARDS];
+
+static void *on_start(spindle_shard *sh, void *app)
+{
+    shard_ctx *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    c->idx = spindle_shard_index(sh);
+    c->tid = pthread_self();
+    c->sh = sh;
+    bool ok = app == &app_token && spindle_current_shard() == sh && c->idx < NSHARDS &&
+              spindle_shard_ctx(sh) == NULL && spindle_shard_count() == NSHARDS;
+    if (ok) {
+        ctxs[c->idx] = c;
+        atomic_fetch_add(&starts, 1);
+    }
+    return c;
+}
+
+static void on_request(spindle_stream *s, const spindle_request *req, void *app)
+{
+    (void)req;
+    spindle_shard *sh = spindle_current_shard();
+    shard_ctx *c = spindle_shard_ctx(sh);
+    bool ok = app == &app_token && c && c->sh == sh && c->idx == spindle_stream_shard(s) &&
+              pthread_equal(c->tid, pthread_self());
+    if (ok)
+        atomic_fetch_add(&requests_ok, 1);
+    spindle_respond(s, ok ? 204 : 500, NULL, 0, true);
+}
+
+/* After on_shard_stop: a watch is still open, closed by a timer, so the
+ * shard must keep its loop running for the timer to fire and finish. */
+typedef struct stop_wait {
+    spindle_watch *w;
+    int fds[2];
+} stop_wait;
+
+static void stop_watch_fn(spindle_watch *w, int fd, uint32_t revents, void *ctx)
+{
+    (void)w;
+    (void)fd;
+    (void)revents;
+    (void)ctx;
+}
+
+static void stop_timer(spindle_shard *sh, void *arg)
+{
+    stop_wait *sw = arg;
+    (void)sh;
+    atomic_fetch_add(&stop_timer_fired, 1);
+    spindle_watch_close(sw->w);
+    close(sw->fds[0]);
+    close(sw->fds[1]);
+    free(sw);
+    atomic_fetch_add(&stop_watch_closed, 1);
+}
+
+static void on_stop(spindle_shard *sh, void *shard_ctx_, void *app)
+{
+    shard_ctx *c = shard_ctx_;
+    bool ok = app == &app_token && c && c->sh == sh && spindle_current_shard() == sh &&
+              spindle_shard_ctx(sh) == c && pthread_equal(c->tid, pthread_self());
+    stop_wait *sw = calloc(1, sizeof *sw);
+    cr_assert_not_null(sw);
+    cr_assert_eq(pipe(sw->fds), 0);
+    ok = ok && spindle_watch_fd(sh, sw->fds[0], SPINDLE_WATCH_IN, stop_watch_fn, NULL, &sw->w) == 0;
+    ok = ok && spindle_shard_after(sh, 30, stop_timer, sw, NULL) == 0;
+    if (ok)
+        atomic_fetch_add(&stop_ok, 1);
+    atomic_fetch_add(&stops, 1);
+    ctxs[c->idx] = NULL;
+    free(c);
+}
+
+static int request(uint16_t port)
+{
+    int fd = mini_dial(port);
+    mini_preface(fd);
+    mini_get_headers(fd, 1, "/", true);
+    mini_frame f;
+    int status = 0;
+    while (mini_read(fd, &f))
+        if (f.type == 1 && f.sid == 1) {
+            status = f.p[0] == 0x89 ? 204 : 500; /* HPACK static index 9: :status 204 */
+            break;
+        }
+    close(fd);
+    return status;
+}
+
+Test(async, shard_lifecycle_on_its_thread, .timeout = 60)
+{
+    spindle_config cfg = spindle_config_default();
+    cfg.shards = NSHARDS;
+    spindle_handler h = {.on_request = on_request};
+    spindle_hooks hooks = {.on_shard_start = on_start, .on_shard_stop = on_stop};
+    atomic_store(&starts, 0);
+    atomic_store(&stops, 0);
+    uint16_t port = mini_serve_hooks(cfg, &h, &hooks, &app_token);
+    cr_assert_eq(atomic_load(&starts), NSHARDS,
+                 "on_shard_start ran before on_listen, once a shard");
+    cr_assert_null(spindle_current_shard(), "not a shard thread");
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(request(port), 204);
+    cr_assert_eq(atomic_load(&requests_ok), 8);
+    cr_assert_eq(atomic_load(&stops), 0);
+    cr_assert_eq(mini_stop(), 0);
+    cr_assert_eq(atomic_load(&stops), NSHARDS);
+    cr_assert_eq(atomic_load(&stop_ok), NSHARDS,
+                 "on_shard_stop: its thread, its ctx, watches work");
+    cr_assert_eq(atomic_load(&stop_timer_fired), NSHARDS, "timers run after on_shard_stop");
+    cr_assert_eq(atomic_load(&stop_watch_closed), NSHARDS);
+    cr_assert_eq(spindle_shard_count(), NSHARDS);
+}
+
+/* --- Shard timers --------------------------------------------------------- */
+
+static atomic_int order[4], norder, cancelled_ran;
+static spindle_timer *to_cancel;
+
+static void record(spindle_shard *sh, void *arg)
+{
+    (void)sh;
+    int i = atomic_fetch_add(&norder, 1);
+    if (i < 4)
+        atomic_store(&order[i], (int)(intptr_t)arg);
+}
+
+static void must_not_run(spindle_shard *sh, void *arg)
+{
+    (void)sh;
+    (void)arg;
+    atomic_store(&cancelled_ran, 1);
+}
+
+static void arm_timers(void *arg)
+{
+    (void)arg;
+    spindle_shard *sh = spindle_current_shard();
+    cr_assert_not_null(sh);
+    cr_assert_eq(spindle_shard_after(sh, 60, record, (void *)3, NULL), 0);
+    cr_assert_eq(spindle_shard_after(sh, 5, record, (void *)1, NULL), 0);
+    cr_assert_eq(spindle_shard_after(sh, 30, must_not_run, NULL, &to_cancel), 0);
+    cr_assert_eq(spindle_shard_after(sh, 20, record, (void *)2, NULL), 0);
+    cr_assert_eq(spindle_shard_after(sh, 10, NULL, NULL, NULL), SPINDLE_EINVAL);
+}
+
+static void cancel_one(void *arg)
+{
+    (void)arg;
+    spindle_timer_cancel(to_cancel);
+    spindle_timer_cancel(NULL);
+}
+
+static void left_pending(spindle_shard *sh, void *arg)
+{
+    (void)sh;
+    (void)arg;
+    atomic_store(&cancelled_ran, 2);
+}
+
+static void arm_forever(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(spindle_shard_after(spindle_current_shard(), 3600000, left_pending, NULL, NULL),
+                 0);
+}
+
+Test(async, shard_timers_fire_in_order_and_cancel, .timeout = 60)
+{
+    spindle_handler h = {.on_request = on_request};
+    mini_serve_hooks(spindle_config_default(), &h, NULL, &app_token);
+    cr_assert_eq(spindle_shard_after(NULL, 1, record, NULL, NULL), SPINDLE_ESTATE);
+    mini_on_shard(0, arm_timers, NULL);
+    mini_on_shard(0, cancel_one, NULL);
+    cr_assert(mini_wait(&norder, 3));
+    cr_assert_eq(atomic_load(&order[0]), 1);
+    cr_assert_eq(atomic_load(&order[1]), 2);
+    cr_assert_eq(atomic_load(&order[2]), 3);
+    mini_on_shard(0, arm_forever, NULL);
+    cr_assert_eq(mini_stop(), 0); /* the pending hour-long timer is dropped, not waited for */
+    cr_assert_eq(atomic_load(&cancelled_ran), 0);
+    cr_assert_eq(atomic_load(&norder), 3);
+}
