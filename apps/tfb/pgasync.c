@@ -603,6 +603,10 @@ int tfb_pool_submit(tfb_pool *p, spindle_stream *s, tfb_job_kind kind, uint32_t 
         return TFB_DB_NOMEM;
     }
     r->h = spindle_stream_handle(s);
+    if (!r->h.v) { /* no handle: the answer could never find s */
+        req_free(r);
+        return TFB_DB_NOMEM;
+    }
     r->own_seg = kind == TFB_JOB_UPDATES;
     if (c) {
         conn_send(c, r);
