@@ -19,6 +19,7 @@
 
 #include "async.h"
 #include "log.h"
+#include "post.h"
 #include "server.h"
 #include "shard.h"
 
@@ -73,8 +74,10 @@ int async_shard_start(shard *sh)
 void async_run_posts(shard *sh)
 {
     bool more = false;
+    /* At most one queue's worth per iteration: producers as fast as the
+     * shard must not starve its I/O (what is left: no wait, next round). */
     if (sh->api)
-        post_run(sh->api, UINT32_MAX, &more);
+        post_run(sh->api, POST_QUEUE_CAP, &more);
 }
 
 static void call_stop(spindle_shard *as)

@@ -61,6 +61,20 @@ spindle_handle spindle_stream_handle(spindle_stream *s)
     return h;
 }
 
+/* The engine's clock moves only with input and timers (h2_conn_recv,
+ * h2_conn_tick): a stream answered through its handle long after its
+ * connection's last input would start the send timeout from that old time
+ * (output becoming pending stamps the engine's `now`) and could time out at
+ * once.  Resolving a handle brings the engine to the shard's `now` when
+ * that does nothing else: no timeout is due (a due one fires in this
+ * iteration's timer step anyway, which refreshes it). */
+static void refresh_now(const spindle_stream *s, const shard *sh)
+{
+    conn *c = s->c;
+    if (c && c->state == C_OPEN && h2_conn_next_deadline(c->h2) > sh->now)
+        h2_conn_tick(c->h2, sh->now);
+}
+
 spindle_stream *spindle_handle_stream(spindle_handle h)
 {
     spindle_shard *as = async_current();
@@ -69,6 +83,7 @@ spindle_stream *spindle_handle_stream(spindle_handle h)
     spindle_stream *s = slot_table_get(&as->handles, h_slot(h.v), h_gen(h.v));
     if (!s || (s->flags & (ST_CLOSED | ST_OFFLOADED)))
         return NULL;
+    refresh_now(s, as->sh);
     return s;
 }
 

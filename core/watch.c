@@ -216,7 +216,7 @@ void async_on_cqe(shard *sh, const ring_cqe *cqe)
             return;
     }
     if (!w->armed && arm(w) != 0)
-        log_msg(LOG_WARN, (int)sh->idx, "watch on fd %d: cannot re-arm (ring full)", w->fd);
+        probe_add(w); /* the ring's queues are full: the probe retries */
 }
 
 void watch_probe_run(spindle_shard *as, bool *again)
@@ -232,6 +232,7 @@ void watch_probe_run(spindle_shard *as, bool *again)
         w->probing = false;
         if (!w->events || w->failed)
             continue;
+        (void)arm(w); /* one that could not be re-armed (ring full): retry */
         as->probe[m] = as->probe[i];
         as->pfds[m] = (struct pollfd){.fd = w->fd, .events = (short)w->events};
         m++;
@@ -250,6 +251,12 @@ void watch_probe_run(spindle_shard *as, bool *again)
             *again = true;
             deliver(w, (uint32_t)(uint16_t)re);
         }
+    }
+    for (uint32_t i = 0; i < m; i++) {
+        /* Still not armed (the ring stayed full): keep it for the next round. */
+        spindle_watch *w = slot_table_get(&as->watches, as->probe[i].slot, as->probe[i].gen);
+        if (w && !w->armed && w->events && !w->failed)
+            probe_add(w);
     }
     uint32_t next = as->nprobe - m;
     memmove(as->probe, as->probe + m, next * sizeof *as->probe);

@@ -362,8 +362,8 @@ void *spindle_shard_ctx(const spindle_shard *sh);
  * and spindle_stream_shard() use).  The shard's thread. */
 uint32_t spindle_shard_index(const spindle_shard *sh);
 
-/* How many shards the running spindle_run() started (0 before the first
- * shard starts).  Any thread. */
+/* How many shards spindle_run() runs (set when its first shard starts, 0
+ * before; it keeps the last run's number after it returns).  Any thread. */
 uint32_t spindle_shard_count(void);
 
 /* Stream handles.  A handle is a small value (shard, slot, generation) that

@@ -13,6 +13,12 @@
  *   GET  /counters     "handed=H released=R": buffers /big handed to spindle
  *                      with a release callback, and callbacks run (tests check
  *                      that every buffer comes back exactly once)
+ *   GET  /async?ms=N   answered N ms later (default 100, at most 10000) from
+ *                      another thread through the stream's handle
+ *                      (spindle_post_stream); a stream reset meanwhile is
+ *                      answered by nobody: the late answer finds NULL.  The
+ *                      body names the shard and how many /async it answered
+ *                      (its per-shard context, from on_shard_start)
  *   GET  /sleep?ms=N   blocks its thread for N ms, always on an offload thread:
  *                      with --blocking every handler runs there; without, this
  *                      one request is handed over with spindle_offload() (the
@@ -28,6 +34,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +130,76 @@ static void stall_done(spindle_stream *s, void *app)
     spindle_send(s, "stalled\n", 8, true, NULL, NULL);
 }
 
+/* /async: a thread of its own waits (a stand-in for a library's callback
+ * thread or a worker pool; one thread per request only to keep the example
+ * short), then posts the answer to the stream's shard.  Per shard: how many
+ * /async requests it answered (on_shard_start's context, no lock). */
+typedef struct async_job {
+    spindle_handle h;
+    unsigned long ms;
+} async_job;
+
+static void async_answer(spindle_stream *s, void *arg)
+{
+    (void)arg;
+    if (!s)
+        return; /* reset or closed while we waited: nobody to answer */
+    uint64_t *answered = spindle_shard_ctx(spindle_current_shard());
+    char body[64];
+    int n = snprintf(body, sizeof body, "async answer %" PRIu64 " from shard %u\n",
+                     answered ? ++*answered : 0, spindle_stream_shard(s));
+    static const spindle_header h[] = {{"content-type", "text/plain", 0, 0}};
+    spindle_respond(s, 200, h, 1, false);
+    spindle_send_copy(s, body, (size_t)n, true);
+}
+
+static void *async_wait(void *arg)
+{
+    async_job *j = arg;
+    struct timespec ts = {(time_t)(j->ms / 1000), (long)(j->ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    while (spindle_post_stream(j->h, async_answer, NULL) == SPINDLE_EAGAIN)
+        nanosleep(&(struct timespec){0, 1000000}, NULL); /* the shard's queue is full */
+    free(j);
+    return NULL;
+}
+
+static void async_start(spindle_stream *s, const spindle_request *r)
+{
+    async_job *j = malloc(sizeof *j);
+    pthread_t t;
+    pthread_attr_t at;
+    if (j) {
+        unsigned long ms = query_num(r, "ms", 100);
+        *j = (async_job){spindle_stream_handle(s), ms > 10000 ? 10000 : ms};
+    }
+    if (!j || !j->h.v || pthread_attr_init(&at) != 0) {
+        free(j);
+        spindle_respond(s, 503, NULL, 0, true);
+        return;
+    }
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &at, async_wait, j) != 0) {
+        free(j);
+        spindle_respond(s, 503, NULL, 0, true);
+    }
+    pthread_attr_destroy(&at);
+}
+
+static void *shard_start(spindle_shard *sh, void *app)
+{
+    (void)sh;
+    (void)app;
+    return calloc(1, sizeof(uint64_t));
+}
+
+static void shard_stop(spindle_shard *sh, void *ctx, void *app)
+{
+    (void)sh;
+    (void)app;
+    free(ctx);
+}
+
 /* /sleep, on an offload thread (where blocking is allowed). */
 static void sleep_then_answer(spindle_stream *s, const spindle_request *r, void *app)
 {
@@ -180,6 +257,8 @@ static void on_request(spindle_stream *s, const spindle_request *r, void *app)
             sleep_then_answer(s, r, app);
         else if (spindle_offload(s, sleep_then_answer) != 0)
             spindle_reset(s, SPINDLE_H2_INTERNAL_ERROR /* no offload thread */);
+    } else if (path_is(r, "/async") && !blocking) {
+        async_start(s, r);
     } else if (path_is(r, "/reset")) {
         spindle_reset(s, SPINDLE_H2_CANCEL);
     } else if (path_is(r, "/big")) {
@@ -358,7 +437,10 @@ int main(int argc, char **argv)
         .on_close = on_close,
         .blocking = blocking,
     };
-    spindle_hooks hooks = {.on_listen = on_listen, .on_listen_tls = on_listen_tls};
+    spindle_hooks hooks = {.on_listen = on_listen,
+                           .on_listen_tls = on_listen_tls,
+                           .on_shard_start = shard_start,
+                           .on_shard_stop = shard_stop};
     rc = spindle_run(&cfg, &h, &hooks, NULL);
     if (rc != 0) {
         fprintf(stderr, "spindle-hello: %s\n", spindle_strerror(rc));
