@@ -50,6 +50,7 @@ struct tfb_pool {
     uint32_t qhead, qlen;
     bool down;            /* an attempt failed and no connection is up */
     uint32_t backoff_ms;  /* the next failure's wait */
+    spindle_timer *flush; /* the end-of-iteration flush, or NULL */
     spindle_timer *timer; /* the pending timer, or NULL */
     uint64_t timer_at;    /* ... and when it fires */
     char conninfo[];
@@ -339,10 +340,37 @@ static void send_failed(pconn *c, int rc)
     conn_fail(c, false);
 }
 
-/* Append r to c's pipeline: into the open segment, sent at once when
- * nothing is in flight (else when the segment in flight comes back, so
- * jobs arriving meanwhile share one write and one round trip), or into a
- * segment of its own (/updates). */
+/* The end of the loop iteration (a 0 ms shard timer fires after the
+ * iteration's completions): send the open segments of the connections with
+ * nothing in flight, so every job that arrived in one iteration travels in
+ * one segment and their answers come back together (one write per h2
+ * connection for all of them). */
+static void pool_flush(spindle_shard *sh, void *arg)
+{
+    (void)sh;
+    tfb_pool *p = arg;
+    p->flush = NULL;
+    for (uint32_t i = 0; i < p->lim.conns; i++) {
+        pconn *c = &p->c[i];
+        int rc = c->st == C_READY && c->unsent && c->syncs == 0 ? segment_send(c) : 0;
+        if (rc)
+            send_failed(c, rc);
+    }
+}
+
+/* Schedule pool_flush(); false when no timer could be had (send now). */
+static bool pool_flush_soon(tfb_pool *p)
+{
+    if (!p->flush && spindle_shard_after(p->sh, 0, pool_flush, p, &p->flush) != 0)
+        p->flush = NULL;
+    return p->flush != NULL;
+}
+
+/* Append r to c's pipeline: into the open segment, sent at the end of the
+ * loop iteration when nothing is in flight (else when the segment in
+ * flight comes back, so jobs arriving meanwhile share one write and one
+ * round trip), or into a segment of its own, sent at once (/updates,
+ * /sleep). */
 static void conn_send(pconn *c, tfb_req *r)
 {
     r->next = NULL;
@@ -368,18 +396,27 @@ static void conn_send(pconn *c, tfb_req *r)
         c->unsent = r;
     c->njobs++;
     c->unsynced++;
+    if (!r->own_seg && c->syncs == 0 && c->unsynced < c->pool->lim.depth &&
+        pool_flush_soon(c->pool))
+        return; /* sent at the end of this loop iteration, with the others */
     if ((r->own_seg || c->syncs == 0 || c->unsynced >= c->pool->lim.depth) &&
         (rc = segment_send(c)) != 0)
         send_failed(c, rc);
 }
 
-/* The ready connection with the fewest jobs, if it has room. */
-static pconn *pick(tfb_pool *p)
+/* Where a job goes: a ready connection with room whose open segment is
+ * filling (to travel with the jobs already there), unless own_seg; else
+ * the ready connection with the fewest jobs, if it has room. */
+static pconn *pick(tfb_pool *p, bool own_seg)
 {
     pconn *best = NULL;
     for (uint32_t i = 0; i < p->lim.conns; i++) {
         pconn *c = &p->c[i];
-        if (c->st == C_READY && c->njobs < p->lim.depth && (!best || c->njobs < best->njobs))
+        if (c->st != C_READY || c->njobs >= p->lim.depth)
+            continue;
+        if (c->unsent && !own_seg)
+            return c;
+        if (!best || c->njobs < best->njobs)
             best = c;
     }
     return best;
@@ -392,7 +429,7 @@ static void pool_drain(tfb_pool *p)
     while (p->qlen) {
         tfb_req *r = p->q[p->qhead];
         pconn *c = NULL;
-        if (spindle_handle_stream(r->h) && !p->down && !(c = pick(p)))
+        if (spindle_handle_stream(r->h) && !p->down && !(c = pick(p, r->own_seg)))
             return;
         p->qhead = (p->qhead + 1) % p->lim.queue;
         p->qlen--;
@@ -583,6 +620,7 @@ void tfb_pool_free(tfb_pool *p)
     for (; p->qlen; p->qlen--, p->qhead = (p->qhead + 1) % p->lim.queue)
         req_free(p->q[p->qhead]);
     spindle_timer_cancel(p->timer);
+    spindle_timer_cancel(p->flush);
     free(p->c);
     free(p->q);
     free(p);
@@ -592,7 +630,8 @@ int tfb_pool_submit(tfb_pool *p, spindle_stream *s, tfb_job_kind kind, uint32_t 
 {
     if (p->down)
         return TFB_DB_DOWN;
-    pconn *c = pick(p);
+    bool own_seg = kind == TFB_JOB_UPDATES || kind == TFB_JOB_SLEEP;
+    pconn *c = pick(p, own_seg);
     if (!c && p->qlen >= p->lim.queue)
         return TFB_POOL_FULL;
     tfb_req *r = calloc(1, sizeof *r);
@@ -607,7 +646,7 @@ int tfb_pool_submit(tfb_pool *p, spindle_stream *s, tfb_job_kind kind, uint32_t 
         req_free(r);
         return TFB_DB_NOMEM;
     }
-    r->own_seg = kind == TFB_JOB_UPDATES;
+    r->own_seg = own_seg;
     if (c) {
         conn_send(c, r);
     } else {

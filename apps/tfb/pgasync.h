@@ -13,21 +13,23 @@
  * good, with every statement of db.h prepared once (PQsendPrepare() in the
  * first pipeline segment).
  *
- * Jobs: tfb_pool_submit() draws the job and hands it to the ready
- * connection with the fewest jobs in flight, if one has fewer than
- * lim.depth; else it waits in the pool's queue (at most lim.queue jobs);
- * else the answer is TFB_POOL_FULL (503).  A job's queries go out with
- * PQsendQueryPrepared().  Pipeline segments (the queries between two
- * PQpipelineSync()): read-only jobs (/db, /queries, /fortunes, /sleep)
- * share a segment, which is synced at once when the connection has no
- * segment in flight, else when the one in flight comes back (so under load
- * one round trip carries every job that arrived meanwhile: one write and
- * about one read per round trip, not per request); an /updates job has a
- * segment of its own (its reads and its UPDATE are one implicit
- * transaction, committed at its sync) and is answered only after that
- * sync.  A query that fails aborts the rest of its segment: those jobs
- * answer 500.  An /updates job that failed on a deadlock or serialization
- * failure is sent again once.
+ * Jobs: tfb_pool_submit() draws the job and hands it to a ready
+ * connection with fewer than lim.depth jobs: one whose open segment (below)
+ * is filling, else the one with the fewest jobs; else it waits in the
+ * pool's queue (at most lim.queue jobs); else the answer is TFB_POOL_FULL
+ * (503).  A job's queries go out with PQsendQueryPrepared().  Pipeline
+ * segments (the queries between two PQpipelineSync()): read-only jobs
+ * (/db, /queries, /fortunes) share a segment, sent at the end of the loop
+ * iteration (a 0 ms shard timer) when the connection has nothing in
+ * flight, else when the segment in flight comes back; so the jobs that
+ * arrive together travel together, one write and about one read per
+ * round trip, and their answers leave together (one h2 write per client
+ * connection, not one per answer).  /updates and /sleep have a segment of
+ * their own, sent at once (/updates: its reads and its UPDATE are one
+ * implicit transaction, committed at its sync; it is answered only after
+ * that sync).  A query that fails aborts the rest of its segment: those
+ * jobs answer 500.  An /updates job that failed on a deadlock or
+ * serialization failure is sent again once.
  *
  * Streams that go away: the pool keeps only the stream's handle.  A job
  * whose stream was reset while its queries were in flight is consumed to

@@ -317,10 +317,11 @@ class TfbBase:
                 st = c.wait_stream(sid)
                 self.assertEqual(st.status, 200, bytes(st.data))
 
-    def test_h2_reset_while_query_in_flight(self):
-        """Streams reset while their queries run on the offload threads: the
-        late answers are dropped, the connection and the server go on, and
-        (under ASan, at exit) nothing leaks."""
+    def test_x_h2_reset_while_query_in_flight(self):
+        """Streams reset while their queries run: the late answers are
+        dropped, the connection and the server go on, and (under ASan, at
+        exit) nothing leaks.  Named to run after the tests that compare rows
+        with psql: a reset /updates still commits, a little later."""
         with H2Client(self.srv.port, timeout=30) as c:
             sids = [c.request("GET", p, flush=False)
                     for p in ["/queries?queries=500", "/updates?queries=200", "/fortunes"] * 2]
