@@ -441,7 +441,7 @@ typedef void (*spindle_watch_fn)(spindle_watch *w, int fd, uint32_t revents, voi
  * SPINDLE_WATCH_ERR and the watch then rests until spindle_watch_set().
  *
  * The watch does not own fd: close fd after or before spindle_watch_close()
- * (either is safe; nothing is reported for a closed fd).  One watch per fd.
+ * (either is safe; nothing is reported for a closed fd).
  * On the shard's thread (sh == spindle_current_shard()), from
  * on_shard_start until the shard stops (see on_shard_stop).  0 and *out;
  * SPINDLE_EINVAL (fd < 0, fn or out NULL, unknown event bits);
@@ -466,7 +466,8 @@ void spindle_watch_close(spindle_watch *w);
 
 /* Shard timers (reconnect backoff and the like), independent of streams.
  * fn(sh, arg) runs on the shard's thread ms milliseconds from now (the
- * shard's clock, millisecond granularity).  *out (out may be NULL) names the
+ * shard's coarse clock, read once per loop iteration: a few milliseconds
+ * of slack either way).  *out (out may be NULL) names the
  * timer until fn has been called or spindle_timer_cancel() returned.  On
  * the shard's thread.  0; SPINDLE_EINVAL (fn NULL); SPINDLE_ESTATE (not
  * sh's thread); SPINDLE_ENOMEM.  A timer still pending when the shard

@@ -174,3 +174,29 @@ Test(handle, peer_reset_while_waiting)
     cr_assert_eq(atomic_load(&late_live), 0);
     close(fd);
 }
+
+static void reset_it(spindle_stream *s, void *arg)
+{
+    (void)arg;
+    cr_assert_not_null(s);
+    cr_assert_eq(spindle_reset(s, SPINDLE_H2_CANCEL), 0);
+    cr_assert_eq(spindle_respond(s, 200, NULL, 0, true), SPINDLE_ECLOSED);
+}
+
+Test(handle, reset_through_the_handle)
+{
+    int fd = mini_dial(port);
+    mini_preface(fd);
+    mini_get_headers(fd, 1, "/wait", true);
+    cr_assert(mini_wait(&nrequests, 1));
+    spindle_handle h = {atomic_load(&last_handle)};
+    cr_assert_eq(spindle_post_stream(h, reset_it, NULL), 0);
+    mini_frame f;
+    bool rst = false;
+    while (!rst && mini_read(fd, &f))
+        rst = f.type == 3 && f.sid == 1 && f.len == 4 && f.p[3] == 0x8;
+    cr_assert(rst, "RST_STREAM(CANCEL) from the reset made through the handle");
+    cr_assert(mini_wait(&close_at, 1));
+    mini_on_shard(0, check_dead, &h);
+    close(fd);
+}

@@ -23,7 +23,8 @@ typedef struct wstate {
     bool close_in_cb;
     bool off_on_out; /* set events to 0 at the first OUT */
     bool close_on_hup;
-    atomic_int calls, in_calls, out_calls, hup_calls, nread, in_after_change;
+    bool fd_closed;
+    atomic_int calls, in_calls, out_calls, hup_calls, err_calls, nread, in_after_change;
     atomic_bool changed; /* interest moved from IN to OUT */
 } wstate;
 
@@ -44,6 +45,8 @@ static void watch_cb(spindle_watch *w, int fd, uint32_t revents, void *ctx)
         atomic_fetch_add(&s->out_calls, 1);
     if (revents & SPINDLE_WATCH_HUP)
         atomic_fetch_add(&s->hup_calls, 1);
+    if (revents & SPINDLE_WATCH_ERR)
+        atomic_fetch_add(&s->err_calls, 1);
     if ((revents & SPINDLE_WATCH_IN) && s->read_per_call > 0) {
         char buf[256];
         ssize_t n = read(fd, buf, (size_t)s->read_per_call);
@@ -82,6 +85,32 @@ static void do_set(void *arg)
     cr_assert_eq(spindle_watch_set(s->w, set_to), 0);
 }
 
+/* The change and the mark "changed" together, on the shard: IN reported
+ * before it (the watch was level-reporting the unread byte) is fine. */
+static void do_set_out_marked(void *arg)
+{
+    wstate *s = arg;
+    cr_assert_eq(spindle_watch_set(s->w, SPINDLE_WATCH_OUT), 0);
+    atomic_store(&s->changed, true);
+}
+
+/* Watch a descriptor and close it before the ring sees the poll: the
+ * kernel refuses it (-EBADF). */
+static void do_watch_closed_fd(void *arg)
+{
+    wstate *s = arg;
+    cr_assert_eq(
+        spindle_watch_fd(spindle_current_shard(), s->fd, SPINDLE_WATCH_IN, watch_cb, s, &s->w), 0);
+    close(s->fd);
+    s->fd_closed = true;
+}
+
+static void do_set_in(void *arg)
+{
+    wstate *s = arg;
+    cr_assert_eq(spindle_watch_set(s->w, SPINDLE_WATCH_IN), 0);
+}
+
 static void noop(void *arg)
 {
     (void)arg;
@@ -110,7 +139,8 @@ static void stop(void)
     if (st.w)
         mini_on_shard(0, do_close, &st);
     cr_assert_eq(mini_stop(), 0);
-    close(st.fd);
+    if (!st.fd_closed)
+        close(st.fd);
     close(st.peer);
 }
 
@@ -186,9 +216,7 @@ Test(watch, interest_change_in_to_out_and_back)
     mini_on_shard(0, do_watch, &st);
     put(st.peer, 1); /* readable from now on: never read */
     cr_assert(mini_wait(&st.in_calls, 1));
-    atomic_store(&st.changed, true);
-    set_to = SPINDLE_WATCH_OUT; /* the cancelled poll ends; re-armed for OUT */
-    mini_on_shard(0, do_set, &st);
+    mini_on_shard(0, do_set_out_marked, &st); /* the cancelled poll ends; re-armed for OUT */
     cr_assert(mini_wait(&st.out_calls, 1));
     settle_shard();
     cr_assert_eq(atomic_load(&st.in_after_change), 0, "IN no longer wanted: not reported");
@@ -250,4 +278,17 @@ Test(watch, left_open_at_shard_stop)
     put(st.peer, 1);
     cr_assert(mini_wait(&st.nread, 1));
     st.w = NULL; /* "forgotten": the shard closes it at stop (and logs it) */
+}
+
+Test(watch, refused_descriptor_reported_once_then_rests)
+{
+    mini_on_shard(0, do_watch_closed_fd, &st);
+    cr_assert(mini_wait(&st.err_calls, 1), "the ring's refusal is reported as ERR");
+    settle_shard();
+    settle_shard();
+    cr_assert_eq(atomic_load(&st.calls), 1, "once: not re-armed into a spin");
+    mini_on_shard(0, do_set_in, &st); /* asks again: refused again, reported again */
+    cr_assert(mini_wait(&st.err_calls, 2));
+    settle_shard();
+    cr_assert_eq(atomic_load(&st.calls), 2);
 }

@@ -23,7 +23,7 @@ ANSWER = re.compile(rb"^async answer (\d+) from shard (\d+)\n$")
 class AsyncTest(unittest.TestCase):
     def test_waiting_streams_block_nothing(self):
         with Server(shards=1) as srv, H2Client(srv.port) as c:
-            waiting = [c.request("GET", "/async?ms=1000") for _ in range(20)]
+            waiting = [c.request("GET", "/async?ms=3000") for _ in range(20)]
             for _ in range(20):
                 st = c.get("/", timeout=5)
                 self.assertEqual(st.status, 200)
