@@ -1100,10 +1100,30 @@ def cmd_report(a):
     md.append(f"`bench/results/{stamp}.json` holds every run (h2load numbers, CPU samples, load "
               "on both cores), the idle-connection measurements and the micro results.")
     md.append("")
+    md += kept_sections(a.md)
     with open(a.md, "w") as f:
         f.write("\n".join(md))
     print(f"wrote {a.md}")
     return 0
+
+
+# Sections of RESULTS.md that other benchmarks own (bench/tfb.sh's figures,
+# pasted by hand): carried over unchanged when this script rewrites the file.
+KEPT_HEADINGS = ("## TechEmpower",)
+
+
+def kept_sections(path):
+    try:
+        text = open(path).read()
+    except OSError:
+        return []
+    out, keep = [], False
+    for line in text.split("\n"):
+        if line.startswith("## "):
+            keep = line.startswith(KEPT_HEADINGS)
+        if keep:
+            out.append(line)
+    return out
 
 
 def main():

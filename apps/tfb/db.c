@@ -18,6 +18,7 @@ static const struct {
                          "FROM (SELECT unnest($1::int[]) AS id, unnest($2::int[]) AS r) AS v "
                          "WHERE world.id = v.id",
                          2},
+    [TFB_STMT_SLEEP] = {"sleep", "SELECT pg_sleep($1::int / 1000.0)", 1},
 };
 
 const char *tfb_stmt_name(tfb_stmt s)
@@ -60,6 +61,12 @@ void tfb_query_fortunes(tfb_query *q)
 {
     memset(q, 0, sizeof *q);
     q->stmt = TFB_STMT_FORTUNES;
+}
+
+void tfb_query_sleep(tfb_query *q, uint32_t ms)
+{
+    tfb_query_world(q, (int32_t)(ms > INT32_MAX ? INT32_MAX : ms));
+    q->stmt = TFB_STMT_SLEEP;
 }
 
 static int world_cmp(const void *pa, const void *pb)
@@ -197,6 +204,11 @@ int tfb_check_update(const PGresult *r, char *err, size_t errlen)
     return result_error(r, PGRES_COMMAND_OK, -1, err, errlen);
 }
 
+int tfb_check_sleep(const PGresult *r, char *err, size_t errlen)
+{
+    return result_error(r, PGRES_TUPLES_OK, 1, err, errlen);
+}
+
 /* --- The blocking driver ---------------------------------------------------- */
 
 struct tfb_db {
@@ -287,8 +299,7 @@ static PGresult *exec(tfb_db *db, const tfb_query *q)
                           0);
 }
 
-/* A result worth one more try: deadlock or serialization failure. */
-static bool retryable(const PGresult *r)
+bool tfb_db_retryable(const PGresult *r)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     return state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0);
@@ -312,7 +323,7 @@ int tfb_db_run(tfb_db *db, const tfb_query *q, PGresult **res, char *err, size_t
             return TFB_DB_OK;
         }
         if (PQstatus(db->conn) == CONNECTION_OK) {
-            if (attempt == 0 && retryable(r)) {
+            if (attempt == 0 && tfb_db_retryable(r)) {
                 PQclear(r);
                 continue;
             }

@@ -16,6 +16,8 @@
  *   update    one UPDATE for a whole request: $1 the ids, $2 the new numbers,
  *             as int[] literals, ids sorted so concurrent updates lock rows in
  *             one order (no deadlock between two requests)
+ *   sleep     SELECT pg_sleep($1::int / 1000.0): $1 milliseconds, for the
+ *             test-only /sleep endpoint (--test-endpoints)
  *
  * Threads: a tfb_db belongs to one thread at a time; nothing here is shared.
  */
@@ -29,7 +31,13 @@
 
 #include "render.h"
 
-typedef enum tfb_stmt { TFB_STMT_WORLD, TFB_STMT_FORTUNES, TFB_STMT_UPDATE, TFB_NSTMT } tfb_stmt;
+typedef enum tfb_stmt {
+    TFB_STMT_WORLD,
+    TFB_STMT_FORTUNES,
+    TFB_STMT_UPDATE,
+    TFB_STMT_SLEEP, /* the test-only /sleep (--test-endpoints) */
+    TFB_NSTMT
+} tfb_stmt;
 
 const char *tfb_stmt_name(tfb_stmt s);
 const char *tfb_stmt_sql(tfb_stmt s);
@@ -56,6 +64,7 @@ typedef struct tfb_query {
 
 void tfb_query_world(tfb_query *q, int32_t id);
 void tfb_query_fortunes(tfb_query *q);
+void tfb_query_sleep(tfb_query *q, uint32_t ms);
 /* The update of n rows (ids and their new random numbers); sorts w by id and
  * drops repeated ids (a row is updated once; callers give repeats the same
  * new number).  TFB_DB_OK or TFB_DB_NOMEM.  Free with tfb_query_free(). */
@@ -70,6 +79,11 @@ int tfb_decode_world(const PGresult *r, tfb_world *out, char *err, size_t errlen
 int tfb_decode_fortunes(const PGresult *r, tfb_fortune **f, size_t *n, size_t *cap, char *err,
                         size_t errlen);
 int tfb_check_update(const PGresult *r, char *err, size_t errlen);
+/* pg_sleep's one row. */
+int tfb_check_sleep(const PGresult *r, char *err, size_t errlen);
+/* Whether a failed result is worth one more try (deadlock, serialization
+ * failure: SQLSTATE 40P01, 40001). */
+bool tfb_db_retryable(const PGresult *r);
 
 /* --- The blocking driver ------------------------------------------------ */
 

@@ -41,6 +41,10 @@ int tfb_job_init(tfb_job *j, tfb_job_kind kind, uint32_t n, uint64_t *rng)
     j->kind = kind;
     switch (kind) {
     case TFB_JOB_FORTUNES: j->nqueries = 1; return TFB_DB_OK;
+    case TFB_JOB_SLEEP:
+        j->n = n > TFB_MAX_SLEEP_MS ? TFB_MAX_SLEEP_MS : n;
+        j->nqueries = 1;
+        return TFB_DB_OK;
     case TFB_JOB_DB: n = 1; break;
     case TFB_JOB_QUERIES:
     case TFB_JOB_UPDATES: n = n < 1 ? 1 : (n > TFB_MAX_QUERIES ? TFB_MAX_QUERIES : n); break;
@@ -59,6 +63,10 @@ int tfb_job_query(tfb_job *j, uint32_t k, tfb_query *q)
 {
     if (j->kind == TFB_JOB_FORTUNES) {
         tfb_query_fortunes(q);
+        return TFB_DB_OK;
+    }
+    if (j->kind == TFB_JOB_SLEEP) {
+        tfb_query_sleep(q, j->n);
         return TFB_DB_OK;
     }
     if (k < j->n) {
@@ -114,6 +122,11 @@ int tfb_job_consume(tfb_job *j, uint32_t k, PGresult *r)
 {
     if (j->kind == TFB_JOB_FORTUNES)
         return consume_fortunes(j, r);
+    if (j->kind == TFB_JOB_SLEEP) {
+        int src = tfb_check_sleep(r, j->err, sizeof j->err);
+        PQclear(r);
+        return src;
+    }
     int rc = k < j->n ? consume_world(j, k, r) : tfb_check_update(r, j->err, sizeof j->err);
     PQclear(r);
     return rc;
@@ -126,6 +139,11 @@ void tfb_job_render(const tfb_job *j, tfb_buf *b)
     case TFB_JOB_QUERIES:
     case TFB_JOB_UPDATES: tfb_render_worlds(b, j->w, j->n); break;
     case TFB_JOB_FORTUNES: tfb_render_fortunes(b, j->f, j->nf); break;
+    case TFB_JOB_SLEEP:
+        tfb_buf_puts(b, "{\"slept\":");
+        tfb_buf_putu(b, j->n);
+        tfb_buf_puts(b, "}");
+        break;
     }
 }
 

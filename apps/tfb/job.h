@@ -18,7 +18,7 @@
  *   tfb_job_render(&j, &body);  tfb_job_free(&j);
  *
  * Queries per job: /db 1, /queries n, /fortunes 1, /updates n + 1 (n reads,
- * then one UPDATE of every row).  Not thread-safe; a job belongs to one
+ * then one UPDATE of every row), /sleep 1.  Not thread-safe; a job belongs to one
  * request.
  */
 #ifndef TFB_JOB_H
@@ -35,6 +35,7 @@ typedef enum tfb_job_kind {
     TFB_JOB_QUERIES,
     TFB_JOB_FORTUNES,
     TFB_JOB_UPDATES,
+    TFB_JOB_SLEEP, /* test-only: pg_sleep(n ms), answers {"slept":n} */
 } tfb_job_kind;
 
 typedef struct tfb_job {
@@ -51,9 +52,11 @@ typedef struct tfb_job {
 } tfb_job;
 
 /* Draw the job's ids (and new numbers) from rng.  n is the queries
- * parameter for TFB_JOB_QUERIES and TFB_JOB_UPDATES (1..500), ignored
+ * parameter for TFB_JOB_QUERIES and TFB_JOB_UPDATES (1..500), the
+ * milliseconds for TFB_JOB_SLEEP (at most TFB_MAX_SLEEP_MS), ignored
  * otherwise.  TFB_DB_OK or TFB_DB_NOMEM (then tfb_job_free() is still
  * safe). */
+#define TFB_MAX_SLEEP_MS 10000
 int tfb_job_init(tfb_job *j, tfb_job_kind kind, uint32_t n, uint64_t *rng);
 
 /* Build query k (k < nqueries) into q; free q with tfb_query_free() once

@@ -14,12 +14,15 @@
  * A database that cannot be reached gives 503 (and is reconnected to when it
  * comes back); an error from the database gives 500.
  *
- * --blocking (today the only mode): /plaintext and /json are answered on the
- * shard; the database endpoints are handed to the shard's offload threads
- * with spindle_offload(), where synchronous libpq runs, one connection per
- * offload thread (opened at its first request, closed when the thread ends),
- * with prepared statements.  --set offload-threads=N sets the threads (and so
- * the connections) per shard.
+ * /plaintext and /json are answered on the shard.  The database endpoints,
+ * by default, too: each shard holds a pool of non-blocking libpq connections
+ * driven from its ring, with the queries pipelined (pgasync.h; --pool,
+ * --depth, --queue).  --blocking hands them instead to the shard's offload
+ * threads with spindle_offload(), where synchronous libpq runs, one
+ * connection per offload thread (opened at its first request, closed when the
+ * thread ends), with prepared statements; --set offload-threads=N sets the
+ * threads (and so the connections) per shard.  --test-endpoints adds
+ * /sleep?ms=N (SELECT pg_sleep), for the tests.
  *
  * --db CONNINFO is a libpq connection string (scripts/pg.sh start prints
  * one); --cert FILE --key FILE also serve TLS on --tls-port, as spindle-hello.
@@ -34,10 +37,14 @@
 
 #include "db.h"
 #include "job.h"
+#include "pgasync.h"
 #include "render.h"
 #include "spindle.h"
 
 static const char *conninfo;
+static bool blocking;       /* --blocking */
+static bool test_endpoints; /* --test-endpoints: also /sleep?ms=N */
+static tfb_pool_limits pool_limits;
 
 /* --- Per-thread state ------------------------------------------------------ */
 
@@ -164,7 +171,16 @@ static void respond_db_error(spindle_stream *s, int rc, const char *err)
 
 static const char json_type[] = "application/json";
 
-/* --- Database endpoints (on an offload thread) -------------------------------- */
+static void answer_job(spindle_stream *s, tfb_job *j, int rc);
+
+/* The pool's answer for a job whose stream is still open (shard thread). */
+static void pool_done(spindle_stream *s, tfb_job *j, int rc, void *ctx)
+{
+    (void)ctx;
+    answer_job(s, j, rc);
+}
+
+/* --- Database endpoints, blocking (on an offload thread) ---------------------- */
 
 /* The blocking driver: the job's queries one after the other on this
  * thread's connection. */
@@ -190,25 +206,45 @@ static int run_job(tfb_db *db, tfb_job *j)
     return TFB_DB_OK;
 }
 
+/* Answer a finished job: its page, or the failure. */
+static void answer_job(spindle_stream *s, tfb_job *j, int rc)
+{
+    if (rc) {
+        respond_db_error(s, rc, j->err);
+        return;
+    }
+    tfb_buf b;
+    tfb_buf_init(&b, j->kind == TFB_JOB_FORTUNES ? 2048 : 32 * (size_t)j->n + 2);
+    tfb_job_render(j, &b);
+    respond_buf(s, tfb_job_content_type(j), &b);
+}
+
+/* The job's parameter: the queries count, or /sleep's ms=N. */
+static uint32_t job_param(const spindle_request *req, tfb_job_kind kind)
+{
+    if (kind != TFB_JOB_SLEEP)
+        return tfb_queries_param(req->path.ptr, req->path.len);
+    const char *end = req->path.ptr + req->path.len, *p = req->path.ptr;
+    while (p + 3 <= end && memcmp(p, "ms=", 3) != 0)
+        p++;
+    uint32_t ms = 0;
+    for (p += 3; p < end && *p >= '0' && *p <= '9' && ms <= TFB_MAX_SLEEP_MS; p++)
+        ms = ms * 10 + (uint32_t)(*p - '0');
+    return ms;
+}
+
 static void serve_job(spindle_stream *s, const spindle_request *req, tfb_job_kind kind)
 {
     tfb_job j;
     tfb_db *db = thread_db();
-    int rc = tfb_job_init(&j, kind, tfb_queries_param(req->path.ptr, req->path.len), thread_rng());
+    int rc = tfb_job_init(&j, kind, job_param(req, kind), thread_rng());
     if (rc == TFB_DB_OK && !db)
         rc = TFB_DB_NOMEM;
     if (rc == TFB_DB_NOMEM)
         snprintf(j.err, sizeof j.err, "out of memory");
     if (rc == TFB_DB_OK)
         rc = run_job(db, &j);
-    if (rc) {
-        respond_db_error(s, rc, j.err);
-    } else {
-        tfb_buf b;
-        tfb_buf_init(&b, kind == TFB_JOB_FORTUNES ? 2048 : 32 * (size_t)j.n + 2);
-        tfb_job_render(&j, &b);
-        respond_buf(s, tfb_job_content_type(&j), &b);
-    }
+    answer_job(s, &j, rc);
     tfb_job_free(&j);
 }
 
@@ -236,6 +272,41 @@ static void do_updates(spindle_stream *s, const spindle_request *req, void *app)
     serve_job(s, req, TFB_JOB_UPDATES);
 }
 
+static void do_sleep(spindle_stream *s, const spindle_request *req, void *app)
+{
+    (void)app;
+    serve_job(s, req, TFB_JOB_SLEEP);
+}
+
+/* --- Database endpoints, asynchronous (on the shard) ---------------------- */
+
+static void *on_shard_start(spindle_shard *sh, void *app)
+{
+    (void)app;
+    tfb_pool *p = tfb_pool_new(sh, conninfo, &pool_limits, pool_done, NULL);
+    if (!p)
+        fprintf(stderr, "spindle-tfb: shard %u: no database pool (out of memory)\n",
+                spindle_shard_index(sh));
+    return p;
+}
+
+static void on_shard_stop(spindle_shard *sh, void *shard_ctx, void *app)
+{
+    (void)sh;
+    (void)app;
+    tfb_pool_free(shard_ctx);
+}
+
+static void submit(spindle_stream *s, const spindle_request *req, tfb_job_kind kind)
+{
+    tfb_pool *p = spindle_shard_ctx(spindle_current_shard());
+    int rc = p ? tfb_pool_submit(p, s, kind, job_param(req, kind), thread_rng()) : TFB_DB_NOMEM;
+    if (rc == TFB_POOL_FULL)
+        respond_text(s, 503, "database busy\n");
+    else if (rc)
+        respond_db_error(s, rc, rc == TFB_DB_DOWN ? "database down" : "out of memory");
+}
+
 /* --- Routing (on the shard) ------------------------------------------------------ */
 
 static bool path_is(const spindle_request *r, const char *p)
@@ -246,9 +317,19 @@ static bool path_is(const spindle_request *r, const char *p)
     return len == n && memcmp(r->path.ptr, p, n) == 0;
 }
 
-static void offload(spindle_stream *s, spindle_request_fn fn)
+/* A database endpoint: the pool (async), or an offload thread (--blocking). */
+static void db_endpoint(spindle_stream *s, const spindle_request *r, tfb_job_kind kind)
 {
-    if (spindle_offload(s, fn) != 0)
+    static const spindle_request_fn fns[] = {
+        [TFB_JOB_DB] = do_db,
+        [TFB_JOB_QUERIES] = do_queries,
+        [TFB_JOB_FORTUNES] = do_fortunes,
+        [TFB_JOB_UPDATES] = do_updates,
+        [TFB_JOB_SLEEP] = do_sleep,
+    };
+    if (!blocking)
+        submit(s, r, kind);
+    else if (spindle_offload(s, fns[kind]) != 0)
         respond_text(s, 503, "no offload thread\n");
 }
 
@@ -268,13 +349,15 @@ static void on_request(spindle_stream *s, const spindle_request *r, void *app)
         head(s, 200, json_type, b.len);
         spindle_send_copy(s, b.p, b.len, true);
     } else if (path_is(r, "/db")) {
-        offload(s, do_db);
+        db_endpoint(s, r, TFB_JOB_DB);
     } else if (path_is(r, "/queries")) {
-        offload(s, do_queries);
+        db_endpoint(s, r, TFB_JOB_QUERIES);
     } else if (path_is(r, "/fortunes")) {
-        offload(s, do_fortunes);
+        db_endpoint(s, r, TFB_JOB_FORTUNES);
     } else if (path_is(r, "/updates")) {
-        offload(s, do_updates);
+        db_endpoint(s, r, TFB_JOB_UPDATES);
+    } else if (test_endpoints && path_is(r, "/sleep")) {
+        db_endpoint(s, r, TFB_JOB_SLEEP);
     } else {
         respond_text(s, 404, "not found\n");
     }
@@ -308,13 +391,19 @@ static void on_listen_tls(uint32_t shard, const char *address, uint16_t port, vo
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: spindle-tfb --db CONNINFO [--blocking] [--address A] [--port P]\n"
-               "                   [--shards N] [--log-level 0..3]\n"
+    fprintf(f, "usage: spindle-tfb --db CONNINFO [--blocking] [--pool N] [--depth N] [--queue N]\n"
+               "                   [--address A] [--port P] [--shards N] [--log-level 0..3]\n"
                "                   [--tls-port P --cert FILE --key FILE] [--set name=value]...\n"
                "  --db CONNINFO     libpq connection string, e.g. \"host=/tmp/pg port=5432\n"
                "                    dbname=hello_world user=benchmarkdbuser\" (scripts/pg.sh)\n"
                "  --blocking        synchronous libpq on the offload threads, one connection\n"
-               "                    per thread (--set offload-threads=N); the only mode so far\n"
+               "                    per thread (--set offload-threads=N), for comparison;\n"
+               "                    default: asynchronous libpq on the shards\n"
+               "  --pool N          async: PostgreSQL connections per shard (default 4)\n"
+               "  --depth N         async: jobs pipelined per connection (default 64)\n"
+               "  --queue N         async: jobs waiting for a connection per shard, beyond\n"
+               "                    which the answer is 503 (default 1024)\n"
+               "  --test-endpoints  also serve /sleep?ms=N (pg_sleep), for the tests\n"
                "  --address A       listen address (default 127.0.0.1)\n"
                "  --port P          TCP port, 0 = any free port (default 8080)\n"
                "  --shards N        worker threads, one per core (default: online CPUs)\n"
@@ -335,11 +424,13 @@ static int parse_args(int argc, char **argv, spindle_config *cfg)
             usage(stdout);
             return -1;
         }
-        if (strcmp(a, "--blocking") == 0)
+        if (strcmp(a, "--blocking") == 0 || strcmp(a, "--test-endpoints") == 0) {
+            *(a[2] == 'b' ? &blocking : &test_endpoints) = true;
             continue;
-        static const char *const valued[] = {"--address",   "--port", "--shards",
-                                             "--log-level", "--set",  "--tls-port",
-                                             "--cert",      "--key",  "--db"};
+        }
+        static const char *const valued[] = {"--address", "--port",     "--shards", "--log-level",
+                                             "--set",     "--tls-port", "--cert",   "--key",
+                                             "--db",      "--pool",     "--depth",  "--queue"};
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             known = known || strcmp(a, valued[k]) == 0;
@@ -351,6 +442,20 @@ static int parse_args(int argc, char **argv, spindle_config *cfg)
         const char *v = argv[++i];
         if (strcmp(a, "--db") == 0) {
             conninfo = v;
+            continue;
+        }
+        if (strcmp(a, "--pool") == 0 || strcmp(a, "--depth") == 0 || strcmp(a, "--queue") == 0) {
+            char *end;
+            unsigned long x = strtoul(v, &end, 10);
+            bool queue = a[2] == 'q';
+            if (*v < '0' || *v > '9' || *end || x > 65536 || (x == 0 && !queue)) {
+                fprintf(stderr, "spindle-tfb: %s wants %s..65536, not '%s'\n", a, queue ? "0" : "1",
+                        v);
+                return 2;
+            }
+            *(a[2] == 'p' ? &pool_limits.conns
+              : queue     ? &pool_limits.queue
+                          : &pool_limits.depth) = (uint32_t)x;
             continue;
         }
         char name[64];
@@ -377,11 +482,16 @@ static int parse_args(int argc, char **argv, spindle_config *cfg)
 int main(int argc, char **argv)
 {
     spindle_config cfg = spindle_config_default();
+    pool_limits = tfb_pool_defaults();
     int prc = parse_args(argc, argv, &cfg);
     if (prc)
         return prc < 0 ? 0 : prc;
     spindle_handler h = {.on_request = on_request};
     spindle_hooks hooks = {.on_listen = on_listen, .on_listen_tls = on_listen_tls};
+    if (!blocking) {
+        hooks.on_shard_start = on_shard_start;
+        hooks.on_shard_stop = on_shard_stop;
+    }
     int rc = spindle_run(&cfg, &h, &hooks, NULL);
     if (rc != 0) {
         fprintf(stderr, "spindle-tfb: %s\n", spindle_strerror(rc));

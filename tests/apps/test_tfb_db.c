@@ -179,3 +179,31 @@ Test(tfb_db, unreachable_server_is_down)
     tfb_db_free(db);
     tfb_db_free(NULL);
 }
+
+Test(tfb_db, query_sleep_and_its_check)
+{
+    tfb_query q;
+    tfb_query_sleep(&q, 250);
+    cr_assert_eq(q.stmt, TFB_STMT_SLEEP);
+    cr_assert_eq(q.nparams, 1);
+    cr_assert_str_eq(q.values[0], "250");
+    tfb_query_free(&q);
+    char err[128];
+    PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    PGresAttDesc d[1] = {{"pg_sleep", 0, 0, 0, 2278, 4, -1}};
+    cr_assert(PQsetResultAttrs(r, 1, d));
+    cr_assert(PQsetvalue(r, 0, 0, "", 0));
+    cr_assert_eq(tfb_check_sleep(r, err, sizeof err), TFB_DB_OK);
+    PQclear(r);
+    r = result(PGRES_COMMAND_OK, 0, 0, NULL);
+    cr_assert_eq(tfb_check_sleep(r, err, sizeof err), TFB_DB_ERROR);
+    PQclear(r);
+}
+
+Test(tfb_db, retryable_only_deadlock_and_serialization)
+{
+    PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_FATAL_ERROR);
+    cr_assert_not(tfb_db_retryable(r)); /* no SQLSTATE */
+    cr_assert_not(tfb_db_retryable(NULL));
+    PQclear(r);
+}

@@ -165,3 +165,35 @@ Test(tfb_job, fortunes_with_the_extra_row_sorted)
     tfb_buf_free(&b);
     tfb_job_free(&j); /* frees r: ASan/valgrind see no leak */
 }
+
+Test(tfb_job, sleep_clamped_one_query_rendered)
+{
+    uint64_t rng = 1;
+    tfb_job j;
+    cr_assert_eq(tfb_job_init(&j, TFB_JOB_SLEEP, 99999, &rng), TFB_DB_OK);
+    cr_assert_eq(j.n, TFB_MAX_SLEEP_MS);
+    tfb_job_free(&j);
+    cr_assert_eq(tfb_job_init(&j, TFB_JOB_SLEEP, 30, &rng), TFB_DB_OK);
+    cr_assert_eq(j.nqueries, 1);
+    tfb_query q;
+    cr_assert_eq(tfb_job_query(&j, 0, &q), TFB_DB_OK);
+    cr_assert_eq(q.stmt, TFB_STMT_SLEEP);
+    cr_assert_str_eq(q.values[0], "30");
+    tfb_query_free(&q);
+    PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    PGresAttDesc d[1] = {{"pg_sleep", 0, 0, 0, 2278, 4, -1}};
+    cr_assert(PQsetResultAttrs(r, 1, d));
+    cr_assert(PQsetvalue(r, 0, 0, "", 0));
+    cr_assert_eq(tfb_job_consume(&j, 0, r), TFB_DB_OK);
+    tfb_buf b;
+    tfb_buf_init(&b, 8);
+    tfb_job_render(&j, &b);
+    cr_assert_eq(b.len, strlen("{\"slept\":30}"));
+    cr_assert_eq(memcmp(b.p, "{\"slept\":30}", b.len), 0);
+    tfb_buf_free(&b);
+    tfb_job_free(&j);
+    cr_assert_eq(tfb_job_init(&j, TFB_JOB_SLEEP, 30, &rng), TFB_DB_OK);
+    cr_assert_eq(tfb_job_consume(&j, 0, PQmakeEmptyPGresult(NULL, PGRES_PIPELINE_ABORTED)),
+                 TFB_DB_ERROR);
+    tfb_job_free(&j);
+}
