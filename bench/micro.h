@@ -12,6 +12,8 @@ void micro_timer(bench *b); /* timer/: add+cancel, re-arm, advance */
 void micro_conn(bench *b);  /* conn/: send-path gathering, full request cycle */
 void micro_hop(bench *b);   /* hop/: the request cycle with and without an SPSC hop */
 void micro_ring(bench *b);  /* ring/: NOP and loopback round trips via io_uring */
+void micro_h1(bench *b);    /* h1/: HTTP/1.1 head parse, request cycle, pipelined
+                            * cycle */
 void micro_tls(bench *b);   /* tls/: AES-GCM and ChaCha20-Poly1305 of the linked wolfSSL */
 
 #endif

@@ -16,6 +16,7 @@ int main(int argc, char **argv)
     micro_timer(b);
     micro_conn(b);
     micro_hop(b);
+    micro_h1(b);
     micro_ring(b);
     micro_tls(b);
     return bench_finish(b);

@@ -3,7 +3,7 @@
 #
 #   bash scripts/fuzz.sh [target] [seconds]
 #
-#   target   hpack | frame | conn | fuzz_<name> | all   (default: all)
+#   target   hpack | frame | conn | h1 | fuzz_<name> | all   (default: all)
 #   seconds  per target (default: 60)
 #
 # Configures a clang build in build-fuzz/ (-DSPINDLE_FUZZ=ON: ASan + UBSan +
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-all_targets=(hpack frame conn)
+all_targets=(hpack frame conn h1)
 
 usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
