@@ -97,7 +97,7 @@ void stream_settle(spindle_stream *st)
     st->flags |= ST_CLOSED;
     if (timer_node_pending(&st->timer))
         timer_wheel_cancel(&c->sh->timers, &st->timer);
-    h2_conn_stream_set_user(c->h2, st->sid, NULL);
+    CP(c)->set_user(c, st->sid, NULL);
     st->ops->on_close(st);
 }
 
@@ -109,7 +109,7 @@ static void inline_close(spindle_stream *st)
         h->on_close(st, app_of(c));
     /* Body bytes delivered but never consumed give their window back when
      * the engine forgets the stream. */
-    h2_conn_stream_detach(c->h2, st->sid);
+    CP(c)->detach(c, st->sid);
     shard_mark_dirty(c);
     unlink_stream(st);
     st->next_settle = c->sh->dead_streams;
@@ -120,7 +120,7 @@ void stream_consumed(spindle_stream *st, uint64_t n)
 {
     if (st->flags & ST_CLOSED)
         return;
-    h2_conn_consume(st->c->h2, st->sid, n);
+    CP(st->c)->consume(st->c, st->sid, n);
     shard_mark_dirty(st->c);
 }
 
@@ -133,7 +133,7 @@ void stream_offload_freed(shard *sh, spindle_stream *st)
 {
     conn *c = st->c;
     if (c) {
-        h2_conn_stream_detach(c->h2, st->sid);
+        CP(c)->detach(c, st->sid);
         shard_mark_dirty(c);
         unlink_stream(st);
     }
@@ -203,8 +203,8 @@ static void on_request(conn *c, const h2_event *ev)
     shard *sh = c->sh;
     spindle_stream *st = stream_alloc(sh);
     if (!st) {
-        h2_conn_reset_stream(c->h2, ev->stream_id, H2_INTERNAL_ERROR);
-        h2_conn_stream_detach(c->h2, ev->stream_id);
+        CP(c)->reset(c, ev->stream_id, H2_INTERNAL_ERROR);
+        CP(c)->detach(c, ev->stream_id);
         return;
     }
     sh->requests++;
@@ -219,7 +219,7 @@ static void on_request(conn *c, const h2_event *ev)
     c->streams = st;
     if (ev->end_stream)
         st->flags |= ST_REQ_END;
-    h2_conn_stream_set_user(c->h2, st->sid, st);
+    CP(c)->set_user(c, st->sid, st);
 
     const h2_req_head *rq = &ev->u.request;
     spindle_request req = {
@@ -235,6 +235,7 @@ static void on_request(conn *c, const h2_event *ev)
         .expect_continue = rq->expect_continue,
         .urgency = rq->urgency,
         .incremental = rq->incremental,
+        .http_version = CP(c)->http_version,
     };
     st->ops->on_request(st, &req, NULL);
     queue_settle(st);
@@ -269,16 +270,16 @@ static void inline_body(spindle_stream *st, const uint8_t *p, size_t n, bool end
     /* Consumed unless the handler paused during the call: then the window
      * reopens at spindle_body_resume(). */
     if (!(st->flags & ST_PAUSED))
-        h2_conn_consume(c->h2, st->sid, n);
+        CP(c)->consume(c, st->sid, n);
 }
 
 static void on_data(conn *c, const h2_event *ev)
 {
-    spindle_stream *st = h2_conn_stream_user(c->h2, ev->stream_id);
+    spindle_stream *st = CP(c)->user(c, ev->stream_id);
     const uint8_t *p = ev->u.data.data;
     size_t n = ev->u.data.len;
     if (!st || (st->flags & (ST_RESET | ST_CLOSED))) {
-        h2_conn_consume(c->h2, ev->stream_id, n);
+        CP(c)->consume(c, ev->stream_id, n);
         return;
     }
     if (ev->end_stream)
@@ -292,7 +293,7 @@ static void on_data(conn *c, const h2_event *ev)
 
 static void on_trailers(conn *c, const h2_event *ev)
 {
-    spindle_stream *st = h2_conn_stream_user(c->h2, ev->stream_id);
+    spindle_stream *st = CP(c)->user(c, ev->stream_id);
     if (!st || (st->flags & (ST_RESET | ST_CLOSED)))
         return;
     st->flags |= ST_REQ_END;
@@ -321,7 +322,7 @@ static void inline_trailers(spindle_stream *st, const spindle_header *t, size_t 
 
 static void on_reset(conn *c, const h2_event *ev)
 {
-    spindle_stream *st = h2_conn_stream_user(c->h2, ev->stream_id);
+    spindle_stream *st = CP(c)->user(c, ev->stream_id);
     if (!st || (st->flags & (ST_RESET | ST_CLOSED)))
         return;
     st->flags |= ST_RESET;
@@ -415,7 +416,7 @@ int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, 
     hpack_field *f = to_fields(h, n, stack);
     if (!f)
         return SPINDLE_ENOMEM;
-    h2_rv rv = h2_conn_respond(s->c->h2, s->sid, status, f, n, end);
+    h2_rv rv = CP(s->c)->respond(s->c, s->sid, status, f, n, end);
     if (f != stack)
         free(f);
     if (rv == H2_OK) {
@@ -436,11 +437,11 @@ int stream_send(spindle_stream *s, const void *data, size_t len, bool end,
             release(release_ctx, data, len);
         return e;
     }
-    h2_rv rv = h2_conn_send_data(s->c->h2, s->sid, data, len, end, release, release_ctx);
+    h2_rv rv = CP(s->c)->send_data(s->c, s->sid, data, len, end, release, release_ctx);
     if (rv == H2_OK) {
         if (end)
             s->flags |= ST_RESP_END;
-        uint64_t queued = h2_conn_stream_buffered(s->c->h2, s->sid);
+        uint64_t queued = CP(s->c)->buffered(s->c, s->sid);
         atomic_store_explicit(&s->buffered, (size_t)queued, memory_order_relaxed);
         if (queued >= s->c->sh->srv->limits.max_stream_buffered)
             s->flags |= ST_WANT_WRITABLE;
@@ -507,7 +508,7 @@ int stream_trailers(spindle_stream *s, const spindle_header *h, size_t n)
     hpack_field *f = to_fields(h, n, stack);
     if (!f)
         return SPINDLE_ENOMEM;
-    h2_rv rv = h2_conn_send_trailers(s->c->h2, s->sid, f, n);
+    h2_rv rv = CP(s->c)->send_trailers(s->c, s->sid, f, n);
     if (f != stack)
         free(f);
     if (rv == H2_OK) {
@@ -523,7 +524,7 @@ int stream_reset_code(spindle_stream *s, uint32_t error_code)
     int e = check_stream(s);
     if (e)
         return e;
-    h2_rv rv = h2_conn_reset_stream(s->c->h2, s->sid, (h2_code)error_code);
+    h2_rv rv = CP(s->c)->reset(s->c, s->sid, (h2_code)error_code);
     s->flags |= ST_RESET;
     shard_mark_dirty(s->c);
     queue_settle(s);
@@ -534,7 +535,7 @@ static size_t inline_buffered(const spindle_stream *s)
 {
     if (s->flags & ST_CLOSED)
         return 0;
-    return (size_t)h2_conn_stream_buffered(s->c->h2, s->sid);
+    return (size_t)CP(s->c)->buffered(s->c, s->sid);
 }
 
 size_t spindle_stream_buffered(const spindle_stream *s)
@@ -578,7 +579,7 @@ static void inline_resume(spindle_stream *s)
         free(p);
     }
     if (!(s->flags & ST_PAUSED)) {
-        h2_conn_consume(c->h2, s->sid, UINT64_MAX); /* everything delivered so far */
+        CP(c)->consume(c, s->sid, UINT64_MAX); /* everything delivered so far */
         if (s->pend_trailers && !(s->flags & (ST_RESET | ST_CLOSED))) {
             spindle_header *t = s->pend_trailers;
             s->pend_trailers = NULL;

@@ -125,6 +125,22 @@ typedef struct spindle_limits {
     uint32_t send_timeout_ms;           /* 30000 */
 } spindle_limits;
 
+/* HTTP/1.1 limits (defaults in proto/h1_limits.h; each hit is counted in the
+ * shard statistics).  Set by name as "h1-" + the field name with dashes. */
+typedef struct spindle_h1_limits {
+    uint32_t max_request_line;  /* 8192 bytes (414 past it) */
+    uint32_t max_field_line;    /* 8192 bytes (431) */
+    uint32_t max_fields;        /* 100 (431) */
+    uint32_t max_head;          /* 64 KiB (431) */
+    uint32_t max_chunk_line;    /* 1024 bytes (400) */
+    uint64_t max_body;          /* 0 = unlimited (413) */
+    uint32_t max_pipelined;     /* 16 requests parsed ahead of their responses */
+    uint32_t max_requests;      /* 10000 per connection; 0 = unlimited */
+    uint32_t max_unsent_output; /* 512 KiB queued: reading pauses */
+    uint32_t header_timeout_ms; /* 10000: slowloris (408 and close) */
+    uint32_t idle_timeout_ms;   /* 60000: keep-alive idle */
+} spindle_h1_limits;
+
 typedef struct spindle_config {
     const char *address;       /* "127.0.0.1", "::", "0.0.0.0" (default "127.0.0.1") */
     uint16_t port;             /* 8080; 0 picks a free port (see on_listen) */
@@ -150,6 +166,9 @@ typedef struct spindle_config {
     uint32_t tls_handshake_timeout_ms; /* accept to handshake done (default 10000) */
     uint32_t tls_ticket_lifetime_s;    /* session ticket key lifetime; keys rotate after
                                           it and decrypt for twice as long (default 3600) */
+    /* HTTP/1.1 on the same listeners (the first bytes, or ALPN, choose). */
+    spindle_h1_limits h1;
+    bool h2c_upgrade; /* "Upgrade: h2c" switches to HTTP/2 (default true) */
 } spindle_config;
 
 /* Defaults for everything above. */
@@ -216,6 +235,7 @@ typedef struct spindle_request {
     bool expect_continue;   /* "expect: 100-continue" */
     uint8_t urgency;        /* RFC 9218, 0 (highest) .. 7; default 3 */
     bool incremental;
+    uint8_t http_version; /* the protocol that carried it: 2 (HTTP/2) or 1 (HTTP/1.x) */
 } spindle_request;
 
 typedef struct spindle_stream spindle_stream;
