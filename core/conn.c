@@ -310,8 +310,8 @@ static void fail(conn *c)
     if (c->proto == CONN_H2) {
         h2_fault f = h2_conn_fault(c->h2);
         if (f.scope != H2_SCOPE_NONE && f.code != H2_NO_ERROR)
-            log_msg(LOG_DEBUG, (int)c->sh->idx, "connection error %s: %s",
-                    h2_code_name(f.code), f.reason ? f.reason : "");
+            log_msg(LOG_DEBUG, (int)c->sh->idx, "connection error %s: %s", h2_code_name(f.code),
+                    f.reason ? f.reason : "");
     }
     conn_fail(c);
 }
@@ -845,13 +845,13 @@ static void h2w_free(conn *c)
 }
 
 static h2_rv h2w_respond(conn *c, uint32_t id, uint16_t status, const hpack_field *f, size_t n,
-                        bool end)
+                         bool end)
 {
     return h2_conn_respond(c->h2, id, status, f, n, end);
 }
 
 static h2_rv h2w_send(conn *c, uint32_t id, const uint8_t *d, uint64_t len, bool end,
-                     h2_release_fn release, void *ctx)
+                      h2_release_fn release, void *ctx)
 {
     return h2_conn_send_data(c->h2, id, d, len, end, release, ctx);
 }

@@ -53,7 +53,7 @@ typedef struct send_buf {
  * 160 bytes is a jemalloc size class. */
 struct conn {
     shard *sh;
-    union {                  /* by proto (conn_proto.h) */
+    union {                   /* by proto (conn_proto.h) */
         uint64_t accepted_ms; /* CONN_DETECT: when it was accepted */
         h2_conn *h2;          /* CONN_H2 */
         struct conn_h1 *h1;   /* CONN_H1 (conn_h1.h) */

@@ -123,8 +123,8 @@ void shard_log_stats(shard *sh)
         uint64_t n = h2 ? sh->h2.limit_hits[i] : sh->h1.limit_hits[i - H2_LIMIT_COUNT];
         if (n == 0 || o >= sizeof lim)
             continue;
-        const char *name = h2 ? h2_limit_name((h2_limit_id)i)
-                              : h1_limit_name((h1_limit_id)(i - H2_LIMIT_COUNT));
+        const char *name =
+            h2 ? h2_limit_name((h2_limit_id)i) : h1_limit_name((h1_limit_id)(i - H2_LIMIT_COUNT));
         int w = snprintf(lim + o, sizeof lim - o, "%s%s %llu", o ? ", " : "", name,
                          (unsigned long long)n);
         if (w > 0)
