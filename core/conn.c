@@ -307,7 +307,7 @@ static void fail(conn *c)
 {
     if (c->state != C_OPEN)
         return;
-    if (c->proto == CONN_H2) {
+    if (c->proto == CONN_H2 || c->proto == CONN_H2C) {
         h2_fault f = h2_conn_fault(c->h2);
         if (f.scope != H2_SCOPE_NONE && f.code != H2_NO_ERROR)
             log_msg(LOG_DEBUG, (int)c->sh->idx, "connection error %s: %s", h2_code_name(f.code),
@@ -914,8 +914,53 @@ static const conn_proto conn_proto_h2 = {
     .http_version = 2,
 };
 
+/* CONN_H2C: after an h2c Upgrade's 101 nothing more is written until the
+ * client's preface (24 bytes) has arrived: a client reading the 101 (curl)
+ * may not take HTTP/2 frames in the same read.  Then CONN_H2. */
+static size_t h2c_feed(conn *c, const uint8_t *p, size_t n)
+{
+    size_t used = h2_feed(c, p, n);
+    if (c->proto == CONN_H2C) {
+        size_t seen = c->matched + used;
+        c->matched = (uint8_t)(seen < sizeof h2_preface ? seen : sizeof h2_preface);
+        if (c->matched == sizeof h2_preface)
+            c->proto = CONN_H2;
+    }
+    return used;
+}
+
+static bool h2c_want_write(const conn *c)
+{
+    (void)c;
+    return false;
+}
+
+static const conn_proto conn_proto_h2c = {
+    .feed = h2c_feed,
+    .want_write = h2c_want_write,
+    .want_read = h2w_want_read,
+    .is_done = h2w_is_done,
+    .out_prepare = h2w_prepare,
+    .out_commit = h2w_commit,
+    .next_deadline = h2w_deadline,
+    .on_timer = h2_timer,
+    .shutdown = h2w_shutdown,
+    .free = h2w_free,
+    .respond = h2w_respond,
+    .send_data = h2w_send,
+    .send_trailers = h2w_trailers,
+    .reset = h2w_reset,
+    .buffered = h2w_buffered,
+    .consume = h2w_consume,
+    .user = h2w_user,
+    .set_user = h2w_set_user,
+    .detach = h2w_detach,
+    .http_version = 2,
+};
+
 const conn_proto *const conn_protos[CONN_PROTO_COUNT] = {
     [CONN_DETECT] = &conn_proto_detect,
     [CONN_H2] = &conn_proto_h2,
     [CONN_H1] = &conn_proto_h1,
+    [CONN_H2C] = &conn_proto_h2c,
 };

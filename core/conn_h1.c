@@ -3,6 +3,7 @@
 #include "conn_h1.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "conn.h"
 #include "log.h"
@@ -53,6 +54,139 @@ static void parsing_ended(conn *c)
                 h1_conn_error_status(e->codec), f.reason);
 }
 
+/* base64url (RFC 4648 §5; padding tolerated) into out; -1 if invalid. */
+static int64_t b64url_decode(const uint8_t *in, size_t n, uint8_t *out)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = in[i];
+        uint32_t v;
+        if (ch >= 'A' && ch <= 'Z')
+            v = (uint32_t)(ch - 'A');
+        else if (ch >= 'a' && ch <= 'z')
+            v = (uint32_t)(ch - 'a') + 26;
+        else if (ch >= '0' && ch <= '9')
+            v = (uint32_t)(ch - '0') + 52;
+        else if (ch == '-' || ch == '+')
+            v = 62;
+        else if (ch == '_' || ch == '/')
+            v = 63;
+        else if (ch == '=')
+            break;
+        else
+            return -1;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return (int64_t)o;
+}
+
+static size_t str_room(h2_str s)
+{
+    return s.len;
+}
+
+static h2_str str_put(h2_str s, uint8_t **w)
+{
+    h2_str r = {*w, s.len};
+    if (s.len)
+        memcpy(*w, s.p, s.len);
+    *w += s.len;
+    return r;
+}
+
+/* A request head and what it points to, in one block (free() it). */
+static h2_req_head *head_copy(const h2_req_head *h)
+{
+    size_t bytes = sizeof *h + h->nfields * sizeof(hpack_field) + str_room(h->method) +
+                   str_room(h->scheme) + str_room(h->authority) + str_room(h->path) +
+                   str_room(h->protocol);
+    for (uint32_t i = 0; i < h->nfields; i++)
+        bytes += h->fields[i].name_len + h->fields[i].value_len;
+    h2_req_head *r = malloc(bytes);
+    if (!r)
+        return NULL;
+    *r = *h;
+    hpack_field *f = (hpack_field *)(void *)(r + 1);
+    uint8_t *w = (uint8_t *)(f + h->nfields);
+    r->method = str_put(h->method, &w);
+    r->scheme = str_put(h->scheme, &w);
+    r->authority = str_put(h->authority, &w);
+    r->path = str_put(h->path, &w);
+    r->protocol = str_put(h->protocol, &w);
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        f[i] = h->fields[i];
+        f[i].name = str_put((h2_str){h->fields[i].name, h->fields[i].name_len}, &w).p;
+        f[i].value = str_put((h2_str){h->fields[i].value, h->fields[i].value_len}, &w).p;
+    }
+    r->fields = f;
+    return r;
+}
+
+/* An h2c Upgrade request: accept it (101 queued, the request kept for
+ * HTTP/2) when enabled and its HTTP2-Settings decode; else false and it
+ * goes to the handler as HTTP/1.1 (the upgrade is declined). */
+static bool h2c_accept(conn *c, const h1_event *ev)
+{
+    struct conn_h1 *e = H(c);
+    const h1_request *rq = &ev->u.request;
+    if (!c->sh->srv->cfg.h2c_upgrade || c->sh->draining || rq->http2_settings.len > 4096)
+        return false;
+    uint8_t *set = malloc(rq->http2_settings.len + 3);
+    h2_req_head *head = set ? head_copy(&rq->head) : NULL;
+    int64_t n = set ? b64url_decode(rq->http2_settings.p, rq->http2_settings.len, set) : -1;
+    if (!head || n < 0 || n % 6 || h1_conn_upgrade(e->codec, ev->id, NULL, 0) != H2_OK) {
+        free(set);
+        free(head);
+        return false;
+    }
+    e->up_head = head;
+    e->up_settings = set;
+    e->up_settings_len = (uint32_t)n;
+    return true;
+}
+
+/* The 101 is out: become an HTTP/2 connection with the request as stream
+ * 1, hand it to the handler there. */
+static void h2c_switch(conn *c)
+{
+    struct conn_h1 *e = H(c);
+    shard *sh = c->sh;
+    h2_conn *h2 = h2_conn_new(&sh->h2, sh->now);
+    h2_rv rv =
+        h2 ? h2_conn_open_upgraded(h2, e->up_settings, e->up_settings_len, e->up_head) : H2_E_NOMEM;
+    if (rv != H2_OK) {
+        /* The 101 went out: nothing sane is left to say in either protocol. */
+        log_msg(LOG_DEBUG, (int)sh->idx, "connection %u: h2c upgrade failed: %s", c->slot,
+                h2_rv_name(rv));
+        if (h2)
+            h2_conn_free(h2);
+        conn_close(c);
+        return;
+    }
+    h2_req_head *head = e->up_head;
+    free(e->up_settings);
+    h1_conn_free(e->codec);
+    free(e);
+    c->h2 = h2;
+    c->proto = CONN_H2C; /* CONN_H2 once the client preface is in (conn.c) */
+    c->matched = 0;
+    if (sh->draining)
+        h2_conn_shutdown(h2);
+    h2_event ev = {.type = H2_EV_REQUEST, .stream_id = 1, .end_stream = true};
+    ev.u.request = *head;
+    stream_dispatch(c, &ev);
+    free(head);
+    shard_mark_dirty(c);
+    conn_timer_update(c);
+}
+
 /* A codec event as the HTTP/2 event stream.c handles. */
 static void dispatch(conn *c, const h1_event *ev)
 {
@@ -60,6 +194,8 @@ static void dispatch(conn *c, const h1_event *ev)
     h2_event h = {.stream_id = ev->id, .end_stream = ev->end_stream};
     switch (ev->type) {
     case H1_EV_REQUEST:
+        if (ev->u.request.upgrade == H1_UPGRADE_H2C && h2c_accept(c, ev))
+            return;
         h.type = H2_EV_REQUEST;
         h.u.request = ev->u.request.head;
         e->body_id = ev->id;
@@ -158,7 +294,10 @@ static size_t h1_prepare(conn *c, struct iovec *iov, size_t iovcnt, size_t max_b
 
 static void h1_commit(conn *c, size_t n)
 {
-    h1_conn_out_commit(H(c)->codec, n, c->sh->now);
+    struct conn_h1 *e = H(c);
+    h1_conn_out_commit(e->codec, n, c->sh->now);
+    if (e->up_head && h1_conn_is_upgraded(e->codec))
+        h2c_switch(c);
 }
 
 static uint64_t h1_deadline(const conn *c)
@@ -194,6 +333,8 @@ static void h1_free(conn *c)
 {
     struct conn_h1 *e = H(c);
     h1_conn_free(e->codec);
+    free(e->up_head);
+    free(e->up_settings);
     free(e);
 }
 

@@ -11,8 +11,14 @@
  * once limits.initial_window_size bytes are delivered and not consumed.
  * A protocol error (the codec queued 400..505) or a timeout: input is read
  * and discarded, requests already delivered are still answered, and the
- * connection closes once its output is flushed (at most CONN_LINGER_MS
- * after the codec is done, or when the peer stops reading).  Shard thread.
+ * connection closes once its output is flushed (bounded by send-timeout).
+ *
+ * h2c Upgrade (cfg.h2c_upgrade): a request with "Upgrade: h2c" and a valid
+ * HTTP2-Settings is not handed to the handler as HTTP/1.1: the codec sends
+ * 101, and once that is committed the connection switches to CONN_H2 with
+ * the request as stream 1 (h2_conn_open_upgraded), the handler sees it
+ * there, and the input held behind it (the client preface) goes to the
+ * HTTP/2 engine.  Shard thread.
  */
 #ifndef SPINDLE_CORE_CONN_H1_H
 #define SPINDLE_CORE_CONN_H1_H
@@ -30,6 +36,11 @@ struct conn_h1 {
     uint64_t linger_deadline; /* parsing ended: close by then (0: not yet) */
     uint32_t body_id;         /* the request whose body is arriving */
     bool failed;              /* parsing ended (error, timeout): input is discarded */
+    /* h2c Upgrade accepted: the 101 is on its way; once it is committed the
+     * connection becomes HTTP/2 with this request as stream 1. */
+    struct h2_req_head *up_head; /* a copy (one block) */
+    uint8_t *up_settings;        /* the decoded HTTP2-Settings payload */
+    uint32_t up_settings_len;
 };
 
 /* Make c an HTTP/1.1 connection accepted at accepted_ms (the header-read

@@ -23,7 +23,13 @@
 
 typedef struct conn conn;
 
-enum conn_proto_id { CONN_DETECT = 0, CONN_H2 = 1, CONN_H1 = 2, CONN_PROTO_COUNT };
+enum conn_proto_id {
+    CONN_DETECT = 0,
+    CONN_H2 = 1,
+    CONN_H1 = 2,
+    CONN_H2C = 3, /* upgraded to HTTP/2: silent until the client preface arrived */
+    CONN_PROTO_COUNT
+};
 
 typedef struct conn_proto {
     /* Feed input; returns the bytes consumed (fewer: paused or failed, see

@@ -186,6 +186,22 @@ class Http1Test(unittest.TestCase):
         self.assertIn("HTTP/1.1 100 Continue", err)
         self.assertTrue(out.startswith("abc\n200 1.1"), out)
 
+    def test_curl_h2c_upgrade(self):
+        """curl --http2: Upgrade: h2c -> 101, the request is stream 1, the
+        next URL goes over the same HTTP/2 connection."""
+        out_path = os.path.join(self.tmp.name, "up")
+        rc, out, err = run(["curl", "--http2", "-sS", "-v", "-o", out_path, self.base + "/"], 60)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("HTTP/1.1 101 Switching Protocols", err)
+        self.assertIn("HTTP/2 200", err)
+        rc, out, err = run(["curl", "--http2", "-sS", "-w", W, "-o", out_path,
+                            self.base + "/1m", "-o", out_path + "2", self.base + "/"], 60)
+        self.assertEqual(rc, 0, err)
+        lines = out.split("\n")
+        self.assertEqual(lines[0].split()[:3], ["200", "2", str(ONE_MIB)], out)
+        self.assertEqual(lines[1].split(), ["200", "2", str(len(HELLO)), "0"], out)
+        self.assertEqual(sha256_file(out_path), ONE_MIB_SHA256)
+
     def test_curl_reset_closes(self):
         """spindle_reset() on an HTTP/1.1 request closes the connection
         (nothing was sent: curl reports an empty reply)."""
@@ -403,6 +419,14 @@ class Http1LimitsTest(unittest.TestCase):
             self.assertIsNotNone(line)
             self.assertIn("h1-request-line 1", line)
             self.assertIn("h1-header-timeout 1", line)
+
+    def test_h2c_upgrade_off(self):
+        with Server(shards=1, sets={"h2c-upgrade": 0}) as srv:
+            rc, out, err = run(["curl", "--http2", "-sS", "-v", "-w", " %{http_version}",
+                                "http://%s:%d/" % (HOST, srv.port)], 30)
+            self.assertEqual(rc, 0, err)
+            self.assertNotIn(" 101 ", err)
+            self.assertEqual(out, HELLO.decode() + " 1.1")
 
     def test_limits_by_name(self):
         with Server(shards=1, sets={"h1-max-request-line": 100, "h1-max-body": 10}) as srv:
