@@ -959,8 +959,6 @@ static const conn_proto conn_proto_h2c = {
 };
 
 const conn_proto *const conn_protos[CONN_PROTO_COUNT] = {
-    [CONN_DETECT] = &conn_proto_detect,
-    [CONN_H2] = &conn_proto_h2,
-    [CONN_H1] = &conn_proto_h1,
-    [CONN_H2C] = &conn_proto_h2c,
+    [CONN_DETECT] = &conn_proto_detect, [CONN_H2] = &conn_proto_h2, [CONN_H1] = &conn_proto_h1,
+    [CONN_H2C] = &conn_proto_h2c,       [CONN_WS] = &conn_proto_ws,
 };

@@ -57,6 +57,7 @@ struct conn {
         uint64_t accepted_ms; /* CONN_DETECT: when it was accepted */
         h2_conn *h2;          /* CONN_H2 */
         struct conn_h1 *h1;   /* CONN_H1 (conn_h1.h) */
+        struct conn_ws *ws;   /* CONN_WS (conn_ws.h) */
     };
     send_buf *sb;     /* borrowed from the shard while sending */
     uint8_t *held;    /* input not yet fed (paused); heap */

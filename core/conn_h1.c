@@ -6,11 +6,13 @@
 #include <string.h>
 
 #include "conn.h"
+#include "conn_ws.h"
 #include "log.h"
 #include "offload.h"
 #include "server.h"
 #include "shard.h"
 #include "stream.h"
+#include "tls.h"
 
 static struct conn_h1 *H(const conn *c)
 {
@@ -187,6 +189,33 @@ static void h2c_switch(conn *c)
     conn_timer_update(c);
 }
 
+/* RFC 6455 §4.2.2: base64(SHA-1(key + GUID)) into out[29]. */
+static bool ws_accept_of(h2_str key, char out[29])
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint8_t buf[128], d[21];
+    if (key.len > sizeof buf - (sizeof guid - 1))
+        return false;
+    memcpy(buf, key.p, key.len);
+    memcpy(buf + key.len, guid, sizeof guid - 1);
+    if (tls_sha1(buf, key.len + sizeof guid - 1, d) != 0)
+        return false;
+    d[20] = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < 21; i += 3) {
+        uint32_t v = ((uint32_t)d[i] << 16) | ((uint32_t)(i + 1 < 21 ? d[i + 1] : 0) << 8) |
+                     (i + 2 < 21 ? d[i + 2] : 0);
+        out[o++] = b64[(v >> 18) & 63];
+        out[o++] = b64[(v >> 12) & 63];
+        out[o++] = i + 1 < 20 ? b64[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < 20 ? b64[v & 63] : '=';
+    }
+    out[27] = '=';
+    out[28] = '\0';
+    return true;
+}
+
 /* A codec event as the HTTP/2 event stream.c handles. */
 static void dispatch(conn *c, const h1_event *ev)
 {
@@ -198,6 +227,13 @@ static void dispatch(conn *c, const h1_event *ev)
             return;
         h.type = H2_EV_REQUEST;
         h.u.request = ev->u.request.head;
+        if (ev->u.request.upgrade == H1_UPGRADE_WEBSOCKET && !e->ws &&
+            ws_accept_of(ev->u.request.ws_key, e->ws_accept)) {
+            /* As RFC 8441 has it: CONNECT, :protocol websocket, a body to come. */
+            h.u.request.method = (h2_str){(const uint8_t *)"CONNECT", 7};
+            h.end_stream = false;
+            e->ws_id = ev->id;
+        }
         e->body_id = ev->id;
         e->unconsumed = 0;
         break;
@@ -240,8 +276,11 @@ static size_t h1_feed(conn *c, const uint8_t *p, size_t n)
             }
             break;
         }
-        if (e->unconsumed >= body_window(c)) {
-            c->paused = true; /* a paused handler holds this much body */
+        if (e->unconsumed >= body_window(c) || e->ws || e->up_head) {
+            /* A paused handler holds this much body; or an upgrade was
+             * accepted: what follows is the next protocol's, held until
+             * the 101 is out. */
+            c->paused = true;
             break;
         }
         h1_event ev;
@@ -296,8 +335,14 @@ static void h1_commit(conn *c, size_t n)
 {
     struct conn_h1 *e = H(c);
     h1_conn_out_commit(e->codec, n, c->sh->now);
-    if (e->up_head && h1_conn_is_upgraded(e->codec))
+    if (e->up_head && h1_conn_is_upgraded(e->codec)) {
         h2c_switch(c);
+    } else if (e->ws && h1_conn_is_upgraded(e->codec)) {
+        conn_ws *w = e->ws; /* the 101 is out: the connection is the WebSocket's */
+        h1_conn_free(e->codec);
+        free(e);
+        conn_ws_switch(c, w);
+    }
 }
 
 static uint64_t h1_deadline(const conn *c)
@@ -335,24 +380,78 @@ static void h1_free(conn *c)
     h1_conn_free(e->codec);
     free(e->up_head);
     free(e->up_settings);
+    conn_ws_free(e->ws);
     free(e);
+}
+
+static void *h1_user(const conn *c, uint32_t id);
+
+/* The handler answers a WebSocket handshake: 2xx accepts (101 with
+ * Sec-WebSocket-Accept and its fields), anything final else declines (and
+ * the request ends: no body will come). */
+static h2_rv ws_answer(conn *c, uint32_t id, uint16_t status, const hpack_field *f, size_t n,
+                       bool end)
+{
+    struct conn_h1 *e = H(c);
+    if (status < 200)
+        return h1_conn_respond(e->codec, id, status, f, n, end);
+    if (status >= 300) {
+        h2_rv rv = h1_conn_respond(e->codec, id, status, f, n, end);
+        if (rv == H2_OK) {
+            e->ws_id = 0;
+            spindle_stream *st = h1_user(c, id);
+            if (st)
+                st->flags |= ST_REQ_END; /* declined: no WebSocket body follows */
+        }
+        return rv;
+    }
+    if (n > 63)
+        return H2_E_INVAL;
+    hpack_field fs[64];
+    for (size_t i = 0; i < n; i++)
+        fs[i] = f[i];
+    fs[n] = (hpack_field){.name = (const uint8_t *)"sec-websocket-accept",
+                          .name_len = 20,
+                          .value = (const uint8_t *)e->ws_accept,
+                          .value_len = 28};
+    conn_ws *w = conn_ws_new(id);
+    if (!w)
+        return H2_E_NOMEM;
+    h2_rv rv = h1_conn_upgrade(e->codec, id, fs, n + 1);
+    if (rv != H2_OK) {
+        conn_ws_free(w);
+        return rv;
+    }
+    w->ended = end;
+    e->ws = w;
+    e->ws_id = 0;
+    return H2_OK;
 }
 
 static h2_rv h1_respond(conn *c, uint32_t id, uint16_t status, const hpack_field *f, size_t n,
                         bool end)
 {
-    return h1_conn_respond(H(c)->codec, id, status, f, n, end);
+    struct conn_h1 *e = H(c);
+    if (id == e->ws_id)
+        return ws_answer(c, id, status, f, n, end);
+    return h1_conn_respond(e->codec, id, status, f, n, end);
 }
 
 static h2_rv h1_send(conn *c, uint32_t id, const uint8_t *d, uint64_t len, bool end,
                      h2_release_fn release, void *ctx)
 {
-    return h1_conn_send_data(H(c)->codec, id, d, len, end, release, ctx);
+    struct conn_h1 *e = H(c);
+    if (e->ws && id == e->ws->id)
+        return conn_ws_send(e->ws, d, len, end, release, ctx);
+    return h1_conn_send_data(e->codec, id, d, len, end, release, ctx);
 }
 
 static h2_rv h1_trailers(conn *c, uint32_t id, const hpack_field *f, size_t n)
 {
-    return h1_conn_send_trailers(H(c)->codec, id, f, n);
+    struct conn_h1 *e = H(c);
+    if (e->ws && id == e->ws->id)
+        return conn_ws_send(e->ws, NULL, 0, true, NULL, NULL);
+    return h1_conn_send_trailers(e->codec, id, f, n);
 }
 
 /* Any reset closes an HTTP/1.1 connection once what was queued is out. */
@@ -364,7 +463,10 @@ static h2_rv h1_reset(conn *c, uint32_t id, h2_code code)
 
 static uint64_t h1_buffered(const conn *c, uint32_t id)
 {
-    return h1_conn_buffered(H(c)->codec, id);
+    const struct conn_h1 *e = H(c);
+    if (e->ws && id == e->ws->id)
+        return e->ws->queued;
+    return h1_conn_buffered(e->codec, id);
 }
 
 /* Reading went below the body window: resume input, from the shard's loop

@@ -18,7 +18,13 @@
  * 101, and once that is committed the connection switches to CONN_H2 with
  * the request as stream 1 (h2_conn_open_upgraded), the handler sees it
  * there, and the input held behind it (the client preface) goes to the
- * HTTP/2 engine.  Shard thread.
+ * HTTP/2 engine.
+ *
+ * WebSocket (RFC 6455): the handshake reaches the handler as the RFC 8441
+ * request HTTP/2 gives it (method CONNECT, protocol "websocket", a body to
+ * come); a 2xx answer becomes 101 with Sec-WebSocket-Accept and, once that
+ * is committed, the connection is CONN_WS (conn_ws.h); any other answer is
+ * sent as is and the request ends there.  Shard thread.
  */
 #ifndef SPINDLE_CORE_CONN_H1_H
 #define SPINDLE_CORE_CONN_H1_H
@@ -41,6 +47,10 @@ struct conn_h1 {
     struct h2_req_head *up_head; /* a copy (one block) */
     uint8_t *up_settings;        /* the decoded HTTP2-Settings payload */
     uint32_t up_settings_len;
+    /* WebSocket handshake (RFC 6455) handed to the handler as RFC 8441. */
+    uint32_t ws_id;     /* the request, until answered */
+    char ws_accept[29]; /* its Sec-WebSocket-Accept, NUL-terminated */
+    struct conn_ws *ws; /* the handler accepted (2xx): 101 on its way */
 };
 
 /* Make c an HTTP/1.1 connection accepted at accepted_ms (the header-read

@@ -28,6 +28,7 @@ enum conn_proto_id {
     CONN_H2 = 1,
     CONN_H1 = 2,
     CONN_H2C = 3, /* upgraded to HTTP/2: silent until the client preface arrived */
+    CONN_WS = 4,  /* a WebSocket after its HTTP/1.1 handshake (conn_ws.h) */
     CONN_PROTO_COUNT
 };
 
@@ -62,6 +63,7 @@ typedef struct conn_proto {
 
 extern const conn_proto *const conn_protos[CONN_PROTO_COUNT];
 extern const conn_proto conn_proto_h1; /* conn_h1.c */
+extern const conn_proto conn_proto_ws; /* conn_ws.c */
 
 #define CP(c) (conn_protos[(c)->proto])
 

@@ -38,6 +38,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
 #include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/hash.h>
 
 #include "tls.h"
 
@@ -1060,4 +1061,11 @@ out:
     wolfSSL_CTX_free(cx);
     wolfSSL_ERR_clear_error();
     return rc;
+}
+
+int tls_sha1(const void *data, size_t len, uint8_t out[20])
+{
+    if (len > UINT32_MAX)
+        return -1;
+    return wc_ShaHash(data, (word32)len, out) == 0 ? 0 : -1;
 }

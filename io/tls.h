@@ -244,4 +244,8 @@ const char *tls_cipher(const tls_conn *t);
 /* True when the handshake resumed a session (a ticket was accepted). */
 bool tls_session_reused(const tls_conn *t);
 
+/* SHA-1 of data (wolfSSL's): the WebSocket handshake's Sec-WebSocket-Accept
+ * (RFC 6455 §4.2.2), nothing secret.  0, or -1 on failure.  Any thread. */
+int tls_sha1(const void *data, size_t len, uint8_t out[20]);
+
 #endif /* SPINDLE_IO_TLS_H */

@@ -201,6 +201,19 @@ class Http1Test(unittest.TestCase):
         self.assertEqual(lines[0].split()[:3], ["200", "2", str(ONE_MIB)], out)
         self.assertEqual(lines[1].split(), ["200", "2", str(len(HELLO)), "0"], out)
         self.assertEqual(sha256_file(out_path), ONE_MIB_SHA256)
+        # The client preface in the same packet as the upgrade request: held
+        # until the 101 is out, then HTTP/2 (stream 1 answered).
+        with self.connect() as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                      b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+                      + harness.PREFACE + b"\0\0\0\4\0\0\0\0\0")
+            data = b""
+            s.settimeout(10)
+            while HELLO not in data:
+                chunk = s.recv(65536)
+                self.assertTrue(chunk, data[:200])
+                data += chunk
+            self.assertTrue(data.startswith(b"HTTP/1.1 101 "), data[:40])
 
     def test_curl_reset_closes(self):
         """spindle_reset() on an HTTP/1.1 request closes the connection
@@ -318,6 +331,44 @@ class Http1Test(unittest.TestCase):
                     name, status, " close" if close == "close" else "", data[:60], closed))
         self.assertEqual(failures, [], "\n".join(failures))
         self.srv.assert_alive()
+
+    def test_websocket_handshake_and_bytes(self):
+        """RFC 6455 over HTTP/1.1: the handler sees the RFC 8441 request
+        (hello's /echo answers 200 and echoes its body); the client gets 101
+        with the right Sec-WebSocket-Accept, then bytes both ways."""
+        import base64
+        import hashlib
+        key = base64.b64encode(os.urandom(16))
+        want = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                .digest())
+        with self.connect() as s:
+            s.sendall(b"GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                      b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                      b"Sec-WebSocket-Key: " + key + b"\r\n\r\n" + b"frame-1")
+            rd = Responses(s)
+            st, f, _, _ = rd.next(keep_1xx=True)
+            self.assertEqual(st, 101)
+            self.assertEqual(f.get("upgrade", "").lower(), "websocket")
+            self.assertEqual(f.get("sec-websocket-accept"), want.decode())
+            got = rd.buf
+            payload = os.urandom(200000)
+            s.sendall(payload)
+            want_bytes = b"frame-1" + payload
+            while len(got) < len(want_bytes):
+                chunk = s.recv(65536)
+                self.assertTrue(chunk, "closed after %d bytes" % len(got))
+                got += chunk
+            self.assertEqual(got, want_bytes)
+        # A handler that declines (hello's / answers CONNECT with 404): sent as is.
+        with self.connect() as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                      b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                      b"Sec-WebSocket-Key: " + key + b"\r\n\r\n"
+                      b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            rd = Responses(s)
+            self.assertEqual(rd.next()[0], 404)
+            st, _, body, _ = rd.next()
+            self.assertEqual((st, body), (200, HELLO))
 
     def test_h1_and_h2_same_port(self):
         """HTTP/1.1 and HTTP/2 clients at once on one port."""
