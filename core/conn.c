@@ -113,7 +113,7 @@ static bool start_engine(conn *c, uint8_t proto)
     shard *sh = c->sh;
     uint64_t accepted = c->accepted_ms;
     if (proto == CONN_H2) {
-        h2_conn *e = h2_conn_new(&sh->h2, sh->now);
+        h2_conn *e = h2_conn_new(&sh->h2, accepted); /* the preface timeout counts from accept */
         if (!e) {
             conn_close(c);
             return false;
@@ -168,21 +168,42 @@ static size_t detect_feed(conn *c, const uint8_t *p, size_t n)
     return c->state == C_OPEN ? CP(c)->feed(c, p, n) : n;
 }
 
+/* Nothing decided yet: a peer on its way to the HTTP/2 preface (a prefix
+ * of it seen) gets the HTTP/2 preface timeout, one that sent nothing the
+ * shorter of that and the HTTP/1.1 header-read timeout, all from accept. */
 static uint64_t detect_deadline(const conn *c)
 {
-    uint32_t t = c->sh->srv->h1limits.header_timeout_ms;
+    uint32_t h2t = c->sh->srv->limits.preface_timeout_ms;
+    uint32_t h1t = c->sh->srv->h1limits.header_timeout_ms;
+    uint32_t t = c->matched || !h1t || (h2t && h2t < h1t) ? h2t : h1t;
     return t ? c->accepted_ms + t : UINT64_MAX;
 }
 
 static void detect_timer(conn *c)
 {
-    if (c->sh->now >= detect_deadline(c)) {
-        log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: nothing received in time: closing",
-                c->slot);
-        conn_close(c);
+    if (c->sh->now < detect_deadline(c)) {
+        conn_timer_update(c);
         return;
     }
-    conn_timer_update(c);
+    uint32_t h2t = c->sh->srv->limits.preface_timeout_ms;
+    uint32_t h1t = c->sh->srv->h1limits.header_timeout_ms;
+    if (c->matched || (h2t && (!h1t || h2t <= h1t))) {
+        /* The HTTP/2 engine's own reaction (GOAWAY, ENHANCE_YOUR_CALM), its
+         * preface timer counted from accept. */
+        uint8_t seen = c->matched;
+        if (!start_engine(c, CONN_H2))
+            return;
+        if (seen && CP(c)->feed(c, h2_preface, seen) < seen) {
+            conn_close(c);
+            return;
+        }
+        if (c->state == C_OPEN)
+            CP(c)->on_timer(c);
+        return;
+    }
+    log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: nothing received in time: closing",
+            c->slot);
+    conn_close(c); /* HTTP/1.1's rule: a connection that never sent a byte */
 }
 
 static bool no(const conn *c)
