@@ -156,8 +156,8 @@ typedef struct spindle_config {
     spindle_limits limits;
     /* TLS (wolfSSL; docs/tls.md).  Off unless tls_cert is set: then every
      * shard also listens on tls_port and serves HTTP/2 over TLS there (ALPN
-     * "h2" required; TLS 1.2 with AEAD suites, or TLS 1.3), while port keeps
-     * serving h2c.  The files are read at spindle_run(), which fails with a
+     * "h2" preferred, "http/1.1" or no ALPN get HTTP/1.1; TLS 1.2 with AEAD
+     * suites, or TLS 1.3), while port keeps serving cleartext.  The files are read at spindle_run(), which fails with a
      * message naming the file and the cause when they are unreadable or do
      * not belong together. */
     uint16_t tls_port;                 /* 8443; 0 picks a free port (see on_listen_tls) */
@@ -184,7 +184,12 @@ spindle_config spindle_config_default(void);
  * "idle-timeout", "preface-timeout", "settings-timeout", "header-timeout",
  * "send-timeout"; times in milliseconds), or TLS: "tls-port", "tls-cert",
  * "tls-key" (file names: the strings are referenced, not copied),
- * "tls-handshake-timeout" (milliseconds), "tls-ticket-lifetime" (seconds).
+ * "tls-handshake-timeout" (milliseconds), "tls-ticket-lifetime" (seconds),
+ * or HTTP/1.1: "h2c-upgrade" (0 or 1) and the limits "h1-max-request-line",
+ * "h1-max-field-line", "h1-max-fields", "h1-max-head", "h1-max-chunk-line",
+ * "h1-max-body" (bytes, 0 = unlimited), "h1-max-pipelined",
+ * "h1-max-requests", "h1-max-unsent-output", "h1-header-timeout",
+ * "h1-idle-timeout" (milliseconds).
  * On error returns SPINDLE_EINVAL and writes a one-line reason into err (if
  * errlen > 0). */
 int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
