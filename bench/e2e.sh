@@ -30,6 +30,8 @@
 #                   client's core during it; the least disturbed attempt is
 #                   kept (default 2, at most 12 retries in all; --quick: 0)
 #   --keep          keep the scratch directory (logs, h2load outputs)
+#   --h1-only       only the HTTP/1.1 rows (bench/h1.sh: wrk against
+#                   spindle-hello, h2o and nginx; pipelined and not)
 #   --only ID,...   run only these scenarios (ids above; e.g. the file rows:
 #                   --only file-13b,file-4k,file-64k,1mib-file,file-latency);
 #                   implies --no-micro and no idle-connection run, and the
@@ -55,7 +57,7 @@ REPORT=$BENCH/e2e_report.py
 COMMAND="bash bench/e2e.sh${*:+ $*}"
 
 QUICK=0 REPS= BUILD_IT=1 MICRO=1 INSTALL=1 QUIET_WAIT= KEEP=0 RETRIES= NOISE_MAX=10 RETRY_BUDGET=12
-ONLY=
+ONLY= H1_ONLY=0
 while (($#)); do
   case $1 in
     --quick) QUICK=1 ;;
@@ -68,7 +70,8 @@ while (($#)); do
     --noise-max) NOISE_MAX=${2:?--noise-max needs a percentage}; shift ;;
     --keep) KEEP=1 ;;
     --only) ONLY=,${2:?--only needs scenario ids},; MICRO=0; shift ;;
-    -h|--help) sed -n '2,44p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --h1-only) H1_ONLY=1 ;;
+    -h|--help) sed -n '2,46p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "e2e: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -177,6 +180,15 @@ if ((BUILD_IT)); then
 fi
 [[ -x $SPINDLE ]] || die "$SPINDLE is missing (drop --no-build)"
 [[ -x $STATIC ]] || say "e2e: $STATIC is missing: the file rows have no spindle run"
+
+# The HTTP/1.1 rows (wrk): bench/h1.sh, also run at the end of a full run.
+H1_ARGS=(--build "$BUILD" --out "$RESULTS/$STAMP-h1.md")
+((QUICK)) && H1_ARGS+=(--quick)
+if ((H1_ONLY)); then
+  say "== HTTP/1.1 rows: bash bench/h1.sh ${H1_ARGS[*]}"
+  bash "$BENCH/h1.sh" "${H1_ARGS[@]}"
+  exit 0
+fi
 
 # ---------------------------------------------------------------------------
 # Content: the same bytes from every server
@@ -678,3 +690,13 @@ rargs=("$WORK" --root "$ROOT" --results-dir "$RESULTS" --md "$BENCH/RESULTS.md"
 [[ -n $ONLY ]] && rargs+=(--only)
 ((QUICK)) && rargs+=(--quick)
 "$PY" "$REPORT" report "${rargs[@]}"
+
+# HTTP/1.1 rows (wrk), on the same page: appended to RESULTS.md.
+if [[ -z $ONLY ]]; then
+  say "== HTTP/1.1 rows: bash bench/h1.sh ${H1_ARGS[*]}"
+  if bash "$BENCH/h1.sh" "${H1_ARGS[@]}" >/dev/null; then
+    { printf '\n## HTTP/1.1 (wrk, bench/h1.sh)\n\n'; cat "$RESULTS/$STAMP-h1.md"; } >>"$BENCH/RESULTS.md"
+  else
+    say "e2e: bench/h1.sh failed; no HTTP/1.1 rows"
+  fi
+fi

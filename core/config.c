@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "h1_limits.h"
 #include "h2_limits.h"
 
 spindle_config spindle_config_default(void)
 {
     const h2_limits *d = h2_limits_default();
+    const h1_limits *d1 = h1_limits_default();
     spindle_config c = {
         .address = "127.0.0.1",
         .port = 8080,
@@ -49,6 +51,21 @@ spindle_config spindle_config_default(void)
                 .header_timeout_ms = d->header_block_timeout_ms,
                 .send_timeout_ms = d->send_timeout_ms,
             },
+        .h1 =
+            {
+                .max_request_line = d1->max_request_line,
+                .max_field_line = d1->max_field_line,
+                .max_fields = d1->max_fields,
+                .max_head = d1->max_head,
+                .max_chunk_line = d1->max_chunk_line,
+                .max_body = d1->max_body,
+                .max_pipelined = d1->max_pipelined,
+                .max_requests = d1->max_requests,
+                .max_unsent_output = d1->max_unsent_output,
+                .header_timeout_ms = d1->header_timeout_ms,
+                .idle_timeout_ms = d1->idle_timeout_ms,
+            },
+        .h2c_upgrade = true,
     };
     return c;
 }
@@ -77,6 +94,23 @@ void config_to_h2_limits(const spindle_config *cfg, h2_limits *out)
     out->settings_timeout_ms = l->settings_timeout_ms;
     out->header_block_timeout_ms = l->header_timeout_ms;
     out->send_timeout_ms = l->send_timeout_ms;
+}
+
+void config_to_h1_limits(const spindle_config *cfg, h1_limits *out)
+{
+    const spindle_h1_limits *l = &cfg->h1;
+    *out = *h1_limits_default();
+    out->max_request_line = l->max_request_line;
+    out->max_field_line = l->max_field_line;
+    out->max_fields = l->max_fields;
+    out->max_head = l->max_head;
+    out->max_chunk_line = l->max_chunk_line;
+    out->max_body = l->max_body;
+    out->max_pipelined = l->max_pipelined;
+    out->max_requests = l->max_requests;
+    out->max_unsent_output = l->max_unsent_output;
+    out->header_timeout_ms = l->header_timeout_ms;
+    out->idle_timeout_ms = l->idle_timeout_ms;
 }
 
 static void seterr(char *err, size_t errlen, const char *msg, const char *arg)
@@ -133,6 +167,17 @@ static const u32_opt u32_opts[] = {
     {"tls-handshake-timeout", offsetof(spindle_config, tls_handshake_timeout_ms), 86400000},
     {"tls-ticket-lifetime", offsetof(spindle_config, tls_ticket_lifetime_s), 604800},
     {"shutdown-delay", offsetof(spindle_config, shutdown_delay_ms), 3600000},
+#define H1(field) offsetof(spindle_config, h1) + offsetof(spindle_h1_limits, field)
+    {"h1-max-request-line", H1(max_request_line), 1u << 24},
+    {"h1-max-field-line", H1(max_field_line), 1u << 24},
+    {"h1-max-fields", H1(max_fields), 100000},
+    {"h1-max-head", H1(max_head), 1u << 24},
+    {"h1-max-chunk-line", H1(max_chunk_line), 1u << 20},
+    {"h1-max-pipelined", H1(max_pipelined), 1024},
+    {"h1-max-requests", H1(max_requests), UINT32_MAX},
+    {"h1-max-unsent-output", H1(max_unsent_output), 1u << 30},
+    {"h1-header-timeout", H1(header_timeout_ms), 86400000},
+    {"h1-idle-timeout", H1(idle_timeout_ms), 86400000},
 };
 
 /* The operators' view options (strings are referenced, not copied).
@@ -288,6 +333,27 @@ int spindle_config_set(spindle_config *cfg, const char *name, const char *value,
     int ops = set_ops_option(cfg, name, value, err, errlen);
     if (ops != 1)
         return ops;
+    if (strcmp(name, "h2c-upgrade") == 0) {
+        uint32_t b;
+        if (parse_u32(value, 1, &b)) {
+            seterr(err, errlen, "h2c-upgrade must be 0 or 1, not '", value);
+            return SPINDLE_EINVAL;
+        }
+        cfg->h2c_upgrade = b != 0;
+        return 0;
+    }
+    if (strcmp(name, "h1-max-body") == 0) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(value, &end, 10);
+        if (!*value || *value == '-' || *value == '+' || errno || *end) {
+            seterr(err, errlen, "h1-max-body must be a number of bytes (0: unlimited), not '",
+                   value);
+            return SPINDLE_EINVAL;
+        }
+        cfg->h1.max_body = n;
+        return 0;
+    }
     if (strcmp(name, "log-level") == 0) {
         uint32_t lv;
         if (parse_u32(value, 3, &lv)) {
@@ -337,6 +403,18 @@ int spindle_config_check(const spindle_config *cfg, char *err, size_t errlen)
         /* Name the option as the command line spells it. */
         char msg[160];
         snprintf(msg, sizeof msg, "%s", why);
+        for (char *p = msg; *p && *p != ' '; p++)
+            if (*p == '_')
+                *p = '-';
+        seterr(err, errlen, msg, NULL);
+        return SPINDLE_EINVAL;
+    }
+    h1_limits l1;
+    config_to_h1_limits(cfg, &l1);
+    why = h1_limits_check(&l1);
+    if (why) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "h1-%s", why);
         for (char *p = msg; *p && *p != ' '; p++)
             if (*p == '_')
                 *p = '-';

@@ -30,6 +30,7 @@
 #include "offload.h"
 #include "ring_bufs.h"
 #include "conn.h"
+#include "conn_h1.h"
 #include "server.h"
 #include "shard.h"
 #include "stream.h"
@@ -82,15 +83,11 @@ conn *conn_new(shard *sh, int fd, bool tls)
     conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->h2 = h2_conn_new(&sh->h2, sh->now);
-    if (!c->h2) {
-        free(c);
-        return NULL;
-    }
+    c->proto = CONN_DETECT; /* the engine comes with the first bytes (or ALPN) */
+    c->accepted_ms = sh->now;
     if (tls) {
         c->tls = tls_conn_new(sh->tls);
         if (!c->tls) {
-            h2_conn_free(c->h2);
             free(c);
             return NULL;
         }
@@ -104,25 +101,159 @@ conn *conn_new(shard *sh, int fd, bool tls)
     timer_node_init(&c->timer);
     sh->slots[c->slot] = c;
     sh->nconns++;
-    if (sh->draining)
-        h2_conn_shutdown(c->h2);
     arm_recv(c);
-    shard_mark_dirty(c); /* the server preface */
+    conn_timer_update(c);
     return c;
 }
+
+/* The engine for the protocol chosen (CONN_H2 or CONN_H1); false (and
+ * closing) without memory. */
+static bool start_engine(conn *c, uint8_t proto)
+{
+    shard *sh = c->sh;
+    uint64_t accepted = c->accepted_ms;
+    if (proto == CONN_H2) {
+        h2_conn *e = h2_conn_new(&sh->h2, accepted); /* the preface timeout counts from accept */
+        if (!e) {
+            conn_close(c);
+            return false;
+        }
+        c->h2 = e;
+        if (sh->draining)
+            h2_conn_shutdown(e);
+    } else if (!conn_h1_start(c, accepted)) {
+        conn_close(c);
+        return false;
+    }
+    c->proto = proto;
+    shard_mark_dirty(c); /* the server preface */
+    conn_timer_update(c);
+    return true;
+}
+
+/* TLS: ALPN decides ("h2", else HTTP/1.1, also without ALPN). */
+static bool start_by_alpn(conn *c)
+{
+    const char *a = tls_alpn(c->tls);
+    return start_engine(c, a && strcmp(a, "h2") == 0 ? CONN_H2 : CONN_H1);
+}
+
+static const uint8_t h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/* CONN_DETECT: the first bytes of a cleartext connection are the HTTP/2
+ * preface or HTTP/1.1.  A prefix of the preface is only counted (its bytes
+ * are known); once it is decided the engine gets them, then the rest. */
+static size_t detect_feed(conn *c, const uint8_t *p, size_t n)
+{
+    uint8_t seen = c->matched;
+    if (c->tls) {
+        if (!start_by_alpn(c))
+            return n;
+    } else {
+        size_t k = sizeof h2_preface - seen;
+        if (k > n)
+            k = n;
+        bool h2 = memcmp(p, h2_preface + seen, k) == 0;
+        if (h2 && seen + k < sizeof h2_preface) {
+            c->matched = (uint8_t)(seen + k);
+            return n; /* undecided: all of it is a prefix of the preface */
+        }
+        if (!start_engine(c, h2 ? CONN_H2 : CONN_H1))
+            return n;
+        if (seen && CP(c)->feed(c, h2_preface, seen) < seen) {
+            conn_close(c); /* the engine paused on a few known bytes: not expected */
+            return n;
+        }
+    }
+    return c->state == C_OPEN ? CP(c)->feed(c, p, n) : n;
+}
+
+/* Nothing decided yet: a peer on its way to the HTTP/2 preface (a prefix
+ * of it seen) gets the HTTP/2 preface timeout, one that sent nothing the
+ * shorter of that and the HTTP/1.1 header-read timeout, all from accept. */
+static uint64_t detect_deadline(const conn *c)
+{
+    uint32_t h2t = c->sh->srv->limits.preface_timeout_ms;
+    uint32_t h1t = c->sh->srv->h1limits.header_timeout_ms;
+    uint32_t t = c->matched || !h1t || (h2t && h2t < h1t) ? h2t : h1t;
+    return t ? c->accepted_ms + t : UINT64_MAX;
+}
+
+static void detect_timer(conn *c)
+{
+    if (c->sh->now < detect_deadline(c)) {
+        conn_timer_update(c);
+        return;
+    }
+    uint32_t h2t = c->sh->srv->limits.preface_timeout_ms;
+    uint32_t h1t = c->sh->srv->h1limits.header_timeout_ms;
+    if (c->matched || (h2t && (!h1t || h2t <= h1t))) {
+        /* The HTTP/2 engine's own reaction (GOAWAY, ENHANCE_YOUR_CALM), its
+         * preface timer counted from accept. */
+        uint8_t seen = c->matched;
+        if (!start_engine(c, CONN_H2))
+            return;
+        if (seen && CP(c)->feed(c, h2_preface, seen) < seen) {
+            conn_close(c);
+            return;
+        }
+        if (c->state == C_OPEN)
+            CP(c)->on_timer(c);
+        return;
+    }
+    log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: nothing received in time: closing",
+            c->slot);
+    conn_close(c); /* HTTP/1.1's rule: a connection that never sent a byte */
+}
+
+static bool no(const conn *c)
+{
+    (void)c;
+    return false;
+}
+
+static size_t detect_prepare(conn *c, struct iovec *iov, size_t iovcnt, size_t max_bytes)
+{
+    (void)c, (void)iov, (void)iovcnt, (void)max_bytes;
+    return 0;
+}
+
+static void detect_commit(conn *c, size_t n)
+{
+    (void)c, (void)n;
+}
+
+static void detect_free(conn *c)
+{
+    (void)c;
+}
+
+static const conn_proto conn_proto_detect = {
+    .feed = detect_feed,
+    .want_write = no,
+    .want_read = no,
+    .is_done = no,
+    .out_prepare = detect_prepare,
+    .out_commit = detect_commit,
+    .next_deadline = detect_deadline,
+    .on_timer = detect_timer,
+    .shutdown = conn_close, /* nothing received yet: nothing to finish */
+    .free = detect_free,
+    /* No stream exists before the engine: the stream entries stay NULL. */
+};
 
 /* TLS: the handshake must be done this long after accept (when the engine
  * was created). */
 static uint64_t hs_deadline(const conn *c)
 {
-    return h2_conn_created_ms(c->h2) + c->sh->srv->cfg.tls_handshake_timeout_ms;
+    return c->accepted_ms + c->sh->srv->cfg.tls_handshake_timeout_ms;
 }
 
 void conn_timer_update(conn *c)
 {
     if (c->state != C_OPEN)
         return; /* closing: no timer; flushing: the linger deadline stands */
-    uint64_t d = h2_conn_next_deadline(c->h2);
+    uint64_t d = CP(c)->next_deadline(c);
     if (c->tls && !tls_handshake_done(c->tls))
         d = hs_deadline(c); /* the engine's timers (its preface timeout counts
                                from accept) are checked once TLS is up */
@@ -140,8 +271,8 @@ void conn_timer_update(conn *c)
 static bool want_write(const conn *c)
 {
     if (!c->tls)
-        return h2_conn_want_write(c->h2);
-    return tls_out_pending(c->tls) || (tls_write_room(c->tls) && h2_conn_want_write(c->h2));
+        return CP(c)->want_write(c);
+    return tls_out_pending(c->tls) || (tls_write_room(c->tls) && CP(c)->want_write(c));
 }
 
 /* Done with the engine's output and nothing more will happen? */
@@ -151,7 +282,7 @@ static void maybe_finish(conn *c)
         return;
     if (want_write(c))
         return;
-    if (c->state == C_FLUSHING || h2_conn_is_done(c->h2)) {
+    if (c->state == C_FLUSHING || CP(c)->is_done(c)) {
         /* TLS: close_notify after the final GOAWAY (queued once; nothing
          * to send after a fatal TLS error). */
         if (c->tls && tls_close_notify(c->tls) == TLS_OK && tls_out_pending(c->tls)) {
@@ -192,15 +323,24 @@ static void hold_input(conn *c, const uint8_t *p, size_t n)
     c->held_len += (uint32_t)n;
 }
 
-/* The engine failed the connection: write its GOAWAY, then close. */
+/* The HTTP/2 engine failed the connection: write its GOAWAY, then close. */
 static void fail(conn *c)
 {
     if (c->state != C_OPEN)
         return;
-    h2_fault f = h2_conn_fault(c->h2);
-    if (f.scope != H2_SCOPE_NONE && f.code != H2_NO_ERROR)
-        log_msg(LOG_DEBUG, (int)c->sh->idx, "connection error %s: %s", h2_code_name(f.code),
-                f.reason ? f.reason : "");
+    if (c->proto == CONN_H2 || c->proto == CONN_H2C) {
+        h2_fault f = h2_conn_fault(c->h2);
+        if (f.scope != H2_SCOPE_NONE && f.code != H2_NO_ERROR)
+            log_msg(LOG_DEBUG, (int)c->sh->idx, "connection error %s: %s", h2_code_name(f.code),
+                    f.reason ? f.reason : "");
+    }
+    conn_fail(c);
+}
+
+void conn_fail(conn *c)
+{
+    if (c->state != C_OPEN)
+        return;
     c->state = C_FLUSHING;
     /* The GOAWAY is a courtesy: a peer that does not read gets it for
      * CONN_LINGER_MS, then the socket is closed (security.md: "still stuck
@@ -212,9 +352,9 @@ static void fail(conn *c)
     shard_mark_dirty(c);
 }
 
-/* Feed bytes to the engine and dispatch its events.  Returns the number of
- * bytes consumed; fewer than n means the engine paused or failed. */
-static size_t feed(conn *c, const uint8_t *p, size_t n)
+/* HTTP/2: feed bytes to the engine and dispatch its events.  Returns the
+ * number of bytes consumed; fewer than n means the engine paused or failed. */
+static size_t h2_feed(conn *c, const uint8_t *p, size_t n)
 {
     size_t off = 0;
     while (c->state == C_OPEN) {
@@ -258,7 +398,7 @@ static void tls_pump(conn *c)
         size_t n;
         tls_rv rv = tls_read(c->tls, &p, &n);
         if (rv == TLS_OK) {
-            tls_consume(c->tls, feed(c, p, n));
+            tls_consume(c->tls, CP(c)->feed(c, p, n));
             continue;
         }
         if (rv == TLS_CLOSED) {
@@ -283,6 +423,8 @@ static void tls_pump(conn *c)
         stat_add(&c->sh->stats.tls_handshakes, 1);
         log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: %s %s%s", c->slot, tls_version(c->tls),
                 tls_cipher(c->tls), tls_session_reused(c->tls) ? " (resumed)" : "");
+        if (c->proto == CONN_DETECT && c->state == C_OPEN)
+            start_by_alpn(c); /* the server preface goes out now */
     }
     shard_mark_dirty(c); /* handshake output, or the engine's */
 }
@@ -312,7 +454,7 @@ static size_t tls_input(conn *c, const uint8_t *p, size_t n)
 
 void conn_resume(conn *c)
 {
-    if (!c->paused || c->state != C_OPEN || !h2_conn_want_read(c->h2))
+    if (!c->paused || c->state != C_OPEN || !CP(c)->want_read(c))
         return;
     c->paused = false;
     if (c->tls) {
@@ -323,7 +465,7 @@ void conn_resume(conn *c)
     if (c->held_len > c->held_off) {
         const uint8_t *p = c->held + c->held_off;
         size_t n = c->held_len - c->held_off;
-        size_t used = c->tls ? tls_input(c, p, n) : feed(c, p, n);
+        size_t used = c->tls ? tls_input(c, p, n) : CP(c)->feed(c, p, n);
         c->held_off += (uint32_t)used;
         if (c->paused)
             return;
@@ -345,7 +487,7 @@ void conn_on_recv(conn *c, const ring_cqe *cqe)
             if (c->paused) {
                 hold_input(c, p, n);
             } else {
-                size_t used = c->tls ? tls_input(c, p, n) : feed(c, p, n);
+                size_t used = c->tls ? tls_input(c, p, n) : CP(c)->feed(c, p, n);
                 if (c->paused && used < n)
                     hold_input(c, p + used, n - used);
             }
@@ -467,14 +609,14 @@ static void tls_flush(conn *c)
     if (!sb_ready(c))
         return;
     size_t room = tls_write_room(c->tls);
-    if (room && h2_conn_want_write(c->h2)) {
-        size_t n = h2_conn_out_prepare(c->h2, c->sb->iov, CONN_IOV,
-                                       room < CONN_SEND_BUDGET ? room : CONN_SEND_BUDGET);
+    if (room && CP(c)->want_write(c)) {
+        size_t n = CP(c)->out_prepare(c, c->sb->iov, CONN_IOV,
+                                      room < CONN_SEND_BUDGET ? room : CONN_SEND_BUDGET);
         size_t used = 0;
         tls_rv rv = n ? tls_write(c->tls, c->sb->iov, (int)n, &used) : TLS_OK;
         /* Encrypted is copied: the engine may release those bytes now. */
         if (used)
-            h2_conn_out_commit(c->h2, used, sh->now);
+            CP(c)->out_commit(c, used);
         if (rv == TLS_ERROR) {
             log_msg(LOG_DEBUG, (int)sh->idx, "connection %u: %s", c->slot, tls_error_msg(c->tls));
             iov_give(c);
@@ -500,13 +642,13 @@ void conn_flush(conn *c)
         tls_flush(c);
         return;
     }
-    if (!h2_conn_want_write(c->h2)) {
+    if (!CP(c)->want_write(c)) {
         maybe_finish(c);
         return;
     }
     if (!sb_ready(c))
         return;
-    size_t n = h2_conn_out_prepare(c->h2, c->sb->iov, CONN_IOV, CONN_SEND_BUDGET);
+    size_t n = CP(c)->out_prepare(c, c->sb->iov, CONN_IOV, CONN_SEND_BUDGET);
     if (n == 0) {
         iov_give(c);
         maybe_finish(c);
@@ -553,12 +695,12 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
         return;
     }
     if (!c->tls)
-        h2_conn_out_commit(c->h2, (size_t)res, c->sh->now); /* TLS: committed at tls_write */
+        CP(c)->out_commit(c, (size_t)res); /* TLS: committed at tls_write */
     /* Writable notifications: streams that waited for their queue to drain. */
     for (spindle_stream *st = c->streams; st; st = st->next) {
         if (!(st->flags & ST_WANT_WRITABLE))
             continue;
-        uint64_t queued = h2_conn_stream_buffered(c->h2, st->sid);
+        uint64_t queued = CP(c)->buffered(c, st->sid);
         atomic_store_explicit(&st->buffered, (size_t)queued, memory_order_relaxed);
         if (queued >= c->sh->srv->limits.max_stream_buffered)
             continue;
@@ -583,7 +725,7 @@ void conn_begin_drain(conn *c)
         conn_close(c);
         return;
     }
-    h2_conn_shutdown(c->h2);
+    CP(c)->shutdown(c);
     shard_mark_dirty(c);
 }
 
@@ -608,6 +750,11 @@ void conn_on_timer(conn *c)
         conn_timer_update(c);
         return;
     }
+    CP(c)->on_timer(c);
+}
+
+static void h2_timer(conn *c)
+{
     if (h2_conn_tick(c->h2, c->sh->now) != H2_OK) {
         h2_fault f = h2_conn_fault(c->h2);
         log_msg(LOG_DEBUG, (int)c->sh->idx, "closing: %s", f.reason ? f.reason : "timeout");
@@ -649,7 +796,7 @@ void conn_free(conn *c)
     close(c->fd);
     iov_give(c);
     stream_conn_freed(c);
-    h2_conn_free(c->h2);   /* releases queued body buffers */
+    CP(c)->free(c);        /* releases queued body buffers */
     tls_conn_free(c->tls); /* after the last send that borrowed its output */
     free(c->held);
     sh->slots[c->slot] = NULL;
@@ -674,3 +821,166 @@ void conn_free(conn *c)
         }
     free(c);
 }
+
+/* ------------------------------------------------------------------------ */
+/* HTTP/2: the table is thin wrappers around h2_conn                         */
+/* ------------------------------------------------------------------------ */
+
+static bool h2w_want_write(const conn *c)
+{
+    return h2_conn_want_write(c->h2);
+}
+
+static bool h2w_want_read(const conn *c)
+{
+    return h2_conn_want_read(c->h2);
+}
+
+static bool h2w_is_done(const conn *c)
+{
+    return h2_conn_is_done(c->h2);
+}
+
+static size_t h2w_prepare(conn *c, struct iovec *iov, size_t iovcnt, size_t max_bytes)
+{
+    return h2_conn_out_prepare(c->h2, iov, iovcnt, max_bytes);
+}
+
+static void h2w_commit(conn *c, size_t n)
+{
+    h2_conn_out_commit(c->h2, n, c->sh->now);
+}
+
+static uint64_t h2w_deadline(const conn *c)
+{
+    return h2_conn_next_deadline(c->h2);
+}
+
+static void h2w_shutdown(conn *c)
+{
+    h2_conn_shutdown(c->h2);
+}
+
+static void h2w_free(conn *c)
+{
+    h2_conn_free(c->h2);
+}
+
+static h2_rv h2w_respond(conn *c, uint32_t id, uint16_t status, const hpack_field *f, size_t n,
+                         bool end)
+{
+    return h2_conn_respond(c->h2, id, status, f, n, end);
+}
+
+static h2_rv h2w_send(conn *c, uint32_t id, const uint8_t *d, uint64_t len, bool end,
+                      h2_release_fn release, void *ctx)
+{
+    return h2_conn_send_data(c->h2, id, d, len, end, release, ctx);
+}
+
+static h2_rv h2w_trailers(conn *c, uint32_t id, const hpack_field *f, size_t n)
+{
+    return h2_conn_send_trailers(c->h2, id, f, n);
+}
+
+static h2_rv h2w_reset(conn *c, uint32_t id, h2_code code)
+{
+    return h2_conn_reset_stream(c->h2, id, code);
+}
+
+static uint64_t h2w_buffered(const conn *c, uint32_t id)
+{
+    return h2_conn_stream_buffered(c->h2, id);
+}
+
+static void h2w_consume(conn *c, uint32_t id, uint64_t n)
+{
+    h2_conn_consume(c->h2, id, n);
+}
+
+static void *h2w_user(const conn *c, uint32_t id)
+{
+    return h2_conn_stream_user(c->h2, id);
+}
+
+static void h2w_set_user(conn *c, uint32_t id, void *user)
+{
+    h2_conn_stream_set_user(c->h2, id, user);
+}
+
+static void h2w_detach(conn *c, uint32_t id)
+{
+    h2_conn_stream_detach(c->h2, id);
+}
+
+static const conn_proto conn_proto_h2 = {
+    .feed = h2_feed,
+    .want_write = h2w_want_write,
+    .want_read = h2w_want_read,
+    .is_done = h2w_is_done,
+    .out_prepare = h2w_prepare,
+    .out_commit = h2w_commit,
+    .next_deadline = h2w_deadline,
+    .on_timer = h2_timer,
+    .shutdown = h2w_shutdown,
+    .free = h2w_free,
+    .respond = h2w_respond,
+    .send_data = h2w_send,
+    .send_trailers = h2w_trailers,
+    .reset = h2w_reset,
+    .buffered = h2w_buffered,
+    .consume = h2w_consume,
+    .user = h2w_user,
+    .set_user = h2w_set_user,
+    .detach = h2w_detach,
+    .http_version = 2,
+};
+
+/* CONN_H2C: after an h2c Upgrade's 101 nothing more is written until the
+ * client's preface (24 bytes) has arrived: a client reading the 101 (curl)
+ * may not take HTTP/2 frames in the same read.  Then CONN_H2. */
+static size_t h2c_feed(conn *c, const uint8_t *p, size_t n)
+{
+    size_t used = h2_feed(c, p, n);
+    if (c->proto == CONN_H2C) {
+        size_t seen = c->matched + used;
+        c->matched = (uint8_t)(seen < sizeof h2_preface ? seen : sizeof h2_preface);
+        if (c->matched == sizeof h2_preface)
+            c->proto = CONN_H2;
+    }
+    return used;
+}
+
+static bool h2c_want_write(const conn *c)
+{
+    (void)c;
+    return false;
+}
+
+static const conn_proto conn_proto_h2c = {
+    .feed = h2c_feed,
+    .want_write = h2c_want_write,
+    .want_read = h2w_want_read,
+    .is_done = h2w_is_done,
+    .out_prepare = h2w_prepare,
+    .out_commit = h2w_commit,
+    .next_deadline = h2w_deadline,
+    .on_timer = h2_timer,
+    .shutdown = h2w_shutdown,
+    .free = h2w_free,
+    .respond = h2w_respond,
+    .send_data = h2w_send,
+    .send_trailers = h2w_trailers,
+    .reset = h2w_reset,
+    .buffered = h2w_buffered,
+    .consume = h2w_consume,
+    .user = h2w_user,
+    .set_user = h2w_set_user,
+    .detach = h2w_detach,
+    .http_version = 2,
+};
+
+const conn_proto *const conn_protos[CONN_PROTO_COUNT] = {
+    [CONN_DETECT] = &conn_proto_detect, [CONN_H2] = &conn_proto_h2, [CONN_H1] = &conn_proto_h1,
+    [CONN_H2C] = &conn_proto_h2c,       [CONN_WS] = &conn_proto_ws,
+};

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "conn_proto.h"
 #include "h2_conn.h"
 #include "ring.h"
 #include "spindle.h"
@@ -53,7 +54,12 @@ typedef struct send_buf {
  * 160 bytes is a jemalloc size class. */
 struct conn {
     shard *sh;
-    h2_conn *h2;
+    union {                   /* by proto (conn_proto.h) */
+        uint64_t accepted_ms; /* CONN_DETECT: when it was accepted */
+        h2_conn *h2;          /* CONN_H2 */
+        struct conn_h1 *h1;   /* CONN_H1 (conn_h1.h) */
+        struct conn_ws *ws;   /* CONN_WS (conn_ws.h) */
+    };
     send_buf *sb;     /* borrowed from the shard while sending */
     uint8_t *held;    /* input not yet fed (paused); heap */
     timer_node timer; /* its deadline is the connection's; none while not pending */
@@ -71,6 +77,8 @@ struct conn {
     int32_t zc_res; /* the ZC send's result, held until the notification */
     uint32_t held_len, held_off, held_cap;
     uint8_t state;
+    uint8_t proto;   /* enum conn_proto_id: chosen once */
+    uint8_t matched; /* CONN_DETECT: bytes of the HTTP/2 preface seen so far */
     bool recv_armed;
     bool recv_parked;     /* recv ended with -ENOBUFS: re-arm once buffers return */
     bool recv_cancelling; /* a cancel for the armed recv is on its way */
@@ -82,8 +90,9 @@ struct conn {
     bool off_waiting;
 };
 
-/* Take an accepted fd (tls: from the TLS listener): a slot, an engine, the
- * recv armed.  NULL on failure (the caller closes fd). */
+/* Take an accepted fd (tls: from the TLS listener): a slot, the recv
+ * armed; the engine comes with the first bytes (or ALPN).  NULL on failure
+ * (the caller closes fd). */
 conn *conn_new(shard *sh, int fd, bool tls);
 /* CQE handlers for the connection's OP_RECV / OP_SEND requests. */
 void conn_on_recv(conn *c, const ring_cqe *cqe);
@@ -105,6 +114,9 @@ void conn_on_timer(conn *c);
 void conn_free(conn *c);
 /* Feed held input again after a pause, or wait for offload queue room. */
 void conn_resume(conn *c);
+/* Mark the connection failed by its engine: write what is queued (an
+ * error response, a GOAWAY) for at most CONN_LINGER_MS, then close. */
+void conn_fail(conn *c);
 /* Free the shard's cached send_bufs (teardown). */
 void conn_iov_free_all(shard *sh);
 

@@ -12,6 +12,7 @@
  */
 #include "async.h"
 #include "conn.h"
+#include "conn_proto.h"
 #include "shard.h"
 #include "stream.h"
 
@@ -71,7 +72,7 @@ spindle_handle spindle_stream_handle(spindle_stream *s)
 static void refresh_now(const spindle_stream *s, const shard *sh)
 {
     conn *c = s->c;
-    if (c && c->state == C_OPEN && h2_conn_next_deadline(c->h2) > sh->now)
+    if (c && c->state == C_OPEN && c->proto == CONN_H2 && h2_conn_next_deadline(c->h2) > sh->now)
         h2_conn_tick(c->h2, sh->now);
 }
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "conn.h"
+#include "conn_proto.h"
 #include "log.h"
 #include "server.h"
 #include "shard.h"
@@ -35,7 +36,7 @@ static void quiet_request(spindle_stream *st, const spindle_request *req, spindl
 static void quiet_body(spindle_stream *st, const uint8_t *p, size_t n, bool end)
 {
     (void)p, (void)end;
-    h2_conn_consume(st->c->h2, st->sid, n);
+    CP(st->c)->consume(st->c, st->sid, n);
 }
 static void quiet_trailers(spindle_stream *st, const spindle_header *h, size_t n)
 {

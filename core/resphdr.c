@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "conn.h"
+#include "conn_proto.h"
 #include "h2_http.h"
 #include "server.h"
 #include "shard.h"
@@ -189,7 +190,7 @@ h2_rv resphdr_release(spindle_stream *st, int64_t clen)
     held_head *h = st->track.held;
     char buf[24];
     size_t n = resphdr_add(st->c->sh, h->f, h->n, h->status, clen, buf);
-    h2_rv rv = h2_conn_respond(st->c->h2, st->sid, h->status, h->f, n, false);
+    h2_rv rv = CP(st->c)->respond(st->c, st->sid, h->status, h->f, n, false);
     resphdr_drop(st);
     return rv;
 }

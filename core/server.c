@@ -126,6 +126,7 @@ static int server_init(server *srv, const spindle_config *cfg, const spindle_han
     memset(srv, 0, sizeof *srv);
     srv->cfg = *cfg;
     config_to_h2_limits(cfg, &srv->limits);
+    config_to_h1_limits(cfg, &srv->h1limits);
     srv->handler = *handler;
     if (hooks)
         srv->hooks = *hooks;

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "h1_limits.h"
 #include "h2_conn.h"
 #include "listen_fds.h"
 #include "spindle.h"
@@ -22,6 +23,7 @@ typedef struct shard shard;
 struct server {
     spindle_config cfg;
     h2_limits limits;
+    h1_limits h1limits;
     spindle_handler handler;
     spindle_hooks hooks;
     void *app;

@@ -141,12 +141,15 @@ void shard_log_stats(shard *sh)
     char lim[1024];
     size_t o = 0;
     stats_tick(sh);
-    for (int i = 0; i < H2_LIMIT_COUNT; i++) {
-        uint64_t n = stat_get(&s->limit_hits[i]);
+    for (int i = 0; i < H2_LIMIT_COUNT + H1_LIMIT_COUNT; i++) {
+        bool h2 = i < H2_LIMIT_COUNT;
+        uint64_t n = h2 ? stat_get(&s->limit_hits[i]) : sh->h1.limit_hits[i - H2_LIMIT_COUNT];
         if (n == 0 || o >= sizeof lim)
             continue;
-        int w = snprintf(lim + o, sizeof lim - o, "%s%s %llu", o ? ", " : "",
-                         h2_limit_name((h2_limit_id)i), (unsigned long long)n);
+        const char *name =
+            h2 ? h2_limit_name((h2_limit_id)i) : h1_limit_name((h1_limit_id)(i - H2_LIMIT_COUNT));
+        int w = snprintf(lim + o, sizeof lim - o, "%s%s %llu", o ? ", " : "", name,
+                         (unsigned long long)n);
         if (w > 0)
             o += (size_t)w;
     }
@@ -315,15 +318,20 @@ static int setup_core(shard *sh, uint32_t *buf_size)
         return SPINDLE_EURING;
     }
     sh->bufs = ring_bufs_of(sh->r);
-    if (h2_ctx_init(&sh->h2, &srv->limits, NULL) != H2_OK) {
+    if (h2_ctx_init(&sh->h2, &srv->limits, NULL) != H2_OK ||
+        h1_ctx_init(&sh->h1, &srv->h1limits, NULL) != H2_OK) {
         log_msg(LOG_ERROR, (int)sh->idx, "out of memory");
         return SPINDLE_ENOMEM;
     }
+    h1_ctx_set_time(&sh->h1, (int64_t)time(NULL));
     uint32_t n = srv->cfg.max_conns;
     sh->slots = calloc(n, sizeof *sh->slots);
     sh->gens = calloc(n, sizeof *sh->gens);
     sh->free_slots = malloc(n * sizeof *sh->free_slots);
-    sh->hdr_scratch = malloc(srv->limits.max_header_fields_soft * sizeof *sh->hdr_scratch);
+    uint32_t nf = srv->limits.max_header_fields_soft;
+    if (nf < srv->h1limits.max_fields)
+        nf = srv->h1limits.max_fields; /* HTTP/1.1 heads come through it too */
+    sh->hdr_scratch = malloc(nf * sizeof *sh->hdr_scratch);
     if (!sh->slots || !sh->gens || !sh->free_slots || !sh->hdr_scratch) {
         log_msg(LOG_ERROR, (int)sh->idx, "out of memory");
         return SPINDLE_ENOMEM;
@@ -447,6 +455,8 @@ static void shard_teardown(shard *sh)
     sh->r = NULL;
     if (sh->h2.fields)
         h2_ctx_free(&sh->h2);
+    if (sh->h1.scratch)
+        h1_ctx_free(&sh->h1);
     free(sh->slots);
     free(sh->gens);
     free(sh->free_slots);
@@ -526,6 +536,7 @@ void *shard_main(void *arg)
             sched_yield();
         sh->now = shard_now_ms();
         stats_tick(sh); /* gauges, the date header, the access log's second */
+        h1_ctx_set_time(&sh->h1, (int64_t)time(NULL)); /* the Date field; formats once a second */
         unsigned n;
         while ((n = ring_reap(sh->r, cqes, SHARD_CQE_BATCH)) > 0) {
             for (unsigned i = 0; i < n; i++)

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "h1_conn.h"
 #include "h2_conn.h"
 #include "ring.h"
 #include "spindle.h"
@@ -49,6 +50,7 @@ struct shard {
     int lfd;
     bool accept_armed;
     h2_ctx h2;
+    h1_ctx h1; /* HTTP/1.1 connections' context (scratch, pools, limit hits) */
     conn **slots;
     uint32_t *gens;
     uint32_t *free_slots;

@@ -111,7 +111,7 @@ void stream_settle(spindle_stream *st)
     handle_release(c->sh->api, st); /* its handle resolves to NULL from here on */
     if (timer_node_pending(&st->timer))
         timer_wheel_cancel(&c->sh->timers, &st->timer);
-    h2_conn_stream_set_user(c->h2, st->sid, NULL);
+    CP(c)->set_user(c, st->sid, NULL);
     stats_request_done(st); /* counters and the access-log line */
     st->ops->on_close(st);
 }
@@ -130,7 +130,7 @@ void stream_release(spindle_stream *st)
     conn *c = st->c;
     /* Body bytes delivered but never consumed give their window back when
      * the engine forgets the stream. */
-    h2_conn_stream_detach(c->h2, st->sid);
+    CP(c)->detach(c, st->sid);
     shard_mark_dirty(c);
     unlink_stream(st);
     st->next_settle = c->sh->dead_streams;
@@ -141,7 +141,7 @@ void stream_consumed(spindle_stream *st, uint64_t n)
 {
     if (st->flags & ST_CLOSED)
         return;
-    h2_conn_consume(st->c->h2, st->sid, n);
+    CP(st->c)->consume(st->c, st->sid, n);
     shard_mark_dirty(st->c);
 }
 
@@ -154,7 +154,7 @@ void stream_offload_freed(shard *sh, spindle_stream *st)
 {
     conn *c = st->c;
     if (c) {
-        h2_conn_stream_detach(c->h2, st->sid);
+        CP(c)->detach(c, st->sid);
         shard_mark_dirty(c);
         unlink_stream(st);
     }
@@ -224,8 +224,8 @@ static void on_request(conn *c, const h2_event *ev)
     shard *sh = c->sh;
     spindle_stream *st = stream_alloc(sh);
     if (!st) {
-        h2_conn_reset_stream(c->h2, ev->stream_id, H2_INTERNAL_ERROR);
-        h2_conn_stream_detach(c->h2, ev->stream_id);
+        CP(c)->reset(c, ev->stream_id, H2_INTERNAL_ERROR);
+        CP(c)->detach(c, ev->stream_id);
         return;
     }
     st->ops = sh->stream_mode;
@@ -239,7 +239,7 @@ static void on_request(conn *c, const h2_event *ev)
     c->streams = st;
     if (ev->end_stream)
         st->flags |= ST_REQ_END;
-    h2_conn_stream_set_user(c->h2, st->sid, st);
+    CP(c)->set_user(c, st->sid, st);
 
     const h2_req_head *rq = &ev->u.request;
     spindle_request req = {
@@ -255,6 +255,7 @@ static void on_request(conn *c, const h2_event *ev)
         .expect_continue = rq->expect_continue,
         .urgency = rq->urgency,
         .incremental = rq->incremental,
+        .http_version = CP(c)->http_version,
     };
     stats_request_begin(st, &req);
     /* A health path or the metrics path never reaches the handler. */
@@ -292,16 +293,16 @@ static void inline_body(spindle_stream *st, const uint8_t *p, size_t n, bool end
     /* Consumed unless the handler paused during the call: then the window
      * reopens at spindle_body_resume(). */
     if (!(st->flags & ST_PAUSED))
-        h2_conn_consume(c->h2, st->sid, n);
+        CP(c)->consume(c, st->sid, n);
 }
 
 static void on_data(conn *c, const h2_event *ev)
 {
-    spindle_stream *st = h2_conn_stream_user(c->h2, ev->stream_id);
+    spindle_stream *st = CP(c)->user(c, ev->stream_id);
     const uint8_t *p = ev->u.data.data;
     size_t n = ev->u.data.len;
     if (!st || (st->flags & (ST_RESET | ST_CLOSED))) {
-        h2_conn_consume(c->h2, ev->stream_id, n);
+        CP(c)->consume(c, ev->stream_id, n);
         return;
     }
     if (ev->end_stream)
@@ -316,7 +317,7 @@ static void on_data(conn *c, const h2_event *ev)
 
 static void on_trailers(conn *c, const h2_event *ev)
 {
-    spindle_stream *st = h2_conn_stream_user(c->h2, ev->stream_id);
+    spindle_stream *st = CP(c)->user(c, ev->stream_id);
     if (!st || (st->flags & (ST_RESET | ST_CLOSED)))
         return;
     st->flags |= ST_REQ_END;
@@ -345,7 +346,7 @@ static void inline_trailers(spindle_stream *st, const spindle_header *t, size_t 
 
 static void on_reset(conn *c, const h2_event *ev)
 {
-    spindle_stream *st = h2_conn_stream_user(c->h2, ev->stream_id);
+    spindle_stream *st = CP(c)->user(c, ev->stream_id);
     if (!st || (st->flags & (ST_RESET | ST_CLOSED)))
         return;
     st->flags |= ST_RESET;
@@ -454,7 +455,7 @@ int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, 
     size_t nf = status >= 200
                     ? resphdr_add(s->c->sh, f, n, status, end && !s->track.head ? 0 : -1, clen)
                     : n;
-    h2_rv rv = h2_conn_respond(s->c->h2, s->sid, status, f, nf, end);
+    h2_rv rv = CP(s->c)->respond(s->c, s->sid, status, f, nf, end);
     if (f != stack)
         free(f);
     if (rv == H2_OK) {
@@ -483,12 +484,12 @@ int stream_send(spindle_stream *s, const void *data, size_t len, bool end,
             release(release_ctx, data, len);
         return map_rv(rv);
     }
-    rv = h2_conn_send_data(s->c->h2, s->sid, data, len, end, release, release_ctx);
+    rv = CP(s->c)->send_data(s->c, s->sid, data, len, end, release, release_ctx);
     if (rv == H2_OK) {
         s->track.resp_bytes += len;
         if (end)
             s->flags |= ST_RESP_END;
-        uint64_t queued = h2_conn_stream_buffered(s->c->h2, s->sid);
+        uint64_t queued = CP(s->c)->buffered(s->c, s->sid);
         atomic_store_explicit(&s->buffered, (size_t)queued, memory_order_relaxed);
         if (queued >= s->c->sh->srv->limits.max_stream_buffered)
             s->flags |= ST_WANT_WRITABLE;
@@ -558,7 +559,7 @@ int stream_trailers(spindle_stream *s, const spindle_header *h, size_t n)
     hpack_field *f = to_fields(h, n, stack);
     if (!f)
         return SPINDLE_ENOMEM;
-    rv = h2_conn_send_trailers(s->c->h2, s->sid, f, n);
+    rv = CP(s->c)->send_trailers(s->c, s->sid, f, n);
     if (f != stack)
         free(f);
     if (rv == H2_OK) {
@@ -574,7 +575,7 @@ int stream_reset_code(spindle_stream *s, uint32_t error_code)
     int e = check_stream(s);
     if (e)
         return e;
-    h2_rv rv = h2_conn_reset_stream(s->c->h2, s->sid, (h2_code)error_code);
+    h2_rv rv = CP(s->c)->reset(s->c, s->sid, (h2_code)error_code);
     s->flags |= ST_RESET;
     shard_mark_dirty(s->c);
     queue_settle(s);
@@ -585,7 +586,7 @@ static size_t inline_buffered(const spindle_stream *s)
 {
     if (s->flags & ST_CLOSED)
         return 0;
-    return (size_t)h2_conn_stream_buffered(s->c->h2, s->sid);
+    return (size_t)CP(s->c)->buffered(s->c, s->sid);
 }
 
 size_t spindle_stream_buffered(const spindle_stream *s)
@@ -629,7 +630,7 @@ static void inline_resume(spindle_stream *s)
         free(p);
     }
     if (!(s->flags & ST_PAUSED)) {
-        h2_conn_consume(c->h2, s->sid, UINT64_MAX); /* everything delivered so far */
+        CP(c)->consume(c, s->sid, UINT64_MAX); /* everything delivered so far */
         if (s->pend_trailers && !(s->flags & (ST_RESET | ST_CLOSED))) {
             spindle_header *t = s->pend_trailers;
             s->pend_trailers = NULL;

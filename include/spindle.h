@@ -127,6 +127,22 @@ typedef struct spindle_limits {
     uint32_t send_timeout_ms;           /* 30000 */
 } spindle_limits;
 
+/* HTTP/1.1 limits (defaults in proto/h1_limits.h; each hit is counted in the
+ * shard statistics).  Set by name as "h1-" + the field name with dashes. */
+typedef struct spindle_h1_limits {
+    uint32_t max_request_line;  /* 8192 bytes (414 past it) */
+    uint32_t max_field_line;    /* 8192 bytes (431) */
+    uint32_t max_fields;        /* 100 (431) */
+    uint32_t max_head;          /* 64 KiB (431) */
+    uint32_t max_chunk_line;    /* 1024 bytes (400) */
+    uint64_t max_body;          /* 0 = unlimited (413) */
+    uint32_t max_pipelined;     /* 16 requests parsed ahead of their responses */
+    uint32_t max_requests;      /* 10000 per connection; 0 = unlimited */
+    uint32_t max_unsent_output; /* 512 KiB queued: reading pauses */
+    uint32_t header_timeout_ms; /* 10000: slowloris (408 and close) */
+    uint32_t idle_timeout_ms;   /* 60000: keep-alive idle */
+} spindle_h1_limits;
+
 typedef struct spindle_config {
     const char *address;       /* "127.0.0.1", "::", "0.0.0.0" (default "127.0.0.1") */
     uint16_t port;             /* 8080; 0 picks a free port (see on_listen) */
@@ -144,8 +160,8 @@ typedef struct spindle_config {
     spindle_limits limits;
     /* TLS (wolfSSL; docs/tls.md).  Off unless tls_cert is set: then every
      * shard also listens on tls_port and serves HTTP/2 over TLS there (ALPN
-     * "h2" required; TLS 1.2 with AEAD suites, or TLS 1.3), while port keeps
-     * serving h2c.  The files are read at spindle_run(), which fails with a
+     * "h2" preferred, "http/1.1" or no ALPN get HTTP/1.1; TLS 1.2 with AEAD
+     * suites, or TLS 1.3), while port keeps serving cleartext.  The files are read at spindle_run(), which fails with a
      * message naming the file and the cause when they are unreadable or do
      * not belong together. */
     uint16_t tls_port;                 /* 8443; 0 picks a free port (see on_listen_tls) */
@@ -182,6 +198,9 @@ typedef struct spindle_config {
                                    process started with the same path takes this
                                    one's listening sockets, then this one drains
                                    (NULL: off) */
+    /* HTTP/1.1 on the same listeners (the first bytes, or ALPN, choose). */
+    spindle_h1_limits h1;
+    bool h2c_upgrade; /* "Upgrade: h2c" switches to HTTP/2 (default true) */
 } spindle_config;
 
 /* Defaults for everything above. */
@@ -203,7 +222,12 @@ spindle_config spindle_config_default(void);
  * ("text" or "json"), "server-header" ("" for none), "date-header" (0/1),
  * or deployment: "health-path", "ready-path" (referenced, not copied),
  * "shutdown-delay" (milliseconds), "socket-activation" (0 or 1),
- * "upgrade-socket" (a path, referenced).
+ * "upgrade-socket" (a path, referenced),
+ * or HTTP/1.1: "h2c-upgrade" (0 or 1) and the limits "h1-max-request-line",
+ * "h1-max-field-line", "h1-max-fields", "h1-max-head", "h1-max-chunk-line",
+ * "h1-max-body" (bytes, 0 = unlimited), "h1-max-pipelined",
+ * "h1-max-requests", "h1-max-unsent-output", "h1-header-timeout",
+ * "h1-idle-timeout" (milliseconds).
  * On error returns SPINDLE_EINVAL and writes a one-line reason into err (if
  * errlen > 0). */
 int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
@@ -254,6 +278,7 @@ typedef struct spindle_request {
     bool expect_continue;   /* "expect: 100-continue" */
     uint8_t urgency;        /* RFC 9218, 0 (highest) .. 7; default 3 */
     bool incremental;
+    uint8_t http_version; /* the protocol that carried it: 2 (HTTP/2) or 1 (HTTP/1.x) */
 } spindle_request;
 
 typedef struct spindle_stream spindle_stream;

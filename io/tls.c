@@ -38,6 +38,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
 #include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/hash.h>
 
 #include "tls.h"
 
@@ -322,6 +323,32 @@ static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ud);
 static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ud);
 static int pair_selftest(tls_ctx *c, char *why, size_t len);
 
+/* ALPN: the server's preference, h2 then http/1.1, among the client's
+ * protocols (in: its length-prefixed list); neither: no ALPN (NOACK), and
+ * the connection is served HTTP/1.1. */
+static int alpn_select(WOLFSSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    static const struct {
+        const char *name;
+        unsigned char len;
+    } prefs[] = {{"h2", 2}, {"http/1.1", 8}};
+    for (size_t k = 0; k < sizeof prefs / sizeof prefs[0]; k++)
+        for (unsigned int i = 0; i < inlen; i += 1u + in[i]) {
+            unsigned char n = in[i];
+            if (i + 1u + n > inlen)
+                break;
+            if (n == prefs[k].len && memcmp(in + i + 1, prefs[k].name, n) == 0) {
+                *out = in + i + 1;
+                *outlen = n;
+                return SSL_TLSEXT_ERR_OK;
+            }
+        }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
 int tls_ctx_new(const tls_config *cfg, tls_ctx **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -364,6 +391,8 @@ int tls_ctx_new(const tls_config *cfg, tls_ctx **out, char *err, size_t errlen)
         errf(err, errlen, "this wolfSSL lacks TLS 1.2/1.3 or the AEAD suites");
         goto fail;
     }
+    /* ALPN by the server's preference (wolfSSL alone takes the client's). */
+    wolfSSL_CTX_set_alpn_select_cb(x, alpn_select, NULL);
     /* X25519 first: the cheapest key exchange, and what clients send a key
 	 * share for. P-256/P-384 for the rest. */
     int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
@@ -541,11 +570,12 @@ static tls_rv ensure_ssl(tls_conn *t)
         return fail_msg(t, "out of memory for the TLS session");
     wolfSSL_SetIOReadCtx(t->ssl, t);
     wolfSSL_SetIOWriteCtx(t->ssl, t);
-    /* FAILED_ON_MISMATCH: a client whose ALPN list lacks h2 gets a fatal
-	 * no_application_protocol alert instead of a connection without ALPN
-	 * (the select callback alone does not enforce it: docs/facts.md). */
-    char h2[] = "h2";
-    if (wolfSSL_UseALPN(t->ssl, h2, 2, WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS)
+    /* ALPN: h2 preferred, then http/1.1; a client offering neither (or no
+     * ALPN at all) gets a connection without ALPN, served as HTTP/1.1
+     * (CONTINUE_ON_MISMATCH: no no_application_protocol alert). */
+    char protos[] = "h2,http/1.1";
+    if (wolfSSL_UseALPN(t->ssl, protos, (unsigned)(sizeof protos - 1),
+                        WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) != WOLFSSL_SUCCESS)
         return fail_msg(t, "cannot set up ALPN");
     return TLS_OK;
 }
@@ -691,17 +721,15 @@ tls_rv tls_handshake(tls_conn *t)
     }
     char *name = NULL;
     unsigned short len = 0;
-    if (wolfSSL_ALPN_GetProtocol(t->ssl, &name, &len) != WOLFSSL_SUCCESS || len != 2 ||
-        memcmp(name, "h2", 2) != 0) {
-        /* The client sent no ALPN (one without h2 was refused by wolfSSL
-		 * with an alert). There is no alert API for after the handshake:
-		 * say goodbye with close_notify. */
-        wolfSSL_ERR_clear_error();
-        (void)wolfSSL_shutdown(t->ssl);
-        t->notify_sent = true;
-        return fail_msg(t, "TLS handshake failed: the client offered no ALPN (h2 required)");
+    /* "h2", "http/1.1", or none (NULL: the runtime serves HTTP/1.1). */
+    t->alpn = NULL;
+    if (wolfSSL_ALPN_GetProtocol(t->ssl, &name, &len) == WOLFSSL_SUCCESS) {
+        if (len == 2 && memcmp(name, "h2", 2) == 0)
+            t->alpn = "h2";
+        else if (len == 8 && memcmp(name, "http/1.1", 8) == 0)
+            t->alpn = "http/1.1";
     }
-    t->alpn = "h2";
+    wolfSSL_ERR_clear_error(); /* GetProtocol without ALPN leaves an error queued */
     t->hs_done = true;
     /* wolfSSL frees its handshake state itself at this point, except the
      * key-schedule arrays (5.5 KiB): --enable-distro's OpenVPN support
@@ -1033,4 +1061,11 @@ out:
     wolfSSL_CTX_free(cx);
     wolfSSL_ERR_clear_error();
     return rc;
+}
+
+int tls_sha1(const void *data, size_t len, uint8_t out[20])
+{
+    if (len > UINT32_MAX)
+        return -1;
+    return wc_ShaHash(data, (word32)len, out) == 0 ? 0 : -1;
 }

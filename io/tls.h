@@ -10,10 +10,10 @@
  *
  * Policy (security.md, "TLS abuse"): TLS 1.2 with ECDHE and AEAD suites only
  * (AES-128/256-GCM, ChaCha20-Poly1305) and TLS 1.3; TLS 1.1 and below are
- * refused; X25519 is the preferred group; ALPN must select "h2": a client
- * offering ALPN without h2 gets a fatal no_application_protocol alert, and a
- * client offering no ALPN at all fails the handshake (tls_read() reports
- * TLS_ERROR) since spindle speaks nothing but HTTP/2. Session tickets are
+ * refused; X25519 is the preferred group; ALPN offers "h2" then
+ * "http/1.1" (h2 preferred); a client offering neither, or no ALPN at all,
+ * completes the handshake without ALPN (the runtime serves it HTTP/1.1).
+ * Session tickets are
  * encrypted with keys shared across shards (tls_ticket_keys), so a client
  * resumes on whichever shard accepts its next connection.
  *
@@ -231,7 +231,8 @@ size_t tls_conn_buffer_bytes(const tls_conn *t);
 /* Why the connection failed (after TLS_ERROR), or "" */
 const char *tls_error_msg(const tls_conn *t);
 
-/* The ALPN protocol selected ("h2"), or NULL before the handshake is done. */
+/* The ALPN protocol selected ("h2" or "http/1.1"), or NULL: none was
+ * selected, or the handshake is not done. */
 const char *tls_alpn(const tls_conn *t);
 
 /* "TLSv1.3" / "TLSv1.2", or NULL before the handshake is done. */
@@ -242,5 +243,9 @@ const char *tls_cipher(const tls_conn *t);
 
 /* True when the handshake resumed a session (a ticket was accepted). */
 bool tls_session_reused(const tls_conn *t);
+
+/* SHA-1 of data (wolfSSL's): the WebSocket handshake's Sec-WebSocket-Accept
+ * (RFC 6455 §4.2.2), nothing secret.  0, or -1 on failure.  Any thread. */
+int tls_sha1(const void *data, size_t len, uint8_t out[20]);
 
 #endif /* SPINDLE_IO_TLS_H */

@@ -142,6 +142,18 @@ typedef struct h2_conn_stats {
  * once.  now_ms starts the preface timeout.  NULL on allocation failure. */
 h2_conn *h2_conn_new(h2_ctx *x, uint64_t now_ms);
 
+/* h2c Upgrade (RFC 7540 §3.2): right after h2_conn_new, before any input,
+ * make stream 1 the upgraded HTTP/1.1 request, half-closed (remote) and
+ * already delivered (the caller hands head to its handler itself; answer
+ * it with h2_conn_respond(c, 1, ...)).  settings is the decoded
+ * HTTP2-Settings payload (len a multiple of 6), applied as the client's
+ * SETTINGS without an ACK (the 101 acknowledged it).  The client's preface
+ * is expected next, as on any connection.
+ *  H2_OK, H2_E_INVAL (not a fresh connection, or a bad payload: answer the
+ *  request over HTTP/1.1 instead), H2_E_NOMEM. */
+h2_rv h2_conn_open_upgraded(h2_conn *c, const uint8_t *settings, size_t len,
+                            const h2_req_head *head);
+
 /* Releases every chunk still queued (release callbacks run) and frees the
  * connection.  The caller must not have a send in flight that references
  * output memory (for zero-copy: until the notification). */

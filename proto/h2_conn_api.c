@@ -291,3 +291,33 @@ bool h2_ping_sent_us(const uint8_t opaque[8], uint64_t *sent_us)
     *sent_us = v;
     return true;
 }
+
+h2_rv h2_conn_open_upgraded(h2_conn *c, const uint8_t *settings, size_t len,
+                            const h2_req_head *head)
+{
+    if (c->dead || c->st || c->last_peer_sid || len % 6 || len / 6 > c->lim->max_settings_entries)
+        return H2_E_INVAL;
+    for (uint32_t i = 0; i < len / 6; i++) {
+        h2_setting st = h2_settings_get(settings, i);
+        if (!h2_fault_ok(h2_settings_check(st.id, st.value)))
+            return H2_E_INVAL;
+    }
+    /* RFC 7540 §3.2.1: as if sent in a SETTINGS frame, acknowledged by the
+     * 101 (no ACK).  No stream exists yet: windows need no adjusting. */
+    for (uint32_t i = 0; i < len / 6; i++) {
+        h2_setting st = h2_settings_get(settings, i);
+        switch (st.id) {
+        case H2_SET_HEADER_TABLE_SIZE: hpack_encoder_set_peer_table_size(&c->enc, st.value); break;
+        case H2_SET_INITIAL_WINDOW_SIZE: c->peer_iws = st.value; break;
+        case H2_SET_MAX_FRAME_SIZE: c->peer_max_frame = st.value; break;
+        case H2_SET_NO_RFC7540_PRIORITIES: c->no_rfc7540 = st.value == 1; break;
+        default: break;
+        }
+    }
+    if (!h2_stream_open(c, 1, true, head))
+        return H2_E_NOMEM;
+    c->last_peer_sid = 1;
+    c->last_delivered_sid = 1;
+    c->stats.requests++;
+    return H2_OK;
+}

@@ -7,7 +7,7 @@
 #   build  compiler, CMake, pkg-config, liburing, wolfSSL, jemalloc, openssl
 #          (scripts/run.sh makes its self-signed TLS certificate with it),
 #          libpq-dev (apps/tfb)
-#   test   build + Criterion, curl, nghttp (h2load), python3-h2, valgrind,
+#   test   build + Criterion, curl, nghttp (h2load), wrk, python3-h2, valgrind,
 #          postgresql (PostgreSQL 15: apps/tfb's tests start their own server
 #          with scripts/pg.sh), prometheus (promtool, and the server that
 #          integration.ops starts to scrape spindle's metrics), haproxy (2.6:
@@ -24,7 +24,7 @@ set -euo pipefail
 pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev openssl
             libpq-dev)
 pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind openssl
-           postgresql prometheus haproxy)
+           postgresql prometheus haproxy wrk)
 pkgs_fuzz=("${pkgs_build[@]}" clang)
 pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server nginx-light gnuplot-nox)
 

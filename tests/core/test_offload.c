@@ -61,6 +61,7 @@ static void setup(void)
     cr_assert_eq(h2_ctx_init(&sh.h2, &srv.limits, NULL), H2_OK);
     cn.sh = &sh;
     cn.h2 = h2_conn_new(&sh.h2, 0);
+    cn.proto = CONN_H2;
     cr_assert(cn.h2);
     cn.state = C_OPEN;
     timer_node_init(&cn.timer);

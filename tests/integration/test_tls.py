@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """HTTP/2 over TLS (wolfSSL, docs/tls.md) against spindle-hello: real clients
-(curl, nghttp, h2load, python ssl + h2) on the TLS port, the policy (ALPN h2
-only, no TLS 1.1), handshakes fed a byte at a time and many at once across
+(curl, nghttp, h2load, python ssl + h2) on the TLS port, the policy (ALPN h2 preferred,
+http/1.1 and no ALPN served HTTP/1.1, no TLS 1.1), handshakes fed a byte at a time and many at once across
 shards, session ticket resumption, the handshake timeout, garbage instead of
 a ClientHello, close_notify after the final GOAWAY, bad certificate
 configurations, and 2,000 idle TLS connections woken at once.  The CA and
@@ -275,24 +275,35 @@ class TlsTest(unittest.TestCase):
             c.close()
 
     # -- policy ----------------------------------------------------------
-    def test_http11_only_alpn_refused(self):
-        ctx = client_ctx(self.pki["ca"], alpn=("http/1.1",))
-        with self.assertRaisesRegex(ssl.SSLError, "no application protocol"):
+    def test_http11_alpn_and_no_alpn_get_http11(self):
+        """ALPN offers h2 and http/1.1 (h2 preferred); a client without
+        ALPN, or with http/1.1 only, is served HTTP/1.1 (issue 13)."""
+        for alpn, want in ((("http/1.1",), "http/1.1"), (None, None), (("http/1.1", "h2"), "h2")):
+            ctx = client_ctx(self.pki["ca"], alpn=alpn)
             with ctx.wrap_socket(_plain_connect(("127.0.0.1", self.srv.tls_port), 10),
-                                 server_hostname="localhost"):
-                pass
+                                 server_hostname="localhost") as s:
+                self.assertEqual(s.selected_alpn_protocol(), want)
+                if want == "h2":
+                    continue
+                s.settimeout(10)
+                s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:40])
+                self.assertIn(HELLO, data)
         rc, out, err = run(["curl", "--http1.1", "-sS", "--cacert", self.pki["ca"],
+                            "-w", " %{http_version} %{num_connects}\n", self.url + "/",
                             self.url + "/"], 30)
-        self.assertEqual(rc, 35, err)
-        self.assertIn("no application protocol", err)
-
-    def test_no_alpn_gets_no_http2(self):
-        ctx = client_ctx(self.pki["ca"], alpn=None)
-        with ctx.wrap_socket(_plain_connect(("127.0.0.1", self.srv.tls_port), 10),
-                             server_hostname="localhost", suppress_ragged_eofs=False) as s:
-            s.settimeout(5)
-            # The handshake completes; then close_notify, never a SETTINGS frame.
-            self.assertEqual(s.recv(100), b"")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, "%s 1.1 1\n%s 1.1 0\n" % (HELLO.decode(), HELLO.decode()))
+        rc, out, err = run(["curl", "-sS", "--cacert", self.pki["ca"], "-w", " %{http_version}",
+                            self.url + "/"], 30)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, HELLO.decode() + " 2")  # default ALPN: h2
 
     def test_tls11_refused(self):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -772,10 +783,10 @@ class TlsMemcheckTest(unittest.TestCase):
                 try:
                     self.assertEqual(bytes(c.get("/", 60).data), HELLO)
                     self.assertTrue(c.sock.session_reused)
-                    with self.assertRaises(ssl.SSLError):
-                        client_ctx(pki["ca"], alpn=("http/1.1",)).wrap_socket(
+                    with client_ctx(pki["ca"], alpn=("http/1.1",)).wrap_socket(
                             _plain_connect(("127.0.0.1", srv.tls_port), 60),
-                            server_hostname="localhost")
+                            server_hostname="localhost") as h1:
+                        self.assertEqual(h1.selected_alpn_protocol(), "http/1.1")
                     # Seeded like test_garbage_instead_of_client_hello's noise:
                     # the same (non-TLS) bytes every run.
                     junk.sendall(random.Random(20261123).randbytes(2000))

@@ -325,3 +325,72 @@ H2S_TEST(ping, timed_round_trip_server_side,
     const uint8_t app[8] = {'s', 'p', 'i', 'n', 'd', 'l', 'e', '!'};
     cr_expect(!h2_ping_sent_us(app, &sent), "an application opaque is not a timed PING");
 }
+
+/* h2c Upgrade: stream 1 exists before any input; the client's preface and
+ * SETTINGS follow; the response to the upgraded request goes out on stream
+ * 1; the HTTP2-Settings payload is applied (a 100-byte initial window: the
+ * body stops there); the next client stream must be above 1. */
+static size_t frames_of(const uint8_t *p, size_t n, uint8_t type, uint32_t sid, size_t *payload)
+{
+    size_t count = 0, off = 0;
+    *payload = 0;
+    while (off + 9 <= n) {
+        size_t len = ((size_t)p[off] << 16) | ((size_t)p[off + 1] << 8) | p[off + 2];
+        uint32_t id = ((uint32_t)(p[off + 5] & 0x7f) << 24) | ((uint32_t)p[off + 6] << 16) |
+                      ((uint32_t)p[off + 7] << 8) | p[off + 8];
+        if (p[off + 3] == type && id == sid) {
+            count++;
+            *payload += len;
+        }
+        off += 9 + len;
+    }
+    return count;
+}
+
+Test(upgrade, h2c_stream_1_is_the_upgraded_request)
+{
+    h2_ctx x;
+    cr_assert_eq(h2_ctx_init(&x, NULL, NULL), H2_OK);
+    h2_conn *c = h2_conn_new(&x, 0);
+    cr_assert_not_null(c);
+    h2_req_head head = {.method = {(const uint8_t *)"GET", 3},
+                        .scheme = {(const uint8_t *)"http", 4},
+                        .authority = {(const uint8_t *)"a", 1},
+                        .path = {(const uint8_t *)"/", 1},
+                        .content_length = -1,
+                        .urgency = 3};
+    const uint8_t bad[5] = {0};
+    cr_expect_eq(h2_conn_open_upgraded(c, bad, sizeof bad, &head), H2_E_INVAL);
+    const uint8_t push2[6] = {0, 2, 0, 0, 0, 2}; /* ENABLE_PUSH 2: invalid */
+    cr_expect_eq(h2_conn_open_upgraded(c, push2, sizeof push2, &head), H2_E_INVAL);
+    const uint8_t iws100[6] = {0, 4, 0, 0, 0, 100};
+    cr_assert_eq(h2_conn_open_upgraded(c, iws100, sizeof iws100, &head), H2_OK);
+    cr_expect_eq(h2_conn_open_upgraded(c, NULL, 0, &head), H2_E_INVAL, "only once");
+    static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                                     "\0\0\0\4\0\0\0\0\0"; /* empty SETTINGS */
+    size_t used = 0;
+    h2_event ev;
+    cr_assert_eq(h2_conn_recv(c, preface, sizeof preface - 1, 0, &used, &ev), H2_OK);
+    cr_assert_eq(used, sizeof preface - 1);
+    cr_assert_eq(ev.type, H2_EV_NONE);
+    hpack_field f = {.name = (const uint8_t *)"content-type",
+                     .name_len = 12,
+                     .value = (const uint8_t *)"text/plain",
+                     .value_len = 10};
+    cr_assert_eq(h2_conn_respond(c, 1, 200, &f, 1, false), H2_OK);
+    static uint8_t body[300];
+    cr_assert_eq(h2_conn_send_data(c, 1, body, sizeof body, true, NULL, NULL), H2_OK);
+    static uint8_t out[4096];
+    size_t n = h2_conn_send(c, out, sizeof out, 0);
+    size_t pl;
+    cr_expect_eq(frames_of(out, n, 1 /* HEADERS */, 1, &pl), 1u);
+    frames_of(out, n, 0 /* DATA */, 1, &pl);
+    cr_expect_eq(pl, 100u, "the HTTP2-Settings window (100) limits stream 1: %zu", pl);
+    /* The client's next request is stream 3. */
+    static const uint8_t get3[] = {0, 0, 6, 1, 5, 0, 0, 0, 3, 0x82, 0x86, 0x84, 0x41, 1, 'a'};
+    cr_assert_eq(h2_conn_recv(c, get3, sizeof get3, 0, &used, &ev), H2_OK);
+    cr_expect_eq(ev.type, H2_EV_REQUEST);
+    cr_expect_eq(ev.stream_id, 3u);
+    h2_conn_free(c);
+    h2_ctx_free(&x);
+}
