@@ -126,6 +126,8 @@ static bool start_engine(conn *c, uint8_t proto)
         return false;
     }
     c->proto = proto;
+    if (proto == CONN_H1)
+        c->info.proto = STATS_PROTO_HTTP11; /* logged and counted as http/1.1 */
     shard_mark_dirty(c); /* the server preface */
     conn_timer_update(c);
     return true;
