@@ -5,6 +5,7 @@
 tests/data/h1_bad_requests.txt sent raw (status, then close), slowloris,
 and HTTP/1.1 and HTTP/2 clients at once on one port."""
 import http.client
+import json
 import os
 import re
 import shutil
@@ -478,6 +479,23 @@ class Http1LimitsTest(unittest.TestCase):
             self.assertEqual(rc, 0, err)
             self.assertNotIn(" 101 ", err)
             self.assertEqual(out, HELLO.decode() + " 1.1")
+
+    def test_access_log_protocols(self):
+        """HTTP/1.1, an h2c Upgrade and prior-knowledge h2c, each logged
+        with its protocol and status (the access log of issue 20)."""
+        with tempfile.TemporaryDirectory(prefix="h1-alog-") as d:
+            path = os.path.join(d, "access.log")
+            with Server(shards=1, sets={"access-log": path, "access-log-format": "json"}) as srv:
+                url = "http://%s:%d/" % (HOST, srv.port)
+                for flag in ("--http1.1", "--http2", "--http2-prior-knowledge"):
+                    rc, out, err = run(["curl", flag, "-sS", url], 30)
+                    self.assertEqual(rc, 0, err)
+                    self.assertEqual(out, HELLO.decode())
+            # The log is flushed at the graceful exit.
+            with open(path) as f:
+                lines = [json.loads(x) for x in f if x.strip()]
+        self.assertEqual([x["protocol"] for x in lines], ["http/1.1", "h2c", "h2c"])
+        self.assertEqual([x["status"] for x in lines], [200, 200, 200])
 
     def test_limits_by_name(self):
         with Server(shards=1, sets={"h1-max-request-line": 100, "h1-max-body": 10}) as srv:
