@@ -79,14 +79,34 @@ static void put(hpack_field *f, const char *name, uint32_t nlen, const char *v, 
     f->flags = 0;
 }
 
+/* The configured `server` value, measured and validated once per shard:
+ * true when there is one to send.  An invalid value (a control character)
+ * is never sent. */
+static bool server_value(shard *sh, uint32_t *len)
+{
+    shard_view *v = &sh->view;
+    if (v->server_state == 0) {
+        const char *s = sh->srv->cfg.server_header;
+        size_t l = s ? strlen(s) : 0;
+        hpack_field f;
+        put(&f, "server", 6, s, (uint32_t)l);
+        v->server_state =
+            l && l <= UINT32_MAX && h2_http_check_response_fields(&f, 1) == H2_OK ? 1 : 2;
+        v->server_len = (uint32_t)l;
+    }
+    *len = v->server_len;
+    return v->server_state == 1;
+}
+
 size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t clen, char *buf)
 {
     const spindle_config *cfg = &sh->srv->cfg;
     size_t n0 = n;
+    uint32_t slen;
     if (cfg->date_header && sh->view.date_len && !has(f, n0, "date", 4))
         put(&f[n++], "date", 4, sh->view.date, sh->view.date_len);
-    if (cfg->server_header && *cfg->server_header && !has(f, n0, "server", 6))
-        put(&f[n++], "server", 6, cfg->server_header, (uint32_t)strlen(cfg->server_header));
+    if (server_value(sh, &slen) && !has(f, n0, "server", 6))
+        put(&f[n++], "server", 6, cfg->server_header, slen);
     /* No content-length on 1xx, 204 and 304 (RFC 9110 8.6). */
     if (clen >= 0 && status >= 200 && status != 204 && status != 304 &&
         !has(f, n0, "content-length", 14)) {
@@ -189,7 +209,9 @@ h2_rv resphdr_release(spindle_stream *st, int64_t clen)
     held_head *h = st->track.held;
     char buf[24];
     size_t n = resphdr_add(st->c->sh, h->f, h->n, h->status, clen, buf);
-    h2_rv rv = h2_conn_respond(st->c->h2, st->sid, h->status, h->f, n, false);
+    /* resphdr_hold validated the head's own fields; the added ones are
+     * valid as built. */
+    h2_rv rv = h2_conn_respond_checked(st->c->h2, st->sid, h->status, h->f, n, 0, false);
     resphdr_drop(st);
     return rv;
 }
