@@ -128,7 +128,7 @@ static bool start_engine(conn *c, uint8_t proto)
     c->proto = proto;
     if (proto == CONN_H1)
         c->info.proto = STATS_PROTO_HTTP11; /* logged and counted as http/1.1 */
-    shard_mark_dirty(c); /* the server preface */
+    shard_mark_dirty(c);                    /* the server preface */
     conn_timer_update(c);
     return true;
 }
@@ -869,9 +869,9 @@ static void h2w_free(conn *c)
 }
 
 static h2_rv h2w_respond(conn *c, uint32_t id, uint16_t status, const hpack_field *f, size_t n,
-                         bool end)
+                         size_t n_check, bool end)
 {
-    return h2_conn_respond(c->h2, id, status, f, n, end);
+    return h2_conn_respond_checked(c->h2, id, status, f, n, n_check, end);
 }
 
 static h2_rv h2w_send(conn *c, uint32_t id, const uint8_t *d, uint64_t len, bool end,

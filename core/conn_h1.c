@@ -177,7 +177,7 @@ static void h2c_switch(conn *c)
     h1_conn_free(e->codec);
     free(e);
     c->h2 = h2;
-    c->proto = CONN_H2C; /* CONN_H2 once the client preface is in (conn.c) */
+    c->proto = CONN_H2C;             /* CONN_H2 once the client preface is in (conn.c) */
     c->info.proto = STATS_PROTO_H2C; /* upgraded: its requests from now on are h2c */
     c->matched = 0;
     if (sh->draining)
@@ -430,8 +430,9 @@ static h2_rv ws_answer(conn *c, uint32_t id, uint16_t status, const hpack_field 
 }
 
 static h2_rv h1_respond(conn *c, uint32_t id, uint16_t status, const hpack_field *f, size_t n,
-                        bool end)
+                        size_t n_check, bool end)
 {
+    (void)n_check; /* the codec validates every field */
     struct conn_h1 *e = H(c);
     if (id == e->ws_id)
         return ws_answer(c, id, status, f, n, end);

@@ -47,8 +47,10 @@ typedef struct conn_proto {
     void (*shutdown)(conn *c);
     void (*free)(conn *c);
     /* Streams. */
+    /* The first n_check fields are validated; the rest were built valid
+     * (h2_conn_respond_checked()); HTTP/1.1 validates them all. */
     h2_rv (*respond)(conn *c, uint32_t id, uint16_t status, const hpack_field *f, size_t n,
-                     bool end);
+                     size_t n_check, bool end);
     h2_rv (*send_data)(conn *c, uint32_t id, const uint8_t *d, uint64_t len, bool end,
                        h2_release_fn release, void *ctx);
     h2_rv (*send_trailers)(conn *c, uint32_t id, const hpack_field *f, size_t n);

@@ -193,9 +193,9 @@ static void ws_free(conn *c)
 }
 
 static h2_rv ws_respond(conn *c, uint32_t id, uint16_t status, const hpack_field *f, size_t n,
-                        bool end)
+                        size_t n_check, bool end)
 {
-    (void)c, (void)id, (void)status, (void)f, (void)n, (void)end;
+    (void)c, (void)id, (void)status, (void)f, (void)n, (void)n_check, (void)end;
     return H2_E_STATE; /* answered with the 101 */
 }
 

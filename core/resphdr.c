@@ -63,14 +63,6 @@ void resphdr_tick(shard *sh)
     sh->view.date_len = (uint8_t)strlen(sh->view.date);
 }
 
-static bool has(const hpack_field *f, size_t n, const char *name, uint32_t len)
-{
-    for (size_t i = 0; i < n; i++)
-        if (f[i].name_len == len && memcmp(f[i].name, name, len) == 0)
-            return true;
-    return false;
-}
-
 static void put(hpack_field *f, const char *name, uint32_t nlen, const char *v, uint32_t vlen)
 {
     f->name = (const uint8_t *)name;
@@ -80,17 +72,54 @@ static void put(hpack_field *f, const char *name, uint32_t nlen, const char *v, 
     f->flags = 0;
 }
 
+/* The configured `server` value, measured and validated once per shard:
+ * true when there is one to send.  An invalid value (a control character)
+ * is never sent. */
+static bool server_value(shard *sh, uint32_t *len)
+{
+    shard_view *v = &sh->view;
+    if (v->server_state == 0) {
+        const char *s = sh->srv->cfg.server_header;
+        size_t l = s ? strlen(s) : 0;
+        hpack_field f;
+        put(&f, "server", 6, s, (uint32_t)l);
+        v->server_state =
+            l && l <= UINT32_MAX && h2_http_check_response_fields(&f, 1) == H2_OK ? 1 : 2;
+        v->server_len = (uint32_t)l;
+    }
+    *len = v->server_len;
+    return v->server_state == 1;
+}
+
+enum { HAS_DATE = 1, HAS_SERVER = 2, HAS_CLEN = 4 };
+
+/* Which of the defaults the handler set itself: one pass over its fields. */
+static unsigned present(const hpack_field *f, size_t n)
+{
+    unsigned m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *s = f[i].name;
+        switch (f[i].name_len) {
+        case 4: m |= memcmp(s, "date", 4) == 0 ? HAS_DATE : 0u; break;
+        case 6: m |= memcmp(s, "server", 6) == 0 ? HAS_SERVER : 0u; break;
+        case 14: m |= memcmp(s, "content-length", 14) == 0 ? HAS_CLEN : 0u; break;
+        default: break;
+        }
+    }
+    return m;
+}
+
 size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t clen, char *buf)
 {
     const spindle_config *cfg = &sh->srv->cfg;
-    size_t n0 = n;
-    if (cfg->date_header && sh->view.date_len && !has(f, n0, "date", 4))
+    unsigned m = present(f, n);
+    uint32_t slen;
+    if (cfg->date_header && sh->view.date_len && !(m & HAS_DATE))
         put(&f[n++], "date", 4, sh->view.date, sh->view.date_len);
-    if (cfg->server_header && *cfg->server_header && !has(f, n0, "server", 6))
-        put(&f[n++], "server", 6, cfg->server_header, (uint32_t)strlen(cfg->server_header));
+    if (!(m & HAS_SERVER) && server_value(sh, &slen))
+        put(&f[n++], "server", 6, cfg->server_header, slen);
     /* No content-length on 1xx, 204 and 304 (RFC 9110 8.6). */
-    if (clen >= 0 && status >= 200 && status != 204 && status != 304 &&
-        !has(f, n0, "content-length", 14)) {
+    if (clen >= 0 && status >= 200 && status != 204 && status != 304 && !(m & HAS_CLEN)) {
         char tmp[20];
         int k = 0;
         uint64_t v = (uint64_t)clen;
@@ -160,7 +189,7 @@ void resphdr_shard_free(shard *sh)
 bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, size_t n)
 {
     if (st->track.head || status == 204 || status == 304 || n > UINT32_MAX ||
-        has(f, n, "content-length", 14) || h2_http_check_response_fields(f, (uint32_t)n) != H2_OK)
+        (present(f, n) & HAS_CLEN) || h2_http_check_response_fields(f, (uint32_t)n) != H2_OK)
         return false;
     size_t bytes = sizeof(held_head) + (n + RESPHDR_EXTRA) * sizeof(hpack_field);
     for (size_t i = 0; i < n; i++)
@@ -190,7 +219,9 @@ h2_rv resphdr_release(spindle_stream *st, int64_t clen)
     held_head *h = st->track.held;
     char buf[24];
     size_t n = resphdr_add(st->c->sh, h->f, h->n, h->status, clen, buf);
-    h2_rv rv = CP(st->c)->respond(st->c, st->sid, h->status, h->f, n, false);
+    /* resphdr_hold validated the head's own fields; the added ones are
+     * valid as built. */
+    h2_rv rv = CP(st->c)->respond(st->c, st->sid, h->status, h->f, n, 0, false);
     resphdr_drop(st);
     return rv;
 }

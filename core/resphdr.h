@@ -1,6 +1,7 @@
 /* resphdr.h - the response headers spindle adds by default (not
  * installed): `date` (formatted once a second per shard), `server`
- * (spindle_config.server_header, or none) and `content-length` when the
+ * (spindle_config.server_header, or none; a value that is not a valid
+ * field value is never sent) and `content-length` when the
  * whole body is known at the head, each unless the handler set it.
  * Shard thread.
  */

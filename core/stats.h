@@ -130,6 +130,8 @@ typedef struct shard_view {
     uint32_t hold_off, hold_live;
     char date[32]; /* "Sun, 06 Dec 2026 22:05:10 GMT" */
     uint8_t date_len;
+    uint8_t server_state; /* `server` (resphdr.c): 0 not checked yet, 1 valid, 2 none */
+    uint32_t server_len;
     struct alog_shard *alog;  /* the access log's buffer (NULL: off) */
     uint64_t cap_warn_ms;     /* last "max-conns reached" warning (conncap.h) */
     uint64_t cap_since_warn;  /* cap hits since it */

@@ -455,7 +455,9 @@ int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, 
     size_t nf = status >= 200
                     ? resphdr_add(s->c->sh, f, n, status, end && !s->track.head ? 0 : -1, clen)
                     : n;
-    h2_rv rv = CP(s->c)->respond(s->c, s->sid, status, f, nf, end);
+    /* Only the handler's fields are validated: the added ones are valid as
+     * built (resphdr_add). */
+    h2_rv rv = CP(s->c)->respond(s->c, s->sid, status, f, nf, n, end);
     if (f != stack)
         free(f);
     if (rv == H2_OK) {

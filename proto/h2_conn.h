@@ -192,6 +192,11 @@ h2_rv h2_conn_tick(h2_conn *c, uint64_t now_ms);
  *  was reset), H2_E_INVAL (status or fields), H2_E_NOMEM. */
 h2_rv h2_conn_respond(h2_conn *c, uint32_t stream_id, uint16_t status, const hpack_field *fields,
                       size_t n, bool end_stream);
+/* h2_conn_respond, validating only fields[0..n_check): the caller vouches
+ * for the rest (fields it built, or already passed through
+ * h2_http_check_response_fields). */
+h2_rv h2_conn_respond_checked(h2_conn *c, uint32_t stream_id, uint16_t status,
+                              const hpack_field *fields, size_t n, size_t n_check, bool end_stream);
 
 /* Queue body bytes by reference: data must stay valid until release is
  * called (release may be NULL for static data).  len may be 0 with end_stream

@@ -27,6 +27,12 @@ static h2_rv writable_stream(h2_conn *c, uint32_t sid, h2_stream **out)
 h2_rv h2_conn_respond(h2_conn *c, uint32_t stream_id, uint16_t status, const hpack_field *fields,
                       size_t n, bool end_stream)
 {
+    return h2_conn_respond_checked(c, stream_id, status, fields, n, n, end_stream);
+}
+
+h2_rv h2_conn_respond_checked(h2_conn *c, uint32_t stream_id, uint16_t status,
+                              const hpack_field *fields, size_t n, size_t n_check, bool end_stream)
+{
     h2_stream *s;
     h2_rv rv = writable_stream(c, stream_id, &s);
     if (rv != H2_OK)
@@ -36,7 +42,8 @@ h2_rv h2_conn_respond(h2_conn *c, uint32_t stream_id, uint16_t status, const hpa
     bool info = status < 200;
     if (status < 100 || status > 599 || status == 101 || (info && end_stream))
         return H2_E_INVAL;
-    if (n > UINT32_MAX || h2_http_check_response_fields(fields, (uint32_t)n) != H2_OK)
+    if (n > UINT32_MAX || n_check > n ||
+        h2_http_check_response_fields(fields, (uint32_t)n_check) != H2_OK)
         return H2_E_INVAL;
     uint8_t digits[3] = {(uint8_t)('0' + status / 100), (uint8_t)('0' + status / 10 % 10),
                          (uint8_t)('0' + status % 10)};

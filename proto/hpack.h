@@ -211,8 +211,9 @@ typedef struct hpack_encoder {
     bool update_due;      /* emit size update(s) at the next block start */
     hpack_huff_mode huff; /* AUTO after init; the caller may change it */
     /* Do not index fields whose values change per message (content-length,
-     * date, etag, last-modified, expires, age, set-cookie).  Off after
-     * init (RFC 7541 Appendix C indexes them); servers turn it on. */
+     * etag, last-modified, expires, age, set-cookie; `date` is indexed: it
+     * changes once a second).  Off after init (RFC 7541 Appendix C indexes
+     * them); servers turn it on. */
     bool skip_volatile;
     /* private */
     uint32_t signalled_max; /* the maximum the peer's decoder believes in: 4096

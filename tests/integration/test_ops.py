@@ -205,6 +205,13 @@ class OpsTest(unittest.TestCase):
         with Server(sets={"server-header": "acme/2"}) as srv:
             rc, out, err = curl("-sSi", "http://%s:%d/" % (HOST, srv.port))
         self.assertIn("server: acme/2", out)
+        # Not a valid field value (leading whitespace): never sent, and the
+        # responses still go out.
+        with Server(sets={"server-header": " acme"}) as srv:
+            rc, out, err = curl("-sSi", "http://%s:%d/" % (HOST, srv.port))
+            self.assertEqual(rc, 0, err)
+        self.assertIn(" 200", out.splitlines()[0])
+        self.assertNotIn("server:", out)
 
     # -- metrics ---------------------------------------------------------------
     def test_promtool_and_real_prometheus(self):

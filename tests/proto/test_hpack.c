@@ -1613,7 +1613,8 @@ Test(hpack_alloc, decoder_nomem_is_clean)
 }
 
 /* A server's encoder leaves per-message values out of the dynamic table, so
- * they cannot evict the fields that do repeat (content-type, server...). */
+ * they cannot evict the fields that do repeat (content-type, server...);
+ * `date` (once a second) is indexed. */
 Test(encoder, skip_volatile_fields_not_indexed)
 {
     hpack_encoder e;
@@ -1622,7 +1623,7 @@ Test(encoder, skip_volatile_fields_not_indexed)
     e.huff = HPACK_HUFF_NEVER;
     const hpack_field f[] = {
         {(const uint8_t *)"content-length", (const uint8_t *)"13", 14, 2, 0, 0},
-        {(const uint8_t *)"date", (const uint8_t *)"Sun, 22 Nov 2026 03:00:00 GMT", 4, 29, 0, 0},
+        {(const uint8_t *)"etag", (const uint8_t *)"\"abc\"", 4, 5, 0, 0},
         {(const uint8_t *)"content-type", (const uint8_t *)"text/plain", 12, 10, 0, 0},
     };
     uint8_t out[1024];
@@ -1639,4 +1640,60 @@ Test(encoder, skip_volatile_fields_not_indexed)
     cr_assert_lt(len2, len);
     cr_assert_eq(e.table.count, 1);
     hpack_encoder_free(&e);
+}
+
+/* `date` on a server's encoder: inserted once (literal with incremental
+ * indexing, static name 33), then a one-byte indexed field for as long as
+ * the value holds; a new second inserts a new entry.  The decoder sees
+ * the same fields every time. */
+Test(encoder, date_indexed_once_per_value)
+{
+    static endpoint ep;
+    hpack_encoder_init(&ep.e, 4096, NULL);
+    hpack_decoder_init(&ep.d, 4096, NULL);
+    ep.s = sink_new();
+    ep.e.skip_volatile = true;
+    hpack_field f[] = {
+        fld("date", "Sun, 06 Dec 2026 23:10:00 GMT", 0),
+        fld("content-length", "13", 0),
+    };
+    size_t len = 0;
+    cr_assert_eq(hpack_encode_block(&ep.e, f, 1, ep.out, sizeof ep.out, &len), H2_OK);
+    cr_assert_eq(ep.out[0], 0x40 | 33, "literal with incremental indexing, name 33: %02x",
+                 ep.out[0]);
+    cr_assert_eq(ep.e.table.count, 1);
+    cr_assert_eq(hpack_decode_block(&ep.d, ep.out, len, &ep.s->s), H2_OK);
+    cr_assert(field_is(&ep.s->s.fields[0], "date", "Sun, 06 Dec 2026 23:10:00 GMT"));
+    cr_assert_eq(ep.d.table.count, 1);
+    for (int i = 0; i < 3; i++) {
+        /* The same second: one byte, the newest dynamic entry (62). */
+        cr_assert_eq(hpack_encode_block(&ep.e, f, 1, ep.out, sizeof ep.out, &len), H2_OK);
+        cr_assert_eq(len, 1);
+        cr_assert_eq(ep.out[0], 0x80 | 62);
+        cr_assert_eq(ep.e.table.count, 1);
+        exchange(&ep, f, 2); /* with content-length, which is not indexed */
+        cr_assert_eq(ep.e.table.count, 1);
+        cr_assert_eq(ep.d.table.count, 1);
+    }
+    /* The next second: a new entry, then that one is referenced. */
+    f[0] = fld("date", "Sun, 06 Dec 2026 23:10:01 GMT", 0);
+    cr_assert_eq(hpack_encode_block(&ep.e, f, 1, ep.out, sizeof ep.out, &len), H2_OK);
+    cr_assert_gt(len, 1);
+    cr_assert_eq(ep.out[0], 0x40 | 33);
+    cr_assert_eq(ep.e.table.count, 2);
+    cr_assert_eq(hpack_decode_block(&ep.d, ep.out, len, &ep.s->s), H2_OK);
+    cr_assert(field_is(&ep.s->s.fields[0], "date", "Sun, 06 Dec 2026 23:10:01 GMT"));
+    cr_assert_eq(ep.d.table.count, 2);
+    exchange(&ep, f, 2);
+    cr_assert_eq(hpack_encode_block(&ep.e, f, 1, ep.out, sizeof ep.out, &len), H2_OK);
+    cr_assert_eq(len, 1);
+    cr_assert_eq(ep.out[0], 0x80 | 62);
+    /* The old second still decodes from the table (index 63). */
+    f[0] = fld("date", "Sun, 06 Dec 2026 23:10:00 GMT", 0);
+    exchange(&ep, f, 2);
+    cr_assert_eq(ep.e.table.count, 2);
+    expect_table_consistent(&ep.e.table);
+    hpack_encoder_free(&ep.e);
+    hpack_decoder_free(&ep.d);
+    free(ep.s);
 }
