@@ -272,13 +272,11 @@ static int config_set_deploy(spindle_config *cfg, const char *name, const char *
     return 1;
 }
 
-int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
-                       size_t errlen)
+/* The listeners' options: 1 when name is not one of them, else 0 or
+ * SPINDLE_EINVAL (err set). */
+static int set_listen_option(spindle_config *cfg, const char *name, const char *value, char *err,
+                             size_t errlen)
 {
-    if (!name || !value) {
-        seterr(err, errlen, "missing option name or value", NULL);
-        return SPINDLE_EINVAL;
-    }
     if (strcmp(name, "address") == 0) {
         if (!*value) {
             seterr(err, errlen, "address must not be empty", NULL);
@@ -318,9 +316,13 @@ int spindle_config_set(spindle_config *cfg, const char *name, const char *value,
             cfg->tls_key = value;
         return 0;
     }
-    int d = config_set_deploy(cfg, name, value, err, errlen);
-    if (d <= 0)
-        return d;
+    return 1;
+}
+
+/* pin, h2c-upgrade, h1-max-body, log-level: as set_listen_option(). */
+static int set_misc_option(spindle_config *cfg, const char *name, const char *value, char *err,
+                           size_t errlen)
+{
     if (strcmp(name, "pin") == 0) {
         uint32_t b;
         if (parse_u32(value, 1, &b)) {
@@ -330,9 +332,6 @@ int spindle_config_set(spindle_config *cfg, const char *name, const char *value,
         cfg->pin = b != 0;
         return 0;
     }
-    int ops = set_ops_option(cfg, name, value, err, errlen);
-    if (ops != 1)
-        return ops;
     if (strcmp(name, "h2c-upgrade") == 0) {
         uint32_t b;
         if (parse_u32(value, 1, &b)) {
@@ -363,6 +362,13 @@ int spindle_config_set(spindle_config *cfg, const char *name, const char *value,
         cfg->log_level = (int)lv;
         return 0;
     }
+    return 1;
+}
+
+/* The plain numbers of u32_opts: as set_listen_option(). */
+static int set_u32_option(spindle_config *cfg, const char *name, const char *value, char *err,
+                          size_t errlen)
+{
     for (size_t i = 0; i < sizeof u32_opts / sizeof u32_opts[0]; i++) {
         const u32_opt *o = &u32_opts[i];
         if (strcmp(name, o->name) != 0)
@@ -376,6 +382,24 @@ int spindle_config_set(spindle_config *cfg, const char *name, const char *value,
         }
         memcpy((char *)cfg + o->offset, &v, sizeof v);
         return 0;
+    }
+    return 1;
+}
+
+int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,
+                       size_t errlen)
+{
+    if (!name || !value) {
+        seterr(err, errlen, "missing option name or value", NULL);
+        return SPINDLE_EINVAL;
+    }
+    int (*const setters[])(spindle_config *, const char *, const char *, char *, size_t) = {
+        set_listen_option, config_set_deploy, set_misc_option, set_ops_option, set_u32_option,
+    };
+    for (size_t i = 0; i < sizeof setters / sizeof setters[0]; i++) {
+        int rc = setters[i](cfg, name, value, err, errlen);
+        if (rc != 1)
+            return rc;
     }
     seterr(err, errlen, "unknown option '", name);
     return SPINDLE_EINVAL;

@@ -478,27 +478,87 @@ static uint16_t bound_port(int fd, uint16_t configured)
     return p > 0 ? (uint16_t)p : configured;
 }
 
+/* Setup or on_shard_start failed (sh->rc): tell spindle_run, free. */
+static void *start_failed(shard *sh)
+{
+    atomic_store(&sh->ready, -1);
+    atomic_store(&sh->srv->stop, true);
+    shard_teardown(sh);
+    return NULL;
+}
+
+/* Draining and nothing left: no connection, no offloaded stream (or the
+ * drain deadline passed), no accept in flight, the application's watches
+ * closed. */
+static bool drained(shard *sh)
+{
+    return sh->draining && sh->nconns == 0 &&
+           ((sh->off_streams == 0 && !accept_in_flight(sh)) || sh->now >= sh->drain_deadline) &&
+           async_shard_stopped(sh);
+}
+
+/* Wait for a CQE, the next timer or the drain deadline (at most 1 s), then
+ * read the clock.  false after a ring error (sh->rc set). */
+static bool wait_for_work(shard *sh)
+{
+    uint64_t next = timer_wheel_next_deadline(&sh->timers);
+    if (sh->draining && sh->drain_deadline < next)
+        next = sh->drain_deadline;
+    uint64_t wait_ms = next > sh->now ? next - sh->now : 0;
+    if (wait_ms > 1000)
+        wait_ms = 1000; /* re-check the stop flag at least once a second */
+    if (sh->yield_each_round && wait_ms > 10)
+        wait_ms = 10; /* valgrind holds its lock while we sit in the kernel */
+    wait_ms = async_before_wait(sh, wait_ms); /* watch probes; the post doorbell */
+    int rc = ring_wait(sh->r, 1, wait_ms * 1000000u);
+    async_after_wait(sh);
+    if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN) {
+        log_msg(LOG_ERROR, (int)sh->idx, "ring_wait: %s", strerror(-rc));
+        sh->rc = SPINDLE_EURING;
+        return false;
+    }
+    if (sh->yield_each_round)
+        sched_yield();
+    sh->now = shard_now_ms();
+    stats_tick(sh); /* gauges, the date header, the access log's second */
+    h1_ctx_set_time(&sh->h1, (int64_t)time(NULL)); /* the Date field; formats once a second */
+    return true;
+}
+
+/* After the CQEs: due timers, statistics asked for, the stop flag, the
+ * drain deadline, accepting again under the connection cap. */
+static void after_events(shard *sh)
+{
+    server *srv = sh->srv;
+    timer_wheel_advance(&sh->timers, sh->now, fire_timer, sh);
+    if (atomic_exchange_explicit(&sh->stats_wanted, false, memory_order_relaxed))
+        shard_log_stats(sh);
+    if (atomic_load_explicit(&srv->stop, memory_order_relaxed))
+        begin_drain(sh);
+    if (sh->draining && sh->now >= sh->drain_deadline && sh->nconns) {
+        log_msg(LOG_WARN, (int)sh->idx, "drain timeout: closing %u connection(s)", sh->nconns);
+        for (uint32_t i = 0; i < srv->cfg.max_conns; i++)
+            if (sh->slots[i])
+                conn_close(sh->slots[i]);
+        sh->drain_deadline = UINT64_MAX; /* closing; CQEs finish the job */
+    }
+    if (!sh->draining && conncap_resume(sh) && accept_unarmed(sh))
+        arm_accept(sh);
+}
+
 void *shard_main(void *arg)
 {
     shard *sh = arg;
     server *srv = sh->srv;
     sh->rc = shard_setup(sh);
-    if (sh->rc != 0) {
-        atomic_store(&sh->ready, -1);
-        atomic_store(&srv->stop, true);
-        shard_teardown(sh);
-        return NULL;
-    }
+    if (sh->rc != 0)
+        return start_failed(sh);
     sh->port = bound_port(sh->lfd, srv->cfg.port);
     if (sh->tls_lfd >= 0)
         sh->tls_port = bound_port(sh->tls_lfd, srv->cfg.tls_port);
     sh->rc = async_shard_start(sh); /* on_shard_start */
-    if (sh->rc != 0) {
-        atomic_store(&sh->ready, -1);
-        atomic_store(&srv->stop, true);
-        shard_teardown(sh);
-        return NULL;
-    }
+    if (sh->rc != 0)
+        return start_failed(sh);
     atomic_store(&sh->ready, 1);
     if (srv->hooks.on_listen)
         srv->hooks.on_listen(sh->idx, srv->cfg.address, sh->port, srv->app);
@@ -512,31 +572,8 @@ void *shard_main(void *arg)
         settle(sh);
         flush_dirty(sh);
         settle(sh); /* connections that finished flushing close now, not after the wait */
-        if (sh->draining && sh->nconns == 0 &&
-            ((sh->off_streams == 0 && !accept_in_flight(sh)) || sh->now >= sh->drain_deadline) &&
-            async_shard_stopped(sh))
+        if (drained(sh) || !wait_for_work(sh))
             break;
-        uint64_t next = timer_wheel_next_deadline(&sh->timers);
-        if (sh->draining && sh->drain_deadline < next)
-            next = sh->drain_deadline;
-        uint64_t wait_ms = next > sh->now ? next - sh->now : 0;
-        if (wait_ms > 1000)
-            wait_ms = 1000; /* re-check the stop flag at least once a second */
-        if (sh->yield_each_round && wait_ms > 10)
-            wait_ms = 10; /* valgrind holds its lock while we sit in the kernel */
-        wait_ms = async_before_wait(sh, wait_ms); /* watch probes; the post doorbell */
-        int rc = ring_wait(sh->r, 1, wait_ms * 1000000u);
-        async_after_wait(sh);
-        if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN) {
-            log_msg(LOG_ERROR, (int)sh->idx, "ring_wait: %s", strerror(-rc));
-            sh->rc = SPINDLE_EURING;
-            break;
-        }
-        if (sh->yield_each_round)
-            sched_yield();
-        sh->now = shard_now_ms();
-        stats_tick(sh); /* gauges, the date header, the access log's second */
-        h1_ctx_set_time(&sh->h1, (int64_t)time(NULL)); /* the Date field; formats once a second */
         unsigned n;
         while ((n = ring_reap(sh->r, cqes, SHARD_CQE_BATCH)) > 0) {
             for (unsigned i = 0; i < n; i++)
@@ -545,20 +582,7 @@ void *shard_main(void *arg)
             if (n < SHARD_CQE_BATCH)
                 break;
         }
-        timer_wheel_advance(&sh->timers, sh->now, fire_timer, sh);
-        if (atomic_exchange_explicit(&sh->stats_wanted, false, memory_order_relaxed))
-            shard_log_stats(sh);
-        if (atomic_load_explicit(&srv->stop, memory_order_relaxed))
-            begin_drain(sh);
-        if (sh->draining && sh->now >= sh->drain_deadline && sh->nconns) {
-            log_msg(LOG_WARN, (int)sh->idx, "drain timeout: closing %u connection(s)", sh->nconns);
-            for (uint32_t i = 0; i < srv->cfg.max_conns; i++)
-                if (sh->slots[i])
-                    conn_close(sh->slots[i]);
-            sh->drain_deadline = UINT64_MAX; /* closing; CQEs finish the job */
-        }
-        if (!sh->draining && conncap_resume(sh) && accept_unarmed(sh))
-            arm_accept(sh);
+        after_events(sh);
         settle(sh);
     }
     if (stat_get(&sh->stats.accepted))

@@ -349,6 +349,36 @@ static int alpn_select(WOLFSSL *ssl, const unsigned char **out, unsigned char *o
     return SSL_TLSEXT_ERR_NOACK;
 }
 
+/* The certificate chain and its private key into c->ctx, checked to
+ * belong together (a test handshake); false with err set. */
+static bool load_identity(tls_ctx *c, const tls_config *cfg, char *err, size_t errlen)
+{
+    if (wolfSSL_CTX_use_certificate_chain_file(c->ctx, cfg->cert_file) != WOLFSSL_SUCCESS) {
+        errf(err, errlen, "%s: not a usable PEM certificate chain (%s)", cfg->cert_file,
+             load_error());
+        return false;
+    }
+    if (wolfSSL_CTX_use_PrivateKey_file(c->ctx, cfg->key_file, WOLFSSL_FILETYPE_PEM) !=
+        WOLFSSL_SUCCESS) {
+        errf(err, errlen, "%s: not a usable PEM private key (%s)", cfg->key_file, load_error());
+        return false;
+    }
+    /* wolfSSL_CTX_check_private_key() compares RSA moduli, but for an EC
+     * key this build only checks that the certificate's point is on the
+     * curve: a wrong P-256 key passes. A handshake against an in-memory
+     * client, which verifies CertificateVerify with the certificate's key,
+     * catches every key type. */
+    char why[160] = "";
+    if (wolfSSL_CTX_check_private_key(c->ctx) != WOLFSSL_SUCCESS ||
+        pair_selftest(c, why, sizeof why) != 0) {
+        wolfSSL_ERR_clear_error();
+        errf(err, errlen, "private key %s does not match certificate %s%s%s%s", cfg->key_file,
+             cfg->cert_file, why[0] ? " (" : "", why, why[0] ? ")" : "");
+        return false;
+    }
+    return true;
+}
+
 int tls_ctx_new(const tls_config *cfg, tls_ctx **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -394,40 +424,19 @@ int tls_ctx_new(const tls_config *cfg, tls_ctx **out, char *err, size_t errlen)
     /* ALPN by the server's preference (wolfSSL alone takes the client's). */
     wolfSSL_CTX_set_alpn_select_cb(x, alpn_select, NULL);
     /* X25519 first: the cheapest key exchange, and what clients send a key
-	 * share for. P-256/P-384 for the rest. */
+     * share for. P-256/P-384 for the rest. */
     int groups[] = {WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_SECP384R1};
     if (wolfSSL_CTX_set_groups(x, groups, 3) != WOLFSSL_SUCCESS) {
         errf(err, errlen, "wolfSSL_CTX_set_groups(X25519, P-256, P-384) failed");
         goto fail;
     }
 
-    if (wolfSSL_CTX_use_certificate_chain_file(x, cfg->cert_file) != WOLFSSL_SUCCESS) {
-        errf(err, errlen, "%s: not a usable PEM certificate chain (%s)", cfg->cert_file,
-             load_error());
+    if (!load_identity(c, cfg, err, errlen))
         goto fail;
-    }
-    if (wolfSSL_CTX_use_PrivateKey_file(x, cfg->key_file, WOLFSSL_FILETYPE_PEM) !=
-        WOLFSSL_SUCCESS) {
-        errf(err, errlen, "%s: not a usable PEM private key (%s)", cfg->key_file, load_error());
-        goto fail;
-    }
-    /* wolfSSL_CTX_check_private_key() compares RSA moduli, but for an EC
-	 * key this build only checks that the certificate's point is on the
-	 * curve: a wrong P-256 key passes. A handshake against an in-memory
-	 * client, which verifies CertificateVerify with the certificate's key,
-	 * catches every key type. */
-    char why[160] = "";
-    if (wolfSSL_CTX_check_private_key(x) != WOLFSSL_SUCCESS ||
-        pair_selftest(c, why, sizeof why) != 0) {
-        wolfSSL_ERR_clear_error();
-        errf(err, errlen, "private key %s does not match certificate %s%s%s%s", cfg->key_file,
-             cfg->cert_file, why[0] ? " (" : "", why, why[0] ? ")" : "");
-        goto fail;
-    }
 
     /* No client certificates; no server-side session cache: it is one
-	 * process-wide locked table, which shards would contend on, and
-	 * tickets make it unnecessary. */
+     * process-wide locked table, which shards would contend on, and
+     * tickets make it unnecessary. */
     wolfSSL_CTX_set_verify(x, WOLFSSL_VERIFY_NONE, NULL);
     wolfSSL_CTX_set_session_cache_mode(x, WOLFSSL_SESS_CACHE_OFF);
     if (cfg->tickets) {
