@@ -17,9 +17,9 @@ static bool path_is(spindle_str p, const char *want)
 {
     if (!want || !p.ptr)
         return false;
-    const char *q = memchr(p.ptr, '?', p.len);
-    size_t len = q ? (size_t)(q - p.ptr) : p.len;
-    return len == strlen(want) && memcmp(p.ptr, want, len) == 0;
+    /* want, then the end or a query (no scan of the path for '?') */
+    size_t n = strlen(want);
+    return (p.len == n || (p.len > n && p.ptr[n] == '?')) && memcmp(p.ptr, want, n) == 0;
 }
 
 static bool method_is(spindle_str m, const char *want)

@@ -189,11 +189,9 @@ bool metrics_serve(spindle_stream *st, const spindle_request *req)
     const char *path = st->c->sh->srv->cfg.metrics_path;
     if (!path || !req->path.ptr || req->has_body)
         return false;
-    size_t n = strlen(path);
-    const char *q = memchr(req->path.ptr, '?', req->path.len);
-    size_t plen = q ? (size_t)(q - req->path.ptr) : req->path.len;
-    if (plen != n || memcmp(req->path.ptr, path, n) != 0)
-        return false;
+    size_t n = strlen(path), plen = req->path.len;
+    if ((plen != n && (plen < n || req->path.ptr[n] != '?')) || memcmp(req->path.ptr, path, n) != 0)
+        return false; /* the path, then the end or a query */
     bool head = req->method.len == 4 && memcmp(req->method.ptr, "HEAD", 4) == 0;
     if (!head && !(req->method.len == 3 && memcmp(req->method.ptr, "GET", 3) == 0))
         return false;

@@ -109,10 +109,11 @@ static unsigned present(const hpack_field *f, size_t n)
     return m;
 }
 
-size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t clen, char *buf)
+/* resphdr_add() with m = present(f, n). */
+static size_t add_defaults(shard *sh, hpack_field *f, size_t n, unsigned m, uint16_t status,
+                           int64_t clen, char *buf)
 {
     const spindle_config *cfg = &sh->srv->cfg;
-    unsigned m = present(f, n);
     uint32_t slen;
     if (cfg->date_header && sh->view.date_len && !(m & HAS_DATE))
         put(&f[n++], "date", 4, sh->view.date, sh->view.date_len);
@@ -134,6 +135,11 @@ size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t
     return n;
 }
 
+size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t clen, char *buf)
+{
+    return add_defaults(sh, f, n, present(f, n), status, clen, buf);
+}
+
 /* A held head: the fields (room for RESPHDR_EXTRA more), then their bytes.
  * Heads live within one loop iteration (released at the latest by the
  * settle step), so they come from a per-shard bump arena, reset whenever
@@ -141,6 +147,7 @@ size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t
 typedef struct held_head {
     uint16_t status;
     bool heap;
+    uint8_t present; /* present() of the handler's fields */
     uint32_t n;
     hpack_field f[];
 } held_head;
@@ -188,8 +195,10 @@ void resphdr_shard_free(shard *sh)
 
 bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, size_t n)
 {
-    if (st->track.head || status == 204 || status == 304 || n > UINT32_MAX ||
-        (present(f, n) & HAS_CLEN) || h2_http_check_response_fields(f, (uint32_t)n) != H2_OK)
+    if (st->track.head || status == 204 || status == 304 || n > UINT32_MAX)
+        return false;
+    unsigned m = present(f, n);
+    if ((m & HAS_CLEN) || h2_http_check_response_fields(f, (uint32_t)n) != H2_OK)
         return false;
     size_t bytes = sizeof(held_head) + (n + RESPHDR_EXTRA) * sizeof(hpack_field);
     for (size_t i = 0; i < n; i++)
@@ -198,6 +207,7 @@ bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, siz
     if (!h)
         return false; /* sent now, without content-length */
     h->status = status;
+    h->present = (uint8_t)m;
     h->n = (uint32_t)n;
     char *o = (char *)(h->f + n + RESPHDR_EXTRA);
     for (size_t i = 0; i < n; i++) {
@@ -218,7 +228,7 @@ h2_rv resphdr_release(spindle_stream *st, int64_t clen)
 {
     held_head *h = st->track.held;
     char buf[24];
-    size_t n = resphdr_add(st->c->sh, h->f, h->n, h->status, clen, buf);
+    size_t n = add_defaults(st->c->sh, h->f, h->n, h->present, h->status, clen, buf);
     /* resphdr_hold validated the head's own fields; the added ones are
      * valid as built. */
     h2_rv rv = CP(st->c)->respond(st->c, st->sid, h->status, h->f, n, 0, false);

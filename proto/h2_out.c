@@ -262,9 +262,12 @@ h2_rv h2_out_header_block(h2_conn *c, uint32_t sid, const hpack_field *a, size_t
      * with a frame header in front of each. */
     uint8_t *src = p + (room - bound);
     size_t la = 0, lb = 0;
-    h2_rv rv = hpack_encode_block(&c->enc, a, na, src, bound, &la);
-    if (rv == H2_OK && nb)
-        rv = hpack_encode_block(&c->enc, b, nb, src + la, bound - la, &lb);
+    /* bound covers both blocks (the first takes at most its own bound) */
+    h2_rv rv = hpack_encode_fields(&c->enc, a, na, src, &la);
+    if (rv == H2_OK && nb) {
+        c->enc.memo_base = (uint32_t)(na < HPACK_MEMO ? na : HPACK_MEMO);
+        rv = hpack_encode_fields(&c->enc, b, nb, src + la, &lb);
+    }
     if (rv != H2_OK)
         return rv;
     size_t len = la + lb;

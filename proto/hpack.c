@@ -756,22 +756,20 @@ void hpack_encoder_set_peer_table_size(hpack_encoder *e, uint32_t peer_size)
         e->update_due = true;
 }
 
-/* Worst case of a string literal: Huffman at 30 bits a byte is never
- * shorter than the raw string. */
-static inline uint64_t str_bound(uint32_t len)
-{
-    uint64_t enc = ((uint64_t)len * 30 + 7) / 8;
-    return int_len(enc, 7) + enc;
-}
-
 size_t hpack_encode_bound(const hpack_field *f, size_t n)
 {
     /* Two size updates of a 32-bit value with a 5-bit prefix: 6 bytes each.
      * A field: a name index below 2^28 on a 4-bit prefix (5 bytes) covers a
-     * representation byte with a literal name too. */
+     * representation byte with a literal name too.  Its strings (name and
+     * value, L bytes together): Huffman at 30 bits a byte is never shorter
+     * than the raw string, so at most 30 L / 8 + 2 bytes (two roundings up),
+     * after two lengths of at most 6 bytes each, or 1 each when L < 32 (then
+     * each code is below 127 bytes).  No division or loop per field. */
     uint64_t total = 2 * 6;
-    for (size_t i = 0; i < n; i++)
-        total += 5 + str_bound(f[i].name_len) + str_bound(f[i].value_len);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t l = (uint64_t)f[i].name_len + f[i].value_len;
+        total += 5 + 2 + (30 * l) / 8 + (l < 32 ? 2 : 12);
+    }
     return total > SIZE_MAX ? SIZE_MAX : (size_t)total;
 }
 
@@ -811,14 +809,28 @@ static bool wants_insert(const hpack_encoder *e, const hpack_field *f, bool vol)
 
 /* Reserve table storage for every field of the block that may be inserted,
  * so that no insertion fails halfway through a block: the live bytes never
- * exceed what is there now plus what is inserted, nor max_size - 32. */
-static h2_rv reserve_block(hpack_encoder *e, const hpack_field *f, size_t n)
+ * exceed what is there now plus what is inserted, nor max_size - 32.  A
+ * field with a memo hint (memo slots from base on) counts as a possible insertion without a closer
+ * look (its hint may miss at encoding time, after an earlier field's
+ * insertion evicted the entry): at worst a little more is reserved.  Sets
+ * bit i of *vol for a volatile field i < 64 it looked at. */
+static h2_rv reserve_block(hpack_encoder *e, const hpack_field *f, size_t n, size_t base,
+                           uint64_t *vol)
 {
     hpack_table *t = &e->table;
     uint64_t bytes = 0, ents = 0;
+    *vol = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t b = (uint64_t)f[i].name_len + f[i].value_len;
-        if (!wants_insert(e, &f[i], is_volatile(e, &f[i])))
+        if (base + i < HPACK_MEMO && e->memo[base + i] != 0) {
+            bytes += b;
+            ents++;
+            continue;
+        }
+        bool v = is_volatile(e, &f[i]);
+        if (v && i < 64)
+            *vol |= UINT64_C(1) << i;
+        if (!wants_insert(e, &f[i], v))
             continue;
         bytes += b;
         ents++;
@@ -847,6 +859,7 @@ static h2_rv reserve_block(hpack_encoder *e, const hpack_field *f, size_t n)
 static uint32_t hash_bytes(uint32_t h, const uint8_t *s, uint32_t n)
 {
     const uint64_t k = UINT64_C(0x9e3779b97f4a7c15);
+    const uint32_t len = n;
     uint64_t x = h ^ ((uint64_t)n << 32);
     for (; n >= 8; s += 8, n -= 8) {
         uint64_t w;
@@ -855,9 +868,19 @@ static uint32_t hash_bytes(uint32_t h, const uint8_t *s, uint32_t n)
         x ^= x >> 29;
     }
     if (n) {
-        uint64_t w = 0;
-        for (uint32_t i = 0; i < n; i++)
-            w |= (uint64_t)s[i] << (8 * i);
+        /* The last 1-7 bytes without a byte loop: overlapping loads (the
+         * length is in x, so the overlap is unambiguous). */
+        uint64_t w;
+        if (len >= 8) {
+            memcpy(&w, s + n - 8, 8);
+        } else if (n >= 4) {
+            uint32_t a, b;
+            memcpy(&a, s, 4);
+            memcpy(&b, s + n - 4, 4);
+            w = a | (uint64_t)b << 32;
+        } else {
+            w = s[0] | (uint64_t)s[n / 2] << 8 | (uint64_t)s[n - 1] << 16;
+        }
         x = (x ^ w) * k;
         x ^= x >> 29;
     }
@@ -936,20 +959,59 @@ static uint8_t *encode_string(uint8_t *p, hpack_huff_mode mode, const uint8_t *s
     return p + n;
 }
 
-static h2_rv encode_field(hpack_encoder *e, const hpack_field *f, uint8_t **pos)
+/* The memo's hint for f, confirmed: the index of an entry equal to f, or 0.
+ * A hint is only ever a place to look: whatever the table did since, a
+ * match is checked byte for byte against the live entry. */
+static uint32_t memo_probe(const hpack_encoder *e, uint64_t hint, const hpack_field *f)
+{
+    if (hint & HPACK_MEMO_STATIC) {
+        uint32_t idx = (uint32_t)hint;
+        const hpack_field *sf = &hpack_static_table[idx - 1];
+        return sf->name_len == f->name_len && sf->value_len == f->value_len &&
+                       bytes_eq(sf->name, f->name, f->name_len) &&
+                       bytes_eq(sf->value, f->value, f->value_len)
+                   ? idx
+                   : 0;
+    }
+    const hpack_table *t = &e->table;
+    uint32_t idx = 0;
+    const struct hpack_entry *en = follow(t, (uint32_t)hint, &idx);
+    if (!en || en->name_len != f->name_len || en->value_len != f->value_len ||
+        !ring_eq(t, en->off, f->name, f->name_len) ||
+        !ring_eq(t, ring_add(t, en->off, en->name_len), f->value, f->value_len))
+        return 0;
+    return HPACK_STATIC_COUNT + idx;
+}
+
+/* The memo's hint for an exact match at index idx (0: none). */
+static uint64_t memo_hint(const hpack_table *t, uint32_t idx)
+{
+    if (idx == 0)
+        return 0;
+    if (idx <= HPACK_STATIC_COUNT)
+        return HPACK_MEMO_STATIC | idx;
+    return t->seq - (idx - HPACK_STATIC_COUNT) + 1; /* the entry's number + 1 */
+}
+
+/* Encode f; vol is is_volatile(e, f); memo: f's slot of the memo, or NULL. */
+static h2_rv encode_field(hpack_encoder *e, const hpack_field *f, bool vol, uint64_t *memo,
+                          uint8_t **pos)
 {
     /* A never-indexed value is not compared with the table: it is the kind
      * of value (a credential) whose matches must not leak through timing. */
     bool never = (f->flags & HPACK_F_NEVER_INDEX) != 0;
     /* A volatile field never enters the table (wants_insert), so it cannot
      * be found there by value: look up its name only. */
-    bool vol = is_volatile(e, f);
     match m = lookup(&e->table, f, !never && !vol);
     if (m.exact != 0) {
+        if (memo)
+            *memo = memo_hint(&e->table, m.exact);
         *pos = hpack_int_encode(*pos, REP_INDEXED, 7, m.exact);
         return H2_OK;
     }
     bool insert = wants_insert(e, f, vol);
+    if (memo)
+        *memo = insert ? e->table.seq + 1 : 0; /* the entry about to be inserted */
     uint8_t *p = *pos;
     if (insert)
         p = hpack_int_encode(p, REP_INCREMENTAL, 6, m.name);
@@ -968,9 +1030,20 @@ static h2_rv encode_field(hpack_encoder *e, const hpack_field *f, uint8_t **pos)
 h2_rv hpack_encode_block(hpack_encoder *e, const hpack_field *f, size_t n, uint8_t *out, size_t cap,
                          size_t *out_len)
 {
-    if (cap < hpack_encode_bound(f, n))
+    if (cap < hpack_encode_bound(f, n)) {
+        e->memo_base = 0;
         return H2_E_INVAL;
-    h2_rv rv = reserve_block(e, f, n);
+    }
+    return hpack_encode_fields(e, f, n, out, out_len);
+}
+
+h2_rv hpack_encode_fields(hpack_encoder *e, const hpack_field *f, size_t n, uint8_t *out,
+                          size_t *out_len)
+{
+    size_t base = e->memo_base;
+    e->memo_base = 0;
+    uint64_t vol;
+    h2_rv rv = reserve_block(e, f, n, base, &vol);
     if (rv != H2_OK)
         return rv;
     uint8_t *p = out;
@@ -986,9 +1059,25 @@ h2_rv hpack_encode_block(hpack_encoder *e, const hpack_field *f, size_t n, uint8
     }
     e->pending_min = e->table.max_size;
     for (size_t i = 0; i < n; i++) {
-        rv = encode_field(e, &f[i], &p);
+        const hpack_field *fi = &f[i];
+        uint64_t *memo = base + i < HPACK_MEMO ? &e->memo[base + i] : NULL;
+        bool never = (fi->flags & HPACK_F_NEVER_INDEX) != 0;
+        if (memo && *memo && !never) {
+            uint32_t idx = memo_probe(e, *memo, fi);
+            if (idx) {
+                p = hpack_int_encode(p, REP_INDEXED, 7, idx);
+                continue;
+            }
+            /* reserve_block() did not classify it */
+            vol &= ~(UINT64_C(1) << i);
+            vol |= (uint64_t)is_volatile(e, fi) << i;
+        }
+        bool v = i < 64 ? (vol >> i) & 1 : is_volatile(e, fi);
+        rv = encode_field(e, fi, v, never ? NULL : memo, &p);
         if (rv != H2_OK)
             return rv;
+        if (never && memo)
+            *memo = 0;
     }
     *out_len = (size_t)(p - out);
     return H2_OK;

@@ -204,6 +204,9 @@ typedef enum hpack_huff_mode {
     HPACK_HUFF_ALWAYS,
 } hpack_huff_mode;
 
+enum { HPACK_MEMO = 8 };
+#define HPACK_MEMO_STATIC (UINT64_C(1) << 32)
+
 typedef struct hpack_encoder {
     hpack_table table;
     uint32_t own_max;     /* the most we are willing to use */
@@ -218,6 +221,16 @@ typedef struct hpack_encoder {
     /* private */
     uint32_t signalled_max; /* the maximum the peer's decoder believes in: 4096
                                * until we send a size update */
+    /* Per position in a block, the exact match the previous block found
+     * there: HPACK_MEMO_STATIC | a static index, a dynamic entry's number
+     * + 1, or 0.  Responses repeat their fields in the same order, so the
+     * hint is confirmed with one compare instead of a lookup. */
+    uint64_t memo[HPACK_MEMO];
+    /* The memo position of the next block's first field: 0, unless the
+     * caller encodes one head as two blocks (pseudo-header fields, then the
+     * rest) and sets it to the first block's count before the second.
+     * Reset to 0 by every hpack_encode_block(). */
+    uint32_t memo_base;
 } hpack_encoder;
 
 /* own_max: the largest dynamic table we will use (the peer's setting is
@@ -259,5 +272,10 @@ size_t hpack_encode_bound(const hpack_field *f, size_t n);
  * encoder is unchanged and nothing was emitted. */
 h2_rv hpack_encode_block(hpack_encoder *e, const hpack_field *f, size_t n, uint8_t *out, size_t cap,
                          size_t *out_len);
+/* hpack_encode_block() for a caller that has made sure out has room for
+ * hpack_encode_bound(f, n) bytes (the bound is not computed again).
+ * H2_E_NOMEM or H2_OK, as there. */
+h2_rv hpack_encode_fields(hpack_encoder *e, const hpack_field *f, size_t n, uint8_t *out,
+                          size_t *out_len);
 
 #endif
