@@ -557,15 +557,19 @@ static h2_rv decode_indexed(hpack_decoder *d, hpack_sink *sink, const uint8_t **
     h2_rv rv = account(sink, name.len, value.len, &store);
     if (rv != H2_OK || !store)
         return rv;
+    if (idx <= HPACK_STATIC_COUNT) {
+        /* The static table outlives every block: point at it, no copy. */
+        hpack_field *f = &sink->fields[sink->count++];
+        *f = hpack_static_table[idx - 1];
+        f->flags = sink->digest ? HPACK_F_DIGEST : 0;
+        f->digest = sink->digest ? sink->static_digests[idx - 1] : 0;
+        return H2_OK;
+    }
     /* Cannot fail: account() checked the room. */
     rv = put_field(&d->table, &name, &value, sink->buf + sink->buf_used, name.len + value.len,
                    &name_len, &value_len);
     if (rv == H2_OK) {
-        uint32_t digest = 0;
-        if (sink->digest)
-            digest = idx <= HPACK_STATIC_COUNT
-                         ? sink->static_digests[idx - 1]
-                         : entry_at(&d->table, idx - HPACK_STATIC_COUNT)->digest;
+        uint32_t digest = sink->digest ? entry_at(&d->table, idx - HPACK_STATIC_COUNT)->digest : 0;
         store_field(sink, name_len, value_len, sink->digest ? HPACK_F_DIGEST : 0, digest);
     }
     return rv;

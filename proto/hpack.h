@@ -121,9 +121,10 @@ typedef struct hpack_decoder {
 
 /* Where a decoded block goes, and the limits it is decoded under.
  * The caller sets the storage and limits, hpack_decode_block() fills the rest.
- * Field strings are copied into buf (never referencing the table, which later
- * fields of the same block may evict, nor the input); fields[i].name and
- * .value point into buf.  With fields_cap >= soft_fields and buf_cap >=
+ * Field strings are copied into buf (never referencing the dynamic table,
+ * which later fields of the same block may evict, nor the input); fields[i]
+ * .name and .value point into buf, except that a field indexed whole from
+ * the static table points into the static table (static storage, read-only).  With fields_cap >= soft_fields and buf_cap >=
  * soft_list_size every field within the soft limits fits; smaller storage is
  * not an error, it only overflows sooner.  Limits compare with ">": a list
  * of exactly soft_list_size is stored. */
