@@ -91,8 +91,8 @@ static void expect_fields(const hpack_sink *s, const nv *want, size_t n)
         bool in_buf = f->name >= s->buf && f->value + f->value_len <= s->buf + s->buf_used;
         bool in_static = false;
         for (uint32_t k = 0; k < HPACK_STATIC_COUNT; k++)
-            in_static |= f->name == hpack_static_table[k].name &&
-                         f->value == hpack_static_table[k].value;
+            in_static |=
+                f->name == hpack_static_table[k].name && f->value == hpack_static_table[k].value;
         cr_assert(in_buf || in_static, "field %zu: strings neither in buf nor static", i);
     }
 }
