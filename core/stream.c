@@ -57,9 +57,13 @@ static void unlink_stream(spindle_stream *st)
 /* Stream objects are recycled per shard: a request costs no allocation. */
 void stream_free(shard *sh, spindle_stream *st)
 {
-    free(st->pend);
-    free(st->pend_trailers);
-    free(st->track.alog); /* set only if the stream never finished */
+    /* Usually all NULL: free(NULL) is a call into the allocator each. */
+    if (st->pend)
+        free(st->pend);
+    if (st->pend_trailers)
+        free(st->pend_trailers);
+    if (st->track.alog)
+        free(st->track.alog); /* set only if the stream never finished */
     if (st->track.held && st->c)
         resphdr_drop(st); /* a head never sent (reset, or the connection went) */
     if (sh->nstream_free < STREAM_FREE_KEEP) {
