@@ -30,8 +30,7 @@ bool conn_h1_start(conn *c, uint64_t accepted_ms)
         return false;
     }
     c->h1 = e;
-    if (c->sh->draining)
-        h1_conn_shutdown(e->codec);
+    e->drain_after_first = c->sh->draining; /* accepted while draining: see conn_h1.h */
     return true;
 }
 
@@ -237,6 +236,11 @@ static void dispatch(conn *c, const h1_event *ev)
         }
         e->body_id = ev->id;
         e->unconsumed = 0;
+        e->requested = true;
+        if (e->drain_after_first) {
+            e->drain_after_first = false;
+            h1_conn_shutdown(e->codec); /* answered (delivered), with connection: close */
+        }
         break;
     case H1_EV_DATA:
         h.type = H2_EV_DATA;
@@ -370,9 +374,16 @@ static void h1_timer(conn *c)
     conn_timer_update(c);
 }
 
+/* The drain: an idle keep-alive connection closes, a request in progress
+ * is answered; a connection with no request yet (its first may be on the
+ * way) is answered once, then closes. */
 static void h1_shutdown(conn *c)
 {
-    h1_conn_shutdown(H(c)->codec);
+    struct conn_h1 *e = H(c);
+    if (!e->requested)
+        e->drain_after_first = true;
+    else
+        h1_conn_shutdown(e->codec);
 }
 
 static void h1_free(conn *c)
