@@ -150,9 +150,10 @@ class HAProxy:
         if self.log:
             self.log.close()
             self.log = None
-        for f in os.listdir(self.tmp):
-            os.unlink(os.path.join(self.tmp, f))
-        os.rmdir(self.tmp)
+        if os.path.isdir(self.tmp):  # stop() twice (a test that restarted HAProxy)
+            for f in os.listdir(self.tmp):
+                os.unlink(os.path.join(self.tmp, f))
+            os.rmdir(self.tmp)
 
     def __enter__(self):
         return self.start()
