@@ -752,7 +752,8 @@ void conn_on_timer(conn *c)
         return;
     if (c->tls && !tls_handshake_done(c->tls)) {
         if (c->sh->now >= hs_deadline(c)) {
-            stat_add(&c->sh->stats.tls_failed, 1);
+            if (!c->sh->draining) /* else drain-grace ended it */
+                stat_add(&c->sh->stats.tls_failed, 1);
             log_msg(LOG_DEBUG, (int)c->sh->idx,
                     "connection %u: TLS handshake timeout (%u ms): closing", c->slot,
                     c->sh->srv->cfg.tls_handshake_timeout_ms);

@@ -350,18 +350,30 @@ static void h1_commit(conn *c, size_t n)
     }
 }
 
+/* Draining with no request yet: its first one has until drain-grace ends. */
+static bool awaits_first(const conn *c)
+{
+    return H(c)->drain_after_first && c->sh->draining;
+}
+
 static uint64_t h1_deadline(const conn *c)
 {
     const struct conn_h1 *e = H(c);
     uint64_t d = h1_conn_next_deadline(e->codec);
     if (e->linger_deadline && e->linger_deadline < d)
         d = e->linger_deadline;
+    if (awaits_first(c) && c->sh->drain_grace_end < d)
+        d = c->sh->drain_grace_end;
     return d;
 }
 
 static void h1_timer(conn *c)
 {
     struct conn_h1 *e = H(c);
+    if (awaits_first(c) && c->sh->now >= c->sh->drain_grace_end && !h1_conn_want_write(e->codec)) {
+        conn_close(c); /* no request came within drain-grace: nothing to answer */
+        return;
+    }
     if (e->linger_deadline && c->sh->now >= e->linger_deadline) {
         log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: the peer did not take the response",
                 c->slot);

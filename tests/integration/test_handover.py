@@ -164,10 +164,13 @@ class AcceptedBeforeDrainTest(unittest.TestCase):
 
     SETS = {"drain-grace": 10000, "drain-timeout": 30000}
 
-    def stopped_with_one_unread(self, srv, admin, port):
-        """Connect to port (nothing sent), wait until the server accepted it,
+    def stopped_with_one_unread(self, srv, admin, port, prepare=None):
+        """Connect to port (nothing sent; prepare(sock) may handshake and
+        returns the socket to use), wait until the server accepted it,
         SIGTERM, wait for the drain to begin; return the socket."""
         sock = socket.create_connection((HOST, port), timeout=10)
+        if prepare:
+            sock = prepare(sock)
         deadline = time.monotonic() + 10
         while accepted_total(admin) < 1:
             self.assertLess(time.monotonic(), deadline, "the connection was not accepted")
@@ -231,23 +234,39 @@ class AcceptedBeforeDrainTest(unittest.TestCase):
             # Well before the drain timeout (30 s): the grace ended it.
             self.assertLess(time.monotonic() - t0, 15)
 
-    def test_tls_handshake_after_the_drain_began(self):
+    def tls_request_after_the_drain_began(self, handshake_first, silent=False):
+        """HTTP/1.1 over TLS: the handshake after the drain began (the
+        connection still undecided), or before it (an HTTP/1.1 engine with
+        no request yet); the request after it: answered, connection: close.
+        silent: no request; closed when drain-grace (0.5 s) ends."""
         tmp = tempfile.mkdtemp(prefix="spindle-drain-")
         admin = harness.free_port()
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.set_alpn_protocols(["http/1.1"])
+        wrap = lambda sock: ctx.wrap_socket(sock, server_hostname="localhost")  # noqa: E731
         try:
             cert, key = make_cert(tmp)
-            with Server(shards=1, sets=dict(self.SETS, **{"admin-port": admin}),
+            sets = dict(self.SETS, **{"admin-port": admin})
+            if silent:  # the header timeout far away: only the grace can end it
+                sets.update({"drain-grace": 500, "h1-header-timeout": 25000})
+            with Server(shards=1, sets=sets,
                         args=["--tls-port", "0", "--cert", cert, "--key", key]) as srv:
                 deadline = time.monotonic() + 10
                 while not (m := re.search(r"listening on https://\S+:(\d+)",
                                           "\n".join(srv.stdout_lines))):
                     self.assertLess(time.monotonic(), deadline, srv.stdout_lines)
                     time.sleep(0.05)
-                sock = self.stopped_with_one_unread(srv, admin, int(m.group(1)))
-                ctx = ssl.create_default_context()
-                ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-                ctx.set_alpn_protocols(["http/1.1"])
-                with ctx.wrap_socket(sock, server_hostname="localhost") as t:
+                t = self.stopped_with_one_unread(srv, admin, int(m.group(1)),
+                                                 prepare=wrap if handshake_first else None)
+                t0 = time.monotonic()
+                with t if handshake_first else wrap(t) as t:
+                    if silent:
+                        t.settimeout(40)
+                        self.assertEqual(t.recv(1), b"")  # closed
+                        self.assertLess(time.monotonic() - t0, 12)  # not a timeout's 25-30 s
+                        srv.wait_exit(harness.DRAIN_TIMEOUT + 5)
+                        return
                     t.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
                     data = b""
                     while not data.endswith(harness.HELLO):
@@ -263,6 +282,15 @@ class AcceptedBeforeDrainTest(unittest.TestCase):
             for f in ("c.pem", "k.pem"):
                 os.unlink(os.path.join(tmp, f))
             os.rmdir(tmp)
+
+    def test_tls_handshake_after_the_drain_began(self):
+        self.tls_request_after_the_drain_began(handshake_first=False)
+
+    def test_tls_http1_request_after_the_drain_began(self):
+        self.tls_request_after_the_drain_began(handshake_first=True)
+
+    def test_tls_http1_silent_closed_when_the_grace_ends(self):
+        self.tls_request_after_the_drain_began(handshake_first=True, silent=True)
 
 
 class UpgradeTest(unittest.TestCase):
