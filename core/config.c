@@ -22,6 +22,7 @@ spindle_config spindle_config_default(void)
         .pin = true,
         .max_conns = 0, /* derived from RLIMIT_NOFILE by spindle_run (conncap.h) */
         .drain_timeout_ms = 10000,
+        .drain_grace_ms = 1000,
         .offload_threads = 1,
         .log_level = 2,
         .tls_port = 8443,
@@ -167,6 +168,7 @@ static const u32_opt u32_opts[] = {
     {"tls-handshake-timeout", offsetof(spindle_config, tls_handshake_timeout_ms), 86400000},
     {"tls-ticket-lifetime", offsetof(spindle_config, tls_ticket_lifetime_s), 604800},
     {"shutdown-delay", offsetof(spindle_config, shutdown_delay_ms), 3600000},
+    {"drain-grace", offsetof(spindle_config, drain_grace_ms), 3600000},
 #define H1(field) offsetof(spindle_config, h1) + offsetof(spindle_h1_limits, field)
     {"h1-max-request-line", H1(max_request_line), 1u << 24},
     {"h1-max-field-line", H1(max_field_line), 1u << 24},

@@ -170,6 +170,12 @@ static size_t detect_feed(conn *c, const uint8_t *p, size_t n)
     return c->state == C_OPEN ? CP(c)->feed(c, p, n) : n;
 }
 
+/* While draining, a connection not yet speaking gets drain-grace. */
+static uint64_t drain_bound(const conn *c, uint64_t d)
+{
+    return c->sh->draining && c->sh->drain_grace_end < d ? c->sh->drain_grace_end : d;
+}
+
 /* Nothing decided yet: a peer on its way to the HTTP/2 preface (a prefix
  * of it seen) gets the HTTP/2 preface timeout, one that sent nothing the
  * shorter of that and the HTTP/1.1 header-read timeout, all from accept. */
@@ -178,13 +184,17 @@ static uint64_t detect_deadline(const conn *c)
     uint32_t h2t = c->sh->srv->limits.preface_timeout_ms;
     uint32_t h1t = c->sh->srv->h1limits.header_timeout_ms;
     uint32_t t = c->matched || !h1t || (h2t && h2t < h1t) ? h2t : h1t;
-    return t ? c->accepted_ms + t : UINT64_MAX;
+    return drain_bound(c, t ? c->accepted_ms + t : UINT64_MAX);
 }
 
 static void detect_timer(conn *c)
 {
     if (c->sh->now < detect_deadline(c)) {
         conn_timer_update(c);
+        return;
+    }
+    if (c->sh->draining) {
+        conn_close(c); /* draining, and no request came in time: nothing to answer */
         return;
     }
     uint32_t h2t = c->sh->srv->limits.preface_timeout_ms;
@@ -225,7 +235,7 @@ static void detect_commit(conn *c, size_t n)
     (void)c, (void)n;
 }
 
-static void detect_free(conn *c)
+static void detect_noop(conn *c)
 {
     (void)c;
 }
@@ -239,8 +249,11 @@ static const conn_proto conn_proto_detect = {
     .out_commit = detect_commit,
     .next_deadline = detect_deadline,
     .on_timer = detect_timer,
-    .shutdown = conn_close, /* nothing received yet: nothing to finish */
-    .free = detect_free,
+    /* The drain before the first bytes: the client may have sent its
+     * request already (it was accepted), so the engine starts drained when
+     * they come (start_engine), within drain-grace (detect_deadline). */
+    .shutdown = detect_noop,
+    .free = detect_noop,
     /* No stream exists before the engine: the stream entries stay NULL. */
 };
 
@@ -248,7 +261,7 @@ static const conn_proto conn_proto_detect = {
  * was created). */
 static uint64_t hs_deadline(const conn *c)
 {
-    return c->accepted_ms + c->sh->srv->cfg.tls_handshake_timeout_ms;
+    return drain_bound(c, c->accepted_ms + c->sh->srv->cfg.tls_handshake_timeout_ms);
 }
 
 void conn_timer_update(conn *c)
@@ -722,11 +735,8 @@ void conn_begin_drain(conn *c)
 {
     if (c->state != C_OPEN)
         return;
-    if (c->tls && !tls_handshake_done(c->tls)) {
-        /* Mid-handshake: no stream yet, and no GOAWAY can reach it. */
-        conn_close(c);
-        return;
-    }
+    /* Mid-handshake (TLS) the protocol is still CONN_DETECT: the engine
+     * starts drained once it is done, within drain-grace (hs_deadline). */
     CP(c)->shutdown(c);
     shard_mark_dirty(c);
 }
@@ -742,7 +752,8 @@ void conn_on_timer(conn *c)
         return;
     if (c->tls && !tls_handshake_done(c->tls)) {
         if (c->sh->now >= hs_deadline(c)) {
-            stat_add(&c->sh->stats.tls_failed, 1);
+            if (!c->sh->draining) /* else drain-grace ended it */
+                stat_add(&c->sh->stats.tls_failed, 1);
             log_msg(LOG_DEBUG, (int)c->sh->idx,
                     "connection %u: TLS handshake timeout (%u ms): closing", c->slot,
                     c->sh->srv->cfg.tls_handshake_timeout_ms);

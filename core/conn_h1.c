@@ -30,8 +30,7 @@ bool conn_h1_start(conn *c, uint64_t accepted_ms)
         return false;
     }
     c->h1 = e;
-    if (c->sh->draining)
-        h1_conn_shutdown(e->codec);
+    e->drain_after_first = c->sh->draining; /* accepted while draining: see conn_h1.h */
     return true;
 }
 
@@ -237,6 +236,11 @@ static void dispatch(conn *c, const h1_event *ev)
         }
         e->body_id = ev->id;
         e->unconsumed = 0;
+        e->requested = true;
+        if (e->drain_after_first) {
+            e->drain_after_first = false;
+            h1_conn_shutdown(e->codec); /* answered (delivered), with connection: close */
+        }
         break;
     case H1_EV_DATA:
         h.type = H2_EV_DATA;
@@ -346,18 +350,30 @@ static void h1_commit(conn *c, size_t n)
     }
 }
 
+/* Draining with no request yet: its first one has until drain-grace ends. */
+static bool awaits_first(const conn *c)
+{
+    return H(c)->drain_after_first && c->sh->draining;
+}
+
 static uint64_t h1_deadline(const conn *c)
 {
     const struct conn_h1 *e = H(c);
     uint64_t d = h1_conn_next_deadline(e->codec);
     if (e->linger_deadline && e->linger_deadline < d)
         d = e->linger_deadline;
+    if (awaits_first(c) && c->sh->drain_grace_end < d)
+        d = c->sh->drain_grace_end;
     return d;
 }
 
 static void h1_timer(conn *c)
 {
     struct conn_h1 *e = H(c);
+    if (awaits_first(c) && c->sh->now >= c->sh->drain_grace_end && !h1_conn_want_write(e->codec)) {
+        conn_close(c); /* no request came within drain-grace: nothing to answer */
+        return;
+    }
     if (e->linger_deadline && c->sh->now >= e->linger_deadline) {
         log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: the peer did not take the response",
                 c->slot);
@@ -370,9 +386,16 @@ static void h1_timer(conn *c)
     conn_timer_update(c);
 }
 
+/* The drain: an idle keep-alive connection closes, a request in progress
+ * is answered; a connection with no request yet (its first may be on the
+ * way) is answered once, then closes. */
 static void h1_shutdown(conn *c)
 {
-    h1_conn_shutdown(H(c)->codec);
+    struct conn_h1 *e = H(c);
+    if (!e->requested)
+        e->drain_after_first = true;
+    else
+        h1_conn_shutdown(e->codec);
 }
 
 static void h1_free(conn *c)

@@ -42,6 +42,11 @@ struct conn_h1 {
     uint64_t linger_deadline; /* parsing ended: close by then (0: not yet) */
     uint32_t body_id;         /* the request whose body is arriving */
     bool failed;              /* parsing ended (error, timeout): input is discarded */
+    bool requested;           /* a request was delivered on this connection */
+    /* The shard drains and no request came yet: the first one is served
+     * (its client sent it to a listener that accepted it), then the codec
+     * shuts down (connection: close on its response). */
+    bool drain_after_first;
     /* h2c Upgrade accepted: the 101 is on its way; once it is committed the
      * connection becomes HTTP/2 with this request as stream 1. */
     struct h2_req_head *up_head; /* a copy (one block) */

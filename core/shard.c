@@ -185,6 +185,7 @@ static void begin_drain(shard *sh)
         return;
     sh->draining = true;
     sh->drain_deadline = sh->now + sh->srv->cfg.drain_timeout_ms;
+    sh->drain_grace_end = sh->now + sh->srv->cfg.drain_grace_ms;
     log_msg(LOG_INFO, (int)sh->idx, "draining %u connection(s)", sh->nconns);
     close_listener(sh, &sh->lfd, sh->accept_armed, OP_ACCEPT);
     close_listener(sh, &sh->tls_lfd, sh->tls_accept_armed, OP_ACCEPT_TLS);

@@ -70,6 +70,7 @@ struct shard {
     uint32_t nstream_free;
     bool draining;
     uint64_t drain_deadline;
+    uint64_t drain_grace_end; /* drain start + drain_grace_ms (conn.c) */
     atomic_bool stats_wanted; /* set by the main thread on SIGUSR1 */
     int arena;                /* this shard's jemalloc arena, -1 without jemalloc */
     struct offload *off;      /* offload workers (noff of them): started with the

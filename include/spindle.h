@@ -192,6 +192,10 @@ typedef struct spindle_config {
                                    serving (and accepting) this long before the
                                    GOAWAY drain; a second signal cuts it short
                                    (default 0: drain at once) */
+    uint32_t drain_grace_ms;    /* a connection accepted but not yet speaking (no byte
+                                   read, or its TLS handshake under way) when the
+                                   drain begins waits this long for its first
+                                   request, then is served drained (default 1000) */
     bool socket_activation;     /* take the listeners from LISTEN_FDS when LISTEN_PID
                                    is this process (systemd's protocol; default true) */
     const char *upgrade_socket; /* unix socket path for the binary upgrade: a new

@@ -6,7 +6,9 @@
  *                      x-echo-bytes; 100 Continue first when asked for
  *   GET  /early-hints  103 with a preload link, then 200 "ok"
  *   GET  /stall?ms=N   answers after N ms without blocking anything else
- *   GET  /reset        RST_STREAM CANCEL
+ *   GET  /reset        RST_STREAM CANCEL (?code=N: that error code, e.g. 7
+ *                      REFUSED_STREAM; &port=P: only the instance whose
+ *                      cleartext port is P resets, the others answer as /)
  *   GET  /big?mib=N    N MiB (default 1024, at most 65536): /1m's buffer sent by
  *                      reference N times, the next MiB when the stream's queue
  *                      drains (on_writable), each with a release callback
@@ -53,7 +55,8 @@
 static uint8_t one_mib[ONE_MIB];
 static const char hello[] = "Hello, World!";
 static bool blocking;
-static const char *ca_hint; /* --ca: for the printed curl command only */
+static const char *ca_hint;    /* --ca: for the printed curl command only */
+static atomic_ulong http_port; /* the cleartext port (on_listen), for /reset?port= */
 
 static bool path_is(const spindle_request *r, const char *p)
 {
@@ -274,7 +277,9 @@ static void on_request(spindle_stream *s, const spindle_request *r, void *app)
     (void)app;
     static const spindle_header text[] = {{"content-type", "text/plain", 0, 0}};
     static const spindle_header octets[] = {{"content-type", "application/octet-stream", 0, 0}};
-    if (path_is(r, "/") && (method_is(r, "GET") || method_is(r, "HEAD"))) {
+    unsigned long port = atomic_load(&http_port);
+    bool other = path_is(r, "/reset") && query_num(r, "port", port) != port;
+    if ((path_is(r, "/") || other) && (method_is(r, "GET") || method_is(r, "HEAD"))) {
         bool head = method_is(r, "HEAD");
         spindle_respond(s, 200, text, 1, head);
         if (!head)
@@ -313,7 +318,8 @@ static void on_request(spindle_stream *s, const spindle_request *r, void *app)
     } else if (path_is(r, "/async") && !blocking) {
         async_start(s, r);
     } else if (path_is(r, "/reset")) {
-        spindle_reset(s, SPINDLE_H2_CANCEL);
+        unsigned long code = query_num(r, "code", SPINDLE_H2_CANCEL);
+        spindle_reset(s, code > 0xd ? SPINDLE_H2_CANCEL : (uint32_t)code);
     } else if (path_is(r, "/big")) {
         unsigned long mib = query_num(r, "mib", 1024);
         big_state *b = calloc(1, sizeof *b);
@@ -422,6 +428,7 @@ static void say_listening(const char *scheme, uint32_t shard, const char *addres
 static void on_listen(uint32_t shard, const char *address, uint16_t port, void *app)
 {
     (void)app;
+    atomic_store(&http_port, port); /* every shard has the same (/reset?port=) */
     say_listening("http", shard, address, port, "curl --http2-prior-knowledge ", false);
 }
 

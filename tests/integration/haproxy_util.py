@@ -49,11 +49,17 @@ class HAProxy:
         self.tmp = tempfile.mkdtemp(prefix="spindle-haproxy-")
         self.admin = os.path.join(self.tmp, "admin.sock")
         self.h2c_port = free_port()
+        self.h1_port = free_port()
         self.tls_port = free_port()
         self.env = dict(os.environ, SPINDLE_FE_H2C="%s:%d" % (HOST, self.h2c_port),
+                        SPINDLE_FE_H1="%s:%d" % (HOST, self.h1_port),
                         SPINDLE_FE_TLS="%s:%d" % (HOST, self.tls_port),
                         SPINDLE_TLS_PEM=make_pem(self.tmp), SPINDLE_ADMIN=self.admin)
-        for i, p in enumerate(backend_ports):
+        # Fewer than three instances: the config's other servers point at a
+        # port nobody listens on and are put in maintenance at start.
+        self.unused = ["s%d" % (i + 1) for i in range(len(backend_ports), 3)]
+        for i in range(3):
+            p = backend_ports[i] if i < len(backend_ports) else free_port()
             self.env["SPINDLE_S%d" % (i + 1)] = "%s:%d" % (HOST, p)
         self.config, self.backend = CONFIG, "be_spindle"
         if passthrough:
@@ -79,6 +85,9 @@ class HAProxy:
                 port = self.tls_port if self.config == PASSTHROUGH else self.h2c_port
                 with contextlib.suppress(OSError):
                     socket.create_connection((HOST, port), 0.5).close()
+                    if self.config != PASSTHROUGH:
+                        for name in self.unused:
+                            self.command("disable server %s/%s" % (self.backend, name))
                     return self
             time.sleep(0.05)
         raise AssertionError("haproxy not listening after 10 s: %s" % self.output())
@@ -141,9 +150,10 @@ class HAProxy:
         if self.log:
             self.log.close()
             self.log = None
-        for f in os.listdir(self.tmp):
-            os.unlink(os.path.join(self.tmp, f))
-        os.rmdir(self.tmp)
+        if os.path.isdir(self.tmp):  # stop() twice (a test that restarted HAProxy)
+            for f in os.listdir(self.tmp):
+                os.unlink(os.path.join(self.tmp, f))
+            os.rmdir(self.tmp)
 
     def __enter__(self):
         return self.start()

@@ -564,8 +564,8 @@ class TlsConfigTest(unittest.TestCase):
 
     def test_drain_goaway_then_close_notify(self):
         """SIGTERM with a TLS connection open: GOAWAY (graceful, with the PING
-        round trip), then close_notify, then exit 0.  A connection still in
-        its handshake is closed at once (no GOAWAY can reach it), so it does
+        round trip), then close_notify, then exit 0.  A connection stalled
+        in its handshake is closed when drain-grace (1 s) ends, so it does
         not hold the exit until the drain timeout."""
         srv = TlsServer(self.pki, shards=1)
         with srv:
