@@ -16,6 +16,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,6 +435,7 @@ int main(int argc, char **argv)
     int r = parse_args(&cfg, argc, argv);
     if (r)
         return r;
+    signal(SIGPIPE, SIG_IGN); /* a write to a connection the server closed: EPIPE */
     load_worker *w = calloc(cfg.threads, sizeof *w);
     for (uint32_t i = 0; i < cfg.threads; i++) {
         w[i].cfg = &cfg;

@@ -86,8 +86,8 @@ static void assert_error(const char *s, bool eof)
 
 Test(load_h1, content_length_keep_alive)
 {
-    outcome o = parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: x\r\n\r\nhello", false,
-                      false);
+    outcome o =
+        parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: x\r\n\r\nhello", false, false);
     cr_assert_not(o.error);
     cr_assert_eq(o.n, 1);
     cr_assert_eq(o.r[0].status, 200);
@@ -142,8 +142,8 @@ Test(load_h1, chunked_with_extensions_and_trailers)
 
 Test(load_h1, connection_close_and_http10)
 {
-    outcome o = parse("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", false,
-                      false);
+    outcome o =
+        parse("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", false, false);
     cr_assert_not(o.r[0].keep_alive);
     o = parse("HTTP/1.1 200 OK\r\nconnection: Keep-Alive, Close\r\ncontent-length: 0\r\n\r\n",
               false, false);
@@ -199,8 +199,8 @@ Test(load_h1, status_line_without_reason)
 
 Test(load_h1, repeated_equal_content_length)
 {
-    outcome o = parse("HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\nab", false,
-                      false);
+    outcome o =
+        parse("HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\nab", false, false);
     cr_assert_not(o.error);
     cr_assert_eq(o.r[0].body, 2);
 }
@@ -244,8 +244,8 @@ Test(load_h1, framing_smuggling_vectors)
 Test(load_h1, bad_chunks)
 {
     const char *h = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
-    const char *bodies[] = {"5\r\nhelloX\r\n0\r\n\r\n", "g\r\n", "\r\n",
-                            "5\nhello\r\n0\r\n\r\n", "1234567890abcdef0\r\n"};
+    const char *bodies[] = {"5\r\nhelloX\r\n0\r\n\r\n", "g\r\n", "\r\n", "5\nhello\r\n0\r\n\r\n",
+                            "1234567890abcdef0\r\n"};
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         char s[256];
         snprintf(s, sizeof s, "%s%s", h, bodies[i]);

@@ -255,9 +255,9 @@ class LoadTest(unittest.TestCase):
                 self.assertIn(key, out)
 
     def test_usage_errors(self):
-        rc, _, err = run([load_binary(), "https://127.0.0.1:1/"], 10)
-        self.assertEqual(rc, 2)
-        self.assertIn("TLS", err)
+        rc, _, err = run([load_binary(), "-k", "https://127.0.0.1:1/"], 10)
+        self.assertEqual(rc, 2)  # TLS now (test_load_proto.py): nothing listens
+        self.assertIn("connect", err)
         rc, _, _ = run([load_binary(), "-n", "5", "-D", "1", "http://127.0.0.1:1/"], 10)
         self.assertEqual(rc, 2)
         port = free_port()  # nothing listens
