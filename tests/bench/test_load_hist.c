@@ -82,6 +82,7 @@ Test(load_hist, two_point_distribution)
     cr_assert_eq(load_hist_percentile(h, 99.1), 20000000, "never above max, which is exact");
     cr_assert_eq(load_hist_percentile(h, 99.9), 20000000);
     cr_assert_eq(h->max, 20000000);
+    free(h);
 }
 
 Test(load_hist, max_is_exact_and_caps_percentiles)
