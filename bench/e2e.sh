@@ -32,6 +32,8 @@
 #   --keep          keep the scratch directory (logs, h2load outputs)
 #   --h1-only       only the HTTP/1.1 rows (bench/h1.sh: wrk against
 #                   spindle-hello, h2o and nginx; pipelined and not)
+#   --load-only     only the spindle-load rows (bench/load/e2e_rows.py: each
+#                   server's one-core ceiling, spindle-load vs h2load -t 1)
 #   --only ID,...   run only these scenarios (ids above; e.g. the file rows:
 #                   --only file-13b,file-4k,file-64k,1mib-file,file-latency);
 #                   implies --no-micro and no idle-connection run, and the
@@ -57,7 +59,7 @@ REPORT=$BENCH/e2e_report.py
 COMMAND="bash bench/e2e.sh${*:+ $*}"
 
 QUICK=0 REPS= BUILD_IT=1 MICRO=1 INSTALL=1 QUIET_WAIT= KEEP=0 RETRIES= NOISE_MAX=10 RETRY_BUDGET=12
-ONLY= H1_ONLY=0
+ONLY= H1_ONLY=0 LOAD_ONLY=0
 while (($#)); do
   case $1 in
     --quick) QUICK=1 ;;
@@ -71,7 +73,8 @@ while (($#)); do
     --keep) KEEP=1 ;;
     --only) ONLY=,${2:?--only needs scenario ids},; MICRO=0; shift ;;
     --h1-only) H1_ONLY=1 ;;
-    -h|--help) sed -n '2,46p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --load-only) LOAD_ONLY=1 ;;
+    -h|--help) sed -n '2,48p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "e2e: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -187,6 +190,16 @@ H1_ARGS=(--build "$BUILD" --out "$RESULTS/$STAMP-h1.md")
 if ((H1_ONLY)); then
   say "== HTTP/1.1 rows: bash bench/h1.sh ${H1_ARGS[*]}"
   bash "$BENCH/h1.sh" "${H1_ARGS[@]}"
+  exit 0
+fi
+# The spindle-load rows (issue 16): bench/load/e2e_rows.py, also run at the
+# end of a full run.
+LOAD_ARGS=(--build "$BUILD" --out "$RESULTS/$STAMP-load.md" --json "$RESULTS/$STAMP-load.json")
+((QUICK)) && LOAD_ARGS+=(--quick)
+[[ -n $REPS ]] && LOAD_ARGS+=(--reps "$REPS")
+if ((LOAD_ONLY)); then
+  say "== spindle-load rows: bench/load/e2e_rows.py ${LOAD_ARGS[*]}"
+  "$PY" "$BENCH/load/e2e_rows.py" "${LOAD_ARGS[@]}"
   exit 0
 fi
 
@@ -698,5 +711,11 @@ if [[ -z $ONLY ]]; then
     { printf '\n## HTTP/1.1 (wrk, bench/h1.sh)\n\n'; cat "$RESULTS/$STAMP-h1.md"; } >>"$BENCH/RESULTS.md"
   else
     say "e2e: bench/h1.sh failed; no HTTP/1.1 rows"
+  fi
+  say "== spindle-load rows: bench/load/e2e_rows.py ${LOAD_ARGS[*]}"
+  if "$PY" "$BENCH/load/e2e_rows.py" "${LOAD_ARGS[@]}" >/dev/null; then
+    { printf '\n## spindle-load as the client (bench/load/e2e_rows.py)\n\n'; cat "$RESULTS/$STAMP-load.md"; } >>"$BENCH/RESULTS.md"
+  else
+    say "e2e: bench/load/e2e_rows.py failed; no spindle-load rows"
   fi
 fi

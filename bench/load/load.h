@@ -1,10 +1,11 @@
-/* load.h - spindle-load: an HTTP/2 load generator on the client role of
- * the sans-IO engine (proto/h2_client.h) and io_uring, one ring per thread,
- * each thread pinned to its own CPU like the server's shards.
+/* load.h - spindle-load: an HTTP/2 (and HTTP/1.1) load generator on the
+ * client role of the sans-IO engine (proto/h2_client.h) and io_uring, one
+ * ring per thread, each thread pinned to its own CPU like the server's
+ * shards; h2c, or TLS with ALPN (wolfSSL, load_tls.h).
  *
  * load_main.c parses the flags, starts the workers, prints the progress
  * line and the summary; load_worker.c is one thread: its connections, its
- * ring, its counters.  Thread: a worker's stats belong to it until it ends;
+ * ring, its counters (the protocols: load_h2.c, load_http1.c).  Thread: a worker's stats belong to it until it ends;
  * the main thread reads only the published atomics while it runs.
  */
 #ifndef SPINDLE_LOAD_H
@@ -26,6 +27,11 @@ typedef struct load_cfg {
     socklen_t addr_len;
     char scheme[8];
     char authority[300];
+    char host[256];      /* the URI's host: TLS SNI and certificate name */
+    bool tls;            /* https:// */
+    bool h1;             /* --h1: HTTP/1.1, -m requests pipelined */
+    bool insecure;       /* -k: no certificate verification */
+    const char *ca_file; /* --cacert (NULL: the system's bundle) */
     char *path;
     char *method;
     hpack_field hdrs[LOAD_MAX_HEADERS]; /* -H, regular fields */
@@ -44,8 +50,8 @@ typedef struct load_cfg {
 
 /* What a worker counts (requests are streams that ended). */
 typedef struct load_stats {
-    uint64_t started;
-    uint64_t done;        /* ended, any outcome */
+    uint64_t started;     /* after the warm-up (earlier ones are never counted) */
+    uint64_t done;        /* of those, ended, any outcome */
     uint64_t ok;          /* complete 2xx responses */
     uint64_t status[6];   /* complete responses by class: [1] 1xx ... [5] 5xx, [0] other */
     uint64_t resets;      /* RST_STREAM from the server */

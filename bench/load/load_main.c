@@ -3,17 +3,20 @@
  *
  *   spindle-load [-n N | -D SECONDS] [-c CONNS] [-m STREAMS] [-t THREADS]
  *                [-H 'name: value']... [-d BODY_FILE] [--warm-up SECONDS]
- *                [--cpus LIST] [--json] http://HOST:PORT/PATH
+ *                [--h1] [--cacert FILE | -k] [--cpus LIST] [--json]
+ *                http[s]://HOST:PORT/PATH
  *
- * h2c with prior knowledge (RFC 9113 §3.3); https:// is refused (TLS is not
- * in this slice).  Exit status 0 when every request succeeded with a 2xx,
- * 1 when some did not, 2 on usage or start-up errors.
+ * http://: h2c with prior knowledge (RFC 9113 §3.3), or HTTP/1.1 with --h1;
+ * https://: TLS with ALPN h2 (http/1.1 with --h1), the certificate verified
+ * unless -k.  Exit status 0 when every request succeeded with a 2xx, 1 when
+ * some did not, 2 on usage or start-up errors (a failed TLS handshake).
  */
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +28,7 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: spindle-load [options] http://HOST:PORT/PATH\n"
+    fputs("usage: spindle-load [options] http[s]://HOST:PORT/PATH\n"
           "  -n N            requests in all (default 1000 unless -D)\n"
           "  -D SECONDS      run for a duration instead of a count\n"
           "  -c N            connections in all (default 1)\n"
@@ -34,6 +37,10 @@ static void usage(FILE *f)
           "  -H 'name: val'  extra request header (':authority: x' and ':method: X' override)\n"
           "  -d FILE         request body (method POST unless :method is given)\n"
           "  --warm-up S     seconds of load before counting starts\n"
+          "  --h1            HTTP/1.1: keep-alive, -m requests pipelined per connection\n"
+          "  --cacert FILE   https: verify the server against this CA (default: the\n"
+          "                  system's bundle)\n"
+          "  -k, --insecure  https: no certificate verification (self-signed tests)\n"
           "  --cpus LIST     pin thread i to the i-th CPU of LIST (e.g. 1,3); default:\n"
           "                  the i-th CPU of the process's affinity mask\n"
           "  --json          print the summary as one JSON document\n",
@@ -48,18 +55,18 @@ static int fail(const char *why, const char *what)
 
 static int parse_url(load_cfg *cfg, const char *url)
 {
-    if (strncmp(url, "https://", 8) == 0)
-        return fail("TLS is not supported yet (h2c only)", url);
-    if (strncmp(url, "http://", 7) != 0)
-        return fail("the URI must start with http://", url);
-    const char *h = url + 7, *slash = strchr(h, '/');
+    cfg->tls = strncmp(url, "https://", 8) == 0;
+    if (!cfg->tls && strncmp(url, "http://", 7) != 0)
+        return fail("the URI must start with http:// or https://", url);
+    const char *h = url + (cfg->tls ? 8 : 7), *slash = strchr(h, '/');
     size_t alen = slash ? (size_t)(slash - h) : strlen(h);
     if (alen == 0 || alen >= sizeof cfg->authority)
         return fail("bad authority", url);
     memcpy(cfg->authority, h, alen);
     cfg->authority[alen] = 0;
     cfg->path = strdup(slash ? slash : "/");
-    char host[300], port[16] = "80";
+    char host[300], port[16];
+    snprintf(port, sizeof port, "%s", cfg->tls ? "443" : "80");
     snprintf(host, sizeof host, "%s", cfg->authority);
     char *colon = strrchr(host, ':');
     if (host[0] == '[') {
@@ -81,7 +88,8 @@ static int parse_url(load_cfg *cfg, const char *url)
     memcpy(&cfg->addr, ai->ai_addr, ai->ai_addrlen);
     cfg->addr_len = ai->ai_addrlen;
     freeaddrinfo(ai);
-    snprintf(cfg->scheme, sizeof cfg->scheme, "http");
+    snprintf(cfg->host, sizeof cfg->host, "%s", host);
+    snprintf(cfg->scheme, sizeof cfg->scheme, "%s", cfg->tls ? "https" : "http");
     return 0;
 }
 
@@ -151,6 +159,8 @@ static uint32_t parse_cpus(load_cfg *cfg, const char *list)
     return n;
 }
 
+static int check_args(load_cfg *cfg, const char *url, bool have_n);
+
 static int parse_args(load_cfg *cfg, int argc, char **argv)
 {
     const char *url = NULL;
@@ -200,6 +210,13 @@ static int parse_args(load_cfg *cfg, int argc, char **argv)
                 return fail("bad --cpus list", v);
         } else if (!strcmp(a, "--json")) {
             cfg->json = true;
+        } else if (!strcmp(a, "--h1")) {
+            cfg->h1 = true;
+        } else if (!strcmp(a, "-k") || !strcmp(a, "--insecure")) {
+            cfg->insecure = true;
+        } else if (!strcmp(a, "--cacert")) {
+            NEXT();
+            cfg->ca_file = v;
         } else if (a[0] == '-') {
             usage(stderr);
             return fail("unknown option", a);
@@ -210,6 +227,12 @@ static int parse_args(load_cfg *cfg, int argc, char **argv)
             return r;
 #undef NEXT
     }
+    return check_args(cfg, url, have_n);
+}
+
+/* After the flags: the URI, and the flags checked against each other. */
+static int check_args(load_cfg *cfg, const char *url, bool have_n)
+{
     if (!url)
         return fail("no URI", NULL);
     if (parse_url(cfg, url))
@@ -412,6 +435,7 @@ int main(int argc, char **argv)
     int r = parse_args(&cfg, argc, argv);
     if (r)
         return r;
+    signal(SIGPIPE, SIG_IGN); /* a write to a connection the server closed: EPIPE */
     load_worker *w = calloc(cfg.threads, sizeof *w);
     for (uint32_t i = 0; i < cfg.threads; i++) {
         w[i].cfg = &cfg;

@@ -1,12 +1,13 @@
 /* load_worker.c - one spindle-load thread: a ring, its connections, the
- * client engine on each (load.h).
+ * transport under each (plain TCP, or TLS through load_tls.h) and the
+ * protocol on top (load_h2.c or load_http1.c, load_conn.h).
  *
  * Per connection one recv and at most one writev are in flight.  A turn of
  * the loop waits for completions, handles all of them (input goes through
- * h2_client_recv, events complete streams), then tops every connection up
- * to -m streams and writes what it has.  Time is read once per turn: the
- * latency of a request runs from the turn that queued it to the turn that
- * saw its end.
+ * TLS and the protocol, which ends requests), then tops every connection
+ * up to -m requests and writes what it has.  Time is read once per turn:
+ * the latency of a request runs from the turn that queued it to the turn
+ * that saw its end.  Only requests started after the warm-up are counted.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -19,45 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "load.h"
+#include "load_conn.h"
 
-#define RBUF  (64u * 1024u)
-#define NIOV  64u
 #define OP_RD 1u
 #define OP_WR 2u
-
-typedef struct slot {
-    uint64_t start_ns;
-    uint16_t status; /* final status, 0 before */
-    uint32_t next_free;
-} slot;
-
-typedef struct lconn {
-    int fd;
-    h2_conn *h;
-    uint8_t *rbuf;
-    uint32_t rpos, rlen; /* input not yet fed (reading paused) */
-    uint32_t gen;
-    bool reading, writing, closing;
-    uint32_t inflight;
-    slot *slots;
-    uint32_t free_head; /* 1-based, 0: none */
-    struct iovec iov[NIOV];
-} lconn;
-
-typedef struct wstate {
-    load_worker *w;
-    const load_cfg *cfg;
-    struct io_uring ring;
-    lconn *conns;
-    h2_ctx x;
-    h2_limits lim;
-    uint64_t now_ns, now_ms;
-    uint64_t remaining; /* requests still to issue (UINT64_MAX: until the deadline) */
-    uint64_t measure_at, deadline;
-    bool measuring, stopping;
-    h2_client_req req;
-} wstate;
 
 uint64_t load_now_ns(void)
 {
@@ -85,17 +51,45 @@ static void arm_read(wstate *s, uint32_t i)
 {
     lconn *c = &s->conns[i];
     struct io_uring_sqe *q = sqe_get(s);
-    io_uring_prep_recv(q, c->fd, c->rbuf, RBUF, 0);
+    io_uring_prep_recv(q, c->fd, c->tls ? c->cbuf : c->rbuf, LC_RBUF, 0);
     io_uring_sqe_set_data64(q, ud(i, c->gen, OP_RD));
     c->reading = true;
+}
+
+static void conn_fail(wstate *s, uint32_t i);
+
+/* TLS: the protocol's output, encrypted; then the ciphertext to send. */
+static size_t tls_out(wstate *s, lconn *c, struct iovec *iov)
+{
+    size_t room = ltls_write_room(c->tls);
+    size_t n = room ? s->p->out_prepare(s, c, c->iov, LC_NIOV, room) : 0;
+    if (n) {
+        long took = ltls_write(c->tls, c->iov, n);
+        if (took < 0)
+            return SIZE_MAX;
+        s->p->out_commit(s, c, (size_t)took);
+    }
+    const uint8_t *p;
+    iov->iov_len = ltls_out(c->tls, &p);
+    iov->iov_base = (void *)(uintptr_t)p;
+    return iov->iov_len ? 1 : 0;
 }
 
 static void arm_write(wstate *s, uint32_t i)
 {
     lconn *c = &s->conns[i];
-    if (c->writing || c->closing || !c->h)
+    if (c->writing || c->closing || c->fd < 0)
         return;
-    size_t n = h2_conn_out_prepare(c->h, c->iov, NIOV, 1u << 20);
+    size_t n;
+    if (c->tls) {
+        n = tls_out(s, c, &c->iov[0]);
+        if (n == SIZE_MAX) {
+            conn_fail(s, i);
+            return;
+        }
+    } else {
+        n = s->p->out_prepare(s, c, c->iov, LC_NIOV, 1u << 20);
+    }
     if (!n)
         return;
     struct io_uring_sqe *q = sqe_get(s);
@@ -104,9 +98,8 @@ static void arm_write(wstate *s, uint32_t i)
     c->writing = true;
 }
 
-static int conn_open(wstate *s, uint32_t i)
+static int conn_connect(wstate *s, lconn *c)
 {
-    lconn *c = &s->conns[i];
     const load_cfg *cfg = s->cfg;
     int fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -119,17 +112,28 @@ static int conn_open(wstate *s, uint32_t i)
         return -e;
     }
     c->fd = fd;
-    c->h = h2_client_new(&s->x, s->now_ms);
-    if (!c->h) {
-        close(fd);
+    return 0;
+}
+
+static int conn_open(wstate *s, uint32_t i)
+{
+    lconn *c = &s->conns[i];
+    int r = conn_connect(s, c);
+    if (r != 0)
+        return r;
+    if (s->p->open(s, c) != 0 || (s->tls && !(c->tls = ltls_new(s->tls, s->cfg->host)))) {
+        s->p->close(s, c);
+        close(c->fd);
+        c->fd = -1;
         return -ENOMEM;
     }
     c->gen++;
-    c->closing = false;
+    c->closing = c->paused = c->alpn_ok = false;
     c->rpos = c->rlen = 0;
     c->inflight = 0;
     c->free_head = 0;
-    for (uint32_t k = cfg->streams; k > 0; k--) {
+    for (uint32_t k = s->cfg->streams; k > 0; k--) {
+        c->slots[k - 1].busy = false;
         c->slots[k - 1].next_free = c->free_head;
         c->free_head = k;
     }
@@ -139,83 +143,100 @@ static int conn_open(wstate *s, uint32_t i)
     return 0;
 }
 
-static bool want_more(const wstate *s)
+bool lc_want_more(const wstate *s)
 {
     return !s->stopping && s->remaining > 0;
 }
 
-/* Finish a stream: counted, slot back, engine told. */
-static void stream_end(wstate *s, lconn *c, uint32_t sid, uint32_t sl)
+/* Counted: started after the warm-up. */
+static bool counted(const wstate *s, const lc_slot *sl)
 {
+    return s->measuring && sl->start_ns >= s->w->t_measure_ns;
+}
+
+static void slot_release(lconn *c, uint32_t sl)
+{
+    c->slots[sl - 1].busy = false;
     c->slots[sl - 1].next_free = c->free_head;
     c->free_head = sl;
     c->inflight--;
-    s->w->st.done++;
-    h2_client_stream_done(c->h, sid);
 }
 
-static void complete(wstate *s, lconn *c, uint32_t sid, uint32_t sl)
+uint32_t lc_slot_start(wstate *s, lconn *c)
 {
-    load_stats *st = &s->w->st;
-    uint16_t status = c->slots[sl - 1].status;
-    st->status[status >= 100 && status < 600 ? status / 100 : 0]++;
-    if (status >= 200 && status < 300)
-        st->ok++;
-    load_hist_add(&st->lat, s->now_ns - c->slots[sl - 1].start_ns);
-    stream_end(s, c, sid, sl);
+    uint32_t sl = c->free_head;
+    if (!sl)
+        return 0;
+    lc_slot *t = &c->slots[sl - 1];
+    c->free_head = t->next_free;
+    *t = (lc_slot){.start_ns = s->now_ns, .busy = true};
+    c->inflight++;
+    if (s->measuring)
+        s->w->st.started++;
+    if (s->remaining != UINT64_MAX)
+        s->remaining--;
+    return sl;
 }
 
-static void on_event(wstate *s, lconn *c, const h2_event *e)
+void lc_slot_complete(wstate *s, lconn *c, uint32_t sl)
 {
-    uint32_t sl = (uint32_t)(uintptr_t)h2_conn_stream_user(c->h, e->stream_id);
-    load_stats *st = &s->w->st;
-    switch (e->type) {
-    case H2_EV_RESPONSE:
-        if (e->u.response.status >= 200)
-            c->slots[sl - 1].status = e->u.response.status;
-        if (e->end_stream && e->u.response.status >= 200)
-            complete(s, c, e->stream_id, sl);
-        break;
-    case H2_EV_DATA:
-        st->body_bytes += e->u.data.len;
-        h2_conn_consume(c->h, e->stream_id, e->u.data.len);
-        if (e->end_stream)
-            complete(s, c, e->stream_id, sl);
-        break;
-    case H2_EV_TRAILERS: complete(s, c, e->stream_id, sl); break;
-    case H2_EV_STREAM_RESET:
-        if (e->u.reset.code == H2_REFUSED_STREAM && e->u.reset.remote) {
-            st->refused++; /* never processed: issue it again */
-            if (s->remaining != UINT64_MAX)
-                s->remaining++;
-            c->slots[sl - 1].next_free = c->free_head;
-            c->free_head = sl;
-            c->inflight--;
-            h2_client_stream_done(c->h, e->stream_id);
-            break;
-        }
-        if (e->u.reset.remote)
+    const lc_slot *t = &c->slots[sl - 1];
+    if (counted(s, t)) {
+        load_stats *st = &s->w->st;
+        uint16_t status = t->status;
+        st->status[status >= 100 && status < 600 ? status / 100 : 0]++;
+        if (status >= 200 && status < 300)
+            st->ok++;
+        st->body_bytes += t->body;
+        st->done++;
+        load_hist_add(&st->lat, s->now_ns - t->start_ns);
+    }
+    slot_release(c, sl);
+}
+
+void lc_slot_fail(wstate *s, lconn *c, uint32_t sl, bool remote)
+{
+    const lc_slot *t = &c->slots[sl - 1];
+    if (counted(s, t)) {
+        load_stats *st = &s->w->st;
+        if (remote)
             st->resets++;
         else
             st->malformed++;
-        stream_end(s, c, e->stream_id, sl);
-        break;
-    default: break;
+        st->body_bytes += t->body;
+        st->done++;
     }
+    slot_release(c, sl);
 }
 
+void lc_slot_refused(wstate *s, lconn *c, uint32_t sl)
+{
+    if (counted(s, &c->slots[sl - 1])) {
+        s->w->st.refused++;
+        if (s->remaining != UINT64_MAX)
+            s->remaining++;
+    }
+    slot_release(c, sl);
+}
+
+/* The connection is over: requests in flight are lost. */
 static void conn_fail(wstate *s, uint32_t i)
 {
     lconn *c = &s->conns[i];
     if (c->closing)
         return;
     load_stats *st = &s->w->st;
-    if (c->inflight) {
+    uint64_t lost = 0;
+    for (uint32_t k = 1; c->inflight && k <= s->cfg->streams; k++)
+        if (c->slots[k - 1].busy) {
+            lost += counted(s, &c->slots[k - 1]);
+            slot_release(c, k);
+        }
+    if (lost) {
         st->conn_errors++;
-        st->lost += c->inflight;
-        st->done += c->inflight;
+        st->lost += lost;
+        st->done += lost;
     }
-    c->inflight = 0;
     c->closing = true;
     shutdown(c->fd, SHUT_RDWR);
 }
@@ -228,37 +249,132 @@ static void conn_reap(wstate *s, uint32_t i)
         return;
     close(c->fd);
     c->fd = -1;
-    h2_conn_free(c->h);
-    c->h = NULL;
-    if (want_more(s) && conn_open(s, i) != 0)
+    s->p->close(s, c);
+    ltls_free(c->tls);
+    c->tls = NULL;
+    if (lc_want_more(s) && !s->fatal && conn_open(s, i) != 0)
         s->w->st.conn_errors++;
 }
 
-/* Feed buffered input until it is used up or reading must pause. */
-static void feed(wstate *s, uint32_t i)
+/* A TLS failure.  A handshake's (certificate, version, ALPN) stops the
+ * worker, as every connection would fail the same way; any other ends
+ * this connection only. */
+static void tls_fail(wstate *s, uint32_t i, bool fatal)
+{
+    if (fatal && !s->fatal) {
+        if (!s->w->err[0])
+            snprintf(s->w->err, sizeof s->w->err, "%s", ltls_error(s->conns[i].tls));
+        s->fatal = s->stopping = true;
+    }
+    conn_fail(s, i);
+}
+
+/* Next plaintext from TLS into rbuf: 1, 0 (none yet), -1 (failed). */
+static int tls_next(wstate *s, uint32_t i)
+{
+    lconn *c = &s->conns[i];
+    int n = ltls_read(c->tls, c->rbuf, LC_RBUF);
+    if (n < 0) {
+        tls_fail(s, i, ltls_handshake_failed(c->tls));
+        return -1;
+    }
+    if (!c->alpn_ok && ltls_handshake_done(c->tls)) {
+        const char *want = s->cfg->h1 ? "http/1.1" : "h2", *got = ltls_alpn(c->tls);
+        if (!got || strcmp(got, want) != 0) {
+            snprintf(s->w->err, sizeof s->w->err, "TLS: the server selected ALPN %s, not %s",
+                     got ? got : "(none)", want);
+            tls_fail(s, i, true);
+            return -1;
+        }
+        c->alpn_ok = true;
+    }
+    c->rlen = (uint32_t)(n > 0 ? n : 0);
+    return n > 0;
+}
+
+/* Feed input (and decrypt more) until it is used up or reading pauses. */
+static void pump_in(wstate *s, uint32_t i)
 {
     lconn *c = &s->conns[i];
     for (;;) {
-        size_t used = 0;
-        h2_event e;
-        h2_rv rv = h2_client_recv(c->h, c->rbuf + c->rpos, c->rlen - c->rpos, s->now_ms, &used, &e);
-        c->rpos += (uint32_t)used;
-        if (rv == H2_E_AGAIN)
-            return; /* resumes after the next write */
-        if (rv != H2_OK) {
-            conn_fail(s, i);
-            return;
+        if (c->rpos < c->rlen) {
+            int r = s->p->feed(s, c);
+            if (r == LC_PAUSE) {
+                c->paused = true;
+                return;
+            }
+            if (r == LC_FAIL) {
+                conn_fail(s, i);
+                return;
+            }
         }
-        if (e.type == H2_EV_NONE)
+        c->rpos = c->rlen = 0;
+        if (!c->tls)
             break;
-        on_event(s, c, &e);
+        int n = tls_next(s, i);
+        if (n < 0)
+            return;
+        if (n == 0)
+            break;
     }
-    c->rpos = c->rlen = 0;
-    if (h2_conn_is_done(c->h) && !c->writing && !h2_conn_want_write(c->h)) {
-        conn_fail(s, i); /* GOAWAY and every stream done: nothing lost */
+    if (s->p->finished(c) && !c->writing) {
+        conn_fail(s, i); /* ended cleanly, every request answered: nothing lost */
         return;
     }
     arm_read(s, i);
+}
+
+static void on_read(wstate *s, uint32_t i, int res)
+{
+    lconn *c = &s->conns[i];
+    c->reading = false;
+    if (c->closing) {
+        conn_reap(s, i);
+        return;
+    }
+    if (res <= 0) {
+        /* EOF or error: lost requests make it a connection error. */
+        s->p->eof(s, c);
+        conn_fail(s, i);
+        conn_reap(s, i);
+        return;
+    }
+    s->w->st.bytes_in += (uint64_t)res;
+    c->rpos = c->rlen = 0;
+    if (c->tls) {
+        if (ltls_feed(c->tls, c->cbuf, (size_t)res) != 0) {
+            conn_fail(s, i);
+            conn_reap(s, i);
+            return;
+        }
+    } else {
+        c->rlen = (uint32_t)res;
+    }
+    pump_in(s, i);
+    if (c->closing)
+        conn_reap(s, i);
+}
+
+static void on_write(wstate *s, uint32_t i, int res)
+{
+    lconn *c = &s->conns[i];
+    c->writing = false;
+    if (c->tls)
+        ltls_out_commit(c->tls, res > 0 ? (size_t)res : 0);
+    if (res < 0 || c->closing) {
+        conn_fail(s, i);
+        conn_reap(s, i);
+        return;
+    }
+    s->w->st.bytes_out += (uint64_t)res;
+    if (!c->tls)
+        s->p->out_commit(s, c, (size_t)res);
+    if (c->paused && !c->reading) {
+        c->paused = false;
+        pump_in(s, i); /* reading was paused on output */
+        if (c->closing)
+            conn_reap(s, i);
+    }
 }
 
 static void on_cqe(wstate *s, const struct io_uring_cqe *q)
@@ -268,61 +384,22 @@ static void on_cqe(wstate *s, const struct io_uring_cqe *q)
     lconn *c = &s->conns[i];
     if (((u >> 8) & 0xffffffu) != (c->gen & 0xffffffu))
         return;
-    if (op == OP_RD) {
-        c->reading = false;
-        if (c->closing) {
-            conn_reap(s, i);
-            return;
-        }
-        if (q->res <= 0) {
-            /* EOF or error: lost streams make it a connection error. */
-            conn_fail(s, i);
-            conn_reap(s, i);
-            return;
-        }
-        s->w->st.bytes_in += (uint64_t)q->res;
-        c->rpos = 0;
-        c->rlen = (uint32_t)q->res;
-        feed(s, i);
-        if (c->closing)
-            conn_reap(s, i);
-    } else {
-        c->writing = false;
-        if (q->res < 0 || c->closing) {
-            conn_fail(s, i);
-            conn_reap(s, i);
-            return;
-        }
-        s->w->st.bytes_out += (uint64_t)q->res;
-        h2_conn_out_commit(c->h, (size_t)q->res, s->now_ms);
-        if (c->rlen > c->rpos && !c->reading)
-            feed(s, i); /* reading was paused on output */
-    }
+    if (op == OP_RD)
+        on_read(s, i, q->res);
+    else
+        on_write(s, i, q->res);
 }
 
 static void top_up(wstate *s, uint32_t i)
 {
     lconn *c = &s->conns[i];
-    if (c->closing || !c->h)
+    if (c->closing || c->fd < 0)
         return;
-    const load_cfg *cfg = s->cfg;
-    while (want_more(s) && c->free_head && h2_client_room(c->h)) {
-        uint32_t sl = c->free_head, sid;
-        h2_rv rv = h2_client_request(c->h, &s->req, cfg->body == NULL, (void *)(uintptr_t)sl, &sid);
-        if (rv != H2_OK) {
-            if (rv != H2_E_AGAIN && rv != H2_E_CLOSED)
-                conn_fail(s, i);
-            break;
+    if (!c->tls || c->alpn_ok) {
+        if (s->p->top_up(s, c) != LC_FED) {
+            conn_fail(s, i);
+            return;
         }
-        c->free_head = c->slots[sl - 1].next_free;
-        c->slots[sl - 1].start_ns = s->now_ns;
-        c->slots[sl - 1].status = 0;
-        c->inflight++;
-        s->w->st.started++;
-        if (s->remaining != UINT64_MAX)
-            s->remaining--;
-        if (cfg->body)
-            h2_conn_send_data(c->h, sid, cfg->body, cfg->body_len, true, NULL, NULL);
     }
     arm_write(s, i);
 }
@@ -364,16 +441,9 @@ static void publish(wstate *s)
     atomic_store_explicit(&w->pub_errors, st->done - st->ok, memory_order_relaxed);
 }
 
-static int setup(wstate *s)
+static int ring_setup(wstate *s)
 {
     load_worker *w = s->w;
-    const load_cfg *cfg = s->cfg;
-    if (w->cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET((size_t)w->cpu, &set);
-        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-    }
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
@@ -387,6 +457,16 @@ static int setup(wstate *s)
         snprintf(w->err, sizeof w->err, "io_uring_queue_init: %s", strerror(-r));
         return -1;
     }
+    s->ring_ok = true;
+    return 0;
+}
+
+/* The protocol's shared state: the h2 context, or the HTTP/1.1 request;
+ * the TLS context. */
+static int proto_setup(wstate *s)
+{
+    load_worker *w = s->w;
+    const load_cfg *cfg = s->cfg;
     s->lim = *h2_limits_default();
     s->lim.max_concurrent_streams = cfg->streams;
     s->lim.reset_burst = s->lim.glitch_burst = 1u << 30; /* a benchmark's server is trusted */
@@ -398,12 +478,15 @@ static int setup(wstate *s)
         snprintf(w->err, sizeof w->err, "h2_ctx_init failed");
         return -1;
     }
-    s->conns = calloc(w->nconns, sizeof *s->conns);
-    for (uint32_t i = 0; i < w->nconns; i++) {
-        s->conns[i].fd = -1;
-        s->conns[i].rbuf = malloc(RBUF);
-        s->conns[i].slots = calloc(cfg->streams, sizeof(slot));
+    s->ctx_ok = true;
+    s->p = cfg->h1 ? &load_proto_h1 : &load_proto_h2;
+    if (cfg->h1 && !(s->h1_req = load_h1_request(cfg, &s->h1_req_len))) {
+        snprintf(w->err, sizeof w->err, "out of memory");
+        return -1;
     }
+    ltls_opts o = {cfg->ca_file, cfg->insecure, cfg->h1 ? "http/1.1" : "h2"};
+    if (cfg->tls && ltls_ctx_new(&o, &s->tls, w->err, sizeof w->err) != 0)
+        return -1;
     s->req = (h2_client_req){
         .method = {(const uint8_t *)cfg->method, (uint32_t)strlen(cfg->method)},
         .scheme = {(const uint8_t *)cfg->scheme, (uint32_t)strlen(cfg->scheme)},
@@ -415,19 +498,85 @@ static int setup(wstate *s)
     return 0;
 }
 
+static int setup(wstate *s)
+{
+    load_worker *w = s->w;
+    if (w->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET((size_t)w->cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    }
+    if (ring_setup(s) != 0)
+        return -1;
+    s->conns = calloc(w->nconns, sizeof *s->conns);
+    for (uint32_t i = 0; i < w->nconns; i++) {
+        lconn *c = &s->conns[i];
+        c->fd = -1;
+        c->rbuf = malloc(LC_RBUF);
+        c->cbuf = s->cfg->tls ? malloc(LC_RBUF) : NULL;
+        c->slots = calloc(s->cfg->streams, sizeof(lc_slot));
+    }
+    return proto_setup(s);
+}
+
 static void teardown(wstate *s)
 {
-    for (uint32_t i = 0; i < s->w->nconns; i++) {
+    for (uint32_t i = 0; s->conns && i < s->w->nconns; i++) {
         lconn *c = &s->conns[i];
         if (c->fd >= 0)
             close(c->fd);
-        h2_conn_free(c->h);
+        if (s->p)
+            s->p->close(s, c);
+        ltls_free(c->tls);
         free(c->rbuf);
+        free(c->cbuf);
         free(c->slots);
     }
     free(s->conns);
-    h2_ctx_free(&s->x);
-    io_uring_queue_exit(&s->ring);
+    free((void *)(uintptr_t)s->h1_req);
+    ltls_ctx_free(s->tls);
+    if (s->cfg->tls)
+        ltls_thread_cleanup();
+    if (s->ctx_ok)
+        h2_ctx_free(&s->x);
+    if (s->ring_ok)
+        io_uring_queue_exit(&s->ring);
+}
+
+/* One turn's completions, then every connection topped up.  False when
+ * the run is over. */
+static bool turn(wstate *s)
+{
+    load_worker *w = s->w;
+    io_uring_submit_and_wait(&s->ring, 1);
+    clock_turn(s);
+    struct io_uring_cqe *q;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&s->ring, head, q)
+    {
+        on_cqe(s, q);
+        n++;
+    }
+    io_uring_cq_advance(&s->ring, n);
+    bool open = false;
+    for (uint32_t i = 0; i < w->nconns; i++) {
+        top_up(s, i);
+        open |= s->conns[i].fd >= 0;
+    }
+    publish(s);
+    if ((s->measuring || s->fatal) && !lc_want_more(s) && all_idle(s))
+        return false;
+    if (!open) {
+        if (lc_want_more(s) && !w->err[0])
+            snprintf(w->err, sizeof w->err, "no connection left (reconnects failed)");
+        return false;
+    }
+    if (s->stopping && s->now_ns > s->deadline + 5000000000u) {
+        snprintf(w->err, sizeof w->err, "requests still open 5 s after the end");
+        return false;
+    }
+    return true;
 }
 
 int load_worker_run(load_worker *w)
@@ -437,8 +586,10 @@ int load_worker_run(load_worker *w)
     s.w = w;
     s.cfg = w->cfg;
     load_hist_reset(&w->st.lat);
-    if (setup(&s) != 0)
+    if (setup(&s) != 0) {
+        teardown(&s);
         return -1;
+    }
     const load_cfg *cfg = s.cfg;
     s.measure_at = cfg->t0_ns + (uint64_t)(cfg->warmup_s * 1e9);
     s.deadline = cfg->duration_s > 0 ? s.measure_at + (uint64_t)(cfg->duration_s * 1e9) : 0;
@@ -453,37 +604,10 @@ int load_worker_run(load_worker *w)
         }
         top_up(&s, i);
     }
-    for (;;) {
-        io_uring_submit_and_wait(&s.ring, 1);
-        clock_turn(&s);
-        struct io_uring_cqe *q;
-        unsigned head, n = 0;
-        io_uring_for_each_cqe(&s.ring, head, q)
-        {
-            on_cqe(&s, q);
-            n++;
-        }
-        io_uring_cq_advance(&s.ring, n);
-        bool open = false;
-        for (uint32_t i = 0; i < w->nconns; i++) {
-            top_up(&s, i);
-            open |= s.conns[i].h != NULL;
-        }
-        publish(&s);
-        if (s.measuring && !want_more(&s) && all_idle(&s))
-            break;
-        if (!open) {
-            if (want_more(&s))
-                snprintf(w->err, sizeof w->err, "no connection left (reconnects failed)");
-            break;
-        }
-        if (s.stopping && s.now_ns > s.deadline + 5000000000u) {
-            snprintf(w->err, sizeof w->err, "streams still open 5 s after the end");
-            break;
-        }
-    }
+    while (turn(&s))
+        ;
     w->t_end_ns = s.now_ns;
     publish(&s);
     teardown(&s);
-    return 0;
+    return s.fatal ? -1 : 0;
 }

@@ -242,6 +242,13 @@ class LoadTest(unittest.TestCase):
             self.assertGreater(r["requests"]["done"], 0)
             self.assertEqual(r["requests"]["failed"], 0, r)
             self.assertGreater(r["seconds"], 0.9)
+            # Streams started in the warm-up are not counted when they end.
+            self.assertEqual(r["requests"]["started"],
+                             r["requests"]["done"] + r["errors"]["refused_retried"], r)
+            # A count after a warm-up is still exact.
+            r = spindle_load(url + "/", "-n", "3000", "--warm-up", "0.3", "-c", "4", "-m", "16",
+                             expect_rc=0)
+            self.exact(r, 3000)
             srv.assert_alive()
 
     def test_text_summary_and_progress(self):
@@ -255,9 +262,9 @@ class LoadTest(unittest.TestCase):
                 self.assertIn(key, out)
 
     def test_usage_errors(self):
-        rc, _, err = run([load_binary(), "https://127.0.0.1:1/"], 10)
-        self.assertEqual(rc, 2)
-        self.assertIn("TLS", err)
+        rc, _, err = run([load_binary(), "-k", "https://127.0.0.1:1/"], 10)
+        self.assertEqual(rc, 2)  # TLS now (test_load_proto.py): nothing listens
+        self.assertIn("connect", err)
         rc, _, _ = run([load_binary(), "-n", "5", "-D", "1", "http://127.0.0.1:1/"], 10)
         self.assertEqual(rc, 2)
         port = free_port()  # nothing listens
