@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "hpack_internal.h"
+#include "hpack_memo.h"
 
 enum {
     MIN_RING_BYTES = 128,
@@ -742,6 +743,7 @@ h2_rv hpack_encoder_init(hpack_encoder *e, uint32_t own_max, const h2_mem *mem)
 
 void hpack_encoder_free(hpack_encoder *e)
 {
+    hpack_memo_free(e);
     table_free(&e->table);
 }
 
@@ -775,29 +777,16 @@ size_t hpack_encode_bound(const hpack_field *f, size_t n)
     return total > SIZE_MAX ? SIZE_MAX : (size_t)total;
 }
 
-/* Values that change with every response (a length, an age, a cookie)
- * would only churn the table: indexing them evicts the entries that repeat.
- * `date` is not one of them: a server's date changes once a second, so it
- * is inserted once a second per connection (65 bytes) and is a one-byte
- * reference for every other response of that second; the stale dates age
- * out of the table in FIFO order like any entry. */
-static bool volatile_name(const uint8_t *n, uint32_t len)
+/* A field kept out of the table because its value changes per message
+ * (hpack_volatile_kind()): its kind, or HPACK_NOT_VOLATILE. */
+static unsigned volatile_kind(const hpack_encoder *e, const hpack_field *f)
 {
-    switch (len) {
-    case 3: return memcmp(n, "age", 3) == 0;
-    case 4: return memcmp(n, "etag", 4) == 0;
-    case 7: return memcmp(n, "expires", 7) == 0;
-    case 10: return memcmp(n, "set-cookie", 10) == 0;
-    case 13: return memcmp(n, "last-modified", 13) == 0;
-    case 14: return memcmp(n, "content-length", 14) == 0;
-    default: return false;
-    }
+    return e->skip_volatile ? hpack_volatile_kind(f->name, f->name_len) : HPACK_NOT_VOLATILE;
 }
 
-/* A field kept out of the table because its value changes per message. */
 static bool is_volatile(const hpack_encoder *e, const hpack_field *f)
 {
-    return e->skip_volatile && volatile_name(f->name, f->name_len);
+    return volatile_kind(e, f) != HPACK_NOT_VOLATILE;
 }
 
 /* Does this field go into the dynamic table?  One answer for
@@ -943,7 +932,11 @@ static h2_rv encode_field(hpack_encoder *e, const hpack_field *f, uint8_t **pos)
     bool never = (f->flags & HPACK_F_NEVER_INDEX) != 0;
     /* A volatile field never enters the table (wants_insert), so it cannot
      * be found there by value: look up its name only. */
-    bool vol = is_volatile(e, f);
+    unsigned kind = volatile_kind(e, f);
+    bool vol = kind != HPACK_NOT_VOLATILE;
+    /* The same volatile literal as last time: its bytes again (hpack_memo.c). */
+    if (vol && !never && hpack_memo_emit(e, kind, f, pos))
+        return H2_OK;
     match m = lookup(&e->table, f, !never && !vol);
     if (m.exact != 0) {
         *pos = hpack_int_encode(*pos, REP_INDEXED, 7, m.exact);
@@ -958,6 +951,9 @@ static h2_rv encode_field(hpack_encoder *e, const hpack_field *f, uint8_t **pos)
     if (m.name == 0)
         p = encode_string(p, e->huff, f->name, f->name_len);
     p = encode_string(p, e->huff, f->value, f->value_len);
+    /* Only a static name index keeps the literal independent of the table. */
+    if (vol && !never && m.name != 0 && m.name <= HPACK_STATIC_COUNT)
+        hpack_memo_store(e, kind, f, *pos, (size_t)(p - *pos));
     *pos = p;
     /* reserve_block() made room: this does not allocate. */
     return insert ? table_insert(&e->table, f->name, f->name_len, f->value, f->value_len,

@@ -216,7 +216,8 @@ typedef struct hpack_encoder {
      * them); servers turn it on. */
     bool skip_volatile;
     /* private */
-    uint32_t signalled_max; /* the maximum the peer's decoder believes in: 4096
+    struct hpack_memo *memo; /* hpack_memo.c: last literal per volatile name */
+    uint32_t signalled_max;  /* the maximum the peer's decoder believes in: 4096
                                * until we send a size update */
 } hpack_encoder;
 

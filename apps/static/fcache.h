@@ -55,6 +55,9 @@ typedef struct fc_info {
     char etag[48];     /* "size-mtime" in hex, quoted */
     char lastmod[30];  /* IMF-fixdate */
     char clen[24];     /* size in decimal */
+    /* strlen of ctype, etag, clen (lastmod is always 29): responses pass
+     * the lengths, so spindle need not measure them per response */
+    uint32_t ctype_len, etag_len, clen_len;
 } fc_info;
 
 typedef struct fc_entry fc_entry;
