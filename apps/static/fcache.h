@@ -69,9 +69,11 @@ struct fc_entry {
     int fd;           /* the open file when body is NULL, else -1 */
     fc_blob *body;    /* the whole file, or NULL */
     fc_info info;
-    bool dir;    /* the request path ended in '/' */
-    size_t klen; /* key length */
-    char key[];  /* normalised path, NUL-terminated */
+    bool dir;      /* the request path ended in '/' */
+    bool index;    /* the file is the directory's index.html (set by the caller) */
+    bool checking; /* a revalidation is in flight on the ring (reval.c) */
+    size_t klen;   /* key length */
+    char key[];    /* normalised path, NUL-terminated */
 };
 
 typedef struct fcache fcache;

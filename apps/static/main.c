@@ -48,6 +48,7 @@
 #include "fcache.h"
 #include "fmap.h"
 #include "http.h"
+#include "reval.h"
 #include "cli.h"
 #include "spindle.h"
 
@@ -693,8 +694,11 @@ static serve_rc fill_and_serve(spindle_stream *s, const spindle_request *req, fc
     }
     fc_info fi;
     info_fill(&fi, &st, rel);
+    bool index = strcmp(rel, key) != 0; /* resolve() went on to index.html */
     if (fi.size > fcache_limits_of(c)->content_max) {
         fc_entry *e = fcache_put(c, key, klen, dir, &fi, fd, NULL, now);
+        if (e)
+            e->index = index;
         return e ? serve_fd(s, req, e->fd, false, &st, &e->info, head, true)
                  : serve_fd(s, req, fd, true, &st, &fi, head, true);
     }
@@ -706,6 +710,8 @@ static serve_rc fill_and_serve(spindle_stream *s, const spindle_request *req, fc
         return BLOCKS; /* the offload thread reads it, or says why not */
     }
     fc_entry *e = fcache_put(c, key, klen, dir, &fi, -1, b, now);
+    if (e)
+        e->index = index;
     serve_blob(s, req, e ? &e->info : &fi, b, head);
     if (!e)
         fc_blob_unref(b);
@@ -740,7 +746,11 @@ static serve_rc serve(spindle_stream *s, const spindle_request *req, bool nb)
     if (c) {
         size_t klen = strlen(rel);
         fc_entry *e = fcache_get(c, rel, klen, dir);
-        if (e && now_ns() - e->checked < (uint64_t)cache_limits.revalidate_ms * 1000000u) {
+        /* Fresh, or its check is running on the ring (reval.c): serve it as
+         * it is.  Only when the ring cannot take the check is it done here,
+         * the synchronous way. */
+        if (e && (now_ns() - e->checked < (uint64_t)cache_limits.revalidate_ms * 1000000u ||
+                  e->checking || reval_start(spindle_current_shard(), c, e, root_fd))) {
             serve_rc rc = serve_entry(s, req, e, head);
             if (rc != CHANGED)
                 return rc;
