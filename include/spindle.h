@@ -538,7 +538,11 @@ void spindle_watch_close(spindle_watch *w);
  * spindle_handle and resolve it in fn: the stream may have been reset and
  * closed meanwhile).  A shard that stops waits for its ops (up to
  * drain_timeout_ms); one still in flight then never gets its callback
- * (its memory is leaked rather than freed under the kernel).
+ * (its memory is leaked rather than freed under the kernel).  Each op
+ * takes a completion-queue entry when it ends, and the ring's queue is
+ * sized for connections, not for many long operations: keep the ops in
+ * flight per shard to a few dozen (more still work: the kernel keeps
+ * completions that do not fit, and the ring's statistics count them).
  *
  * On the shard's thread (sh == spindle_current_shard()), from
  * on_shard_start or any callback, until the shard stops.  0 (fn will run);

@@ -18,6 +18,12 @@
 #include "fmap.h"
 #include "reval.h"
 
+/* Checks in flight on this shard (the thread is the shard's): each takes a
+ * CQ entry when it completes, and the ring's CQ is sized for few such ops
+ * (io/ring.h); past this many the check is done the synchronous way. */
+#define REVAL_MAX_INFLIGHT 64u
+static _Thread_local unsigned inflight;
+
 typedef struct reval {
     fcache *c;
     struct statx stx;
@@ -43,6 +49,7 @@ static void reval_done(spindle_shard *sh, int32_t res, void *ctx)
 {
     (void)sh;
     reval *v = ctx;
+    inflight--;
     fc_entry *e = fcache_get(v->c, v->key, v->klen, v->dir);
     if (e) {
         e->checking = false;
@@ -59,6 +66,8 @@ bool reval_start(spindle_shard *sh, fcache *c, fc_entry *e, int root_fd)
     /* The file itself: a directory's entry is its index.html. */
     const char *tail = !e->index ? "" : strcmp(e->key, ".") == 0 ? "index.html" : "/index.html";
     size_t tlen = strlen(tail);
+    if (inflight >= REVAL_MAX_INFLIGHT)
+        return false;
     bool root_index = e->index && strcmp(e->key, ".") == 0;
     reval *v = malloc(sizeof *v + 2 * (e->klen + 1) + tlen);
     if (!v)
@@ -80,5 +89,6 @@ bool reval_start(spindle_shard *sh, fcache *c, fc_entry *e, int root_fd)
         return false;
     }
     e->checking = true;
+    inflight++;
     return true;
 }
