@@ -60,6 +60,7 @@ int async_shard_start(shard *sh)
     as->sh = sh;
     slot_table_init(&as->handles, 1u << HANDLE_SLOT_BITS);
     slot_table_init(&as->watches, RING_UD_SLOT_LIMIT);
+    slot_table_init(&as->files, RING_UD_SLOT_LIMIT);
     sh->api = as;
     if (post_open(as) != 0)
         return SPINDLE_ENOMEM;
@@ -102,7 +103,11 @@ bool async_shard_stopped(shard *sh)
         sh->drain_deadline = as->stop_deadline;
         call_stop(as);
     }
-    /* Without on_shard_stop nobody will close the watches: do not wait. */
+    /* File operations in flight borrow memory until their CQE: wait for
+     * them (up to the deadline) whatever the hooks.  Without on_shard_stop
+     * nobody will close the watches: do not wait for those. */
+    if (as->nfiles && sh->now < as->stop_deadline)
+        return false;
     return as->nwatches == 0 || sh->now >= as->stop_deadline || !sh->srv->hooks.on_shard_stop;
 }
 
@@ -219,6 +224,7 @@ void async_shard_teardown(shard *sh)
     }
     if (dropped)
         log_msg(LOG_DEBUG, (int)sh->idx, "%u shard timer(s) pending at stop: dropped", dropped);
+    fileop_teardown(as);
     slot_table_free(&as->handles);
     slot_table_free(&as->watches);
     free(as->probe);

@@ -23,7 +23,7 @@ typedef struct shard shard;
 typedef struct post_box post_box;
 
 /* user_data ops of the async modules' ring requests (after shard.h's). */
-enum { OP_WATCH = RING_OP_USER + 32 };
+enum { OP_WATCH = RING_OP_USER + 32, OP_FILE = RING_OP_USER + 33 };
 
 /* Stream handles: 20 bits of slot, 12 of shard index, 32 of generation. */
 #define HANDLE_SLOT_BITS  20u
@@ -44,6 +44,9 @@ struct spindle_shard {
     struct watch_probe *probe; /* reported this iteration: poll(2) again */
     uint32_t nprobe, probe_cap;
     struct pollfd *pfds; /* scratch for the probe */
+    /* File operations (fileop.c). */
+    slot_table files; /* struct file_op * by user_data slot */
+    uint32_t nfiles;  /* in flight */
     /* Shard timers (async.c): a list for the teardown. */
     spindle_timer *timers;
     /* Posts (post.c). */
@@ -72,6 +75,10 @@ uint64_t async_before_wait(shard *sh, uint64_t wait_ms);
 void async_after_wait(shard *sh);
 /* A CQE with op OP_WATCH. */
 void async_on_cqe(shard *sh, const ring_cqe *cqe);
+/* A CQE with op OP_FILE: the op's callback (fileop.c). */
+void fileop_on_cqe(shard *sh, const ring_cqe *cqe);
+/* Teardown: log the ops still in flight, free the table (fileop.c). */
+void fileop_teardown(spindle_shard *as);
 /* A timer_node of kind TIMER_SHARD fired. */
 void async_on_timer(timer_node *t);
 /* Teardown, before ring_free(): on_shard_stop if not called yet, the post

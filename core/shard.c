@@ -209,6 +209,10 @@ static void handle_cqe(shard *sh, const ring_cqe *cqe)
         async_on_cqe(sh, cqe);
         return;
     }
+    if (op == OP_FILE) {
+        fileop_on_cqe(sh, cqe);
+        return;
+    }
     uint32_t slot = ring_ud_slot(cqe->user_data);
     conn *c = slot < sh->srv->cfg.max_conns ? sh->slots[slot] : NULL;
     if (!c || ring_ud_stale(cqe->user_data, sh->gens[slot])) {

@@ -529,6 +529,47 @@ int spindle_watch_set(spindle_watch *w, uint32_t events);
  * never holds a pointer to w).  NULL is a no-op.  The shard's thread. */
 void spindle_watch_close(spindle_watch *w);
 
+/* File system calls on the shard's ring (IORING_OP_OPENAT2, STATX, READ),
+ * for a handler that would otherwise make them on the shard's thread (a
+ * static file server's cache misses and revalidations).  The kernel runs
+ * an op inline when it can and in its own worker threads when it must wait
+ * for the disk, so the shard never blocks.  fn(sh, res, ctx) runs exactly
+ * once, on the shard's thread, in a later loop iteration (never inside the
+ * submitting call), with the system call's result (a descriptor, 0, bytes
+ * read) or -errno.  There is no cancel: path, how, out and buf are the
+ * kernel's until fn runs, and fn is where the caller frees them.  Give the
+ * op its own context, never a spindle_stream pointer (keep a
+ * spindle_handle and resolve it in fn: the stream may have been reset and
+ * closed meanwhile).  A shard that stops waits for its ops (up to
+ * drain_timeout_ms); one still in flight then never gets its callback
+ * (its memory is leaked rather than freed under the kernel).  Each op
+ * takes a completion-queue entry when it ends, and the ring's queue is
+ * sized for connections, not for many long operations: keep the ops in
+ * flight per shard to a few dozen (more still work: the kernel keeps
+ * completions that do not fit, and the ring's statistics count them).
+ *
+ * On the shard's thread (sh == spindle_current_shard()), from
+ * on_shard_start or any callback, until the shard stops.  0 (fn will run);
+ * SPINDLE_EINVAL (NULL fn, path, how, out, a negative fd); SPINDLE_ESTATE
+ * (not sh's thread, or the shard has stopped); SPINDLE_ENOMEM;
+ * SPINDLE_EURING (the ring's queues are full: do it another way, or later).
+ * Nothing was submitted unless 0. */
+struct open_how;
+struct statx;
+typedef void (*spindle_file_fn)(spindle_shard *sh, int32_t res, void *ctx);
+/* openat2(dirfd, path, how, sizeof *how) (linux/openat2.h); res: the new
+ * descriptor (the caller closes it) or -errno. */
+int spindle_file_openat2(spindle_shard *sh, int dirfd, const char *path, const struct open_how *how,
+                         spindle_file_fn fn, void *ctx);
+/* statx(dirfd, path, flags, mask, out) (AT_EMPTY_PATH with "" for dirfd
+ * itself); res 0 or -errno. */
+int spindle_file_statx(spindle_shard *sh, int dirfd, const char *path, int flags, uint32_t mask,
+                       struct statx *out, spindle_file_fn fn, void *ctx);
+/* pread(fd, buf, len, off); res: bytes read (fewer at the end of the file)
+ * or -errno. */
+int spindle_file_read(spindle_shard *sh, int fd, void *buf, uint32_t len, uint64_t off,
+                      spindle_file_fn fn, void *ctx);
+
 /* Shard timers (reconnect backoff and the like), independent of streams.
  * fn(sh, arg) runs on the shard's thread ms milliseconds from now (the
  * shard's coarse clock, read once per loop iteration: a few milliseconds

@@ -773,6 +773,37 @@ int ring_prep_poll_multishot(ring *r, int fd, uint32_t poll_mask, uint64_t ud)
     return ret;
 }
 
+int ring_prep_openat2(ring *r, int dfd, const char *path, const struct open_how *how, uint64_t ud)
+{
+    struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, path && how, ud, &sqe);
+
+    if (ret == 0)
+        io_uring_prep_openat2(sqe, dfd, path, (struct open_how *)how);
+    return ret;
+}
+
+int ring_prep_statx(ring *r, int dfd, const char *path, int flags, unsigned mask, struct statx *stx,
+                    uint64_t ud)
+{
+    struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, path && stx, ud, &sqe);
+
+    if (ret == 0)
+        io_uring_prep_statx(sqe, dfd, path, flags, mask, stx);
+    return ret;
+}
+
+int ring_prep_read(ring *r, int fd, void *buf, unsigned len, uint64_t off, uint64_t ud)
+{
+    struct io_uring_sqe *sqe;
+    int ret = prep_sqe(r, fd >= 0 && (buf || !len), ud, &sqe);
+
+    if (ret == 0)
+        io_uring_prep_read(sqe, fd, buf, len, off);
+    return ret;
+}
+
 int ring_prep_cancel(ring *r, uint64_t target_ud, uint64_t ud)
 {
     struct io_uring_sqe *sqe;

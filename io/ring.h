@@ -467,6 +467,21 @@ int ring_prep_close(ring *r, int fd, uint64_t ud);
  */
 int ring_prep_poll_multishot(ring *r, int fd, uint32_t poll_mask, uint64_t ud);
 
+/*
+ * File operations (IORING_OP_OPENAT2, STATX, READ), for work that would
+ * otherwise be a blocking system call on the shard: the kernel runs them
+ * inline when it can and in its io-wq workers when they must wait (a
+ * lookup or a read that needs the disk). Borrowed until the CQE: path,
+ * how, stx, buf. CQE res: the new descriptor, 0, or the bytes read; or
+ * -errno.
+ */
+struct open_how;
+struct statx;
+int ring_prep_openat2(ring *r, int dfd, const char *path, const struct open_how *how, uint64_t ud);
+int ring_prep_statx(ring *r, int dfd, const char *path, int flags, unsigned mask, struct statx *stx,
+                    uint64_t ud);
+int ring_prep_read(ring *r, int fd, void *buf, unsigned len, uint64_t off, uint64_t ud);
+
 /* Cancel every in-flight op whose user_data is target_ud
  * (IORING_ASYNC_CANCEL_ALL). The cancel's own CQE: res = the number of ops
  * cancelled (0 when none was in flight: with ALL the kernel counts instead

@@ -178,6 +178,7 @@ fc_entry *fcache_put(fcache *c, const char *key, size_t klen, bool dir, const fc
     e->body = body;
     e->info = *info;
     e->dir = dir;
+    e->index = e->checking = false;
     e->klen = klen;
     memcpy(e->key, key, klen);
     e->key[klen] = '\0';

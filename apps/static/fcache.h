@@ -55,6 +55,9 @@ typedef struct fc_info {
     char etag[48];     /* "size-mtime" in hex, quoted */
     char lastmod[30];  /* IMF-fixdate */
     char clen[24];     /* size in decimal */
+    /* strlen of ctype, etag, clen (lastmod is always 29): responses pass
+     * the lengths, so spindle need not measure them per response */
+    uint32_t ctype_len, etag_len, clen_len;
 } fc_info;
 
 typedef struct fc_entry fc_entry;
@@ -66,9 +69,11 @@ struct fc_entry {
     int fd;           /* the open file when body is NULL, else -1 */
     fc_blob *body;    /* the whole file, or NULL */
     fc_info info;
-    bool dir;    /* the request path ended in '/' */
-    size_t klen; /* key length */
-    char key[];  /* normalised path, NUL-terminated */
+    bool dir;      /* the request path ended in '/' */
+    bool index;    /* the file is the directory's index.html (set by the caller) */
+    bool checking; /* a revalidation is in flight on the ring (reval.c) */
+    size_t klen;   /* key length */
+    char key[];    /* normalised path, NUL-terminated */
 };
 
 typedef struct fcache fcache;

@@ -48,7 +48,8 @@
 #include "fcache.h"
 #include "fmap.h"
 #include "http.h"
-#include "args.h"
+#include "reval.h"
+#include "cli.h"
 #include "spindle.h"
 
 static int root_fd = -1;
@@ -309,9 +310,12 @@ static void info_fill(fc_info *fi, const struct stat *st, const char *name)
     fi->cns = ts_ns(st->st_ctim);
     fi->mtime = st->st_mtim.tv_sec;
     fi->ctype = sp_content_type(name);
-    snprintf(fi->etag, sizeof fi->etag, "\"%" PRIx64 "-%" PRIx64 "\"", fi->size, fi->mns);
+    int n = snprintf(fi->etag, sizeof fi->etag, "\"%" PRIx64 "-%" PRIx64 "\"", fi->size, fi->mns);
+    fi->etag_len = n > 0 ? (uint32_t)n : 0;
     sp_http_date(st->st_mtim.tv_sec, fi->lastmod);
-    snprintf(fi->clen, sizeof fi->clen, "%" PRIu64, fi->size);
+    n = snprintf(fi->clen, sizeof fi->clen, "%" PRIu64, fi->size);
+    fi->clen_len = n > 0 ? (uint32_t)n : 0;
+    fi->ctype_len = (uint32_t)strlen(fi->ctype);
 }
 
 /* Is st still the file fi describes: same inode, size, mtime and ctime?
@@ -341,10 +345,15 @@ static bool info_same(const fc_info *fi, const struct stat *st)
 static int read_stable(int fd, const struct stat *st, void *buf, size_t n, uint64_t off, bool nb)
 {
     if (nb) {
+        /* Signed: a ctime stamped fine-grained after a stat (Linux 6.13+) is
+         * usually AHEAD of the coarse clock by up to a tick; "now - ctime"
+         * in unsigned arithmetic then wrapped, called the file a year old,
+         * and the shard read a file being written without the barrier:
+         * the torn same-size overwrites of issue 15. */
         struct timespec now;
         clock_gettime(CLOCK_REALTIME_COARSE, &now);
-        if (ts_ns(now) - ts_ns(st->st_ctim) < 1000000000u)
-            return EAGAIN; /* changed just now, perhaps still being written */
+        if ((int64_t)(ts_ns(now) - ts_ns(st->st_ctim)) < 1000000000)
+            return EAGAIN; /* changed just now (or "in the future"), perhaps still being written */
     } else {
         (void)lseek(fd, (off_t)off, SEEK_DATA); /* the barrier; the result does not matter */
     }
@@ -432,7 +441,8 @@ static bool answer_conditions(spindle_stream *s, const spindle_request *req, con
     else if (c->if_modified && sp_parse_date(c->if_modified->value, c->if_modified->value_len, &t))
         not_modified = fi->mtime <= t;
     if (not_modified) {
-        spindle_header h[] = {{"etag", fi->etag, 0, 0}, {"last-modified", fi->lastmod, 0, 0}};
+        spindle_header h[] = {{"etag", fi->etag, 4, fi->etag_len},
+                              {"last-modified", fi->lastmod, 13, 29}};
         spindle_respond(s, 304, h, 2, true);
         return true;
     }
@@ -477,15 +487,18 @@ static bool plan_response(spindle_stream *s, const spindle_request *req, const f
     }
     p->len = size ? last - p->first + 1 : 0;
     const char *clen = fi->clen;
+    uint32_t clen_len = fi->clen_len;
     if (p->status == 206) {
-        snprintf(p->clen, sizeof p->clen, "%" PRIu64, p->len);
+        int n = snprintf(p->clen, sizeof p->clen, "%" PRIu64, p->len);
         clen = p->clen;
+        clen_len = n > 0 ? (uint32_t)n : 0;
     }
-    p->h[0] = (spindle_header){"content-type", fi->ctype, 0, 0};
-    p->h[1] = (spindle_header){"content-length", clen, 0, 0};
-    p->h[2] = (spindle_header){"last-modified", fi->lastmod, 0, 0};
-    p->h[3] = (spindle_header){"etag", fi->etag, 0, 0};
-    p->h[4] = (spindle_header){"accept-ranges", "bytes", 0, 0};
+    /* With their lengths: spindle measures only a length given as 0. */
+    p->h[0] = (spindle_header){"content-type", fi->ctype, 12, fi->ctype_len};
+    p->h[1] = (spindle_header){"content-length", clen, 14, clen_len};
+    p->h[2] = (spindle_header){"last-modified", fi->lastmod, 13, 29};
+    p->h[3] = (spindle_header){"etag", fi->etag, 4, fi->etag_len};
+    p->h[4] = (spindle_header){"accept-ranges", "bytes", 13, 5};
     p->nh = 5;
     if (p->status == 206)
         p->h[p->nh++] = (spindle_header){"content-range", p->crange, 0, 0};
@@ -681,8 +694,11 @@ static serve_rc fill_and_serve(spindle_stream *s, const spindle_request *req, fc
     }
     fc_info fi;
     info_fill(&fi, &st, rel);
+    bool index = strcmp(rel, key) != 0; /* resolve() went on to index.html */
     if (fi.size > fcache_limits_of(c)->content_max) {
         fc_entry *e = fcache_put(c, key, klen, dir, &fi, fd, NULL, now);
+        if (e)
+            e->index = index;
         return e ? serve_fd(s, req, e->fd, false, &st, &e->info, head, true)
                  : serve_fd(s, req, fd, true, &st, &fi, head, true);
     }
@@ -694,6 +710,8 @@ static serve_rc fill_and_serve(spindle_stream *s, const spindle_request *req, fc
         return BLOCKS; /* the offload thread reads it, or says why not */
     }
     fc_entry *e = fcache_put(c, key, klen, dir, &fi, -1, b, now);
+    if (e)
+        e->index = index;
     serve_blob(s, req, e ? &e->info : &fi, b, head);
     if (!e)
         fc_blob_unref(b);
@@ -728,7 +746,11 @@ static serve_rc serve(spindle_stream *s, const spindle_request *req, bool nb)
     if (c) {
         size_t klen = strlen(rel);
         fc_entry *e = fcache_get(c, rel, klen, dir);
-        if (e && now_ns() - e->checked < (uint64_t)cache_limits.revalidate_ms * 1000000u) {
+        /* Fresh, or its check is running on the ring (reval.c): serve it as
+         * it is.  Only when the ring cannot take the check is it done here,
+         * the synchronous way. */
+        if (e && (now_ns() - e->checked < (uint64_t)cache_limits.revalidate_ms * 1000000u ||
+                  e->checking || reval_start(spindle_current_shard(), c, e, root_fd))) {
             serve_rc rc = serve_entry(s, req, e, head);
             if (rc != CHANGED)
                 return rc;
@@ -814,98 +836,6 @@ static void on_listen(uint32_t shard, const char *address, uint16_t port, void *
     }
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: spindle-static --root DIR [--address A] [--port P] [--shards N]\n"
-               "                      [--log-level 0..3] [--set name=value]...\n"
-               "                      [--cache-entries N] [--cache-bytes N]\n"
-               "                      [--cache-file-max N] [--revalidate-ms N]\n"
-               "  --root DIR        the directory to serve (required)\n"
-               "  --address A       listen address (default 127.0.0.1)\n"
-               "  --port P          TCP port, 0 = any free port (default 8080)\n"
-               "  --shards N        worker threads, one per core (default: online CPUs)\n"
-               "  --log-level L     0 error, 1 warn, 2 info, 3 debug (default 2)\n"
-               "  --set name=value  any limit, e.g. offload-threads=2 (file I/O runs there),\n"
-               "                    max-stream-buffered=262144 (see spindle.h)\n"
-               "  --cache-entries N open-file cache entries per shard, 0 = no cache (1024)\n"
-               "  --cache-bytes N   file bytes the cache keeps per shard (33554432)\n"
-               "  --cache-file-max N  files up to N bytes are kept in memory (65536)\n"
-               "  --revalidate-ms N a cached file is checked again after N ms (1000)\n");
-}
-
-/* spindle-static's own options (the cache). */
-typedef struct options {
-    const char *root;
-    fcache_limits cache;
-} options;
-
-/* Parse a number for an option of ours into *out (at most max); v NULL: the
- * option was not given, *out keeps its default. */
-static bool parse_u64(const char *a, const char *v, uint64_t max, uint64_t *out)
-{
-    if (!v)
-        return true;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || end == v || *end || *v == '-' || x > max) {
-        fprintf(stderr, "spindle-static: %s wants a number from 0 to %" PRIu64 ", not '%s'\n", a,
-                max, v);
-        return false;
-    }
-    *out = x;
-    return true;
-}
-
-/* The cache options' strings into o->cache; false after saying why. */
-static bool cache_options(const char *const v[4], options *o)
-{
-    uint64_t entries = o->cache.entries, reval = o->cache.revalidate_ms;
-    if (!parse_u64("--cache-entries", v[0], 1u << 20, &entries) ||
-        !parse_u64("--cache-bytes", v[1], 1ull << 40, &o->cache.bytes) ||
-        !parse_u64("--cache-file-max", v[2], SMALL_MAX, &o->cache.content_max) ||
-        !parse_u64("--revalidate-ms", v[3], 3600000, &reval))
-        return false;
-    o->cache.entries = (uint32_t)entries;
-    o->cache.revalidate_ms = (uint32_t)reval;
-    return true;
-}
-
-/* The command line into cfg and o: -1 to go on, else the exit status
- * (app_args_main()). */
-static int parse_args(int argc, char **argv, spindle_config *cfg, options *o)
-{
-    const char *cache[4] = {NULL, NULL, NULL, NULL};
-    const app_arg args[] = {
-        {"--root", NULL, &o->root, NULL},
-        {"--address", "address", NULL, NULL},
-        {"--port", "port", NULL, NULL},
-        {"--shards", "shards", NULL, NULL},
-        {"--log-level", "log-level", NULL, NULL},
-        {"--cache-entries", NULL, &cache[0], NULL},
-        {"--cache-bytes", NULL, &cache[1], NULL},
-        {"--cache-file-max", NULL, &cache[2], NULL},
-        {"--revalidate-ms", NULL, &cache[3], NULL},
-    };
-    const app_cli cli = {"spindle-static", usage, args, sizeof args / sizeof args[0]};
-    char err[256];
-
-    int parsed = app_args_main(&cli, argc, argv, cfg);
-    if (parsed >= 0)
-        return parsed;
-    if (!cache_options(cache, o))
-        return 2;
-    if (!o->root) {
-        fprintf(stderr, "spindle-static: --root DIR is required (see --help)\n");
-        return 2;
-    }
-    if (spindle_config_check(cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "spindle-static: %s\n", err);
-        return 2;
-    }
-    return -1;
-}
-
 /* Open the root (root_fd), check that it is readable and searchable and
  * that openat2 works (Linux 5.6+); false after saying why. */
 static bool open_root(const char *root)
@@ -957,7 +887,7 @@ int main(int argc, char **argv)
 {
     spindle_config cfg = spindle_config_default();
     options o = {.root = NULL, .cache = fcache_limits_default()};
-    int rc = parse_args(argc, argv, &cfg, &o);
+    int rc = static_parse_args(argc, argv, &cfg, &o);
     if (rc >= 0)
         return rc;
     if (!open_root(o.root))
