@@ -12,7 +12,8 @@
 #          with scripts/pg.sh), prometheus (promtool, and the server that
 #          integration.ops starts to scrape spindle's metrics), haproxy (2.6:
 #          the deploy tests run their own in the foreground; the package's
-#          service is stopped and disabled)
+#          service is stopped and disabled), python3-websocket (a WebSocket
+#          client for integration.ops)
 #   fuzz   build + clang (libFuzzer)
 #   bench  test + h2o, nghttpd, nginx, gnuplot
 #
@@ -24,7 +25,7 @@ set -euo pipefail
 pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev openssl
             libpq-dev)
 pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind openssl
-           postgresql prometheus haproxy wrk)
+           postgresql prometheus haproxy wrk python3-websocket)
 pkgs_fuzz=("${pkgs_build[@]}" clang)
 pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server nginx-light gnuplot-nox)
 

@@ -285,6 +285,66 @@ class OpsTest(unittest.TestCase):
         _, _, body = http_get(papi + "/api/v1/query?query=up", timeout=5)
         self.assertEqual(json.loads(body)["data"]["result"][0]["value"][1], "1")
 
+    # -- connections by protocol ------------------------------------------------
+    def test_connections_by_protocol(self):
+        """Connections are counted by protocol where it becomes known (first
+        bytes, ALPN, Upgrade), from a real client of each kind: nghttp and
+        curl (h2c prior knowledge), curl --http2 (h2c by Upgrade), curl
+        HTTP/1.1 plain and over TLS, h2load over TLS (h2), websocket-client
+        (ws:// and wss://).  The open gauges follow while WebSockets are held
+        and return to 0; /stats (spindle_get_stats) says the same."""
+        import websocket
+        pki = make_pki(self.dir)
+        admin = free_port()
+        murl = "http://%s:%d/metrics" % (HOST, admin)
+        with TlsServer(pki, shards=2, sets={"admin-port": admin}) as srv:
+            url = "http://%s:%d/" % (HOST, srv.port)
+            tls = "https://localhost:%d/" % srv.tls_port
+            ca = ["--cacert", pki["ca"]]
+            for cmd in (["nghttp", "-n", url], ["curl", "-sS", "--http2-prior-knowledge", url],
+                        ["curl", "-sS", "--http1.1", url], ["curl", "-sS", "--http2", url],
+                        ["curl", "-sS", "--http1.1"] + ca + [tls],
+                        ["h2load", "-n", "6", "-c", "3", "https://127.0.0.1:%d/" % srv.tls_port]):
+                rc, out, err = run(cmd, 60)
+                self.assertEqual(rc, 0, "%s: %s" % (cmd, err))
+            ws = websocket.create_connection("ws://%s:%d/echo" % (HOST, srv.port), timeout=10)
+            wss = websocket.create_connection("wss://localhost:%d/echo" % srv.tls_port,
+                                              timeout=10, sslopt={"ca_certs": pki["ca"]})
+            ws.send_binary(b"hello")
+            self.assertEqual(ws.recv_frame().data, b"hello")  # /echo sends the frame back
+            held = self.wait_open(murl, {("websocket", "false"): 1, ("websocket", "true"): 1})
+            ws.shutdown()
+            wss.shutdown()
+            m = self.wait_open(murl, {})
+            rc, stats, err = curl(url + "stats")
+            self.assertEqual(rc, 0, err)
+        want = {("h2c", "false"): 3, ("h2", "true"): 3, ("http/1.1", "false"): 3,
+                ("http/1.1", "true"): 2, ("websocket", "false"): 1, ("websocket", "true"): 1}
+        got = {(dict(lab)["protocol"], dict(lab)["tls"]): v for (n, lab), v in m.items()
+               if n == "spindle_connections_by_protocol_total"}
+        self.assertEqual(got, want)
+        self.assertEqual(metric_sum(m, "spindle_connections_accepted_total"), 10)
+        self.assertEqual(metric_sum(held, "spindle_connections_open_by_protocol"), 2)
+        st = {(p["protocol"], "true" if p["tls"] else "false"): (p["opened"], p["open"])
+              for p in json.loads(stats)["connections_by_protocol"]}
+        want[("h2c", "false")] += 1  # /stats' own connection, open while it answers
+        self.assertEqual({k: v[0] for k, v in st.items()}, want)
+        self.assertEqual({k: v[1] for k, v in st.items() if v[1]}, {("h2c", "false"): 1})
+
+    def wait_open(self, murl, want, timeout=15):
+        """The metrics once spindle_connections_open_by_protocol is `want`
+        ({(protocol, tls): n}, the others 0): closes reach the shard a little
+        after the client is gone."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = parse_metrics(http_get(murl)[2])
+            got = {(dict(lab)["protocol"], dict(lab)["tls"]): v for (n, lab), v in m.items()
+                   if n == "spindle_connections_open_by_protocol" and v}
+            if got == want or time.monotonic() > deadline:
+                self.assertEqual(got, want)
+                return m
+            time.sleep(0.05)
+
     # -- the connection cap ----------------------------------------------------
     def test_connection_cap_waits_then_serves(self):
         admin = free_port()
