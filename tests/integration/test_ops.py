@@ -363,6 +363,51 @@ class OpsTest(unittest.TestCase):
         self.assertEqual(len(warnings), 1, warnings)
         self.assertIn("--set max-conns=N", warnings[0])
 
+    def test_8000_connections(self):
+        """h2load -c 8000 (two requests each) against one shard, as a new
+        user tried: with the derived max-conns every connection is served
+        and none waits; with max-conns=4000 the rest wait in the kernel's
+        accept queue and are all served too, the cap is counted and warned
+        about once.  The connection counters agree with h2load's and return
+        to 0 open."""
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 8000 + 8192 + 256:
+            self.skipTest("RLIMIT_NOFILE hard limit %d: too low for 8000 connections" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # h2load's fds
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        for cap in (None, 4000):
+            admin = free_port()
+            sets = {"admin-port": admin}
+            if cap:
+                sets["max-conns"] = cap
+            with Server(shards=1, sets=sets) as srv:
+                rc, out, err = run(["h2load", "-n", "16000", "-c", "8000", "-m", "1", "-t", "2",
+                                    "http://%s:%d/" % (HOST, srv.port)], 240)
+                self.assertEqual(rc, 0, err)
+                r = harness.parse_h2load(out)
+                self.assertEqual((r["succeeded"], r["failed"], r["errored"]), (16000, 0, 0), out)
+                m = self.wait_open("http://%s:%d/metrics" % (HOST, admin), {})
+                deadline = time.monotonic() + 15
+                while metric_sum(m, "spindle_connections_open") and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    m = parse_metrics(http_get("http://%s:%d/metrics" % (HOST, admin))[2])
+                srv.stop()
+                warnings = re.findall(r"warn: max-conns reached.*", srv.stderr_all())
+            log("max-conns %s: cap reached %d times" % (
+                cap, metric_sum(m, "spindle_connections_cap_reached_total")))
+            self.assertEqual(metric_sum(m, "spindle_connections_accepted_total"), 8000)
+            self.assertEqual(metric_sum(m, "spindle_connections_by_protocol_total",
+                                        protocol="h2c"), 8000)
+            self.assertEqual(metric_sum(m, "spindle_requests_total"), 16000)
+            self.assertEqual(metric_sum(m, "spindle_connections_open"), 0)
+            if cap:
+                self.assertGreaterEqual(metric_sum(m, "spindle_connections_cap_reached_total"), 1)
+                self.assertEqual(len(warnings), 1, warnings)
+            else:
+                self.assertEqual(metric_sum(m, "spindle_connections_cap_reached_total"), 0)
+                self.assertEqual(warnings, [])
+
     def test_max_conns_derived_from_descriptor_limit(self):
         import resource
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
