@@ -120,7 +120,7 @@ void stats_request_begin(spindle_stream *st, const spindle_request *req)
     t->head = t->method == STATS_M_HEAD;
     stat_add(&sh->stats.started, 1);
     if (sh->view.alog)
-        t->alog = alog_capture(req, (int64_t)t->t0_ns + sh->view.real_off_ns);
+        t->alog = alog_capture(sh, req, (int64_t)t->t0_ns + sh->view.real_off_ns);
 }
 
 static unsigned dur_bucket(uint64_t us)
@@ -154,7 +154,7 @@ void stats_request_done(spindle_stream *st)
         stat_add(&s->resets, 1);
     if (t->alog) {
         alog_line(sh, st, us);
-        free(t->alog);
+        alog_release(sh, t->alog);
         t->alog = NULL;
     }
     t->t0_ns = 0;

@@ -152,6 +152,37 @@ class OpsTest(unittest.TestCase):
         self.assertTrue(all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", r["time"])
                             for r in recs))
 
+    def test_log_escaping_both_formats(self):
+        """Bytes that need escaping, at every position of an 8-byte word
+        (the formatter checks 8 bytes at a time, then the tail), in the text
+        and JSON formats: text \\xHH, JSON \\" \\\\ and \\u00HH; JSON lines
+        parse back to the bytes sent (as Latin-1)."""
+        ua = b'ua\t"q"\\b\xc3\xa9-0123456789abcdef'
+        ref = b"refer\xffer12345678"
+        path = '/a%22b/abcdefgh"ij\\k'
+        for fmt in ("text", "json"):
+            logf = self.path("access." + fmt)
+            with Server(sets={"access-log": logf, "access-log-format": fmt}) as srv:
+                url = "http://%s:%d" % (HOST, srv.port)
+                rc, out, err = run(["curl", "-sS", "-o", "/dev/null", "--http2-prior-knowledge",
+                                    "-A", os.fsdecode(ua), "-e", os.fsdecode(ref),  # as bytes
+                                    "--path-as-is", url + path], 30)
+                self.assertEqual(rc, 0, err)
+            with open(logf, "rb") as f:
+                line = f.read().decode("ascii").rstrip("\n")
+            if fmt == "text":
+                m = TEXT_RE.match(line)
+                self.assertTrue(m, line)
+                self.assertEqual(m["path"], r"/a%22b/abcdefgh\x22ij\x5ck")
+                self.assertEqual(m["ua"], r"ua\x09\x22q\x22\x5cb\xc3\xa9-0123456789abcdef")
+                self.assertEqual(m["referer"], r"refer\xffer12345678")
+            else:
+                self.assertIn(r'"user_agent":"ua\u0009\"q\"\\b\u00c3\u00a9-0123456789abcdef"',
+                              line)
+                r = json.loads(line)
+                self.assertEqual((r["path"], r["user_agent"], r["referer"]),
+                                 (path, ua.decode("latin-1"), ref.decode("latin-1")))
+
     def test_rotate_and_hup(self):
         logf = self.path("access.log")
         with Server(sets={"access-log": logf}) as srv:
