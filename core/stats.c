@@ -63,8 +63,8 @@ void stats_conn_speaks(conn *c, uint8_t proto)
 {
     unsigned k;
     switch (proto) {
-    case CONN_H2: k = c->tls ? STATS_CONN_H2 : STATS_CONN_H2C; break;
-    case CONN_H2C: k = STATS_CONN_H2C; break;
+    case CONN_H2:
+    case CONN_H2C: k = c->tls ? STATS_CONN_H2 : STATS_CONN_H2C; break;
     case CONN_WS: k = STATS_CONN_WS + (c->tls != NULL); break;
     default: k = STATS_CONN_H1 + (c->tls != NULL); break;
     }
