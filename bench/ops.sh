@@ -16,6 +16,13 @@
 # machine compare rows of one repetition and the spread, not one figure.
 #
 #   bash bench/ops.sh [--quick] [--reps N] [--bin BIN] [--base BIN] [-n N]
+#   bash bench/ops.sh --ir [--quick] [--bin BIN] [--base BIN] [-n N]
+#
+# --ir counts instructions instead (valgrind --tool=callgrind, every thread
+# of the server): after a warm-up of 2,000 requests the counters are dumped
+# and zeroed, then N requests (default 20,000; --quick 2,000) run and the
+# instructions of that window are divided by N.  Deterministic to ~1%
+# whatever the machine's load, unlike the times; one run per variant.
 #
 #   --quick   20,000 requests, one repetition (proves the script runs)
 #   --reps N  repetitions (default 5)
@@ -25,14 +32,15 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-REPS=5 N=400000 BIN= BASE=
+REPS=5 N=400000 BIN= BASE= IR=0 QUICK=0 N_SET=0
 while (($#)); do
   case $1 in
-    --quick) REPS=1 N=20000 ;;
+    --quick) REPS=1 N=20000 QUICK=1 ;;
+    --ir) IR=1 ;;
     --reps) REPS=${2:?}; shift ;;
     --bin) BIN=${2:?}; shift ;;
     --base) BASE=${2:?}; shift ;;
-    -n) N=${2:?}; shift ;;
+    -n) N=${2:?}; N_SET=1; shift ;;
     -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "ops.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
@@ -83,8 +91,50 @@ run_one() {
   echo "$(( (b - a) / (ok > 0 ? ok : 1) )) $ok"
 }
 
+# ir_one BINARY ARGS...: prints "instructions_per_request succeeded"
+ir_one() {
+  local bin=$1; shift
+  local port; port=$(free_port)
+  valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" "$bin" --port "$port" --shards 1 \
+    --log-level 0 --set max-requests=0 "$@" >"$WORK/out" 2>"$WORK/err" &
+  SRV=$!
+  for _ in $(seq 3000); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
+  grep -q "listening on" "$WORK/out" || { echo "ops.sh: the server under valgrind did not start" >&2; exit 1; }
+  h2load -n 2000 -c 16 -m 64 "http://127.0.0.1:$port/" >/dev/null # warm-up
+  callgrind_control -d "$SRV" >/dev/null 2>&1
+  local out ok ir
+  out=$(h2load -t 1 -n "$N" -c 16 -m 64 "http://127.0.0.1:$port/")
+  callgrind_control -d "$SRV" >/dev/null 2>&1
+  kill -INT "$SRV"; wait "$SRV" || true
+  ir=$(sed -n 's/^totals: //p' "$WORK/cg.$SRV.2")
+  SRV=
+  rm -f "$WORK"/cg.*
+  ok=$(sed -n 's/.* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
+  echo "$(( ir / (ok > 0 ? ok : 1) )) $ok"
+}
+
 variants=(off log json nohdr)
 [[ -n $BASE ]] && variants+=(base)
+if [[ $IR == 1 ]]; then
+  command -v callgrind_control >/dev/null || { echo "ops.sh: valgrind missing" >&2; exit 1; }
+  [[ $N_SET == 1 ]] || { N=20000; [[ $QUICK == 1 ]] && N=2000; }
+  echo "bench/ops.sh --ir: instructions per request (callgrind, all server threads), $N requests (h2load -c 16 -m 64 /) after 2,000 of warm-up"
+  printf '| variant | Ir/request | / off |\n|---|---|---|\n'
+  off=
+  for v in "${variants[@]}"; do
+    case $v in
+      off) r=$(ir_one "$BIN") ;;
+      log) r=$(ir_one "$BIN" --set access-log="$WORK/access.log") ;;
+      json) r=$(ir_one "$BIN" --set access-log="$WORK/access.json" --set access-log-format=json) ;;
+      nohdr) r=$(ir_one "$BIN" --set server-header= --set date-header=0) ;;
+      base) r=$(ir_one "$BASE") ;;
+    esac
+    rm -f "$WORK"/access.*
+    [[ -z $off ]] && off=${r%% *}
+    awk -v v="$v" -v a="${r%% *}" -v b="$off" 'BEGIN { printf "| %s | %d | %.3f |\n", v, a, a / b }'
+  done
+  exit 0
+fi
 echo "bench/ops.sh: $N requests per run (h2load -c 16 -m 64 /), $REPS repetition(s), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| rep |'; for v in "${variants[@]}"; do printf ' %s ns/req |' "$v"; done
 printf ' log/off | json/off | nohdr/off |\n|---|'; for _ in "${variants[@]}"; do printf -- '---|'; done; printf -- '---|---|---|\n'

@@ -27,6 +27,10 @@
 #define ALOG_MAX_METHOD 32u
 #define ALOG_MAX_PATH   4096u
 #define ALOG_MAX_HDR    1024u
+#define CAP_BLOCK       256u  /* a pooled capture's size */
+#define CAP_POOL        1024u /* capture blocks a shard keeps */
+
+typedef struct capture capture;
 
 typedef struct chunk {
     size_t len;
@@ -38,9 +42,23 @@ struct alog_shard {
     chunk *slots[ALOG_QUEUE];
     chunk *cur;
     int64_t t_sec;   /* the second the time fields hold */
-    char t_text[32]; /* "[06/Dec/2026:22:05:10 +0000]" */
-    char t_iso[24];  /* "2026-12-06T22:05:10" */
+    char t_text[32]; /* "[06/Dec/2026:22:05:10 +0000]" (T_TEXT_LEN) */
+    char t_iso[24];  /* "2026-12-06T22:05:10" (T_ISO_LEN) */
+    /* The last line's connection fields, formatted: lines of one
+     * connection come in runs (its streams end in the same loop
+     * iterations).  head: text "ADDR:PORT - - ", JSON the client and
+     * client_port members; mid: text " SHARD CONN ", JSON the shard and
+     * connection members and the stream key (conn_fields()). */
+    uint64_t conn_seen; /* its connection id (0: none yet) */
+    uint8_t head_len, mid_len;
+    char head[96];
+    char mid[80];
+    uint32_t npool;
+    capture *pool[CAP_POOL]; /* free capture blocks */
 };
+
+#define T_TEXT_LEN 28u
+#define T_ISO_LEN  19u
 
 struct alog_server {
     server *srv;
@@ -56,100 +74,137 @@ struct alog_server {
 
 /* --- The captured request ------------------------------------------------ */
 
-/* [int64 realtime ms][uint16 len x4][method][path][user-agent][referer] */
-enum { F_METHOD, F_PATH, F_UA, F_REFERER, F_N };
-
-typedef struct capture {
+/* What a line needs of its request head, captured when it arrives (its
+ * strings live only during on_request), escaped for the log's format once,
+ * there:
+ *   text  seg1 = METHOD PATH (then ' ' PROTO at the line)
+ *         seg2 = "REFERER" "USER-AGENT" ('-' for an absent one)
+ *   json  seg1 = ,"method":"..","path":".."
+ *         seg2 = ,"user_agent":..,"referer":.. (null for an absent one)
+ * Small captures come from a per-shard pool of CAP_BLOCK-byte blocks, each
+ * its own malloc (so a plain free() of one, stream.c's for a stream that
+ * never finished, is right too). */
+struct capture {
     int64_t t_ms;
-    uint16_t len[F_N];
-    uint8_t present[F_N];
+    uint16_t seg1, seg2; /* lengths; seg2 follows seg1 in s */
+    bool pooled;         /* CAP_BLOCK bytes: may go back to the pool */
     char s[];
-} capture;
+};
 
-static const spindle_header *find_hdr(const spindle_request *req, const char *name, size_t n)
+/* user-agent and referer, in one pass over the fields. */
+static void find_hdrs(const spindle_request *req, const spindle_header **ua,
+                      const spindle_header **ref)
 {
-    for (size_t i = 0; i < req->nheaders; i++)
-        if (req->headers[i].name_len == n && memcmp(req->headers[i].name, name, n) == 0)
-            return &req->headers[i];
-    return NULL;
-}
-
-char *alog_capture(const spindle_request *req, int64_t realtime_ns)
-{
-    const spindle_header *ua = find_hdr(req, "user-agent", 10);
-    const spindle_header *ref = find_hdr(req, "referer", 7);
-    const char *p[F_N] = {req->method.ptr, req->path.ptr, ua ? ua->value : NULL,
-                          ref ? ref->value : NULL};
-    size_t l[F_N] = {req->method.len, req->path.len, ua ? ua->value_len : 0,
-                     ref ? ref->value_len : 0};
-    static const size_t max[F_N] = {ALOG_MAX_METHOD, ALOG_MAX_PATH, ALOG_MAX_HDR, ALOG_MAX_HDR};
-    size_t total = 0;
-    for (int i = 0; i < F_N; i++) {
-        if (l[i] > max[i])
-            l[i] = max[i];
-        total += l[i];
+    *ua = *ref = NULL;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const spindle_header *h = &req->headers[i];
+        if (h->name_len == 10 && !*ua && memcmp(h->name, "user-agent", 10) == 0)
+            *ua = h;
+        else if (h->name_len == 7 && !*ref && memcmp(h->name, "referer", 7) == 0)
+            *ref = h;
     }
-    capture *c = malloc(sizeof *c + total);
-    if (!c)
-        return NULL;
-    c->t_ms = realtime_ns / 1000000;
-    char *o = c->s;
-    for (int i = 0; i < F_N; i++) {
-        c->len[i] = (uint16_t)l[i];
-        c->present[i] = p[i] != NULL;
-        if (l[i])
-            memcpy(o, p[i], l[i]);
-        o += l[i];
-    }
-    return (char *)c;
 }
 
 /* --- Formatting ---------------------------------------------------------- */
 
 static const char hex[] = "0123456789abcdef";
 
-/* Text: '"', '\' and bytes outside 0x20..0x7e as \xHH. */
-static char *esc_text(char *o, const char *s, size_t n)
+static bool text_ok(unsigned char ch)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\') {
-            *o++ = '\\';
-            *o++ = 'x';
-            *o++ = hex[ch >> 4];
-            *o++ = hex[ch & 15];
-        } else {
-            *o++ = (char)ch;
-        }
-    }
-    return o;
+    return (unsigned)(ch - 0x20u) < 0x5fu && ch != '"' && ch != '\\';
 }
 
-/* JSON string contents: '"', '\' escaped, control bytes and bytes past
- * 0x7e as \u00HH (so any input makes valid JSON). */
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* True if one of w's 8 bytes needs escaping (below 0x20, above 0x7e, '"'
+ * or '\\'); exact for "any", word at a time (the bit tricks of Sean
+ * Anderson's "Bit Twiddling Hacks": haszero, hasless, hasmore). */
+static bool word_bad(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+    uint64_t less = (w - ONES * 0x20) & ~w;
+    uint64_t more = (w + ONES * (127 - 0x7e)) | w;
+    uint64_t quote = (q - ONES) & ~q, bs = (b - ONES) & ~b;
+    return ((less | more | quote | bs) & HIGHS) != 0;
+}
+
+/* The length of s's leading run of bytes that need no escaping. */
+static size_t clean_run(const char *s, size_t i, size_t n)
+{
+    uint64_t w;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, s + i, 8);
+        if (word_bad(w))
+            break;
+    }
+    if (i < n && n >= 8 && i + 8 > n) {
+        /* The tail as the last 8 bytes (overlapping checked ones). */
+        memcpy(&w, s + n - 8, 8);
+        if (!word_bad(w))
+            return n;
+    }
+    while (i < n && text_ok((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
+/* Text: '"', '\' and bytes outside 0x20..0x7e as \xHH.  Runs of bytes
+ * that need nothing are found first and copied at once. */
+static char *esc_text(char *o, const char *s, size_t n)
+{
+    size_t i = 0;
+    for (;;) {
+        size_t j = clean_run(s, i, n);
+        memcpy(o, s + i, j - i);
+        o += j - i;
+        if (j == n)
+            return o;
+        unsigned char ch = (unsigned char)s[j];
+        *o++ = '\\';
+        *o++ = 'x';
+        *o++ = hex[ch >> 4];
+        *o++ = hex[ch & 15];
+        i = j + 1;
+    }
+}
+
+/* JSON string contents: '"', '\\' escaped, control bytes and bytes past
+ * 0x7e as \u00HH (so any input makes valid JSON); runs of bytes that need
+ * nothing copied at once. */
 static char *esc_json(char *o, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
+    size_t i = 0;
+    for (;;) {
+        size_t j = clean_run(s, i, n);
+        memcpy(o, s + i, j - i);
+        o += j - i;
+        if (j == n)
+            return o;
+        unsigned char ch = (unsigned char)s[j];
         if (ch == '"' || ch == '\\') {
             *o++ = '\\';
             *o++ = (char)ch;
-        } else if (ch < 0x20 || ch > 0x7e) {
+        } else {
             memcpy(o, "\\u00", 4);
             o += 4;
             *o++ = hex[ch >> 4];
             *o++ = hex[ch & 15];
-        } else {
-            *o++ = (char)ch;
         }
+        i = j + 1;
     }
-    return o;
 }
 
-static const char *proto_name(uint8_t p)
+/* The protocol's name (h2c, h2, http/1.1) and its length. */
+static char *put_proto(char *o, uint8_t p)
 {
-    static const char *const names[] = {"h2c", "h2", "http/1.1"};
-    return names[p < STATS_PROTOS ? p : 0];
+    static const struct {
+        char s[8];
+        uint8_t n;
+    } names[STATS_PROTOS] = {{"h2c", 3}, {"h2", 2}, {"http/1.1", 8}};
+    p = p < STATS_PROTOS ? p : 0;
+    memcpy(o, names[p].s, sizeof names[p].s); /* room for 8 is always there */
+    return o + names[p].n;
 }
 
 /* Appenders: no printf on the per-line path (it cost more than the rest
@@ -161,17 +216,34 @@ static char *put_s(char *o, const char *s)
     return o + n;
 }
 
+static char *put_seg(char *o, const char *s, size_t n)
+{
+    memcpy(o, s, n);
+    return o + n;
+}
+
+/* Decimal, two digits per division, written from the last digit back. */
 static char *put_u(char *o, uint64_t v)
 {
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *o++ = tmp[--n];
-    return o;
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                   "25262728293031323334353637383940414243444546474849"
+                                   "50515253545556575859606162636465666768697071727374"
+                                   "75767778798081828384858687888990919293949596979899";
+    unsigned n = v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : v < 10000 ? 4 : 5;
+    for (uint64_t p = 100000; n < 20 && v >= p; p *= 10)
+        n++;
+    char *e = o + n;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        e -= 2;
+        memcpy(e, pairs + 2 * r, 2);
+    }
+    if (v >= 10)
+        memcpy(e - 2, pairs + 2 * v, 2);
+    else
+        e[-1] = (char)('0' + v);
+    return o + n;
 }
 
 static char *put_2(char *o, int v)
@@ -182,20 +254,44 @@ static char *put_2(char *o, int v)
 }
 
 /* The client address: IPv4 by hand, IPv6 through inet_ntop. */
-static char *put_addr(char *o, const req_info *in)
+static size_t format_addr(char *o, const req_info *in)
 {
+    char *b = o;
     if (in->family == AF_INET) {
         for (int i = 0; i < 4; i++) {
             if (i)
                 *o++ = '.';
             o = put_u(o, in->addr[i]);
         }
-        return o;
+        return (size_t)(o - b);
     }
     char a[INET6_ADDRSTRLEN];
     if (in->family != AF_INET6 || !inet_ntop(AF_INET6, in->addr, a, sizeof a))
-        return put_s(o, "-");
-    return put_s(o, a);
+        return (size_t)(put_s(o, "-") - b);
+    return (size_t)(put_s(o, a) - b);
+}
+
+/* The connection's fields (alog_shard.head, .mid), formatted once per run
+ * of lines from one connection. */
+static void conn_fields(alog_shard *a, const req_track *t, uint32_t shard_idx, bool json)
+{
+    char *o = a->head;
+    if (json)
+        o = put_s(o, "Z\",\"client\":\"");
+    o += format_addr(o, &t->info);
+    o = put_s(o, json ? "\",\"client_port\":" : ":");
+    o = put_u(o, t->info.port);
+    if (!json)
+        o = put_s(o, " - - ");
+    a->head_len = (uint8_t)(o - a->head);
+    o = a->mid;
+    o = put_s(o, json ? ",\"shard\":" : " ");
+    o = put_u(o, shard_idx);
+    o = put_s(o, json ? ",\"connection\":" : " ");
+    o = put_u(o, t->conn_id);
+    o = put_s(o, json ? ",\"stream\":" : " ");
+    a->mid_len = (uint8_t)(o - a->mid);
+    a->conn_seen = t->conn_id;
 }
 
 /* The time fields, formatted once per second per shard: text
@@ -240,65 +336,150 @@ static void time_fields(alog_shard *a, int64_t secs)
     *o = '\0';
 }
 
+/* --- Capturing ------------------------------------------------------------ */
+
+/* What s escapes to at most; *clean: nothing to escape. */
+static size_t esc_bound(const char *s, size_t n, bool json, bool *clean)
+{
+    *clean = clean_run(s, 0, n) == n;
+    return *clean ? n : n * (json ? 6u : 4u);
+}
+
+static char *esc_copy(char *o, const char *s, size_t n, bool clean, bool json)
+{
+    if (clean) {
+        memcpy(o, s, n);
+        return o + n;
+    }
+    return json ? esc_json(o, s, n) : esc_text(o, s, n);
+}
+
+/* A JSON member ,"key":"value" (or null when absent). */
+static char *json_member(char *o, const char *key, const char *s, size_t n, bool clean)
+{
+    o = put_s(o, ",\"");
+    o = put_s(o, key);
+    o = put_s(o, "\":");
+    if (!s)
+        return put_s(o, "null");
+    *o++ = '"';
+    o = esc_copy(o, s, n, clean, true);
+    *o++ = '"';
+    return o;
+}
+
+/* A text field "value" (or "-" when absent). */
+static char *text_quoted(char *o, const char *s, size_t n, bool clean)
+{
+    *o++ = '"';
+    if (s)
+        o = esc_copy(o, s, n, clean, false);
+    else
+        *o++ = '-';
+    *o++ = '"';
+    return o;
+}
+
+static capture *cap_alloc(alog_shard *a, size_t size)
+{
+    if (size <= CAP_BLOCK && a->npool)
+        return a->pool[--a->npool];
+    capture *c = malloc(size <= CAP_BLOCK ? CAP_BLOCK : size);
+    if (c)
+        c->pooled = size <= CAP_BLOCK;
+    return c;
+}
+
+char *alog_capture(shard *sh, const spindle_request *req, int64_t realtime_ns)
+{
+    const spindle_header *ua, *ref;
+    find_hdrs(req, &ua, &ref);
+    enum { F_METHOD, F_PATH, F_UA, F_REFERER, F_N };
+    const char *p[F_N] = {req->method.ptr ? req->method.ptr : "",
+                          req->path.ptr ? req->path.ptr : "", ua ? ua->value : NULL,
+                          ref ? ref->value : NULL};
+    size_t l[F_N] = {req->method.len, req->path.len, ua ? ua->value_len : 0,
+                     ref ? ref->value_len : 0};
+    static const size_t max[F_N] = {ALOG_MAX_METHOD, ALOG_MAX_PATH, ALOG_MAX_HDR, ALOG_MAX_HDR};
+    bool json = sh->srv->alog->json, clean[F_N];
+    size_t size = sizeof(capture) + 80; /* the JSON keys, quotes, separators */
+    for (int i = 0; i < F_N; i++) {
+        if (l[i] > max[i])
+            l[i] = max[i];
+        /* The method is a token (both engines check): nothing to escape. */
+        clean[i] = i == F_METHOD;
+        size += clean[i] ? l[i] : esc_bound(p[i] ? p[i] : "", l[i], json, &clean[i]);
+    }
+    capture *c = cap_alloc(sh->view.alog, size);
+    if (!c)
+        return NULL;
+    c->t_ms = realtime_ns / 1000000;
+    char *o = c->s;
+    if (json) {
+        o = json_member(o, "method", p[F_METHOD], l[F_METHOD], clean[F_METHOD]);
+        o = json_member(o, "path", p[F_PATH], l[F_PATH], clean[F_PATH]);
+    } else {
+        o = put_seg(o, p[F_METHOD], l[F_METHOD]); /* a token: nothing to escape */
+        *o++ = ' ';
+        o = esc_copy(o, p[F_PATH], l[F_PATH], clean[F_PATH], false);
+    }
+    c->seg1 = (uint16_t)(o - c->s);
+    if (json) {
+        o = json_member(o, "user_agent", p[F_UA], l[F_UA], clean[F_UA]);
+        o = json_member(o, "referer", p[F_REFERER], l[F_REFERER], clean[F_REFERER]);
+    } else {
+        o = text_quoted(o, p[F_REFERER], l[F_REFERER], clean[F_REFERER]);
+        *o++ = ' ';
+        o = text_quoted(o, p[F_UA], l[F_UA], clean[F_UA]);
+    }
+    c->seg2 = (uint16_t)(o - c->s - c->seg1);
+    return (char *)c;
+}
+
+void alog_release(shard *sh, char *cap)
+{
+    capture *c = (capture *)(void *)cap;
+    alog_shard *a = sh->view.alog;
+    if (c && c->pooled && a && a->npool < CAP_POOL)
+        a->pool[a->npool++] = c;
+    else
+        free(c);
+}
+
 typedef struct line_ctx {
     const capture *cap;
-    const char *f[F_N];
-    const alog_shard *a;
+    alog_shard *a;
     const req_track *t;
     uint64_t dur_us;
     uint32_t shard, sid;
 } line_ctx;
 
+/* ADDR:PORT - - [time] "METHOD PATH PROTO" STATUS REQ RESP "REFERER" "UA"
+ * DURATION SHARD CONN STREAM */
 static char *text_line(char *o, const line_ctx *x)
 {
     const req_track *t = x->t;
-    o = put_addr(o, &t->info);
-    *o++ = ':';
-    o = put_u(o, t->info.port);
-    o = put_s(o, " - - ");
-    o = put_s(o, x->a->t_text);
+    const capture *c = x->cap;
+    o = put_seg(o, x->a->head, x->a->head_len); /* ADDR:PORT - - */
+    memcpy(o, x->a->t_text, T_TEXT_LEN);
+    o += T_TEXT_LEN;
     o = put_s(o, " \"");
-    o = esc_text(o, x->f[F_METHOD], x->cap->len[F_METHOD]);
+    o = put_seg(o, c->s, c->seg1); /* METHOD PATH */
     *o++ = ' ';
-    o = esc_text(o, x->f[F_PATH], x->cap->len[F_PATH]);
-    *o++ = ' ';
-    o = put_s(o, proto_name(t->info.proto));
+    o = put_proto(o, t->info.proto);
     o = put_s(o, "\" ");
     o = t->status ? put_u(o, t->status) : put_s(o, "-");
     *o++ = ' ';
     o = put_u(o, t->req_bytes);
     *o++ = ' ';
     o = put_u(o, t->resp_bytes);
-    for (int i = F_REFERER; i >= F_UA; i--) {
-        o = put_s(o, " \"");
-        if (x->cap->present[i])
-            o = esc_text(o, x->f[i], x->cap->len[i]);
-        else
-            *o++ = '-';
-        *o++ = '"';
-    }
+    *o++ = ' ';
+    o = put_seg(o, c->s + c->seg1, c->seg2); /* "REFERER" "USER-AGENT" */
     *o++ = ' ';
     o = put_u(o, x->dur_us);
-    *o++ = ' ';
-    o = put_u(o, x->shard);
-    *o++ = ' ';
-    o = put_u(o, t->conn_id);
-    *o++ = ' ';
+    o = put_seg(o, x->a->mid, x->a->mid_len); /* SHARD CONN */
     o = put_u(o, x->sid);
     *o++ = '\n';
-    return o;
-}
-
-static char *json_str(char *o, const char *key, const char *s, size_t n, bool present)
-{
-    o = put_s(o, ",\"");
-    o = put_s(o, key);
-    o = put_s(o, "\":");
-    if (!present)
-        return put_s(o, "null");
-    *o++ = '"';
-    o = esc_json(o, s, n);
-    *o++ = '"';
     return o;
 }
 
@@ -313,30 +494,26 @@ static char *json_num(char *o, const char *key, uint64_t v)
 static char *json_line(char *o, const line_ctx *x)
 {
     const req_track *t = x->t;
+    const capture *c = x->cap;
     o = put_s(o, "{\"time\":\"");
-    o = put_s(o, x->a->t_iso);
+    memcpy(o, x->a->t_iso, T_ISO_LEN);
+    o += T_ISO_LEN;
     *o++ = '.';
-    int ms = (int)(x->cap->t_ms % 1000);
+    int ms = (int)(c->t_ms % 1000);
     *o++ = (char)('0' + ms / 100);
     o = put_2(o, ms % 100);
-    o = put_s(o, "Z\",\"client\":\"");
-    o = put_addr(o, &t->info);
-    *o++ = '"';
-    o = json_num(o, "client_port", t->info.port);
-    o = json_str(o, "method", x->f[F_METHOD], x->cap->len[F_METHOD], true);
-    o = json_str(o, "path", x->f[F_PATH], x->cap->len[F_PATH], true);
+    o = put_seg(o, x->a->head, x->a->head_len); /* client, client_port */
+    o = put_seg(o, c->s, c->seg1);              /* method, path */
     o = put_s(o, ",\"protocol\":\"");
-    o = put_s(o, proto_name(t->info.proto));
+    o = put_proto(o, t->info.proto);
     o = put_s(o, "\",\"status\":");
     o = t->status ? put_u(o, t->status) : put_s(o, "null");
     o = json_num(o, "request_bytes", t->req_bytes);
     o = json_num(o, "response_bytes", t->resp_bytes);
     o = json_num(o, "duration_us", x->dur_us);
-    o = json_num(o, "shard", x->shard);
-    o = json_num(o, "connection", t->conn_id);
-    o = json_num(o, "stream", x->sid);
-    o = json_str(o, "user_agent", x->f[F_UA], x->cap->len[F_UA], x->cap->present[F_UA]);
-    o = json_str(o, "referer", x->f[F_REFERER], x->cap->len[F_REFERER], x->cap->present[F_REFERER]);
+    o = put_seg(o, x->a->mid, x->a->mid_len); /* shard, connection, "stream": */
+    o = put_u(o, x->sid);
+    o = put_seg(o, c->s + c->seg1, c->seg2); /* user_agent, referer */
     *o++ = '}';
     *o++ = '\n';
     return o;
@@ -369,16 +546,11 @@ void alog_line(shard *sh, const spindle_stream *st, uint64_t dur_us)
                   .dur_us = dur_us,
                   .shard = sh->idx,
                   .sid = st->sid};
-    const char *s = x.cap->s;
-    size_t strs = 0;
-    for (int i = 0; i < F_N; i++) {
-        x.f[i] = s;
-        s += x.cap->len[i];
-        strs += x.cap->len[i];
-    }
     time_fields(a, x.cap->t_ms / 1000);
-    /* Worst case: every string byte escaped to 6, plus the fixed fields. */
-    chunk *c = room_for(sh, 512 + 6 * strs);
+    if (a->conn_seen != t->conn_id || !a->conn_seen)
+        conn_fields(a, t, sh->idx, sh->srv->alog->json);
+    /* The segments (escaped at capture) plus the fixed fields. */
+    chunk *c = room_for(sh, 512u + x.cap->seg1 + x.cap->seg2);
     if (!c) {
         stat_add(&sh->stats.alog_dropped, 1);
         return;
@@ -538,8 +710,11 @@ void alog_stop(server *srv)
     atomic_store(&L->stop, true);
     pthread_join(L->thread, NULL);
     drain_all(L); /* nothing is left; belt and braces */
-    for (uint32_t i = 0; i < L->nshards; i++)
+    for (uint32_t i = 0; i < L->nshards; i++) {
         free(L->shards[i].cur); /* a shard that failed before its teardown */
+        while (L->shards[i].npool)
+            free(L->shards[i].pool[--L->shards[i].npool]);
+    }
     close(L->fd);
     free(L->shards);
     free(L);

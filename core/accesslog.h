@@ -44,10 +44,13 @@ void alog_stop(server *srv);
 void alog_reopen(server *srv);
 
 /* Shard thread: capture what the line needs from a request head (the
- * request's strings are valid during on_request only) and its arrival
- * (CLOCK_REALTIME, ns).  NULL without
- * memory (then no line). */
-char *alog_capture(const spindle_request *req, int64_t realtime_ns);
+ * request's strings are valid during on_request only), escaped for the
+ * log's format, and its arrival (CLOCK_REALTIME, ns).  NULL without memory
+ * (then no line).  Give it back with alog_release() (free() is also right:
+ * it is one malloc'd block). */
+char *alog_capture(shard *sh, const spindle_request *req, int64_t realtime_ns);
+/* Shard thread: a capture back to the shard's pool (or freed); NULL ok. */
+void alog_release(shard *sh, char *cap);
 /* Shard thread: the line for a finished stream (st->track.alog set). */
 void alog_line(shard *sh, const spindle_stream *st, uint64_t dur_us);
 /* Shard thread: hand the chunk over if it holds anything. */

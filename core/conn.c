@@ -126,6 +126,7 @@ static bool start_engine(conn *c, uint8_t proto)
         return false;
     }
     c->proto = proto;
+    stats_conn_speaks(c, proto);
     if (proto == CONN_H1)
         c->info.proto = STATS_PROTO_HTTP11; /* logged and counted as http/1.1 */
     shard_mark_dirty(c);                    /* the server preface */
@@ -811,6 +812,7 @@ void conn_free(conn *c)
     stream_conn_freed(c);
     CP(c)->free(c);        /* releases queued body buffers */
     tls_conn_free(c->tls); /* after the last send that borrowed its output */
+    stats_conn_closed(c);
     free(c->held);
     sh->slots[c->slot] = NULL;
     sh->gens[c->slot]++; /* later CQEs for this slot are stale */

@@ -88,6 +88,7 @@ struct conn {
     bool dirty;       /* on the shard's flush list */
     bool dead_listed; /* on the shard's dead list */
     bool off_waiting;
+    uint8_t speaks; /* STATS_CONN_* + 1 it is counted open under; 0 none (stats.h) */
 };
 
 /* Take an accepted fd (tls: from the TLS listener): a slot, the recv

@@ -178,6 +178,7 @@ static void h2c_switch(conn *c)
     c->h2 = h2;
     c->proto = CONN_H2C;             /* CONN_H2 once the client preface is in (conn.c) */
     c->info.proto = STATS_PROTO_H2C; /* upgraded: its requests from now on are h2c */
+    stats_conn_speaks(c, CONN_H2C);
     c->matched = 0;
     if (sh->draining)
         h2_conn_shutdown(h2);

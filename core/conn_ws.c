@@ -86,6 +86,7 @@ void conn_ws_switch(conn *c, conn_ws *w)
 {
     c->ws = w;
     c->proto = CONN_WS;
+    stats_conn_speaks(c, CONN_WS);
     shard_mark_dirty(c);
     conn_timer_update(c);
 }

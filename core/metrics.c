@@ -58,6 +58,27 @@ static void one(out *o, const char *name, const char *type, const char *help, ui
     put(o, "spindle_%s %llu\n", name, (unsigned long long)v);
 }
 
+/* Connections by the protocol they speak, counted where it became known. */
+static void by_protocol(out *o, const spindle_stats *s)
+{
+    static const char *const fam[2] = {"connections_by_protocol_total",
+                                       "connections_open_by_protocol"};
+    static const char *const type[2] = {"counter", "gauge"};
+    static const char *const help[2] = {
+        "Connections that began speaking each protocol (first bytes, ALPN or an Upgrade).",
+        "Connections speaking each protocol now."};
+    for (int g = 0; g < 2; g++) {
+        family(o, fam[g], type[g], help[g]);
+        for (uint32_t i = 0; i < SPINDLE_STATS_CONN_PROTOS; i++) {
+            bool tls = false;
+            const char *name = spindle_conn_protocol_name(i, &tls);
+            uint64_t v = g ? s->connections_open_by_protocol[i] : s->connections_by_protocol[i];
+            put(o, "spindle_%s{protocol=\"%s\",tls=\"%s\"} %llu\n", fam[g], name,
+                tls ? "true" : "false", (unsigned long long)v);
+        }
+    }
+}
+
 static void connections(out *o, const server *srv, const spindle_stats *s)
 {
     family(o, "connections_accepted_total", "counter", "Connections accepted.");
@@ -69,6 +90,7 @@ static void connections(out *o, const server *srv, const spindle_stats *s)
     for (uint32_t i = 0; i < srv->nshards; i++)
         put(o, "spindle_connections_open{shard=\"%u\"} %llu\n", i,
             (unsigned long long)stat_get(&srv->shards[i].stats.conns_open));
+    by_protocol(o, s);
     one(o, "connections_cap_reached_total", "counter",
         "Times a shard reached max-conns and left connections in the accept queue.",
         s->connections_cap_reached);

@@ -53,9 +53,46 @@ void stats_conn_accepted(shard *sh, conn *c, bool tls)
     in->tls = tls;
     in->proto = tls ? STATS_PROTO_H2 : STATS_PROTO_H2C;
     c->id = ++sh->view.conn_seq;
+    c->speaks = 0;
     stat_add(&sh->stats.accepted, 1);
     if (tls)
         stat_add(&sh->stats.accepted_tls, 1);
+}
+
+void stats_conn_speaks(conn *c, uint8_t proto)
+{
+    unsigned k;
+    switch (proto) {
+    case CONN_H2:
+    case CONN_H2C: k = c->tls ? STATS_CONN_H2 : STATS_CONN_H2C; break;
+    case CONN_WS: k = STATS_CONN_WS + (c->tls != NULL); break;
+    default: k = STATS_CONN_H1 + (c->tls != NULL); break;
+    }
+    shard_stats *s = &c->sh->stats;
+    stats_conn_closed(c);
+    stat_add(&s->conn_opened[k], 1);
+    stat_add(&s->conn_open[k], 1);
+    c->speaks = (uint8_t)(k + 1);
+}
+
+void stats_conn_closed(conn *c)
+{
+    if (!c->speaks)
+        return;
+    stat_u64 *g = &c->sh->stats.conn_open[c->speaks - 1];
+    stat_set(g, stat_get(g) - 1);
+    c->speaks = 0;
+}
+
+const char *spindle_conn_protocol_name(uint32_t i, bool *tls)
+{
+    static const char *const names[STATS_CONNS] = {"h2c",      "h2",        "http/1.1",
+                                                   "http/1.1", "websocket", "websocket"};
+    if (i >= STATS_CONNS)
+        return NULL;
+    if (tls)
+        *tls = i == STATS_CONN_H2 || i == STATS_CONN_H1_TLS || i == STATS_CONN_WS_TLS;
+    return names[i];
 }
 
 uint8_t stats_method_class(const char *m, size_t len)
@@ -83,7 +120,7 @@ void stats_request_begin(spindle_stream *st, const spindle_request *req)
     t->head = t->method == STATS_M_HEAD;
     stat_add(&sh->stats.started, 1);
     if (sh->view.alog)
-        t->alog = alog_capture(req, (int64_t)t->t0_ns + sh->view.real_off_ns);
+        t->alog = alog_capture(sh, req, (int64_t)t->t0_ns + sh->view.real_off_ns);
 }
 
 static unsigned dur_bucket(uint64_t us)
@@ -117,7 +154,7 @@ void stats_request_done(spindle_stream *st)
         stat_add(&s->resets, 1);
     if (t->alog) {
         alog_line(sh, st, us);
-        free(t->alog);
+        alog_release(sh, t->alog);
         t->alog = NULL;
     }
     t->t0_ns = 0;
@@ -193,6 +230,8 @@ static void sum_shard(const shard *sh, spindle_stats *o)
     o->duration_us_sum += stat_get(&s->dur_sum_us);
     sum_into(o->duration_buckets, s->dur_bucket, STATS_DUR_BOUNDS + 1);
     sum_into(o->limit_hits, s->limit_hits, H2_LIMIT_COUNT);
+    sum_into(o->connections_by_protocol, s->conn_opened, STATS_CONNS);
+    sum_into(o->connections_open_by_protocol, s->conn_open, STATS_CONNS);
     o->offloaded += stat_get(&s->offloaded);
     o->offload_streams += stat_get(&s->off_streams);
     o->access_log_lines += stat_get(&s->alog_lines);
@@ -208,6 +247,7 @@ void stats_sum(const server *srv, spindle_stats *o)
 {
     _Static_assert(H2_LIMIT_COUNT <= SPINDLE_STATS_LIMITS, "spindle_stats.limit_hits too small");
     _Static_assert(STATS_DUR_BOUNDS == SPINDLE_STATS_BUCKETS, "duration buckets");
+    _Static_assert(STATS_CONNS == SPINDLE_STATS_CONN_PROTOS, "connection protocols");
     _Static_assert(STATS_METHODS == 9 && STATS_STATUSES == 6 && STATS_PROTOS == 3, "classes");
     memset(o, 0, sizeof *o);
     o->memory_allocated = -1;

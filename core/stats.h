@@ -33,6 +33,18 @@ typedef struct shard shard;
 typedef struct conn conn;
 
 enum { STATS_PROTO_H2C, STATS_PROTO_H2, STATS_PROTO_HTTP11, STATS_PROTOS };
+/* What a connection speaks, counted when it becomes known (first bytes,
+ * ALPN, Upgrade), in spindle_stats.connections_by_protocol order; the TLS
+ * variant of each is the next index. */
+enum {
+    STATS_CONN_H2C,
+    STATS_CONN_H2,
+    STATS_CONN_H1,
+    STATS_CONN_H1_TLS,
+    STATS_CONN_WS,
+    STATS_CONN_WS_TLS,
+    STATS_CONNS
+};
 /* The method classes, in spindle_stats.requests_by_method order. */
 enum {
     STATS_M_GET,
@@ -68,6 +80,8 @@ typedef struct shard_stats {
     stat_u64 dur_sum_us;
     stat_u64 offloaded;
     stat_u64 alog_lines, alog_dropped;
+    stat_u64 conn_opened[STATS_CONNS]; /* connections that began speaking each */
+    stat_u64 conn_open[STATS_CONNS];   /* ... and still do */
     /* Published by stats_tick(). */
     stat_u64 conns_open;
     stat_u64 off_streams;
@@ -143,6 +157,12 @@ typedef struct shard_view {
 
 /* The connection's info, at accept (getpeername; the listener's port). */
 void stats_conn_accepted(shard *sh, conn *c, bool tls);
+/* c now speaks conn_proto_id `proto` (CONN_H2, CONN_H1, CONN_H2C after an
+ * Upgrade, CONN_WS; conn_proto.h): count it opened under that protocol and
+ * move its open count there from the one it spoke before, if any. */
+void stats_conn_speaks(conn *c, uint8_t proto);
+/* c is freed: no longer open under its protocol. */
+void stats_conn_closed(conn *c);
 /* A request head arrived on st: start its clock, count it, capture what
  * the access log needs. */
 void stats_request_begin(spindle_stream *st, const spindle_request *req);

@@ -675,8 +675,9 @@ typedef struct spindle_conn_info {
  * offloaded), until on_close returns.  0 or SPINDLE_EINVAL (NULL). */
 int spindle_stream_info(const spindle_stream *s, spindle_conn_info *out);
 
-#define SPINDLE_STATS_LIMITS  24 /* limit_hits entries (the engine uses fewer) */
-#define SPINDLE_STATS_BUCKETS 16 /* request duration buckets besides +Inf */
+#define SPINDLE_STATS_LIMITS      24 /* limit_hits entries (the engine uses fewer) */
+#define SPINDLE_STATS_BUCKETS     16 /* request duration buckets besides +Inf */
+#define SPINDLE_STATS_CONN_PROTOS 6  /* connections_by_protocol entries */
 
 /* A snapshot of the running server's counters, summed over its shards.
  * Every counter is read atomically and never goes backwards; the snapshot
@@ -706,6 +707,14 @@ typedef struct spindle_stats {
     uint64_t access_log_lines, access_log_dropped;
     int64_t memory_allocated; /* the shards' jemalloc arenas; -1 without jemalloc */
     uint64_t pool_bytes_live, pool_bytes_kept; /* the engines' pools */
+    /* Connections by protocol, counted where the protocol becomes known
+     * (the first bytes, ALPN, or an Upgrade), in this order: h2c, h2 (TLS),
+     * http/1.1, http/1.1 over TLS, websocket, websocket over TLS.  An
+     * upgraded connection is counted under http/1.1 and again under h2c or
+     * websocket; one not yet decided (or that failed its handshake) is in
+     * none.  See spindle_conn_protocol_name(). */
+    uint64_t connections_by_protocol[SPINDLE_STATS_CONN_PROTOS];      /* opened */
+    uint64_t connections_open_by_protocol[SPINDLE_STATS_CONN_PROTOS]; /* open now */
 } spindle_stats;
 
 /* Sum the counters of the server spindle_run() is running.  Any thread
@@ -714,6 +723,10 @@ int spindle_get_stats(spindle_stats *out);
 /* The name of limit_hits[i] ("rapid-reset", "idle-timeout"...), NULL past
  * nlimits. */
 const char *spindle_limit_name(uint32_t i);
+/* The protocol of connections_by_protocol[i] ("h2c", "h2", "http/1.1",
+ * "websocket") and whether it runs over TLS; NULL past
+ * SPINDLE_STATS_CONN_PROTOS. */
+const char *spindle_conn_protocol_name(uint32_t i, bool *tls);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -13,7 +13,8 @@
 #          integration.ops starts to scrape spindle's metrics), haproxy (2.6:
 #          the deploy tests run their own in the foreground; the package's
 #          service is stopped and disabled), strace (integration.static: the
-#          shard makes no file system call of its own on a revalidation)
+#          shard makes no file system call of its own on a revalidation),
+#          python3-websocket (a WebSocket client for integration.ops)
 #   fuzz   build + clang (libFuzzer)
 #   bench  test + h2o, nghttpd, nginx, gnuplot
 #
@@ -25,7 +26,7 @@ set -euo pipefail
 pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev openssl
             libpq-dev)
 pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind openssl
-           postgresql prometheus haproxy wrk strace)
+           postgresql prometheus haproxy wrk strace python3-websocket)
 pkgs_fuzz=("${pkgs_build[@]}" clang)
 pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server nginx-light gnuplot-nox)
 

@@ -246,7 +246,18 @@ static void send_stats(spindle_stream *s)
         n += snprintf(body + n, sizeof body - (size_t)n, "%s\"%s\":%" PRIu64, i ? "," : "",
                       spindle_limit_name(i), st.limit_hits[i]);
     if (n > 0 && (size_t)n < sizeof body)
-        n += snprintf(body + n, sizeof body - (size_t)n, "}}\n");
+        n += snprintf(body + n, sizeof body - (size_t)n, "},\"connections_by_protocol\":[");
+    for (uint32_t i = 0; i < SPINDLE_STATS_CONN_PROTOS && n > 0 && (size_t)n < sizeof body; i++) {
+        bool tls = false;
+        const char *name = spindle_conn_protocol_name(i, &tls);
+        n += snprintf(body + n, sizeof body - (size_t)n,
+                      "%s{\"protocol\":\"%s\",\"tls\":%s,\"opened\":%" PRIu64 ",\"open\":%" PRIu64
+                      "}",
+                      i ? "," : "", name, tls ? "true" : "false", st.connections_by_protocol[i],
+                      st.connections_open_by_protocol[i]);
+    }
+    if (n > 0 && (size_t)n < sizeof body)
+        n += snprintf(body + n, sizeof body - (size_t)n, "]}\n");
     if (n <= 0 || (size_t)n >= sizeof body) {
         spindle_reset(s, SPINDLE_H2_INTERNAL_ERROR);
         return;

@@ -152,6 +152,37 @@ class OpsTest(unittest.TestCase):
         self.assertTrue(all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", r["time"])
                             for r in recs))
 
+    def test_log_escaping_both_formats(self):
+        """Bytes that need escaping, at every position of an 8-byte word
+        (the formatter checks 8 bytes at a time, then the tail), in the text
+        and JSON formats: text \\xHH, JSON \\" \\\\ and \\u00HH; JSON lines
+        parse back to the bytes sent (as Latin-1)."""
+        ua = b'ua\t"q"\\b\xc3\xa9-0123456789abcdef'
+        ref = b"refer\xffer12345678"
+        path = '/a%22b/abcdefgh"ij\\k'
+        for fmt in ("text", "json"):
+            logf = self.path("access." + fmt)
+            with Server(sets={"access-log": logf, "access-log-format": fmt}) as srv:
+                url = "http://%s:%d" % (HOST, srv.port)
+                rc, out, err = run(["curl", "-sS", "-o", "/dev/null", "--http2-prior-knowledge",
+                                    "-A", os.fsdecode(ua), "-e", os.fsdecode(ref),  # as bytes
+                                    "--path-as-is", url + path], 30)
+                self.assertEqual(rc, 0, err)
+            with open(logf, "rb") as f:
+                line = f.read().decode("ascii").rstrip("\n")
+            if fmt == "text":
+                m = TEXT_RE.match(line)
+                self.assertTrue(m, line)
+                self.assertEqual(m["path"], r"/a%22b/abcdefgh\x22ij\x5ck")
+                self.assertEqual(m["ua"], r"ua\x09\x22q\x22\x5cb\xc3\xa9-0123456789abcdef")
+                self.assertEqual(m["referer"], r"refer\xffer12345678")
+            else:
+                self.assertIn(r'"user_agent":"ua\u0009\"q\"\\b\u00c3\u00a9-0123456789abcdef"',
+                              line)
+                r = json.loads(line)
+                self.assertEqual((r["path"], r["user_agent"], r["referer"]),
+                                 (path, ua.decode("latin-1"), ref.decode("latin-1")))
+
     def test_rotate_and_hup(self):
         logf = self.path("access.log")
         with Server(sets={"access-log": logf}) as srv:
@@ -285,6 +316,66 @@ class OpsTest(unittest.TestCase):
         _, _, body = http_get(papi + "/api/v1/query?query=up", timeout=5)
         self.assertEqual(json.loads(body)["data"]["result"][0]["value"][1], "1")
 
+    # -- connections by protocol ------------------------------------------------
+    def test_connections_by_protocol(self):
+        """Connections are counted by protocol where it becomes known (first
+        bytes, ALPN, Upgrade), from a real client of each kind: nghttp and
+        curl (h2c prior knowledge), curl --http2 (h2c by Upgrade), curl
+        HTTP/1.1 plain and over TLS, h2load over TLS (h2), websocket-client
+        (ws:// and wss://).  The open gauges follow while WebSockets are held
+        and return to 0; /stats (spindle_get_stats) says the same."""
+        import websocket
+        pki = make_pki(self.dir)
+        admin = free_port()
+        murl = "http://%s:%d/metrics" % (HOST, admin)
+        with TlsServer(pki, shards=2, sets={"admin-port": admin}) as srv:
+            url = "http://%s:%d/" % (HOST, srv.port)
+            tls = "https://localhost:%d/" % srv.tls_port
+            ca = ["--cacert", pki["ca"]]
+            for cmd in (["nghttp", "-n", url], ["curl", "-sS", "--http2-prior-knowledge", url],
+                        ["curl", "-sS", "--http1.1", url], ["curl", "-sS", "--http2", url],
+                        ["curl", "-sS", "--http1.1"] + ca + [tls],
+                        ["h2load", "-n", "6", "-c", "3", "https://127.0.0.1:%d/" % srv.tls_port]):
+                rc, out, err = run(cmd, 60)
+                self.assertEqual(rc, 0, "%s: %s" % (cmd, err))
+            ws = websocket.create_connection("ws://%s:%d/echo" % (HOST, srv.port), timeout=10)
+            wss = websocket.create_connection("wss://localhost:%d/echo" % srv.tls_port,
+                                              timeout=10, sslopt={"ca_certs": pki["ca"]})
+            ws.send_binary(b"hello")
+            self.assertEqual(ws.recv_frame().data, b"hello")  # /echo sends the frame back
+            held = self.wait_open(murl, {("websocket", "false"): 1, ("websocket", "true"): 1})
+            ws.shutdown()
+            wss.shutdown()
+            m = self.wait_open(murl, {})
+            rc, stats, err = curl(url + "stats")
+            self.assertEqual(rc, 0, err)
+        want = {("h2c", "false"): 3, ("h2", "true"): 3, ("http/1.1", "false"): 3,
+                ("http/1.1", "true"): 2, ("websocket", "false"): 1, ("websocket", "true"): 1}
+        got = {(dict(lab)["protocol"], dict(lab)["tls"]): v for (n, lab), v in m.items()
+               if n == "spindle_connections_by_protocol_total"}
+        self.assertEqual(got, want)
+        self.assertEqual(metric_sum(m, "spindle_connections_accepted_total"), 10)
+        self.assertEqual(metric_sum(held, "spindle_connections_open_by_protocol"), 2)
+        st = {(p["protocol"], "true" if p["tls"] else "false"): (p["opened"], p["open"])
+              for p in json.loads(stats)["connections_by_protocol"]}
+        want[("h2c", "false")] += 1  # /stats' own connection, open while it answers
+        self.assertEqual({k: v[0] for k, v in st.items()}, want)
+        self.assertEqual({k: v[1] for k, v in st.items() if v[1]}, {("h2c", "false"): 1})
+
+    def wait_open(self, murl, want, timeout=15):
+        """The metrics once spindle_connections_open_by_protocol is `want`
+        ({(protocol, tls): n}, the others 0): closes reach the shard a little
+        after the client is gone."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = parse_metrics(http_get(murl)[2])
+            got = {(dict(lab)["protocol"], dict(lab)["tls"]): v for (n, lab), v in m.items()
+                   if n == "spindle_connections_open_by_protocol" and v}
+            if got == want or time.monotonic() > deadline:
+                self.assertEqual(got, want)
+                return m
+            time.sleep(0.05)
+
     # -- the connection cap ----------------------------------------------------
     def test_connection_cap_waits_then_serves(self):
         admin = free_port()
@@ -302,6 +393,51 @@ class OpsTest(unittest.TestCase):
             warnings = re.findall(r"warn: max-conns reached.*", srv.stderr_all())
         self.assertEqual(len(warnings), 1, warnings)
         self.assertIn("--set max-conns=N", warnings[0])
+
+    def test_8000_connections(self):
+        """h2load -c 8000 (two requests each) against one shard, as a new
+        user tried: with the derived max-conns every connection is served
+        and none waits; with max-conns=4000 the rest wait in the kernel's
+        accept queue and are all served too, the cap is counted and warned
+        about once.  The connection counters agree with h2load's and return
+        to 0 open."""
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 8000 + 8192 + 256:
+            self.skipTest("RLIMIT_NOFILE hard limit %d: too low for 8000 connections" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # h2load's fds
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        for cap in (None, 4000):
+            admin = free_port()
+            sets = {"admin-port": admin}
+            if cap:
+                sets["max-conns"] = cap
+            with Server(shards=1, sets=sets) as srv:
+                rc, out, err = run(["h2load", "-n", "16000", "-c", "8000", "-m", "1", "-t", "2",
+                                    "http://%s:%d/" % (HOST, srv.port)], 240)
+                self.assertEqual(rc, 0, err)
+                r = harness.parse_h2load(out)
+                self.assertEqual((r["succeeded"], r["failed"], r["errored"]), (16000, 0, 0), out)
+                m = self.wait_open("http://%s:%d/metrics" % (HOST, admin), {})
+                deadline = time.monotonic() + 15
+                while metric_sum(m, "spindle_connections_open") and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    m = parse_metrics(http_get("http://%s:%d/metrics" % (HOST, admin))[2])
+                srv.stop()
+                warnings = re.findall(r"warn: max-conns reached.*", srv.stderr_all())
+            log("max-conns %s: cap reached %d times" % (
+                cap, metric_sum(m, "spindle_connections_cap_reached_total")))
+            self.assertEqual(metric_sum(m, "spindle_connections_accepted_total"), 8000)
+            self.assertEqual(metric_sum(m, "spindle_connections_by_protocol_total",
+                                        protocol="h2c"), 8000)
+            self.assertEqual(metric_sum(m, "spindle_requests_total"), 16000)
+            self.assertEqual(metric_sum(m, "spindle_connections_open"), 0)
+            if cap:
+                self.assertGreaterEqual(metric_sum(m, "spindle_connections_cap_reached_total"), 1)
+                self.assertEqual(len(warnings), 1, warnings)
+            else:
+                self.assertEqual(metric_sum(m, "spindle_connections_cap_reached_total"), 0)
+                self.assertEqual(warnings, [])
 
     def test_max_conns_derived_from_descriptor_limit(self):
         import resource
