@@ -47,6 +47,8 @@ struct ring {
     struct io_uring_sqe *bl;
     uint32_t bl_cap, bl_head, bl_len, bl_peak;
     uint64_t backlogged, inline_submits;
+    uint64_t sqe_seq; /* SQEs handed out by sqe_get(), ever (the tickets) */
+    uint64_t settled; /* ring_sqes_settled()'s last answer */
     bool defer_submit;
     uint64_t spin_ns; /* low-latency spin bound (0: off) */
     uint64_t spin_hits, spin_misses;
@@ -572,8 +574,10 @@ static struct io_uring_sqe *sqe_get(ring *r)
         backlog_flush(r);
     if (!r->bl_len) {
         sqe = io_uring_get_sqe(&r->uring);
-        if (sqe)
+        if (sqe) {
+            r->sqe_seq++;
             return sqe;
+        }
     }
     if (!r->defer_submit) {
         r->inline_submits++;
@@ -581,13 +585,16 @@ static struct io_uring_sqe *sqe_get(ring *r)
             backlog_flush(r);
             if (!r->bl_len) {
                 sqe = io_uring_get_sqe(&r->uring);
-                if (sqe)
+                if (sqe) {
+                    r->sqe_seq++;
                     return sqe;
+                }
             }
         }
     }
     if (r->bl_len == r->bl_cap)
         return NULL;
+    r->sqe_seq++;
     at = r->bl_head + r->bl_len;
     if (at >= r->bl_cap)
         at -= r->bl_cap;
@@ -718,6 +725,33 @@ int ring_prep_sendmsg(ring *r, int fd, const struct msghdr *msg, int msg_flags, 
     if (ret == 0)
         io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)(msg_flags | MSG_NOSIGNAL));
     return ret;
+}
+
+int ring_prep_sendmsg_nocqe(ring *r, int fd, const struct msghdr *msg, uint64_t ud,
+                            uint64_t *ticket)
+{
+    struct io_uring_sqe *sqe;
+    int ret;
+
+    if (!(r->caps & RING_CAP_CQE_SKIP))
+        return -EOPNOTSUPP;
+    ret = prep_sqe(r, fd >= 0 && msg && ticket, ud, &sqe);
+    if (ret < 0)
+        return ret;
+    /* DONTWAIT: never parked on poll, so it is over once issued (ring.h);
+     * WAITALL: a short send is a failure, and failures post their CQE. */
+    io_uring_prep_sendmsg(sqe, fd, msg, MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL);
+    sqe->flags = (uint8_t)(sqe->flags | IOSQE_CQE_SKIP_SUCCESS);
+    *ticket = r->sqe_seq;
+    return 0;
+}
+
+uint64_t ring_sqes_settled(ring *r)
+{
+    /* A failure CQE on the overflow list is not reapable yet: hold on. */
+    if (!io_uring_cq_has_overflow(&r->uring))
+        r->settled = r->sqe_seq - r->bl_len - io_uring_sq_ready(&r->uring);
+    return r->settled;
 }
 
 int ring_prep_send_zc(ring *r, int fd, const void *buf, size_t len, int msg_flags, uint64_t ud)
