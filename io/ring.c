@@ -354,17 +354,19 @@ static int waker_arm(ring *r)
     return 0;
 }
 
-static int setup(ring *r, uint32_t sq, uint32_t cq, ring_error *err)
+/* extra: IORING_SETUP_TASKRUN_FLAG for the spin (spin_wait()), or 0. */
+static int setup(ring *r, uint32_t sq, uint32_t cq, uint32_t extra, ring_error *err)
 {
     static const uint32_t base = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
                                  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
     /* COOP_TASKRUN is redundant beside DEFER_TASKRUN on new kernels (no
-     * IPI either way) but harmless; drop it if the kernel objects. */
-    const uint32_t tries[2] = {base | IORING_SETUP_COOP_TASKRUN, base};
+     * IPI either way) but harmless; drop it (then extra) if the kernel
+     * objects. */
+    const uint32_t tries[3] = {base | IORING_SETUP_COOP_TASKRUN | extra, base | extra, base};
     struct io_uring_params p;
     int ret = -EINVAL;
 
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 3; i++) {
         memset(&p, 0, sizeof p);
         p.flags = tries[i];
         p.cq_entries = cq;
@@ -451,7 +453,7 @@ int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
         free(r);
         return fail(err, -ENOMEM, "ring_new", 0);
     }
-    ret = setup(r, cfg.sq_entries, cq, err);
+    ret = setup(r, cfg.sq_entries, cq, cfg.spin_us ? IORING_SETUP_TASKRUN_FLAG : 0, err);
     if (ret < 0) {
         free(r->bl);
         free(r);
@@ -850,13 +852,28 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /*
- * The low-latency spin (ring.h, ring_wait): GETEVENTS enters without
- * waiting until min_complete CQEs are ready or the bound passes. Returns
- * the CQEs ready (>= min_complete: a hit), or -errno. *spent: ns spun.
+ * The low-latency spin (ring.h, ring_wait) until min_complete CQEs are
+ * ready or the bound passes. Completions wait as deferred task work, which
+ * only a GETEVENTS enter runs; with IORING_SETUP_TASKRUN_FLAG the kernel
+ * raises IORING_SQ_TASKRUN when there is some, so the spin watches that
+ * flag in memory and enters only then (without the flag: an enter per
+ * turn). Returns the CQEs ready (>= min_complete: a hit), or -errno.
+ * *spent: ns spun.
  */
 static int spin_wait(ring *r, unsigned min_complete, uint64_t bound_ns, uint64_t *spent)
 {
+    const unsigned want = IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW;
+    bool flag = (r->setup_flags & IORING_SETUP_TASKRUN_FLAG) != 0;
     uint64_t start = mono_ns(), now = start;
     int ret = io_uring_submit_and_get_events(&r->uring);
 
@@ -864,7 +881,10 @@ static int spin_wait(ring *r, unsigned min_complete, uint64_t bound_ns, uint64_t
         now = mono_ns();
         if (now - start >= bound_ns)
             break;
-        ret = io_uring_get_events(&r->uring);
+        if (!flag || (IO_URING_READ_ONCE(*r->uring.sq.kflags) & want))
+            ret = io_uring_get_events(&r->uring);
+        else
+            cpu_relax();
     }
     *spent = now - start;
     if (ret < 0)

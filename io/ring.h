@@ -541,10 +541,13 @@ int ring_submit(ring *r);
  * thread, -EINVAL/-EBADF before it even looks. Time is not read here (the
  * shard owns the clock) except by the low-latency spin: with
  * cfg->spin_us > 0 and min_complete > 0, a wait that finds nothing ready
- * first enters with GETEVENTS and no wait (each such enter runs the deferred
- * task work, so a request that arrives is received without a wake-up or
- * context switch) for up to spin_us of CLOCK_MONOTONIC, then sleeps for
- * the rest of timeout_ns. The spin burns the core while idle: opt-in only.
+ * first polls for up to spin_us of CLOCK_MONOTONIC: it watches the ring's
+ * IORING_SQ_TASKRUN flag (the ring is then set up with
+ * IORING_SETUP_TASKRUN_FLAG) and enters with GETEVENTS and no wait when
+ * completions are pending (that enter runs the deferred task work, so a
+ * request that arrives is received without a wake-up or context switch),
+ * then sleeps for the rest of timeout_ns. The spin burns the core while
+ * idle (at most spin_us per wait): opt-in only.
  * Owner thread.
  */
 int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns);
