@@ -538,6 +538,11 @@ static bool wait_for_work(shard *sh)
     if (sh->yield_each_round && wait_ms > 10)
         wait_ms = 10; /* valgrind holds its lock while we sit in the kernel */
     wait_ms = async_before_wait(sh, wait_ms); /* watch probes; the post doorbell */
+    /* Sends without CQE are settled after a wait, and settling one may be
+     * what lets work go on (more output, a release callback, a close):
+     * submit them without sleeping (sendskip.h). */
+    if (sh->skip.n)
+        wait_ms = 0;
     int rc = ring_wait(sh->r, 1, wait_ms * 1000000u);
     async_after_wait(sh);
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN) {
