@@ -5,9 +5,7 @@
  * with ring_prep_sendmsg_nocqe(): MSG_DONTWAIT | MSG_WAITALL and
  * IOSQE_CQE_SKIP_SUCCESS.  The kernel issues it in the io_uring_enter that
  * submits it and posts a CQE only when it fails or is short, so a request
- * answered in one send costs one CQE (its recv) instead of two, and the
- * enter that submits the response goes on to wait for the next request
- * instead of returning for the send's CQE.
+ * answered in one send costs one CQE (its recv) instead of two.
  *
  * The connection still has exactly one send in flight (c->sending, c->ops)
  * until the shard settles it:
@@ -17,6 +15,10 @@
  *     socket room, until one of those sends everything again;
  *   - no CQE by the time ring_sqes_settled() passes its ticket means every
  *     byte went: sendskip_settle() hands conn_on_send() the full length.
+ * Settling is what lets the connection go on (the engine commits, release
+ * callbacks and on_writable run, held input is fed, a finished connection
+ * closes), so while any send is unsettled the shard's wait does not sleep
+ * (shard.c, wait_for_work()): it submits and settles in the same round.
  * Without RING_CAP_CQE_SKIP (kernels before 5.17) every send is plain.
  * Shard thread only.
  */
