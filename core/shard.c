@@ -540,9 +540,10 @@ static bool wait_for_work(shard *sh)
     wait_ms = async_before_wait(sh, wait_ms); /* watch probes; the post doorbell */
     /* Sends without CQE are settled after a wait, and settling one may be
      * what lets work go on (more output, a release callback, a close):
-     * submit them without sleeping or a timer (sendskip.h). */
-    unsigned min_complete = sh->skip.n ? 0 : 1;
-    int rc = ring_wait(sh->r, min_complete, wait_ms * 1000000u);
+     * submit them without sleeping (sendskip.h). */
+    if (sh->skip.n)
+        wait_ms = 0;
+    int rc = ring_wait(sh->r, 1, wait_ms * 1000000u);
     async_after_wait(sh);
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN) {
         log_msg(LOG_ERROR, (int)sh->idx, "ring_wait: %s", strerror(-rc));
