@@ -8,7 +8,9 @@
 #                     [--noise-max PCT] [--keep] [--only ID,...]
 #
 # Two kinds of rows.  In-memory rows ("small-mux", "many-conns", "1mib",
-# "latency", the TLS rows): spindle is spindle-hello answering from memory,
+# "latency", "spin-latency", the TLS rows): spindle is spindle-hello
+# answering from memory ("spin-latency": in the low-latency mode,
+# --ring-spin-us 200, its CPU per request beside the latency it buys),
 # while h2o and nghttpd read a file, so they do not compare the same work.
 # File rows ("file-13b", "file-4k", "file-64k", "1mib-file", "file-latency"):
 # every server serves the same file from the same directory: spindle is
@@ -253,6 +255,7 @@ wait_listen() { # port pid -> 0 when something listens on port
 # always serve $DOCROOT).  SRV_TLS=1: SRV_PORT is the TLS port ($CERT,
 # $KEY); spindle-hello keeps its h2c port too, unused.
 SPINDLE_APP=hello
+SPINDLE_EXTRA= # more spindle-hello options (the spin-latency row)
 SRV_TLS=0
 NGINX_SENDFILE=on
 start_server() {
@@ -266,6 +269,7 @@ start_server() {
         SRV_CMD="taskset -c 0 $STATIC --root $DOCROOT --shards 1 --port 0 --log-level 0 --set max-requests=0"
       else
         SRV_CMD="taskset -c 0 $SPINDLE --shards 1 --port 0 --log-level 0 --set max-requests=0"
+        SRV_CMD+=$SPINDLE_EXTRA
       fi
       ((SRV_TLS)) && SRV_CMD+=" --tls-port 0 --cert $CERT --key $KEY"
       setsid $SRV_CMD >"$log" 2>&1 &
@@ -477,6 +481,7 @@ SCENARIOS=(
   "file-64k|64 KiB file, multiplexed (every server from the same file)|file 64 KiB|/f64k|40000|16|16"
   "1mib-file|1 MiB file (every server from the same file)|file 1 MiB|/1m|2000|8|4"
   "latency|single-stream latency (spindle-hello from memory, peers from a file)|latency (mem)|/|20000|1|1"
+  "spin-latency|single-stream latency, spindle in the low-latency mode (--ring-spin-us 200)|latency spin (mem)|/|20000|1|1"
   "file-latency|single-stream latency, 13 B file (every server from the same file)|file latency|/f13|20000|1|1"
   "tls-small-mux|TLS: small responses, multiplexed (spindle-hello from memory)|TLS small (mem)|/|400000|16|64|1"
   "tls-1mib|TLS: 1 MiB bodies (spindle-hello from memory)|TLS 1 MiB (mem)|/1m|2000|8|4|1"
@@ -596,6 +601,8 @@ for sc in "${SCENARIOS[@]}"; do
   n=$((n / DIV))
   SPINDLE_APP=hello
   file_row "$id" && SPINDLE_APP=static
+  SPINDLE_EXTRA=
+  [[ $id == spin-latency ]] && SPINDLE_EXTRA=" --ring-spin-us 200"
   NGINX_SENDFILE=on
   [[ $id == *latency ]] && NGINX_SENDFILE=off
   mapfile -t SC_SERVERS < <(servers_for "$id")
@@ -638,6 +645,7 @@ for sc in "${SCENARIOS[@]}"; do
 done
 
 SPINDLE_APP=hello
+SPINDLE_EXTRA=
 SRV_TLS=0
 
 # ---------------------------------------------------------------------------

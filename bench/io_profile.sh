@@ -4,17 +4,18 @@
 # task-work runs, context switches (docs/io-profile.md reads them).
 #
 #   bash bench/io_profile.sh [--server spindle|h2o] [--bin PATH] [--row many|latency]
-#                            [-n N] [--record] [--quick]
+#                            [-n N] [--record] [--quick] [--spin US]
 #
 # The server runs on core 0 (spindle: --shards 1 --set max-requests=0), h2load
 # on core 1. perf stat attaches to the server for exactly the h2load run, so
 # the counts cover connection setup plus N requests; per-request = count / N.
 # --record adds a tracepoint record (submit_req/complete) and prints SQEs by
 # opcode and CQEs by spindle op (low byte of user_data) and flags.
+# --spin US runs spindle in the low-latency mode (--ring-spin-us US).
 # Counts do not depend on machine load; times (task-clock) do.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SERVER=spindle BIN=$ROOT/build-bench/apps/hello/spindle-hello ROW=many N= RECORD=0 QUICK=0
+SERVER=spindle BIN=$ROOT/build-bench/apps/hello/spindle-hello ROW=many N= RECORD=0 QUICK=0 SPIN=()
 while (($#)); do
   case $1 in
     --server) SERVER=$2; shift ;;
@@ -23,6 +24,7 @@ while (($#)); do
     -n) N=$2; shift ;;
     --record) RECORD=1 ;;
     --quick) QUICK=1 ;;
+    --spin) SPIN=(--ring-spin-us "$2"); shift ;;
     *) echo "io_profile: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -47,7 +49,7 @@ printf 'Hello, World!' >"$WORK/index.html"
 case $SERVER in
   spindle)
     setsid taskset -c 0 "$BIN" --shards 1 --port 0 --log-level 0 --set max-requests=0 \
-      >"$WORK/srv.log" 2>&1 &
+      "${SPIN[@]}" >"$WORK/srv.log" 2>&1 &
     SRV=$!
     for ((i = 0; i < 100; i++)); do
       PORT=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9]*\) .*|\1|p' "$WORK/srv.log" | head -n 1)
@@ -121,7 +123,7 @@ EOF
 if ((RECORD)); then
   perf script -i "$WORK/trace.data" -F event,trace 2>/dev/null | $PY -c '
 import sys, re, collections
-n = int(sys.argv[1]); names = {1: "WAKE", 64: "ACCEPT", 65: "RECV", 66: "SEND", 67: "CANCEL", 68: "ACCEPT_TLS"}
+n = int(sys.argv[1]); names = {1: "WAKE", 64: "ACCEPT", 65: "RECV", 66: "SEND", 67: "CANCEL", 68: "ACCEPT_TLS", 69: "SEND_NOCQE"}
 sq = collections.Counter(); cq = collections.Counter(); res = collections.defaultdict(int)
 for line in sys.stdin:
     m = re.search(r"user_data 0x([0-9a-f]+), opcode (\w+)", line)

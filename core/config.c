@@ -147,6 +147,7 @@ static const u32_opt u32_opts[] = {
     {"drain-timeout", offsetof(spindle_config, drain_timeout_ms), 3600000},
     {"offload-threads", offsetof(spindle_config, offload_threads), 256},
     {"zc-threshold", offsetof(spindle_config, zc_threshold), 1u << 30},
+    {"ring-spin-us", offsetof(spindle_config, ring_spin_us), 1000000},
     {"max-concurrent-streams", LIM(max_concurrent_streams), 1u << 20},
     {"initial-window-size", LIM(initial_window_size), 2147483647u},
     {"connection-window", LIM(connection_window), 2147483647u},

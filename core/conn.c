@@ -603,7 +603,9 @@ static void start_send(conn *c, size_t n, bool zc)
     c->sb->msg.msg_iov = c->sb->iov;
     c->sb->msg.msg_iovlen = n;
     int rc = zc ? ring_prep_sendmsg_zc(c->sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND))
-                : ring_prep_sendmsg(c->sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND));
+                : sendskip_start(c, n); /* small: no CQE on success */
+    if (rc == 1)
+        rc = ring_prep_sendmsg(c->sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND));
     if (rc < 0) {
         if (c->tls)
             tls_out_commit(c->tls, 0); /* ends the lending */

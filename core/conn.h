@@ -85,6 +85,7 @@ struct conn {
     bool paused;          /* the engine asked us to stop reading: input is held */
     bool sending;
     bool zc;          /* the send in flight is SENDMSG_ZC */
+    bool nocqe_off;   /* the socket filled: plain sends until one empties it */
     bool dirty;       /* on the shard's flush list */
     bool dead_listed; /* on the shard's dead list */
     bool off_waiting;

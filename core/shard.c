@@ -221,10 +221,15 @@ static void handle_cqe(shard *sh, const ring_cqe *cqe)
             ring_bufs_recycle_cqe(sh->bufs, cqe);
         return;
     }
-    if (op == OP_RECV)
+    if (op == OP_RECV) {
         conn_on_recv(c, cqe);
-    else if (op == OP_SEND)
+    } else if (op == OP_SEND) {
+        if (c->nocqe_off)
+            sendskip_on_plain(c, cqe);
         conn_on_send(c, cqe);
+    } else if (op == OP_SEND_NOCQE) {
+        sendskip_on_cqe(c, cqe);
+    }
 }
 
 static void fire_timer(timer_wheel *w, timer_node *t, void *arg)
@@ -309,6 +314,24 @@ static void pin_to_cpu(shard *sh)
         log_msg(LOG_WARN, (int)sh->idx, "cannot pin to CPU %d", sh->cpu);
 }
 
+/* Once, at start-up (shard 0): what the kernel offers and the ring modes
+ * in effect (docs/io-profile.md). */
+static void log_ring(shard *sh, const ring_config *rc)
+{
+    char caps[128];
+    ring_caps_describe(ring_caps(sh->r), caps, sizeof caps);
+    const char *skip = sh->skip.on ? "on" : "off (no CQE skip)";
+    if (rc->spin_us)
+        log_msg(LOG_INFO, (int)sh->idx,
+                "io_uring: kernel offers %s; sends without CQE %s; low-latency mode: spin %u us "
+                "before sleeping",
+                caps[0] ? caps : "none", skip, rc->spin_us);
+    else
+        log_msg(LOG_INFO, (int)sh->idx,
+                "io_uring: kernel offers %s; sends without CQE %s; low-latency mode off",
+                caps[0] ? caps : "none", skip);
+}
+
 /* The ring, the engine context, connection slots, timers.  *buf_size: the
  * ring's recv buffer size (TLS reads in that chunk). */
 static int setup_core(shard *sh, uint32_t *buf_size)
@@ -316,6 +339,7 @@ static int setup_core(shard *sh, uint32_t *buf_size)
     server *srv = sh->srv;
     ring_config rc = ring_config_default();
     rc.max_conns = srv->cfg.max_conns;
+    rc.spin_us = srv->cfg.ring_spin_us; /* low-latency mode (0: off) */
     *buf_size = rc.buf_size;
     ring_error err;
     if (ring_new(&sh->r, &rc, &err) < 0) {
@@ -323,6 +347,9 @@ static int setup_core(shard *sh, uint32_t *buf_size)
         return SPINDLE_EURING;
     }
     sh->bufs = ring_bufs_of(sh->r);
+    sendskip_init(sh);
+    if (sh->idx == 0)
+        log_ring(sh, &rc);
     if (h2_ctx_init(&sh->h2, &srv->limits, NULL) != H2_OK ||
         h1_ctx_init(&sh->h1, &srv->h1limits, NULL) != H2_OK) {
         log_msg(LOG_ERROR, (int)sh->idx, "out of memory");
@@ -466,6 +493,7 @@ static void shard_teardown(shard *sh)
     free(sh->gens);
     free(sh->free_slots);
     free(sh->hdr_scratch);
+    sendskip_free(sh); /* after the connections: nothing settles them now */
     conn_iov_free_all(sh);
     stream_free_all(sh);
     sh->slots = NULL;
@@ -515,6 +543,11 @@ static bool wait_for_work(shard *sh)
     if (sh->yield_each_round && wait_ms > 10)
         wait_ms = 10; /* valgrind holds its lock while we sit in the kernel */
     wait_ms = async_before_wait(sh, wait_ms); /* watch probes; the post doorbell */
+    /* Sends without CQE are settled after a wait, and settling one may be
+     * what lets work go on (more output, a release callback, a close):
+     * submit them without sleeping (sendskip.h). */
+    if (sh->skip.n)
+        wait_ms = 0;
     int rc = ring_wait(sh->r, 1, wait_ms * 1000000u);
     async_after_wait(sh);
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN) {
@@ -579,6 +612,7 @@ void *shard_main(void *arg)
         settle(sh); /* connections that finished flushing close now, not after the wait */
         if (drained(sh) || !wait_for_work(sh))
             break;
+        uint64_t sent = ring_sqes_settled(sh->r); /* before reaping (sendskip.h) */
         unsigned n;
         while ((n = ring_reap(sh->r, cqes, SHARD_CQE_BATCH)) > 0) {
             for (unsigned i = 0; i < n; i++)
@@ -587,6 +621,8 @@ void *shard_main(void *arg)
             if (n < SHARD_CQE_BATCH)
                 break;
         }
+        if (sh->skip.n)
+            sendskip_settle(sh, sent); /* the CQ is empty: no CQE means sent */
         after_events(sh);
         settle(sh);
     }

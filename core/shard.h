@@ -23,6 +23,7 @@
 #include "h1_conn.h"
 #include "h2_conn.h"
 #include "ring.h"
+#include "sendskip.h"
 #include "spindle.h"
 #include "stats.h"
 #include "timer_wheel.h"
@@ -31,7 +32,7 @@
 #define SHARD_CQE_BATCH 256u
 
 /* user_data operation tags of the shard's ring requests. */
-enum { OP_ACCEPT = RING_OP_USER, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_TLS };
+enum { OP_ACCEPT = RING_OP_USER, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_TLS, OP_SEND_NOCQE };
 enum { TIMER_CONN = 0, TIMER_STREAM = 1, TIMER_SHARD = 2 }; /* timer_node.kind */
 
 typedef struct server server;
@@ -66,6 +67,7 @@ struct shard {
     spindle_header *hdr_scratch; /* request headers handed to on_request */
     void *iov_free;              /* free list of send_bufs (at most CONN_IOV_KEEP, conn.c) */
     uint32_t niov_free;
+    sendskip skip;               /* sends without a CQE, not yet settled (sendskip.h) */
     spindle_stream *stream_free; /* recycled stream objects (next_settle links) */
     uint32_t nstream_free;
     bool draining;

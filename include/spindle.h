@@ -156,6 +156,11 @@ typedef struct spindle_config {
         offload_threads;   /* per shard, for blocking handlers and spindle_offload() (default 1) */
     uint32_t zc_threshold; /* sends of at least this many bytes use SEND_ZC;
                                   0 = never (default 0: see docs/send-path.md) */
+    uint32_t ring_spin_us; /* low-latency mode: before sleeping, each shard
+                              polls its ring this many microseconds, so a
+                              request arriving meanwhile is received without a
+                              wake-up; the core stays busy while idle for that
+                              long (default 0: off; docs/io-profile.md) */
     int log_level;         /* 0 error, 1 warn, 2 info (default), 3 debug */
     spindle_limits limits;
     /* TLS (wolfSSL; docs/tls.md).  Off unless tls_cert is set: then every
@@ -212,7 +217,7 @@ spindle_config spindle_config_default(void);
 
 /* Set one configuration value by name, as the command line spells it:
  * "address", "port", "shards", "pin", "max-conns", "drain-timeout", "offload-threads",
- * "zc-threshold",
+ * "zc-threshold", "ring-spin-us",
  * "log-level", or a limit ("max-concurrent-streams", "initial-window-size",
  * "connection-window", "max-frame-size", "max-header-list-size",
  * "max-header-fields", "max-continuations", "reset-burst", "reset-rate",

@@ -47,6 +47,8 @@ struct ring {
     struct io_uring_sqe *bl;
     uint32_t bl_cap, bl_head, bl_len, bl_peak;
     uint64_t backlogged, inline_submits;
+    uint64_t sqe_seq; /* SQEs handed out by sqe_get(), ever (the tickets) */
+    uint64_t settled; /* ring_sqes_settled()'s last answer */
     bool defer_submit;
     uint64_t spin_ns; /* low-latency spin bound (0: off) */
     uint64_t spin_hits, spin_misses;
@@ -352,17 +354,19 @@ static int waker_arm(ring *r)
     return 0;
 }
 
-static int setup(ring *r, uint32_t sq, uint32_t cq, ring_error *err)
+/* extra: IORING_SETUP_TASKRUN_FLAG for the spin (spin_wait()), or 0. */
+static int setup(ring *r, uint32_t sq, uint32_t cq, uint32_t extra, ring_error *err)
 {
     static const uint32_t base = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
                                  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
     /* COOP_TASKRUN is redundant beside DEFER_TASKRUN on new kernels (no
-     * IPI either way) but harmless; drop it if the kernel objects. */
-    const uint32_t tries[2] = {base | IORING_SETUP_COOP_TASKRUN, base};
+     * IPI either way) but harmless; drop it (then extra) if the kernel
+     * objects. */
+    const uint32_t tries[3] = {base | IORING_SETUP_COOP_TASKRUN | extra, base | extra, base};
     struct io_uring_params p;
     int ret = -EINVAL;
 
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 3; i++) {
         memset(&p, 0, sizeof p);
         p.flags = tries[i];
         p.cq_entries = cq;
@@ -449,7 +453,7 @@ int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
         free(r);
         return fail(err, -ENOMEM, "ring_new", 0);
     }
-    ret = setup(r, cfg.sq_entries, cq, err);
+    ret = setup(r, cfg.sq_entries, cq, cfg.spin_us ? IORING_SETUP_TASKRUN_FLAG : 0, err);
     if (ret < 0) {
         free(r->bl);
         free(r);
@@ -572,8 +576,10 @@ static struct io_uring_sqe *sqe_get(ring *r)
         backlog_flush(r);
     if (!r->bl_len) {
         sqe = io_uring_get_sqe(&r->uring);
-        if (sqe)
+        if (sqe) {
+            r->sqe_seq++;
             return sqe;
+        }
     }
     if (!r->defer_submit) {
         r->inline_submits++;
@@ -581,13 +587,16 @@ static struct io_uring_sqe *sqe_get(ring *r)
             backlog_flush(r);
             if (!r->bl_len) {
                 sqe = io_uring_get_sqe(&r->uring);
-                if (sqe)
+                if (sqe) {
+                    r->sqe_seq++;
                     return sqe;
+                }
             }
         }
     }
     if (r->bl_len == r->bl_cap)
         return NULL;
+    r->sqe_seq++;
     at = r->bl_head + r->bl_len;
     if (at >= r->bl_cap)
         at -= r->bl_cap;
@@ -720,6 +729,33 @@ int ring_prep_sendmsg(ring *r, int fd, const struct msghdr *msg, int msg_flags, 
     return ret;
 }
 
+int ring_prep_sendmsg_nocqe(ring *r, int fd, const struct msghdr *msg, uint64_t ud,
+                            uint64_t *ticket)
+{
+    struct io_uring_sqe *sqe;
+    int ret;
+
+    if (!(r->caps & RING_CAP_CQE_SKIP))
+        return -EOPNOTSUPP;
+    ret = prep_sqe(r, fd >= 0 && msg && ticket, ud, &sqe);
+    if (ret < 0)
+        return ret;
+    /* DONTWAIT: never parked on poll, so it is over once issued (ring.h);
+     * WAITALL: a short send is a failure, and failures post their CQE. */
+    io_uring_prep_sendmsg(sqe, fd, msg, MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL);
+    sqe->flags = (uint8_t)(sqe->flags | IOSQE_CQE_SKIP_SUCCESS);
+    *ticket = r->sqe_seq;
+    return 0;
+}
+
+uint64_t ring_sqes_settled(ring *r)
+{
+    /* A failure CQE on the overflow list is not reapable yet: hold on. */
+    if (!io_uring_cq_has_overflow(&r->uring))
+        r->settled = r->sqe_seq - r->bl_len - io_uring_sq_ready(&r->uring);
+    return r->settled;
+}
+
 int ring_prep_send_zc(ring *r, int fd, const void *buf, size_t len, int msg_flags, uint64_t ud)
 {
     struct io_uring_sqe *sqe;
@@ -847,13 +883,28 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /*
- * The low-latency spin (ring.h, ring_wait): GETEVENTS enters without
- * waiting until min_complete CQEs are ready or the bound passes. Returns
- * the CQEs ready (>= min_complete: a hit), or -errno. *spent: ns spun.
+ * The low-latency spin (ring.h, ring_wait) until min_complete CQEs are
+ * ready or the bound passes. Completions wait as deferred task work, which
+ * only a GETEVENTS enter runs; with IORING_SETUP_TASKRUN_FLAG the kernel
+ * raises IORING_SQ_TASKRUN when there is some, so the spin watches that
+ * flag in memory and enters only then (without the flag: an enter per
+ * turn). Returns the CQEs ready (>= min_complete: a hit), or -errno.
+ * *spent: ns spun.
  */
 static int spin_wait(ring *r, unsigned min_complete, uint64_t bound_ns, uint64_t *spent)
 {
+    const unsigned want = IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW;
+    bool flag = (r->setup_flags & IORING_SETUP_TASKRUN_FLAG) != 0;
     uint64_t start = mono_ns(), now = start;
     int ret = io_uring_submit_and_get_events(&r->uring);
 
@@ -861,7 +912,10 @@ static int spin_wait(ring *r, unsigned min_complete, uint64_t bound_ns, uint64_t
         now = mono_ns();
         if (now - start >= bound_ns)
             break;
-        ret = io_uring_get_events(&r->uring);
+        if (!flag || (IO_URING_READ_ONCE(*r->uring.sq.kflags) & want))
+            ret = io_uring_get_events(&r->uring);
+        else
+            cpu_relax();
     }
     *spent = now - start;
     if (ret < 0)

@@ -422,6 +422,36 @@ int ring_prep_send(ring *r, int fd, const void *buf, size_t len, int msg_flags, 
 int ring_prep_sendmsg(ring *r, int fd, const struct msghdr *msg, int msg_flags, uint64_t ud);
 
 /*
+ * sendmsg that posts no CQE when every byte went (IOSQE_CQE_SKIP_SUCCESS;
+ * -EOPNOTSUPP, nothing queued, without RING_CAP_CQE_SKIP: use
+ * ring_prep_sendmsg()). Sent with MSG_DONTWAIT | MSG_WAITALL: the kernel
+ * issues it in the io_uring_enter that submits it and never waits for
+ * socket space, so once it is submitted it is over, one of:
+ *   - every byte went: no CQE;
+ *   - the socket buffer filled: a CQE with res = the bytes that went
+ *     (0 < res < length), or -EAGAIN when none did;
+ *   - another error: a CQE with -errno.
+ * That CQE is posted before the enter returns. *ticket receives the
+ * operation's place in submission order: once ring_sqes_settled() >=
+ * *ticket the kernel is done with msg, its iovecs and the bytes, and a
+ * failure's CQE is in the CQ (the next ring_reap()s until the CQ is empty
+ * hand it over); no CQE by then means success. A socket whose buffer stays
+ * full answers -EAGAIN at once every time: after a short or -EAGAIN result,
+ * send the rest with ring_prep_sendmsg(), which waits for room.
+ */
+int ring_prep_sendmsg_nocqe(ring *r, int fd, const struct msghdr *msg, uint64_t ud,
+                            uint64_t *ticket);
+
+/*
+ * The tickets settled: every SQE prepared with a ticket <= the value
+ * returned has been issued by the kernel, and its CQE, if it posts one, is
+ * in the CQ. Read it after ring_wait() or ring_submit() and before reaping.
+ * While the kernel holds CQEs on its overflow list the value does not move
+ * (they reach the CQ at the next enter). Owner thread.
+ */
+uint64_t ring_sqes_settled(ring *r);
+
+/*
  * Zero-copy send (IORING_OP_SEND_ZC, with IORING_SEND_ZC_REPORT_USAGE).
  * Two CQEs with the same user_data:
  *   1. the result: res = bytes sent or -errno. If RING_CQE_F_MORE is set a
@@ -526,10 +556,13 @@ int ring_submit(ring *r);
  * thread, -EINVAL/-EBADF before it even looks. Time is not read here (the
  * shard owns the clock) except by the low-latency spin: with
  * cfg->spin_us > 0 and min_complete > 0, a wait that finds nothing ready
- * first enters with GETEVENTS and no wait (each such enter runs the deferred
- * task work, so a request that arrives is received without a wake-up or
- * context switch) for up to spin_us of CLOCK_MONOTONIC, then sleeps for
- * the rest of timeout_ns. The spin burns the core while idle: opt-in only.
+ * first polls for up to spin_us of CLOCK_MONOTONIC: it watches the ring's
+ * IORING_SQ_TASKRUN flag (the ring is then set up with
+ * IORING_SETUP_TASKRUN_FLAG) and enters with GETEVENTS and no wait when
+ * completions are pending (that enter runs the deferred task work, so a
+ * request that arrives is received without a wake-up or context switch),
+ * then sleeps for the rest of timeout_ns. The spin burns the core while
+ * idle (at most spin_us per wait): opt-in only.
  * Owner thread.
  */
 int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns);

@@ -46,6 +46,16 @@ typedef enum app_args_result {
 app_args_result app_args_parse(int argc, char **argv, const app_arg *args, size_t nargs,
                                spindle_config *cfg, char *err, size_t errlen);
 
+/* The options every app takes the same way: the low-latency mode
+ * ("--ring-spin-us N" -> "ring-spin-us"), its table entry and usage line. */
+#define APP_ARG_RING_SPIN                                                                          \
+    {                                                                                              \
+        "--ring-spin-us", "ring-spin-us", NULL, NULL                                               \
+    }
+#define APP_USAGE_RING_SPIN                                                                        \
+    "  --ring-spin-us N  low-latency mode: poll the ring N us before sleeping; lower\n"            \
+    "                    latency, but a busy core while idle (default 0: off)\n"
+
 /* An app's command line, for app_args_main(). */
 typedef struct app_cli {
     const char *prog;         /* "spindle-hello": prefixes every message */

@@ -458,7 +458,7 @@ static void usage(FILE *f)
         f,
         "usage: spindle-hello [--address A] [--port P] [--shards N] [--log-level 0..3]\n"
         "                     [--blocking] [--tls-port P --cert FILE --key FILE [--ca FILE]]\n"
-        "                     [--set name=value]...\n"
+        "                     [--ring-spin-us N] [--set name=value]...\n"
         "  --address A       listen address (default 127.0.0.1)\n"
         "  --port P          TCP port, 0 = any free port (default 8080)\n"
         "  --shards N        worker threads, one per core (default: online CPUs)\n"
@@ -471,6 +471,7 @@ static void usage(FILE *f)
         "  --set name=value  any limit, e.g. max-concurrent-streams=100,\n"
         "                    idle-timeout=60000, max-requests=10000, tls-handshake-timeout=10000\n"
         "                    (see spindle.h)\n");
+    fputs(APP_USAGE_RING_SPIN, f);
 }
 
 /* The command line into cfg, blocking and ca_hint: -1 to run, else the
@@ -482,7 +483,7 @@ static int parse_args(int argc, char **argv, spindle_config *cfg)
         {"--shards", "shards", NULL, NULL},     {"--log-level", "log-level", NULL, NULL},
         {"--tls-port", "tls-port", NULL, NULL}, {"--cert", "tls-cert", NULL, NULL},
         {"--key", "tls-key", NULL, NULL},       {"--ca", NULL, &ca_hint, NULL},
-        {"--blocking", NULL, NULL, &blocking},
+        {"--blocking", NULL, NULL, &blocking},  APP_ARG_RING_SPIN,
     };
     const app_cli cli = {"spindle-hello", usage, args, sizeof args / sizeof args[0]};
 

@@ -82,6 +82,24 @@ class ConfigTest(unittest.TestCase):
             with H2Client(srv.port) as c:
                 self.assertEqual(bytes(c.get("/").data), HELLO)
 
+    def test_ring_spin(self):
+        # The low-latency mode: accepted by flag and by name, reported at
+        # start-up, and the server answers with it on (not timed: speed is
+        # bench/io_profile.sh's).  Out of range or not a number: refused.
+        for args in (["--ring-spin-us", "200"], ["--set", "ring-spin-us=200"]):
+            with self.subTest(args=args), Server(shards=1, args=args) as srv:
+                with H2Client(srv.port) as c:
+                    for _ in range(20):
+                        self.assertEqual(bytes(c.get("/").data), HELLO)
+                self.assertIn("low-latency mode: spin 200 us", srv.stderr_all())
+        with Server(shards=1) as srv:
+            self.assertIn("low-latency mode off", srv.stderr_all())
+        for args in (["--port", "0", "--ring-spin-us", "1000001"],
+                     ["--port", "0", "--ring-spin-us", "fast"],
+                     ["--port", "0", "--set", "ring-spin-us=-1"]):
+            with self.subTest(args=args):
+                self.assertIn("ring-spin-us", self.assertUsageError(args))
+
     def test_fixed_port(self):
         # The other way to get a port: pick a free one and pass it.
         port = harness.free_port()

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 import unittest
 
@@ -117,6 +118,49 @@ class SendPathTest(unittest.TestCase):
             log("zc-threshold=%d: handed %d buffers, released %d" % (zc, handed, released))
             self.assertEqual(released, handed, "buffers never released")
             self.assertGreaterEqual(handed, 8 + 12 * 3)
+
+    def test_small_sends_into_a_full_socket(self):
+        """Small responses go out as sends without a CQE (core/sendskip.c).
+        A client that pipelines 60000 requests (~8 MB of responses, more
+        than the server's send buffer and ours can hold) and reads nothing
+        for a second fills the socket, so some of those sends come back
+        short (or -EAGAIN) and the connection falls back to plain sends,
+        then returns to CQE-less ones.  Every response must arrive whole and
+        in order: a wrong byte count on that path would tear the stream."""
+        n = 60000
+        reqs = b"".join(b"GET /?i=%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(n))
+        with Server(shards=1, sets={"h1-max-requests": 0}) as srv, \
+                socket.create_connection(("127.0.0.1", srv.port)) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            # The server stops reading while its output backs up: send from
+            # a thread, read here after the pause.
+            sender = threading.Thread(target=s.sendall, args=(reqs,), daemon=True)
+            sender.start()
+            time.sleep(1.0)  # not reading: the server's sends fill the socket
+            s.settimeout(20)
+            buf, got, i = bytearray(), 0, 0
+            while got < n:
+                chunk = s.recv(1 << 16)
+                self.assertTrue(chunk, "EOF after %d of %d responses" % (got, n))
+                buf += chunk
+                while True:
+                    end = buf.find(b"\r\n\r\n", i)
+                    if end < 0:
+                        break
+                    head = bytes(buf[i:end]).lower()
+                    self.assertTrue(head.startswith(b"http/1.1 200"), head[:80])
+                    m = re.search(rb"content-length: *(\d+)", head)
+                    self.assertIsNotNone(m, head)
+                    body_end = end + 4 + int(m.group(1))
+                    if len(buf) < body_end:
+                        break
+                    self.assertEqual(bytes(buf[end + 4:body_end]), HELLO, "response %d" % got)
+                    got, i = got + 1, body_end
+                del buf[:i]
+                i = 0
+            sender.join(5)
+            log("%d pipelined responses, all whole and in order" % got)
+            self.assertEqual(len(buf), 0, "bytes after the last response")
 
     def test_release_exactly_once_plain(self):
         self.release_case(0)

@@ -3,8 +3,10 @@
  * kernel offers beyond liburing 2.3, on the real kernel.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -72,4 +74,88 @@ Test(ring_caps, describe)
     cr_expect_str_eq(
         ring_caps_describe(RING_CAP_RECVSEND_BUNDLE | RING_CAP_NAPI, tiny, sizeof tiny), "bundle");
     cr_expect_eq(ring_caps_describe(RING_CAP_NAPI, buf, 0), buf);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sends without a CQE on success (RING_CAP_CQE_SKIP)                        */
+
+/* Kernel-borrowed memory lives outside the test's frame. */
+static struct msghdr skip_msg;
+static struct iovec skip_iov[2];
+static char skip_big[4u << 20];
+
+static void skip_set(const void *a, size_t alen, const void *b, size_t blen)
+{
+    memset(&skip_msg, 0, sizeof skip_msg);
+    skip_iov[0] = (struct iovec){(void *)a, alen};
+    skip_iov[1] = (struct iovec){(void *)b, blen};
+    skip_msg.msg_iov = skip_iov;
+    skip_msg.msg_iovlen = blen ? 2 : 1;
+}
+
+Test(ring_caps, send_nocqe_success_posts_nothing)
+{
+    ring *r = mk_ring(NULL);
+    int srv, cli;
+    uint64_t ticket = 0;
+    ring_cqe c[4];
+    char got[32];
+
+    if (!(ring_caps(r) & RING_CAP_CQE_SKIP)) {
+        cr_expect_eq(ring_prep_sendmsg_nocqe(r, 0, &skip_msg, 1, &ticket), -EOPNOTSUPP);
+        ring_free(r);
+        cr_skip_test("no IOSQE_CQE_SKIP_SUCCESS on this kernel");
+    }
+    tcp_pair(&srv, &cli);
+    skip_set("HEADERS:", 8, "payload", 7);
+    cr_assert_eq(
+        ring_prep_sendmsg_nocqe(r, srv, &skip_msg, ring_ud_pack(RING_OP_SEND, 3, 1), &ticket), 0);
+    cr_expect_lt(ring_sqes_settled(r), ticket, "not settled before it is submitted");
+    cr_assert_geq(ring_submit(r), 1);
+    cr_expect_geq(ring_sqes_settled(r), ticket, "settled once submitted");
+    read_exact(cli, got, 15);
+    cr_expect_eq(memcmp(got, "HEADERS:payload", 15), 0);
+    /* No CQE for it: a NOP queued after it is the first CQE to come. */
+    cr_assert_eq(ring_prep_nop(r, ring_ud_pack(RING_OP_NOP, 0, 0)), 0);
+    cr_assert_eq(collect(r, c, 1, 4, 2000), 1u);
+    cr_expect_eq(ring_ud_op(c[0].user_data), RING_OP_NOP);
+    cr_expect_eq(ring_wait(r, 0, 0), 0, "nothing else posted");
+    ring_free(r);
+    close(srv);
+    close(cli);
+}
+
+Test(ring_caps, send_nocqe_short_and_full_post_a_cqe)
+{
+    ring *r = mk_ring(NULL);
+    int srv, cli, small = 4096;
+    uint64_t ud = ring_ud_pack(RING_OP_SEND, 4, 2), t1 = 0, t2 = 0;
+    ring_cqe c[4];
+
+    if (!(ring_caps(r) & RING_CAP_CQE_SKIP)) {
+        ring_free(r);
+        cr_skip_test("no IOSQE_CQE_SKIP_SUCCESS on this kernel");
+    }
+    tcp_pair(&srv, &cli);
+    cr_assert_eq(setsockopt(srv, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    cr_assert_eq(setsockopt(cli, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    /* 4 MiB cannot fit in the two buffers: the send is short, and the CQE
+     * says how much went; it is posted by the enter that submitted it. */
+    skip_set(skip_big, sizeof skip_big, NULL, 0);
+    cr_assert_eq(ring_prep_sendmsg_nocqe(r, srv, &skip_msg, ud, &t1), 0);
+    cr_assert_geq(ring_submit(r), 1);
+    cr_expect_geq(ring_sqes_settled(r), t1);
+    cr_assert_eq(ring_reap(r, c, 4), 1u, "the short send's CQE is already in the CQ");
+    cr_expect_eq(c[0].user_data, ud);
+    cr_expect(c[0].res > 0 && c[0].res < (int32_t)sizeof skip_big, "res %d", c[0].res);
+    /* The buffer is full: a second one does not wait for room either. */
+    cr_assert_eq(ring_prep_sendmsg_nocqe(r, srv, &skip_msg, ud, &t2), 0);
+    cr_expect_gt(t2, t1);
+    cr_assert_geq(ring_submit(r), 1);
+    cr_assert_eq(ring_reap(r, c, 4), 1u);
+    cr_expect(c[0].res == -EAGAIN || (c[0].res > 0 && c[0].res < (int32_t)sizeof skip_big),
+              "res %d", c[0].res);
+    ring_free(r);
+    close(srv);
+    close(cli);
 }
