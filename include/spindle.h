@@ -156,7 +156,10 @@ typedef struct spindle_config {
         offload_threads;   /* per shard, for blocking handlers and spindle_offload() (default 1) */
     uint32_t zc_threshold; /* sends of at least this many bytes use SEND_ZC;
                                   0 = never (default 0: see docs/send-path.md) */
-    int log_level;         /* 0 error, 1 warn, 2 info (default), 3 debug */
+    uint32_t post_queue_size; /* messages each shard's spindle_post() queue holds,
+                                 a power of two in 2..1048576; beyond it a post is
+                                 SPINDLE_EAGAIN (default 4096: 128 KiB a shard) */
+    int log_level;            /* 0 error, 1 warn, 2 info (default), 3 debug */
     spindle_limits limits;
     /* TLS (wolfSSL; docs/tls.md).  Off unless tls_cert is set: then every
      * shard also listens on tls_port and serves HTTP/2 over TLS there (ALPN
@@ -208,7 +211,7 @@ spindle_config spindle_config_default(void);
 
 /* Set one configuration value by name, as the command line spells it:
  * "address", "port", "shards", "pin", "max-conns", "drain-timeout", "offload-threads",
- * "zc-threshold",
+ * "zc-threshold", "post-queue-size",
  * "log-level", or a limit ("max-concurrent-streams", "initial-window-size",
  * "connection-window", "max-frame-size", "max-header-list-size",
  * "max-header-fields", "max-continuations", "reset-burst", "reset-rate",
@@ -542,6 +545,26 @@ int spindle_shard_after(spindle_shard *sh, uint32_t ms, spindle_shard_timer_fn f
  * before fn ran (inside fn, t is already gone).  NULL is a no-op.  The
  * shard's thread. */
 void spindle_timer_cancel(spindle_timer *t);
+
+/* The end of each loop iteration: fn(sh, arg) runs on the shard's thread
+ * once per iteration of its loop, after that iteration's posted messages,
+ * completions (watches, requests, answers) and due timers were handled,
+ * just before the shard writes what is ready to its connections and waits
+ * for the ring.  For batching: a database driver queues the queries that
+ * the iteration's requests asked for and sends them together here (one
+ * write, one round trip).  It runs every iteration, busy or not (keep it
+ * cheap: return at once when there is nothing to do); responses it makes
+ * leave in the write that follows it.  An unset hook costs the loop one
+ * branch.
+ *
+ * One hook per shard: registering fn while another is set is
+ * SPINDLE_ESTATE (clear it first); fn NULL clears it (always allowed on
+ * the shard's thread).  It may be set or cleared from anywhere on the
+ * shard's thread, the hook itself included; it is not called once the
+ * shard has finished stopping (see on_shard_stop).  0; SPINDLE_ESTATE (not
+ * sh's thread, another hook set, or the shard past its stop). */
+typedef void (*spindle_shard_loop_fn)(spindle_shard *sh, void *arg);
+int spindle_shard_on_loop_end(spindle_shard *sh, spindle_shard_loop_fn fn, void *arg);
 
 /* Posting from any thread.  Each shard has one bounded lock-free queue
  * (multi-producer, single-consumer: any number of threads post, the shard

@@ -20,7 +20,7 @@
  * (503).  A job's queries go out with PQsendQueryPrepared().  Pipeline
  * segments (the queries between two PQpipelineSync()): read-only jobs
  * (/db, /queries, /fortunes) share a segment, sent at the end of the loop
- * iteration (a 0 ms shard timer) when the connection has nothing in
+ * iteration (the shard's loop-end hook, spindle_shard_on_loop_end) when the connection has nothing in
  * flight, else when the segment in flight comes back; so the jobs that
  * arrive together travel together, one write and about one read per
  * round trip, and their answers leave together (one h2 write per client
