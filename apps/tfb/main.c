@@ -397,6 +397,7 @@ static void on_listen_tls(uint32_t shard, const char *address, uint16_t port, vo
 static void usage(FILE *f)
 {
     fprintf(f, "usage: spindle-tfb --db CONNINFO [--blocking] [--pool N] [--depth N] [--queue N]\n"
+               "                   [--segments N]\n"
                "                   [--address A] [--port P] [--shards N] [--log-level 0..3]\n"
                "                   [--tls-port P --cert FILE --key FILE] [--set name=value]...\n"
                "  --db CONNINFO     libpq connection string, e.g. \"host=/tmp/pg port=5432\n"
@@ -406,6 +407,8 @@ static void usage(FILE *f)
                "                    default: asynchronous libpq on the shards\n"
                "  --pool N          async: PostgreSQL connections per shard (default 4)\n"
                "  --depth N         async: jobs pipelined per connection (default 64)\n"
+               "  --segments N      async: pipeline segments (syncs) in flight per\n"
+               "                    connection (default 2)\n"
                "  --queue N         async: jobs waiting for a connection per shard, beyond\n"
                "                    which the answer is 503 (default 1024)\n"
                "  --test-endpoints  also serve /sleep?ms=N (pg_sleep), for the tests\n"
@@ -433,9 +436,9 @@ static int parse_args(int argc, char **argv, spindle_config *cfg)
             *(a[2] == 'b' ? &blocking : &test_endpoints) = true;
             continue;
         }
-        static const char *const valued[] = {"--address", "--port",     "--shards", "--log-level",
-                                             "--set",     "--tls-port", "--cert",   "--key",
-                                             "--db",      "--pool",     "--depth",  "--queue"};
+        static const char *const valued[] = {
+            "--address", "--port", "--shards", "--log-level", "--set",   "--tls-port", "--cert",
+            "--key",     "--db",   "--pool",   "--depth",     "--queue", "--segments"};
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             known = known || strcmp(a, valued[k]) == 0;
@@ -449,7 +452,8 @@ static int parse_args(int argc, char **argv, spindle_config *cfg)
             conninfo = v;
             continue;
         }
-        if (strcmp(a, "--pool") == 0 || strcmp(a, "--depth") == 0 || strcmp(a, "--queue") == 0) {
+        if (strcmp(a, "--pool") == 0 || strcmp(a, "--depth") == 0 || strcmp(a, "--queue") == 0 ||
+            strcmp(a, "--segments") == 0) {
             char *end;
             unsigned long x = strtoul(v, &end, 10);
             bool queue = a[2] == 'q';
@@ -458,9 +462,10 @@ static int parse_args(int argc, char **argv, spindle_config *cfg)
                         v);
                 return 2;
             }
-            *(a[2] == 'p' ? &pool_limits.conns
-              : queue     ? &pool_limits.queue
-                          : &pool_limits.depth) = (uint32_t)x;
+            *(a[2] == 'p'   ? &pool_limits.conns
+              : queue       ? &pool_limits.queue
+              : a[2] == 's' ? &pool_limits.segments
+                            : &pool_limits.depth) = (uint32_t)x;
             continue;
         }
         char name[64];

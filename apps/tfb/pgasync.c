@@ -61,6 +61,7 @@ tfb_pool_limits tfb_pool_defaults(void)
 {
     return (tfb_pool_limits){.conns = 4,
                              .depth = 64,
+                             .segments = 2,
                              .queue = 1024,
                              .connect_timeout_ms = 2000,
                              .retry_min_ms = 25,
@@ -355,7 +356,7 @@ static void pool_flush(spindle_shard *sh, void *arg)
     p->flush_wanted = false;
     for (uint32_t i = 0; i < p->lim.conns; i++) {
         pconn *c = &p->c[i];
-        int rc = c->st == C_READY && c->unsent && c->syncs == 0 ? segment_send(c) : 0;
+        int rc = c->st == C_READY && c->unsent && c->syncs < p->lim.segments ? segment_send(c) : 0;
         if (rc)
             send_failed(c, rc);
     }
@@ -399,10 +400,11 @@ static void conn_send(pconn *c, tfb_req *r)
         c->unsent = r;
     c->njobs++;
     c->unsynced++;
-    if (!r->own_seg && c->syncs == 0 && c->unsynced < c->pool->lim.depth &&
+    uint32_t segs = c->pool->lim.segments;
+    if (!r->own_seg && c->syncs < segs && c->unsynced < c->pool->lim.depth &&
         pool_flush_soon(c->pool))
         return; /* sent at the end of this loop iteration, with the others */
-    if ((r->own_seg || c->syncs == 0 || c->unsynced >= c->pool->lim.depth) &&
+    if ((r->own_seg || c->syncs < segs || c->unsynced >= c->pool->lim.depth) &&
         (rc = segment_send(c)) != 0)
         send_failed(c, rc);
 }
@@ -487,7 +489,7 @@ static int on_sync(pconn *c)
         if (last)
             break;
     }
-    int rc = c->syncs == 0 && c->unsent ? segment_send(c) : 0;
+    int rc = c->syncs < c->pool->lim.segments && c->unsent ? segment_send(c) : 0;
     if (rc) {
         send_failed(c, rc);
         return 0;
@@ -577,8 +579,8 @@ failed:
 tfb_pool *tfb_pool_new(spindle_shard *sh, const char *conninfo, const tfb_pool_limits *lim,
                        tfb_pool_done_fn done, void *ctx)
 {
-    if (!lim->conns || !lim->depth || !lim->connect_timeout_ms || !lim->retry_min_ms ||
-        lim->retry_max_ms < lim->retry_min_ms)
+    if (!lim->conns || !lim->depth || !lim->segments || !lim->connect_timeout_ms ||
+        !lim->retry_min_ms || lim->retry_max_ms < lim->retry_min_ms)
         return NULL;
     size_t n = strlen(conninfo) + 1;
     tfb_pool *p = calloc(1, sizeof *p + n);
