@@ -219,7 +219,7 @@ static void answer_job(spindle_stream *s, tfb_job *j, int rc)
         return;
     }
     tfb_buf b;
-    tfb_buf_init(&b, j->kind == TFB_JOB_FORTUNES ? 4096 : 32 * (size_t)j->n + 2); /* no regrowth */
+    tfb_buf_init(&b, j->kind == TFB_JOB_FORTUNES ? 2048 : 32 * (size_t)j->n + 2); /* no regrowth */
     tfb_job_render(j, &b);
     respond_buf(s, tfb_job_content_type(j), &b);
 }

@@ -196,8 +196,15 @@ Test(tfb_render, fortunes_page_sorted_and_escaped)
     f[12] = (tfb_fortune){0, tfb_extra_fortune, strlen(tfb_extra_fortune)};
     tfb_fortunes_sort(f, 13);
     tfb_buf b;
-    tfb_buf_init(&b, 16);
+    tfb_buf_init(&b, 16); /* rows reserved at their exact size */
     tfb_render_fortunes(&b, f, 13);
+    expect(&b, page);
+    tfb_buf_init(&b, 1 << 16); /* rows written in room for their worst case */
+    tfb_render_fortunes(&b, f, 13);
+    expect(&b, page);
+    tfb_buf_init(&b, 2048); /* spindle-tfb's size: both, and no regrowth */
+    tfb_render_fortunes(&b, f, 13);
+    cr_assert_eq(b.cap, 2048);
     expect(&b, page);
 }
 
