@@ -8,7 +8,7 @@
 #
 #   bash bench/tfb.sh [--quick] [--no-build] [--reps R] [--duration S]
 #                     [--warmup S] [--conns C] [--streams M] [--pool N]
-#                     [--offload-threads N] [--keep]
+#                     [--segments N] [--offload-threads N] [--profile EP] [--keep]
 #
 #   --quick              one repetition, 3 s per endpoint after 1 s of warm-up
 #                        (a smoke test of the pipeline, not a measurement)
@@ -22,8 +22,14 @@
 #   --conns C            h2load connections (default 64)
 #   --streams M          concurrent streams per connection (default 8)
 #   --pool N             async: PostgreSQL connections (default 4)
+#   --segments N         async: pipeline segments in flight per connection
+#                        (default: spindle-tfb's, 2)
 #   --offload-threads N  --blocking: offload threads = PostgreSQL
 #                        connections (default 8)
+#   --profile EP         perf record -g the async server during EP's measured
+#                        run of the first repetition (e.g. /fortunes); the
+#                        report's top entries are printed at the end (the
+#                        machine's noise does not distort a CPU profile)
 #   --keep               keep the scratch directory (logs, h2load outputs)
 #
 # Both servers run side by side for the whole run, one shard each, on the
@@ -54,6 +60,7 @@ BUILD=$ROOT/build-bench
 PY=/usr/bin/python3
 
 QUICK=0 BUILD_IT=1 REPS=3 DURATION=10 WARMUP=2 CONNS=64 STREAMS=8 POOL=4 OFFLOAD=8 KEEP=0
+SEGMENTS=() PROFILE=
 while (($#)); do
   case $1 in
     --quick) QUICK=1 REPS=1 DURATION=3 WARMUP=1 ;;
@@ -65,8 +72,10 @@ while (($#)); do
     --streams) STREAMS=${2:?--streams needs a number}; shift ;;
     --pool) POOL=${2:?--pool needs a number}; shift ;;
     --offload-threads) OFFLOAD=${2:?--offload-threads needs a number}; shift ;;
+    --segments) SEGMENTS=(--segments "${2:?--segments needs a number}"); shift ;;
+    --profile) PROFILE=${2:?--profile needs an endpoint}; shift ;;
     --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,49p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,55p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "tfb.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -121,7 +130,7 @@ start_server() {
   printf -v "PID_$name" %s "$pid"
   printf -v "PORT_$name" %s "$port"
 }
-start_server async --pool "$POOL"
+start_server async --pool "$POOL" "${SEGMENTS[@]}"
 start_server blocking --blocking --set offload-threads="$OFFLOAD"
 
 # utime+stime (clock ticks) of one process; of PostgreSQL as a whole.
@@ -161,10 +170,19 @@ measure() {
   out=$SCRATCH/h2load_$name.txt log=$SCRATCH/h2load_$name.log
   taskset -c "$CLIENT_CPU" h2load -t 1 -c "$CONNS" -m "$STREAMS" -D "$WARMUP" \
     "http://127.0.0.1:$port$ep" >"$SCRATCH/warmup_$name.txt" 2>&1 || true
+  local perf=
+  if [[ $ep == "$PROFILE" && $mode == async && $rep == 1 ]]; then
+    perf record -q -g -F 999 -p "$pid" -o "$SCRATCH/perf.data" 2>/dev/null &
+    perf=$!
+  fi
   s0=$(ticks "$pid") p0=$(pg_ticks)
   taskset -c "$CLIENT_CPU" h2load -t 1 -c "$CONNS" -m "$STREAMS" -D "$DURATION" \
     --log-file="$log" "http://127.0.0.1:$port$ep" >"$out" 2>&1 || true
   s1=$(ticks "$pid") p1=$(pg_ticks)
+  if [[ -n $perf ]]; then
+    kill -INT "$perf" 2>/dev/null || true
+    wait "$perf" 2>/dev/null || true
+  fi
   "$PY" "$ROOT/bench/tfb_row.py" "$out" "$log" $((s1 - s0)) $((p1 - p0)) "$HZ" "$ep" \
     "$rep" "$mode" | tee -a "$ROWS"
 }
@@ -180,6 +198,12 @@ echo
 echo "per repetition: async req/s / blocking req/s, then spindle us/req minus /json's" \
   "(async, blocking)"
 "$PY" "$ROOT/bench/tfb_row.py" --summary "$ROWS"
+if [[ -n $PROFILE && -s $SCRATCH/perf.data ]]; then
+  echo
+  echo "perf profile of the async server during $PROFILE (self time, top entries):"
+  perf report -i "$SCRATCH/perf.data" --no-children --stdio -g none --percent-limit 1 2>/dev/null |
+    grep -v '^#' | grep -v '^$' | head -n 25
+fi
 for m in async blocking; do
   if [[ -s $SCRATCH/$m.err ]]; then
     echo "$m server log (warnings and errors):"

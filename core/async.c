@@ -19,7 +19,6 @@
 
 #include "async.h"
 #include "log.h"
-#include "post.h"
 #include "server.h"
 #include "shard.h"
 
@@ -78,7 +77,7 @@ void async_run_posts(shard *sh)
     /* At most one queue's worth per iteration: producers as fast as the
      * shard must not starve its I/O (what is left: no wait, next round). */
     if (sh->api)
-        post_run(sh->api, POST_QUEUE_CAP, &more);
+        post_run(sh->api, sh->srv->cfg.post_queue_size, &more);
 }
 
 static void call_stop(spindle_shard *as)
@@ -137,6 +136,17 @@ void async_after_wait(shard *sh)
 {
     if (sh->api)
         post_woke(sh->api);
+}
+
+int spindle_shard_on_loop_end(spindle_shard *as, spindle_shard_loop_fn fn, void *arg)
+{
+    if (!as || as != current)
+        return SPINDLE_ESTATE;
+    if (fn && (as->finished || (as->loop_fn && (as->loop_fn != fn || as->loop_arg != arg))))
+        return SPINDLE_ESTATE;
+    as->loop_fn = fn;
+    as->loop_arg = fn ? arg : NULL;
+    return 0;
 }
 
 /* --- Shard timers ------------------------------------------------------- */
@@ -213,6 +223,7 @@ void async_shard_teardown(shard *sh)
     call_stop(as);
     post_close(as); /* runs what was accepted */
     as->finished = true;
+    as->loop_fn = NULL;
     watch_close_all(as);
     uint32_t dropped = 0;
     while (as->timers) {

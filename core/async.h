@@ -49,6 +49,9 @@ struct spindle_shard {
     uint32_t nfiles;  /* in flight */
     /* Shard timers (async.c): a list for the teardown. */
     spindle_timer *timers;
+    /* The end-of-iteration hook (spindle_shard_on_loop_end), or NULL. */
+    spindle_shard_loop_fn loop_fn;
+    void *loop_arg;
     /* Posts (post.c). */
     post_box *box;
 };
@@ -63,6 +66,14 @@ spindle_shard *async_current(void);
 int async_shard_start(shard *sh);
 /* Step 1 of the loop: run posted messages. */
 void async_run_posts(shard *sh);
+/* The end of the iteration, before flushing and waiting: the application's
+ * hook, if any (one branch when unset).  as is the shard's api (non-NULL
+ * inside the loop). */
+static inline void async_loop_end(spindle_shard *as)
+{
+    if (as->loop_fn)
+        as->loop_fn(as, as->loop_arg);
+}
 /* The drain is over (no connection left): calls on_shard_stop the first
  * time; true when the shard may leave its loop (no watch open, or the stop
  * deadline passed). */

@@ -24,6 +24,7 @@ spindle_config spindle_config_default(void)
         .drain_timeout_ms = 10000,
         .drain_grace_ms = 1000,
         .offload_threads = 1,
+        .post_queue_size = 4096,
         .log_level = 2,
         .tls_port = 8443,
         .tls_handshake_timeout_ms = 10000,
@@ -148,6 +149,7 @@ static const u32_opt u32_opts[] = {
     {"offload-threads", offsetof(spindle_config, offload_threads), 256},
     {"zc-threshold", offsetof(spindle_config, zc_threshold), 1u << 30},
     {"ring-spin-us", offsetof(spindle_config, ring_spin_us), 1000000},
+    {"post-queue-size", offsetof(spindle_config, post_queue_size), 1u << 20},
     {"max-concurrent-streams", LIM(max_concurrent_streams), 1u << 20},
     {"initial-window-size", LIM(initial_window_size), 2147483647u},
     {"connection-window", LIM(connection_window), 2147483647u},
@@ -450,6 +452,11 @@ int spindle_config_check(const spindle_config *cfg, char *err, size_t errlen)
     }
     if (cfg->access_log_format != 0 && cfg->access_log_format != 1) {
         seterr(err, errlen, "access_log_format must be 0 (text) or 1 (json)", NULL);
+        return SPINDLE_EINVAL;
+    }
+    uint32_t pq = cfg->post_queue_size;
+    if (pq < 2 || pq > (1u << 20) || (pq & (pq - 1))) {
+        seterr(err, errlen, "post-queue-size must be a power of two within 2..1048576", NULL);
         return SPINDLE_EINVAL;
     }
     if (!cfg->address || !*cfg->address) {

@@ -68,11 +68,16 @@ spindle_handle spindle_stream_handle(spindle_stream *s)
  * (output becoming pending stamps the engine's `now`) and could time out at
  * once.  Resolving a handle brings the engine to the shard's `now` when
  * that does nothing else: no timeout is due (a due one fires in this
- * iteration's timer step anyway, which refreshes it). */
+ * iteration's timer step anyway, which refreshes it).  Cheap when already
+ * done: the shard's `now` moves once per loop iteration, so only the first
+ * lookup of a connection's streams in an iteration (none, when input came
+ * in this iteration) computes the deadline and ticks; the rest compare two
+ * numbers. */
 static void refresh_now(const spindle_stream *s, const shard *sh)
 {
     conn *c = s->c;
-    if (c && c->state == C_OPEN && c->proto == CONN_H2 && h2_conn_next_deadline(c->h2) > sh->now)
+    if (c && c->state == C_OPEN && c->proto == CONN_H2 && h2_conn_now(c->h2) < sh->now &&
+        h2_conn_next_deadline(c->h2) > sh->now)
         h2_conn_tick(c->h2, sh->now);
 }
 

@@ -1,8 +1,11 @@
 /* post.c - spindle_post() / spindle_post_stream(): running a function on a
  * shard from any thread.
  *
- * Queue.  One bounded MPSC queue per shard (core/mpsc.h): producers claim a
- * cell with a CAS, the shard pops without a lock.  Full: SPINDLE_EAGAIN.
+ * Queue.  One bounded MPSC queue per shard (core/mpsc.h) of
+ * cfg.post_queue_size messages (32 bytes each): producers claim a cell with
+ * a CAS, the shard pops without a lock.  Full: SPINDLE_EAGAIN.  The shard
+ * takes every message it finds at the start of each loop iteration, so the
+ * bound is what producers can queue while the shard runs one iteration.
  *
  * Lifetime.  The boxes (one per possible shard index) are static, never
  * freed; a box's queue exists while the shard is open.  `state` is the
@@ -36,7 +39,7 @@
 #include "async.h"
 #include "log.h"
 #include "mpsc.h"
-#include "post.h"
+#include "server.h"
 #include "shard.h"
 #include "stream.h"
 
@@ -118,7 +121,7 @@ int post_open(spindle_shard *as)
         return 0; /* no box: posts to it answer SPINDLE_ECLOSED */
     post_box *b = &boxes[sh->idx];
     mpsc *q = aligned_alloc(MPSC_CACHELINE, sizeof *q);
-    if (!q || !mpsc_init(q, POST_QUEUE_CAP, sizeof(post_msg))) {
+    if (!q || !mpsc_init(q, sh->srv->cfg.post_queue_size, sizeof(post_msg))) {
         free(q);
         return -1;
     }

@@ -608,6 +608,7 @@ void *shard_main(void *arg)
         async_run_posts(sh);
         drain_offload(sh);
         settle(sh);
+        async_loop_end(sh->api); /* the application's end-of-iteration hook */
         flush_dirty(sh);
         settle(sh); /* connections that finished flushing close now, not after the wait */
         if (drained(sh) || !wait_for_work(sh))

@@ -161,14 +161,17 @@ typedef struct spindle_config {
                               request arriving meanwhile is received without a
                               wake-up; the core stays busy while idle for that
                               long (default 0: off; docs/io-profile.md) */
-    int log_level;         /* 0 error, 1 warn, 2 info (default), 3 debug */
+    uint32_t post_queue_size; /* messages each shard's spindle_post() queue holds,
+                                 a power of two in 2..1048576; beyond it a post is
+                                 SPINDLE_EAGAIN (default 4096: 128 KiB a shard) */
+    int log_level;            /* 0 error, 1 warn, 2 info (default), 3 debug */
     spindle_limits limits;
     /* TLS (wolfSSL; docs/tls.md).  Off unless tls_cert is set: then every
      * shard also listens on tls_port and serves HTTP/2 over TLS there (ALPN
      * "h2" preferred, "http/1.1" or no ALPN get HTTP/1.1; TLS 1.2 with AEAD
-     * suites, or TLS 1.3), while port keeps serving cleartext.  The files are read at spindle_run(), which fails with a
-     * message naming the file and the cause when they are unreadable or do
-     * not belong together. */
+     * suites, or TLS 1.3), while port keeps serving cleartext.  The files
+     * are read at spindle_run(), which fails with a message naming the file
+     * and the cause when they are unreadable or do not belong together. */
     uint16_t tls_port;                 /* 8443; 0 picks a free port (see on_listen_tls) */
     const char *tls_cert;              /* PEM: the certificate, then its chain (NULL: no TLS) */
     const char *tls_key;               /* PEM: its private key (required with tls_cert) */
@@ -217,7 +220,7 @@ spindle_config spindle_config_default(void);
 
 /* Set one configuration value by name, as the command line spells it:
  * "address", "port", "shards", "pin", "max-conns", "drain-timeout", "offload-threads",
- * "zc-threshold", "ring-spin-us",
+ * "zc-threshold", "ring-spin-us", "post-queue-size",
  * "log-level", or a limit ("max-concurrent-streams", "initial-window-size",
  * "connection-window", "max-frame-size", "max-header-list-size",
  * "max-header-fields", "max-continuations", "reset-burst", "reset-rate",
@@ -592,6 +595,26 @@ int spindle_shard_after(spindle_shard *sh, uint32_t ms, spindle_shard_timer_fn f
  * before fn ran (inside fn, t is already gone).  NULL is a no-op.  The
  * shard's thread. */
 void spindle_timer_cancel(spindle_timer *t);
+
+/* The end of each loop iteration: fn(sh, arg) runs on the shard's thread
+ * once per iteration of its loop, after that iteration's posted messages,
+ * completions (watches, requests, answers) and due timers were handled,
+ * just before the shard writes what is ready to its connections and waits
+ * for the ring.  For batching: a database driver queues the queries that
+ * the iteration's requests asked for and sends them together here (one
+ * write, one round trip).  It runs every iteration, busy or not (keep it
+ * cheap: return at once when there is nothing to do); responses it makes
+ * leave in the write that follows it.  An unset hook costs the loop one
+ * branch.
+ *
+ * One hook per shard: registering fn while another is set is
+ * SPINDLE_ESTATE (clear it first); fn NULL clears it (always allowed on
+ * the shard's thread).  It may be set or cleared from anywhere on the
+ * shard's thread, the hook itself included; it is not called once the
+ * shard has finished stopping (see on_shard_stop).  0; SPINDLE_ESTATE (not
+ * sh's thread, another hook set, or the shard past its stop). */
+typedef void (*spindle_shard_loop_fn)(spindle_shard *sh, void *arg);
+int spindle_shard_on_loop_end(spindle_shard *sh, spindle_shard_loop_fn fn, void *arg);
 
 /* Posting from any thread.  Each shard has one bounded lock-free queue
  * (multi-producer, single-consumer: any number of threads post, the shard

@@ -234,6 +234,11 @@ static uint64_t min64(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
+uint64_t h2_conn_now(const h2_conn *c)
+{
+    return c->now;
+}
+
 uint64_t h2_conn_next_deadline(const h2_conn *c)
 {
     const h2_limits *l = c->lim;

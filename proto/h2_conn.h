@@ -176,6 +176,9 @@ void h2_conn_free(h2_conn *c);
 h2_rv h2_conn_recv(h2_conn *c, const uint8_t *in, size_t len, uint64_t now_ms, size_t *consumed,
                    h2_event *ev);
 
+/* The engine's clock: the latest now_ms it was given (by h2_conn_new,
+ * h2_conn_recv or h2_conn_tick). */
+uint64_t h2_conn_now(const h2_conn *c);
 /* Timers: the earliest time h2_conn_tick() has work to do, or UINT64_MAX. */
 uint64_t h2_conn_next_deadline(const h2_conn *c);
 /* Apply timeouts due at now_ms (preface, SETTINGS ACK, header block

@@ -50,7 +50,8 @@ struct tfb_pool {
     uint32_t qhead, qlen;
     bool down;            /* an attempt failed and no connection is up */
     uint32_t backoff_ms;  /* the next failure's wait */
-    spindle_timer *flush; /* the end-of-iteration flush, or NULL */
+    bool hooked;          /* pool_flush() is the shard's loop-end hook */
+    bool flush_wanted;    /* a segment waits for pool_flush() */
     spindle_timer *timer; /* the pending timer, or NULL */
     uint64_t timer_at;    /* ... and when it fires */
     char conninfo[];
@@ -60,6 +61,7 @@ tfb_pool_limits tfb_pool_defaults(void)
 {
     return (tfb_pool_limits){.conns = 4,
                              .depth = 64,
+                             .segments = 2,
                              .queue = 1024,
                              .connect_timeout_ms = 2000,
                              .retry_min_ms = 25,
@@ -340,30 +342,32 @@ static void send_failed(pconn *c, int rc)
     conn_fail(c, false);
 }
 
-/* The end of the loop iteration (a 0 ms shard timer fires after the
+/* The end of the loop iteration (the shard's loop-end hook, after the
  * iteration's completions): send the open segments of the connections with
  * nothing in flight, so every job that arrived in one iteration travels in
  * one segment and their answers come back together (one write per h2
- * connection for all of them). */
+ * connection for all of them).  Every iteration: one test when idle. */
 static void pool_flush(spindle_shard *sh, void *arg)
 {
     (void)sh;
     tfb_pool *p = arg;
-    p->flush = NULL;
+    if (!p->flush_wanted)
+        return;
+    p->flush_wanted = false;
     for (uint32_t i = 0; i < p->lim.conns; i++) {
         pconn *c = &p->c[i];
-        int rc = c->st == C_READY && c->unsent && c->syncs == 0 ? segment_send(c) : 0;
+        int rc = c->st == C_READY && c->unsent && c->syncs < p->lim.segments ? segment_send(c) : 0;
         if (rc)
             send_failed(c, rc);
     }
 }
 
-/* Schedule pool_flush(); false when no timer could be had (send now). */
+/* Ask pool_flush() for this iteration's end; false without the hook (the
+ * shard had another one: send now). */
 static bool pool_flush_soon(tfb_pool *p)
 {
-    if (!p->flush && spindle_shard_after(p->sh, 0, pool_flush, p, &p->flush) != 0)
-        p->flush = NULL;
-    return p->flush != NULL;
+    p->flush_wanted = p->hooked;
+    return p->hooked;
 }
 
 /* Append r to c's pipeline: into the open segment, sent at the end of the
@@ -396,10 +400,11 @@ static void conn_send(pconn *c, tfb_req *r)
         c->unsent = r;
     c->njobs++;
     c->unsynced++;
-    if (!r->own_seg && c->syncs == 0 && c->unsynced < c->pool->lim.depth &&
+    uint32_t segs = c->pool->lim.segments;
+    if (!r->own_seg && c->syncs < segs && c->unsynced < c->pool->lim.depth &&
         pool_flush_soon(c->pool))
         return; /* sent at the end of this loop iteration, with the others */
-    if ((r->own_seg || c->syncs == 0 || c->unsynced >= c->pool->lim.depth) &&
+    if ((r->own_seg || c->syncs < segs || c->unsynced >= c->pool->lim.depth) &&
         (rc = segment_send(c)) != 0)
         send_failed(c, rc);
 }
@@ -484,7 +489,7 @@ static int on_sync(pconn *c)
         if (last)
             break;
     }
-    int rc = c->syncs == 0 && c->unsent ? segment_send(c) : 0;
+    int rc = c->syncs < c->pool->lim.segments && c->unsent ? segment_send(c) : 0;
     if (rc) {
         send_failed(c, rc);
         return 0;
@@ -574,8 +579,8 @@ failed:
 tfb_pool *tfb_pool_new(spindle_shard *sh, const char *conninfo, const tfb_pool_limits *lim,
                        tfb_pool_done_fn done, void *ctx)
 {
-    if (!lim->conns || !lim->depth || !lim->connect_timeout_ms || !lim->retry_min_ms ||
-        lim->retry_max_ms < lim->retry_min_ms)
+    if (!lim->conns || !lim->depth || !lim->segments || !lim->connect_timeout_ms ||
+        !lim->retry_min_ms || lim->retry_max_ms < lim->retry_min_ms)
         return NULL;
     size_t n = strlen(conninfo) + 1;
     tfb_pool *p = calloc(1, sizeof *p + n);
@@ -587,9 +592,14 @@ tfb_pool *tfb_pool_new(spindle_shard *sh, const char *conninfo, const tfb_pool_l
     p->done = done;
     p->done_ctx = ctx;
     p->backoff_ms = lim->retry_min_ms;
+    /* Segments go out at the end of each loop iteration; without the hook
+     * (the shard has another) each job's segment goes out at once. */
+    p->hooked = spindle_shard_on_loop_end(sh, pool_flush, p) == 0;
     p->c = calloc(lim->conns, sizeof *p->c);
     p->q = lim->queue ? calloc(lim->queue, sizeof *p->q) : NULL;
     if (!p->c || (lim->queue && !p->q)) {
+        if (p->hooked)
+            spindle_shard_on_loop_end(sh, NULL, NULL);
         free(p->c);
         free(p->q);
         free(p);
@@ -620,7 +630,8 @@ void tfb_pool_free(tfb_pool *p)
     for (; p->qlen; p->qlen--, p->qhead = (p->qhead + 1) % p->lim.queue)
         req_free(p->q[p->qhead]);
     spindle_timer_cancel(p->timer);
-    spindle_timer_cancel(p->flush);
+    if (p->hooked)
+        spindle_shard_on_loop_end(p->sh, NULL, NULL);
     free(p->c);
     free(p->q);
     free(p);

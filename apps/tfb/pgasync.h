@@ -20,8 +20,10 @@
  * (503).  A job's queries go out with PQsendQueryPrepared().  Pipeline
  * segments (the queries between two PQpipelineSync()): read-only jobs
  * (/db, /queries, /fortunes) share a segment, sent at the end of the loop
- * iteration (a 0 ms shard timer) when the connection has nothing in
- * flight, else when the segment in flight comes back; so the jobs that
+ * iteration (the shard's loop-end hook, spindle_shard_on_loop_end) when the
+ * connection has fewer than lim.segments segments in flight, else when one
+ * comes back (two in flight keep the backend busy while the shard reads
+ * and answers the previous one's results); so the jobs that
  * arrive together travel together, one write and about one read per
  * round trip, and their answers leave together (one h2 write per client
  * connection, not one per answer).  /updates and /sleep have a segment of
@@ -60,6 +62,7 @@
 typedef struct tfb_pool_limits {
     uint32_t conns;              /* connections per shard (default 4) */
     uint32_t depth;              /* jobs in flight per connection (default 64) */
+    uint32_t segments;           /* read-only segments in flight per connection (default 2) */
     uint32_t queue;              /* jobs waiting for a connection (default 1024) */
     uint32_t connect_timeout_ms; /* connecting and preparing (default 2000) */
     uint32_t retry_min_ms;       /* back-off after a failure (default 25) */

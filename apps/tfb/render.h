@@ -65,7 +65,9 @@ void tfb_render_worlds(tfb_buf *b, const tfb_world *w, size_t n);
 void tfb_html_escape(tfb_buf *b, const char *s, size_t n);
 
 /* Sort fortunes by message, bytewise (UTF-8 order = code point order); ties
- * by id, so the order is total. */
+ * by id, so the order is total.  Up to TFB_SORT_INSERTION_MAX rows (the
+ * benchmark has 13) by insertion, more with qsort. */
+#define TFB_SORT_INSERTION_MAX 32
 void tfb_fortunes_sort(tfb_fortune *f, size_t n);
 
 /* The fortunes page, for rows already sorted:

@@ -81,6 +81,72 @@ Test(tfb_render, html_escape)
     expect(&b, "plain");
 }
 
+/* Every length from 1 to 40 of each escaped byte alone, and mixed with
+ * plain bytes: the escaper writes its replacements with fixed-size moves,
+ * so these check (under ASan) that it stays inside the room it reserves;
+ * lengths under and over 16 take both of its scans (SSE2 and bytewise). */
+Test(tfb_render, html_escape_runs_of_every_escape)
+{
+    static const char chars[] = "&<>\"'";
+    static const char *const reps[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&#39;"};
+    for (size_t c = 0; c < 5; c++) {
+        for (size_t n = 1; n <= 40; n++) {
+            char in[41], want[41 * 6 * 2 + 1] = "";
+            memset(in, chars[c], n);
+            for (size_t i = 0; i < n; i++)
+                strcat(want, reps[c]);
+            tfb_buf b;
+            tfb_buf_init(&b, 1);
+            tfb_html_escape(&b, in, n);
+            expect(&b, want);
+            in[0] = 'x'; /* a plain byte first, then the run */
+            tfb_buf_init(&b, 1);
+            tfb_html_escape(&b, in, n);
+            cr_assert_eq(b.len, 1 + (n - 1) * strlen(reps[c]));
+            cr_assert_eq(b.p[0], 'x');
+            tfb_buf_free(&b);
+        }
+    }
+}
+
+/* More rows than insertion sort takes (qsort), with ties and prefixes:
+ * the same total order. */
+/* An escaped byte at every position of a 70-byte plain string (the SSE2
+ * scan's blocks and the bytewise tail). */
+Test(tfb_render, html_escape_at_every_position)
+{
+    for (size_t at = 0; at < 70; at++) {
+        char in[70], want[80];
+        memset(in, 'p', sizeof in);
+        in[at] = '>';
+        memset(want, 'p', at);
+        memcpy(want + at, "&gt;", 4);
+        memset(want + at + 4, 'p', 69 - at);
+        want[73] = 0;
+        tfb_buf b;
+        tfb_buf_init(&b, 8);
+        tfb_html_escape(&b, in, sizeof in);
+        expect(&b, want);
+    }
+}
+
+Test(tfb_render, fortunes_sort_many)
+{
+    enum { N = 3 * TFB_SORT_INSERTION_MAX };
+    static const char *const words[] = {"", "a", "ab", "abc", "b", "ba", "\xe3\x83\x95"};
+    tfb_fortune f[N];
+    for (int i = 0; i < N; i++) {
+        const char *w = words[(i * 5 + 3) % 7];
+        f[i] = (tfb_fortune){N - i, w, strlen(w)};
+    }
+    tfb_fortunes_sort(f, N);
+    for (int i = 1; i < N; i++) {
+        int c = strcmp(f[i - 1].message, f[i].message);
+        cr_assert(c < 0 || (c == 0 && f[i - 1].id < f[i].id), "rows %d and %d out of order", i - 1,
+                  i);
+    }
+}
+
 /* The benchmark's Fortune table (toolset/databases/postgres). */
 static const char *const fortunes[] = {
     "fortune: No such file or directory",
@@ -130,8 +196,15 @@ Test(tfb_render, fortunes_page_sorted_and_escaped)
     f[12] = (tfb_fortune){0, tfb_extra_fortune, strlen(tfb_extra_fortune)};
     tfb_fortunes_sort(f, 13);
     tfb_buf b;
-    tfb_buf_init(&b, 16);
+    tfb_buf_init(&b, 16); /* rows reserved at their exact size */
     tfb_render_fortunes(&b, f, 13);
+    expect(&b, page);
+    tfb_buf_init(&b, 1 << 16); /* rows written in room for their worst case */
+    tfb_render_fortunes(&b, f, 13);
+    expect(&b, page);
+    tfb_buf_init(&b, 2048); /* spindle-tfb's size: both, and no regrowth */
+    tfb_render_fortunes(&b, f, 13);
+    cr_assert_eq(b.cap, 2048);
     expect(&b, page);
 }
 

@@ -1,8 +1,11 @@
 /* Tests for core/async.c: on_shard_start / on_shard_stop on the shard's own
  * thread with the per-shard context visible from callbacks, the loop still
  * running watches and timers after on_shard_stop, and shard timers (order,
- * cancel, the calling shard), on real shards (mini_h2.h). */
+ * cancel, the calling shard), and the end-of-iteration hook, on real shards
+ * (mini_h2.h). */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "async.h" /* async_test_idle_wait_ms (SPINDLE_TEST_HOOKS) */
 #include "mini_h2.h"
 
 #define NSHARDS 2
@@ -205,4 +209,97 @@ Test(async, shard_timers_fire_in_order_and_cancel, .timeout = 60)
     cr_assert_eq(mini_stop(), 0); /* the pending hour-long timer is dropped, not waited for */
     cr_assert_eq(atomic_load(&cancelled_ran), 0);
     cr_assert_eq(atomic_load(&norder), 3);
+}
+
+/* --- The end-of-iteration hook (spindle_shard_on_loop_end) ---------------- */
+
+static spindle_handle staged; /* a request waiting for the hook */
+static atomic_int hook_calls, hook_answered, hook_wrong_thread, hook_rules_ok;
+static pthread_t hook_tid;
+
+static void loop_end(spindle_shard *sh, void *arg)
+{
+    atomic_fetch_add(&hook_calls, 1);
+    if (arg != &app_token || sh != spindle_current_shard() ||
+        !pthread_equal(hook_tid, pthread_self()))
+        atomic_store(&hook_wrong_thread, 1);
+    spindle_stream *s = spindle_handle_stream(staged);
+    staged.v = 0;
+    if (s && spindle_respond(s, 204, NULL, 0, true) == 0)
+        atomic_fetch_add(&hook_answered, 1);
+}
+
+static void other_hook(spindle_shard *sh, void *arg)
+{
+    (void)sh;
+    (void)arg;
+}
+
+static void *hook_start(spindle_shard *sh, void *app)
+{
+    hook_tid = pthread_self();
+    bool ok = spindle_shard_on_loop_end(sh, loop_end, app) == 0 &&
+              spindle_shard_on_loop_end(sh, loop_end, app) == 0 && /* the same: fine */
+              spindle_shard_on_loop_end(sh, other_hook, app) == SPINDLE_ESTATE &&
+              spindle_shard_on_loop_end(sh, loop_end, NULL) == SPINDLE_ESTATE;
+    atomic_store(&hook_rules_ok, ok);
+    return NULL;
+}
+
+/* The handler only stages the request; the hook answers it. */
+static void stage(spindle_stream *s, const spindle_request *req, void *app)
+{
+    (void)req;
+    (void)app;
+    staged = spindle_stream_handle(s);
+}
+
+static void clear_hook(void *arg)
+{
+    (void)arg;
+    spindle_shard *sh = spindle_current_shard();
+    cr_assert_eq(spindle_shard_on_loop_end(sh, NULL, NULL), 0);
+    cr_assert_eq(spindle_shard_on_loop_end(sh, NULL, NULL), 0);
+}
+
+static void nothing(void *arg)
+{
+    (void)arg;
+}
+
+/* Built with the test hooks, an idle shard waits 120 s instead of 1 s: if
+ * the hook ran after the flush (or after the wait), its answer would sit
+ * unsent until a later wake-up, and the 10 s read below would fail; run
+ * before the flush, it leaves in the same iteration's write. */
+Test(async, loop_end_hook_runs_each_iteration_before_the_flush, .timeout = 60)
+{
+    async_test_idle_wait_ms = 120000;
+    spindle_handler h = {.on_request = stage};
+    spindle_hooks hooks = {.on_shard_start = hook_start};
+    uint16_t port = mini_serve_hooks(spindle_config_default(), &h, &hooks, &app_token);
+    cr_assert(atomic_load(&hook_rules_ok), "one hook a shard: set, same again, others refused");
+    cr_assert_eq(spindle_shard_on_loop_end(NULL, loop_end, NULL), SPINDLE_ESTATE);
+    int fd = mini_dial(port);
+    mini_preface(fd);
+    mini_frame f;
+    int settings = 0; /* the server's SETTINGS and its ACK of ours */
+    while (settings < 2 && mini_read(fd, &f))
+        settings += f.type == 4;
+    cr_assert_eq(settings, 2);
+    for (uint32_t sid = 1; sid <= 5; sid += 2) {
+        mini_get_headers(fd, sid, "/", true);
+        bool got = false;
+        while (!got && mini_read(fd, &f))
+            got = f.type == 1 && f.sid == sid && f.p[0] == 0x89; /* :status 204 */
+        cr_assert(got, "stream %u answered by the hook, in the iteration's write", sid);
+    }
+    close(fd);
+    cr_assert_eq(atomic_load(&hook_answered), 3);
+    cr_assert_eq(atomic_load(&hook_wrong_thread), 0, "on the shard's thread, with its arg");
+    mini_on_shard(0, clear_hook, NULL);
+    int calls = atomic_load(&hook_calls);
+    mini_on_shard(0, nothing, NULL);
+    mini_on_shard(0, nothing, NULL);
+    cr_assert_eq(atomic_load(&hook_calls), calls, "cleared: no more calls");
+    cr_assert_eq(mini_stop(), 0);
 }

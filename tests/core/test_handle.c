@@ -200,3 +200,79 @@ Test(handle, reset_through_the_handle)
     mini_on_shard(0, check_dead, &h);
     close(fd);
 }
+
+/* --- Resolving a handle brings the engine's clock up to date -------------- */
+
+/* The engine's clock moves with input and timers only, and body queued on
+ * a connection with nothing pending stamps the start of the send timeout
+ * with it.  Here the response head goes out at once, the connection window
+ * is used up (an earlier /big response), and the body comes through the
+ * handle LATE_MS later, past the send timeout: nothing can be written, so
+ * only the stamp dates the timeout.  Stale, it fires at once (GOAWAY
+ * before the client opens the window LATE_MS + 500 ms in); resolving the
+ * handle ticks the engine to the shard's time, so it would fire only at
+ * LATE_MS + LATE_SEND_MS.  A suite of its own: a short send timeout. */
+#define LATE_MS      1500u
+#define LATE_SEND_MS 1000u
+#define BIG          65535u /* the default connection window */
+static uint8_t late_body[BIG];
+
+static void late_answer(spindle_shard *sh, void *arg)
+{
+    (void)sh;
+    (void)arg;
+    spindle_stream *s = spindle_handle_stream((spindle_handle){atomic_load(&last_handle)});
+    if (s)
+        spindle_send(s, "late", 4, true, NULL, NULL);
+}
+
+static void on_request_late(spindle_stream *s, const spindle_request *req, void *app)
+{
+    (void)app;
+    spindle_respond(s, 200, NULL, 0, false);
+    if (req->path.len == 4 && memcmp(req->path.ptr, "/big", 4) == 0) {
+        spindle_send(s, late_body, sizeof late_body, true, NULL, NULL);
+        return;
+    }
+    atomic_store(&last_handle, spindle_stream_handle(s).v);
+    spindle_shard_after(spindle_current_shard(), LATE_MS, late_answer, NULL, NULL);
+}
+
+static void start_late(void)
+{
+    spindle_config cfg = spindle_config_default();
+    cfg.limits.send_timeout_ms = LATE_SEND_MS;
+    spindle_handler h = {.on_request = on_request_late};
+    port = mini_serve(cfg, &h);
+}
+
+Test(handle_clock, late_answer_refreshes_the_engine_clock, .init = start_late, .fini = stop,
+     .timeout = 60)
+{
+    int fd = mini_dial(port);
+    mini_preface(fd);
+    mini_get_headers(fd, 1, "/big", true);
+    mini_frame f;
+    size_t got = 0;
+    while (got < BIG && mini_read(fd, &f))
+        got += f.type == 0 && f.sid == 1 ? f.len : 0;
+    cr_assert_eq(got, BIG, "the connection window is used up");
+    mini_get_headers(fd, 3, "/late", true);
+    bool head = false;
+    while (!head && mini_read(fd, &f))
+        head = f.type == 1 && f.sid == 3;
+    cr_assert(head);
+    usleep((LATE_MS + 500u) * 1000u); /* the body is queued meanwhile, held back */
+    uint8_t wu[13];
+    mini_frame_head(wu, 4, 8, 0, 0);
+    memcpy(wu + 9, (uint8_t[]){0, 1, 0, 0}, 4); /* WINDOW_UPDATE +65536 */
+    cr_assert_eq(write(fd, wu, sizeof wu), (ssize_t)sizeof wu);
+    bool ended = false, goaway = false;
+    while (!ended && !goaway && mini_read(fd, &f)) {
+        goaway = f.type == 7;
+        ended = f.type == 0 && f.sid == 3 && (f.flags & 1);
+    }
+    close(fd);
+    cr_assert_not(goaway, "no send timeout: resolving the handle updated the clock");
+    cr_assert(ended, "the late body arrived once the window opened");
+}

@@ -2,7 +2,8 @@
  * other threads.  Two producer threads post millions of messages to a
  * shard kept busy: none is lost, each producer's order is kept, full
  * queues are reported (SPINDLE_EAGAIN) and retried.  A full queue is
- * reported at exactly its capacity.  Ping-pong with an idle shard: every
+ * reported at exactly its capacity, the default's and a configured one
+ * (post-queue-size, which must be a power of two).  Ping-pong with an idle shard: every
  * post wakes it; built with SPINDLE_TEST_HOOKS, an idle shard waits 120 s
  * instead of 1 s, so a lost wake-up hangs the round and fails its bounded
  * wait (10 s).  Accepted messages all run at stop; later posts are
@@ -21,7 +22,6 @@
 
 #include "async.h"
 #include "mini_h2.h"
-#include "post.h"
 
 #define PRODUCERS 2
 
@@ -81,11 +81,22 @@ static void *produce(void *arg)
     return NULL;
 }
 
-static void start(void)
+static uint32_t queue_size; /* the running server's post-queue-size */
+
+static void start_with(uint32_t post_queue_size)
 {
     async_test_idle_wait_ms = 120000;
     spindle_handler h = {0};
-    mini_serve(spindle_config_default(), &h);
+    spindle_config cfg = spindle_config_default();
+    if (post_queue_size)
+        cfg.post_queue_size = post_queue_size;
+    queue_size = cfg.post_queue_size;
+    mini_serve(cfg, &h);
+}
+
+static void start(void)
+{
+    start_with(0);
 }
 
 TestSuite(post, .init = start, .timeout = 240);
@@ -143,7 +154,10 @@ static void count(spindle_shard *sh, void *arg)
     atomic_fetch_add(&consumed_total, 1);
 }
 
-Test(post, full_at_capacity_then_all_run_at_stop)
+/* Fill the shard's queue while the shard is stuck in a callback: the
+ * caller gets SPINDLE_EAGAIN at exactly the configured size; at stop every
+ * accepted message runs. */
+static void fill_then_stop(void)
 {
     cr_assert_eq(spindle_post(0, NULL, NULL), SPINDLE_EINVAL);
     cr_assert_eq(spindle_post(0, block, NULL), 0);
@@ -153,14 +167,59 @@ Test(post, full_at_capacity_then_all_run_at_stop)
     while ((rc = spindle_post(0, count, NULL)) == 0)
         accepted++;
     cr_assert_eq(rc, SPINDLE_EAGAIN);
-    cr_assert_eq(accepted, POST_QUEUE_CAP, "bounded: full at exactly its capacity");
+    cr_assert_eq(accepted, queue_size, "bounded: full at exactly its capacity");
+    cr_assert_eq(spindle_post(0, count, NULL), SPINDLE_EAGAIN, "still full, still said");
     spindle_stop(); /* stopping with a full queue: every accepted one runs */
     atomic_store(&release_block, true);
     cr_assert_eq(mini_stop(), 0);
-    cr_assert_eq(atomic_load(&consumed_total), (int)POST_QUEUE_CAP);
+    cr_assert_eq(atomic_load(&consumed_total), (int)queue_size);
     cr_assert_eq(spindle_post(0, count, NULL), SPINDLE_ECLOSED, "stopped");
     cr_assert_eq(spindle_post(7, count, NULL), SPINDLE_ECLOSED, "no such shard");
     cr_assert_eq(spindle_post(UINT32_MAX, count, NULL), SPINDLE_ECLOSED);
+}
+
+Test(post, full_at_capacity_then_all_run_at_stop)
+{
+    cr_assert_eq(queue_size, 4096, "the documented default");
+    fill_then_stop();
+}
+
+static void start_small(void)
+{
+    spindle_config cfg = spindle_config_default();
+    char err[160];
+    cr_assert_eq(spindle_config_set(&cfg, "post-queue-size", "64", err, sizeof err), 0, "%s", err);
+    start_with(cfg.post_queue_size);
+}
+
+/* The same timeout as the post suite's: with two different ones in the
+ * program, Criterion's parallel runner leaks 48 bytes a worker
+ * (LeakSanitizer then fails the ASan run). */
+TestSuite(post_size, .timeout = 240);
+
+Test(post_size, configured_size_full_reported_to_the_caller, .init = start_small)
+{
+    cr_assert_eq(queue_size, 64);
+    fill_then_stop();
+}
+
+Test(post_size, queue_size_must_be_a_power_of_two)
+{
+    const char *bad[] = {"0", "1", "3", "100", "2097152", "-4", "x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        spindle_config cfg = spindle_config_default();
+        char err[160] = "";
+        int rc = spindle_config_set(&cfg, "post-queue-size", bad[i], err, sizeof err);
+        if (rc == 0)
+            rc = spindle_config_check(&cfg, err, sizeof err);
+        cr_assert_eq(rc, SPINDLE_EINVAL, "post-queue-size=%s refused", bad[i]);
+        cr_assert(strstr(err, "post-queue-size"), "the message names the option: %s", err);
+    }
+    spindle_config cfg = spindle_config_default();
+    cfg.post_queue_size = 1u << 20;
+    cr_assert_eq(spindle_config_check(&cfg, NULL, 0), 0);
+    cfg.post_queue_size = 2;
+    cr_assert_eq(spindle_config_check(&cfg, NULL, 0), 0);
 }
 
 /* Ping-pong: each producer posts one message and waits for it to run

@@ -11,7 +11,9 @@ queries run, then PostgreSQL stopped under h2load load and started again:
 and no descriptor leaked.  Async only: a query that sleeps (pg_sleep, the
 --test-endpoints /sleep) delays no other stream of its shard; a reset
 stream's result is consumed and dropped and its connection reused (same
-backends); the pool's size, depth and queue bounds (503 when full).
+backends); the pool's size, depth and queue bounds (503 when full).  The
+reset case again with the server under valgrind's memcheck, both modes
+(skipped in an ASan build).
 
     /usr/bin/python3 tests/integration/test_tfb.py build/apps/tfb/spindle-tfb
 """
@@ -485,6 +487,44 @@ class TfbAsyncTest(TfbBase, unittest.TestCase):
                     self.assertEqual(c.wait_stream(sid).status, 200)
                 self.assertEqual(c.get("/db").status, 200)
             srv.stop()
+
+
+class TfbMemcheckTest(unittest.TestCase):
+    """The reset case under valgrind's memcheck, in both modes: streams reset
+    while their queries run (pipelined /queries, /updates, /fortunes, and
+    pg_sleep ones whose results come back after the reset), then the same
+    connection served again, then SIGTERM.  valgrind exits 9 on any memory
+    error or definite/indirect leak, so Server.stop()'s exit-status-0 check
+    is the assertion (as test_memcheck.py).  Skipped in an ASan build; about
+    20 s a mode on an idle machine."""
+
+    def run_resets(self, args):
+        with harness.under_valgrind(self):
+            srv = Server(shards=1, start_timeout=120, log_level=1,
+                         sets={"max-requests": 0, "offload-threads": OFFLOAD_THREADS},
+                         args=args + ["--test-endpoints", "--db", PG["conninfo"]])
+            with srv:
+                with H2Client(srv.port, timeout=120) as c:
+                    self.assertEqual(c.get("/db", 120).status, 200)   # connections up
+                    paths = ["/queries?queries=500", "/updates?queries=200", "/fortunes",
+                             "/sleep?ms=1500", "/db"] * 2
+                    sids = [c.request("GET", p, flush=False) for p in paths]
+                    c.flush()
+                    time.sleep(0.5)
+                    for sid in sids:
+                        c.reset(sid)
+                    for _ in range(3):
+                        st = c.get("/queries?queries=20", 120)
+                        self.assertEqual(st.status, 200, bytes(st.data))
+                    time.sleep(2.0)   # the sleeps end; their results are dropped
+                    self.assertEqual(c.get("/fortunes", 120).status, 200)
+                srv.stop(timeout=120)   # asserts exit status 0: memcheck clean
+
+    def test_async_resets_clean_under_memcheck(self):
+        self.run_resets(["--pool", "2"])
+
+    def test_blocking_resets_clean_under_memcheck(self):
+        self.run_resets(["--blocking"])
 
 
 class TfbBlockingTest(TfbBase, unittest.TestCase):
