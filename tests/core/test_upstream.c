@@ -112,6 +112,16 @@ typedef struct result {
 
 static spindle_upstream *up;
 
+/* Results live for the whole test process (one per test: Criterion forks). */
+static result results[16];
+static int nresults;
+
+static result *new_result(void)
+{
+    cr_assert_lt(nresults, 16);
+    return &results[nresults++];
+}
+
 static void r_response(spindle_call *c, const spindle_response *r, void *ctx)
 {
     (void)c;
@@ -221,7 +231,7 @@ static void start_call(void *arg)
 
 static result *call(const char *method, const char *path, const char *body, bool more)
 {
-    result *res = calloc(1, sizeof *res);
+    result *res = new_result();
     cr_assert_not_null(res);
     start s = {.req = {.method = method,
                        .path = path,
@@ -281,7 +291,7 @@ Test(upstream, bodies_streamed_and_trailers)
     cr_assert_eq(a->len, 10);
     cr_assert_eq(memcmp(a->body, "whole body", 10), 0);
     /* Streamed: a first part at start, the rest with spindle_call_send. */
-    result *b = calloc(1, sizeof *b);
+    result *b = new_result();
     start s = {.req = {.method = "POST",
                        .path = "/echo",
                        .body = "part1-",
@@ -296,7 +306,7 @@ Test(upstream, bodies_streamed_and_trailers)
     cr_assert_eq(b->len, 11);
     cr_assert_eq(memcmp(b->body, "part1-part2", 11), 0);
     /* Request trailers (the origin sends them back). */
-    result *c = calloc(1, sizeof *c);
+    result *c = new_result();
     start t = {.req = {.method = "POST", .path = "/echo", .body_more = true},
                .res = c,
                .more = "abc",
@@ -334,13 +344,13 @@ Test(upstream, cancel_before_and_inside_callbacks)
     serve();
     setup_upstream(port, 0);
     int closed = atomic_load(&origin_closed);
-    result *a = calloc(1, sizeof *a);
+    result *a = new_result();
     start s = {.req = {.method = "GET", .path = "/stall"}, .res = a, .cancel_now = true};
     mini_on_shard(0, start_call, &s);
     cr_assert_eq(s.rc, 0);
     cr_assert(mini_wait(&origin_closed, closed + 1), "the origin never saw the CANCEL");
     /* Cancelled inside on_data: no on_trailers, no on_done. */
-    result *b = calloc(1, sizeof *b);
+    result *b = new_result();
     b->cancel_in_data = true;
     start t = {.req = {.method = "GET", .path = "/hello"}, .res = b};
     mini_on_shard(0, start_call, &t);
