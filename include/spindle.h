@@ -593,7 +593,45 @@ int spindle_post_stream(spindle_handle h, spindle_stream_post_fn fn, void *arg);
  * needs one (reconnect); streams a GOAWAY refused (never processed, RFC
  * 9113 section 8.7) and streams reset with REFUSED_STREAM are re-issued
  * once, on another connection, when the whole request body is known
- * (not a streaming call that already sent more). */
+ * (not a streaming call that already sent more).
+ *
+ * A handler asking a backend before it answers (the upstream made in
+ * on_shard_start is the shard's context):
+ * @code
+ * #include <spindle.h>
+ *
+ * static void got_head(spindle_call *call, const spindle_response *r, void *ctx)
+ * {
+ *     spindle_handle *h = ctx;
+ *     spindle_stream *s = spindle_handle_stream(*h);
+ *     if (!s) { // the client went away meanwhile
+ *         spindle_call_cancel(call);
+ *         return;
+ *     }
+ *     spindle_respond(s, r->status == 200 ? 200 : 502, NULL, 0, true);
+ * }
+ *
+ * static void done(spindle_call *call, int err, uint32_t h2_code, void *ctx)
+ * {
+ *     (void)call;
+ *     (void)h2_code;
+ *     spindle_handle *h = ctx;
+ *     spindle_stream *s = spindle_handle_stream(*h);
+ *     if (s && err != 0) // no head came: unreachable, reset, timed out
+ *         spindle_respond(s, err == SPINDLE_ETIMEDOUT ? 504 : 502, NULL, 0, true);
+ * }
+ *
+ * static const spindle_call_handler ask = {.on_response = got_head, .on_done = done};
+ *
+ * // h: where the handler keeps its stream's handle (its per-stream state).
+ * int ask_backend(spindle_stream *s, spindle_handle *h)
+ * {
+ *     spindle_upstream *u = spindle_shard_ctx(spindle_current_shard());
+ *     spindle_call_req req = {.method = "GET", .path = "/price"};
+ *     *h = spindle_stream_handle(s);
+ *     return spindle_call_start(u, &req, &ask, h, NULL);
+ * }
+ * @endcode */
 typedef struct spindle_upstream spindle_upstream;
 typedef struct spindle_call spindle_call;
 

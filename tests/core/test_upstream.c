@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -510,6 +511,77 @@ Test(upstream, more_calls_than_streams_open_more_connections)
     uint64_t opened = 0;
     spindle_upstream_conns(up, &opened);
     cr_assert_eq(opened, 2, "max_conns (2) connections, opened %lu", (unsigned long)opened);
+    mini_on_shard(0, free_upstream, NULL);
+    cr_assert_eq(mini_stop(), 0);
+}
+
+/* --- Keepalive: a peer that never answers PINGs ---------------------------- */
+
+typedef struct mute_peer {
+    int lfd;
+    atomic_int eof; /* we closed it */
+} mute_peer;
+
+/* Accepts one connection, sends an empty SETTINGS (and acknowledges
+ * nothing, answers no PING), reads until our side closes. */
+static void *mute_main(void *arg)
+{
+    mute_peer *m = arg;
+    int fd = accept(m->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    static const uint8_t settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+    cr_assert_eq(write(fd, settings, sizeof settings), 9);
+    char buf[4096];
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    atomic_store(&m->eof, 1);
+    close(fd);
+    return NULL;
+}
+
+static void make_keepalive_upstream(void *arg)
+{
+    newup *n = arg;
+    n->keepalive_ms = 200;
+    make_upstream(n);
+}
+
+Test(upstream, keepalive_closes_a_connection_whose_pings_go_unanswered)
+{
+    serve();
+    mute_peer m = {.lfd = socket(AF_INET, SOCK_STREAM, 0)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(m.lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(m.lfd, 4), 0);
+    cr_assert_eq(getsockname(m.lfd, (struct sockaddr *)&a, &len), 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, mute_main, &m), 0);
+    newup n = {ntohs(a.sin_port), 0, 0, -1};
+    mini_on_shard(0, make_keepalive_upstream, &n);
+    cr_assert_eq(n.rc, 0);
+    /* No call time-out: only the keepalive can end this call. */
+    result *r = call("GET", "/never", NULL, false);
+    wait_done(r);
+    cr_assert_eq(r->err, SPINDLE_EUPSTREAM, "%s", spindle_strerror(r->err));
+    cr_assert(mini_wait(&m.eof, 1), "the connection was not closed");
+    pthread_join(t, NULL);
+    close(m.lfd);
+    mini_on_shard(0, free_upstream, NULL);
+    /* A peer that answers keeps its connection: spindle's own engine. */
+    newup ok = {port, 0, 0, -1};
+    mini_on_shard(0, make_keepalive_upstream, &ok);
+    result *a1 = call("GET", "/hello", NULL, false);
+    wait_done(a1);
+    usleep(700 * 1000); /* a few keepalive rounds */
+    result *a2 = call("GET", "/hello", NULL, false);
+    wait_done(a2);
+    cr_assert_eq(a2->err, 0);
+    uint64_t opened = 0;
+    spindle_upstream_conns(up, &opened);
+    cr_assert_eq(opened, 1, "PINGs answered: the same connection (opened %lu)",
+                 (unsigned long)opened);
     mini_on_shard(0, free_upstream, NULL);
     cr_assert_eq(mini_stop(), 0);
 }
