@@ -439,18 +439,20 @@ int up_call_issue(spindle_call *call, up_conn *c)
 {
     h2_conn *h2 = up_conn_h2(c);
     bool end = !call->body_len && !call->trailers && !call->body_more;
+    up_chunk *k = NULL; /* the engine's copy of the body (ours stays for a retry) */
+    if (call->body_len && !(k = malloc(sizeof *k + call->body_len)))
+        return SPINDLE_ENOMEM;
     uint32_t sid;
     h2_rv rv = h2_client_request(h2, &call->req, end, call, &sid);
-    if (rv == H2_E_AGAIN || rv == H2_E_CLOSED)
-        return SPINDLE_EAGAIN;
-    if (rv != H2_OK)
+    if (rv != H2_OK) {
+        free(k);
+        if (rv == H2_E_AGAIN || rv == H2_E_CLOSED)
+            return SPINDLE_EAGAIN;
         return rv == H2_E_NOMEM ? SPINDLE_ENOMEM : SPINDLE_EINVAL;
+    }
     call->sid = sid;
     up_conn_attach(c, call);
-    if (call->body_len) {
-        up_chunk *k = malloc(sizeof *k + call->body_len);
-        if (!k)
-            return 0; /* the stream stays open: the time-out ends it */
+    if (k) {
         memcpy(k->data, call->body, call->body_len);
         bool fin = !call->trailers && !call->body_more;
         (void)h2_conn_send_data(h2, sid, k->data, call->body_len, fin, up_chunk_release, k);

@@ -606,7 +606,7 @@ void up_conn_tick(up_conn *c, uint64_t now_ms)
     if (c->dead)
         return;
     if (c->st != UC_OPEN) {
-        if (now_ms - c->opened_ms >= cfg->connect_timeout_ms)
+        if (cfg->connect_timeout_ms && now_ms - c->opened_ms >= cfg->connect_timeout_ms)
             mark_dead(c, SPINDLE_ETIMEDOUT);
         return;
     }

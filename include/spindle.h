@@ -645,7 +645,8 @@ typedef struct spindle_upstream_config {
     const char *tls_name;    /* SNI and the name verified (NULL: authority without port, or host) */
     uint32_t max_conns;      /* connections to this origin per shard (default 2) */
     uint32_t max_pending;    /* calls waiting for a connection with room (default 1024) */
-    uint32_t connect_timeout_ms; /* TCP connect + TLS handshake + the origin's SETTINGS (5000) */
+    uint32_t connect_timeout_ms; /* TCP connect + TLS handshake (5000; 0: none); the
+                                    origin's SETTINGS then within preface-timeout */
     uint32_t call_timeout_ms;    /* a call's default time-out, start to end (30000; 0: none) */
     uint32_t keepalive_ms;       /* PING each connection this often; one whose previous
                                     PING is still unanswered is closed (0, the default: off) */
