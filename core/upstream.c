@@ -430,7 +430,7 @@ int spindle_call_start(spindle_upstream *u, const spindle_call_req *req,
     pool_dispatch(u, false);
     u->busy--;
     if (call->c)
-        up_conn_flush(call->c);
+        up_pool_kick(u); /* written from the loop: the calls of one iteration in one write */
     tick_arm(u);
     return 0;
 }
@@ -588,7 +588,7 @@ int spindle_call_send(spindle_call *call, const void *data, size_t len, bool end
         h2_conn_send_data(up_conn_h2(call->c), call->sid, k->data, len, end, up_chunk_release, k);
     if (rv != H2_OK)
         return rv == H2_E_NOMEM ? SPINDLE_ENOMEM : SPINDLE_ECLOSED;
-    up_conn_flush(call->c);
+    up_pool_kick(call->u);
     return 0;
 }
 
@@ -626,7 +626,7 @@ int spindle_call_send_trailers(spindle_call *call, const spindle_header *h, size
     h2_rv rv = h2_conn_send_trailers(up_conn_h2(call->c), call->sid, f, n);
     if (rv != H2_OK)
         return rv == H2_E_NOMEM ? SPINDLE_ENOMEM : SPINDLE_ECLOSED;
-    up_conn_flush(call->c);
+    up_pool_kick(call->u);
     return 0;
 }
 
