@@ -497,6 +497,8 @@ const char *spindle_strerror(int e)
     case SPINDLE_ESYS: return "system call failed";
     case SPINDLE_EURING: return "io_uring unavailable";
     case SPINDLE_EAGAIN: return "queue full, try again later";
+    case SPINDLE_ETIMEDOUT: return "timed out";
+    case SPINDLE_EUPSTREAM: return "upstream connection failed or stream reset";
     }
     return "unknown error";
 }

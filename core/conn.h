@@ -69,6 +69,7 @@ struct conn {
     conn *next_off_wait;
     spindle_stream *streams; /* live handler streams */
     tls_conn *tls;           /* NULL for h2c; else ciphertext goes through it (docs/tls.md) */
+    struct up_ping *pings;   /* spindle_stream_ping()s waiting for their ACK (conn_ping.c) */
     uint64_t id;             /* per shard, from 1 (access log, spindle_stream_info) */
     req_info info;           /* peer, local port, protocol (stats.h) */
     int fd;
@@ -91,6 +92,11 @@ struct conn {
     bool off_waiting;
     uint8_t speaks; /* STATS_CONN_* + 1 it is counted open under; 0 none (stats.h) */
 };
+
+/* conn_ping.c: a PING ACK arrived on c; c is being freed (fails the
+ * waiters with SPINDLE_ECLOSED). */
+void conn_ping_ack(conn *c, const h2_event *ev);
+void conn_ping_gone(conn *c);
 
 /* Take an accepted fd (tls: from the TLS listener): a slot, the recv
  * armed; the engine comes with the first bytes (or ALPN).  NULL on failure

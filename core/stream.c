@@ -167,6 +167,7 @@ void stream_offload_freed(shard *sh, spindle_stream *st)
 
 void stream_conn_freed(conn *c)
 {
+    conn_ping_gone(c);
     /* Streams still waiting for their worker outlive the connection. */
     for (spindle_stream *st = c->streams; st; st = st->next)
         st->c = NULL;
@@ -384,7 +385,8 @@ void stream_dispatch(conn *c, const h2_event *ev)
     case H2_EV_DATA: on_data(c, ev); break;
     case H2_EV_TRAILERS: on_trailers(c, ev); break;
     case H2_EV_STREAM_RESET: on_reset(c, ev); break;
-    default: break; /* windows, priorities, GOAWAY, PING ACK: the engine acts */
+    case H2_EV_PING_ACK: conn_ping_ack(c, ev); break; /* spindle_stream_ping */
+    default: break; /* windows, priorities, GOAWAY: the engine acts */
     }
 }
 

@@ -77,10 +77,13 @@ enum {
     SPINDLE_ESTATE = -2,  /* not valid in the stream's state (e.g. reset) */
     SPINDLE_ECLOSED = -3, /* the stream or connection is gone */
     SPINDLE_ENOMEM = -4,
-    SPINDLE_ESYS = -5,   /* a system call failed; the log says which */
-    SPINDLE_EURING = -6, /* io_uring unavailable; the log names the cause */
-    SPINDLE_EAGAIN = -7, /* a bounded queue is full: nothing was queued; the
+    SPINDLE_ESYS = -5,      /* a system call failed; the log says which */
+    SPINDLE_EURING = -6,    /* io_uring unavailable; the log names the cause */
+    SPINDLE_EAGAIN = -7,    /* a bounded queue is full: nothing was queued; the
                             caller decides (retry later, answer 503) */
+    SPINDLE_ETIMEDOUT = -8, /* an upstream call or PING ran out of time */
+    SPINDLE_EUPSTREAM = -9, /* the upstream origin could not be reached, broke
+                               the connection, or reset the call's stream */
 };
 
 /* A static description of a SPINDLE_E* code. */
@@ -642,6 +645,191 @@ int spindle_post(uint32_t shard_index, spindle_post_fn fn, void *arg);
  * spindle_post(); SPINDLE_EINVAL also for the null handle.  Any thread. */
 typedef void (*spindle_stream_post_fn)(spindle_stream *s, void *arg);
 int spindle_post_stream(spindle_handle h, spindle_stream_post_fn fn, void *arg);
+
+/* --- Upstream calls: HTTP/2 to another service, from a handler ---------- */
+
+/* A handler that needs another HTTP/2 service (a gRPC backend, an internal
+ * API) calls it on its own shard, without threads or locks: an upstream is
+ * one origin's pool of HTTP/2 connections belonging to one shard (open one
+ * per shard, in on_shard_start, and keep it in the shard's context); a call
+ * is one request on it, answered through callbacks on the same shard.
+ * docs/client.md ("Upstream calls") tells how it works.
+ *
+ * Threads.  Every function here is called on the upstream's shard thread
+ * (from a handler callback, a shard timer, a watch, a post, or a call's own
+ * callbacks), and every callback runs there.
+ *
+ * Connections are made on demand: the first call opens one, calls beyond
+ * what the open connections take (the origin's MAX_CONCURRENT_STREAMS)
+ * open more, up to max_conns, then wait in a bounded queue.  A connection
+ * that fails, closes, or is told GOAWAY is replaced by the next call that
+ * needs one (reconnect); streams a GOAWAY refused (never processed, RFC
+ * 9113 section 8.7) and streams reset with REFUSED_STREAM are re-issued
+ * once, on another connection, when the whole request body is known
+ * (not a streaming call that already sent more).
+ *
+ * A handler asking a backend before it answers (the upstream made in
+ * on_shard_start is the shard's context):
+ * @code
+ * #include <spindle.h>
+ *
+ * static void got_head(spindle_call *call, const spindle_response *r, void *ctx)
+ * {
+ *     spindle_handle *h = ctx;
+ *     spindle_stream *s = spindle_handle_stream(*h);
+ *     if (!s) { // the client went away meanwhile
+ *         spindle_call_cancel(call);
+ *         return;
+ *     }
+ *     spindle_respond(s, r->status == 200 ? 200 : 502, NULL, 0, true);
+ * }
+ *
+ * static void done(spindle_call *call, int err, uint32_t h2_code, void *ctx)
+ * {
+ *     (void)call;
+ *     (void)h2_code;
+ *     spindle_handle *h = ctx;
+ *     spindle_stream *s = spindle_handle_stream(*h);
+ *     if (s && err != 0) // no head came: unreachable, reset, timed out
+ *         spindle_respond(s, err == SPINDLE_ETIMEDOUT ? 504 : 502, NULL, 0, true);
+ * }
+ *
+ * static const spindle_call_handler ask = {.on_response = got_head, .on_done = done};
+ *
+ * // h: where the handler keeps its stream's handle (its per-stream state).
+ * int ask_backend(spindle_stream *s, spindle_handle *h)
+ * {
+ *     spindle_upstream *u = spindle_shard_ctx(spindle_current_shard());
+ *     spindle_call_req req = {.method = "GET", .path = "/price"};
+ *     *h = spindle_stream_handle(s);
+ *     return spindle_call_start(u, &req, &ask, h, NULL);
+ * }
+ * @endcode */
+typedef struct spindle_upstream spindle_upstream;
+typedef struct spindle_call spindle_call;
+
+typedef struct spindle_upstream_config {
+    const char *host;        /* a numeric IPv4 or IPv6 address (no DNS lookup); required */
+    uint16_t port;           /* required */
+    const char *authority;   /* :authority sent (NULL: "host:port") */
+    bool tls;                /* TLS with ALPN h2 (false, the default: h2c, prior knowledge) */
+    bool tls_verify;         /* verify the origin's certificate chain and name (default true) */
+    const char *tls_ca_file; /* PEM file of trusted CAs (NULL: the system's bundle) */
+    const char *tls_name;    /* SNI and the name verified (NULL: authority without port, or host) */
+    uint32_t max_conns;      /* connections to this origin per shard (default 2) */
+    uint32_t max_pending;    /* calls waiting for a connection with room (default 1024) */
+    uint32_t connect_timeout_ms; /* TCP connect + TLS handshake (5000; 0: none); the
+                                    origin's SETTINGS then within preface-timeout */
+    uint32_t call_timeout_ms;    /* a call's default time-out, start to end (30000; 0: none) */
+    uint32_t keepalive_ms;       /* PING each connection this often; one whose previous
+                                    PING is still unanswered is closed (0, the default: off) */
+} spindle_upstream_config;
+
+/* Defaults for everything above (host NULL, port 0: the caller sets them). */
+spindle_upstream_config spindle_upstream_config_default(void);
+
+/* An upstream for sh's thread.  The strings are copied; no connection is
+ * opened yet.  On sh's thread.  0 and *out; SPINDLE_EINVAL (host not a
+ * numeric address, port 0, a TLS option without tls, ...), SPINDLE_ESTATE
+ * (not sh's thread), SPINDLE_ENOMEM, SPINDLE_ESYS (the CA file cannot be
+ * loaded: the log says why). */
+int spindle_upstream_new(spindle_shard *sh, const spindle_upstream_config *cfg,
+                         spindle_upstream **out);
+
+/* Close every connection and free u.  Calls still running end first with
+ * on_done(SPINDLE_ECLOSED).  Not from a callback of one of u's calls; from
+ * on_shard_stop at the latest.  NULL is a no-op. */
+void spindle_upstream_free(spindle_upstream *u);
+
+/* Round-trip time of one of u's connections (the least loaded open one):
+ * a PING, and fn(ctx, 0, rtt_us) when its ACK comes back; fn(ctx, err, 0)
+ * when there is no open connection (SPINDLE_ECLOSED; a call opens one), or
+ * the connection fails first (SPINDLE_EUPSTREAM) or u is freed
+ * (SPINDLE_ECLOSED).  fn runs on the shard, never from inside this call.
+ * 0, SPINDLE_EINVAL, SPINDLE_ENOMEM. */
+typedef void (*spindle_rtt_fn)(void *ctx, int err, uint64_t rtt_us);
+int spindle_upstream_ping(spindle_upstream *u, spindle_rtt_fn fn, void *ctx);
+
+/* Connections open (connecting included), and the total opened so far. */
+uint32_t spindle_upstream_conns(const spindle_upstream *u, uint64_t *opened);
+
+/* A response head from the origin (the final one; 1xx heads are skipped).
+ * Fields carry lengths and are valid during the callback only. */
+typedef struct spindle_response {
+    uint16_t status;
+    const spindle_header *headers;
+    size_t nheaders;
+    int64_t content_length; /* -1 when absent */
+    bool end;               /* the response ends with this head (no body, no trailers) */
+} spindle_response;
+
+/* A call's callbacks, all on the shard, in this order: on_response once,
+ * on_data zero or more times (the last with end, unless trailers end the
+ * body), on_trailers at most once, then on_done exactly once, also after a
+ * failure at any point (then err says why and the earlier ones may not
+ * have come).  Data and fields are valid during the callback only; the
+ * flow-control windows reopen when on_data returns.  Any of them may be
+ * NULL.  A callback may start other calls and cancel any call, itself
+ * included (then nothing more is called for it). */
+typedef struct spindle_call_handler {
+    void (*on_response)(spindle_call *call, const spindle_response *r, void *ctx);
+    void (*on_data)(spindle_call *call, const uint8_t *data, size_t len, bool end, void *ctx);
+    void (*on_trailers)(spindle_call *call, const spindle_header *h, size_t n, void *ctx);
+    /* err: 0 (the response ended normally), SPINDLE_ETIMEDOUT (the call's
+     * time-out: its stream was reset with CANCEL), SPINDLE_EUPSTREAM (no
+     * connection could be made, it broke, or the origin reset the stream:
+     * h2_code is the RST_STREAM code then, else 0), SPINDLE_ECLOSED (the
+     * upstream was freed), SPINDLE_EINVAL (the origin refused the head we
+     * sent as invalid).  call is freed when on_done returns. */
+    void (*on_done)(spindle_call *call, int err, uint32_t h2_code, void *ctx);
+} spindle_call_handler;
+
+/* A request.  method and path are NUL-terminated; headers are regular
+ * fields (lowercase names; no pseudo-header, no connection-specific field;
+ * "te: trailers" is allowed), zero lengths meaning strlen() as in
+ * spindle_respond().  Everything is copied. */
+typedef struct spindle_call_req {
+    const char *method; /* "GET", "POST", ... (not CONNECT) */
+    const char *path;   /* "/x?y" */
+    const spindle_header *headers;
+    size_t nheaders;
+    const void *body; /* the body, or its first part (copied) */
+    size_t body_len;
+    bool body_more;      /* more body follows with spindle_call_send() (streaming) */
+    uint32_t timeout_ms; /* 0: the upstream's call_timeout_ms */
+} spindle_call_req;
+
+/* Start a call: the request goes out at once on a connection with room, or
+ * waits for one (a connection being opened, or a stream ending).  No
+ * callback runs before this returns.  *out (may be NULL) names the call
+ * until on_done returns or spindle_call_cancel(); h is copied.
+ * 0; SPINDLE_EINVAL (u, req or a field invalid); SPINDLE_ESTATE (not u's
+ * thread, or u is being freed); SPINDLE_EAGAIN (max_pending calls already
+ * wait); SPINDLE_ENOMEM. */
+int spindle_call_start(spindle_upstream *u, const spindle_call_req *req,
+                       const spindle_call_handler *h, void *ctx, spindle_call **out);
+
+/* More request body (a call started with body_more), copied; end ends it.
+ * 0; SPINDLE_ESTATE (the body already ended); SPINDLE_ECLOSED (the stream
+ * is gone: on_done follows or came); SPINDLE_ENOMEM. */
+int spindle_call_send(spindle_call *call, const void *data, size_t len, bool end);
+
+/* End the request body with trailers (copied).  Returns as spindle_call_send. */
+int spindle_call_send_trailers(spindle_call *call, const spindle_header *h, size_t n);
+
+/* Request bytes queued and not yet sent (backpressure for streaming). */
+size_t spindle_call_buffered(const spindle_call *call);
+
+/* Give up a call: its stream is reset with CANCEL (if it was sent), no
+ * callback runs for it any more, and call is freed.  NULL is a no-op. */
+void spindle_call_cancel(spindle_call *call);
+
+/* Round-trip time to a server stream's client: a PING on s's HTTP/2
+ * connection and fn(ctx, 0, rtt_us) on s's shard when its ACK arrives, or
+ * fn(ctx, SPINDLE_ECLOSED, 0) if the connection closes first.  s's shard
+ * thread (inline streams).  0; SPINDLE_EINVAL (not HTTP/2, fn NULL);
+ * SPINDLE_ECLOSED; SPINDLE_ENOMEM. */
+int spindle_stream_ping(spindle_stream *s, spindle_rtt_fn fn, void *ctx);
 
 /* --- Running ------------------------------------------------------------- */
 

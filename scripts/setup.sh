@@ -14,7 +14,8 @@
 #          the deploy tests run their own in the foreground; the package's
 #          service is stopped and disabled), strace (integration.static: the
 #          shard makes no file system call of its own on a revalidation),
-#          python3-websocket (a WebSocket client for integration.ops)
+#          python3-websocket (a WebSocket client for integration.ops),
+#          python3-grpcio (the gRPC server integration.upstream calls)
 #   fuzz   build + clang (libFuzzer)
 #   bench  test + h2o, nghttpd, nginx, gnuplot
 #
@@ -26,7 +27,7 @@ set -euo pipefail
 pkgs_build=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev openssl
             libpq-dev)
 pkgs_test=("${pkgs_build[@]}" libcriterion-dev curl nghttp2-client python3-h2 valgrind openssl
-           postgresql prometheus haproxy wrk strace python3-websocket)
+           postgresql prometheus haproxy wrk strace python3-websocket python3-grpcio)
 pkgs_fuzz=("${pkgs_build[@]}" clang)
 pkgs_bench=("${pkgs_test[@]}" h2o nghttp2-server nginx-light gnuplot-nox)
 
