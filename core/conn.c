@@ -62,10 +62,29 @@ static void cancel_recv(conn *c)
     ring_prep_cancel(c->sh->r, ud(c, OP_RECV), ring_ud_pack(OP_CANCEL, c->slot, c->gen));
 }
 
+/* EOF from the peer, and every byte before it fed (held input too): the
+ * engine answers what it owes first (HTTP/1.1: RFC 9112 §9.6, a client
+ * may half-close after its last request), or the connection closes now. */
+static void input_ended(conn *c)
+{
+    if (c->eof_told)
+        return;
+    c->eof_told = true;
+    if (!CP(c)->eof || !CP(c)->eof(c)) {
+        conn_close(c);
+        return;
+    }
+    shard_mark_dirty(c);
+}
+
 static void arm_recv(conn *c)
 {
     if (c->recv_armed || c->recv_parked || c->paused || c->state != C_OPEN)
         return;
+    if (c->rd_eof) {
+        input_ended(c); /* nothing more to read */
+        return;
+    }
     int rc = ring_prep_recv_multishot(c->sh->r, c->fd, ud(c, OP_RECV));
     if (rc == -ENOBUFS) {
         park(c); /* no buffer free right now */
@@ -363,9 +382,9 @@ void conn_on_recv(conn *c, const ring_cqe *cqe)
         if (c->paused && more && c->state == C_OPEN)
             cancel_recv(c);
     } else if (cqe->res == 0) {
-        /* EOF: the peer will send nothing more.  Whatever we still owe it
-         * would go to a half-closed socket; close now. */
-        conn_close(c);
+        /* EOF: the peer will send nothing more (it may still read).  Once
+         * the input before it is fed (arm_recv), the engine decides. */
+        c->rd_eof = true;
     } else if (cqe->res == -ENOBUFS) {
         park(c);
     } else if (cqe->res < 0 && cqe->res != -ECANCELED) {

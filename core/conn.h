@@ -88,6 +88,8 @@ struct conn {
     bool dirty;       /* on the shard's flush list */
     bool dead_listed; /* on the shard's dead list */
     bool off_waiting;
+    bool rd_eof;   /* the peer shut down writing: never re-arm recv */
+    bool eof_told; /* ... and its engine was told, every byte before it fed */
 };
 
 /* Take an accepted fd (tls: from the TLS listener): a slot, the recv

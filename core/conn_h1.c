@@ -375,6 +375,27 @@ static void h1_shutdown(conn *c)
     h1_conn_shutdown(H(c)->codec);
 }
 
+/* The client half-closed after its requests (conn.c input_ended): answer
+ * those delivered, then close (RFC 9112 §9.6).  An upgrade on its way has
+ * no input left for the next protocol: close now. */
+static bool h1_eof(conn *c)
+{
+    struct conn_h1 *e = H(c);
+    if (e->ws || e->up_head)
+        return false;
+    if (e->failed)
+        return true; /* the error response goes out, then the close */
+    h1_event ev;
+    if (h1_conn_recv_eof(e->codec, &ev) != H2_OK)
+        return false;
+    log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: peer half-closed, %u in flight", c->slot,
+            h1_conn_in_flight(e->codec));
+    if (ev.type != H1_EV_NONE)
+        dispatch(c, &ev);
+    conn_timer_update(c);
+    return c->state == C_OPEN;
+}
+
 static void h1_free(conn *c)
 {
     struct conn_h1 *e = H(c);
@@ -530,6 +551,7 @@ const conn_proto conn_proto_h1 = {
     .on_timer = h1_timer,
     .shutdown = h1_shutdown,
     .free = h1_free,
+    .eof = h1_eof,
     .respond = h1_respond,
     .send_data = h1_send,
     .send_trailers = h1_trailers,
