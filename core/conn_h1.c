@@ -453,11 +453,12 @@ static h2_rv ws_answer(conn *c, uint32_t id, uint16_t status, const hpack_field 
 static h2_rv h1_respond(conn *c, uint32_t id, uint16_t status, const hpack_field *f, size_t n,
                         size_t n_check, bool end)
 {
-    (void)n_check; /* the codec validates every field */
     struct conn_h1 *e = H(c);
     if (id == e->ws_id)
         return ws_answer(c, id, status, f, n, end);
-    return h1_conn_respond(e->codec, id, status, f, n, end);
+    /* Only the handler's fields are checked: the runtime's are valid as
+     * built (resphdr_add), as on HTTP/2. */
+    return h1_conn_respond_checked(e->codec, id, status, f, n, n_check, end);
 }
 
 static h2_rv h1_send(conn *c, uint32_t id, const uint8_t *d, uint64_t len, bool end,

@@ -223,6 +223,13 @@ h2_rv h1_conn_tick(h1_conn *c, uint64_t now_ms);
 h2_rv h1_conn_respond(h1_conn *c, uint32_t id, uint16_t status, const hpack_field *fields, size_t n,
                       bool end_stream);
 
+/* h1_conn_respond() where only the first n_check fields are validated: the
+ * rest were built valid by the caller (as h2_conn_respond_checked; the
+ * runtime's date, server and content-length fields).  A content-length
+ * among them still decides the framing. */
+h2_rv h1_conn_respond_checked(h1_conn *c, uint32_t id, uint16_t status, const hpack_field *fields,
+                              size_t n, size_t n_check, bool end_stream);
+
 /* Queue body bytes by reference: data must stay valid until release is
  * called (release may be NULL for static data).  len may be 0 with
  * end_stream to end the body.  Release happens exactly once, also on
