@@ -3,9 +3,6 @@
 #include "h1_parse.h"
 
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 /* RFC 9110 §5.6.2 tchar. */
 static const uint8_t tchar[256] = {
@@ -127,23 +124,31 @@ static inline bool plain(uint8_t b)
     return (uint8_t)(b - 0x20) < 0x5f || b >= 0x80 || b == '\t';
 }
 
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define H1_VECTOR_SCAN 1
+/* 16 octets as one value: GCC/clang vector extensions (SSE2 on x86-64, NEON
+ * on arm64), no intrinsics header (proto/ includes libc headers only). */
+typedef uint8_t h1_v16 __attribute__((vector_size(16)));
+typedef signed char h1_m16 __attribute__((vector_size(16)));
+#endif
+
 /* The first index in [i, end) whose octet is not plain (end if none).  With
- * SSE2 (every x86-64) 16 octets per step: an octet below 0x20 or DEL stops
- * the vector loop, and a tab among them (plain) is stepped over. */
+ * vector support 16 octets per step: an octet below 0x20 or DEL stops the
+ * vector loop at its index, and a tab there (plain) is stepped over. */
 static inline size_t plain_run(const uint8_t *p, size_t i, size_t end)
 {
-#ifdef __SSE2__
-    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+#ifdef H1_VECTOR_SCAN
     while (end - i >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        __m128i ok = _mm_andnot_si128(_mm_cmpeq_epi8(v, del),
-                                      _mm_cmpeq_epi8(_mm_max_epu8(v, sp), v)); /* >= 0x20 */
-        unsigned stop = (unsigned)_mm_movemask_epi8(ok) ^ 0xffffu;
-        if (!stop) {
+        h1_v16 v;
+        memcpy(&v, p + i, 16);
+        h1_m16 stop = (v < 0x20) | (v == 0x7f); /* lanes of all ones */
+        uint64_t w[2];
+        memcpy(w, &stop, 16);
+        if (!(w[0] | w[1])) {
             i += 16;
             continue;
         }
-        i += (size_t)__builtin_ctz(stop);
+        i += w[0] ? (size_t)__builtin_ctzll(w[0]) / 8 : 8 + (size_t)__builtin_ctzll(w[1]) / 8;
         if (p[i] != '\t')
             return i;
         i++;
