@@ -66,6 +66,7 @@ spindle_config spindle_config_default(void)
                 .max_unsent_output = d1->max_unsent_output,
                 .header_timeout_ms = d1->header_timeout_ms,
                 .idle_timeout_ms = d1->idle_timeout_ms,
+                .ws_idle_timeout_ms = d1->ws_idle_timeout_ms,
             },
         .h2c_upgrade = true,
     };
@@ -113,6 +114,7 @@ void config_to_h1_limits(const spindle_config *cfg, h1_limits *out)
     out->max_unsent_output = l->max_unsent_output;
     out->header_timeout_ms = l->header_timeout_ms;
     out->idle_timeout_ms = l->idle_timeout_ms;
+    out->ws_idle_timeout_ms = l->ws_idle_timeout_ms;
 }
 
 static void seterr(char *err, size_t errlen, const char *msg, const char *arg)
@@ -183,6 +185,7 @@ static const u32_opt u32_opts[] = {
     {"h1-max-unsent-output", H1(max_unsent_output), 1u << 30},
     {"h1-header-timeout", H1(header_timeout_ms), 86400000},
     {"h1-idle-timeout", H1(idle_timeout_ms), 86400000},
+    {"h1-ws-idle-timeout", H1(ws_idle_timeout_ms), 86400000},
 };
 
 /* The operators' view options (strings are referenced, not copied).

@@ -399,6 +399,27 @@ static void h1_shutdown(conn *c)
         h1_conn_shutdown(e->codec);
 }
 
+/* The client half-closed after its requests (conn.c input_ended): answer
+ * those delivered, then close (RFC 9112 §9.6).  An upgrade on its way has
+ * no input left for the next protocol: close now. */
+static bool h1_eof(conn *c)
+{
+    struct conn_h1 *e = H(c);
+    if (e->ws || e->up_head)
+        return false;
+    if (e->failed)
+        return true; /* the error response goes out, then the close */
+    h1_event ev;
+    if (h1_conn_recv_eof(e->codec, &ev) != H2_OK)
+        return false;
+    log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: peer half-closed, %u in flight", c->slot,
+            h1_conn_in_flight(e->codec));
+    if (ev.type != H1_EV_NONE)
+        dispatch(c, &ev);
+    conn_timer_update(c);
+    return c->state == C_OPEN;
+}
+
 static void h1_free(conn *c)
 {
     struct conn_h1 *e = H(c);
@@ -456,11 +477,12 @@ static h2_rv ws_answer(conn *c, uint32_t id, uint16_t status, const hpack_field 
 static h2_rv h1_respond(conn *c, uint32_t id, uint16_t status, const hpack_field *f, size_t n,
                         size_t n_check, bool end)
 {
-    (void)n_check; /* the codec validates every field */
     struct conn_h1 *e = H(c);
     if (id == e->ws_id)
         return ws_answer(c, id, status, f, n, end);
-    return h1_conn_respond(e->codec, id, status, f, n, end);
+    /* Only the handler's fields are checked: the runtime's are valid as
+     * built (resphdr_add), as on HTTP/2. */
+    return h1_conn_respond_checked(e->codec, id, status, f, n, n_check, end);
 }
 
 static h2_rv h1_send(conn *c, uint32_t id, const uint8_t *d, uint64_t len, bool end,
@@ -554,6 +576,7 @@ const conn_proto conn_proto_h1 = {
     .on_timer = h1_timer,
     .shutdown = h1_shutdown,
     .free = h1_free,
+    .eof = h1_eof,
     .respond = h1_respond,
     .send_data = h1_send,
     .send_trailers = h1_trailers,

@@ -46,6 +46,10 @@ typedef struct conn_proto {
     void (*on_timer)(conn *c);
     void (*shutdown)(conn *c);
     void (*free)(conn *c);
+    /* The peer shut down writing and every byte before it was fed: true if
+     * the engine finishes what it owes (then is_done), false (or NULL) to
+     * close now. */
+    bool (*eof)(conn *c);
     /* Streams. */
     /* The first n_check fields are validated; the rest were built valid
      * (h2_conn_respond_checked()); HTTP/1.1 validates them all. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "conn.h"
+#include "log.h"
 #include "offload.h"
 #include "server.h"
 #include "shard.h"
@@ -87,6 +88,7 @@ void conn_ws_switch(conn *c, conn_ws *w)
     c->ws = w;
     c->proto = CONN_WS;
     stats_conn_speaks(c, CONN_WS);
+    w->active_ms = c->sh->now;
     shard_mark_dirty(c);
     conn_timer_update(c);
 }
@@ -108,6 +110,7 @@ static size_t ws_feed(conn *c, const uint8_t *p, size_t n)
     if (n > UINT32_MAX)
         n = UINT32_MAX;
     w->unconsumed += n;
+    w->active_ms = c->sh->now;
     h2_event ev = {.type = H2_EV_DATA, .stream_id = w->id};
     ev.u.data.data = p;
     ev.u.data.len = (uint32_t)n;
@@ -153,6 +156,8 @@ static void ws_commit(conn *c, size_t n)
 {
     conn_ws *w = W(c);
     w->queued -= n;
+    if (n)
+        w->active_ms = c->sh->now;
     while (n && w->head) {
         ws_chunk *k = w->head;
         uint64_t left = k->len - w->off;
@@ -171,15 +176,23 @@ static void ws_commit(conn *c, size_t n)
     }
 }
 
+/* Idle: no byte either way for h1-ws-idle-timeout (0: never). */
 static uint64_t ws_deadline(const conn *c)
 {
-    (void)c;
-    return UINT64_MAX; /* the application's protocol keeps its own time */
+    uint32_t t = c->sh->srv->h1limits.ws_idle_timeout_ms;
+    return t ? W(c)->active_ms + t : UINT64_MAX;
 }
 
 static void ws_timer(conn *c)
 {
-    (void)c;
+    if (c->sh->now < ws_deadline(c)) {
+        conn_timer_update(c); /* bytes moved since the timer was set */
+        return;
+    }
+    c->sh->h1.limit_hits[H1_LIMIT_WS_IDLE_TIMEOUT]++;
+    log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: WebSocket idle for %u ms: closing", c->slot,
+            c->sh->srv->h1limits.ws_idle_timeout_ms);
+    conn_close(c); /* the stream is reset (CANCEL), as when the client goes */
 }
 
 static void ws_shutdown(conn *c)

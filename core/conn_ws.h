@@ -9,7 +9,10 @@
  * goes out as is (frames are the application's business, as over HTTP/2).
  * The stream ends with the connection: the handler ending its body or
  * resetting closes it once the output is flushed; the client closing
- * resets the stream (CANCEL).  Shard thread.
+ * resets the stream (CANCEL), and so does h1-ws-idle-timeout (h1_limits.h:
+ * no byte read from the client nor written to it for that long closes the
+ * connection; counted as the "h1-ws-idle-timeout" limit hit).  Shard
+ * thread.
  */
 #ifndef SPINDLE_CORE_CONN_WS_H
 #define SPINDLE_CORE_CONN_WS_H
@@ -30,6 +33,7 @@ typedef struct conn_ws {
     uint64_t queued;     /* bytes queued and not committed */
     uint64_t off;        /* committed bytes of head */
     uint64_t unconsumed; /* body bytes delivered and not consumed */
+    uint64_t active_ms;  /* the last byte read or written (idle timer) */
     uint32_t id;         /* the stream */
     bool ended;          /* the handler ended its body (or reset): close after the queue */
 } conn_ws;

@@ -133,17 +133,18 @@ typedef struct spindle_limits {
 /* HTTP/1.1 limits (defaults in proto/h1_limits.h; each hit is counted in the
  * shard statistics).  Set by name as "h1-" + the field name with dashes. */
 typedef struct spindle_h1_limits {
-    uint32_t max_request_line;  /* 8192 bytes (414 past it) */
-    uint32_t max_field_line;    /* 8192 bytes (431) */
-    uint32_t max_fields;        /* 100 (431) */
-    uint32_t max_head;          /* 64 KiB (431) */
-    uint32_t max_chunk_line;    /* 1024 bytes (400) */
-    uint64_t max_body;          /* 0 = unlimited (413) */
-    uint32_t max_pipelined;     /* 16 requests parsed ahead of their responses */
-    uint32_t max_requests;      /* 10000 per connection; 0 = unlimited */
-    uint32_t max_unsent_output; /* 512 KiB queued: reading pauses */
-    uint32_t header_timeout_ms; /* 10000: slowloris (408 and close) */
-    uint32_t idle_timeout_ms;   /* 60000: keep-alive idle */
+    uint32_t max_request_line;   /* 8192 bytes (414 past it) */
+    uint32_t max_field_line;     /* 8192 bytes (431) */
+    uint32_t max_fields;         /* 100 (431) */
+    uint32_t max_head;           /* 64 KiB (431) */
+    uint32_t max_chunk_line;     /* 1024 bytes (400) */
+    uint64_t max_body;           /* 0 = unlimited (413) */
+    uint32_t max_pipelined;      /* 16 requests parsed ahead of their responses */
+    uint32_t max_requests;       /* 10000 per connection; 0 = unlimited */
+    uint32_t max_unsent_output;  /* 512 KiB queued: reading pauses */
+    uint32_t header_timeout_ms;  /* 10000: slowloris (408 and close) */
+    uint32_t idle_timeout_ms;    /* 60000: keep-alive idle */
+    uint32_t ws_idle_timeout_ms; /* 60000: a WebSocket with no byte either way; 0 = none */
 } spindle_h1_limits;
 
 typedef struct spindle_config {
@@ -242,7 +243,7 @@ spindle_config spindle_config_default(void);
  * "h1-max-field-line", "h1-max-fields", "h1-max-head", "h1-max-chunk-line",
  * "h1-max-body" (bytes, 0 = unlimited), "h1-max-pipelined",
  * "h1-max-requests", "h1-max-unsent-output", "h1-header-timeout",
- * "h1-idle-timeout" (milliseconds).
+ * "h1-idle-timeout", "h1-ws-idle-timeout" (milliseconds).
  * On error returns SPINDLE_EINVAL and writes a one-line reason into err (if
  * errlen > 0). */
 int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,

@@ -427,6 +427,29 @@ h2_rv h1_conn_recv(h1_conn *c, const uint8_t *in, size_t len, uint64_t now_ms, s
     return rv;
 }
 
+h2_rv h1_conn_recv_eof(h1_conn *c, h1_event *ev)
+{
+    ev->type = H1_EV_NONE;
+    ev->id = 0;
+    ev->end_stream = false;
+    if (c->rstate == R_FAILED || c->rstate == R_UPGRADED || c->done)
+        return H2_OK; /* already ending */
+    if (c->upgrade_wait)
+        return H2_E_CLOSED;
+    bool in_body = c->rstate >= R_BODY && c->rstate <= R_TRAILERS;
+    h1_xchg *x = in_body ? h1_xfind(c, c->body_id) : NULL;
+    if (in_body)
+        c->rstate = R_STOP;
+    if (x && x->delivered && !x->body_done) {
+        x->body_done = true;
+        ev->type = H1_EV_RESET;
+        ev->id = x->id;
+        h1_conn_reset(c, x->id);
+    }
+    h1_conn_shutdown(c);
+    return H2_OK;
+}
+
 /* --- Timers ------------------------------------------------------------------------ */
 
 uint64_t h1_conn_next_deadline(const h1_conn *c)

@@ -190,6 +190,17 @@ void h1_conn_free(h1_conn *c);
 h2_rv h1_conn_recv(h1_conn *c, const uint8_t *in, size_t len, uint64_t now_ms, size_t *consumed,
                    h1_event *ev);
 
+/* The peer shut down writing (EOF) and every byte before it was fed.  As
+ * RFC 9112 §9.6 lets a client half-close after its last request (nginx
+ * and h2o answer it): parsing stops, requests already delivered are
+ * answered and the connection is done once they are flushed, the last one
+ * with "connection: close".  A head arriving in pieces is dropped; a
+ * delivered request whose body is incomplete is abandoned (ev->type
+ * H1_EV_RESET for it, as h1_conn_reset: what was queued for it still goes
+ * out, then the connection closes).  Returns H2_OK, or H2_E_CLOSED when an
+ * upgrade awaits its answer (close now: the next protocol has no input). */
+h2_rv h1_conn_recv_eof(h1_conn *c, h1_event *ev);
+
 /* Timers: the earliest time h1_conn_tick() has work to do, or UINT64_MAX. */
 uint64_t h1_conn_next_deadline(const h1_conn *c);
 /* Apply the timeouts due at now_ms.  Header-read timeout (a head not
@@ -211,6 +222,13 @@ h2_rv h1_conn_tick(h1_conn *c, uint64_t now_ms);
  *  H2_E_INVAL (status or fields), H2_E_NOMEM. */
 h2_rv h1_conn_respond(h1_conn *c, uint32_t id, uint16_t status, const hpack_field *fields, size_t n,
                       bool end_stream);
+
+/* h1_conn_respond() where only the first n_check fields are validated: the
+ * rest were built valid by the caller (as h2_conn_respond_checked; the
+ * runtime's date, server and content-length fields).  A content-length
+ * among them still decides the framing. */
+h2_rv h1_conn_respond_checked(h1_conn *c, uint32_t id, uint16_t status, const hpack_field *fields,
+                              size_t n, size_t n_check, bool end_stream);
 
 /* Queue body bytes by reference: data must stay valid until release is
  * called (release may be NULL for static data).  len may be 0 with

@@ -20,6 +20,7 @@ const char *h1_limit_name(h1_limit_id id)
         [H1_LIMIT_MAX_REQUESTS] = "h1-max-requests",
         [H1_LIMIT_HEADER_TIMEOUT] = "h1-header-timeout",
         [H1_LIMIT_IDLE_TIMEOUT] = "h1-idle-timeout",
+        [H1_LIMIT_WS_IDLE_TIMEOUT] = "h1-ws-idle-timeout",
     };
     return (unsigned)id < H1_LIMIT_COUNT ? names[id] : "unknown";
 }

@@ -14,6 +14,7 @@
  *   keep-alive idle timeout                    close, nothing sent
  *   pipelined requests held, unsent output     reading pauses (no error)
  *   requests per connection                    the last one gets "Connection: close"
+ *   WebSocket idle (after the handshake)       close (core/conn_ws.c; the codec is done)
  */
 #ifndef SPINDLE_H1_LIMITS_H
 #define SPINDLE_H1_LIMITS_H
@@ -33,6 +34,11 @@ typedef struct h1_limits {
     /* Timeouts in milliseconds (0 = none). */
     uint32_t header_timeout_ms; /* from a request's first byte (or accept) to its full head */
     uint32_t idle_timeout_ms;   /* keep-alive: between requests, nothing in flight */
+    /* A WebSocket over HTTP/1.1 (core/conn_ws.c, not the codec): no byte read
+     * from the client nor written to it for this long closes it.  60 s as
+     * nginx's proxy_read_timeout, which ends idle proxied WebSockets; an
+     * application that pings more often than this keeps its sockets. */
+    uint32_t ws_idle_timeout_ms;
 } h1_limits;
 
 /* nginx: 8 KiB large_client_header_buffers, h2o/Go: 64 KiB heads (cf.
@@ -42,6 +48,7 @@ typedef struct h1_limits {
         .max_request_line = 8192, .max_field_line = 8192, .max_fields = 100, .max_head = 65536,    \
         .max_chunk_line = 1024, .max_body = 0, .max_pipelined = 16, .max_requests = 10000,         \
         .max_unsent_output = 512u * 1024u, .header_timeout_ms = 10000, .idle_timeout_ms = 60000,   \
+        .ws_idle_timeout_ms = 60000,                                                               \
     }
 
 /* The defaults above, as an object. */
@@ -52,17 +59,18 @@ const h1_limits *h1_limits_default(void);
 const char *h1_limits_check(const h1_limits *l);
 
 typedef enum h1_limit_id {
-    H1_LIMIT_REQUEST_LINE,   /* 414 */
-    H1_LIMIT_FIELD_LINE,     /* 431 */
-    H1_LIMIT_FIELDS,         /* 431 */
-    H1_LIMIT_HEAD,           /* 431 */
-    H1_LIMIT_CHUNK_LINE,     /* 400 */
-    H1_LIMIT_BODY,           /* 413 */
-    H1_LIMIT_PIPELINED,      /* reading paused: max_pipelined requests unanswered */
-    H1_LIMIT_OUTPUT_BACKLOG, /* reading paused: max_unsent_output */
-    H1_LIMIT_MAX_REQUESTS,   /* Connection: close on the last one */
-    H1_LIMIT_HEADER_TIMEOUT, /* 408 and close */
-    H1_LIMIT_IDLE_TIMEOUT,   /* close */
+    H1_LIMIT_REQUEST_LINE,    /* 414 */
+    H1_LIMIT_FIELD_LINE,      /* 431 */
+    H1_LIMIT_FIELDS,          /* 431 */
+    H1_LIMIT_HEAD,            /* 431 */
+    H1_LIMIT_CHUNK_LINE,      /* 400 */
+    H1_LIMIT_BODY,            /* 413 */
+    H1_LIMIT_PIPELINED,       /* reading paused: max_pipelined requests unanswered */
+    H1_LIMIT_OUTPUT_BACKLOG,  /* reading paused: max_unsent_output */
+    H1_LIMIT_MAX_REQUESTS,    /* Connection: close on the last one */
+    H1_LIMIT_HEADER_TIMEOUT,  /* 408 and close */
+    H1_LIMIT_IDLE_TIMEOUT,    /* close */
+    H1_LIMIT_WS_IDLE_TIMEOUT, /* a WebSocket closed (counted by core/conn_ws.c) */
     H1_LIMIT_COUNT
 } h1_limit_id;
 

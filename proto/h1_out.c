@@ -324,6 +324,12 @@ static void end_body(h1_conn *c, h1_xchg *x)
 h2_rv h1_conn_respond(h1_conn *c, uint32_t id, uint16_t status, const hpack_field *f, size_t n,
                       bool end_stream)
 {
+    return h1_conn_respond_checked(c, id, status, f, n, n, end_stream);
+}
+
+h2_rv h1_conn_respond_checked(h1_conn *c, uint32_t id, uint16_t status, const hpack_field *f,
+                              size_t n, size_t n_check, bool end_stream)
+{
     h1_xchg *x = h1_xfind(c, id);
     if (!x || !x->delivered)
         return H2_E_NOSTREAM;
@@ -331,7 +337,9 @@ h2_rv h1_conn_respond(h1_conn *c, uint32_t id, uint16_t status, const hpack_fiel
         return H2_E_STATE;
     if (status < 100 || status > 599 || status == 101 || (status < 200 && end_stream))
         return H2_E_INVAL;
-    if (n && h2_http_check_response_fields(f, (uint32_t)n) != H2_OK)
+    if (n_check > n)
+        n_check = n;
+    if (n_check && h2_http_check_response_fields(f, (uint32_t)n_check) != H2_OK)
         return H2_E_INVAL;
     bool has_date;
     int64_t cl = app_content_length(f, n, &has_date);

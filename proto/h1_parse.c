@@ -124,6 +124,41 @@ static inline bool plain(uint8_t b)
     return (uint8_t)(b - 0x20) < 0x5f || b >= 0x80 || b == '\t';
 }
 
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define H1_VECTOR_SCAN 1
+/* 16 octets as one value: GCC/clang vector extensions (SSE2 on x86-64, NEON
+ * on arm64), no intrinsics header (proto/ includes libc headers only). */
+typedef uint8_t h1_v16 __attribute__((vector_size(16)));
+typedef signed char h1_m16 __attribute__((vector_size(16)));
+#endif
+
+/* The first index in [i, end) whose octet is not plain (end if none).  With
+ * vector support 16 octets per step: an octet below 0x20 or DEL stops the
+ * vector loop at its index, and a tab there (plain) is stepped over. */
+static inline size_t plain_run(const uint8_t *p, size_t i, size_t end)
+{
+#ifdef H1_VECTOR_SCAN
+    while (end - i >= 16) {
+        h1_v16 v;
+        memcpy(&v, p + i, 16);
+        h1_m16 stop = (v < 0x20) | (v == 0x7f); /* lanes of all ones */
+        uint64_t w[2];
+        memcpy(w, &stop, 16);
+        if (!(w[0] | w[1])) {
+            i += 16;
+            continue;
+        }
+        i += w[0] ? (size_t)__builtin_ctzll(w[0]) / 8 : 8 + (size_t)__builtin_ctzll(w[1]) / 8;
+        if (p[i] != '\t')
+            return i;
+        i++;
+    }
+#endif
+    while (i < end && plain(p[i]))
+        i++;
+    return i;
+}
+
 size_t h1_scan_feed(h1_scan *s, const h1_limits *l, const uint8_t *p, size_t n, h1_scan_state *st,
                     h1_err *err)
 {
@@ -140,14 +175,26 @@ size_t h1_scan_feed(h1_scan *s, const h1_limits *l, const uint8_t *p, size_t n, 
             size_t head_room = l->max_head > t.len ? l->max_head - t.len : 0;
             if (head_room < room)
                 room = head_room;
-            size_t end = n - i < room ? n : i + room, j = i;
-            while (j < end && plain(p[j]))
-                j++;
+            size_t end = n - i < room ? n : i + room;
+            size_t j = plain_run(p, i, end);
             t.len += (uint32_t)(j - i);
             t.line_len += (uint32_t)(j - i);
             i = j;
             if (i == n)
                 break;
+        }
+        if (p[i] == '\r' && !t.cr && n - i >= 2 && p[i + 1] == '\n' && t.len <= l->max_head &&
+            l->max_head - t.len >= 2) {
+            /* CRLF in one step: what scan_byte does for the two octets. */
+            t.len += 2;
+            h1_scan_state r = scan_eol(&t, l, err);
+            if (r != H1_SCAN_MORE) {
+                *st = r;
+                i += r == H1_SCAN_DONE ? 2 : 1; /* an error stops at the LF */
+                break;
+            }
+            i += 2;
+            continue;
         }
         h1_scan_state r = scan_byte(&t, l, p[i], err);
         if (r != H1_SCAN_MORE) {
@@ -216,16 +263,28 @@ static h1_err parse_version(const uint8_t *v, uint32_t n, uint8_t *minor)
     return h1_err_none();
 }
 
+/* RFC 3986 reg-name / IP-literal / port octets: unreserved, sub-delims,
+ * ':', '[', ']', '%' (one table lookup per octet). */
+static const uint8_t host_octet[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1,
+    ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1, [':'] = 1,
+    ['['] = 1, [']'] = 1, ['%'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+    ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1,
+    ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1,
+    ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1,
+    ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1,
+    ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1,
+    ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1,
+    ['z'] = 1,
+};
+
 static bool valid_host(const uint8_t *p, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
-                  strchr("-._~!$&'()*+,;=:[]%", c) != NULL;
-        if (!ok || c == 0)
-            return false;
-    }
-    return true;
+    uint8_t ok = 1;
+    for (uint32_t i = 0; i < n; i++)
+        ok &= host_octet[p[i]];
+    return ok;
 }
 
 /* absolute-form: "http" ["s"] "://" authority [path-abempty ["?" query]] */
@@ -296,12 +355,64 @@ static bool name_is(const hpack_field *f, const char *lit)
     return h2_http_field_is(f, lit, (uint32_t)strlen(lit));
 }
 
+/* The field names the request rules look at, told apart by length first
+ * (one switch and at most two compares per field, not a dozen). */
+enum {
+    K_OTHER,
+    K_HOST,
+    K_CL,
+    K_TRANSFER_ENCODING,
+    K_CONNECTION,
+    K_UPGRADE,
+    K_H2_SETTINGS,
+    K_WS_KEY,
+    K_WS_VERSION,
+    K_TE,
+    K_EXPECT,
+    K_PRIORITY,
+    K_KEEP_ALIVE,
+    K_PROXY_CONNECTION,
+    K_MASK = 0x7f, /* in hpack_field.flags while the rules run; 0x80: drop */
+};
+
+static uint8_t kind_is(const hpack_field *f, const char *lit, uint8_t k)
+{
+    return memcmp(f->name, lit, f->name_len) == 0 ? k : K_OTHER;
+}
+
+static uint8_t field_kind(const hpack_field *f)
+{
+    switch (f->name_len) {
+    case 2: return kind_is(f, "te", K_TE);
+    case 4: return kind_is(f, "host", K_HOST);
+    case 6: return kind_is(f, "expect", K_EXPECT);
+    case 7: return kind_is(f, "upgrade", K_UPGRADE);
+    case 8: return kind_is(f, "priority", K_PRIORITY);
+    case 10:
+        return f->name[0] == 'c' ? kind_is(f, "connection", K_CONNECTION)
+                                 : kind_is(f, "keep-alive", K_KEEP_ALIVE);
+    case 14:
+        return f->name[0] == 'c' ? kind_is(f, "content-length", K_CL)
+                                 : kind_is(f, "http2-settings", K_H2_SETTINGS);
+    case 16: return kind_is(f, "proxy-connection", K_PROXY_CONNECTION);
+    case 17:
+        return f->name[0] == 't' ? kind_is(f, "transfer-encoding", K_TRANSFER_ENCODING)
+                                 : kind_is(f, "sec-websocket-key", K_WS_KEY);
+    case 21: return kind_is(f, "sec-websocket-version", K_WS_VERSION);
+    default: return K_OTHER;
+    }
+}
+
 /* Fields a handler never sees (RFC 9110 §7.6.1 and the upgrade machinery). */
+static bool kind_hop_by_hop(uint8_t k)
+{
+    return k == K_CONNECTION || k == K_KEEP_ALIVE || k == K_PROXY_CONNECTION ||
+           k == K_TRANSFER_ENCODING || k == K_UPGRADE || k == K_TE || k == K_H2_SETTINGS;
+}
+
 static bool hop_by_hop(const hpack_field *f)
 {
-    return name_is(f, "connection") || name_is(f, "keep-alive") || name_is(f, "proxy-connection") ||
-           name_is(f, "transfer-encoding") || name_is(f, "upgrade") || name_is(f, "te") ||
-           name_is(f, "http2-settings");
+    return kind_hop_by_hop(field_kind(f));
 }
 
 /* What the field walk collects before the rules are applied. */
@@ -310,30 +421,30 @@ typedef struct req_facts {
     uint32_t nhost, ncl, nte, nh2s, nws_key;
 } req_facts;
 
-static void collect(const hpack_field *f, req_facts *r, h1_request *out)
+static void collect(const hpack_field *f, uint8_t kind, req_facts *r, h1_request *out)
 {
-    if (name_is(f, "host"))
-        r->host = f, r->nhost++;
-    else if (name_is(f, "content-length"))
-        r->cl = f, r->ncl++;
-    else if (name_is(f, "transfer-encoding"))
-        r->te = f, r->nte++;
-    else if (name_is(f, "connection"))
+    switch (kind) {
+    case K_HOST: r->host = f, r->nhost++; break;
+    case K_CL: r->cl = f, r->ncl++; break;
+    case K_TRANSFER_ENCODING: r->te = f, r->nte++; break;
+    case K_CONNECTION:
         r->conn = f; /* several: the last one is judged; a close anywhere wins below */
-    else if (name_is(f, "upgrade"))
-        r->upgrade = f;
-    else if (name_is(f, "http2-settings"))
-        r->h2s = f, r->nh2s++;
-    else if (name_is(f, "sec-websocket-key"))
-        r->ws_key = f, r->nws_key++;
-    else if (name_is(f, "sec-websocket-version"))
-        r->ws_version = f;
-    else if (name_is(f, "te"))
+        break;
+    case K_UPGRADE: r->upgrade = f; break;
+    case K_H2_SETTINGS: r->h2s = f, r->nh2s++; break;
+    case K_WS_KEY: r->ws_key = f, r->nws_key++; break;
+    case K_WS_VERSION: r->ws_version = f; break;
+    case K_TE:
         out->te_trailers = out->te_trailers || h1_list_has(f->value, f->value_len, "trailers");
-    else if (name_is(f, "expect"))
+        break;
+    case K_EXPECT:
         out->head.expect_continue = h1_ieq(f->value, f->value_len, "100-continue");
-    else if (name_is(f, "priority"))
+        break;
+    case K_PRIORITY:
         h2_http_parse_priority(f->value, f->value_len, &out->head.urgency, &out->head.incremental);
+        break;
+    default: break;
+    }
 }
 
 static h1_err content_length(const hpack_field *cl, const h1_limits *l, int64_t *out)
@@ -412,7 +523,7 @@ static void upgrade(const req_facts *r, bool tls, h1_request *out)
 static bool named_by_connection(const hpack_field *f, const hpack_field *all, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
-        if (name_is(&all[i], "connection") &&
+        if ((all[i].flags & K_MASK) == K_CONNECTION &&
             list_has_n(all[i].value, all[i].value_len, f->name, f->name_len))
             return true;
     return false;
@@ -441,15 +552,17 @@ static bool names_fields(const uint8_t *v, uint32_t len)
     return false;
 }
 
-/* Drop hop-by-hop fields (and those a Connection field names). */
+/* Drop hop-by-hop fields (and those a Connection field names).  flags
+ * holds each field's kind (semantics()). */
 static uint32_t compact(hpack_field *f, uint32_t n, bool has_conn)
 {
-    /* Mark first (flags 1 = drop): the Connection fields must stay readable. */
+    /* Mark first (0x80 = drop): the Connection fields must stay readable. */
     for (uint32_t i = 0; i < n; i++)
-        f[i].flags = (hop_by_hop(&f[i]) || (has_conn && named_by_connection(&f[i], f, n))) ? 1 : 0;
+        if (kind_hop_by_hop(f[i].flags & K_MASK) || (has_conn && named_by_connection(&f[i], f, n)))
+            f[i].flags |= 0x80;
     uint32_t k = 0;
     for (uint32_t i = 0; i < n; i++) {
-        if (f[i].flags)
+        if (f[i].flags & 0x80)
             continue;
         f[k] = f[i];
         f[k++].flags = 0;
@@ -463,8 +576,10 @@ static h1_err semantics(hpack_field *fields, uint32_t n, const h1_limits *l, boo
     req_facts r = {0};
     bool close = false, keep = false;
     for (uint32_t i = 0; i < n; i++) {
-        collect(&fields[i], &r, out);
-        if (name_is(&fields[i], "connection")) {
+        uint8_t kind = field_kind(&fields[i]);
+        fields[i].flags = kind;
+        collect(&fields[i], kind, &r, out);
+        if (kind == K_CONNECTION) {
             close = close || h1_list_has(fields[i].value, fields[i].value_len, "close");
             keep = keep || h1_list_has(fields[i].value, fields[i].value_len, "keep-alive");
         }
@@ -478,7 +593,7 @@ static h1_err semantics(hpack_field *fields, uint32_t n, const h1_limits *l, boo
     upgrade(&r, tls, out);
     bool named = false;
     for (uint32_t i = 0; i < n && r.conn; i++)
-        if (name_is(&fields[i], "connection"))
+        if (fields[i].flags == K_CONNECTION)
             named = named || names_fields(fields[i].value, fields[i].value_len);
     out->head.nfields = compact(fields, n, named);
     out->head.fields = out->head.nfields ? fields : NULL;

@@ -1,12 +1,9 @@
-/* Tests for core/conn.c over a real loopback socket (mini_h2.h): bytes that
- * are not the HTTP/2 preface go to the HTTP/1.1 codec, which answers a
- * malformed request with an error status and closes; a peer that goes
- * away mid-request has its open streams reset (on_reset, CANCEL) and
- * closed. */
+/* Tests for core/conn.c over a real loopback socket (mini_h2.h): a peer
+ * that goes away mid-request has its open streams reset (on_reset, CANCEL)
+ * and closed.  Protocol detection: test_conn_detect.c. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <stdatomic.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "mini_h2.h"
@@ -50,24 +47,6 @@ static void stop(void)
 }
 
 TestSuite(conn, .init = start, .fini = stop, .timeout = 60);
-
-Test(conn, bad_preface_gets_http1_error_then_close)
-{
-    int fd = mini_dial(port);
-    /* The preface's length, not its bytes: HTTP/1.1, and a bad request. */
-    const char junk[] = "PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n";
-    cr_assert_eq(write(fd, junk, sizeof junk - 1), (ssize_t)sizeof junk - 1);
-    char buf[4096];
-    size_t got = 0;
-    ssize_t r;
-    while (got < sizeof buf - 1 && (r = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
-        got += (size_t)r;
-    buf[got] = '\0';
-    cr_assert(strncmp(buf, "HTTP/1.1 400 ", 13) == 0 || strncmp(buf, "HTTP/1.1 505 ", 13) == 0,
-              "got %.40s", buf);
-    cr_assert(strstr(buf, "connection: close") != NULL);
-    close(fd); /* read() returned 0: the server closed */
-}
 
 Test(conn, peer_gone_resets_open_streams)
 {

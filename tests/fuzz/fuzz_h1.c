@@ -15,7 +15,10 @@
  *  - every response the codec writes starts with "HTTP/1.1 " followed by a
  *    3-digit status;
  *  - a connection that failed on input is done once its output is flushed,
- *    unless delivered requests are still unanswered.
+ *    unless delivered requests are still unanswered;
+ *  - with policy bit 0x10 the client half-closes after its input
+ *    (h1_conn_recv_eof): once the output is flushed and nothing is in
+ *    flight the connection is done (or upgraded).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -162,8 +165,17 @@ static out_buf run(h1_ctx *x, const uint8_t *data, size_t size, size_t split, si
         if (used == 0 && ev.type == H1_EV_NONE)
             abort(); /* no progress on non-empty input */
     }
+    bool eof = false;
+    if (!failed && (policy & 0x10)) {
+        h1_event ev;
+        eof = h1_conn_recv_eof(c, &ev) == H2_OK;
+        if (ev.type != H1_EV_NONE && ev.type != H1_EV_RESET)
+            abort(); /* EOF reports nothing but a reset */
+    }
     drain(c, pull, now, &o);
     if (failed && !h1_conn_is_done(c) && h1_conn_in_flight(c) == 0)
+        abort();
+    if (eof && !h1_conn_is_done(c) && !h1_conn_is_upgraded(c) && h1_conn_in_flight(c) == 0)
         abort();
     h1_conn_tick(c, now + 1000000);
     h1_conn_free(c);

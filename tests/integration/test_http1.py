@@ -371,6 +371,39 @@ class Http1Test(unittest.TestCase):
             st, _, body, _ = rd.next()
             self.assertEqual((st, body), (200, HELLO))
 
+    def test_half_close_after_request(self):
+        """A client that shuts down writing after its requests still gets
+        every response, in order, then the close (RFC 9112 9.6, as nginx and
+        h2o do); one whose request body is cut short by its EOF is closed."""
+        with self.connect() as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            data, closed = read_until_close(s)
+        self.assertTrue(closed, data[:80])
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:80])
+        self.assertTrue(data.endswith(b"\r\n\r\n" + HELLO), data[-80:])
+        # Pipelined, the first answered late (after the EOF has arrived).
+        with self.connect() as s:
+            s.sendall(b"GET /stall?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n"
+                      b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+                      b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            rd = Responses(s)
+            self.assertEqual(rd.next()[::2], (200, b"stalled\n"))
+            self.assertEqual(rd.next()[::2], (200, b"hello"))
+            self.assertEqual(rd.next()[::2], (200, HELLO))
+            data, closed = read_until_close(s)
+            self.assertEqual((data, closed), (b"", True))
+        # EOF in the middle of a body: the request cannot complete.
+        with self.connect() as s:
+            s.sendall(b"POST /stall?ms=5000 HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n"
+                      b"0123456789")
+            s.shutdown(socket.SHUT_WR)
+            data, closed = read_until_close(s)
+            self.assertTrue(closed)
+            self.assertEqual(data, b"")
+        self.srv.assert_alive()
+
     def test_h1_and_h2_same_port(self):
         """HTTP/1.1 and HTTP/2 clients at once on one port."""
         errors = []
@@ -471,6 +504,61 @@ class Http1LimitsTest(unittest.TestCase):
             self.assertIsNotNone(line)
             self.assertIn("h1-request-line 1", line)
             self.assertIn("h1-header-timeout 1", line)
+
+    def test_websocket_idle_timeout(self):
+        """h1-ws-idle-timeout: a WebSocket with no byte either way is closed
+        after it (and counted), one whose client keeps sending is not."""
+        import base64
+
+        def open_ws(port):
+            s = socket.create_connection((HOST, port), timeout=10)
+            key = base64.b64encode(os.urandom(16))
+            s.sendall(b"GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                      b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                      b"Sec-WebSocket-Key: " + key + b"\r\n\r\n")
+            rd = Responses(s)
+            self.assertEqual(rd.next(keep_1xx=True)[0], 101)
+            self.assertEqual(rd.buf, b"")
+            return s
+
+        # 1.5 s: the active client's ~0.2 s gaps stay far below it even on a
+        # loaded machine; the idle one must be gone well before 6 s.
+        with Server(shards=1, sets={"h1-ws-idle-timeout": 1500}) as srv:
+            idle, active = open_ws(srv.port), open_ws(srv.port)
+            t0 = time.monotonic()
+            idle.settimeout(0.05)
+            closed_at = None
+            i = 0
+            while time.monotonic() - t0 < 6.0 and (closed_at is None or time.monotonic() - t0 < 3.5):
+                msg = b"ping-%03d" % i
+                i += 1
+                active.sendall(msg)  # every ~200 ms: never idle for 1.5 s
+                got = b""
+                while len(got) < len(msg):
+                    chunk = active.recv(64)
+                    self.assertTrue(chunk, "the active WebSocket was closed")
+                    got += chunk
+                self.assertEqual(got, msg)
+                if closed_at is None:
+                    try:
+                        if idle.recv(64) == b"":
+                            closed_at = time.monotonic() - t0
+                    except socket.timeout:
+                        pass
+                    except ConnectionResetError:
+                        closed_at = time.monotonic() - t0
+                time.sleep(0.15)
+            log("idle WebSocket closed after %s s; active one sent %d messages" % (closed_at, i))
+            self.assertIsNotNone(closed_at, "the idle WebSocket was never closed")
+            self.assertGreaterEqual(closed_at, 1.4)
+            self.assertLess(closed_at, 6.0)
+            idle.close()
+            active.close()
+            srv.send_signal(harness.signal.SIGUSR1)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and "h1-ws-idle-timeout 1" not in srv.stderr_all():
+                time.sleep(0.02)
+            self.assertIn("h1-ws-idle-timeout 1", srv.stderr_all())
 
     def test_h2c_upgrade_off(self):
         with Server(shards=1, sets={"h2c-upgrade": 0}) as srv:

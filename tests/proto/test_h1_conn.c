@@ -470,6 +470,38 @@ H1T_TEST(persist, shutdown_reads_a_body_in_progress_to_its_end)
     cr_assert(h1_conn_is_done(t->c));
 }
 
+H1T_TEST(persist, eof_answers_delivered_requests_then_done)
+{
+    h1t_start(t, NULL);
+    h1t_feed_str(t, GET("/1") GET("/2") "GET /partial HTTP/1.1\r\nHo");
+    h1_event ev;
+    cr_assert_eq(h1_conn_recv_eof(t->c, &ev), H2_OK);
+    cr_assert_eq(ev.type, H1_EV_NONE);
+    cr_assert_eq(t->nreq, 2);
+    cr_assert_not(h1_conn_is_done(t->c));
+    cr_assert_eq(h1_conn_respond(t->c, 1, 204, NULL, 0, true), H2_OK);
+    cr_assert_eq(h1_conn_respond(t->c, 2, 204, NULL, 0, true), H2_OK);
+    h1t_drain(t);
+    cr_assert_eq(h1t_count(t, "HTTP/1.1 204"), 2);
+    cr_assert_eq(h1t_count(t, "connection: close"), 1, "the last response says close");
+    cr_assert(h1_conn_is_done(t->c));
+}
+
+H1T_TEST(persist, eof_in_a_body_resets_that_request)
+{
+    h1t_start(t, NULL);
+    h1t_feed_str(t, GET("/1") "POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nabc");
+    h1_event ev;
+    cr_assert_eq(h1_conn_recv_eof(t->c, &ev), H2_OK);
+    cr_assert_eq(ev.type, H1_EV_RESET);
+    cr_assert_eq(ev.id, 2u);
+    cr_assert_eq(h1_conn_respond(t->c, 1, 204, NULL, 0, true), H2_OK);
+    cr_assert_eq(h1_conn_respond(t->c, 2, 200, NULL, 0, true), H2_E_STATE);
+    h1t_drain(t);
+    cr_assert_eq(h1t_count(t, "HTTP/1.1"), 1, "only the complete request is answered");
+    cr_assert(h1_conn_is_done(t->c));
+}
+
 H1T_TEST(persist, reset_closes_after_queued_bytes)
 {
     h1t_start(t, NULL);

@@ -18,6 +18,7 @@ Test(h1_limits, defaults_are_valid)
     cr_assert_eq(l->max_requests, 10000);
     cr_assert_eq(l->header_timeout_ms, 10000);
     cr_assert_eq(l->idle_timeout_ms, 60000);
+    cr_assert_eq(l->ws_idle_timeout_ms, 60000);
 }
 
 Test(h1_limits, check_names_the_bad_field)
