@@ -91,8 +91,8 @@ struct conn {
     bool dead_listed; /* on the shard's dead list */
     bool off_waiting;
     uint8_t speaks; /* STATS_CONN_* + 1 it is counted open under; 0 none (stats.h) */
-    bool rd_eof;   /* the peer shut down writing: never re-arm recv */
-    bool eof_told; /* ... and its engine was told, every byte before it fed */
+    bool rd_eof;    /* the peer shut down writing: never re-arm recv */
+    bool eof_told;  /* ... and its engine was told, every byte before it fed */
 };
 
 /* conn_ping.c: a PING ACK arrived on c; c is being freed (fails the
