@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -142,11 +143,26 @@ class RawH1:
                     data, close = self.answer(i)
                     c.sendall(data)
                     if close:
+                        self.linger(c)
                         return
         except OSError:
             pass
         finally:
             c.close()
+
+    @staticmethod
+    def linger(c):
+        """Close as a server should: FIN first, then read what the client
+        had pipelined until its FIN (or a second), so that the kernel does
+        not answer unread requests with a RST that can destroy the response
+        before the client has read it."""
+        try:
+            c.shutdown(socket.SHUT_WR)
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end and c.recv(65536):
+                pass
+        except OSError:
+            pass
 
     def __enter__(self):
         return self
