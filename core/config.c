@@ -151,6 +151,7 @@ static const u32_opt u32_opts[] = {
     {"offload-threads", offsetof(spindle_config, offload_threads), 256},
     {"zc-threshold", offsetof(spindle_config, zc_threshold), 1u << 30},
     {"ring-spin-us", offsetof(spindle_config, ring_spin_us), 1000000},
+    {"send-nocqe", offsetof(spindle_config, send_nocqe), 1},
     {"post-queue-size", offsetof(spindle_config, post_queue_size), 1u << 20},
     {"max-concurrent-streams", LIM(max_concurrent_streams), 1u << 20},
     {"initial-window-size", LIM(initial_window_size), 2147483647u},

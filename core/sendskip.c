@@ -8,11 +8,12 @@
 
 #include "conn.h"
 #include "log.h"
+#include "server.h"
 #include "shard.h"
 
 void sendskip_init(shard *sh)
 {
-    sh->skip.on = (ring_caps(sh->r) & RING_CAP_CQE_SKIP) != 0;
+    sh->skip.on = sh->srv->cfg.send_nocqe && (ring_caps(sh->r) & RING_CAP_CQE_SKIP) != 0;
 }
 
 void sendskip_free(shard *sh)

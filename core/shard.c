@@ -320,7 +320,9 @@ static void log_ring(shard *sh, const ring_config *rc)
 {
     char caps[128];
     ring_caps_describe(ring_caps(sh->r), caps, sizeof caps);
-    const char *skip = sh->skip.on ? "on" : "off (no CQE skip)";
+    const char *skip = sh->skip.on                ? "on"
+                       : !sh->srv->cfg.send_nocqe ? "off (send-nocqe=0)"
+                                                  : "off (no CQE skip)";
     if (rc->spin_us)
         log_msg(LOG_INFO, (int)sh->idx,
                 "io_uring: kernel offers %s; sends without CQE %s; low-latency mode: spin %u us "

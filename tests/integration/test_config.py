@@ -100,6 +100,19 @@ class ConfigTest(unittest.TestCase):
             with self.subTest(args=args):
                 self.assertIn("ring-spin-us", self.assertUsageError(args))
 
+    def test_send_nocqe(self):
+        # Sends without a CQE: off by default (they cost CPU on the e2e rows,
+        # docs/io-profile.md), on by name, reported at start-up; the server
+        # answers either way.  Only 0 and 1.
+        with Server(shards=1) as srv:
+            self.assertIn("sends without CQE off (send-nocqe=0)", srv.stderr_all())
+        with Server(shards=1, sets={"send-nocqe": 1}) as srv:
+            with H2Client(srv.port) as c:
+                for _ in range(20):
+                    self.assertEqual(bytes(c.get("/").data), HELLO)
+            self.assertIn("sends without CQE on", srv.stderr_all())
+        self.assertIn("send-nocqe", self.assertUsageError(["--port", "0", "--set", "send-nocqe=2"]))
+
     def test_fixed_port(self):
         # The other way to get a port: pick a free one and pass it.
         port = harness.free_port()

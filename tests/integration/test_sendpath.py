@@ -129,7 +129,7 @@ class SendPathTest(unittest.TestCase):
         in order: a wrong byte count on that path would tear the stream."""
         n = 60000
         reqs = b"".join(b"GET /?i=%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(n))
-        with Server(shards=1, sets={"h1-max-requests": 0}) as srv, \
+        with Server(shards=1, sets={"h1-max-requests": 0, "send-nocqe": 1}) as srv, \
                 socket.create_connection(("127.0.0.1", srv.port)) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
             # The server stops reading while its output backs up: send from
