@@ -34,7 +34,7 @@
  * the project's version (CMake's project(), the package, spindle.pc and
  * spindleConfigVersion.cmake), so a release changes them here only. */
 #define SPINDLE_VERSION_MAJOR 0
-#define SPINDLE_VERSION_MINOR 1
+#define SPINDLE_VERSION_MINOR 2
 #define SPINDLE_VERSION_PATCH 0
 /* One number that compares in order: 0x00MMmmpp (0.1.0 is 0x000100). */
 #define SPINDLE_VERSION_NUM                                                                        \
