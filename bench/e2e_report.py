@@ -888,8 +888,8 @@ def cmd_report(a):
     if pr:
         print()
         print("file rows, per repetition (spindle-static / peer, same repetition):")
-        for sc_id, (key, rows) in pr.items():
-            for rep, rat in rows:
+        for sc_id, (key, rep_rows) in pr.items():
+            for rep, rat in rep_rows:
                 print(f"  {sc_id:12} rep {rep}: {key} " + ", ".join(
                     f"{p} {fmt_ratio(v)}" for p, v in rat.items()))
     print()
