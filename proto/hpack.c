@@ -814,10 +814,11 @@ static bool wants_insert(const hpack_encoder *e, const hpack_field *f, bool vol)
 /* Reserve table storage for every field of the block that may be inserted,
  * so that no insertion fails halfway through a block: the live bytes never
  * exceed what is there now plus what is inserted, nor max_size - 32.  A
- * field with a memo hint (memo slots from base on) counts as a possible insertion without a closer
- * look (its hint may miss at encoding time, after an earlier field's
- * insertion evicted the entry): at worst a little more is reserved.  Sets
- * bit i of *vol for a volatile field i < 64 it looked at. */
+ * field with a memo hint (memo slots from base on) counts as a possible
+ * insertion without a closer look (its hint may miss at encoding time,
+ * after an earlier field's insertion evicted the entry): at worst a little
+ * more is reserved.  Sets bit i of *vol for a volatile field i < 64 it
+ * looked at. */
 static h2_rv reserve_block(hpack_encoder *e, const hpack_field *f, size_t n, size_t base,
                            uint64_t *vol)
 {

@@ -124,8 +124,10 @@ typedef struct hpack_decoder {
  * Field strings are copied into buf (never referencing the dynamic table,
  * which later fields of the same block may evict, nor the input); fields[i]
  * .name and .value point into buf, except that a field indexed whole from
- * the static table points into the static table (static storage, read-only).  With fields_cap >= soft_fields and buf_cap >=
- * soft_list_size every field within the soft limits fits; smaller storage is
+ * the static table points into the static table (static storage, read-only;
+ * its name and value are then not adjacent).  With fields_cap >= soft_fields
+ * and buf_cap >= soft_list_size every field within the soft limits fits;
+ * smaller storage is
  * not an error, it only overflows sooner.  Limits compare with ">": a list
  * of exactly soft_list_size is stored. */
 typedef struct hpack_sink {
