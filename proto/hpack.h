@@ -127,9 +127,8 @@ typedef struct hpack_decoder {
  * the static table points into the static table (static storage, read-only;
  * its name and value are then not adjacent).  With fields_cap >= soft_fields
  * and buf_cap >= soft_list_size every field within the soft limits fits;
- * smaller storage is
- * not an error, it only overflows sooner.  Limits compare with ">": a list
- * of exactly soft_list_size is stored. */
+ * smaller storage is not an error, it only overflows sooner.  Limits
+ * compare with ">": a list of exactly soft_list_size is stored. */
 typedef struct hpack_sink {
     /* in */
     hpack_field *fields;
