@@ -99,18 +99,6 @@ h2_rv hpack_int_decode(const uint8_t **pos, const uint8_t *end, uint8_t prefix_b
     return H2_OK;
 }
 
-/* Bytes hpack_int_encode() writes for v with an N-bit prefix. */
-static inline uint64_t int_len(uint64_t v, uint32_t prefix_bits)
-{
-    uint64_t max = (1u << prefix_bits) - 1u;
-    if (v < max)
-        return 1;
-    uint64_t n = 2;
-    for (v -= max; v >= 0x80; v >>= 7)
-        n++;
-    return n;
-}
-
 /* --- Static table (§2.3.1, Appendix A) ---------------------------------------- */
 
 const hpack_field *hpack_static_get(uint32_t idx)
