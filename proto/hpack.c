@@ -19,33 +19,11 @@
 enum {
     MIN_RING_BYTES = 128,
     MIN_RING_ENTRIES = 8,
-    /* Field representations (§6): first-byte patterns and prefix sizes. */
-    REP_INDEXED = 0x80,       /* §6.1, 7-bit index */
-    REP_INCREMENTAL = 0x40,   /* §6.2.1, 6-bit name index */
-    REP_SIZE_UPDATE = 0x20,   /* §6.3, 5-bit size */
-    REP_NEVER_INDEXED = 0x10, /* §6.2.3, 4-bit name index */
-    REP_NOT_INDEXED = 0x00,   /* §6.2.2, 4-bit name index */
-    STR_HUFFMAN = 0x80,       /* §5.2, 7-bit length */
 };
 
 /* The largest ring allocated.  Only a single field of 2 GiB could need
  * more; it gets H2_E_NOMEM. */
 #define RING_MAX_BYTES (UINT32_C(1) << 31)
-
-static inline uint32_t min_u32(uint32_t a, uint32_t b)
-{
-    return a < b ? a : b;
-}
-static inline uint64_t max_u64(uint64_t a, uint64_t b)
-{
-    return a > b ? a : b;
-}
-
-/* memcmp() that accepts NULL for empty strings. */
-static inline bool bytes_eq(const uint8_t *a, const uint8_t *b, uint32_t n)
-{
-    return n == 0 || memcmp(a, b, n) == 0;
-}
 
 /* --- Integers (§5.1) ---------------------------------------------------------- */
 
@@ -108,18 +86,6 @@ const hpack_field *hpack_static_get(uint32_t idx)
 
 /* --- Dynamic table (§2.3.2, §4) ----------------------------------------------- */
 
-/* Entry i, 1 = newest.  Entry number s (counting insertions) sits at
- * ents[s & (ents_cap - 1)]; the newest is number seq - 1. */
-static inline struct hpack_entry *entry_at(const hpack_table *t, uint32_t i)
-{
-    return &t->ents[(t->seq - i) & (t->ents_cap - 1)];
-}
-
-static inline uint32_t ring_add(const hpack_table *t, uint32_t off, uint32_t n)
-{
-    return (off + n) & (t->bytes_cap - 1);
-}
-
 /* Offset of the oldest entry's bytes. */
 static inline uint32_t ring_tail(const hpack_table *t)
 {
@@ -153,58 +119,19 @@ static void ring_write(hpack_table *t, uint32_t off, const uint8_t *src, uint32_
     memcpy(t->bytes, src + first, len - first);
 }
 
-static bool ring_eq(const hpack_table *t, uint32_t off, const uint8_t *s, uint32_t len)
-{
-    if (len == 0)
-        return true;
-    uint32_t first = t->bytes_cap - off;
-    if (len <= first)
-        return memcmp(t->bytes + off, s, len) == 0;
-    return memcmp(t->bytes + off, s, first) == 0 && memcmp(t->bytes, s + first, len - first) == 0;
-}
-
-/* The encoder's search index: two sets of chains, by the hash of the whole
- * field and by the hash of the name, each newest first and linked by entry
- * number + 1 (0 ends a chain).  Eviction leaves links alone: a link to an
- * evicted entry ends its chain, as everything after it is older still.  Only
- * a bucket whose newest entry goes is cleared, so a head is always live and
- * a link never spans more than a table's worth of insertions (no confusion
- * when the 32-bit count wraps). */
-enum { INDEX_BUCKETS = 64 };
-
-static inline uint32_t *field_bucket(const hpack_table *t, uint32_t field_hash)
-{
-    return &t->index[field_hash & (INDEX_BUCKETS - 1)];
-}
-
-static inline uint32_t *name_bucket(const hpack_table *t, uint32_t name_hash)
-{
-    return &t->index[INDEX_BUCKETS + (name_hash & (INDEX_BUCKETS - 1))];
-}
-
-/* The live entry a link names, with its index (1 = newest), or NULL. */
-static inline const struct hpack_entry *follow(const hpack_table *t, uint32_t link, uint32_t *idx)
-{
-    uint32_t age = t->seq - link; /* entry number link - 1 is seq - 1 - age */
-    if (link == 0 || age >= t->count)
-        return NULL;
-    *idx = age + 1;
-    return &t->ents[(link - 1) & (t->ents_cap - 1)];
-}
-
-static void table_init(hpack_table *t, uint32_t max_size, const h2_mem *mem)
+void hpack_tab_init(hpack_table *t, uint32_t max_size, const h2_mem *mem)
 {
     memset(t, 0, sizeof *t);
     t->max_size = max_size;
     t->mem = mem ? mem : h2_mem_default();
 }
 
-static void table_free(hpack_table *t)
+void hpack_tab_free(hpack_table *t)
 {
     h2_free(t->mem, t->bytes);
     h2_free(t->mem, t->ents);
     h2_free(t->mem, t->index);
-    table_init(t, 0, t->mem);
+    hpack_tab_init(t, 0, t->mem);
 }
 
 /* Evict everything; the storage stays for the next insertions. */
@@ -238,7 +165,7 @@ static void evict(hpack_table *t, uint32_t n)
 }
 
 /* A new maximum (§4.3): evict until the table fits. */
-static void table_set_max(hpack_table *t, uint32_t max_size)
+void hpack_tab_set_max(hpack_table *t, uint32_t max_size)
 {
     t->max_size = max_size;
     uint32_t n = 0;
@@ -260,7 +187,7 @@ static uint32_t pow2_at_least(uint64_t n, uint32_t start)
 /* Make room for bytes_need entry bytes and ents_need entries.  Both new
  * buffers are allocated before either replaces the old one, so H2_E_NOMEM
  * leaves the table as it was. */
-static h2_rv table_reserve(hpack_table *t, uint64_t bytes_need, uint64_t ents_need)
+h2_rv hpack_tab_grow(hpack_table *t, uint64_t bytes_need, uint64_t ents_need)
 {
     uint32_t bcap = t->bytes_cap, ecap = t->ents_cap;
     if (bytes_need > bcap) {
@@ -309,9 +236,8 @@ static h2_rv table_reserve(hpack_table *t, uint64_t bytes_need, uint64_t ents_ne
  * maximum empties the table and is not inserted; that is not an error.
  * name and value must not point into t.  The hashes are the index's (0 in a
  * table without one).  H2_E_NOMEM leaves t unchanged. */
-static h2_rv table_insert(hpack_table *t, const uint8_t *name, uint32_t name_len,
-                          const uint8_t *value, uint32_t value_len, uint32_t name_hash,
-                          uint32_t field_hash, uint32_t digest)
+h2_rv hpack_tab_insert(hpack_table *t, const uint8_t *name, uint32_t name_len, const uint8_t *value,
+                       uint32_t value_len, uint32_t name_hash, uint32_t field_hash, uint32_t digest)
 {
     uint64_t bytes = (uint64_t)name_len + value_len;
     uint64_t size = bytes + HPACK_ENTRY_OVERHEAD;
@@ -331,8 +257,8 @@ static h2_rv table_insert(hpack_table *t, const uint8_t *name, uint32_t name_len
     }
     /* The rings are unwrapped, if they grow, before the eviction is
      * applied: ask for room for the entries as they are now, too. */
-    h2_rv rv = table_reserve(t, max_u64(t->bytes_used, t->bytes_used - ev_bytes + bytes),
-                             max_u64(t->count, (uint64_t)t->count - ev + 1));
+    h2_rv rv = hpack_tab_reserve(t, max_u64(t->bytes_used, t->bytes_used - ev_bytes + bytes),
+                                 max_u64(t->count, (uint64_t)t->count - ev + 1));
     if (rv != H2_OK)
         return rv;
     evict(t, ev);
@@ -635,10 +561,10 @@ static h2_rv decode_literal(hpack_decoder *d, hpack_sink *sink, const uint8_t **
         store_field(sink, name_len, value_len, flags | (sink->digest ? HPACK_F_DIGEST : 0), digest);
     if (!incr)
         return H2_OK;
-    /* Not staged means too large for the table: table_insert() empties it
+    /* Not staged means too large for the table: hpack_tab_insert() empties it
      * without reading the strings. */
-    return table_insert(t, staged, name_len, staged ? staged + name_len : NULL, value_len, 0, 0,
-                        digest);
+    return hpack_tab_insert(t, staged, name_len, staged ? staged + name_len : NULL, value_len, 0, 0,
+                            digest);
 }
 
 /* §6.3; the caller has checked that no field came before. */
@@ -649,14 +575,14 @@ static h2_rv decode_size_update(hpack_decoder *d, const uint8_t **pos, const uin
     if (hpack_int_decode(pos, end, 5, max, &size) != H2_OK)
         return H2_E_COMPRESSION;
     d->update_due = false;
-    table_set_max(&d->table, size);
+    hpack_tab_set_max(&d->table, size);
     return H2_OK;
 }
 
 h2_rv hpack_decoder_init(hpack_decoder *d, uint32_t settings_max, const h2_mem *mem)
 {
     memset(d, 0, sizeof *d);
-    table_init(&d->table, settings_max, mem);
+    hpack_tab_init(&d->table, settings_max, mem);
     d->settings_max = settings_max;
     d->due_min = settings_max;
     return H2_OK;
@@ -667,7 +593,7 @@ void hpack_decoder_free(hpack_decoder *d)
     h2_free(d->table.mem, d->scratch);
     d->scratch = NULL;
     d->scratch_cap = 0;
-    table_free(&d->table);
+    hpack_tab_free(&d->table);
 }
 
 void hpack_static_digests(hpack_digest_fn fn, uint32_t *out)
@@ -716,362 +642,4 @@ h2_rv hpack_decode_block(hpack_decoder *d, const uint8_t *in, size_t len, hpack_
             return rv;
     }
     return d->update_due ? H2_E_COMPRESSION : H2_OK;
-}
-
-/* --- Encoder (§6) -------------------------------------------------------------- */
-
-h2_rv hpack_encoder_init(hpack_encoder *e, uint32_t own_max, const h2_mem *mem)
-{
-    memset(e, 0, sizeof *e);
-    uint32_t size = min_u32(own_max, HPACK_DEFAULT_TABLE_SIZE);
-    table_init(&e->table, size, mem);
-    e->own_max = own_max;
-    e->pending_min = size;
-    e->huff = HPACK_HUFF_AUTO;
-    e->signalled_max = HPACK_DEFAULT_TABLE_SIZE;
-    return H2_OK;
-}
-
-void hpack_encoder_free(hpack_encoder *e)
-{
-    table_free(&e->table);
-}
-
-void hpack_encoder_set_peer_table_size(hpack_encoder *e, uint32_t peer_size)
-{
-    uint32_t size = min_u32(peer_size, e->own_max);
-    /* Evict now: if the size grows again before the next block, the peer's
-     * decoder still goes through the minimum, and so must our table. */
-    table_set_max(&e->table, size);
-    e->pending_min = min_u32(e->pending_min, size);
-    if (peer_size < e->signalled_max || size > e->signalled_max)
-        e->update_due = true;
-}
-
-size_t hpack_encode_bound(const hpack_field *f, size_t n)
-{
-    /* Two size updates of a 32-bit value with a 5-bit prefix: 6 bytes each.
-     * A field: a name index below 2^28 on a 4-bit prefix (5 bytes) covers a
-     * representation byte with a literal name too.  Its strings (name and
-     * value, L bytes together): Huffman at 30 bits a byte is never shorter
-     * than the raw string, so at most 30 L / 8 + 2 bytes (two roundings up),
-     * after two lengths of at most 6 bytes each, or 1 each when L < 32 (then
-     * each code is below 127 bytes).  No division or loop per field. */
-    uint64_t total = 2 * 6;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t l = (uint64_t)f[i].name_len + f[i].value_len;
-        total += 5 + 2 + (30 * l) / 8 + (l < 32 ? 2 : 12);
-    }
-    return total > SIZE_MAX ? SIZE_MAX : (size_t)total;
-}
-
-/* Values that change with every response (a length, an age, a cookie)
- * would only churn the table: indexing them evicts the entries that repeat.
- * `date` is not one of them: a server's date changes once a second, so it
- * is inserted once a second per connection (65 bytes) and is a one-byte
- * reference for every other response of that second; the stale dates age
- * out of the table in FIFO order like any entry. */
-static bool volatile_name(const uint8_t *n, uint32_t len)
-{
-    switch (len) {
-    case 3: return memcmp(n, "age", 3) == 0;
-    case 4: return memcmp(n, "etag", 4) == 0;
-    case 7: return memcmp(n, "expires", 7) == 0;
-    case 10: return memcmp(n, "set-cookie", 10) == 0;
-    case 13: return memcmp(n, "last-modified", 13) == 0;
-    case 14: return memcmp(n, "content-length", 14) == 0;
-    default: return false;
-    }
-}
-
-/* A field kept out of the table because its value changes per message. */
-static bool is_volatile(const hpack_encoder *e, const hpack_field *f)
-{
-    return e->skip_volatile && volatile_name(f->name, f->name_len);
-}
-
-/* Does this field go into the dynamic table?  One answer for
- * reserve_block() and encode_field(); vol is is_volatile(e, f). */
-static bool wants_insert(const hpack_encoder *e, const hpack_field *f, bool vol)
-{
-    if (vol || (f->flags & (HPACK_F_NEVER_INDEX | HPACK_F_NO_INDEX)))
-        return false;
-    return (uint64_t)f->name_len + f->value_len + HPACK_ENTRY_OVERHEAD <= e->table.max_size;
-}
-
-/* Reserve table storage for every field of the block that may be inserted,
- * so that no insertion fails halfway through a block: the live bytes never
- * exceed what is there now plus what is inserted, nor max_size - 32.  A
- * field with a memo hint (memo slots from base on) counts as a possible
- * insertion without a closer look (its hint may miss at encoding time,
- * after an earlier field's insertion evicted the entry): at worst a little
- * more is reserved.  Sets bit i of *vol for a volatile field i < 64 it
- * looked at. */
-static h2_rv reserve_block(hpack_encoder *e, const hpack_field *f, size_t n, size_t base,
-                           uint64_t *vol)
-{
-    hpack_table *t = &e->table;
-    uint64_t bytes = 0, ents = 0;
-    *vol = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t b = (uint64_t)f[i].name_len + f[i].value_len;
-        if (base + i < HPACK_MEMO && e->memo[base + i] != 0) {
-            bytes += b;
-            ents++;
-            continue;
-        }
-        bool v = is_volatile(e, &f[i]);
-        if (v && i < 64)
-            *vol |= UINT64_C(1) << i;
-        if (!wants_insert(e, &f[i], v))
-            continue;
-        bytes += b;
-        ents++;
-    }
-    if (ents == 0)
-        return H2_OK;
-    if (!t->index) {
-        uint32_t *index = h2_malloc(t->mem, 2 * INDEX_BUCKETS * sizeof *index);
-        if (!index)
-            return H2_E_NOMEM;
-        memset(index, 0, 2 * INDEX_BUCKETS * sizeof *index);
-        t->index = index; /* before the first insertion: it indexes every entry */
-    }
-    uint64_t bytes_need = t->bytes_used + bytes, ents_need = t->count + ents;
-    if (bytes_need > t->max_size - HPACK_ENTRY_OVERHEAD)
-        bytes_need = max_u64(t->bytes_used, t->max_size - HPACK_ENTRY_OVERHEAD);
-    if (ents_need > t->max_size / HPACK_ENTRY_OVERHEAD)
-        ents_need = max_u64(t->count, t->max_size / HPACK_ENTRY_OVERHEAD);
-    return table_reserve(t, bytes_need, ents_need);
-}
-
-/* A multiply-xorshift over eight bytes at a time, continuing from h: the
- * index only needs short chains (a match is always confirmed with a
- * compare), and this is four times cheaper than a byte loop on the 10-30
- * byte strings of typical fields. */
-static uint32_t hash_bytes(uint32_t h, const uint8_t *s, uint32_t n)
-{
-    const uint64_t k = UINT64_C(0x9e3779b97f4a7c15);
-    const uint32_t len = n;
-    uint64_t x = h ^ ((uint64_t)n << 32);
-    for (; n >= 8; s += 8, n -= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        x = (x ^ w) * k;
-        x ^= x >> 29;
-    }
-    if (n) {
-        /* The last 1-7 bytes without a byte loop: overlapping loads (the
-         * length is in x, so the overlap is unambiguous). */
-        uint64_t w;
-        if (len >= 8) {
-            memcpy(&w, s + n - 8, 8);
-        } else if (n >= 4) {
-            uint32_t a, b;
-            memcpy(&a, s, 4);
-            memcpy(&b, s + n - 4, 4);
-            w = a | (uint64_t)b << 32;
-        } else {
-            w = s[0] | (uint64_t)s[n / 2] << 8 | (uint64_t)s[n - 1] << 16;
-        }
-        x = (x ^ w) * k;
-        x ^= x >> 29;
-    }
-    return (uint32_t)(x ^ (x >> 32));
-}
-
-typedef struct match {
-    uint32_t exact;      /* index of an entry equal to the field, or 0 */
-    uint32_t name;       /* index of an entry with the field's name, or 0 */
-    uint32_t name_hash;  /* for the index */
-    uint32_t field_hash; /* (when by_value) */
-} match;
-
-/* Static entries first: an exact static match, else the static name (the
- * static index never moves and is often smaller).  Then the dynamic table
- * through its index, newest first, for an exact match (by_value) or the
- * name. */
-static match lookup(const hpack_table *t, const hpack_field *f, bool by_value)
-{
-    match m = {0, 0, 0, 0};
-    uint32_t s = hpack_static_find_name(f->name, f->name_len);
-    if (s != 0) {
-        m.name = s;
-        if (!by_value)
-            return m;
-        for (uint32_t i = s; i < s + hpack_static_run[s - 1]; i++) {
-            const hpack_field *sf = &hpack_static_table[i - 1];
-            if (sf->value_len == f->value_len && bytes_eq(sf->value, f->value, f->value_len)) {
-                m.exact = i;
-                return m;
-            }
-        }
-    }
-    m.name_hash = hash_bytes(2166136261u, f->name, f->name_len);
-    m.field_hash = by_value ? hash_bytes(m.name_hash, f->value, f->value_len) : 0;
-    if (!t->index)
-        return m;
-    uint32_t idx = 0;
-    const struct hpack_entry *e;
-    if (by_value) {
-        for (e = follow(t, *field_bucket(t, m.field_hash), &idx); e;
-             e = follow(t, e->field_next, &idx)) {
-            if (e->field_hash == m.field_hash && e->name_len == f->name_len &&
-                e->value_len == f->value_len && ring_eq(t, e->off, f->name, f->name_len) &&
-                ring_eq(t, ring_add(t, e->off, e->name_len), f->value, f->value_len)) {
-                m.exact = HPACK_STATIC_COUNT + idx;
-                return m;
-            }
-        }
-    }
-    if (m.name == 0) {
-        for (e = follow(t, *name_bucket(t, m.name_hash), &idx); e;
-             e = follow(t, e->name_next, &idx)) {
-            if (e->name_hash == m.name_hash && e->name_len == f->name_len &&
-                ring_eq(t, e->off, f->name, f->name_len)) {
-                m.name = HPACK_STATIC_COUNT + idx;
-                break;
-            }
-        }
-    }
-    return m;
-}
-
-static uint8_t *encode_string(uint8_t *p, hpack_huff_mode mode, const uint8_t *s, uint32_t n)
-{
-    if (mode != HPACK_HUFF_NEVER) {
-        size_t hlen = hpack_huff_encoded_len(s, n);
-        if (mode == HPACK_HUFF_ALWAYS || hlen <= n) {
-            p = hpack_int_encode(p, STR_HUFFMAN, 7, hlen);
-            return hpack_huff_encode(p, s, n);
-        }
-    }
-    p = hpack_int_encode(p, 0, 7, n);
-    if (n > 0)
-        memcpy(p, s, n);
-    return p + n;
-}
-
-/* The memo's hint for f, confirmed: the index of an entry equal to f, or 0.
- * A hint is only ever a place to look: whatever the table did since, a
- * match is checked byte for byte against the live entry. */
-static uint32_t memo_probe(const hpack_encoder *e, uint64_t hint, const hpack_field *f)
-{
-    if (hint & HPACK_MEMO_STATIC) {
-        uint32_t idx = (uint32_t)hint;
-        const hpack_field *sf = &hpack_static_table[idx - 1];
-        return sf->name_len == f->name_len && sf->value_len == f->value_len &&
-                       bytes_eq(sf->name, f->name, f->name_len) &&
-                       bytes_eq(sf->value, f->value, f->value_len)
-                   ? idx
-                   : 0;
-    }
-    const hpack_table *t = &e->table;
-    uint32_t idx = 0;
-    const struct hpack_entry *en = follow(t, (uint32_t)hint, &idx);
-    if (!en || en->name_len != f->name_len || en->value_len != f->value_len ||
-        !ring_eq(t, en->off, f->name, f->name_len) ||
-        !ring_eq(t, ring_add(t, en->off, en->name_len), f->value, f->value_len))
-        return 0;
-    return HPACK_STATIC_COUNT + idx;
-}
-
-/* The memo's hint for an exact match at index idx (0: none). */
-static uint64_t memo_hint(const hpack_table *t, uint32_t idx)
-{
-    if (idx == 0)
-        return 0;
-    if (idx <= HPACK_STATIC_COUNT)
-        return HPACK_MEMO_STATIC | idx;
-    return t->seq - (idx - HPACK_STATIC_COUNT) + 1; /* the entry's number + 1 */
-}
-
-/* Encode f; vol is is_volatile(e, f); memo: f's slot of the memo, or NULL. */
-static h2_rv encode_field(hpack_encoder *e, const hpack_field *f, bool vol, uint64_t *memo,
-                          uint8_t **pos)
-{
-    /* A never-indexed value is not compared with the table: it is the kind
-     * of value (a credential) whose matches must not leak through timing. */
-    bool never = (f->flags & HPACK_F_NEVER_INDEX) != 0;
-    /* A volatile field never enters the table (wants_insert), so it cannot
-     * be found there by value: look up its name only. */
-    match m = lookup(&e->table, f, !never && !vol);
-    if (m.exact != 0) {
-        if (memo)
-            *memo = memo_hint(&e->table, m.exact);
-        *pos = hpack_int_encode(*pos, REP_INDEXED, 7, m.exact);
-        return H2_OK;
-    }
-    bool insert = wants_insert(e, f, vol);
-    if (memo)
-        *memo = insert ? e->table.seq + 1 : 0; /* the entry about to be inserted */
-    uint8_t *p = *pos;
-    if (insert)
-        p = hpack_int_encode(p, REP_INCREMENTAL, 6, m.name);
-    else
-        p = hpack_int_encode(p, never ? REP_NEVER_INDEXED : REP_NOT_INDEXED, 4, m.name);
-    if (m.name == 0)
-        p = encode_string(p, e->huff, f->name, f->name_len);
-    p = encode_string(p, e->huff, f->value, f->value_len);
-    *pos = p;
-    /* reserve_block() made room: this does not allocate. */
-    return insert ? table_insert(&e->table, f->name, f->name_len, f->value, f->value_len,
-                                 m.name_hash, m.field_hash, 0)
-                  : H2_OK;
-}
-
-h2_rv hpack_encode_block(hpack_encoder *e, const hpack_field *f, size_t n, uint8_t *out, size_t cap,
-                         size_t *out_len)
-{
-    if (cap < hpack_encode_bound(f, n)) {
-        e->memo_base = 0;
-        return H2_E_INVAL;
-    }
-    return hpack_encode_fields(e, f, n, out, out_len);
-}
-
-h2_rv hpack_encode_fields(hpack_encoder *e, const hpack_field *f, size_t n, uint8_t *out,
-                          size_t *out_len)
-{
-    size_t base = e->memo_base;
-    e->memo_base = 0;
-    uint64_t vol;
-    h2_rv rv = reserve_block(e, f, n, base, &vol);
-    if (rv != H2_OK)
-        return rv;
-    uint8_t *p = out;
-    if (e->update_due) {
-        /* §4.2: the smallest size since the last block first, if the table
-         * has grown since and the decoder does not already know of a size
-         * that small, then the size now. */
-        if (e->pending_min < e->table.max_size && e->pending_min < e->signalled_max)
-            p = hpack_int_encode(p, REP_SIZE_UPDATE, 5, e->pending_min);
-        p = hpack_int_encode(p, REP_SIZE_UPDATE, 5, e->table.max_size);
-        e->signalled_max = e->table.max_size;
-        e->update_due = false;
-    }
-    e->pending_min = e->table.max_size;
-    for (size_t i = 0; i < n; i++) {
-        const hpack_field *fi = &f[i];
-        uint64_t *memo = base + i < HPACK_MEMO ? &e->memo[base + i] : NULL;
-        bool never = (fi->flags & HPACK_F_NEVER_INDEX) != 0;
-        if (memo && *memo && !never) {
-            uint32_t idx = memo_probe(e, *memo, fi);
-            if (idx) {
-                p = hpack_int_encode(p, REP_INDEXED, 7, idx);
-                continue;
-            }
-            /* reserve_block() did not classify it */
-            vol &= ~(UINT64_C(1) << i);
-            vol |= (uint64_t)is_volatile(e, fi) << i;
-        }
-        bool v = i < 64 ? (vol >> i) & 1 : is_volatile(e, fi);
-        rv = encode_field(e, fi, v, never ? NULL : memo, &p);
-        if (rv != H2_OK)
-            return rv;
-        if (never && memo)
-            *memo = 0;
-    }
-    *out_len = (size_t)(p - out);
-    return H2_OK;
 }

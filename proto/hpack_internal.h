@@ -4,6 +4,8 @@
 #ifndef SPINDLE_HPACK_INTERNAL_H
 #define SPINDLE_HPACK_INTERNAL_H
 
+#include <string.h>
+
 #include "hpack.h"
 
 /* --- Generated: hpack_tables.c (scripts/gen_hpack_tables.py) --------------- */
@@ -69,5 +71,104 @@ struct hpack_entry {
  * cap is too small.  For tests and debugging. */
 h2_rv hpack_table_get(const hpack_table *t, uint32_t idx, uint8_t *buf, size_t cap,
                       hpack_field *out);
+
+/* --- Shared by hpack.c (tables, decoder) and hpack_encode.c (encoder) ------ */
+
+enum {
+    /* Field representations (§6): first-byte patterns and prefix sizes. */
+    REP_INDEXED = 0x80,       /* §6.1, 7-bit index */
+    REP_INCREMENTAL = 0x40,   /* §6.2.1, 6-bit name index */
+    REP_SIZE_UPDATE = 0x20,   /* §6.3, 5-bit size */
+    REP_NEVER_INDEXED = 0x10, /* §6.2.3, 4-bit name index */
+    REP_NOT_INDEXED = 0x00,   /* §6.2.2, 4-bit name index */
+    STR_HUFFMAN = 0x80,       /* §5.2, 7-bit length */
+};
+
+static inline uint32_t min_u32(uint32_t a, uint32_t b)
+{
+    return a < b ? a : b;
+}
+static inline uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* memcmp() that accepts NULL for empty strings. */
+static inline bool bytes_eq(const uint8_t *a, const uint8_t *b, uint32_t n)
+{
+    return n == 0 || memcmp(a, b, n) == 0;
+}
+
+/* Entry i, 1 = newest.  Entry number s (counting insertions) sits at
+ * ents[s & (ents_cap - 1)]; the newest is number seq - 1. */
+static inline struct hpack_entry *entry_at(const hpack_table *t, uint32_t i)
+{
+    return &t->ents[(t->seq - i) & (t->ents_cap - 1)];
+}
+
+static inline uint32_t ring_add(const hpack_table *t, uint32_t off, uint32_t n)
+{
+    return (off + n) & (t->bytes_cap - 1);
+}
+
+static inline bool ring_eq(const hpack_table *t, uint32_t off, const uint8_t *s, uint32_t len)
+{
+    if (len == 0)
+        return true;
+    uint32_t first = t->bytes_cap - off;
+    if (len <= first)
+        return memcmp(t->bytes + off, s, len) == 0;
+    return memcmp(t->bytes + off, s, first) == 0 && memcmp(t->bytes, s + first, len - first) == 0;
+}
+
+/* The encoder's search index: two sets of chains, by the hash of the whole
+ * field and by the hash of the name, each newest first and linked by entry
+ * number + 1 (0 ends a chain).  Eviction leaves links alone: a link to an
+ * evicted entry ends its chain, as everything after it is older still.  Only
+ * a bucket whose newest entry goes is cleared, so a head is always live and
+ * a link never spans more than a table's worth of insertions (no confusion
+ * when the 32-bit count wraps). */
+enum { INDEX_BUCKETS = 64 };
+
+static inline uint32_t *field_bucket(const hpack_table *t, uint32_t field_hash)
+{
+    return &t->index[field_hash & (INDEX_BUCKETS - 1)];
+}
+
+static inline uint32_t *name_bucket(const hpack_table *t, uint32_t name_hash)
+{
+    return &t->index[INDEX_BUCKETS + (name_hash & (INDEX_BUCKETS - 1))];
+}
+
+/* The live entry a link names, with its index (1 = newest), or NULL. */
+static inline const struct hpack_entry *follow(const hpack_table *t, uint32_t link, uint32_t *idx)
+{
+    uint32_t age = t->seq - link; /* entry number link - 1 is seq - 1 - age */
+    if (link == 0 || age >= t->count)
+        return NULL;
+    *idx = age + 1;
+    return &t->ents[(link - 1) & (t->ents_cap - 1)];
+}
+
+/* The dynamic table (hpack.c).  init: empty, max_size; mem NULL = default.
+ * free: its storage (t may be initialized again).  set_max: a new maximum,
+ * evicting at once.  reserve: storage for bytes_need entry bytes and
+ * ents_need entries (H2_E_NOMEM leaves t unchanged).  insert: §4.4, the
+ * hashes are the index's (0 without one); an entry larger than the maximum
+ * empties the table and is not inserted; H2_E_NOMEM leaves t unchanged. */
+void hpack_tab_init(hpack_table *t, uint32_t max_size, const h2_mem *mem);
+void hpack_tab_free(hpack_table *t);
+void hpack_tab_set_max(hpack_table *t, uint32_t max_size);
+h2_rv hpack_tab_grow(hpack_table *t, uint64_t bytes_need, uint64_t ents_need);
+/* reserve: nothing to do (the common case) without a call. */
+static inline h2_rv hpack_tab_reserve(hpack_table *t, uint64_t bytes_need, uint64_t ents_need)
+{
+    if (bytes_need <= t->bytes_cap && ents_need <= t->ents_cap)
+        return H2_OK;
+    return hpack_tab_grow(t, bytes_need, ents_need);
+}
+h2_rv hpack_tab_insert(hpack_table *t, const uint8_t *name, uint32_t name_len, const uint8_t *value,
+                       uint32_t value_len, uint32_t name_hash, uint32_t field_hash,
+                       uint32_t digest);
 
 #endif
