@@ -1,6 +1,6 @@
-/* hpack.c - RFC 7541: integers, the static and dynamic tables, the decoder
- * and the encoder.  Huffman coding is in hpack_huffman.c, the RFC's tables
- * in the generated hpack_tables.c.
+/* hpack.c - RFC 7541: integers, the static and dynamic tables and the
+ * decoder.  The encoder is in hpack_encode.c, Huffman coding in
+ * hpack_huffman.c, the RFC's tables in the generated hpack_tables.c.
  *
  * The dynamic table keeps the bytes of its entries (name then value, back
  * to back) in one ring and the entry records in another.  Both are powers
@@ -9,7 +9,7 @@
  * counters; insertion writes at the head.  Once the rings have reached what
  * a connection's traffic needs, neither the decoder nor the encoder
  * allocates again.  The encoder's table adds a hash index over the entries
- * (see field_bucket()), so that a field is matched in a step or two rather
+ * (field_bucket() in hpack_internal.h), so that a field is matched in a step or two rather
  * than by scanning up to 128 entries.
  */
 #include <string.h>
