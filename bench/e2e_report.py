@@ -22,12 +22,13 @@ import json
 import os
 import sys
 
-from e2e_report_data import (aggregate, load_work, machine_info, paired_ratios, targets,
-                             wolfssl_info)
-from e2e_report_md import write_markdown
-from e2e_report_proc import cmd_exec, cmd_sample, cmd_wait_quiet
-from e2e_report_render import print_console, write_chart
-from e2e_report_run import cmd_noise, cmd_run
+sys.dont_write_bytecode = True  # the e2e_report_* modules: no __pycache__ in bench/
+from e2e_report_data import (aggregate, load_work, machine_info,  # noqa: E402
+                             paired_ratios, targets, wolfssl_info)
+from e2e_report_md import write_markdown  # noqa: E402
+from e2e_report_proc import cmd_exec, cmd_sample, cmd_wait_quiet  # noqa: E402
+from e2e_report_render import print_console, write_chart  # noqa: E402
+from e2e_report_run import cmd_noise, cmd_run  # noqa: E402
 
 
 def cmd_report(a):
