@@ -12,12 +12,17 @@ For each class the run asserts
       `/` answers during the attack: at least MIN_BENIGN requests issued
       inside the attack window, all 200 "Hello, World!", max latency below
       LAT_MAX (500 ms: a `/` answer takes ~1-2 ms through this Python
-      client, ~15 ms at worst while an attack runs, but the bound is on the
-      maximum of thousands of samples, and one scheduling hiccup of a
-      loaded 2-core box shows there: 273 ms once with two busy loops per
-      core, p50 0.4 ms, the same case under 6 ms in 13 more runs.  500 ms
-      still lies well below the stall of an attack that wins -- a blocked
-      shard or a timeout is >= 1 s);
+      client, ~15 ms at worst while an attack runs; 500 ms still lies well
+      below the stall of an attack that wins -- a blocked shard or a
+      timeout is >= 1 s).  The bound is on the maximum of thousands of
+      samples, and on a loaded 2-core box one scheduling hiccup shows there
+      (273 ms once with two busy loops per core; failures now and then at
+      load average 15-28).  So each request's latency is counted without
+      the time the machine kept the server's threads or the benign client
+      runnable but off a CPU during it (run-queue wait, the second field of
+      /proc/<tid>/schedstat, read before and after each request): what is
+      left is the server's own work and blocking, which is what an attack
+      that wins stretches.  The raw maximum is in the figures too;
   (c) the server's RSS (/proc/PID/status VmRSS, sampled every 10 ms, and
       VmHWM) stays below baseline + RSS_MAX (32 MiB) during the attack and
       after it.
@@ -77,7 +82,7 @@ SET_NO_RFC7540_PRIORITIES = 0x9
 
 MIB = 1 << 20
 RSS_MAX = 32 * MIB          # (c): growth over the baseline, during and after
-LAT_MAX = 0.500             # (b): benign max latency (see the docstring)
+LAT_MAX = 0.500             # (b): benign max latency, run-queue wait not counted (docstring)
 MIN_BENIGN = 50             # (b): benign requests issued during the attack
 CLOSE_SLACK = 1.0           # a timeout fires within this much after its deadline
 CHURN_RSS_MAX = 2 * MIB     # test_18_tls_3: RSS growth over the second round of handshakes
@@ -797,10 +802,28 @@ def tls_stats(line):
 # The benign client: a separate process on its own connection
 # ---------------------------------------------------------------------------
 
-def benign_main(port, pace):
+def runq_wait(paths):
+    """Seconds each of these schedstat files' tasks has waited runnable on a
+    run queue (the second field); a task gone or unreadable: absent."""
+    out = {}
+    for p in paths:
+        try:
+            with open(p) as f:
+                out[p] = int(f.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def benign_main(port, pace, server_pid):
     """Child process: one connection, GET / in a loop until stdin says stop;
-    one JSON line per request: [t_start, latency, ok, error]."""
+    one JSON line per request: [t_start, latency, ok, error, wait]: wait is
+    how long, during the request, the machine kept the server (its most
+    delayed thread) and this client runnable but off a CPU (runq_wait)."""
     out = sys.stdout
+    server_tasks = ["/proc/%d/task/%s/schedstat" % (server_pid, t)
+                    for t in os.listdir("/proc/%d/task" % server_pid)]
+    own = "/proc/thread-self/schedstat"
     c = H2Client(port, timeout=5)
     st = c.get("/")
     assert st.status == 200
@@ -810,6 +833,7 @@ def benign_main(port, pace):
         r, _, _ = select.select([sys.stdin], [], [], 0)
         if r:
             break
+        w0 = runq_wait(server_tasks + [own])
         t0 = time.monotonic()
         ok, err = False, None
         try:
@@ -824,22 +848,26 @@ def benign_main(port, pace):
             c.close()
             with contextlib.suppress(Exception):
                 c = H2Client(port, timeout=5)
-        out.write(json.dumps([t0, lat, ok, err]) + "\n")
+        w1 = runq_wait(server_tasks + [own])
+        d = {p: w1[p] - w0[p] for p in w1 if p in w0}
+        wait = d.pop(own, 0.0) + max(d.values(), default=0.0)
+        out.write(json.dumps([t0, lat, ok, err, wait]) + "\n")
         out.flush()
         time.sleep(pace)
     c.close()
 
 
 class Benign:
-    def __init__(self, port, pace=0.005):
+    def __init__(self, port, server_pid, pace=0.005):
         self.port = port
+        self.server_pid = server_pid
         self.pace = pace
         self.samples = []
         self._lock = threading.Lock()
 
     def start(self):
         cmd = [sys.executable, os.path.abspath(__file__), "--benign", str(self.port),
-               str(self.pace)]
+               str(self.pace), str(self.server_pid)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True)
         line = self.proc.stdout.readline()
@@ -938,10 +966,11 @@ class AttackTest(unittest.TestCase):
         lines = ["", "attack figures (RSS in MiB; latency in ms; benign = requests "
                  "issued during the attack on another connection):"]
         for r in RESULTS:
-            lines.append("  %-28s %-4s benign n=%-4d p50=%6.2f max=%7.2f  rss %6.1f/%6.1f/%6.1f"
-                         "  %s" % (r["name"], "ok" if r["ok"] else "FAIL", r["n"], r["p50"],
-                                   r["max"], r["base"], r["peak"], r["after"],
-                                   "; ".join("%s=%s" % kv for kv in r["fig"].items())))
+            lines.append("  %-28s %-4s benign n=%-4d p50=%6.2f max=%7.2f (raw %7.2f)  "
+                         "rss %6.1f/%6.1f/%6.1f  %s" % (
+                             r["name"], "ok" if r["ok"] else "FAIL", r["n"], r["p50"], r["max"],
+                             r["max_raw"], r["base"], r["peak"], r["after"],
+                             "; ".join("%s=%s" % kv for kv in r["fig"].items())))
         log("\n".join(lines))
 
     def run_case(self, name, attack, sets=None, args=(), repeat=None,
@@ -990,7 +1019,7 @@ class AttackTest(unittest.TestCase):
             base = rss(srv.pid)
             hwm0 = proc_status(srv.pid, "VmHWM")
             sampler = RssSampler(srv.pid).start()
-            benign = Benign(srv.port).start()
+            benign = Benign(srv.port, srv.pid).start()
             t0 = time.monotonic()
             try:
                 try:
@@ -1031,15 +1060,18 @@ class AttackTest(unittest.TestCase):
                 failures.insert(0, "SERVER DIED (%s) during the attack" % (
                     harness._describe_status(srv.proc.returncode)))
             window = [s for s in samples if t0 <= s[0] <= t1]
-            lats = [s[1] for s in window]
+            raw = [s[1] for s in window]
+            lats = [max(0.0, s[1] - s[4]) for s in window]  # run-queue wait not counted
             bad = [s for s in window if not s[2]]
             r = {"name": name, "n": len(window), "p50": pct(lats, 0.5) * 1e3,
                  "max": max(lats) * 1e3 if lats else float("nan"),
+                 "max_raw": max(raw) * 1e3 if raw else float("nan"),
                  "base": base / MIB, "peak": peak / MIB, "after": after / MIB,
                  "fig": case.fig}
-            log("%s: benign n=%d p50=%.2f ms max=%.2f ms; RSS base %.1f peak %.1f after %.1f "
-                "MiB; %s" % (name, r["n"], r["p50"], r["max"], r["base"], r["peak"], r["after"],
-                             dict(case.fig)))
+            log("%s: benign n=%d p50=%.2f ms max=%.2f ms (%.2f with run-queue wait); RSS base "
+                "%.1f peak %.1f after %.1f MiB; %s" % (
+                    name, r["n"], r["p50"], r["max"], r["max_raw"], r["base"], r["peak"],
+                    r["after"], dict(case.fig)))
             if bad:
                 failures.append("benign: %d of %d requests failed, first: %s" % (
                     len(bad), len(window), bad[0][3]))
@@ -1047,8 +1079,9 @@ class AttackTest(unittest.TestCase):
                 failures.append("benign: only %d requests during the attack (%.1f s), want %d" % (
                     len(window), t1 - t0, min_benign))
             if lats and max(lats) >= lat_max:
-                failures.append("benign: max latency %.1f ms >= %.0f ms (p50 %.2f ms)" % (
-                    max(lats) * 1e3, lat_max * 1e3, r["p50"]))
+                failures.append("benign: max latency %.1f ms >= %.0f ms (p50 %.2f ms; "
+                                "run-queue wait not counted, %.1f ms with it)" % (
+                                    max(lats) * 1e3, lat_max * 1e3, r["p50"], r["max_raw"]))
             if peak - base >= rss_max:
                 failures.append("RSS peak %.1f MiB = baseline %.1f + %.1f MiB >= +%d MiB" % (
                     peak / MIB, base / MIB, (peak - base) / MIB, rss_max // MIB))
@@ -2510,6 +2543,6 @@ class AttackTest(unittest.TestCase):
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "--benign":
-        benign_main(int(sys.argv[2]), float(sys.argv[3]))
+        benign_main(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))
         sys.exit(0)
     harness.main()
