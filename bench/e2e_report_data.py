@@ -237,6 +237,21 @@ def paired_ratios(runs, scenarios):
     return out
 
 
+def per_server_json(d, servers):
+    """{server: d/SERVER.json} for those that wrote one (unparsable: an
+    error entry)."""
+    out = {}
+    for srv in servers:
+        p = os.path.join(d, srv + ".json")
+        if os.path.exists(p):
+            try:
+                with open(p) as f:
+                    out[srv] = json.load(f)
+            except ValueError:
+                out[srv] = {"error": "unparsable output"}
+    return out
+
+
 def load_work(work, micro_path):
     """What bench/e2e.sh left in WORK (scenarios.json, runs/*/*/*, idle/,
     idle-tls/) and the micro results: (scenario definitions, runs, idle,
@@ -247,26 +262,8 @@ def load_work(work, micro_path):
     for d in sorted(glob.glob(os.path.join(work, "runs", "*", "*", "*"))):
         if os.path.exists(os.path.join(d, "meta.env")):
             runs.append(parse_run(d))
-    idle = {}
-    for srv in SERVERS:
-        if srv == "nginx":
-            continue
-        p = os.path.join(work, "idle", srv + ".json")
-        if os.path.exists(p):
-            try:
-                with open(p) as f:
-                    idle[srv] = json.load(f)
-            except ValueError:
-                idle[srv] = {"error": "unparsable output"}
-    idle_tls = {}
-    for srv in SERVERS:
-        p = os.path.join(work, "idle-tls", srv + ".json")
-        if os.path.exists(p):
-            try:
-                with open(p) as f:
-                    idle_tls[srv] = json.load(f)
-            except ValueError:
-                idle_tls[srv] = {"error": "unparsable output"}
+    idle = per_server_json(os.path.join(work, "idle"), [s for s in SERVERS if s != "nginx"])
+    idle_tls = per_server_json(os.path.join(work, "idle-tls"), SERVERS)
     micro = None
     if micro_path and os.path.exists(micro_path):
         try:
