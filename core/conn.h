@@ -50,8 +50,9 @@ typedef struct send_buf {
     struct iovec iov[CONN_IOV];
 } send_buf;
 
-/* Laid out by size (8, 4, 1 bytes): every idle connection carries it, and
- * 160 bytes is a jemalloc size class. */
+/* Laid out by size (8, 4, 1 bytes): every idle connection carries it.  It
+ * is 208 bytes on x86-64 (the 16 one-byte fields end it), in jemalloc's
+ * 224-byte size class; the assert below the struct keeps it in that class. */
 struct conn {
     shard *sh;
     union {                   /* by proto (conn_proto.h) */
@@ -94,6 +95,7 @@ struct conn {
     bool rd_eof;    /* the peer shut down writing: never re-arm recv */
     bool eof_told;  /* ... and its engine was told, every byte before it fed */
 };
+_Static_assert(sizeof(struct conn) <= 224, "struct conn outgrew jemalloc's 224-byte class");
 
 /* conn_ping.c: a PING ACK arrived on c; c is being freed (fails the
  * waiters with SPINDLE_ECLOSED). */

@@ -20,7 +20,7 @@
 /* The HTTP/2 client preface's length (RFC 9113 §3.4). */
 #define CONN_H2_PREFACE_LEN 24u
 
-/* The table of CONN_DETECT (conn.c's conn_protos). */
+/* The table of CONN_DETECT (conn_proto_h2.c's conn_protos). */
 extern const conn_proto conn_proto_detect;
 
 /* TLS, handshake done: start the engine ALPN chose.  false when it could

@@ -6,7 +6,8 @@
  * or, over TLS, the ALPN result pick CONN_H2 (h2_conn) or CONN_H1 (h1_conn,
  * core/conn_h1.c).  Every engine call of conn.c and stream.c goes through
  * the table of c->proto, so the HTTP/2 path never tests for HTTP/1.1: it
- * makes the same indirect calls whatever else the shard serves.
+ * makes the same indirect calls whatever else the shard serves.  The
+ * HTTP/2 tables (CONN_H2, CONN_H2C) and conn_protos are conn_proto_h2.c's.
  *
  * Stream ids are the engine's (HTTP/2 stream ids; HTTP/1.1 request numbers
  * 1, 2, ...).  Returns follow h2_conn.h / h1_conn.h.  Shard thread only.
@@ -70,6 +71,13 @@ typedef struct conn_proto {
 extern const conn_proto *const conn_protos[CONN_PROTO_COUNT];
 extern const conn_proto conn_proto_h1; /* conn_h1.c */
 extern const conn_proto conn_proto_ws; /* conn_ws.c */
+
+/* conn.c, for the HTTP/2 tables (conn_proto_h2.c).  conn_h2_feed feeds the
+ * engine and dispatches its events: returns the bytes consumed, fewer than
+ * n if the engine paused (c->paused) or failed (the connection fails).
+ * conn_h2_timer runs the engine's timers and re-arms the connection's. */
+size_t conn_h2_feed(conn *c, const uint8_t *p, size_t n);
+void conn_h2_timer(conn *c);
 
 #define CP(c) (conn_protos[(c)->proto])
 

@@ -30,13 +30,7 @@ h2_conn *h2_client_new(h2_ctx *x, uint64_t now_ms)
     h2_setting st[6];
     size_t n = 0;
     st[n++] = (h2_setting){H2_SET_ENABLE_PUSH, 0};
-    if (l->initial_window_size != H2_DEFAULT_WINDOW)
-        st[n++] = (h2_setting){H2_SET_INITIAL_WINDOW_SIZE, l->initial_window_size};
-    if (l->max_frame_size != H2_MIN_MAX_FRAME_SIZE)
-        st[n++] = (h2_setting){H2_SET_MAX_FRAME_SIZE, l->max_frame_size};
-    if (l->header_table_size != HPACK_DEFAULT_TABLE_SIZE)
-        st[n++] = (h2_setting){H2_SET_HEADER_TABLE_SIZE, l->header_table_size};
-    st[n++] = (h2_setting){H2_SET_MAX_HEADER_LIST_SIZE, l->max_header_list_size};
+    n += h2_conn_limit_settings(l, st + n);
     if (!h2_conn_preface(c, st, n)) {
         h2_conn_free(c);
         return NULL;

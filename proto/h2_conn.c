@@ -159,6 +159,19 @@ bool h2_conn_preface(h2_conn *c, const h2_setting *st, size_t n)
     return conn_preface(c, st, n);
 }
 
+size_t h2_conn_limit_settings(const h2_limits *l, h2_setting *st)
+{
+    size_t n = 0;
+    if (l->initial_window_size != H2_DEFAULT_WINDOW)
+        st[n++] = (h2_setting){H2_SET_INITIAL_WINDOW_SIZE, l->initial_window_size};
+    if (l->max_frame_size != H2_MIN_MAX_FRAME_SIZE)
+        st[n++] = (h2_setting){H2_SET_MAX_FRAME_SIZE, l->max_frame_size};
+    if (l->header_table_size != HPACK_DEFAULT_TABLE_SIZE)
+        st[n++] = (h2_setting){H2_SET_HEADER_TABLE_SIZE, l->header_table_size};
+    st[n++] = (h2_setting){H2_SET_MAX_HEADER_LIST_SIZE, l->max_header_list_size};
+    return n;
+}
+
 h2_conn *h2_conn_new(h2_ctx *x, uint64_t now_ms)
 {
     const h2_limits *l = x->limits;
@@ -172,13 +185,7 @@ h2_conn *h2_conn_new(h2_ctx *x, uint64_t now_ms)
     h2_setting st[8];
     size_t n = 0;
     st[n++] = (h2_setting){H2_SET_MAX_CONCURRENT_STREAMS, l->max_concurrent_streams};
-    if (l->initial_window_size != H2_DEFAULT_WINDOW)
-        st[n++] = (h2_setting){H2_SET_INITIAL_WINDOW_SIZE, l->initial_window_size};
-    if (l->max_frame_size != H2_MIN_MAX_FRAME_SIZE)
-        st[n++] = (h2_setting){H2_SET_MAX_FRAME_SIZE, l->max_frame_size};
-    if (l->header_table_size != HPACK_DEFAULT_TABLE_SIZE)
-        st[n++] = (h2_setting){H2_SET_HEADER_TABLE_SIZE, l->header_table_size};
-    st[n++] = (h2_setting){H2_SET_MAX_HEADER_LIST_SIZE, l->max_header_list_size};
+    n += h2_conn_limit_settings(l, st + n);
     if (l->enable_connect_protocol)
         st[n++] = (h2_setting){H2_SET_ENABLE_CONNECT_PROTOCOL, 1};
     st[n++] = (h2_setting){H2_SET_NO_RFC7540_PRIORITIES, 1};

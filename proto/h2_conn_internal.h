@@ -239,6 +239,10 @@ h2_conn *h2_conn_alloc(h2_ctx *x, uint64_t now_ms);
 /* Queue our SETTINGS (n entries) and the connection window beyond the
  * default.  false: no memory. */
 bool h2_conn_preface(h2_conn *c, const h2_setting *st, size_t n);
+/* The SETTINGS both roles send from their limits (initial window, frame
+ * size and table size when not the default; header list size): written at
+ * st, which has room for 4.  Returns how many. */
+size_t h2_conn_limit_settings(const h2_limits *l, h2_setting *st);
 /* Out of memory: the connection is dead, no GOAWAY.  Returns H2_E_NOMEM. */
 h2_rv h2_conn_nomem(h2_conn *c);
 /* A peer action that costs us work for nothing (a "glitch"): H2_OK, or the

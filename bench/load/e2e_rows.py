@@ -2,13 +2,14 @@
 """bench/load/e2e_rows.py - the spindle-load rows of bench/e2e.sh (issue 16).
 
     /usr/bin/python3 bench/load/e2e_rows.py [--quick] [--reps N] [--secs S]
-                     [--build DIR] [--out FILE.md] [--json FILE.json]
+                     [--build DIR] [--servers spindle,h2o,nghttpd] [-c N] [-m N]
+                     [--out FILE.md] [--json FILE.json]
 
 Each server runs with one worker pinned to CPU 0 (spindle-hello --shards 1
 answering "/" from memory; h2o num-threads 1 and nghttpd -n 1 serving a
 13-byte file, the size of spindle-hello's body), h2c; the client runs with
-one thread pinned to CPU 1.  Small multiplexed requests: -c 16 -m 64 for S
-seconds.  Per repetition and server, one server process serves:
+one thread pinned to CPU 1.  Small multiplexed requests: -c 16 -m 64 (by
+default) for S seconds.  Per repetition and server, one server process serves:
 
   1. spindle-load -t 1: req/s, the server's CPU per request (user + system
      of its whole process group, /proc), how busy its core was, and its
@@ -24,6 +25,9 @@ seconds.  Per repetition and server, one server process serves:
 client's core during the run (/proc/stat busy minus our processes): above
 ~10% the figures are disturbed.  Nothing here asserts a speed.
 --quick: one repetition of 1 s (proves the rows run; not a measurement).
+--build: the tree with bench/spindle-load and apps/hello/spindle-hello
+(default build-bench/, e2e.sh's Release tree; build/ works for a quick
+look).  --servers: which of them to run (default all that are installed).
 Every process it starts is stopped on exit.
 """
 import argparse
@@ -40,7 +44,6 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HZ = os.sysconf("SC_CLK_TCK")
-CONNS, STREAMS = 16, 64
 
 
 def free_port():
@@ -180,11 +183,11 @@ def parse_h2load(out):
 def measure(srv, client, url, a):
     """One client run against the running server: a dict of figures."""
     if client == "spindle-load":
-        cmd = ["taskset", "-c", "1", a.load, "-t", "1", "-c", str(CONNS), "-m", str(STREAMS),
+        cmd = ["taskset", "-c", "1", a.load, "-t", "1", "-c", str(a.conns), "-m", str(a.streams),
                "-D", "%g" % a.secs, "--json", url]
     else:
-        cmd = ["taskset", "-c", "1", Servers.which("h2load"), "-t", "1", "-c", str(CONNS), "-m", str(STREAMS),
-               "-D", "%g" % a.secs, url]
+        cmd = ["taskset", "-c", "1", Servers.which("h2load"), "-t", "1", "-c", str(a.conns),
+               "-m", str(a.streams), "-D", "%g" % a.secs, url]
     pg = srv.proc.pid
     s0, b0, c0 = group_ticks(pg), cpu_busy(), children_cpu()
     out, err, rc, wall = run_client(cmd, a.secs * 4 + 60)
@@ -213,7 +216,7 @@ def measure(srv, client, url, a):
 
 def run_all(a, work):
     srv = Servers(a.build, work)
-    servers = [s for s in ("spindle", "h2o", "nghttpd") if srv.present(s)]
+    servers = [s for s in a.servers if srv.present(s)]
     runs = []
     try:
         for rep in range(1, a.reps + 1):
@@ -282,7 +285,7 @@ def report(a, servers, runs):
     lines = [
         "Server on CPU 0 (one worker), client on CPU 1 (one thread), h2c, -c %d -m %d, %g s "
         "per run, %d repetition(s)%s.  `bash bench/e2e.sh --load-only%s`."
-        % (CONNS, STREAMS, a.secs, a.reps,
+        % (a.conns, a.streams, a.secs, a.reps,
            " (--quick: proves the rows run, not a measurement)" if a.quick else "",
            " --quick" if a.quick else ""),
         "",
@@ -308,9 +311,16 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--secs", type=float, default=5.0)
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
+    ap.add_argument("--servers", default="spindle,h2o,nghttpd",
+                    type=lambda v: [s for s in v.replace(",", " ").split() if s])
+    ap.add_argument("-c", dest="conns", type=int, default=16)
+    ap.add_argument("-m", dest="streams", type=int, default=64)
     ap.add_argument("--out")
     ap.add_argument("--json")
     a = ap.parse_args()
+    unknown = set(a.servers) - {"spindle", "h2o", "nghttpd"}
+    if unknown:
+        ap.error("--servers: unknown %s (spindle, h2o, nghttpd)" % ", ".join(sorted(unknown)))
     if a.quick:
         a.reps, a.secs = 1, 1.0
     a.load = os.path.join(a.build, "bench", "spindle-load")
