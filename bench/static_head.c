@@ -17,7 +17,7 @@
 #include "spindle.h"
 
 static const char *body_arg = "13";
-static bool prepared;
+static bool prepared, blocking;
 static uint8_t *body;
 static size_t body_len;
 static char clen[24];
@@ -69,7 +69,7 @@ static void on_listen(uint32_t shard, const char *address, uint16_t port, void *
 static void usage(FILE *f)
 {
     fputs("usage: spindle-static-head [--port P] [--shards N] [--log-level L] [--body BYTES]\n"
-          "                           [--prepared] [--set name=value]...\n",
+          "                           [--prepared] [--blocking] [--set name=value]...\n",
           f);
 }
 
@@ -77,9 +77,10 @@ int main(int argc, char **argv)
 {
     spindle_config cfg = spindle_config_default();
     const app_arg args[] = {
-        {"--address", "address", NULL, NULL}, {"--port", "port", NULL, NULL},
-        {"--shards", "shards", NULL, NULL},   {"--log-level", "log-level", NULL, NULL},
-        {"--body", NULL, &body_arg, NULL},    {"--prepared", NULL, NULL, &prepared},
+        {"--address", "address", NULL, NULL},  {"--port", "port", NULL, NULL},
+        {"--shards", "shards", NULL, NULL},    {"--log-level", "log-level", NULL, NULL},
+        {"--body", NULL, &body_arg, NULL},     {"--prepared", NULL, NULL, &prepared},
+        {"--blocking", NULL, NULL, &blocking},
     };
     const app_cli cli = {"spindle-static-head", usage, args, sizeof args / sizeof args[0]};
     int rc = app_args_main(&cli, argc, argv, &cfg);
@@ -100,7 +101,9 @@ int main(int argc, char **argv)
     if (spindle_fields_new(head, 5, &prep) != SPINDLE_OK ||
         spindle_fields_new(own, 2, &own_prep) != SPINDLE_OK)
         return 1;
-    spindle_handler h = {.on_request = on_request};
+    /* --blocking: handlers on the offload threads (their prepared fields
+     * reach the shard inside the respond command). */
+    spindle_handler h = {.on_request = on_request, .blocking = blocking};
     spindle_hooks hooks = {.on_listen = on_listen};
     rc = spindle_run(&cfg, &h, &hooks, NULL);
     spindle_fields_free(prep);

@@ -136,6 +136,19 @@ class PreparedFieldsTest(unittest.TestCase):
                 got[mode] = [[f for f in fields if f[0] != "date"] for fields, _ in h2[:1] + h1[:1]]
             self.assertEqual(got[()], got[("--prepared",)])
 
+    def test_prepared_fields_from_offload_threads(self):
+        # --blocking: every handler runs on an offload thread, whose
+        # spindle_respond_fields() sends the prepared fields as ordinary
+        # ones in its command to the shard.
+        with Server(args=["--prepared", "--blocking"]) as srv:
+            got = h2_fields(srv.port, "/", 3) + h1_fields(srv.port, "/", 3)
+            own = h2_fields(srv.port, "/own-prepared") + h1_fields(srv.port, "/own-prepared")
+        for fields, body in got:
+            self.check_file_head(fields, body, 13)
+        for fields, _ in own:
+            self.assertEqual(count(fields, "date"), 1, fields)
+            self.assertEqual(value(fields, "server"), "app/1")
+
     def test_application_date_and_server_not_duplicated(self):
         with Server() as srv:
             for path in ("/own-fields", "/own-prepared"):
