@@ -45,7 +45,10 @@ static void on_request(spindle_stream *s, const spindle_request *r, void *app)
         return;
     }
     if (path_is(r, "/own-prepared")) {
-        spindle_respond_fields(s, 200, head, 1, own_prep, true);
+        /* No content-length anywhere: the head is held until the send
+         * (resphdr_hold), prepared bytes and all. */
+        spindle_respond_fields(s, 200, head, 1, own_prep, false);
+        spindle_send(s, body, body_len, true, NULL, NULL);
         return;
     }
     if (!path_is(r, "/")) {

@@ -73,15 +73,56 @@ static uint32_t encode_one(const hpack_field *f, uint8_t *out, uint32_t room)
     return (uint32_t)len;
 }
 
+/* Validate and measure the configured `server` value, once per shard
+ * (an invalid one, a control character say, is never sent), and encode it
+ * for HTTP/2 right after the date's room. */
+static void server_init(shard *sh)
+{
+    shard_view *v = &sh->view;
+    const char *s = sh->srv->cfg.server_header;
+    size_t l = s ? strlen(s) : 0;
+    hpack_field f;
+    put(&f, "server", 6, s, (uint32_t)l);
+    v->server_state = l && l <= UINT32_MAX && h2_http_check_response_fields(&f, 1) == H2_OK ? 1 : 2;
+    v->server_len = (uint32_t)l;
+    if (v->server_state == 1)
+        v->dflt_server = (uint8_t)encode_one(&f, v->dflt + RESPHDR_DATE_ROOM,
+                                             sizeof v->dflt - RESPHDR_DATE_ROOM);
+}
+
+/* The configured `server` value: true when there is one to send. */
+static bool server_value(shard *sh, uint32_t *len)
+{
+    shard_view *v = &sh->view;
+    if (v->server_state == 0)
+        server_init(sh);
+    *len = v->server_len;
+    return v->server_state == 1;
+}
+
+/* Do the pre-encoded bytes hold every default due (`date` when on, the
+ * server when valid)?  Then an HTTP/2 head with neither of its own takes
+ * them as they are (resphdr_add's fast path). */
+static void dflt_update(shard *sh)
+{
+    shard_view *v = &sh->view;
+    bool date_ok = !sh->srv->cfg.date_header || (v->date_len && v->dflt_date);
+    v->dflt_all = date_ok && (v->server_state != 1 || v->dflt_server);
+}
+
 void resphdr_tick(shard *sh)
 {
+    shard_view *v = &sh->view;
+    if (v->server_state == 0) {
+        server_init(sh);
+        dflt_update(sh);
+    }
     if (!sh->srv->cfg.date_header)
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if ((int64_t)ts.tv_sec == sh->view.date_sec)
+    if ((int64_t)ts.tv_sec == v->date_sec)
         return;
-    shard_view *v = &sh->view;
     v->date_sec = (int64_t)ts.tv_sec;
     resphdr_format_date(v->date_sec, v->date);
     v->date_len = (uint8_t)strlen(v->date);
@@ -91,28 +132,7 @@ void resphdr_tick(shard *sh)
     uint8_t tmp[RESPHDR_DATE_ROOM];
     v->dflt_date = (uint8_t)encode_one(&f, tmp, sizeof tmp);
     memcpy(v->dflt + RESPHDR_DATE_ROOM - v->dflt_date, tmp, v->dflt_date);
-}
-
-/* The configured `server` value, measured and validated once per shard:
- * true when there is one to send.  An invalid value (a control character)
- * is never sent. */
-static bool server_value(shard *sh, uint32_t *len)
-{
-    shard_view *v = &sh->view;
-    if (v->server_state == 0) {
-        const char *s = sh->srv->cfg.server_header;
-        size_t l = s ? strlen(s) : 0;
-        hpack_field f;
-        put(&f, "server", 6, s, (uint32_t)l);
-        v->server_state =
-            l && l <= UINT32_MAX && h2_http_check_response_fields(&f, 1) == H2_OK ? 1 : 2;
-        v->server_len = (uint32_t)l;
-        if (v->server_state == 1)
-            v->dflt_server = (uint8_t)encode_one(&f, v->dflt + RESPHDR_DATE_ROOM,
-                                                 sizeof v->dflt - RESPHDR_DATE_ROOM);
-    }
-    *len = v->server_len;
-    return v->server_state == 1;
+    dflt_update(sh);
 }
 
 enum { HAS_DATE = RESPHDR_HAS_DATE, HAS_SERVER = RESPHDR_HAS_SERVER, HAS_CLEN = RESPHDR_HAS_CLEN };
@@ -127,28 +147,10 @@ static void put_encoded(hpack_field *f, const uint8_t *p, uint32_t len)
     f->flags = HPACK_F_ENCODED;
 }
 
-/* resphdr_add(), inlined into resphdr_release(). */
-static inline size_t add_defaults(shard *sh, hpack_field *f, size_t n, unsigned m, bool h2,
-                                  uint16_t status, int64_t clen, char *buf)
+/* content-length: clen (>= 0) into buf, unless the head has one. */
+static inline size_t add_clen(hpack_field *f, size_t n, unsigned m, uint16_t status, int64_t clen,
+                              char *buf)
 {
-    const spindle_config *cfg = &sh->srv->cfg;
-    const shard_view *v = &sh->view;
-    uint32_t slen = 0;
-    bool want_date = cfg->date_header && v->date_len && !(m & HAS_DATE);
-    bool want_server = !(m & HAS_SERVER) && server_value(sh, &slen);
-    const uint8_t *dend = v->dflt + RESPHDR_DATE_ROOM; /* the date's end, the server's start */
-    if (h2 && want_date && want_server && v->dflt_date && v->dflt_server) {
-        put_encoded(&f[n++], dend - v->dflt_date, (uint32_t)v->dflt_date + v->dflt_server);
-        want_date = want_server = false;
-    }
-    if (want_date && h2 && v->dflt_date)
-        put_encoded(&f[n++], dend - v->dflt_date, v->dflt_date);
-    else if (want_date)
-        put(&f[n++], "date", 4, v->date, v->date_len);
-    if (want_server && h2 && v->dflt_server)
-        put_encoded(&f[n++], dend, v->dflt_server);
-    else if (want_server)
-        put(&f[n++], "server", 6, cfg->server_header, slen);
     /* No content-length on 1xx, 204 and 304 (RFC 9110 8.6). */
     if (clen >= 0 && status >= 200 && status != 204 && status != 304 && !(m & HAS_CLEN)) {
         char tmp[20];
@@ -163,6 +165,34 @@ static inline size_t add_defaults(shard *sh, hpack_field *f, size_t n, unsigned 
         put(&f[n++], "content-length", 14, buf, (uint32_t)k);
     }
     return n;
+}
+
+/* resphdr_add(), inlined into resphdr_release(). */
+static inline size_t add_defaults(shard *sh, hpack_field *f, size_t n, unsigned m, bool h2,
+                                  uint16_t status, int64_t clen, char *buf)
+{
+    const spindle_config *cfg = &sh->srv->cfg;
+    const shard_view *v = &sh->view;
+    const uint8_t *dend = v->dflt + RESPHDR_DATE_ROOM; /* the date's end, the server's start */
+    if (h2 && v->dflt_all && !(m & (HAS_DATE | HAS_SERVER))) {
+        /* The common case: every default due, pre-encoded, in one copy. */
+        uint32_t len = (uint32_t)v->dflt_date + v->dflt_server;
+        if (len)
+            put_encoded(&f[n++], dend - v->dflt_date, len);
+        return add_clen(f, n, m, status, clen, buf);
+    }
+    uint32_t slen = 0;
+    bool want_date = cfg->date_header && v->date_len && !(m & HAS_DATE);
+    bool want_server = !(m & HAS_SERVER) && server_value(sh, &slen);
+    if (want_date && h2 && v->dflt_date)
+        put_encoded(&f[n++], dend - v->dflt_date, v->dflt_date);
+    else if (want_date)
+        put(&f[n++], "date", 4, v->date, v->date_len);
+    if (want_server && h2 && v->dflt_server)
+        put_encoded(&f[n++], dend, v->dflt_server);
+    else if (want_server)
+        put(&f[n++], "server", 6, cfg->server_header, slen);
+    return add_clen(f, n, m, status, clen, buf);
 }
 
 size_t resphdr_add(shard *sh, hpack_field *f, size_t n, unsigned m, bool h2, uint16_t status,

@@ -151,6 +151,7 @@ typedef struct shard_view {
      * (dflt_date of them, 0: none), the server's follow (dflt_server). */
     uint8_t dflt[112];
     uint8_t dflt_date, dflt_server;
+    bool dflt_all;            /* they cover every default due (resphdr.c dflt_update) */
     struct alog_shard *alog;  /* the access log's buffer (NULL: off) */
     uint64_t cap_warn_ms;     /* last "max-conns reached" warning (conncap.h) */
     uint64_t cap_since_warn;  /* cap hits since it */

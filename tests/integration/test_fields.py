@@ -145,7 +145,9 @@ class PreparedFieldsTest(unittest.TestCase):
             own = h2_fields(srv.port, "/own-prepared") + h1_fields(srv.port, "/own-prepared")
         for fields, body in got:
             self.check_file_head(fields, body, 13)
-        for fields, _ in own:
+        for fields, body in own:
+            self.assertEqual(body, b"x" * 13)
+            self.assertEqual(value(fields, "content-length"), "13", fields)
             self.assertEqual(count(fields, "date"), 1, fields)
             self.assertEqual(value(fields, "server"), "app/1")
 
@@ -157,6 +159,7 @@ class PreparedFieldsTest(unittest.TestCase):
                     self.assertEqual(count(fields, "server"), 1, (path, fields))
                     self.assertEqual(value(fields, "date"), "Thu, 01 Jan 2026 00:00:00 GMT")
                     self.assertEqual(value(fields, "server"), "app/1")
+                    self.assertEqual(value(fields, "content-length"), "13", fields)
                 # /own-fields also carries the prepared file head.
                 if path == "/own-fields":
                     self.assertEqual(value(fields, "etag"), FILE_HEAD["etag"])
