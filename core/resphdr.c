@@ -50,19 +50,6 @@ void resphdr_format_date(int64_t t, char *out)
     memcpy(o, " GMT", 5); /* with the NUL: 29 characters */
 }
 
-void resphdr_tick(shard *sh)
-{
-    if (!sh->srv->cfg.date_header)
-        return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if ((int64_t)ts.tv_sec == sh->view.date_sec)
-        return;
-    sh->view.date_sec = (int64_t)ts.tv_sec;
-    resphdr_format_date(sh->view.date_sec, sh->view.date);
-    sh->view.date_len = (uint8_t)strlen(sh->view.date);
-}
-
 static void put(hpack_field *f, const char *name, uint32_t nlen, const char *v, uint32_t vlen)
 {
     f->name = (const uint8_t *)name;
@@ -72,62 +59,107 @@ static void put(hpack_field *f, const char *name, uint32_t nlen, const char *v, 
     f->flags = 0;
 }
 
-/* The configured `server` value, measured and validated once per shard:
- * true when there is one to send.  An invalid value (a control character)
- * is never sent. */
+/* f, stateless-encoded (hpack_encode_stateless()), if that takes at most
+ * room bytes: its length, else 0. */
+static uint32_t encode_one(const hpack_field *f, uint8_t *out, uint32_t room)
+{
+    uint8_t tmp[512];
+    if (hpack_encode_bound(f, 1) > sizeof tmp)
+        return 0;
+    size_t len = hpack_encode_stateless(f, 1, tmp);
+    if (len > room)
+        return 0;
+    memcpy(out, tmp, len);
+    return (uint32_t)len;
+}
+
+/* Validate and measure the configured `server` value, once per shard
+ * (an invalid one, a control character say, is never sent), and encode it
+ * for HTTP/2 right after the date's room. */
+static void server_init(shard *sh)
+{
+    shard_view *v = &sh->view;
+    const char *s = sh->srv->cfg.server_header;
+    size_t l = s ? strlen(s) : 0;
+    hpack_field f;
+    put(&f, "server", 6, s, (uint32_t)l);
+    v->server_state = l && l <= UINT32_MAX && h2_http_check_response_fields(&f, 1) == H2_OK ? 1 : 2;
+    v->server_len = (uint32_t)l;
+    if (v->server_state == 1)
+        v->dflt_server = (uint8_t)encode_one(&f, v->dflt + RESPHDR_DATE_ROOM,
+                                             sizeof v->dflt - RESPHDR_DATE_ROOM);
+}
+
+/* The configured `server` value: true when there is one to send. */
 static bool server_value(shard *sh, uint32_t *len)
 {
     shard_view *v = &sh->view;
-    if (v->server_state == 0) {
-        const char *s = sh->srv->cfg.server_header;
-        size_t l = s ? strlen(s) : 0;
-        hpack_field f;
-        put(&f, "server", 6, s, (uint32_t)l);
-        v->server_state =
-            l && l <= UINT32_MAX && h2_http_check_response_fields(&f, 1) == H2_OK ? 1 : 2;
-        v->server_len = (uint32_t)l;
-    }
+    if (v->server_state == 0)
+        server_init(sh);
     *len = v->server_len;
     return v->server_state == 1;
 }
 
-enum { HAS_DATE = 1, HAS_SERVER = 2, HAS_CLEN = 4 };
-
-/* Which of the defaults the handler set itself: one pass over its fields. */
-static unsigned present(const hpack_field *f, size_t n)
+/* Do the pre-encoded bytes hold every default due (`date` when on, the
+ * server when valid)?  Then an HTTP/2 head with neither of its own takes
+ * them as they are (resphdr_add's fast path). */
+static void dflt_update(shard *sh)
 {
-    unsigned m = 0;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *s = f[i].name;
-        switch (f[i].name_len) {
-        case 4: m |= memcmp(s, "date", 4) == 0 ? HAS_DATE : 0u; break;
-        case 6: m |= memcmp(s, "server", 6) == 0 ? HAS_SERVER : 0u; break;
-        case 14: m |= memcmp(s, "content-length", 14) == 0 ? HAS_CLEN : 0u; break;
-        default: break;
-        }
-    }
-    return m;
+    shard_view *v = &sh->view;
+    bool date_ok = !sh->srv->cfg.date_header || (v->date_len && v->dflt_date);
+    v->dflt_all = date_ok && (v->server_state != 1 || v->dflt_server);
 }
 
-/* resphdr_add() with m = present(f, n). */
-static size_t add_defaults(shard *sh, hpack_field *f, size_t n, unsigned m, uint16_t status,
-                           int64_t clen, char *buf)
+void resphdr_tick(shard *sh)
 {
-    const spindle_config *cfg = &sh->srv->cfg;
-    uint32_t slen;
-    if (cfg->date_header && sh->view.date_len && !(m & HAS_DATE))
-        put(&f[n++], "date", 4, sh->view.date, sh->view.date_len);
-    if (!(m & HAS_SERVER) && server_value(sh, &slen))
-        put(&f[n++], "server", 6, cfg->server_header, slen);
+    shard_view *v = &sh->view;
+    if (v->server_state == 0) {
+        server_init(sh);
+        dflt_update(sh);
+    }
+    if (!sh->srv->cfg.date_header)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if ((int64_t)ts.tv_sec == v->date_sec)
+        return;
+    v->date_sec = (int64_t)ts.tv_sec;
+    resphdr_format_date(v->date_sec, v->date);
+    v->date_len = (uint8_t)strlen(v->date);
+    /* The HTTP/2 bytes, ending where the server's begin. */
+    hpack_field f;
+    put(&f, "date", 4, v->date, v->date_len);
+    uint8_t tmp[RESPHDR_DATE_ROOM];
+    v->dflt_date = (uint8_t)encode_one(&f, tmp, sizeof tmp);
+    memcpy(v->dflt + RESPHDR_DATE_ROOM - v->dflt_date, tmp, v->dflt_date);
+    dflt_update(sh);
+}
+
+enum { HAS_DATE = RESPHDR_HAS_DATE, HAS_SERVER = RESPHDR_HAS_SERVER, HAS_CLEN = RESPHDR_HAS_CLEN };
+
+/* An HPACK_F_ENCODED field of len bytes at p. */
+static void put_encoded(hpack_field *f, const uint8_t *p, uint32_t len)
+{
+    f->name = NULL;
+    f->name_len = 0;
+    f->value = p;
+    f->value_len = len;
+    f->flags = HPACK_F_ENCODED;
+}
+
+/* content-length: clen (>= 0) into buf, unless the head has one. */
+static inline size_t add_clen(hpack_field *f, size_t n, unsigned m, uint16_t status, int64_t clen,
+                              char *buf)
+{
     /* No content-length on 1xx, 204 and 304 (RFC 9110 8.6). */
     if (clen >= 0 && status >= 200 && status != 204 && status != 304 && !(m & HAS_CLEN)) {
         char tmp[20];
         int k = 0;
-        uint64_t v = (uint64_t)clen;
+        uint64_t x = (uint64_t)clen;
         do {
-            tmp[k++] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v);
+            tmp[k++] = (char)('0' + x % 10);
+            x /= 10;
+        } while (x);
         for (int i = 0; i < k; i++)
             buf[i] = tmp[k - 1 - i]; /* no snprintf per response */
         put(&f[n++], "content-length", 14, buf, (uint32_t)k);
@@ -135,9 +167,38 @@ static size_t add_defaults(shard *sh, hpack_field *f, size_t n, unsigned m, uint
     return n;
 }
 
-size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t clen, char *buf)
+/* resphdr_add(), inlined into resphdr_release(). */
+static inline size_t add_defaults(shard *sh, hpack_field *f, size_t n, unsigned m, bool h2,
+                                  uint16_t status, int64_t clen, char *buf)
 {
-    return add_defaults(sh, f, n, present(f, n), status, clen, buf);
+    const spindle_config *cfg = &sh->srv->cfg;
+    const shard_view *v = &sh->view;
+    const uint8_t *dend = v->dflt + RESPHDR_DATE_ROOM; /* the date's end, the server's start */
+    if (h2 && v->dflt_all && !(m & (HAS_DATE | HAS_SERVER))) {
+        /* The common case: every default due, pre-encoded, in one copy. */
+        uint32_t len = (uint32_t)v->dflt_date + v->dflt_server;
+        if (len)
+            put_encoded(&f[n++], dend - v->dflt_date, len);
+        return add_clen(f, n, m, status, clen, buf);
+    }
+    uint32_t slen = 0;
+    bool want_date = cfg->date_header && v->date_len && !(m & HAS_DATE);
+    bool want_server = !(m & HAS_SERVER) && server_value(sh, &slen);
+    if (want_date && h2 && v->dflt_date)
+        put_encoded(&f[n++], dend - v->dflt_date, v->dflt_date);
+    else if (want_date)
+        put(&f[n++], "date", 4, v->date, v->date_len);
+    if (want_server && h2 && v->dflt_server)
+        put_encoded(&f[n++], dend, v->dflt_server);
+    else if (want_server)
+        put(&f[n++], "server", 6, cfg->server_header, slen);
+    return add_clen(f, n, m, status, clen, buf);
+}
+
+size_t resphdr_add(shard *sh, hpack_field *f, size_t n, unsigned m, bool h2, uint16_t status,
+                   int64_t clen, char *buf)
+{
+    return add_defaults(sh, f, n, m, h2, status, clen, buf);
 }
 
 /* A held head: the fields (room for RESPHDR_EXTRA more), then their bytes.
@@ -147,7 +208,7 @@ size_t resphdr_add(shard *sh, hpack_field *f, size_t n, uint16_t status, int64_t
 typedef struct held_head {
     uint16_t status;
     bool heap;
-    uint8_t present; /* present() of the handler's fields */
+    uint8_t present; /* resphdr_present() of the head's fields */
     uint32_t n;
     hpack_field f[];
 } held_head;
@@ -193,12 +254,12 @@ void resphdr_shard_free(shard *sh)
     sh->view.hold_buf = NULL;
 }
 
-bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, size_t n)
+bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, size_t n,
+                  size_t n_check, unsigned m)
 {
-    if (st->track.head || status == 204 || status == 304 || n > UINT32_MAX)
+    if (st->track.head || status == 204 || status == 304 || n > UINT32_MAX || n_check > n)
         return false;
-    unsigned m = present(f, n);
-    if ((m & HAS_CLEN) || h2_http_check_response_fields(f, (uint32_t)n) != H2_OK)
+    if ((m & HAS_CLEN) || h2_http_check_response_fields(f, (uint32_t)n_check) != H2_OK)
         return false;
     size_t bytes = sizeof(held_head) + (n + RESPHDR_EXTRA) * sizeof(hpack_field);
     for (size_t i = 0; i < n; i++)
@@ -212,7 +273,8 @@ bool resphdr_hold(spindle_stream *st, uint16_t status, const hpack_field *f, siz
     char *o = (char *)(h->f + n + RESPHDR_EXTRA);
     for (size_t i = 0; i < n; i++) {
         h->f[i] = f[i];
-        memcpy(o, f[i].name, f[i].name_len);
+        if (f[i].name_len)
+            memcpy(o, f[i].name, f[i].name_len);
         h->f[i].name = (const uint8_t *)o;
         o += f[i].name_len;
         if (f[i].value_len)
@@ -228,10 +290,12 @@ h2_rv resphdr_release(spindle_stream *st, int64_t clen)
 {
     held_head *h = st->track.held;
     char buf[24];
-    size_t n = add_defaults(st->c->sh, h->f, h->n, h->present, h->status, clen, buf);
+    const conn_proto *p = CP(st->c);
+    size_t n =
+        add_defaults(st->c->sh, h->f, h->n, h->present, p->http_version == 2, h->status, clen, buf);
     /* resphdr_hold validated the head's own fields; the added ones are
      * valid as built. */
-    h2_rv rv = CP(st->c)->respond(st->c, st->sid, h->status, h->f, n, 0, false);
+    h2_rv rv = p->respond(st->c, st->sid, h->status, h->f, n, 0, false);
     resphdr_drop(st);
     return rv;
 }

@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "headers.h"
 #include "metrics.h"
+#include "prepfields.h"
 #include "resphdr.h"
 #include "health.h"
 #include "server.h"
@@ -417,10 +418,11 @@ static int check_stream(const spindle_stream *s)
 #define STACK_FIELDS 32u
 
 /* spindle_header[] -> hpack_field[] (lengths resolved), with room for
- * RESPHDR_EXTRA more (stack: STACK_FIELDS + RESPHDR_EXTRA). */
-static hpack_field *to_fields(const spindle_header *h, size_t n, hpack_field *stack)
+ * extra + RESPHDR_EXTRA more (stack: STACK_FIELDS + RESPHDR_EXTRA). */
+static hpack_field *to_fields(const spindle_header *h, size_t n, size_t extra, hpack_field *stack)
 {
-    hpack_field *f = n <= STACK_FIELDS ? stack : malloc((n + RESPHDR_EXTRA) * sizeof *f);
+    hpack_field *f =
+        n + extra <= STACK_FIELDS ? stack : malloc((n + extra + RESPHDR_EXTRA) * sizeof *f);
     if (!f)
         return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -438,6 +440,12 @@ static hpack_field *to_fields(const spindle_header *h, size_t n, hpack_field *st
 
 int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n, bool end)
 {
+    return stream_respond_fields(s, status, h, n, NULL, end);
+}
+
+int stream_respond_fields(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                          const spindle_fields *pf, bool end)
+{
     int e = check_stream(s);
     if (e)
         return e;
@@ -445,11 +453,19 @@ int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, 
         return SPINDLE_EINVAL;
     if (s->track.held)
         return SPINDLE_ESTATE; /* a final head was given */
+    const conn_proto *cp = CP(s->c);
+    bool h2 = cp->http_version == 2;
+    size_t np = prepfields_count(pf, h2);
     hpack_field stack[STACK_FIELDS + RESPHDR_EXTRA];
-    hpack_field *f = to_fields(h, n, stack);
+    hpack_field *f = to_fields(h, n, np, stack);
     if (!f)
         return SPINDLE_ENOMEM;
-    if (status >= 200 && !end && resphdr_hold(s, status, f, n)) {
+    /* Which defaults the head has: the handler's fields looked at here,
+     * the prepared ones when they were made. */
+    unsigned has = resphdr_present(f, n) | (pf ? pf->present : 0u);
+    if (pf)
+        prepfields_append(pf, h2, f + n);
+    if (status >= 200 && !end && resphdr_hold(s, status, f, n + np, n, has)) {
         /* Sent with content-length if the first send ends the body. */
         if (f != stack)
             free(f);
@@ -458,12 +474,12 @@ int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, 
         return SPINDLE_OK;
     }
     char clen[24];
-    size_t nf = status >= 200
-                    ? resphdr_add(s->c->sh, f, n, status, end && !s->track.head ? 0 : -1, clen)
-                    : n;
+    size_t nf = status >= 200 ? resphdr_add(s->c->sh, f, n + np, has, h2, status,
+                                            end && !s->track.head ? 0 : -1, clen)
+                              : n + np;
     /* Only the handler's fields are validated: the added ones are valid as
-     * built (resphdr_add). */
-    h2_rv rv = CP(s->c)->respond(s->c, s->sid, status, f, nf, n, end);
+     * built (prepared, resphdr_add). */
+    h2_rv rv = cp->respond(s->c, s->sid, status, f, nf, n, end);
     if (f != stack)
         free(f);
     if (rv == H2_OK) {
@@ -521,6 +537,41 @@ int spindle_respond(spindle_stream *s, uint16_t status, const spindle_header *h,
     return s ? s->ops->respond(s, status, h, n, end) : SPINDLE_EINVAL;
 }
 
+/* An offloaded (or any non-inline) stream: the prepared fields join the
+ * handler's as ordinary ones, copied into its command as usual. */
+static int respond_merged(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                          const spindle_fields *pf, bool end)
+{
+    spindle_header *m = malloc((n + pf->n) * sizeof *m);
+    if (!m)
+        return SPINDLE_ENOMEM;
+    if (n)
+        memcpy(m, h, n * sizeof *m);
+    for (uint32_t i = 0; i < pf->n; i++) {
+        const hpack_field *f = &pf->f[i];
+        /* NUL-terminated: an empty value's length 0 measures as 0 */
+        m[n + i] = (spindle_header){(const char *)f->name, (const char *)f->value, f->name_len,
+                                    f->value_len};
+    }
+    int rc = s->ops->respond(s, status, m, n + pf->n, end);
+    free(m);
+    return rc;
+}
+
+int spindle_respond_fields(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                           const spindle_fields *pf, bool end)
+{
+    if (!s)
+        return SPINDLE_EINVAL;
+    if (!pf)
+        return s->ops->respond(s, status, h, n, end);
+    if (s->ops->respond == stream_respond)
+        return stream_respond_fields(s, status, h, n, pf, end);
+    if (n && !h)
+        return SPINDLE_EINVAL;
+    return respond_merged(s, status, h, n, pf, end);
+}
+
 int spindle_send(spindle_stream *s, const void *data, size_t len, bool end,
                  spindle_release_fn release, void *release_ctx)
 {
@@ -564,7 +615,7 @@ int stream_trailers(spindle_stream *s, const spindle_header *h, size_t n)
     if (rv != H2_OK)
         return map_rv(rv);
     hpack_field stack[STACK_FIELDS];
-    hpack_field *f = to_fields(h, n, stack);
+    hpack_field *f = to_fields(h, n, 0, stack);
     if (!f)
         return SPINDLE_ENOMEM;
     rv = CP(s->c)->send_trailers(s->c, s->sid, f, n);

@@ -130,6 +130,9 @@ void stream_offload_freed(shard *sh, spindle_stream *st);
  * spindle_header): the inline mode's operations, and what offloaded
  * streams' commands are applied with.  Shard thread. */
 int stream_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n, bool end);
+/* stream_respond() with prepared fields pf (NULL: none) after h. */
+int stream_respond_fields(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                          const spindle_fields *pf, bool end);
 int stream_send(spindle_stream *s, const void *data, size_t len, bool end,
                 spindle_release_fn release, void *ctx);
 int stream_trailers(spindle_stream *s, const spindle_header *h, size_t n);

@@ -356,6 +356,35 @@ typedef void (*spindle_release_fn)(void *ctx, const void *data, size_t len);
 int spindle_respond(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
                     bool end);
 
+/* Response fields prepared once: validated, measured and pre-encoded
+ * (HTTP/2: HPACK bytes that mean the same on every connection, see
+ * docs/send-path.md), for heads that repeat them, such as a cached file's
+ * content-type, etag, last-modified and content-length.  Immutable once
+ * made: any thread may use one at the same time as others. */
+typedef struct spindle_fields spindle_fields;
+
+/* Prepare n >= 1 fields (lengths as in spindle_respond: 0 = strlen).
+ * SPINDLE_EINVAL: a field spindle_respond would refuse (a pseudo-header,
+ * an upper-case or invalid name, a control character in a value, a
+ * connection-specific field), more than one content-length or one that is
+ * not 1-18 digits, or a list larger than the default
+ * limits.max_header_list_size (64 KiB, counted as RFC 9113 does: name +
+ * value + 32 per field); SPINDLE_ENOMEM.  On success *out owns the copy
+ * (the caller's strings are not kept); free it with spindle_fields_free(). */
+int spindle_fields_new(const spindle_header *h, size_t n, spindle_fields **out);
+/* Free prepared fields (NULL: nothing).  Only once no spindle_respond_fields()
+ * call using them is running: the engine copies their bytes during the
+ * call (into the connection's output, the held head or an offload command)
+ * and keeps no reference after it returns. */
+void spindle_fields_free(spindle_fields *pf);
+/* spindle_respond() with the prepared fields pf (NULL: none) after the
+ * fields h[0..n) (which are validated as usual).  The prepared ones are
+ * copied as encoded, without lookup or validation; spindle's default
+ * `date`, `server` and `content-length` are added only if neither h nor pf
+ * has them.  Same codes as spindle_respond(). */
+int spindle_respond_fields(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                           const spindle_fields *pf, bool end);
+
 /* Queue body bytes by reference (no copy).  release (may be NULL for static
  * data) is called exactly once, also when this fails with a code other than
  * SPINDLE_EINVAL.  end = true ends the body. */

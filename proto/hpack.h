@@ -32,6 +32,10 @@ enum {
     /* Decoder output: digest holds the sink's hpack_digest_fn result for
      * this name and value. */
     HPACK_F_DIGEST = 0x4,
+    /* Encoder input: value[0..value_len) is one or more fields already
+     * encoded by hpack_encode_stateless(), copied into the block as they
+     * are (no lookup, no insertion; name is not read). */
+    HPACK_F_ENCODED = 0x8,
 };
 
 typedef struct hpack_field {
@@ -257,7 +261,8 @@ void hpack_encoder_set_peer_table_size(hpack_encoder *e, uint32_t peer_size);
 
 /* Upper bound of the encoded size of these fields under any encoder state
  * and Huffman mode (Huffman can be 30/8 of the raw length), including two
- * size updates. */
+ * size updates.  An HPACK_F_ENCODED field is counted as a string of
+ * value_len bytes, which covers its copy. */
 size_t hpack_encode_bound(const hpack_field *f, size_t n);
 
 /* Encode fields into out.  Uses an indexed representation for exact static
@@ -279,5 +284,18 @@ h2_rv hpack_encode_block(hpack_encoder *e, const hpack_field *f, size_t n, uint8
  * H2_E_NOMEM or H2_OK, as there. */
 h2_rv hpack_encode_fields(hpack_encoder *e, const hpack_field *f, size_t n, uint8_t *out,
                           size_t *out_len);
+
+/* Encode fields so that the bytes mean the same under any encoder and
+ * decoder state, for a block prepared once and copied into many header
+ * blocks (HPACK_F_ENCODED): each field a literal without indexing (§6.2.2;
+ * never-indexed, §6.2.3, when flagged HPACK_F_NEVER_INDEX) whose name is a
+ * static table index where the name is there, else a literal; strings
+ * Huffman-coded when that is shorter.  Nothing refers to the dynamic table
+ * and nothing is inserted, so the peer's table (and the encoder's mirror
+ * of it) is the same after the bytes as before, whatever it held; and no
+ * size update is in them (an encoder emits those before a block's first
+ * field, never between fields).  out must have hpack_encode_bound(f, n)
+ * bytes.  Returns the length written. */
+size_t hpack_encode_stateless(const hpack_field *f, size_t n, uint8_t *out);
 
 #endif

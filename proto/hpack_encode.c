@@ -103,6 +103,8 @@ static h2_rv reserve_block(hpack_encoder *e, const hpack_field *f, size_t n, siz
     uint64_t bytes = 0, ents = 0;
     *vol = 0;
     for (size_t i = 0; i < n; i++) {
+        if (f[i].flags & HPACK_F_ENCODED)
+            continue; /* copied: inserts nothing */
         uint64_t b = (uint64_t)f[i].name_len + f[i].value_len;
         if (base + i < HPACK_MEMO && e->memo[base + i] != 0) {
             bytes += b;
@@ -319,6 +321,22 @@ h2_rv hpack_encode_block(hpack_encoder *e, const hpack_field *f, size_t n, uint8
     return hpack_encode_fields(e, f, n, out, out_len);
 }
 
+/* An HPACK_F_ENCODED field's bytes: 16-64 of them (the default `date`
+ * and `server` are 34) as two overlapping fixed-size copies, no call. */
+static inline uint8_t *copy_encoded(uint8_t *p, const uint8_t *s, uint32_t n)
+{
+    if (n >= 16 && n <= 32) {
+        memcpy(p, s, 16);
+        memcpy(p + n - 16, s + n - 16, 16);
+    } else if (n > 32 && n <= 64) {
+        memcpy(p, s, 32);
+        memcpy(p + n - 32, s + n - 32, 32);
+    } else if (n) {
+        memcpy(p, s, n);
+    }
+    return p + n;
+}
+
 h2_rv hpack_encode_fields(hpack_encoder *e, const hpack_field *f, size_t n, uint8_t *out,
                           size_t *out_len)
 {
@@ -342,6 +360,13 @@ h2_rv hpack_encode_fields(hpack_encoder *e, const hpack_field *f, size_t n, uint
     e->pending_min = e->table.max_size;
     for (size_t i = 0; i < n; i++) {
         const hpack_field *fi = &f[i];
+        if (fi->flags & HPACK_F_ENCODED) {
+            /* Stateless bytes (hpack_encode_stateless): valid at any point
+             * after the size updates.  The position's memo keeps its hint
+             * (only ever a place to look). */
+            p = copy_encoded(p, fi->value, fi->value_len);
+            continue;
+        }
         uint64_t *memo = base + i < HPACK_MEMO ? &e->memo[base + i] : NULL;
         bool never = (fi->flags & HPACK_F_NEVER_INDEX) != 0;
         if (memo && *memo && !never) {
@@ -363,4 +388,18 @@ h2_rv hpack_encode_fields(hpack_encoder *e, const hpack_field *f, size_t n, uint
     }
     *out_len = (size_t)(p - out);
     return H2_OK;
+}
+
+size_t hpack_encode_stateless(const hpack_field *f, size_t n, uint8_t *out)
+{
+    uint8_t *p = out;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = hpack_static_find_name(f[i].name, f[i].name_len);
+        bool never = (f[i].flags & HPACK_F_NEVER_INDEX) != 0;
+        p = hpack_int_encode(p, never ? REP_NEVER_INDEXED : REP_NOT_INDEXED, 4, s);
+        if (s == 0)
+            p = encode_string(p, HPACK_HUFF_AUTO, f[i].name, f[i].name_len);
+        p = encode_string(p, HPACK_HUFF_AUTO, f[i].value, f[i].value_len);
+    }
+    return (size_t)(p - out);
 }

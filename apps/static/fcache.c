@@ -130,6 +130,7 @@ void fcache_drop(fcache *c, fc_entry *e)
     }
     if (e->fd >= 0)
         close(e->fd);
+    spindle_fields_free(e->head); /* responses copied its bytes when they were made */
     free(e);
 }
 
@@ -176,6 +177,7 @@ fc_entry *fcache_put(fcache *c, const char *key, size_t klen, bool dir, const fc
     e->checked = now;
     e->fd = body ? -1 : fd;
     e->body = body;
+    e->head = NULL;
     e->info = *info;
     e->dir = dir;
     e->index = e->checking = false;

@@ -20,6 +20,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "spindle.h"
+
 /* Limits, per shard; defaults in fcache_limits_default(). */
 typedef struct fcache_limits {
     uint32_t entries;       /* entries at most (default 1024); 0 disables the cache */
@@ -69,6 +71,11 @@ struct fc_entry {
     int fd;           /* the open file when body is NULL, else -1 */
     fc_blob *body;    /* the whole file, or NULL */
     fc_info info;
+    /* The full 200's fields (content-type, content-length, last-modified,
+     * etag, accept-ranges) prepared by the first such response, or NULL;
+     * freed with the entry.  An entry is one version of the file: a
+     * change makes a new entry, hence new fields. */
+    spindle_fields *head;
     bool dir;      /* the request path ended in '/' */
     bool index;    /* the file is the directory's index.html (set by the caller) */
     bool checking; /* a revalidation is in flight on the ring (reval.c) */

@@ -505,21 +505,45 @@ static bool plan_response(spindle_stream *s, const spindle_request *req, const f
     return true;
 }
 
+/* Send p's head.  A full 200 for a cache entry (prepared: its
+ * fc_entry.head) goes with the entry's prepared fields, made at its first
+ * full 200 (the fields are this version's: a changed file is a new entry);
+ * anything else, or when preparing fails, with p's fields. */
+static void respond_planned(spindle_stream *s, const plan *p, spindle_fields **prepared, bool end)
+{
+    if (prepared && p->status == 200) {
+        if (!*prepared && spindle_fields_new(p->h, p->nh, prepared) != SPINDLE_OK)
+            *prepared = NULL;
+        if (*prepared) {
+            spindle_respond_fields(s, 200, NULL, 0, *prepared, end);
+            return;
+        }
+    }
+    spindle_respond(s, p->status, p->h, p->nh, end);
+}
+
 /* Answer from the file's bytes in memory (a blob of the cache, or one just
- * read): no system call.  The response takes its own reference. */
-static void serve_blob(spindle_stream *s, const spindle_request *req, const fc_info *fi, fc_blob *b,
-                       bool head)
+ * read): no system call.  The response takes its own reference.
+ * prepared: the entry's prepared head (respond_planned), or NULL. */
+static void serve_blob_with(spindle_stream *s, const spindle_request *req, const fc_info *fi,
+                            fc_blob *b, bool head, spindle_fields **prepared)
 {
     plan p;
     if (!plan_response(s, req, fi, head, &p))
         return;
     if (head || p.len == 0) {
-        spindle_respond(s, p.status, p.h, p.nh, true);
+        respond_planned(s, &p, prepared, true);
         return;
     }
-    spindle_respond(s, p.status, p.h, p.nh, false);
+    respond_planned(s, &p, prepared, false);
     atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
     spindle_send(s, b->data + p.first, (size_t)p.len, true, fc_blob_release, b);
+}
+
+static void serve_blob(spindle_stream *s, const spindle_request *req, const fc_info *fi, fc_blob *b,
+                       bool head)
+{
+    serve_blob_with(s, req, fi, b, head, NULL);
 }
 
 static void fd_done(int fd, bool own)
@@ -657,7 +681,7 @@ static fcache *shard_cache(const spindle_stream *s)
 static serve_rc serve_entry(spindle_stream *s, const spindle_request *req, fc_entry *e, bool head)
 {
     if (e->body) {
-        serve_blob(s, req, &e->info, e->body, head);
+        serve_blob_with(s, req, &e->info, e->body, head, &e->head);
         return SERVED;
     }
     struct stat st;
