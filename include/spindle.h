@@ -128,6 +128,13 @@ typedef struct spindle_limits {
     uint32_t settings_timeout_ms;       /* 10000 */
     uint32_t header_timeout_ms;         /* 10000 */
     uint32_t send_timeout_ms;           /* 30000 */
+    /* HTTP/2 keepalive (h2c and TLS): a PING every ping_interval_ms (0 = off,
+     * the default, as in Envoy and h2o); one not acknowledged within
+     * ping_timeout_ms ends the connection with GOAWAY and counts the limit
+     * "ping-timeout" (0 = never).  Answered PINGs are not activity: an idle
+     * connection that answers them still closes at idle_timeout_ms. */
+    uint32_t ping_interval_ms; /* 0 */
+    uint32_t ping_timeout_ms;  /* 20000 (gRPC's keepalive timeout) */
 } spindle_limits;
 
 /* HTTP/1.1 limits (defaults in proto/h1_limits.h; each hit is counted in the
@@ -235,7 +242,7 @@ spindle_config spindle_config_default(void);
  * "max-header-fields", "max-continuations", "reset-burst", "reset-rate",
  * "glitch-burst", "glitch-rate", "max-requests", "max-stream-buffered",
  * "idle-timeout", "preface-timeout", "settings-timeout", "header-timeout",
- * "send-timeout"; times in milliseconds), or TLS: "tls-port", "tls-cert",
+ * "send-timeout", "ping-interval", "ping-timeout"; times in milliseconds), or TLS: "tls-port", "tls-cert",
  * "tls-key" (file names: the strings are referenced, not copied),
  * "tls-handshake-timeout" (milliseconds), "tls-ticket-lifetime" (seconds),
  * or the operators' view: "metrics-path", "admin-address", "admin-port",
