@@ -69,7 +69,7 @@ struct conn {
     conn *next_off_wait;
     spindle_stream *streams; /* live handler streams */
     tls_conn *tls;           /* NULL for h2c; else ciphertext goes through it (docs/tls.md) */
-    struct up_ping *pings;   /* spindle_stream_ping()s waiting for their ACK (conn_ping.c) */
+    struct ping_waiter *pings; /* spindle_stream_ping()s waiting for their ACK (conn_ping.c) */
     uint64_t id;             /* per shard, from 1 (access log, spindle_stream_info) */
     req_info info;           /* peer, local port, protocol (stats.h) */
     int fd;
