@@ -71,6 +71,9 @@ spindle_config spindle_config_default(void)
                 .ws_idle_timeout_ms = d1->ws_idle_timeout_ms,
             },
         .h2c_upgrade = true,
+        .lingering_time_ms = 30000, /* nginx's lingering_time */
+        .lingering_timeout_ms = 5000, /* nginx's lingering_timeout */
+        .lingering_bytes = 4u << 20,
     };
     return c;
 }
@@ -181,6 +184,9 @@ static const u32_opt u32_opts[] = {
     {"tls-ticket-lifetime", offsetof(spindle_config, tls_ticket_lifetime_s), 604800},
     {"shutdown-delay", offsetof(spindle_config, shutdown_delay_ms), 3600000},
     {"drain-grace", offsetof(spindle_config, drain_grace_ms), 3600000},
+    {"lingering-time", offsetof(spindle_config, lingering_time_ms), 3600000},
+    {"lingering-timeout", offsetof(spindle_config, lingering_timeout_ms), 3600000},
+    {"lingering-bytes", offsetof(spindle_config, lingering_bytes), 1u << 30},
 #define H1(field) offsetof(spindle_config, h1) + offsetof(spindle_h1_limits, field)
     {"h1-max-request-line", H1(max_request_line), 1u << 24},
     {"h1-max-field-line", H1(max_field_line), 1u << 24},

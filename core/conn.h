@@ -40,6 +40,8 @@ enum conn_state {
     C_OPEN,     /* reading and writing */
     C_FLUSHING, /* no more reading: write what is queued (GOAWAY), then close */
     C_CLOSING,  /* cancelled: waiting for the last in-flight CQEs */
+    C_LINGER,   /* all written, SHUT_WR: reading and discarding until the
+                   peer closes or a bound (conn_linger.h), then close */
 };
 
 /* What a send in flight needs: lent by the shard only while a send is in
@@ -50,8 +52,8 @@ typedef struct send_buf {
     struct iovec iov[CONN_IOV];
 } send_buf;
 
-/* Laid out by size (8, 4, 1 bytes): every idle connection carries it, and
- * 160 bytes is a jemalloc size class. */
+/* Laid out by size (8, 4, 1 bytes, then the lingering fields): every idle
+ * connection carries it; 224 bytes is a jemalloc size class. */
 struct conn {
     shard *sh;
     union {                   /* by proto (conn_proto.h) */
@@ -93,6 +95,8 @@ struct conn {
     uint8_t speaks; /* STATS_CONN_* + 1 it is counted open under; 0 none (stats.h) */
     bool rd_eof;    /* the peer shut down writing: never re-arm recv */
     bool eof_told;  /* ... and its engine was told, every byte before it fed */
+    uint32_t linger_left;   /* C_LINGER: bytes still discarded before closing */
+    uint64_t linger_end_ms; /* C_LINGER: lingering-time's end */
 };
 
 /* conn_ping.c: a PING ACK arrived on c; c is being freed (fails the
