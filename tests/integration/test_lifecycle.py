@@ -4,6 +4,7 @@ keepalive PING (ping-interval, ping-timeout) on h2c and TLS, the lingering
 close (responses a client has not read yet survive the server's close while
 the client still sends), and a TLS client's close_notify treated as a
 half-close (requests already sent are answered, then close_notify)."""
+import contextlib
 import http.client
 import os
 import re
@@ -139,6 +140,212 @@ class KeepaliveTest(unittest.TestCase):
             frames = frames_for(c, 1.5)
             self.assertFalse(c.eof)
             self.assertEqual([f for f in frames if f.type == PING], [], describe_frames(frames))
+
+
+# -- lingering close ----------------------------------------------------------
+
+CLOSE_REQ = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+JUNK = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 64  # 1,792 bytes
+
+
+def small_rcvbuf_conn(port, rcvbuf=8192):
+    """A client socket whose receive buffer is small: a large response waits
+    in the server's send queue while the client does not read."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.connect((HOST, port))
+    return s
+
+
+def send_for(s, total, secs):
+    """Send `total` bytes of junk over about `secs` seconds without reading
+    (non-blocking: stops early if the server's window is full for long)."""
+    s.setblocking(False)
+    sent, t_end = 0, time.monotonic() + secs
+    try:
+        while sent < total and time.monotonic() < t_end + 5:
+            try:
+                sent += s.send(JUNK[:min(len(JUNK), total - sent)])
+            except BlockingIOError:
+                time.sleep(0.005)
+                continue
+            time.sleep(secs * len(JUNK) / total)
+    finally:
+        s.setblocking(True)
+    return sent
+
+
+def read_all(s, timeout=10):
+    """Everything until EOF; (bytes, the error that ended it or None)."""
+    s.settimeout(timeout)
+    got = bytearray()
+    try:
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                return bytes(got), None
+            got += d
+    except OSError as e:
+        return bytes(got), e
+
+
+def reset_by_server(s, wait=0.2):
+    """Probe a half-closed connection: a byte now, one after `wait`, one
+    after 2 x `wait`.  A server that has closed answers a byte with RST, so
+    a later send fails (EPIPE or ECONNRESET); one still lingering takes
+    them all."""
+    try:
+        for _ in range(3):
+            s.send(b"x")
+            time.sleep(wait)
+    except OSError:
+        return True
+    return False
+
+
+class LingerTest(unittest.TestCase):
+    def test_http11_close_keeps_unread_response(self):
+        """connection: close on a 1 MiB response while the client, not
+        reading (small receive buffer), sends 1 MB more: the whole body
+        arrives (without lingering, the close with unread input resets the
+        connection and drops the send queue: 12 KiB of 1 MiB arrived)."""
+        with Server(shards=1) as srv:
+            for _ in range(3):
+                s = small_rcvbuf_conn(srv.port)
+                try:
+                    s.sendall(b"GET /1m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    sent = send_for(s, 1000000, 0.5)
+                    got, err = read_all(s)
+                finally:
+                    s.close()
+                head, _, body = got.partition(b"\r\n\r\n")
+                log("sent %d bytes after the request; got %d body bytes, %r" % (sent, len(body), err))
+                self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:100])
+                self.assertIsNone(err)
+                self.assertEqual(len(body), 1 << 20)
+
+    def test_h2_max_requests_keeps_unread_responses(self):
+        """max-requests=2 over HTTP/2: two 1 MiB responses, while the client
+        (not reading, windows open) keeps sending requests past the GOAWAY:
+        both bodies arrive whole, then the close."""
+        with Server(shards=1, sets={"max-requests": 2}) as srv:
+            s = small_rcvbuf_conn(srv.port)
+            try:
+                enc = harness.hpack.Encoder()
+                win = 1 << 30
+                settings = harness.frame(harness.SETTINGS, 0, 0, bytes([0, 4]) + win.to_bytes(4, "big"))
+                wu = harness.frame(harness.WINDOW_UPDATE, 0, 0, (win - 65535).to_bytes(4, "big"))
+                s.sendall(harness.PREFACE + settings + wu)
+                req = [(":method", "GET"), (":scheme", "http"), (":authority", "x"), (":path", "/1m")]
+                for sid in (1, 3):
+                    s.sendall(harness.frame(harness.HEADERS, 0x5, sid, enc.encode(req)))
+                s.setblocking(False)
+                sid, t_end, sent = 5, time.monotonic() + 0.5, 0
+                while time.monotonic() < t_end and sent < 1000000:
+                    try:
+                        sent += s.send(harness.frame(harness.HEADERS, 0x5, sid, enc.encode(req)))
+                        sid += 2
+                    except BlockingIOError:
+                        pass
+                    time.sleep(0.002)
+                s.setblocking(True)
+                got, err = read_all(s)
+            finally:
+                s.close()
+            body = {1: 0, 3: 0}
+            goaway, off = None, 0
+            while off + 9 <= len(got):
+                n = int.from_bytes(got[off:off + 3], "big")
+                t, sid_ = got[off + 3], int.from_bytes(got[off + 5:off + 9], "big") & 0x7fffffff
+                if t == 0 and sid_ in body:
+                    body[sid_] += n
+                elif t == GOAWAY:
+                    goaway = int.from_bytes(got[off + 9:off + 13], "big")
+                off += 9 + n
+            log("sent %d bytes of requests after the first two; bodies %r, GOAWAY last %r, %r" % (
+                sent, body, goaway, err))
+            self.assertEqual(goaway, 3)
+            self.assertIsNone(err)
+            self.assertEqual(body, {1: 1 << 20, 3: 1 << 20})
+
+    def closed_conn(self, srv):
+        """An HTTP/1.1 connection the server has answered and half-closed
+        (its FIN read); the caller probes it."""
+        s = socket.create_connection((HOST, srv.port))
+        s.sendall(CLOSE_REQ)
+        got, err = read_all(s, 5)
+        self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:100])
+        self.assertIsNone(err)
+        return s, time.monotonic()
+
+    def test_lingering_timeout(self):
+        """A client that sends nothing more is closed lingering-timeout
+        after the server's FIN, not before."""
+        with Server(shards=1, sets={"lingering-timeout": 600}) as srv:
+            s, _ = self.closed_conn(srv)
+            with s:
+                time.sleep(0.2)
+                self.assertFalse(reset_by_server(s), "closed before lingering-timeout")
+            s, _ = self.closed_conn(srv)
+            with s:
+                time.sleep(1.2)
+                self.assertTrue(reset_by_server(s), "still lingering after lingering-timeout")
+
+    def test_lingering_time(self):
+        """A client that keeps trickling bytes (under lingering-timeout) is
+        closed lingering-time after the server's FIN."""
+        with Server(shards=1, sets={"lingering-time": 1000, "lingering-timeout": 800}) as srv:
+            s, t0 = self.closed_conn(srv)
+            with s:
+                t = None
+                while time.monotonic() - t0 < 6:
+                    if reset_by_server(s, 0.1):
+                        t = time.monotonic() - t0
+                        break
+                log("lingering-time=1000: RST %.3f s after the FIN" % (t or -1))
+                self.assertIsNotNone(t, "a trickling client held the connection for 6 s")
+                self.assertGreaterEqual(t, 0.9)
+                self.assertLess(t, 4.0)
+
+    def test_lingering_bytes(self):
+        """Past lingering-bytes discarded the server closes at once."""
+        with Server(shards=1, sets={"lingering-bytes": 100000}) as srv:
+            s, _ = self.closed_conn(srv)
+            with s:
+                s.sendall(b"x" * 50000)
+                self.assertFalse(reset_by_server(s), "closed under lingering-bytes")
+            s, _ = self.closed_conn(srv)
+            with s:
+                with contextlib.suppress(OSError):
+                    s.sendall(b"x" * 200000)
+                self.assertTrue(reset_by_server(s), "still lingering past lingering-bytes")
+
+    def test_lingering_off(self):
+        """lingering-time=0: the server closes at once after its response."""
+        with Server(shards=1, sets={"lingering-time": 0}) as srv:
+            s, _ = self.closed_conn(srv)
+            with s:
+                self.assertTrue(reset_by_server(s), "lingering with lingering-time=0")
+
+    def test_client_close_ends_lingering(self):
+        """A client that closes after the response ends the lingering: the
+        server's connection count drops at once, not after the timeout."""
+        with Server(shards=1, sets={"metrics-path": "/metrics"}) as srv:
+            s, _ = self.closed_conn(srv)
+            s.close()
+            deadline = time.monotonic() + 3
+            while True:
+                c = http.client.HTTPConnection(HOST, srv.port, timeout=5)
+                c.request("GET", "/metrics")
+                text = c.getresponse().read().decode()
+                c.close()
+                m = re.search(r'^spindle_connections_open\{shard="0"\} (\d+)$', text, re.M)
+                self.assertIsNotNone(m, "no spindle_connections_open")
+                if int(m.group(1)) <= 1 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertLessEqual(int(m.group(1)), 1, "the closed client's connection lingers on")
 
 
 if __name__ == "__main__":
