@@ -293,10 +293,15 @@ static void tls_pump(conn *c)
             continue;
         }
         if (rv == TLS_CLOSED) {
-            /* close_notify: like EOF, nothing more comes; close now. */
-            log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: TLS close_notify from the peer",
-                    c->slot);
-            conn_close(c);
+            /* close_notify: a half-close, like a TCP FIN (RFC 8446 §6.1:
+             * it says nothing of our side).  What came before is answered
+             * as the engine's eof decides (HTTP/1.1: every request), then
+             * our close_notify (maybe_finish) and the close. */
+            if (!c->rd_eof)
+                log_msg(LOG_DEBUG, (int)c->sh->idx,
+                        "connection %u: TLS close_notify from the peer", c->slot);
+            c->rd_eof = true;
+            input_ended(c);
             return;
         }
         if (rv == TLS_ERROR) {

@@ -9,6 +9,7 @@ import http.client
 import os
 import re
 import socket
+import ssl
 import sys
 import tempfile
 import time
@@ -346,6 +347,89 @@ class LingerTest(unittest.TestCase):
                     break
                 time.sleep(0.1)
             self.assertLessEqual(int(m.group(1)), 1, "the closed client's connection lingers on")
+
+
+# -- TLS close_notify as a half-close -------------------------------------------
+
+def tls_request_then_close_notify(port, ctx, request):
+    """Over a real socket (ssl.MemoryBIO): the handshake, `request`, then
+    our close_notify (SSLObject.unwrap) at once; then read.  Returns the
+    plaintext that came back and whether the server's close_notify ended it
+    (False: a TCP EOF or reset without it)."""
+    sock, obj, inc, out = test_tls.bio_client(port, ctx)
+    with sock:
+        sock.settimeout(10)
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(out.read())
+                d = sock.recv(65536)
+                if not d:
+                    raise AssertionError("EOF during the handshake")
+                inc.write(d)
+        obj.write(request)
+        try:
+            obj.unwrap()
+        except ssl.SSLWantReadError:
+            pass  # ours is out; the server's has not come yet
+        sock.sendall(out.read())
+        got = bytearray()
+        while True:
+            try:
+                d = sock.recv(65536)
+            except ConnectionResetError:
+                return bytes(got), False
+            if not d:
+                return bytes(got), False
+            inc.write(d)
+            while True:
+                try:
+                    x = obj.read(65536)
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    return bytes(got), True
+                if not x:
+                    return bytes(got), True
+                got += x
+
+
+class CloseNotifyTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.pki = test_tls.make_pki(cls.tmp.name)
+        cls.srv = test_tls.TlsServer(cls.pki, shards=1).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.shutdown()
+        cls.tmp.cleanup()
+
+    def check(self, version):
+        """Two pipelined HTTP/1.1 requests (one for 1 MiB), then the
+        client's close_notify: both answered in full, in order, then the
+        server's close_notify."""
+        ctx = test_tls.client_ctx(self.pki["ca"], alpn=("http/1.1",))
+        ctx.minimum_version = ctx.maximum_version = version
+        req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /1m HTTP/1.1\r\nHost: x\r\n\r\n"
+        got, notified = tls_request_then_close_notify(self.srv.tls_port, ctx, req)
+        log("%s: %d bytes back, close_notify %s" % (version.name, len(got), notified))
+        head1, _, rest = got.partition(b"\r\n\r\n")
+        self.assertTrue(head1.startswith(b"HTTP/1.1 200"), got[:200])
+        self.assertTrue(rest.startswith(HELLO), rest[:100])
+        head2, _, body2 = rest[len(HELLO):].partition(b"\r\n\r\n")
+        self.assertTrue(head2.startswith(b"HTTP/1.1 200"), head2[:200])
+        self.assertEqual(len(body2), 1 << 20)
+        self.assertTrue(notified, "no close_notify from the server after its responses")
+
+    def test_tls13(self):
+        self.check(ssl.TLSVersion.TLSv1_3)
+
+    def test_tls12(self):
+        self.check(ssl.TLSVersion.TLSv1_2)
 
 
 if __name__ == "__main__":
