@@ -71,7 +71,7 @@ spindle_config spindle_config_default(void)
                 .ws_idle_timeout_ms = d1->ws_idle_timeout_ms,
             },
         .h2c_upgrade = true,
-        .lingering_time_ms = 30000, /* nginx's lingering_time */
+        .lingering_time_ms = 30000,   /* nginx's lingering_time */
         .lingering_timeout_ms = 5000, /* nginx's lingering_timeout */
         .lingering_bytes = 4u << 20,
     };

@@ -80,7 +80,8 @@ static void input_ended(conn *c)
 
 static void arm_recv(conn *c)
 {
-    if (c->recv_armed || c->recv_parked || c->paused || (c->state != C_OPEN && c->state != C_LINGER))
+    if (c->recv_armed || c->recv_parked || c->paused ||
+        (c->state != C_OPEN && c->state != C_LINGER))
         return;
     if (c->rd_eof) {
         if (c->state == C_LINGER)
@@ -298,8 +299,8 @@ static void tls_pump(conn *c)
              * as the engine's eof decides (HTTP/1.1: every request), then
              * our close_notify (maybe_finish) and the close. */
             if (!c->rd_eof)
-                log_msg(LOG_DEBUG, (int)c->sh->idx,
-                        "connection %u: TLS close_notify from the peer", c->slot);
+                log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: TLS close_notify from the peer",
+                        c->slot);
             c->rd_eof = true;
             input_ended(c);
             return;

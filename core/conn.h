@@ -69,11 +69,11 @@ struct conn {
     conn *next_parked;
     conn *next_dead;
     conn *next_off_wait;
-    spindle_stream *streams; /* live handler streams */
-    tls_conn *tls;           /* NULL for h2c; else ciphertext goes through it (docs/tls.md) */
+    spindle_stream *streams;   /* live handler streams */
+    tls_conn *tls;             /* NULL for h2c; else ciphertext goes through it (docs/tls.md) */
     struct ping_waiter *pings; /* spindle_stream_ping()s waiting for their ACK (conn_ping.c) */
-    uint64_t id;             /* per shard, from 1 (access log, spindle_stream_info) */
-    req_info info;           /* peer, local port, protocol (stats.h) */
+    uint64_t id;               /* per shard, from 1 (access log, spindle_stream_info) */
+    req_info info;             /* peer, local port, protocol (stats.h) */
     int fd;
     uint32_t slot, gen;
     uint32_t ops;   /* in-flight operations (armed recv, send) */
@@ -92,9 +92,9 @@ struct conn {
     bool dirty;       /* on the shard's flush list */
     bool dead_listed; /* on the shard's dead list */
     bool off_waiting;
-    uint8_t speaks; /* STATS_CONN_* + 1 it is counted open under; 0 none (stats.h) */
-    bool rd_eof;    /* the peer shut down writing: never re-arm recv */
-    bool eof_told;  /* ... and its engine was told, every byte before it fed */
+    uint8_t speaks;         /* STATS_CONN_* + 1 it is counted open under; 0 none (stats.h) */
+    bool rd_eof;            /* the peer shut down writing: never re-arm recv */
+    bool eof_told;          /* ... and its engine was told, every byte before it fed */
     uint32_t linger_left;   /* C_LINGER: bytes still discarded before closing */
     uint64_t linger_end_ms; /* C_LINGER: lingering-time's end */
 };

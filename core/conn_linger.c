@@ -35,7 +35,7 @@ bool conn_linger_start(conn *c)
         c->state == C_CLOSING || c->state == C_LINGER)
         return false;
     if (shutdown(c->fd, SHUT_WR) != 0)
-        return false; /* the peer is gone already (ENOTCONN): nothing to wait for */
+        return false;    /* the peer is gone already (ENOTCONN): nothing to wait for */
     stream_conn_gone(c); /* the engine takes nothing more from handlers */
     c->state = C_LINGER;
     c->paused = false; /* input is discarded now, never held */

@@ -27,7 +27,7 @@ int ping_wait_send(ping_waiter **list, h2_conn *h2, spindle_rtt_fn fn, void *ctx
 
 /* What ping_wait_ack() did. */
 enum ping_ack_kind {
-    PING_ACK_NONE,  /* not a timed PING's ACK, or no waiter: nothing popped */
+    PING_ACK_NONE,   /* not a timed PING's ACK, or no waiter: nothing popped */
     PING_ACK_CALLED, /* the oldest waiter's fn(ctx, 0, rtt_us) ran, it is freed */
     PING_ACK_BARE,   /* the oldest waiter had no fn; it is freed */
 };

@@ -296,8 +296,7 @@ h2_rv h2_conn_tick(h2_conn *c, uint64_t now_ms)
                 return h2_conn_nomem(c);
             c->ka_pending = true;
             c->ka_sent_ms = now_ms;
-        } else if (c->ka_pending &&
-                   now_ms >= deadline_after(c->ka_sent_ms, l->ping_timeout_ms)) {
+        } else if (c->ka_pending && now_ms >= deadline_after(c->ka_sent_ms, l->ping_timeout_ms)) {
             return h2_conn_limit_fail(c, H2_LIMIT_PING_TIMEOUT, H2_NO_ERROR, "ping timeout");
         }
     }

@@ -34,7 +34,7 @@
 #define H2_NBUCKETS             32u /* stream hash buckets (ids are odd: spread by id >> 1) */
 #define H2_NURGENCY             8u
 #define H2_SHUTDOWN_PING        "spndl-sd"
-#define H2_SHUTDOWN_ACK_WAIT_MS 1000u /* final GOAWAY without the PING ACK after this */
+#define H2_SHUTDOWN_ACK_WAIT_MS 1000u      /* final GOAWAY without the PING ACK after this */
 #define H2_KEEPALIVE_PING       "spndl-ka" /* h2_limits.ping_interval_ms */
 
 typedef struct h2_out_block {
