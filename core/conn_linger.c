@@ -31,8 +31,10 @@ static void set_deadline(conn *c)
 bool conn_linger_start(conn *c)
 {
     const spindle_config *cfg = &c->sh->srv->cfg;
-    if (!cfg->lingering_time_ms || !cfg->lingering_timeout_ms || c->rd_eof ||
-        c->state == C_CLOSING || c->state == C_LINGER)
+    /* Not after a failure (C_FLUSHING: a connection error's GOAWAY, a TLS
+     * alert): that peer is cut off anyway, and a hostile one must not keep
+     * the connection. */
+    if (!cfg->lingering_time_ms || !cfg->lingering_timeout_ms || c->rd_eof || c->state != C_OPEN)
         return false;
     if (shutdown(c->fd, SHUT_WR) != 0)
         return false;    /* the peer is gone already (ENOTCONN): nothing to wait for */

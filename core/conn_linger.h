@@ -18,8 +18,9 @@
 
 typedef struct conn conn;
 
-/* An orderly close: start lingering (c becomes C_LINGER; true), or false
- * when the caller should close now (lingering off, the client already
+/* An orderly close (the engine is done, c still C_OPEN): start lingering
+ * (c becomes C_LINGER; true), or false when the caller should close now
+ * (lingering off, a failed connection (C_FLUSHING), the client already
  * shut down writing, or shutdown(2) failed). */
 bool conn_linger_start(conn *c);
 /* n bytes arrived while lingering: discarded; closes past lingering-bytes,

@@ -236,7 +236,8 @@ typedef struct spindle_config {
      * does not answer unread input with RST and drop responses the client
      * has not read yet.  Bounded: at most lingering_time_ms in all,
      * lingering_timeout_ms without a byte, lingering_bytes discarded; while
-     * draining, drain-grace at most. */
+     * draining, drain-grace at most.  Not after a connection error (an
+     * HTTP/2 GOAWAY with an error or a limit, a TLS alert). */
     uint32_t lingering_time_ms;    /* 30000; 0 = close at once, no lingering */
     uint32_t lingering_timeout_ms; /* 5000; 0 = no lingering */
     uint32_t lingering_bytes;      /* 4 MiB (four default connection windows) */

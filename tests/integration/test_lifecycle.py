@@ -226,6 +226,26 @@ class LingerTest(unittest.TestCase):
                 self.assertIsNone(err)
                 self.assertEqual(len(body), 1 << 20)
 
+    def test_http11_413_keeps_unread_responses(self):
+        """GET /1m, then a POST whose body is over h1-max-body, pipelined;
+        the client sends the body (1 MB) without reading: the 1 MiB
+        response and the 413 both arrive whole before the close."""
+        with Server(shards=1, sets={"h1-max-body": 1000}) as srv:
+            s = small_rcvbuf_conn(srv.port)
+            try:
+                s.sendall(b"GET /1m HTTP/1.1\r\nHost: x\r\n\r\n"
+                          b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+                sent = send_for(s, 1000000, 0.5)
+                got, err = read_all(s)
+            finally:
+                s.close()
+            head, _, rest = got.partition(b"\r\n\r\n")
+            log("sent %d body bytes; got %d bytes, %r" % (sent, len(got), err))
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:100])
+            self.assertIsNone(err)
+            self.assertGreaterEqual(len(rest), 1 << 20)
+            self.assertTrue(rest[1 << 20:].startswith(b"HTTP/1.1 413"), rest[1 << 20:][:100])
+
     def test_h2_max_requests_keeps_unread_responses(self):
         """max-requests=2 over HTTP/2: two 1 MiB responses, while the client
         (not reading, windows open) keeps sending requests past the GOAWAY:
