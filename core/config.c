@@ -52,6 +52,8 @@ spindle_config spindle_config_default(void)
                 .settings_timeout_ms = d->settings_timeout_ms,
                 .header_timeout_ms = d->header_block_timeout_ms,
                 .send_timeout_ms = d->send_timeout_ms,
+                .ping_interval_ms = d->ping_interval_ms,
+                .ping_timeout_ms = d->ping_timeout_ms,
             },
         .h1 =
             {
@@ -69,6 +71,9 @@ spindle_config spindle_config_default(void)
                 .ws_idle_timeout_ms = d1->ws_idle_timeout_ms,
             },
         .h2c_upgrade = true,
+        .lingering_time_ms = 30000,   /* nginx's lingering_time */
+        .lingering_timeout_ms = 5000, /* nginx's lingering_timeout */
+        .lingering_bytes = 4u << 20,
     };
     return c;
 }
@@ -97,6 +102,8 @@ void config_to_h2_limits(const spindle_config *cfg, h2_limits *out)
     out->settings_timeout_ms = l->settings_timeout_ms;
     out->header_block_timeout_ms = l->header_timeout_ms;
     out->send_timeout_ms = l->send_timeout_ms;
+    out->ping_interval_ms = l->ping_interval_ms;
+    out->ping_timeout_ms = l->ping_timeout_ms;
 }
 
 void config_to_h1_limits(const spindle_config *cfg, h1_limits *out)
@@ -171,10 +178,15 @@ static const u32_opt u32_opts[] = {
     {"settings-timeout", LIM(settings_timeout_ms), 86400000},
     {"header-timeout", LIM(header_timeout_ms), 86400000},
     {"send-timeout", LIM(send_timeout_ms), 86400000},
+    {"ping-interval", LIM(ping_interval_ms), 86400000},
+    {"ping-timeout", LIM(ping_timeout_ms), 86400000},
     {"tls-handshake-timeout", offsetof(spindle_config, tls_handshake_timeout_ms), 86400000},
     {"tls-ticket-lifetime", offsetof(spindle_config, tls_ticket_lifetime_s), 604800},
     {"shutdown-delay", offsetof(spindle_config, shutdown_delay_ms), 3600000},
     {"drain-grace", offsetof(spindle_config, drain_grace_ms), 3600000},
+    {"lingering-time", offsetof(spindle_config, lingering_time_ms), 3600000},
+    {"lingering-timeout", offsetof(spindle_config, lingering_timeout_ms), 3600000},
+    {"lingering-bytes", offsetof(spindle_config, lingering_bytes), 1u << 30},
 #define H1(field) offsetof(spindle_config, h1) + offsetof(spindle_h1_limits, field)
     {"h1-max-request-line", H1(max_request_line), 1u << 24},
     {"h1-max-field-line", H1(max_field_line), 1u << 24},

@@ -34,6 +34,7 @@
 #include "conn.h"
 #include "conn_detect.h"
 #include "conn_h1.h"
+#include "conn_linger.h"
 #include "server.h"
 #include "shard.h"
 #include "stream.h"
@@ -79,10 +80,14 @@ static void input_ended(conn *c)
 
 static void arm_recv(conn *c)
 {
-    if (c->recv_armed || c->recv_parked || c->paused || c->state != C_OPEN)
+    if (c->recv_armed || c->recv_parked || c->paused ||
+        (c->state != C_OPEN && c->state != C_LINGER))
         return;
     if (c->rd_eof) {
-        input_ended(c); /* nothing more to read */
+        if (c->state == C_LINGER)
+            conn_close(c); /* the peer closed too: the lingering is over */
+        else
+            input_ended(c); /* nothing more to read */
         return;
     }
     int rc = ring_prep_recv_multishot(c->sh->r, c->fd, ud(c, OP_RECV));
@@ -164,7 +169,7 @@ static bool want_write(const conn *c)
 /* Done with the engine's output and nothing more will happen? */
 static void maybe_finish(conn *c)
 {
-    if (c->state == C_CLOSING || c->sending)
+    if (c->state >= C_CLOSING || c->sending) /* closing or lingering */
         return;
     if (want_write(c))
         return;
@@ -175,7 +180,8 @@ static void maybe_finish(conn *c)
             shard_mark_dirty(c);
             return;
         }
-        conn_close(c);
+        if (!conn_linger_start(c)) /* unread input must not turn the close into RST */
+            conn_close(c);
     }
 }
 
@@ -288,10 +294,15 @@ static void tls_pump(conn *c)
             continue;
         }
         if (rv == TLS_CLOSED) {
-            /* close_notify: like EOF, nothing more comes; close now. */
-            log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: TLS close_notify from the peer",
-                    c->slot);
-            conn_close(c);
+            /* close_notify: a half-close, like a TCP FIN (RFC 8446 §6.1:
+             * it says nothing of our side).  What came before is answered
+             * as the engine's eof decides (HTTP/1.1: every request), then
+             * our close_notify (maybe_finish) and the close. */
+            if (!c->rd_eof)
+                log_msg(LOG_DEBUG, (int)c->sh->idx, "connection %u: TLS close_notify from the peer",
+                        c->slot);
+            c->rd_eof = true;
+            input_ended(c);
             return;
         }
         if (rv == TLS_ERROR) {
@@ -377,6 +388,8 @@ void conn_on_recv(conn *c, const ring_cqe *cqe)
                 if (c->paused && used < n)
                     hold_input(c, p + used, n - used);
             }
+        } else if (c->state == C_LINGER) {
+            conn_linger_discard(c, n);
         }
         ring_bufs_recycle(c->sh->bufs, bid);
         if (c->paused && more && c->state == C_OPEN)
@@ -411,7 +424,7 @@ void conn_on_op_end(conn *c)
         }
         return;
     }
-    if (c->state == C_OPEN)
+    if (c->state == C_OPEN || c->state == C_LINGER)
         arm_recv(c);
 }
 
@@ -524,7 +537,7 @@ static void tls_flush(conn *c)
 
 void conn_flush(conn *c)
 {
-    if (c->sending || c->state == C_CLOSING)
+    if (c->sending || c->state >= C_CLOSING) /* closing or lingering */
         return;
     if (c->tls) {
         tls_flush(c);
@@ -606,6 +619,8 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
 
 void conn_begin_drain(conn *c)
 {
+    if (c->state == C_LINGER)
+        conn_linger_drain(c);
     if (c->state != C_OPEN)
         return;
     /* Mid-handshake (TLS) the protocol is still CONN_DETECT: the engine
@@ -616,6 +631,10 @@ void conn_begin_drain(conn *c)
 
 void conn_on_timer(conn *c)
 {
+    if (c->state == C_LINGER) {
+        conn_close(c); /* lingering-time or lingering-timeout */
+        return;
+    }
     if (c->state == C_FLUSHING) {
         log_msg(LOG_DEBUG, (int)c->sh->idx, "closing: the peer did not take the GOAWAY in time");
         conn_close(c);

@@ -40,6 +40,8 @@ enum conn_state {
     C_OPEN,     /* reading and writing */
     C_FLUSHING, /* no more reading: write what is queued (GOAWAY), then close */
     C_CLOSING,  /* cancelled: waiting for the last in-flight CQEs */
+    C_LINGER,   /* all written, SHUT_WR: reading and discarding until the
+                   peer closes or a bound (conn_linger.h), then close */
 };
 
 /* What a send in flight needs: lent by the shard only while a send is in
@@ -51,8 +53,8 @@ typedef struct send_buf {
 } send_buf;
 
 /* Laid out by size (8, 4, 1 bytes): every idle connection carries it.  It
- * is 208 bytes on x86-64 (the 16 one-byte fields end it), in jemalloc's
- * 224-byte size class; the assert below the struct keeps it in that class. */
+ * is 224 bytes on x86-64, jemalloc's 224-byte size class; the assert below
+ * the struct keeps it there. */
 struct conn {
     shard *sh;
     union {                   /* by proto (conn_proto.h) */
@@ -68,16 +70,18 @@ struct conn {
     conn *next_parked;
     conn *next_dead;
     conn *next_off_wait;
-    spindle_stream *streams; /* live handler streams */
-    tls_conn *tls;           /* NULL for h2c; else ciphertext goes through it (docs/tls.md) */
-    struct up_ping *pings;   /* spindle_stream_ping()s waiting for their ACK (conn_ping.c) */
-    uint64_t id;             /* per shard, from 1 (access log, spindle_stream_info) */
-    req_info info;           /* peer, local port, protocol (stats.h) */
+    spindle_stream *streams;   /* live handler streams */
+    tls_conn *tls;             /* NULL for h2c; else ciphertext goes through it (docs/tls.md) */
+    struct ping_waiter *pings; /* spindle_stream_ping()s waiting for their ACK (conn_ping.c) */
+    uint64_t id;               /* per shard, from 1 (access log, spindle_stream_info) */
+    uint64_t linger_end_ms;    /* C_LINGER: lingering-time's end */
+    req_info info;             /* peer, local port, protocol (stats.h) */
     int fd;
     uint32_t slot, gen;
     uint32_t ops;   /* in-flight operations (armed recv, send) */
     int32_t zc_res; /* the ZC send's result, held until the notification */
     uint32_t held_len, held_off, held_cap;
+    uint32_t linger_left; /* C_LINGER: bytes still discarded before closing */
     uint8_t state;
     uint8_t proto;   /* enum conn_proto_id: chosen once */
     uint8_t matched; /* CONN_DETECT: bytes of the HTTP/2 preface seen so far */

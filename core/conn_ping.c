@@ -6,23 +6,14 @@
  * stream_dispatch as H2_EV_PING_ACK and pops the oldest waiter (a peer
  * acknowledges PINGs in order; the engine's own shutdown PING is not a
  * timed one and is skipped).  Waiters still there when the connection is
- * freed get SPINDLE_ECLOSED.
+ * freed get SPINDLE_ECLOSED.  The waiter list is ping_wait.c's, shared with
+ * upstream connections.
  */
-#include <stdlib.h>
-#include <time.h>
-
 #include "conn.h"
 #include "conn_proto.h"
+#include "ping_wait.h"
 #include "shard.h"
 #include "stream.h"
-#include "upstream.h"
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 int spindle_stream_ping(spindle_stream *s, spindle_rtt_fn fn, void *ctx)
 {
@@ -33,43 +24,18 @@ int spindle_stream_ping(spindle_stream *s, spindle_rtt_fn fn, void *ctx)
         return SPINDLE_ECLOSED;
     if (c->proto != CONN_H2)
         return SPINDLE_EINVAL;
-    up_ping *p = calloc(1, sizeof *p);
-    if (!p)
-        return SPINDLE_ENOMEM;
-    if (h2_conn_ping_timed(c->h2, now_us()) != H2_OK) {
-        free(p);
-        return SPINDLE_ENOMEM;
-    }
-    p->fn = fn;
-    p->ctx = ctx;
-    up_ping **pp = &c->pings;
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = p;
-    shard_mark_dirty(c);
-    return 0;
+    int rc = ping_wait_send(&c->pings, c->h2, fn, ctx);
+    if (rc == 0)
+        shard_mark_dirty(c);
+    return rc;
 }
 
 void conn_ping_ack(conn *c, const h2_event *ev)
 {
-    uint64_t sent;
-    up_ping *p = c->pings;
-    if (!p || !h2_ping_sent_us(ev->u.ping, &sent))
-        return;
-    c->pings = p->next;
-    uint64_t now = now_us();
-    p->fn(p->ctx, 0, now > sent ? now - sent : 0);
-    free(p);
+    (void)ping_wait_ack(&c->pings, ev->u.ping);
 }
 
 void conn_ping_gone(conn *c)
 {
-    up_ping *p = c->pings;
-    c->pings = NULL;
-    while (p) {
-        up_ping *next = p->next;
-        p->fn(p->ctx, SPINDLE_ECLOSED, 0);
-        free(p);
-        p = next;
-    }
+    ping_wait_fail(&c->pings, SPINDLE_ECLOSED);
 }

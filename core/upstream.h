@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include "h2_client.h"
+#include "ping_wait.h"
 #include "spindle.h"
 
 /* A call refused unprocessed (REFUSED_STREAM, or above a GOAWAY's last id)
@@ -43,12 +44,8 @@ typedef struct up_chunk {
     uint8_t data[];
 } up_chunk;
 
-/* A PING waiting for its ACK. */
-typedef struct up_ping {
-    struct up_ping *next;
-    spindle_rtt_fn fn;
-    void *ctx;
-} up_ping;
+/* A PING waiting for its ACK (ping_wait.h). */
+typedef ping_waiter up_ping;
 
 struct spindle_call {
     spindle_upstream *u;

@@ -21,7 +21,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -53,18 +52,11 @@ struct up_conn {
     uint64_t opened_ms, ka_sent_ms;
     spindle_call *calls;
     uint32_t ncalls;
-    up_ping *pings, *pings_tail; /* timed PINGs in flight, in order */
-    uint8_t *held;               /* input the engine paused on */
+    up_ping *pings; /* timed PINGs in flight, in order (ping_wait.h) */
+    uint8_t *held;  /* input the engine paused on */
     size_t held_off, held_len;
     uint8_t buf[UP_READ_BUF];
 };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 up_conn *up_conn_next(const up_conn *c)
 {
@@ -204,17 +196,6 @@ up_conn *up_conn_open(spindle_upstream *u, int *err)
 
 /* --- Failing and reaping ------------------------------------------------- */
 
-static void fail_pings(up_ping *p, int err)
-{
-    while (p) {
-        up_ping *next = p->next;
-        if (p->fn)
-            p->fn(p->ctx, err, 0);
-        free(p);
-        p = next;
-    }
-}
-
 /* A stream the connection's loss makes retryable: a call whose request
  * never fully went out cannot be told apart from one the origin got, so
  * only calls refused by the origin (REFUSED_STREAM) are re-issued; a lost
@@ -234,9 +215,7 @@ void up_conn_fail(up_conn *c, int err)
         detach(c, call);
         up_call_finish(call, err, 0);
     }
-    up_ping *p = c->pings;
-    c->pings = NULL;
-    fail_pings(p, err == SPINDLE_ECLOSED ? SPINDLE_ECLOSED : SPINDLE_EUPSTREAM);
+    ping_wait_fail(&c->pings, err == SPINDLE_ECLOSED ? SPINDLE_ECLOSED : SPINDLE_EUPSTREAM);
     spindle_watch_close(c->w);
     close(c->fd);
     up_tls_free(c->tls);
@@ -417,19 +396,8 @@ static void on_reset(up_conn *c, spindle_call *call, const h2_event *ev)
 
 static void on_ping_ack(up_conn *c, const h2_event *ev)
 {
-    uint64_t sent;
-    up_ping *p = c->pings;
-    if (!p || !h2_ping_sent_us(ev->u.ping, &sent))
-        return;
-    c->pings = p->next;
-    if (!c->pings)
-        c->pings_tail = NULL;
-    uint64_t now = now_us();
-    if (p->fn)
-        p->fn(p->ctx, 0, now > sent ? now - sent : 0);
-    else
-        c->ka_pending = false;
-    free(p);
+    if (ping_wait_ack(&c->pings, ev->u.ping) == PING_ACK_BARE)
+        c->ka_pending = false; /* the keepalive's */
 }
 
 static void handle_event(up_conn *c, const h2_event *ev)
@@ -583,21 +551,7 @@ static void watch_cb(spindle_watch *w, int fd, uint32_t revents, void *ctx)
 
 int up_conn_ping(up_conn *c, spindle_rtt_fn fn, void *ctx)
 {
-    up_ping *p = calloc(1, sizeof *p);
-    if (!p)
-        return SPINDLE_ENOMEM;
-    if (h2_conn_ping_timed(c->h2, now_us()) != H2_OK) {
-        free(p);
-        return SPINDLE_ENOMEM;
-    }
-    p->fn = fn;
-    p->ctx = ctx;
-    if (c->pings_tail)
-        c->pings_tail->next = p;
-    else
-        c->pings = p;
-    c->pings_tail = p;
-    return 0;
+    return ping_wait_send(&c->pings, c->h2, fn, ctx);
 }
 
 void up_conn_tick(up_conn *c, uint64_t now_ms)
@@ -645,7 +599,5 @@ int up_ping_orphan(spindle_upstream *u, spindle_rtt_fn fn, void *ctx)
 
 void up_ping_fail_orphans(spindle_upstream *u)
 {
-    up_ping *p = u->orphans;
-    u->orphans = NULL;
-    fail_pings(p, SPINDLE_ECLOSED);
+    ping_wait_fail(&u->orphans, SPINDLE_ECLOSED);
 }

@@ -128,6 +128,13 @@ typedef struct spindle_limits {
     uint32_t settings_timeout_ms;       /* 10000 */
     uint32_t header_timeout_ms;         /* 10000 */
     uint32_t send_timeout_ms;           /* 30000 */
+    /* HTTP/2 keepalive (h2c and TLS): a PING every ping_interval_ms (0 = off,
+     * the default, as in Envoy and h2o); one not acknowledged within
+     * ping_timeout_ms ends the connection with GOAWAY and counts the limit
+     * "ping-timeout" (0 = never).  Answered PINGs are not activity: an idle
+     * connection that answers them still closes at idle_timeout_ms. */
+    uint32_t ping_interval_ms; /* 0 */
+    uint32_t ping_timeout_ms;  /* 20000 (gRPC's keepalive timeout) */
 } spindle_limits;
 
 /* HTTP/1.1 limits (defaults in proto/h1_limits.h; each hit is counted in the
@@ -222,6 +229,18 @@ typedef struct spindle_config {
     /* HTTP/1.1 on the same listeners (the first bytes, or ALPN, choose). */
     spindle_h1_limits h1;
     bool h2c_upgrade; /* "Upgrade: h2c" switches to HTTP/2 (default true) */
+    /* Lingering close (as nginx's lingering_close; docs/runtime.md): when
+     * spindle closes a connection in order (after its final response, its
+     * GOAWAY or close_notify) it shuts down writing and reads and discards
+     * what the client still sends until the client closes, so the kernel
+     * does not answer unread input with RST and drop responses the client
+     * has not read yet.  Bounded: at most lingering_time_ms in all,
+     * lingering_timeout_ms without a byte, lingering_bytes discarded; while
+     * draining, drain-grace at most.  Not after a connection error (an
+     * HTTP/2 GOAWAY with an error or a limit, a TLS alert). */
+    uint32_t lingering_time_ms;    /* 30000; 0 = close at once, no lingering */
+    uint32_t lingering_timeout_ms; /* 5000; 0 = no lingering */
+    uint32_t lingering_bytes;      /* 4 MiB (four default connection windows) */
 } spindle_config;
 
 /* Defaults for everything above. */
@@ -235,7 +254,7 @@ spindle_config spindle_config_default(void);
  * "max-header-fields", "max-continuations", "reset-burst", "reset-rate",
  * "glitch-burst", "glitch-rate", "max-requests", "max-stream-buffered",
  * "idle-timeout", "preface-timeout", "settings-timeout", "header-timeout",
- * "send-timeout"; times in milliseconds), or TLS: "tls-port", "tls-cert",
+ * "send-timeout", "ping-interval", "ping-timeout"; times in milliseconds), or TLS: "tls-port", "tls-cert",
  * "tls-key" (file names: the strings are referenced, not copied),
  * "tls-handshake-timeout" (milliseconds), "tls-ticket-lifetime" (seconds),
  * or the operators' view: "metrics-path", "admin-address", "admin-port",
@@ -248,7 +267,9 @@ spindle_config spindle_config_default(void);
  * "h1-max-field-line", "h1-max-fields", "h1-max-head", "h1-max-chunk-line",
  * "h1-max-body" (bytes, 0 = unlimited), "h1-max-pipelined",
  * "h1-max-requests", "h1-max-unsent-output", "h1-header-timeout",
- * "h1-idle-timeout", "h1-ws-idle-timeout" (milliseconds).
+ * "h1-idle-timeout", "h1-ws-idle-timeout" (milliseconds),
+ * or the lingering close: "lingering-time", "lingering-timeout"
+ * (milliseconds), "lingering-bytes".
  * On error returns SPINDLE_EINVAL and writes a one-line reason into err (if
  * errlen > 0). */
 int spindle_config_set(spindle_config *cfg, const char *name, const char *value, char *err,

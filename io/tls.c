@@ -637,8 +637,8 @@ void tls_consume(tls_conn *t, size_t n)
 
 size_t tls_write_room(const tls_conn *t)
 {
-    if (!t->hs_done || t->final || t->notify_sent)
-        return 0;
+    if (!t->hs_done || t->final == TLS_ERROR || t->notify_sent)
+        return 0; /* after the peer's close_notify (TLS_CLOSED) we still write */
     size_t pending = t->out_len - t->out_off;
     size_t cap = t->ctx->out_cap;
     if (pending + REC_OVERHEAD >= cap)
@@ -665,7 +665,7 @@ tls_rv tls_write(tls_conn *t, const struct iovec *iov, int n, size_t *consumed)
 
     if (consumed)
         *consumed = 0;
-    if (t->final || t->notify_sent)
+    if (t->final == TLS_ERROR || t->notify_sent)
         return TLS_ERROR;
     if (!t->hs_done)
         return TLS_WANT;

@@ -50,7 +50,9 @@ typedef enum tls_rv {
     TLS_OK = 0,      /* done / bytes available */
     TLS_WANT = 1,    /* nothing to do now: feed more ciphertext, or send
 			    what tls_pending_out() has and call again */
-    TLS_CLOSED = -1, /* the peer sent close_notify: no more plaintext */
+    TLS_CLOSED = -1, /* the peer sent close_notify: no more plaintext
+                        (writing goes on until tls_close_notify: a
+                        half-close, like a TCP FIN) */
     TLS_ERROR = -2   /* fatal: tls_error_msg() says why; an alert for the
 			    peer may be waiting in tls_pending_out() */
 } tls_rv;
@@ -182,7 +184,7 @@ void tls_consume(tls_conn *t, size_t n);
 
 /*
  * Plaintext bytes tls_write() takes now: 0 before the handshake completes,
- * after a final result, or while the ciphertext waiting for the socket is at
+ * after TLS_ERROR or our close_notify (not after the peer's), or while the ciphertext waiting for the socket is at
  * cfg.out_cap. A budget for the engine's output (h2_conn_out_prepare()).
  */
 size_t tls_write_room(const tls_conn *t);

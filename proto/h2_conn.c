@@ -117,6 +117,7 @@ static inline h2_conn *conn_alloc(h2_ctx *x, uint64_t now_ms)
     c->x = x;
     c->lim = l;
     c->now = c->created_ms = c->active_ms = c->settings_sent_ms = now_ms;
+    c->active_prev = c->ka_sent_ms = now_ms;
     c->rstate = R_PREFACE;
     c->local_iws = H2_DEFAULT_WINDOW;
     c->peer_iws = H2_DEFAULT_WINDOW;
@@ -264,6 +265,9 @@ uint64_t h2_conn_next_deadline(const h2_conn *c)
         d = min64(d, deadline_after(c->progress_ms, l->send_timeout_ms));
     if (c->shutdown_phase == 1)
         d = min64(d, c->shutdown_ms + H2_SHUTDOWN_ACK_WAIT_MS);
+    if (l->ping_interval_ms && c->got_settings)
+        d = min64(d, c->ka_pending ? deadline_after(c->ka_sent_ms, l->ping_timeout_ms)
+                                   : deadline_after(c->ka_sent_ms, l->ping_interval_ms));
     return d;
 }
 
@@ -293,6 +297,16 @@ h2_rv h2_conn_tick(h2_conn *c, uint64_t now_ms)
     if (c->nstreams == 0 && c->got_settings &&
         now_ms >= deadline_after(c->active_ms, l->idle_timeout_ms))
         return h2_conn_limit_fail(c, H2_LIMIT_IDLE_TIMEOUT, H2_NO_ERROR, "idle timeout");
+    if (l->ping_interval_ms && c->got_settings) {
+        if (!c->ka_pending && now_ms >= deadline_after(c->ka_sent_ms, l->ping_interval_ms)) {
+            if (!h2_out_ping(c, false, (const uint8_t *)H2_KEEPALIVE_PING))
+                return h2_conn_nomem(c);
+            c->ka_pending = true;
+            c->ka_sent_ms = now_ms;
+        } else if (c->ka_pending && now_ms >= deadline_after(c->ka_sent_ms, l->ping_timeout_ms)) {
+            return h2_conn_limit_fail(c, H2_LIMIT_PING_TIMEOUT, H2_NO_ERROR, "ping timeout");
+        }
+    }
     /* A peer that does not answer the shutdown PING gets the final GOAWAY
      * anyway, a second later (as h2o does). */
     if (c->shutdown_phase == 1 && now_ms >= c->shutdown_ms + H2_SHUTDOWN_ACK_WAIT_MS &&

@@ -34,7 +34,8 @@
 #define H2_NBUCKETS             32u /* stream hash buckets (ids are odd: spread by id >> 1) */
 #define H2_NURGENCY             8u
 #define H2_SHUTDOWN_PING        "spndl-sd"
-#define H2_SHUTDOWN_ACK_WAIT_MS 1000u /* final GOAWAY without the PING ACK after this */
+#define H2_SHUTDOWN_ACK_WAIT_MS 1000u      /* final GOAWAY without the PING ACK after this */
+#define H2_KEEPALIVE_PING       "spndl-ka" /* h2_limits.ping_interval_ms */
 
 typedef struct h2_out_block {
     struct h2_out_block *next;
@@ -159,6 +160,8 @@ struct h2_conn {
     uint64_t shutdown_ms; /* when the notice went out */
     uint64_t created_ms;
     uint64_t active_ms;
+    uint64_t active_prev; /* active_ms before this input: a keepalive ACK restores it */
+    uint64_t ka_sent_ms;  /* the last keepalive PING (created_ms before the first) */
     uint64_t now;
     h2_fault fault;
     h2_conn_stats stats;
@@ -206,6 +209,7 @@ struct h2_conn {
     bool goaway_recv;
     bool send_stalled;      /* failed by the no-progress timeout */
     uint8_t shutdown_phase; /* 1: notice sent, waiting for the PING ACK */
+    bool ka_pending;        /* a keepalive PING is not acknowledged yet */
     bool read_paused;       /* reading paused and counted as a limit hit */
     /* The role (RFC 9113 §5.1.1): false = server, true = client.  Where
      * the roles differ the engine asks it (header blocks, push, the preface,

@@ -129,6 +129,11 @@ static h2_rv on_ping(h2_conn *c, const h2_frame *f, h2_event *ev)
         return h2_out_ping(c, true, f->u.ping) ? H2_OK : h2_conn_nomem(c);
     if (c->shutdown_phase == 1 && memcmp(f->u.ping, H2_SHUTDOWN_PING, 8) == 0)
         return h2_conn_shutdown_final(c) ? H2_OK : h2_conn_nomem(c); /* the peer saw the notice */
+    if (c->ka_pending && memcmp(f->u.ping, H2_KEEPALIVE_PING, 8) == 0) {
+        c->ka_pending = false;
+        c->active_ms = c->active_prev; /* an answered keepalive is not activity */
+        return H2_OK;
+    }
     ev->type = H2_EV_PING_ACK;
     ev->stream_id = 0;
     ev->end_stream = false;

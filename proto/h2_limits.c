@@ -26,6 +26,7 @@ const char *h2_limit_name(h2_limit_id id)
         [H2_LIMIT_HEADER_TIMEOUT] = "header-timeout",
         [H2_LIMIT_SEND_TIMEOUT] = "send-timeout",
         [H2_LIMIT_IDLE_TIMEOUT] = "idle-timeout",
+        [H2_LIMIT_PING_TIMEOUT] = "ping-timeout",
     };
     return (unsigned)id < H2_LIMIT_COUNT ? names[id] : "unknown";
 }

@@ -48,6 +48,14 @@ typedef struct h2_limits {
     uint32_t header_block_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t send_timeout_ms; /* no send progress */
+    /* Keepalive: a PING every ping_interval_ms (0 = none, the default); one
+     * not acknowledged within ping_timeout_ms ends the connection (GOAWAY
+     * NO_ERROR "ping timeout"; 0 = never).  One is in flight at a time, the
+     * next goes ping_interval_ms after the previous was sent and answered.
+     * Their ACKs are not activity: an idle connection that answers them is
+     * still closed at idle_timeout_ms. */
+    uint32_t ping_interval_ms;
+    uint32_t ping_timeout_ms;
 } h2_limits;
 
 #define H2_LIMITS_DEFAULT_INIT                                                                     \
@@ -63,6 +71,7 @@ typedef struct h2_limits {
         .max_stream_buffered = 256u * 1024u, .max_requests = 10000, .reset_memory = 64,            \
         .preface_timeout_ms = 10000, .settings_timeout_ms = 10000,                                 \
         .header_block_timeout_ms = 10000, .idle_timeout_ms = 60000, .send_timeout_ms = 30000,      \
+        .ping_interval_ms = 0, .ping_timeout_ms = 20000,                                           \
     }
 
 /* The defaults above, as an object. */
@@ -92,6 +101,7 @@ typedef enum h2_limit_id {
     H2_LIMIT_HEADER_TIMEOUT,
     H2_LIMIT_SEND_TIMEOUT, /* no send progress (zero window or unread socket) */
     H2_LIMIT_IDLE_TIMEOUT,
+    H2_LIMIT_PING_TIMEOUT, /* a keepalive PING not acknowledged in time: GOAWAY */
     H2_LIMIT_COUNT
 } h2_limit_id;
 

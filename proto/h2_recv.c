@@ -297,8 +297,10 @@ h2_rv h2_conn_recv(h2_conn *c, const uint8_t *in, size_t len, uint64_t now_ms, s
         h2_recv_pbuf_release(c); /* the previous call's event may have pointed into it */
     const uint8_t *p = in, *end = in + len;
     h2_rv rv = H2_OK;
-    if (len)
+    if (len && c->active_ms != now_ms) {
+        c->active_prev = c->active_ms; /* input in the same millisecond keeps it */
         c->active_ms = now_ms;
+    }
     if (c->read_paused && !h2_out_paused(c))
         c->read_paused = false;
     while (p < end && ev->type == H2_EV_NONE && rv == H2_OK) {

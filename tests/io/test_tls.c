@@ -481,6 +481,52 @@ Test(tls, close_notify_both_ways)
     tls_ctx_free(ctx);
 }
 
+/* The peer's close_notify closes its side only (RFC 8446 §6.1): the
+ * server still writes (a response to what came before), then sends its own. */
+static void half_close(cl_version v)
+{
+    tls_ctx *ctx = server_ctx(NULL, 0);
+    tls_conn *s = tls_conn_new(ctx);
+    client c;
+    client_init(&c, v, "http/1.1", NULL);
+    assert_ok(handshake(s, &c), s);
+
+    int rc = wolfSSL_shutdown(c.ssl);
+    cr_assert(rc == WOLFSSL_SHUTDOWN_NOT_DONE || rc == WOLFSSL_SUCCESS);
+    pump(s, &c);
+    const uint8_t *p;
+    size_t n;
+    cr_assert_eq(tls_read(s, &p, &n), TLS_CLOSED);
+    cr_assert_gt(tls_write_room(s), 0, "no writing after the peer's close_notify");
+    char body[] = "the answer";
+    struct iovec iov = {body, 10};
+    size_t used = 0;
+    cr_assert_eq(tls_write(s, &iov, 1, &used), TLS_OK);
+    cr_assert_eq(used, 10);
+    cr_assert_eq(tls_close_notify(s), TLS_OK);
+    cr_assert_eq(tls_write_room(s), 0, "writing after our own close_notify");
+    pump(s, &c);
+    char got[64];
+    int r = wolfSSL_read(c.ssl, got, sizeof got);
+    cr_assert_eq(r, 10, "the client read %d bytes (error %d)", r, wolfSSL_get_error(c.ssl, r));
+    cr_assert_arr_eq(got, body, 10);
+    rc = wolfSSL_shutdown(c.ssl);
+    cr_assert_eq(rc, WOLFSSL_SUCCESS, "client saw no close_notify");
+    tls_conn_free(s);
+    client_free(&c);
+    tls_ctx_free(ctx);
+}
+
+Test(tls, peer_close_notify_is_a_half_close_tls13)
+{
+    half_close(V_TLS13);
+}
+
+Test(tls, peer_close_notify_is_a_half_close_tls12)
+{
+    half_close(V_TLS12);
+}
+
 Test(tls, garbage_input_fails_with_a_message)
 {
     tls_ctx *ctx = server_ctx(NULL, 0);

@@ -105,6 +105,88 @@ H2S_TEST(timeout, security_idle_timeout,
     cr_expect_eq(h2s_goaway_last_id(s), 1);
 }
 
+/* The keepalive PING the server sent last (asserted). */
+static const h2s_frame *last_keepalive(h2s *s)
+{
+    const h2s_frame *p = h2s_last(s, H2_FT_PING, 0);
+    cr_assert(p && !(p->hdr.flags & H2_FLAG_ACK), "[%s] no keepalive PING", s->mode_name);
+    return p;
+}
+
+H2S_TEST(timeout, keepalive_ping_unanswered,
+         "ping_interval_ms: a PING after the interval; not acknowledged within ping_timeout_ms: "
+         "GOAWAY NO_ERROR, counted as ping-timeout")
+{
+    h2_limits l = lim();
+    l.ping_interval_ms = 1000;
+    l.ping_timeout_ms = 500;
+    h2s_start(s, &l, NULL);
+    uint64_t t0 = h2_conn_created_ms(s->c);
+    h2s_handshake(s);
+    cr_expect_eq(h2_conn_next_deadline(s->c), t0 + 1000);
+    s->now = t0 + 999;
+    cr_expect_eq(h2s_tick(s), H2_OK);
+    h2s_drain(s);
+    cr_expect_eq(count_flags(s, H2_FT_PING, 0, 0), 0u);
+    s->now = t0 + 1000;
+    cr_expect_eq(h2s_tick(s), H2_OK);
+    h2s_drain(s);
+    cr_expect_eq(count_flags(s, H2_FT_PING, 0, 0), 1u);
+    cr_expect_eq(memcmp(last_keepalive(s)->f.u.ping, "spndl-ka", 8), 0);
+    cr_expect_eq(h2_conn_next_deadline(s->c), t0 + 1500);
+    s->now = t0 + 1499;
+    cr_expect_eq(h2s_tick(s), H2_OK);
+    s->now = t0 + 1500;
+    cr_expect_eq(h2s_tick(s), H2_E_PROTO);
+    H2S_EXPECT_CONN_ERROR(s, H2_NO_ERROR);
+    cr_expect_eq(s->ctx.limit_hits[H2_LIMIT_PING_TIMEOUT], 1u);
+    cr_expect_str_eq(h2_conn_fault(s->c).reason, "ping timeout");
+}
+
+H2S_TEST(timeout, keepalive_answered_is_not_activity,
+         "ping_interval_ms: a peer that answers stays open, a PING per interval, one at a time; "
+         "the ACKs do not move the idle timeout")
+{
+    h2_limits l = lim();
+    l.ping_interval_ms = 1000;
+    l.ping_timeout_ms = 500;
+    l.idle_timeout_ms = 4500;
+    h2s_start(s, &l, NULL);
+    uint64_t t0 = h2_conn_created_ms(s->c);
+    h2s_handshake(s);
+    for (uint64_t k = 1; k <= 4; k++) {
+        s->now = t0 + 1000 * k;
+        cr_assert_eq(h2s_tick(s), H2_OK);
+        h2s_drain(s);
+        cr_expect_eq(count_flags(s, H2_FT_PING, 0, 0), k);
+        s->now += 400; /* answered within the timeout */
+        h2s_ping(s, true, last_keepalive(s)->f.u.ping);
+        cr_assert_eq(h2s_run(s), H2_OK);
+        cr_expect_eq(h2s_tick(s), H2_OK); /* no second PING before the interval */
+        h2s_drain(s);
+        cr_expect_eq(count_flags(s, H2_FT_PING, 0, 0), k);
+    }
+    cr_expect_eq(h2_conn_next_deadline(s->c), t0 + 4500); /* idle since the handshake */
+    s->now = t0 + 4500;
+    cr_expect_eq(h2s_tick(s), H2_E_PROTO);
+    H2S_EXPECT_CONN_ERROR(s, H2_NO_ERROR);
+    cr_expect_eq(s->ctx.limit_hits[H2_LIMIT_IDLE_TIMEOUT], 1u);
+    cr_expect_eq(s->ctx.limit_hits[H2_LIMIT_PING_TIMEOUT], 0u);
+}
+
+H2S_TEST(timeout, keepalive_off_by_default, "ping_interval_ms 0 (the default): no PING is sent")
+{
+    h2s_handshake(s);
+    uint64_t t0 = s->now;
+    cr_expect_eq(h2_conn_next_deadline(s->c), t0 + 60000); /* the idle timeout only */
+    for (int k = 1; k <= 59; k++) {
+        s->now = t0 + 1000u * (uint64_t)k;
+        cr_expect_eq(h2s_tick(s), H2_OK);
+    }
+    h2s_drain(s);
+    cr_expect_eq(count_flags(s, H2_FT_PING, 0, 0), 0u);
+}
+
 H2S_TEST(timeout, security_send_timeout_unread,
          "security.md: output not written for 30 s (peer not reading) ends the connection")
 {
@@ -624,6 +706,20 @@ static void trip_idle_timeout(h2s *s, h2_limits *l)
     s->now += 1;
 }
 
+static void trip_ping_timeout(h2s *s, h2_limits *l)
+{
+    l->ping_interval_ms = 2000;
+    l->ping_timeout_ms = 1000;
+    h2s_start(s, l, NULL);
+    h2s_handshake(s);
+    s->now += 2000;
+    cr_assert_eq(h2s_tick(s), H2_OK);
+    h2s_drain(s);
+    s->now += 999;
+    cr_assert_eq(h2s_tick(s), H2_OK);
+    s->now += 1;
+}
+
 static void (*const trip_setup[H2_LIMIT_COUNT])(h2s *, h2_limits *) = {
     [H2_LIMIT_RESETS] = trip_resets,
     [H2_LIMIT_GLITCHES] = trip_glitches,
@@ -640,6 +736,7 @@ static void (*const trip_setup[H2_LIMIT_COUNT])(h2s *, h2_limits *) = {
     [H2_LIMIT_HEADER_TIMEOUT] = trip_header_timeout,
     [H2_LIMIT_SEND_TIMEOUT] = trip_send_timeout,
     [H2_LIMIT_IDLE_TIMEOUT] = trip_idle_timeout,
+    [H2_LIMIT_PING_TIMEOUT] = trip_ping_timeout,
 };
 
 static bool trip_by_tick(h2_limit_id k)

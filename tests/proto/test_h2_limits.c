@@ -17,6 +17,8 @@ Test(limits, defaults_are_valid_and_match_security_md)
     cr_assert_eq(l->max_settings_entries, 32);
     cr_assert_eq(l->max_pending_control, 1000);
     cr_assert_eq(l->max_unsent_output, 512u * 1024u);
+    cr_assert_eq(l->ping_interval_ms, 0); /* keepalive off, as Envoy and h2o */
+    cr_assert_eq(l->ping_timeout_ms, 20000);
 }
 
 Test(limits, check_names_the_bad_field)
