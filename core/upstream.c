@@ -135,6 +135,11 @@ void spindle_upstream_free(spindle_upstream *u)
         u->npend--;
         up_call_finish(call, SPINDLE_ECLOSED, 0);
     }
+    while (u->held) {
+        spindle_call *call = u->held;
+        up_hold_unlink(call);
+        up_call_finish(call, SPINDLE_ECLOSED, 0);
+    }
     while (u->conns)
         up_conn_fail(u->conns, SPINDLE_ECLOSED);
     up_conn_reap(u);
@@ -152,6 +157,21 @@ uint32_t spindle_upstream_conns(const spindle_upstream *u, uint64_t *opened)
     if (opened)
         *opened = u ? u->opened : 0;
     return u ? u->nconns : 0;
+}
+
+void spindle_upstream_get_stats(const spindle_upstream *u, spindle_upstream_stats *out)
+{
+    *out = (spindle_upstream_stats){0};
+    if (!u)
+        return;
+    out->conns = u->nconns;
+    out->opened = u->opened;
+    out->held_bytes = u->held_bytes;
+    out->held_peak = u->held_peak;
+    out->tls_handshakes = u->tls_handshakes;
+    out->tls_resumed = u->tls_resumed;
+    out->resolves = u->resolves;
+    out->resolve_failures = u->resolve_failures;
 }
 
 const spindle_header *up_headers(spindle_upstream *u, const hpack_field *f, size_t n)
@@ -464,6 +484,7 @@ int up_call_issue(spindle_call *call, up_conn *c)
 
 static void call_free(spindle_call *call)
 {
+    up_hold_free(call);
     free(call->body);
     free(call->trailers);
     free(call);
@@ -506,8 +527,17 @@ static void call_timeout(spindle_shard *as, void *arg)
     spindle_call *call = arg;
     spindle_upstream *u = call->u;
     call->timer = NULL;
+    /* Time spent paused (the application's choice) does not count. */
+    uint64_t now = up_now_ms(u);
+    uint64_t active = now - call->started_ms - up_hold_paused_ms(call, now);
+    if (active < call->timeout_ms &&
+        spindle_shard_after(u->as, (uint32_t)(call->timeout_ms - active), call_timeout, call,
+                            &call->timer) == 0)
+        return;
     if (call->c)
         up_conn_call_done(call->c, call);
+    else if (call->held_done)
+        up_hold_unlink(call);
     else
         pend_remove(u, call);
     up_call_finish(call, SPINDLE_ETIMEDOUT, 0);
@@ -528,6 +558,8 @@ void spindle_call_cancel(spindle_call *call)
     up_conn *c = call->c;
     if (c)
         up_conn_call_done(c, call);
+    else if (call->held_done)
+        up_hold_unlink(call);
     else
         pend_remove(u, call);
     call_free(call);

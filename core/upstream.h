@@ -75,7 +75,21 @@ struct spindle_call {
     bool in_cb;       /* one of its callbacks runs */
     bool cancelled;   /* cancelled inside its own callback */
     bool got_head;    /* on_response was delivered */
+    /* Response backpressure (upstream_hold.c): the body held while paused. */
+    bool paused;
+    uint8_t rend;   /* UP_REND_*: how the response ended while held */
+    bool held_done; /* ended while held: off its connection, on u->held */
+    uint8_t *rbuf;  /* held body bytes (at most a stream window) */
+    size_t rlen, rcap;
+    size_t rstream;   /* held bytes whose stream window is still closed */
+    hpack_field *rtr; /* held trailers (one copied block) */
+    size_t nrtr;
+    spindle_timer *rtimer; /* delivery from the loop after a resume */
+    uint64_t paused_ms;    /* when the pause began (while paused) */
+    uint64_t paused_total; /* milliseconds paused before that */
 };
+
+enum { UP_REND_NONE, UP_REND_DATA, UP_REND_TRAILERS };
 
 struct spindle_upstream {
     spindle_shard *as;
@@ -94,7 +108,12 @@ struct spindle_upstream {
     up_tls_ctx *tls;
     spindle_header *hdrs; /* scratch: response heads and trailers */
     uint32_t hdrs_cap;
-    up_ping *orphans; /* pings to fail from the loop (no connection) */
+    up_ping *orphans;                     /* pings to fail from the loop (no connection) */
+    spindle_call *held;                   /* calls whose response ended while held (paused) */
+    uint64_t held_bytes;                  /* response bytes held for paused calls now */
+    uint64_t held_peak;                   /* the most one call held at once */
+    uint64_t tls_handshakes, tls_resumed; /* spindle_upstream_stats */
+    uint64_t resolves, resolve_failures;
     bool freeing;
     uint32_t busy; /* nesting of pool work on the stack */
 };
@@ -121,6 +140,29 @@ bool up_call_cb_begin(spindle_call *call);
 bool up_call_cb_end(spindle_call *call);
 /* Convert engine fields to the u->hdrs scratch (NULL on ENOMEM). */
 const spindle_header *up_headers(spindle_upstream *u, const hpack_field *f, size_t n);
+
+/* --- upstream_hold.c: response backpressure --- */
+
+/* Is call's response held (paused, or held bytes not yet delivered)?
+ * Then its events go to the functions below instead of the callbacks. */
+static inline bool up_hold_active(const spindle_call *call)
+{
+    return call->paused || call->rlen || call->rend;
+}
+/* Keep a DATA event's bytes: the connection window reopens now, the
+ * stream's at delivery.  0 or SPINDLE_ENOMEM. */
+int up_hold_data(spindle_call *call, h2_conn *h2, const uint8_t *data, size_t len);
+/* Keep trailers (copied).  0 or SPINDLE_ENOMEM. */
+int up_hold_trailers(spindle_call *call, const hpack_field *f, size_t n);
+/* The response ended (rend set) while held: call leaves c (its stream is
+ * done) for u->held, and ends when what it holds is delivered. */
+void up_hold_end(up_conn *c, spindle_call *call, uint8_t rend);
+/* A call leaves u->held (cancelled, timed out, or the upstream freed). */
+void up_hold_unlink(spindle_call *call);
+/* Free what a call holds (its end). */
+void up_hold_free(spindle_call *call);
+/* Milliseconds call spent paused up to now. */
+uint64_t up_hold_paused_ms(const spindle_call *call, uint64_t now_ms);
 
 /* --- upstream_conn.c --- */
 

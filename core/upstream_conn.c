@@ -375,6 +375,14 @@ static void on_response(up_conn *c, spindle_call *call, const h2_event *ev)
 
 static void on_data(up_conn *c, spindle_call *call, const h2_event *ev)
 {
+    if (up_hold_active(call)) { /* paused: kept, the stream's window stays shut */
+        int rc = up_hold_data(call, c->h2, ev->u.data.data, ev->u.data.len);
+        if (rc != 0)
+            complete(c, call, rc, 0);
+        else if (ev->end_stream)
+            up_hold_end(c, call, UP_REND_DATA);
+        return;
+    }
     (void)h2_conn_consume(c->h2, ev->stream_id, ev->u.data.len);
     if (call->h.on_data) {
         if (!up_call_cb_begin(call))
@@ -389,6 +397,14 @@ static void on_data(up_conn *c, spindle_call *call, const h2_event *ev)
 
 static void on_trailers(up_conn *c, spindle_call *call, const h2_event *ev)
 {
+    if (up_hold_active(call)) {
+        int rc = up_hold_trailers(call, ev->u.trailers.fields, ev->u.trailers.n);
+        if (rc != 0)
+            complete(c, call, rc, 0);
+        else
+            up_hold_end(c, call, UP_REND_TRAILERS);
+        return;
+    }
     const spindle_header *h = up_headers(c->u, ev->u.trailers.fields, ev->u.trailers.n);
     if (call->h.on_trailers && (h || !ev->u.trailers.n)) {
         if (!up_call_cb_begin(call))

@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""spindle-proxy's upstream client, continued (issue 16): response
+backpressure (a slow client holds the origin through the proxy, the proxy's
+memory stays bounded, the body arrives intact), origins named by host name
+(resolved off the shard; an unresolvable name is a 502, not a hang), and TLS
+session resumption to the origin.
+
+argv[1] is spindle-hello; spindle-proxy comes from $SPINDLE_PROXY (CTest
+sets it), else from the build tree next to it (build/apps/proxy/)."""
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+import unittest
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import HOST, H2Client, Server, log  # noqa: E402
+from test_upstream import ONE_MIB, Proxy, get  # noqa: E402
+
+MIB = 1 << 20
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+class UpstreamFlowTest(unittest.TestCase):
+    def setUp(self):
+        self.work = tempfile.mkdtemp(prefix="spindle-upflow-")
+
+    def tearDown(self):
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    # -- backpressure -------------------------------------------------------------
+
+    def test_slow_client_holds_the_origin(self):
+        """A client that does not open its window: the proxy pauses the call
+        (its queue reached max-stream-buffered), the origin is held by the
+        upstream stream's window, and the proxy's memory does not grow with
+        the 48 MiB body; when the client reads, every byte arrives."""
+        mib = 48
+        with Server(shards=1) as origin, Proxy(origin.port, shards=1) as px:
+            # Warm the allocator with one relayed MiB, then the baseline.
+            r = get(px.port, "/1m")
+            self.assertEqual(len(r.data), MIB)
+            base = rss_kib(px.proc.pid)
+            with H2Client(px.port, timeout=60, auto_ack=False) as c:
+                sid = c.request("GET", "/big?mib=%d" % mib)
+                c.wait(lambda: c.streams[sid].headers is not None, 10, "the head")
+                # Stalled: the client's 64 KiB stream window is spent and
+                # never reopened.  Give the origin time to push whatever
+                # the proxy would take.
+                peak = 0
+                for _ in range(12):
+                    c.pump(0.25)
+                    peak = max(peak, rss_kib(px.proc.pid))
+                stalled = len(c.streams[sid].data)
+                log("stalled at %d bytes received; proxy RSS %d KiB -> peak %d KiB"
+                    % (stalled, base, peak))
+                self.assertLess(stalled, 1 * MIB)
+                # Bounded: the client's queue (256 KiB) and one stream window
+                # held (256 KiB), far from the body.
+                self.assertLess(peak - base, 12 * 1024,
+                                "proxy RSS grew %d KiB while its client did not read"
+                                % (peak - base))
+                # Now read (slowly at first, then at full speed): all of it.
+                deadline = time.monotonic() + 120
+                while not c.streams[sid].done:
+                    self.assertLess(time.monotonic(), deadline, "the body never completed")
+                    c.pump(0.5)
+                    c.ack_pending()
+                    peak = max(peak, rss_kib(px.proc.pid))
+                st = c.streams[sid]
+                self.assertEqual(st.status, 200)
+                self.assertIsNone(st.reset)
+                self.assertEqual(len(st.data), mib * MIB)
+                h = hashlib.sha256()
+                for _ in range(mib):
+                    h.update(ONE_MIB)
+                self.assertEqual(hashlib.sha256(bytes(st.data)).digest(), h.digest())
+                self.assertLess(peak - base, 12 * 1024, "peak while reading")
+            # The pool is fine afterwards.
+            self.assertEqual(get(px.port, "/").status, 200)
+
+
+if __name__ == "__main__":
+    harness.main()
