@@ -34,6 +34,7 @@ spindle_upstream_config spindle_upstream_config_default(void)
         .max_conns = 2,
         .max_pending = 1024,
         .connect_timeout_ms = 5000,
+        .dns_refresh_ms = 30000,
         .call_timeout_ms = 30000,
     };
 }
@@ -45,24 +46,41 @@ uint64_t up_now_ms(const spindle_upstream *u)
 
 /* --- Upstreams ------------------------------------------------------------ */
 
+/* A numeric host is the address; anything else is a name to look up
+ * (upstream_dns.c).  false for what cannot be a host name. */
 static bool parse_addr(spindle_upstream *u, const char *host, uint16_t port)
 {
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&u->addr;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&u->addr;
-    memset(&u->addr, 0, sizeof u->addr);
+    up_addr *a = &u->addrs[0];
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&a->ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&a->ss;
+    memset(a, 0, sizeof *a);
     if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
         a4->sin_port = htons(port);
-        u->addrlen = sizeof *a4;
+        a->len = sizeof *a4;
+        u->naddrs = 1;
         return true;
     }
     if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons(port);
-        u->addrlen = sizeof *a6;
+        a->len = sizeof *a6;
+        u->naddrs = 1;
         return true;
     }
-    return false;
+    /* A name (RFC 1035 length; letters, digits, '-', '.', '_'). */
+    size_t n = strlen(host);
+    if (!n || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = host[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_';
+        if (!ok)
+            return false;
+    }
+    u->named = true;
+    return true;
 }
 
 /* Copy the configuration's strings into one block (authority and the TLS
@@ -70,7 +88,7 @@ static bool parse_addr(spindle_upstream *u, const char *host, uint16_t port)
 static int copy_strings(spindle_upstream *u, const spindle_upstream_config *cfg)
 {
     char auth[300];
-    bool v6 = u->addr.ss_family == AF_INET6;
+    bool v6 = !u->named && u->addrs[0].ss.ss_family == AF_INET6;
     if (cfg->authority)
         snprintf(auth, sizeof auth, "%s", cfg->authority);
     else
@@ -144,6 +162,7 @@ void spindle_upstream_free(spindle_upstream *u)
         up_conn_fail(u->conns, SPINDLE_ECLOSED);
     up_conn_reap(u);
     up_ping_fail_orphans(u);
+    up_dns_abandon(u);
     spindle_timer_cancel(u->tick);
     spindle_timer_cancel(u->kick);
     up_tls_ctx_free(u->tls);
@@ -197,7 +216,7 @@ static void kick_fn(spindle_shard *as, void *arg);
 
 static void tick_arm(spindle_upstream *u)
 {
-    if (!u->tick && !u->freeing && (u->nconns || u->npend))
+    if (!u->tick && !u->freeing && (u->nconns || u->npend || u->dns_job))
         (void)spindle_shard_after(u->as, UP_TICK_MS, tick_fn, u, &u->tick);
 }
 
@@ -286,7 +305,15 @@ static void pool_dispatch(spindle_upstream *u, bool may_fail)
         up_conn *c = pick(u);
         if (!c && usable_conns(u) < u->cfg.max_conns) {
             int err = 0;
-            c = up_conn_open(u, &err);
+            /* A name: look it up first (a stale answer still serves
+             * meanwhile); with no answer yet, the answer dispatches. */
+            if (up_dns_wanted(u) && up_dns_start(u) != 0 && !u->naddrs) {
+                err = SPINDLE_EUPSTREAM;
+            } else if (!u->naddrs) {
+                tick_arm(u); /* bounds the wait (up_dns_tick) */
+                return;
+            }
+            c = err ? NULL : up_conn_open(u, &err);
             if (!c) {
                 if (!may_fail) {
                     up_pool_kick(u);
@@ -347,6 +374,7 @@ static void tick_fn(spindle_shard *as, void *arg)
     uint64_t now = up_now_ms(u);
     for (up_conn *c = u->conns; c; c = up_conn_next(c))
         up_conn_tick(c, now);
+    up_dns_tick(u, now);
     up_pool_service(u);
     tick_arm(u);
 }

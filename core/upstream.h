@@ -33,6 +33,15 @@ typedef struct shard shard;
 typedef struct up_conn up_conn;
 typedef struct up_tls_ctx up_tls_ctx;
 typedef struct up_tls up_tls;
+typedef struct up_dns_job up_dns_job;
+
+/* Addresses of a host name kept (tried in order when a connect fails). */
+#define UP_MAX_ADDRS 8u
+
+typedef struct up_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} up_addr;
 
 /* A body chunk owned by a call until it is handed to the engine (then the
  * engine's release callback frees it). */
@@ -96,8 +105,15 @@ struct spindle_upstream {
     shard *sh;
     spindle_upstream_config cfg; /* strings point into strs */
     char *strs;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
+    /* Where to connect: the numeric host, or a host name's answer
+     * (upstream_dns.c). */
+    up_addr addrs[UP_MAX_ADDRS];
+    uint32_t naddrs;     /* 0: a name not resolved yet */
+    uint32_t addr_next;  /* the address the next connection tries first */
+    bool named;          /* cfg.host is a name, not an address */
+    bool dns_stale;      /* a connect failed: look the name up again */
+    up_dns_job *dns_job; /* the lookup in flight */
+    uint64_t resolved_ms, dns_started_ms;
     up_conn *conns;
     uint32_t nconns;
     uint64_t opened;
@@ -163,6 +179,20 @@ void up_hold_unlink(spindle_call *call);
 void up_hold_free(spindle_call *call);
 /* Milliseconds call spent paused up to now. */
 uint64_t up_hold_paused_ms(const spindle_call *call, uint64_t now_ms);
+
+/* --- upstream_dns.c: host names --- */
+
+/* Should a new connection look the name up first (never resolved, stale,
+ * or the last connect failed)? */
+bool up_dns_wanted(const spindle_upstream *u);
+/* Start a lookup unless one runs: its answer comes back as a message on
+ * the shard.  0, SPINDLE_ENOMEM, SPINDLE_ESYS (no thread). */
+int up_dns_start(spindle_upstream *u);
+/* Forget the lookup in flight (its answer will be dropped). */
+void up_dns_abandon(spindle_upstream *u);
+/* The pool's tick: a lookup that calls wait for, older than the connect
+ * time-out, fails them. */
+void up_dns_tick(spindle_upstream *u, uint64_t now_ms);
 
 /* --- upstream_conn.c --- */
 

@@ -45,6 +45,7 @@ struct up_conn {
     h2_conn *h2;
     up_tls *tls;
     uint8_t st;
+    uint8_t tries; /* addresses of the name tried so far */
     bool dead;
     bool goaway;
     bool wclosed;    /* writing failed (the origin closed): read until EOF */
@@ -155,12 +156,13 @@ static void watch_cb(spindle_watch *w, int fd, uint32_t revents, void *ctx);
 
 static int start_connect(spindle_upstream *u, int *fdp)
 {
-    int fd = socket(u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const up_addr *a = &u->addrs[u->addr_next % u->naddrs];
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return SPINDLE_ESYS;
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (const struct sockaddr *)&u->addr, u->addrlen) != 0 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0 && errno != EINPROGRESS) {
         close(fd);
         return SPINDLE_EUPSTREAM;
     }
@@ -178,6 +180,11 @@ up_conn *up_conn_open(spindle_upstream *u, int *err)
     c->u = u;
     c->fd = -1;
     *err = start_connect(u, &c->fd);
+    /* Refused at once (no route for that family): the name's next address. */
+    for (uint32_t i = 1; *err == SPINDLE_EUPSTREAM && i < u->naddrs; i++) {
+        u->addr_next = (u->addr_next + 1) % u->naddrs;
+        *err = start_connect(u, &c->fd);
+    }
     if (*err == 0 && u->tls && !(c->tls = up_tls_new(u->tls, c->fd, u->cfg.tls_name)))
         *err = SPINDLE_ENOMEM;
     if (*err == 0 && !(c->h2 = h2_client_new(&u->sh->h2, up_now_ms(u))))
@@ -185,6 +192,8 @@ up_conn *up_conn_open(spindle_upstream *u, int *err)
     if (*err == 0)
         *err = spindle_watch_fd(u->as, c->fd, SPINDLE_WATCH_OUT, watch_cb, c, &c->w);
     if (*err != 0) {
+        if (*err == SPINDLE_EUPSTREAM)
+            u->dns_stale = true; /* a name: look it up again next time */
         if (c->h2)
             h2_conn_free(c->h2);
         up_tls_free(c->tls);
@@ -238,7 +247,8 @@ void up_conn_fail(up_conn *c, int err)
     c->pings = NULL;
     fail_pings(p, err == SPINDLE_ECLOSED ? SPINDLE_ECLOSED : SPINDLE_EUPSTREAM);
     spindle_watch_close(c->w);
-    close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
     up_tls_free(c->tls);
     h2_conn_free(c->h2);
     free(c->held);
@@ -550,12 +560,42 @@ static void do_read(up_conn *c)
 
 /* --- The watch --------------------------------------------------------------- */
 
+/* The connect failed: the host name's next address, on a new socket
+ * (the engine's queued preface and requests stay).  false when every
+ * address was tried. */
+static bool connect_next(up_conn *c)
+{
+    spindle_upstream *u = c->u;
+    u->addr_next = (u->addr_next + 1) % u->naddrs;
+    if (++c->tries >= u->naddrs)
+        return false;
+    spindle_watch_close(c->w);
+    c->w = NULL;
+    up_tls_free(c->tls);
+    c->tls = NULL;
+    close(c->fd);
+    c->fd = -1;
+    if (start_connect(u, &c->fd) != 0)
+        return false;
+    if (u->tls && !(c->tls = up_tls_new(u->tls, c->fd, u->cfg.tls_name)))
+        return false;
+    if (spindle_watch_fd(u->as, c->fd, SPINDLE_WATCH_OUT, watch_cb, c, &c->w) != 0)
+        return false;
+    c->events = SPINDLE_WATCH_OUT;
+    return true;
+}
+
 static void connected(up_conn *c)
 {
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
-        mark_dead(c, SPINDLE_EUPSTREAM);
+        if (soerr == EINPROGRESS || soerr == EALREADY)
+            return;
+        if (!connect_next(c)) {
+            c->u->dns_stale = true; /* reconnect: look the name up again */
+            mark_dead(c, SPINDLE_EUPSTREAM);
+        }
         return;
     }
     c->st = c->tls ? UC_HANDSHAKE : UC_OPEN;

@@ -715,7 +715,8 @@ typedef struct spindle_upstream spindle_upstream;
 typedef struct spindle_call spindle_call;
 
 typedef struct spindle_upstream_config {
-    const char *host;        /* a numeric IPv4 or IPv6 address (no DNS lookup); required */
+    const char *host;        /* a numeric IPv4 or IPv6 address, or a host name looked up
+                                off the shard (getaddrinfo on a thread); required */
     uint16_t port;           /* required */
     const char *authority;   /* :authority sent (NULL: "host:port") */
     bool tls;                /* TLS with ALPN h2 (false, the default: h2c, prior knowledge) */
@@ -729,14 +730,22 @@ typedef struct spindle_upstream_config {
     uint32_t call_timeout_ms;    /* a call's default time-out, start to end (30000; 0: none) */
     uint32_t keepalive_ms;       /* PING each connection this often; one whose previous
                                     PING is still unanswered is closed (0, the default: off) */
+    uint32_t dns_refresh_ms;     /* a host name is looked up again for a new connection once
+                                    its answer is this old, and after a failed connect
+                                    (30000; 0: for every new connection; a stale
+                                    answer serves while the new one comes) */
 } spindle_upstream_config;
 
 /* Defaults for everything above (host NULL, port 0: the caller sets them). */
 spindle_upstream_config spindle_upstream_config_default(void);
 
 /* An upstream for sh's thread.  The strings are copied; no connection is
- * opened yet.  On sh's thread.  0 and *out; SPINDLE_EINVAL (host not a
- * numeric address, port 0, a TLS option without tls, ...), SPINDLE_ESTATE
+ * opened yet (nor a host name looked up: the first call does it, and a
+ * name that does not resolve fails the calls waiting for it with
+ * SPINDLE_EUPSTREAM, as does a lookup slower than connect_timeout_ms; a
+ * name's addresses are tried in order).  On sh's thread.  0 and *out;
+ * SPINDLE_EINVAL (host neither an address nor a host name, port 0, a TLS
+ * option without tls, ...), SPINDLE_ESTATE
  * (not sh's thread), SPINDLE_ENOMEM, SPINDLE_ESYS (the CA file cannot be
  * loaded: the log says why). */
 int spindle_upstream_new(spindle_shard *sh, const spindle_upstream_config *cfg,

@@ -270,7 +270,7 @@ static void usage(FILE *f)
                "                     [--upstream-timeout MS] [--upstream-conns N]\n"
                "                     [--upstream-keepalive MS] [--address A] [--port P]\n"
                "                     [--shards N] [--log-level L] [--set name=value]...\n"
-               "  --upstream HOST:PORT   the origin (a numeric address; [v6]:port)\n"
+               "  --upstream HOST:PORT   the origin: an address ([v6]:port) or a host name\n"
                "  --upstream-tls         TLS with ALPN h2 (default: h2c, prior knowledge)\n"
                "  --upstream-ca FILE     CAs to verify the origin with (default: the system's)\n"
                "  --upstream-name NAME   SNI and the certificate name checked\n"

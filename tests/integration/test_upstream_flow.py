@@ -24,6 +24,14 @@ from test_upstream import ONE_MIB, Proxy, get  # noqa: E402
 MIB = 1 << 20
 
 
+class NamedProxy(Proxy):
+    """spindle-proxy with --upstream NAME:PORT as given."""
+
+    def __init__(self, upstream, up_args=(), **kw):
+        super().__init__(0, up_args, **kw)
+        self.up = ["--upstream", upstream] + list(up_args)
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -89,6 +97,26 @@ class UpstreamFlowTest(unittest.TestCase):
                 self.assertLess(peak - base, 12 * 1024, "peak while reading")
             # The pool is fine afterwards.
             self.assertEqual(get(px.port, "/").status, 200)
+
+    # -- host names -----------------------------------------------------------------
+
+    def test_origin_by_host_name(self):
+        with Server(shards=1) as origin:
+            with NamedProxy("localhost:%d" % origin.port, shards=2) as px:
+                r = get(px.port, "/")
+                self.assertEqual(r.status, 200, bytes(r.data))
+                self.assertEqual(bytes(r.data), b"Hello, World!")
+                r = get(px.port, "/echo", method="POST", body=b"by name")
+                self.assertEqual(bytes(r.data), b"by name")
+            # A name that never resolves (RFC 6761): 502 with the reason,
+            # quickly (the lookup fails or the connect time-out ends it).
+            with NamedProxy("no-such-host.invalid:%d" % origin.port, shards=1) as px:
+                for _ in range(2):  # and again: no lookup left hanging
+                    t0 = time.monotonic()
+                    r = get(px.port, "/", timeout=20)
+                    self.assertEqual(r.status, 502, bytes(r.data))
+                    self.assertIn(b"upstream", bytes(r.data))
+                    self.assertLess(time.monotonic() - t0, 15)
 
 
 if __name__ == "__main__":
