@@ -260,5 +260,7 @@ int up_tls_write(up_tls *t, const uint8_t *buf, size_t len);
 int up_tls_drain(up_tls *t);
 /* Ciphertext buffered and not yet written. */
 size_t up_tls_pending(const up_tls *t);
+/* Did the handshake resume the session kept from an earlier connection? */
+bool up_tls_resumed(const up_tls *t);
 
 #endif

@@ -611,6 +611,8 @@ static void handshake(up_conn *c)
     }
     if (r == 0) {
         c->st = UC_OPEN;
+        c->u->tls_handshakes++;
+        c->u->tls_resumed += up_tls_resumed(c->tls);
         return;
     }
     set_events(c, (uint32_t)r | (d > 0 ? SPINDLE_WATCH_OUT : 0));

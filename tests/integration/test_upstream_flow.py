@@ -9,6 +9,7 @@ argv[1] is spindle-hello; spindle-proxy comes from $SPINDLE_PROXY (CTest
 sets it), else from the build tree next to it (build/apps/proxy/)."""
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -19,7 +20,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import HOST, H2Client, Server, log  # noqa: E402
-from test_upstream import ONE_MIB, Proxy, get  # noqa: E402
+import test_upstream  # noqa: E402  (its UpstreamTest is not collected here)
+from test_upstream import ONE_MIB, Proxy, get, wait_port  # noqa: E402
 
 MIB = 1 << 20
 
@@ -117,6 +119,41 @@ class UpstreamFlowTest(unittest.TestCase):
                     self.assertEqual(r.status, 502, bytes(r.data))
                     self.assertIn(b"upstream", bytes(r.data))
                     self.assertLess(time.monotonic() - t0, 15)
+
+    # -- TLS to the origin: the name, and session resumption ------------------------------
+
+    def test_tls_origin_by_name_resumes_sessions(self):
+        """--upstream localhost:PORT over TLS: SNI and the certificate check
+        use the name (no --upstream-name).  The origin closes every
+        connection after one request, so each relayed request connects
+        again; from the second on, the proxy offers the session ticket the
+        previous connection got and the origin (spindle: io/tls_tickets.c)
+        resumes it, as its debug log says."""
+        p = test_upstream.UpstreamTest.pki(self)
+        tls_port = harness.free_port()
+        args = ["--tls-port", str(tls_port), "--cert", p["server"],
+                "--key", os.path.join(self.work, "server.key")]
+        with Server(shards=1, args=args, sets={"max-requests": 1}, log_level=3) as origin:
+            wait_port(tls_port)
+            up = ["--upstream-tls", "--upstream-ca", p["ca"], "--upstream-conns", "1"]
+            with NamedProxy("localhost:%d" % tls_port, up, shards=1) as px:
+                for i in range(4):
+                    r = get(px.port, "/echo", method="POST", body=b"tls %d" % i)
+                    self.assertEqual(r.status, 200, bytes(r.data))
+                    self.assertEqual(bytes(r.data), b"tls %d" % i)
+            err = origin.stderr_text()
+            handshakes = [ln for ln in err.splitlines() if re.search(r"connection \d+: TLSv1", ln)]
+            resumed = [ln for ln in handshakes if "(resumed)" in ln]
+            log("origin: %d TLS handshakes, %d resumed" % (len(handshakes), len(resumed)))
+            self.assertGreaterEqual(len(handshakes), 4, err[-2000:])
+            self.assertGreaterEqual(len(resumed), 3, "\n".join(handshakes))
+            self.assertNotIn("(resumed)", handshakes[0])
+        # Another CA: refused, resumption or not.
+        with Server(shards=1, args=args):
+            wait_port(tls_port)
+            bad = ["--upstream-tls", "--upstream-ca", p["other"]]
+            with NamedProxy("localhost:%d" % tls_port, bad, shards=1) as px:
+                self.assertEqual(get(px.port, "/").status, 502)
 
 
 if __name__ == "__main__":
