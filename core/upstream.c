@@ -147,12 +147,7 @@ void spindle_upstream_free(spindle_upstream *u)
     if (!u)
         return;
     u->freeing = true;
-    while (u->pend_head) {
-        spindle_call *call = u->pend_head;
-        u->pend_head = call->next;
-        u->npend--;
-        up_call_finish(call, SPINDLE_ECLOSED, 0);
-    }
+    up_pending_fail(u, SPINDLE_ECLOSED);
     while (u->held) {
         spindle_call *call = u->held;
         up_hold_unlink(call);
@@ -258,6 +253,12 @@ static spindle_call *pend_pop(spindle_upstream *u)
     return call;
 }
 
+void up_pending_fail(spindle_upstream *u, int err)
+{
+    while (u->pend_head)
+        up_call_finish(pend_pop(u), err, 0);
+}
+
 static void pend_remove(spindle_upstream *u, spindle_call *call)
 {
     if (call->prev)
@@ -321,8 +322,7 @@ static void pool_dispatch(spindle_upstream *u, bool may_fail)
                 }
                 log_msg(LOG_DEBUG, (int)u->sh->idx, "upstream %s: %s", u->cfg.authority,
                         spindle_strerror(err));
-                while (u->pend_head)
-                    up_call_finish(pend_pop(u), SPINDLE_EUPSTREAM, 0);
+                up_pending_fail(u, SPINDLE_EUPSTREAM);
                 return;
             }
             tick_arm(u);

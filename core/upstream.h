@@ -112,6 +112,7 @@ struct spindle_upstream {
     uint32_t addr_next;  /* the address the next connection tries first */
     bool named;          /* cfg.host is a name, not an address */
     bool dns_stale;      /* a connect failed: look the name up again */
+    bool dns_fresh;      /* the answer has served no connection yet */
     up_dns_job *dns_job; /* the lookup in flight */
     uint64_t resolved_ms, dns_started_ms;
     up_conn *conns;
@@ -144,6 +145,8 @@ int up_call_issue(spindle_call *call, up_conn *c);
 /* End a call: on_done(err, code) unless cancelled, its timer cancelled,
  * freed.  It is already off every list. */
 void up_call_finish(spindle_call *call, int err, uint32_t code);
+/* Fail every pending call with err (from the loop: callbacks run). */
+void up_pending_fail(spindle_upstream *u, int err);
 /* Put a call back at the head of the pending queue (a retry). */
 void up_pending_push_front(spindle_upstream *u, spindle_call *call);
 /* Dispatch pending calls onto connections with room, opening connections

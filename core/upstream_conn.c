@@ -204,6 +204,7 @@ up_conn *up_conn_open(spindle_upstream *u, int *err)
     }
     c->events = SPINDLE_WATCH_OUT;
     c->opened_ms = c->ka_sent_ms = up_now_ms(u);
+    u->dns_fresh = false;
     c->next = u->conns;
     u->conns = c;
     u->nconns++;

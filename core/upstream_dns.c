@@ -90,7 +90,6 @@ int up_dns_start(spindle_upstream *u)
     int rc = pthread_attr_init(&at);
     if (rc == 0) {
         (void)pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        (void)pthread_attr_setstacksize(&at, 256u * 1024u);
         rc = pthread_create(&t, &at, dns_main, j);
         pthread_attr_destroy(&at);
     }
@@ -118,21 +117,8 @@ bool up_dns_wanted(const spindle_upstream *u)
         return false;
     if (!u->naddrs || u->dns_stale)
         return true;
-    return up_now_ms(u) - u->resolved_ms >= u->cfg.dns_refresh_ms;
-}
-
-/* Fail the calls waiting for an address (from the loop: a message). */
-static void fail_pending(spindle_upstream *u)
-{
-    while (u->pend_head) {
-        spindle_call *call = u->pend_head;
-        u->pend_head = call->next;
-        if (!u->pend_head)
-            u->pend_tail = NULL;
-        call->next = call->prev = NULL;
-        u->npend--;
-        up_call_finish(call, SPINDLE_EUPSTREAM, 0);
-    }
+    /* An answer no connection used yet is fresh whatever its age. */
+    return !u->dns_fresh && up_now_ms(u) - u->resolved_ms >= u->cfg.dns_refresh_ms;
 }
 
 void up_dns_tick(spindle_upstream *u, uint64_t now_ms)
@@ -143,7 +129,7 @@ void up_dns_tick(spindle_upstream *u, uint64_t now_ms)
     log_msg(LOG_WARN, (int)u->sh->idx, "upstream %s: host name lookup timed out", u->cfg.authority);
     up_dns_abandon(u);
     u->resolve_failures++;
-    fail_pending(u);
+    up_pending_fail(u, SPINDLE_EUPSTREAM);
 }
 
 static void dns_answer(spindle_shard *as, void *arg)
@@ -163,12 +149,13 @@ static void dns_answer(spindle_shard *as, void *arg)
         u->addr_next = 0;
         u->resolved_ms = up_now_ms(u);
         u->dns_stale = false;
+        u->dns_fresh = true;
     } else {
         u->resolve_failures++;
         log_msg(LOG_WARN, (int)u->sh->idx, "upstream %s: cannot resolve %s: %s", u->cfg.authority,
                 j->host, gai_strerror(j->rc));
         if (!u->naddrs) /* nothing to connect to: the waiting calls fail */
-            fail_pending(u);
+            up_pending_fail(u, SPINDLE_EUPSTREAM);
     }
     free(j);
     up_pool_service(u);

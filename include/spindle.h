@@ -730,10 +730,11 @@ typedef struct spindle_upstream_config {
     uint32_t call_timeout_ms;    /* a call's default time-out, start to end (30000; 0: none) */
     uint32_t keepalive_ms;       /* PING each connection this often; one whose previous
                                     PING is still unanswered is closed (0, the default: off) */
-    uint32_t dns_refresh_ms;     /* a host name is looked up again for a new connection once
-                                    its answer is this old, and after a failed connect
-                                    (30000; 0: for every new connection; a stale
-                                    answer serves while the new one comes) */
+    uint32_t dns_refresh_ms;     /* a host name is looked up again when a new connection
+                                    would use an answer this old that served one already,
+                                    and after a failed connect; the old answer serves
+                                    meanwhile (30000; 0: an answer serves one connection
+                                    alone, or two while its successor is looked up) */
 } spindle_upstream_config;
 
 /* Defaults for everything above (host NULL, port 0: the caller sets them). */
