@@ -630,7 +630,9 @@ int spindle_call_send(spindle_call *call, const void *data, size_t len, bool end
         return SPINDLE_EINVAL;
     if (!call->body_more)
         return SPINDLE_ESTATE;
-    if (!call->c) { /* pending: all of it goes out at issue */
+    if (call->held_done)
+        return SPINDLE_ECLOSED; /* the response ended (held): the stream is gone */
+    if (!call->c) {             /* pending: all of it goes out at issue */
         if (!body_append(call, data, len))
             return SPINDLE_ENOMEM;
         call->body_more = !end;
@@ -658,6 +660,8 @@ int spindle_call_send_trailers(spindle_call *call, const spindle_header *h, size
         return SPINDLE_EINVAL;
     if (!call->body_more)
         return SPINDLE_ESTATE;
+    if (call->held_done)
+        return SPINDLE_ECLOSED;
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
         bytes += hlen(h[i].name, h[i].name_len) + hlen(h[i].value, h[i].value_len);
@@ -692,7 +696,7 @@ int spindle_call_send_trailers(spindle_call *call, const spindle_header *h, size
 
 size_t spindle_call_buffered(const spindle_call *call)
 {
-    if (!call)
+    if (!call || call->held_done)
         return 0;
     if (!call->c)
         return call->body_len;

@@ -66,6 +66,9 @@ typedef struct result {
     bool data_in_resume;  /* on_data ran inside spindle_call_resume */
     bool pause_on_head;   /* pause in on_response */
     bool pause_each_data; /* pause again in every on_data */
+    bool streaming;       /* the request body follows (body_more) */
+    int send_rc;          /* spindle_call_send after the response ended */
+    size_t buffered;
     spindle_call *call;
 } result;
 
@@ -155,18 +158,31 @@ typedef struct start {
 static void start_call(void *arg)
 {
     start *s = arg;
-    spindle_call_req req = {.method = "GET", .path = s->path};
+    spindle_call_req req = {.method = "POST", .path = s->path, .body_more = s->res->streaming};
     cr_assert_eq(spindle_call_start(up, &req, &handler, s->res, &s->res->call), 0);
 }
 
-static result *call(const char *path, bool pause_on_head)
+static result *call_ex(const char *path, bool pause_on_head, bool streaming)
 {
     cr_assert_lt(nresults, 16);
     result *res = &results[nresults++];
     res->pause_on_head = pause_on_head;
+    res->streaming = streaming;
     start s = {path, res};
     mini_on_shard(0, start_call, &s);
     return res;
+}
+
+static result *call(const char *path, bool pause_on_head)
+{
+    return call_ex(path, pause_on_head, false);
+}
+
+static void send_late(void *arg)
+{
+    result *res = arg;
+    res->send_rc = spindle_call_send(res->call, "x", 1, true);
+    res->buffered = spindle_call_buffered(res->call);
 }
 
 static void resume(void *arg)
@@ -357,6 +373,25 @@ Test(upstream_hold, ended_while_paused_then_resumed)
     cr_assert_eq(atomic_load(&a->trailers), 1);
     cr_assert_not(a->bad_byte);
     cr_assert_not(a->data_in_resume);
+    mini_on_shard(0, free_upstream, NULL);
+    cr_assert_eq(mini_stop(), 0);
+}
+
+Test(upstream_hold, request_body_after_a_held_end_is_refused)
+{
+    setup(0);
+    /* The origin answers /small without reading the body; the response
+     * ends while the call is paused: its stream is gone. */
+    result *a = call_ex("/small", true, true);
+    wait_held(SMALL);
+    mini_on_shard(0, send_late, a);
+    cr_assert_eq(a->send_rc, SPINDLE_ECLOSED);
+    cr_assert_eq(a->buffered, 0);
+    mini_on_shard(0, resume, a);
+    wait_done(a);
+    cr_assert_eq(a->err, 0);
+    cr_assert_eq(atomic_load(&a->len), SMALL);
+    cr_assert_eq(atomic_load(&a->trailers), 1);
     mini_on_shard(0, free_upstream, NULL);
     cr_assert_eq(mini_stop(), 0);
 }
