@@ -9,9 +9,13 @@
  *                    a spindle_watch on the shard's ring, the client
  *                    engine (proto/h2_client), its events turned into the
  *                    calls' callbacks, failure and GOAWAY handling, PINGs
- *   upstream_tls.c   the TLS client transport (wolfSSL on the socket)
+ *   upstream_tls.c   the TLS client transport (wolfSSL on the socket),
+ *                    session resumption
+ *   upstream_hold.c  response backpressure (spindle_call_pause/resume)
+ *   upstream_dns.c   host names: lookups on a thread, answers posted back
  *
- * Everything runs on the upstream's shard thread.
+ * Everything runs on the upstream's shard thread (but a lookup's
+ * getaddrinfo, upstream_dns.c).
  */
 #ifndef SPINDLE_CORE_UPSTREAM_H
 #define SPINDLE_CORE_UPSTREAM_H

@@ -671,8 +671,8 @@ int spindle_post_stream(spindle_handle h, spindle_stream_post_fn fn, void *arg);
  * that fails, closes, or is told GOAWAY is replaced by the next call that
  * needs one (reconnect); streams a GOAWAY refused (never processed, RFC
  * 9113 section 8.7) and streams reset with REFUSED_STREAM are re-issued
- * once, on another connection, when the whole request body is known
- * (not a streaming call that already sent more).
+ * on another connection (up to 4 times), when the whole request body is
+ * known (not a streaming call that already sent more than 256 KiB).
  *
  * A handler asking a backend before it answers (the upstream made in
  * on_shard_start is the shard's context):
