@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,6 +100,33 @@ class UpstreamFlowTest(unittest.TestCase):
                 self.assertLess(peak - base, 12 * 1024, "peak while reading")
             # The pool is fine afterwards.
             self.assertEqual(get(px.port, "/").status, 200)
+
+    def test_slow_http1_client(self):
+        """The same over HTTP/1.1: curl reading at 16 MB/s a 32 MiB body the
+        origin could send at once; on_writable resumes the call there too."""
+        if not shutil.which("curl"):
+            self.skipTest("curl not installed")
+        mib = 32
+        out = os.path.join(self.work, "body")
+        with Server(shards=1) as origin, Proxy(origin.port, shards=1) as px:
+            self.assertEqual(len(get(px.port, "/1m").data), MIB)
+            base = rss_kib(px.proc.pid)
+            curl = subprocess.Popen(
+                ["curl", "-s", "--http1.1", "--limit-rate", "16M", "-o", out, "-w", "%{http_code}",
+                 "http://%s:%d/big?mib=%d" % (HOST, px.port, mib)],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            peak = base
+            while curl.poll() is None:
+                peak = max(peak, rss_kib(px.proc.pid))
+                time.sleep(0.1)
+            code = curl.communicate(timeout=60)[0].decode()
+            log("HTTP/1.1 at 16 MB/s: proxy RSS %d KiB -> peak %d KiB" % (base, peak))
+            self.assertEqual(code, "200")
+            self.assertEqual(os.path.getsize(out), mib * MIB)
+            with open(out, "rb") as f:
+                for _ in range(mib):
+                    self.assertEqual(f.read(MIB), ONE_MIB)
+            self.assertLess(peak - base, 12 * 1024)
 
     # -- host names -----------------------------------------------------------------
 
