@@ -34,6 +34,7 @@ spindle_upstream_config spindle_upstream_config_default(void)
         .max_conns = 2,
         .max_pending = 1024,
         .connect_timeout_ms = 5000,
+        .dns_refresh_ms = 30000,
         .call_timeout_ms = 30000,
     };
 }
@@ -45,24 +46,41 @@ uint64_t up_now_ms(const spindle_upstream *u)
 
 /* --- Upstreams ------------------------------------------------------------ */
 
+/* A numeric host is the address; anything else is a name to look up
+ * (upstream_dns.c).  false for what cannot be a host name. */
 static bool parse_addr(spindle_upstream *u, const char *host, uint16_t port)
 {
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&u->addr;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&u->addr;
-    memset(&u->addr, 0, sizeof u->addr);
+    up_addr *a = &u->addrs[0];
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&a->ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&a->ss;
+    memset(a, 0, sizeof *a);
     if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
         a4->sin_port = htons(port);
-        u->addrlen = sizeof *a4;
+        a->len = sizeof *a4;
+        u->naddrs = 1;
         return true;
     }
     if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons(port);
-        u->addrlen = sizeof *a6;
+        a->len = sizeof *a6;
+        u->naddrs = 1;
         return true;
     }
-    return false;
+    /* A name (RFC 1035 length; letters, digits, '-', '.', '_'). */
+    size_t n = strlen(host);
+    if (!n || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = host[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_';
+        if (!ok)
+            return false;
+    }
+    u->named = true;
+    return true;
 }
 
 /* Copy the configuration's strings into one block (authority and the TLS
@@ -70,7 +88,7 @@ static bool parse_addr(spindle_upstream *u, const char *host, uint16_t port)
 static int copy_strings(spindle_upstream *u, const spindle_upstream_config *cfg)
 {
     char auth[300];
-    bool v6 = u->addr.ss_family == AF_INET6;
+    bool v6 = !u->named && u->addrs[0].ss.ss_family == AF_INET6;
     if (cfg->authority)
         snprintf(auth, sizeof auth, "%s", cfg->authority);
     else
@@ -129,16 +147,17 @@ void spindle_upstream_free(spindle_upstream *u)
     if (!u)
         return;
     u->freeing = true;
-    while (u->pend_head) {
-        spindle_call *call = u->pend_head;
-        u->pend_head = call->next;
-        u->npend--;
+    up_pending_fail(u, SPINDLE_ECLOSED);
+    while (u->held) {
+        spindle_call *call = u->held;
+        up_hold_unlink(call);
         up_call_finish(call, SPINDLE_ECLOSED, 0);
     }
     while (u->conns)
         up_conn_fail(u->conns, SPINDLE_ECLOSED);
     up_conn_reap(u);
     up_ping_fail_orphans(u);
+    up_dns_abandon(u);
     spindle_timer_cancel(u->tick);
     spindle_timer_cancel(u->kick);
     up_tls_ctx_free(u->tls);
@@ -152,6 +171,21 @@ uint32_t spindle_upstream_conns(const spindle_upstream *u, uint64_t *opened)
     if (opened)
         *opened = u ? u->opened : 0;
     return u ? u->nconns : 0;
+}
+
+void spindle_upstream_get_stats(const spindle_upstream *u, spindle_upstream_stats *out)
+{
+    *out = (spindle_upstream_stats){0};
+    if (!u)
+        return;
+    out->conns = u->nconns;
+    out->opened = u->opened;
+    out->held_bytes = u->held_bytes;
+    out->held_peak = u->held_peak;
+    out->tls_handshakes = u->tls_handshakes;
+    out->tls_resumed = u->tls_resumed;
+    out->resolves = u->resolves;
+    out->resolve_failures = u->resolve_failures;
 }
 
 const spindle_header *up_headers(spindle_upstream *u, const hpack_field *f, size_t n)
@@ -177,7 +211,7 @@ static void kick_fn(spindle_shard *as, void *arg);
 
 static void tick_arm(spindle_upstream *u)
 {
-    if (!u->tick && !u->freeing && (u->nconns || u->npend))
+    if (!u->tick && !u->freeing && (u->nconns || u->npend || u->dns_job))
         (void)spindle_shard_after(u->as, UP_TICK_MS, tick_fn, u, &u->tick);
 }
 
@@ -217,6 +251,12 @@ static spindle_call *pend_pop(spindle_upstream *u)
     call->next = call->prev = NULL;
     u->npend--;
     return call;
+}
+
+void up_pending_fail(spindle_upstream *u, int err)
+{
+    while (u->pend_head)
+        up_call_finish(pend_pop(u), err, 0);
 }
 
 static void pend_remove(spindle_upstream *u, spindle_call *call)
@@ -266,7 +306,15 @@ static void pool_dispatch(spindle_upstream *u, bool may_fail)
         up_conn *c = pick(u);
         if (!c && usable_conns(u) < u->cfg.max_conns) {
             int err = 0;
-            c = up_conn_open(u, &err);
+            /* A name: look it up first (a stale answer still serves
+             * meanwhile); with no answer yet, the answer dispatches. */
+            if (up_dns_wanted(u) && up_dns_start(u) != 0 && !u->naddrs) {
+                err = SPINDLE_EUPSTREAM;
+            } else if (!u->naddrs) {
+                tick_arm(u); /* bounds the wait (up_dns_tick) */
+                return;
+            }
+            c = err ? NULL : up_conn_open(u, &err);
             if (!c) {
                 if (!may_fail) {
                     up_pool_kick(u);
@@ -274,8 +322,7 @@ static void pool_dispatch(spindle_upstream *u, bool may_fail)
                 }
                 log_msg(LOG_DEBUG, (int)u->sh->idx, "upstream %s: %s", u->cfg.authority,
                         spindle_strerror(err));
-                while (u->pend_head)
-                    up_call_finish(pend_pop(u), SPINDLE_EUPSTREAM, 0);
+                up_pending_fail(u, SPINDLE_EUPSTREAM);
                 return;
             }
             tick_arm(u);
@@ -327,6 +374,7 @@ static void tick_fn(spindle_shard *as, void *arg)
     uint64_t now = up_now_ms(u);
     for (up_conn *c = u->conns; c; c = up_conn_next(c))
         up_conn_tick(c, now);
+    up_dns_tick(u, now);
     up_pool_service(u);
     tick_arm(u);
 }
@@ -464,6 +512,7 @@ int up_call_issue(spindle_call *call, up_conn *c)
 
 static void call_free(spindle_call *call)
 {
+    up_hold_free(call);
     free(call->body);
     free(call->trailers);
     free(call);
@@ -506,8 +555,17 @@ static void call_timeout(spindle_shard *as, void *arg)
     spindle_call *call = arg;
     spindle_upstream *u = call->u;
     call->timer = NULL;
+    /* Time spent paused (the application's choice) does not count. */
+    uint64_t now = up_now_ms(u);
+    uint64_t active = now - call->started_ms - up_hold_paused_ms(call, now);
+    if (active < call->timeout_ms &&
+        spindle_shard_after(u->as, (uint32_t)(call->timeout_ms - active), call_timeout, call,
+                            &call->timer) == 0)
+        return;
     if (call->c)
         up_conn_call_done(call->c, call);
+    else if (call->held_done)
+        up_hold_unlink(call);
     else
         pend_remove(u, call);
     up_call_finish(call, SPINDLE_ETIMEDOUT, 0);
@@ -528,6 +586,8 @@ void spindle_call_cancel(spindle_call *call)
     up_conn *c = call->c;
     if (c)
         up_conn_call_done(c, call);
+    else if (call->held_done)
+        up_hold_unlink(call);
     else
         pend_remove(u, call);
     call_free(call);
@@ -570,7 +630,9 @@ int spindle_call_send(spindle_call *call, const void *data, size_t len, bool end
         return SPINDLE_EINVAL;
     if (!call->body_more)
         return SPINDLE_ESTATE;
-    if (!call->c) { /* pending: all of it goes out at issue */
+    if (call->held_done)
+        return SPINDLE_ECLOSED; /* the response ended (held): the stream is gone */
+    if (!call->c) {             /* pending: all of it goes out at issue */
         if (!body_append(call, data, len))
             return SPINDLE_ENOMEM;
         call->body_more = !end;
@@ -598,6 +660,8 @@ int spindle_call_send_trailers(spindle_call *call, const spindle_header *h, size
         return SPINDLE_EINVAL;
     if (!call->body_more)
         return SPINDLE_ESTATE;
+    if (call->held_done)
+        return SPINDLE_ECLOSED;
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
         bytes += hlen(h[i].name, h[i].name_len) + hlen(h[i].value, h[i].value_len);
@@ -632,7 +696,7 @@ int spindle_call_send_trailers(spindle_call *call, const spindle_header *h, size
 
 size_t spindle_call_buffered(const spindle_call *call)
 {
-    if (!call)
+    if (!call || call->held_done)
         return 0;
     if (!call->c)
         return call->body_len;

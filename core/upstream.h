@@ -9,9 +9,13 @@
  *                    a spindle_watch on the shard's ring, the client
  *                    engine (proto/h2_client), its events turned into the
  *                    calls' callbacks, failure and GOAWAY handling, PINGs
- *   upstream_tls.c   the TLS client transport (wolfSSL on the socket)
+ *   upstream_tls.c   the TLS client transport (wolfSSL on the socket),
+ *                    session resumption
+ *   upstream_hold.c  response backpressure (spindle_call_pause/resume)
+ *   upstream_dns.c   host names: lookups on a thread, answers posted back
  *
- * Everything runs on the upstream's shard thread.
+ * Everything runs on the upstream's shard thread (but a lookup's
+ * getaddrinfo, upstream_dns.c).
  */
 #ifndef SPINDLE_CORE_UPSTREAM_H
 #define SPINDLE_CORE_UPSTREAM_H
@@ -34,6 +38,15 @@ typedef struct shard shard;
 typedef struct up_conn up_conn;
 typedef struct up_tls_ctx up_tls_ctx;
 typedef struct up_tls up_tls;
+typedef struct up_dns_job up_dns_job;
+
+/* Addresses of a host name kept (tried in order when a connect fails). */
+#define UP_MAX_ADDRS 8u
+
+typedef struct up_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} up_addr;
 
 /* A body chunk owned by a call until it is handed to the engine (then the
  * engine's release callback frees it). */
@@ -72,15 +85,37 @@ struct spindle_call {
     bool in_cb;       /* one of its callbacks runs */
     bool cancelled;   /* cancelled inside its own callback */
     bool got_head;    /* on_response was delivered */
+    /* Response backpressure (upstream_hold.c): the body held while paused. */
+    bool paused;
+    uint8_t rend;   /* UP_REND_*: how the response ended while held */
+    bool held_done; /* ended while held: off its connection, on u->held */
+    uint8_t *rbuf;  /* held body bytes (at most a stream window) */
+    size_t rlen, rcap;
+    size_t rstream;   /* held bytes whose stream window is still closed */
+    hpack_field *rtr; /* held trailers (one copied block) */
+    size_t nrtr;
+    spindle_timer *rtimer; /* delivery from the loop after a resume */
+    uint64_t paused_ms;    /* when the pause began (while paused) */
+    uint64_t paused_total; /* milliseconds paused before that */
 };
+
+enum { UP_REND_NONE, UP_REND_DATA, UP_REND_TRAILERS };
 
 struct spindle_upstream {
     spindle_shard *as;
     shard *sh;
     spindle_upstream_config cfg; /* strings point into strs */
     char *strs;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
+    /* Where to connect: the numeric host, or a host name's answer
+     * (upstream_dns.c). */
+    up_addr addrs[UP_MAX_ADDRS];
+    uint32_t naddrs;     /* 0: a name not resolved yet */
+    uint32_t addr_next;  /* the address the next connection tries first */
+    bool named;          /* cfg.host is a name, not an address */
+    bool dns_stale;      /* a connect failed: look the name up again */
+    bool dns_fresh;      /* the answer has served no connection yet */
+    up_dns_job *dns_job; /* the lookup in flight */
+    uint64_t resolved_ms, dns_started_ms;
     up_conn *conns;
     uint32_t nconns;
     uint64_t opened;
@@ -91,7 +126,12 @@ struct spindle_upstream {
     up_tls_ctx *tls;
     spindle_header *hdrs; /* scratch: response heads and trailers */
     uint32_t hdrs_cap;
-    up_ping *orphans; /* pings to fail from the loop (no connection) */
+    up_ping *orphans;                     /* pings to fail from the loop (no connection) */
+    spindle_call *held;                   /* calls whose response ended while held (paused) */
+    uint64_t held_bytes;                  /* response bytes held for paused calls now */
+    uint64_t held_peak;                   /* the most one call held at once */
+    uint64_t tls_handshakes, tls_resumed; /* spindle_upstream_stats */
+    uint64_t resolves, resolve_failures;
     bool freeing;
     uint32_t busy; /* nesting of pool work on the stack */
 };
@@ -106,6 +146,8 @@ int up_call_issue(spindle_call *call, up_conn *c);
 /* End a call: on_done(err, code) unless cancelled, its timer cancelled,
  * freed.  It is already off every list. */
 void up_call_finish(spindle_call *call, int err, uint32_t code);
+/* Fail every pending call with err (from the loop: callbacks run). */
+void up_pending_fail(spindle_upstream *u, int err);
 /* Put a call back at the head of the pending queue (a retry). */
 void up_pending_push_front(spindle_upstream *u, spindle_call *call);
 /* Dispatch pending calls onto connections with room, opening connections
@@ -118,6 +160,43 @@ bool up_call_cb_begin(spindle_call *call);
 bool up_call_cb_end(spindle_call *call);
 /* Convert engine fields to the u->hdrs scratch (NULL on ENOMEM). */
 const spindle_header *up_headers(spindle_upstream *u, const hpack_field *f, size_t n);
+
+/* --- upstream_hold.c: response backpressure --- */
+
+/* Is call's response held (paused, or held bytes not yet delivered)?
+ * Then its events go to the functions below instead of the callbacks. */
+static inline bool up_hold_active(const spindle_call *call)
+{
+    return call->paused || call->rlen || call->rend;
+}
+/* Keep a DATA event's bytes: the connection window reopens now, the
+ * stream's at delivery.  0 or SPINDLE_ENOMEM. */
+int up_hold_data(spindle_call *call, h2_conn *h2, const uint8_t *data, size_t len);
+/* Keep trailers (copied).  0 or SPINDLE_ENOMEM. */
+int up_hold_trailers(spindle_call *call, const hpack_field *f, size_t n);
+/* The response ended (rend set) while held: call leaves c (its stream is
+ * done) for u->held, and ends when what it holds is delivered. */
+void up_hold_end(up_conn *c, spindle_call *call, uint8_t rend);
+/* A call leaves u->held (cancelled, timed out, or the upstream freed). */
+void up_hold_unlink(spindle_call *call);
+/* Free what a call holds (its end). */
+void up_hold_free(spindle_call *call);
+/* Milliseconds call spent paused up to now. */
+uint64_t up_hold_paused_ms(const spindle_call *call, uint64_t now_ms);
+
+/* --- upstream_dns.c: host names --- */
+
+/* Should a new connection look the name up first (never resolved, stale,
+ * or the last connect failed)? */
+bool up_dns_wanted(const spindle_upstream *u);
+/* Start a lookup unless one runs: its answer comes back as a message on
+ * the shard.  0, SPINDLE_ENOMEM, SPINDLE_ESYS (no thread). */
+int up_dns_start(spindle_upstream *u);
+/* Forget the lookup in flight (its answer will be dropped). */
+void up_dns_abandon(spindle_upstream *u);
+/* The pool's tick: a lookup that calls wait for, older than the connect
+ * time-out, fails them. */
+void up_dns_tick(spindle_upstream *u, uint64_t now_ms);
 
 /* --- upstream_conn.c --- */
 
@@ -185,5 +264,7 @@ int up_tls_write(up_tls *t, const uint8_t *buf, size_t len);
 int up_tls_drain(up_tls *t);
 /* Ciphertext buffered and not yet written. */
 size_t up_tls_pending(const up_tls *t);
+/* Did the handshake resume the session kept from an earlier connection? */
+bool up_tls_resumed(const up_tls *t);
 
 #endif

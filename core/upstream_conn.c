@@ -44,6 +44,7 @@ struct up_conn {
     h2_conn *h2;
     up_tls *tls;
     uint8_t st;
+    uint8_t tries; /* addresses of the name tried so far */
     bool dead;
     bool goaway;
     bool wclosed;    /* writing failed (the origin closed): read until EOF */
@@ -147,12 +148,13 @@ static void watch_cb(spindle_watch *w, int fd, uint32_t revents, void *ctx);
 
 static int start_connect(spindle_upstream *u, int *fdp)
 {
-    int fd = socket(u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const up_addr *a = &u->addrs[u->addr_next % u->naddrs];
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return SPINDLE_ESYS;
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (const struct sockaddr *)&u->addr, u->addrlen) != 0 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0 && errno != EINPROGRESS) {
         close(fd);
         return SPINDLE_EUPSTREAM;
     }
@@ -170,6 +172,11 @@ up_conn *up_conn_open(spindle_upstream *u, int *err)
     c->u = u;
     c->fd = -1;
     *err = start_connect(u, &c->fd);
+    /* Refused at once (no route for that family): the name's next address. */
+    for (uint32_t i = 1; *err == SPINDLE_EUPSTREAM && i < u->naddrs; i++) {
+        u->addr_next = (u->addr_next + 1) % u->naddrs;
+        *err = start_connect(u, &c->fd);
+    }
     if (*err == 0 && u->tls && !(c->tls = up_tls_new(u->tls, c->fd, u->cfg.tls_name)))
         *err = SPINDLE_ENOMEM;
     if (*err == 0 && !(c->h2 = h2_client_new(&u->sh->h2, up_now_ms(u))))
@@ -177,6 +184,8 @@ up_conn *up_conn_open(spindle_upstream *u, int *err)
     if (*err == 0)
         *err = spindle_watch_fd(u->as, c->fd, SPINDLE_WATCH_OUT, watch_cb, c, &c->w);
     if (*err != 0) {
+        if (*err == SPINDLE_EUPSTREAM)
+            u->dns_stale = true; /* a name: look it up again next time */
         if (c->h2)
             h2_conn_free(c->h2);
         up_tls_free(c->tls);
@@ -187,6 +196,7 @@ up_conn *up_conn_open(spindle_upstream *u, int *err)
     }
     c->events = SPINDLE_WATCH_OUT;
     c->opened_ms = c->ka_sent_ms = up_now_ms(u);
+    u->dns_fresh = false;
     c->next = u->conns;
     u->conns = c;
     u->nconns++;
@@ -217,7 +227,8 @@ void up_conn_fail(up_conn *c, int err)
     }
     ping_wait_fail(&c->pings, err == SPINDLE_ECLOSED ? SPINDLE_ECLOSED : SPINDLE_EUPSTREAM);
     spindle_watch_close(c->w);
-    close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
     up_tls_free(c->tls);
     h2_conn_free(c->h2);
     free(c->held);
@@ -354,6 +365,14 @@ static void on_response(up_conn *c, spindle_call *call, const h2_event *ev)
 
 static void on_data(up_conn *c, spindle_call *call, const h2_event *ev)
 {
+    if (up_hold_active(call)) { /* paused: kept, the stream's window stays shut */
+        int rc = up_hold_data(call, c->h2, ev->u.data.data, ev->u.data.len);
+        if (rc != 0)
+            complete(c, call, rc, 0);
+        else if (ev->end_stream)
+            up_hold_end(c, call, UP_REND_DATA);
+        return;
+    }
     (void)h2_conn_consume(c->h2, ev->stream_id, ev->u.data.len);
     if (call->h.on_data) {
         if (!up_call_cb_begin(call))
@@ -368,6 +387,14 @@ static void on_data(up_conn *c, spindle_call *call, const h2_event *ev)
 
 static void on_trailers(up_conn *c, spindle_call *call, const h2_event *ev)
 {
+    if (up_hold_active(call)) {
+        int rc = up_hold_trailers(call, ev->u.trailers.fields, ev->u.trailers.n);
+        if (rc != 0)
+            complete(c, call, rc, 0);
+        else
+            up_hold_end(c, call, UP_REND_TRAILERS);
+        return;
+    }
     const spindle_header *h = up_headers(c->u, ev->u.trailers.fields, ev->u.trailers.n);
     if (call->h.on_trailers && (h || !ev->u.trailers.n)) {
         if (!up_call_cb_begin(call))
@@ -502,12 +529,42 @@ static void do_read(up_conn *c)
 
 /* --- The watch --------------------------------------------------------------- */
 
+/* The connect failed: the host name's next address, on a new socket
+ * (the engine's queued preface and requests stay).  false when every
+ * address was tried. */
+static bool connect_next(up_conn *c)
+{
+    spindle_upstream *u = c->u;
+    u->addr_next = (u->addr_next + 1) % u->naddrs;
+    if (++c->tries >= u->naddrs)
+        return false;
+    spindle_watch_close(c->w);
+    c->w = NULL;
+    up_tls_free(c->tls);
+    c->tls = NULL;
+    close(c->fd);
+    c->fd = -1;
+    if (start_connect(u, &c->fd) != 0)
+        return false;
+    if (u->tls && !(c->tls = up_tls_new(u->tls, c->fd, u->cfg.tls_name)))
+        return false;
+    if (spindle_watch_fd(u->as, c->fd, SPINDLE_WATCH_OUT, watch_cb, c, &c->w) != 0)
+        return false;
+    c->events = SPINDLE_WATCH_OUT;
+    return true;
+}
+
 static void connected(up_conn *c)
 {
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
-        mark_dead(c, SPINDLE_EUPSTREAM);
+        if (soerr == EINPROGRESS || soerr == EALREADY)
+            return;
+        if (!connect_next(c)) {
+            c->u->dns_stale = true; /* reconnect: look the name up again */
+            mark_dead(c, SPINDLE_EUPSTREAM);
+        }
         return;
     }
     c->st = c->tls ? UC_HANDSHAKE : UC_OPEN;
@@ -523,6 +580,8 @@ static void handshake(up_conn *c)
     }
     if (r == 0) {
         c->st = UC_OPEN;
+        c->u->tls_handshakes++;
+        c->u->tls_resumed += up_tls_resumed(c->tls);
         return;
     }
     set_events(c, (uint32_t)r | (d > 0 ? SPINDLE_WATCH_OUT : 0));

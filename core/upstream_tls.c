@@ -7,6 +7,13 @@
  * Policy: TLS 1.2 or 1.3, the certificate chain verified against the CA
  * file (or the system's bundle) and the name checked, unless tls_verify is
  * off; SNI for a name that is not an address; ALPN h2 required.
+ *
+ * Session resumption: the context (one per upstream, so per origin per
+ * shard) keeps the last resumable session a connection got (a TLS 1.3
+ * NewSessionTicket, which arrives after the handshake and is taken after a
+ * read; a TLS 1.2 ticket or session id at the handshake's end), and every
+ * new connection offers it.  A server that declines just does a full
+ * handshake.  Each connection's own ticket then replaces the kept one.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,13 +31,18 @@
 
 struct up_tls_ctx {
     WOLFSSL_CTX *ctx;
+    WOLFSSL_SESSION *sess; /* offered by the next connection (NULL: none yet) */
     int shard;
 };
 
 struct up_tls {
     WOLFSSL *ssl;
+    up_tls_ctx *x;
     int fd;
     int shard;
+    bool kept;          /* this connection's session was kept for the next */
+    uint8_t keep_tries; /* reads left to look for a TLS 1.3 ticket */
+    bool resumed;       /* its handshake resumed a session */
     uint8_t *out;
     size_t out_off, out_len, out_cap;
 };
@@ -107,6 +119,8 @@ void up_tls_ctx_free(up_tls_ctx *x)
 {
     if (!x)
         return;
+    if (x->sess)
+        wolfSSL_SESSION_free(x->sess);
     if (x->ctx)
         wolfSSL_CTX_free(x->ctx);
     free(x);
@@ -125,12 +139,18 @@ up_tls *up_tls_new(up_tls_ctx *x, int fd, const char *name)
     if (!t)
         return NULL;
     t->fd = fd;
+    t->x = x;
+    t->keep_tries = 16;
     t->shard = x->shard;
     t->ssl = wolfSSL_new(x->ctx);
     if (!t->ssl) {
         free(t);
         return NULL;
     }
+    /* TLS 1.2 tickets are an extension to ask for; 1.3's always come. */
+    (void)wolfSSL_UseSessionTicket(t->ssl);
+    if (x->sess)
+        (void)wolfSSL_set_session(t->ssl, x->sess); /* declined: a full handshake */
     wolfSSL_SetIOReadCtx(t->ssl, t);
     wolfSSL_SetIOWriteCtx(t->ssl, t);
     char alpn[] = "h2";
@@ -156,10 +176,36 @@ void up_tls_free(up_tls *t)
     free(t);
 }
 
+/* Keep this connection's session for the next connection, once it can
+ * be resumed: TLS 1.3 needs a ticket (after the handshake); 1.2 a ticket
+ * or a session id. */
+static void keep_session(up_tls *t)
+{
+    WOLFSSL_SESSION *s = wolfSSL_get1_session(t->ssl);
+    if (!s)
+        return;
+    bool v13 = wolfSSL_version(t->ssl) == TLS1_3_VERSION;
+    if (!(v13 ? wolfSSL_SESSION_has_ticket(s) : wolfSSL_SESSION_is_resumable(s))) {
+        wolfSSL_SESSION_free(s);
+        return;
+    }
+    if (t->x->sess)
+        wolfSSL_SESSION_free(t->x->sess);
+    t->x->sess = s;
+    t->kept = true;
+}
+
+bool up_tls_resumed(const up_tls *t)
+{
+    return t->resumed;
+}
+
 int up_tls_handshake(up_tls *t)
 {
     int r = wolfSSL_connect(t->ssl);
     if (r == WOLFSSL_SUCCESS) {
+        t->resumed = wolfSSL_session_reused(t->ssl) == 1;
+        keep_session(t);
         char *proto = NULL;
         unsigned short len = 0;
         if (wolfSSL_ALPN_GetProtocol(t->ssl, &proto, &len) != WOLFSSL_SUCCESS || len != 2 ||
@@ -183,6 +229,10 @@ int up_tls_handshake(up_tls *t)
 long up_tls_read(up_tls *t, uint8_t *buf, size_t cap)
 {
     int r = wolfSSL_read(t->ssl, buf, (int)cap);
+    if (!t->kept && t->keep_tries) {
+        t->keep_tries--;
+        keep_session(t); /* a TLS 1.3 ticket comes with the first reads */
+    }
     if (r > 0)
         return r;
     int e = wolfSSL_get_error(t->ssl, r);

@@ -721,8 +721,8 @@ int spindle_post_stream(spindle_handle h, spindle_stream_post_fn fn, void *arg);
  * that fails, closes, or is told GOAWAY is replaced by the next call that
  * needs one (reconnect); streams a GOAWAY refused (never processed, RFC
  * 9113 section 8.7) and streams reset with REFUSED_STREAM are re-issued
- * once, on another connection, when the whole request body is known
- * (not a streaming call that already sent more).
+ * on another connection (up to 4 times), when the whole request body is
+ * known (not a streaming call that already sent more than 256 KiB).
  *
  * A handler asking a backend before it answers (the upstream made in
  * on_shard_start is the shard's context):
@@ -765,7 +765,8 @@ typedef struct spindle_upstream spindle_upstream;
 typedef struct spindle_call spindle_call;
 
 typedef struct spindle_upstream_config {
-    const char *host;        /* a numeric IPv4 or IPv6 address (no DNS lookup); required */
+    const char *host;        /* a numeric IPv4 or IPv6 address, or a host name looked up
+                                off the shard (getaddrinfo on a thread); required */
     uint16_t port;           /* required */
     const char *authority;   /* :authority sent (NULL: "host:port") */
     bool tls;                /* TLS with ALPN h2 (false, the default: h2c, prior knowledge) */
@@ -779,14 +780,23 @@ typedef struct spindle_upstream_config {
     uint32_t call_timeout_ms;    /* a call's default time-out, start to end (30000; 0: none) */
     uint32_t keepalive_ms;       /* PING each connection this often; one whose previous
                                     PING is still unanswered is closed (0, the default: off) */
+    uint32_t dns_refresh_ms;     /* a host name is looked up again when a new connection
+                                    would use an answer this old that served one already,
+                                    and after a failed connect; the old answer serves
+                                    meanwhile (30000; 0: an answer serves one connection
+                                    alone, or two while its successor is looked up) */
 } spindle_upstream_config;
 
 /* Defaults for everything above (host NULL, port 0: the caller sets them). */
 spindle_upstream_config spindle_upstream_config_default(void);
 
 /* An upstream for sh's thread.  The strings are copied; no connection is
- * opened yet.  On sh's thread.  0 and *out; SPINDLE_EINVAL (host not a
- * numeric address, port 0, a TLS option without tls, ...), SPINDLE_ESTATE
+ * opened yet (nor a host name looked up: the first call does it, and a
+ * name that does not resolve fails the calls waiting for it with
+ * SPINDLE_EUPSTREAM, as does a lookup slower than connect_timeout_ms; a
+ * name's addresses are tried in order).  On sh's thread.  0 and *out;
+ * SPINDLE_EINVAL (host neither an address nor a host name, port 0, a TLS
+ * option without tls, ...), SPINDLE_ESTATE
  * (not sh's thread), SPINDLE_ENOMEM, SPINDLE_ESYS (the CA file cannot be
  * loaded: the log says why). */
 int spindle_upstream_new(spindle_shard *sh, const spindle_upstream_config *cfg,
@@ -809,6 +819,19 @@ int spindle_upstream_ping(spindle_upstream *u, spindle_rtt_fn fn, void *ctx);
 /* Connections open (connecting included), and the total opened so far. */
 uint32_t spindle_upstream_conns(const spindle_upstream *u, uint64_t *opened);
 
+/* One upstream's counters (its shard's view; read on its thread). */
+typedef struct spindle_upstream_stats {
+    uint32_t conns;          /* connections open (connecting included) */
+    uint64_t opened;         /* connections opened so far */
+    uint64_t held_bytes;     /* response bytes kept now for paused calls */
+    uint64_t held_peak;      /* the most one call kept at once */
+    uint64_t tls_handshakes; /* TLS handshakes completed */
+    uint64_t tls_resumed;    /* of which resumed an earlier session */
+    uint64_t resolves;       /* host name lookups done (not for numeric hosts) */
+    uint64_t resolve_failures;
+} spindle_upstream_stats;
+void spindle_upstream_get_stats(const spindle_upstream *u, spindle_upstream_stats *out);
+
 /* A response head from the origin (the final one; 1xx heads are skipped).
  * Fields carry lengths and are valid during the callback only. */
 typedef struct spindle_response {
@@ -824,9 +847,10 @@ typedef struct spindle_response {
  * body), on_trailers at most once, then on_done exactly once, also after a
  * failure at any point (then err says why and the earlier ones may not
  * have come).  Data and fields are valid during the callback only; the
- * flow-control windows reopen when on_data returns.  Any of them may be
- * NULL.  A callback may start other calls and cancel any call, itself
- * included (then nothing more is called for it). */
+ * flow-control windows reopen when on_data returns, unless the call is
+ * paused (spindle_call_pause).  Any of them may be NULL.  A callback may
+ * start other calls and cancel any call, itself included (then nothing
+ * more is called for it). */
 typedef struct spindle_call_handler {
     void (*on_response)(spindle_call *call, const spindle_response *r, void *ctx);
     void (*on_data)(spindle_call *call, const uint8_t *data, size_t len, bool end, void *ctx);
@@ -879,6 +903,27 @@ size_t spindle_call_buffered(const spindle_call *call);
 /* Give up a call: its stream is reset with CANCEL (if it was sent), no
  * callback runs for it any more, and call is freed.  NULL is a no-op. */
 void spindle_call_cancel(spindle_call *call);
+
+/* Response backpressure, as spindle_body_pause/resume for a request body:
+ * after spindle_call_pause() no more of call's response body is delivered
+ * (nor on_trailers, nor the on_done that ends a complete response) until
+ * spindle_call_resume().  The origin is held by HTTP/2 flow control on the
+ * call's stream only: what arrives meanwhile is kept by spindle, and the
+ * stream's window reopens only once it is delivered, while the connection's
+ * window reopens at once (the pooled connection's other calls keep
+ * flowing).  So a paused call keeps at most one stream window of the
+ * response (the shard's limits.initial_window_size, 256 KiB by default),
+ * plus the trailers.  A response that ends while paused frees its
+ * connection's room at once and ends at delivery.  Time spent paused does
+ * not count against the call's time-out.  Not held: on_response, and a
+ * failure (reset, lost connection, time-out, spindle_upstream_free), which
+ * ends the call at once and drops what it kept.  Either may be called from
+ * any of the call's callbacks (pausing inside on_data holds the next
+ * chunk).  resume delivers what was kept from the loop, never inside the
+ * call: one on_data with all of it, then on_trailers / on_done if the
+ * response ended.  NULL or a repeated call is a no-op. */
+void spindle_call_pause(spindle_call *call);
+void spindle_call_resume(spindle_call *call);
 
 /* Round-trip time to a server stream's client: a PING on s's HTTP/2
  * connection and fn(ctx, 0, rtt_us) on s's shard when its ACK arrives, or

@@ -227,6 +227,18 @@ h2_rv h2_conn_reset_stream(h2_conn *c, uint32_t stream_id, h2_code code);
  * window was credited). */
 h2_rv h2_conn_consume(h2_conn *c, uint32_t stream_id, uint64_t n);
 
+/* h2_conn_consume in two halves, for an application that keeps delivered
+ * bytes buffered while it cannot take them (a paused upstream call):
+ * h2_conn_consume_conn reopens only the connection window for n delivered
+ * bytes (other streams keep flowing); h2_conn_consume_stream later reopens
+ * the stream's window for bytes so credited (the caller counts them; the
+ * increment never takes the window past our initial window).  While the
+ * stream's window stays closed the peer can send it at most one initial
+ * window (SETTINGS_INITIAL_WINDOW_SIZE) more: that bounds the buffering.
+ * H2_OK or H2_E_NOSTREAM (the stream is gone; nothing to credit). */
+h2_rv h2_conn_consume_conn(h2_conn *c, uint32_t stream_id, uint64_t n);
+h2_rv h2_conn_consume_stream(h2_conn *c, uint32_t stream_id, uint64_t n);
+
 /* The application's handler for this stream has stopped; the engine may
  * forget the stream once it is closed on the wire.  A stream whose response
  * was not ended is reset with INTERNAL_ERROR (on a client connection: any

@@ -173,6 +173,31 @@ h2_rv h2_conn_consume(h2_conn *c, uint32_t stream_id, uint64_t n)
     return H2_OK;
 }
 
+h2_rv h2_conn_consume_conn(h2_conn *c, uint32_t stream_id, uint64_t n)
+{
+    if (c->dead)
+        return H2_E_CLOSED;
+    h2_stream *s = h2_stream_find(c, stream_id);
+    if (!s)
+        return H2_E_NOSTREAM;
+    if (n > s->recv_held)
+        n = s->recv_held;
+    s->recv_held -= n; /* no longer owed to the connection at the stream's end */
+    h2_stream_credit_conn(c, n);
+    return H2_OK;
+}
+
+h2_rv h2_conn_consume_stream(h2_conn *c, uint32_t stream_id, uint64_t n)
+{
+    if (c->dead)
+        return H2_E_CLOSED;
+    h2_stream *s = h2_stream_find(c, stream_id);
+    if (!s)
+        return H2_E_NOSTREAM;
+    h2_stream_credit(c, s, n);
+    return H2_OK;
+}
+
 h2_rv h2_conn_stream_detach(h2_conn *c, uint32_t stream_id)
 {
     h2_stream *s = h2_stream_find(c, stream_id);

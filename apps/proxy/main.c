@@ -27,7 +27,10 @@
 static const char *upstream_arg, *up_ca, *up_name, *up_timeout, *up_conns, *up_keepalive;
 static bool up_tls, up_insecure;
 static spindle_upstream_config up_cfg;
-static char up_host[64];
+static char up_host[256];
+/* The client stream's queue at which the call pauses: the server's
+ * limits.max_stream_buffered, where on_writable is promised. */
+static size_t px_bound;
 
 spindle_upstream *px_upstream(void)
 {
@@ -106,6 +109,12 @@ static void up_data(spindle_call *call, const uint8_t *data, size_t len, bool en
         return;
     }
     spindle_send_copy(s, data, len, end);
+    /* Backpressure: a client slower than the origin stops the origin (its
+     * stream's window) instead of growing the queue; on_writable resumes. */
+    if (!end && !st->paused && spindle_stream_buffered(s) >= px_bound) {
+        st->paused = true;
+        spindle_call_pause(call);
+    }
 }
 
 static void up_trailers(spindle_call *call, const spindle_header *h, size_t n, void *ctx)
@@ -202,6 +211,16 @@ static void on_trailers(spindle_stream *s, const spindle_header *h, size_t n, vo
         spindle_call_send_trailers(st->call, h, n);
 }
 
+static void on_writable(spindle_stream *s, void *app)
+{
+    (void)app;
+    px_stream *st = spindle_stream_user(s);
+    if (st && st->paused && st->call) {
+        st->paused = false;
+        spindle_call_resume(st->call);
+    }
+}
+
 static void on_close(spindle_stream *s, void *app)
 {
     (void)app;
@@ -251,7 +270,7 @@ static void usage(FILE *f)
                "                     [--upstream-timeout MS] [--upstream-conns N]\n"
                "                     [--upstream-keepalive MS] [--address A] [--port P]\n"
                "                     [--shards N] [--log-level L] [--set name=value]...\n"
-               "  --upstream HOST:PORT   the origin (a numeric address; [v6]:port)\n"
+               "  --upstream HOST:PORT   the origin: an address ([v6]:port) or a host name\n"
                "  --upstream-tls         TLS with ALPN h2 (default: h2c, prior knowledge)\n"
                "  --upstream-ca FILE     CAs to verify the origin with (default: the system's)\n"
                "  --upstream-name NAME   SNI and the certificate name checked\n"
@@ -332,9 +351,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "spindle-proxy: %s\n", err);
         return 2;
     }
+    px_bound = cfg.limits.max_stream_buffered;
     spindle_handler h = {.on_request = on_request,
                          .on_body = on_body,
                          .on_trailers = on_trailers,
+                         .on_writable = on_writable,
                          .on_close = on_close};
     spindle_hooks hooks = {
         .on_listen = on_listen, .on_shard_start = shard_start, .on_shard_stop = shard_stop};

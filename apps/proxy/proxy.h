@@ -14,6 +14,7 @@ typedef struct px_stream {
     spindle_handle h;   /* the client stream, resolved in the call's callbacks */
     spindle_call *call; /* the upstream call, NULL once done */
     bool head_sent;     /* the response head went to the client */
+    bool paused;        /* the call is paused: the client's queue is full */
     bool grpc;          /* the gRPC route (grpc.c) */
     /* gRPC: the request message, then the response message. */
     uint8_t *buf;

@@ -412,7 +412,7 @@ static void bad_calls(void *arg)
     rcs[4] = spindle_call_start(up, &r, &handler, NULL, NULL);
     spindle_upstream_config cfg = spindle_upstream_config_default();
     spindle_upstream *u2 = NULL;
-    cfg.host = "localhost"; /* not numeric: no DNS here */
+    cfg.host = "no such host"; /* neither an address nor a host name */
     cfg.port = 1;
     rcs[5] = spindle_upstream_new(spindle_current_shard(), &cfg, &u2);
 }

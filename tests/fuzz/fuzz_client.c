@@ -1,6 +1,7 @@
 /* fuzz_client - arbitrary bytes from a "server" into a client-side h2_conn
  * (proto/h2_client.h), with an application that opens requests (some with
- * bodies by reference and trailers), consumes bodies, finishes streams and
+ * bodies by reference and trailers), consumes bodies (some in two halves:
+ * the connection's window, then the stream's or never), finishes streams and
  * cancels some, so response parsing, 1xx, trailers, GOAWAY refusals, flow
  * control and the shared limits all get exercised from the client side.
  *
@@ -98,7 +99,15 @@ static void act(h2_conn *c, const h2_event *ev, unsigned seed)
         break;
     case H2_EV_DATA:
         check(!s || ((*s & ST_FINAL) && !(*s & ST_ENDED)));
-        h2_conn_consume(c, sid, ev->u.data.len);
+        if (seed % 5 == 1) {
+            /* A paused upstream call: the connection credited now, the
+             * stream later or (seed & 8 clear) never. */
+            h2_conn_consume_conn(c, sid, ev->u.data.len);
+            if (seed & 8)
+                h2_conn_consume_stream(c, sid, ev->u.data.len);
+        } else {
+            h2_conn_consume(c, sid, ev->u.data.len);
+        }
         if (ev->end_stream)
             ended(c, sid);
         break;

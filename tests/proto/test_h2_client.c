@@ -61,6 +61,7 @@ typedef struct cs {
     size_t body_len[8];
     h2_rv err;
     int releases;
+    bool keep; /* DATA events are not consumed (nor recorded) */
 } cs;
 
 static void cs_start(cs *s, bool bytewise, const h2_limits *l)
@@ -172,6 +173,8 @@ static void sv_goaway(cs *s, uint32_t last, uint32_t code)
 
 static void record(cs *s, const h2_event *e)
 {
+    if (s->keep && e->type == H2_EV_DATA)
+        return; /* kept by the caller: neither consumed nor recorded */
     cr_assert_lt(s->nev, 512);
     cev *v = &s->ev[s->nev++];
     memset(v, 0, sizeof *v);
@@ -927,4 +930,59 @@ CS_TEST(roundtrip, against_server_engine)
     h2_conn_free(p->srv);
     h2_ctx_free(&p->sx);
     free(p);
+}
+
+/* --- Consumption in two halves (a paused upstream call) ------------------------ */
+
+/* The WINDOW_UPDATE increments the client wrote for sid, summed. */
+static uint64_t out_window(cs *s, uint32_t sid)
+{
+    cs_drain(s);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < s->nfr; i++)
+        if (s->fr[i].h.type == H2_FT_WINDOW_UPDATE && s->fr[i].h.stream_id == sid)
+            sum += be32(s->out + s->fr[i].off) & 0x7fffffffu;
+    return sum;
+}
+
+CS_TEST(h2_client, consume_conn_then_stream)
+{
+    h2_limits l = *h2_limits_default();
+    l.initial_window_size = 16384; /* a stream WINDOW_UPDATE from 8192 consumed */
+    l.connection_window = 65535;   /* the connection's from 32767 */
+    cs_restart(s, &l);
+    s->keep = true;
+    uint32_t a = cs_get(s, "/a"), b = cs_get(s, "/b");
+    sv_hello(s);
+    static uint8_t body[16384];
+    for (uint32_t sid = a; sid <= b; sid += 2) {
+        sv_headers(s, sid, false, KV(":status", "200"));
+        sv_frame(s, H2_FT_DATA, 0, sid, body, sizeof body); /* each stream's window, all of it */
+    }
+    cr_assert_eq(cs_feed(s), H2_OK);
+    cr_assert_eq(out_window(s, 0) + out_window(s, a) + out_window(s, b), 0);
+    /* The connection half: its window reopens, the streams' stay shut. */
+    cr_assert_eq(h2_conn_consume_conn(s->c, a, sizeof body), H2_OK);
+    cr_assert_eq(h2_conn_consume_conn(s->c, b, sizeof body), H2_OK);
+    cr_assert_eq(out_window(s, 0), 2 * sizeof body);
+    cr_assert_eq(out_window(s, a), 0);
+    cr_assert_eq(out_window(s, b), 0);
+    /* More DATA on a shut stream is a flow-control error (RST): the peer
+     * can be held there while other streams flow. */
+    sv_frame(s, H2_FT_DATA, 0, a, body, 1);
+    cr_assert_eq(cs_feed(s), H2_OK);
+    cr_assert_eq(out_rst(s, a), H2_FLOW_CONTROL_ERROR);
+    /* The stream half, later: b's window reopens; never past the initial
+     * window whatever the caller claims. */
+    cr_assert_eq(h2_conn_consume_stream(s->c, b, 10u * sizeof body), H2_OK);
+    cr_assert_eq(out_window(s, b), sizeof body);
+    /* Bytes credited to the connection are not credited again when the
+     * stream ends (b finishes, a was reset). */
+    sv_frame(s, H2_FT_DATA, H2_FLAG_END_STREAM, b, body, 100);
+    cr_assert_eq(cs_feed(s), H2_OK);
+    cr_assert_eq(h2_client_stream_done(s->c, a), H2_OK);
+    cr_assert_eq(h2_client_stream_done(s->c, b), H2_OK);
+    cr_assert_leq(out_window(s, 0), 2 * sizeof body + 1 + 100);
+    cr_assert_eq(h2_conn_consume_conn(s->c, b, 1), H2_E_NOSTREAM);
+    cr_assert_eq(h2_conn_consume_stream(s->c, b, 1), H2_E_NOSTREAM);
 }
