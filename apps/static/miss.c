@@ -67,12 +67,12 @@ typedef struct miss {
     fcache *c;
     waiter *waiters;
     waiter **tail;
-    int fd;           /* the open file, or -1 */
-    bool dir;         /* the request path ended in '/' */
-    bool index;       /* rel is the directory's index.html */
-    fc_blob *body;    /* the small file's bytes, being read */
-    fc_info fi;       /* of the file as the first statx saw it */
-    struct stat st;   /* the same, as struct stat (what main.c's answers take) */
+    int fd;         /* the open file, or -1 */
+    bool dir;       /* the request path ended in '/' */
+    bool index;     /* rel is the directory's index.html */
+    fc_blob *body;  /* the small file's bytes, being read */
+    fc_info fi;     /* of the file as the first statx saw it */
+    struct stat st; /* the same, as struct stat (what main.c's answers take) */
     struct open_how how;
     struct statx stx; /* the first statx; the second one's goes to after */
     struct statx after;
@@ -100,7 +100,9 @@ uint16_t miss_open_status(int err)
     case EXDEV: /* the path (a symlink) leads out of the root */
     case ELOOP: /* a magic link, or a symlink loop */
     case EACCES:
-    case EPERM: return 403;
+    case EPERM:
+    case ENXIO: /* a socket, a device without its driver */
+    case ENODEV: return 403;
     default: return 500;
     }
 }
@@ -361,8 +363,8 @@ static void on_stat(spindle_shard *sh, int32_t res, void *ctx)
         return;
     ops->info(&m->fi, &m->st, m->rel);
     if (m->fi.size > content_max) {
-        fc_entry *e = m->c ? fcache_put(m->c, m->key, m->klen, m->dir, &m->fi, m->fd, NULL, now)
-                           : NULL;
+        fc_entry *e =
+            m->c ? fcache_put(m->c, m->key, m->klen, m->dir, &m->fi, m->fd, NULL, now) : NULL;
         if (e) {
             e->index = m->index;
             m->fd = -1; /* the entry's now */

@@ -603,6 +603,7 @@ class StaticFreshnessTest(unittest.TestCase):
     WRITERS = ("rewrite.txt", "trunc.txt", "overwrite.txt", "renamed.txt", "deleted.txt",
                "big-renamed.bin")
     IN_PLACE = ("rewrite.txt", "trunc.txt")
+    SERVER_ARGS = ()  # more server arguments (test_static_miss.py: the cache off)
 
     def setUp(self):
         self.top = tempfile.mkdtemp(prefix="static-fresh-", dir="/tmp")
@@ -692,7 +693,8 @@ class StaticFreshnessTest(unittest.TestCase):
             errors.append(e)
 
     def test_change_under_load(self):
-        with static_server(self, shards=2, args=["--revalidate-ms", "100"]) as srv:
+        args = ["--revalidate-ms", "100"] + list(self.SERVER_ARGS)
+        with static_server(self, shards=2, args=args) as srv:
             # Warm: every file cached on both shards.
             for _ in range(4):
                 with H2Client(srv.port, timeout=20) as c:
