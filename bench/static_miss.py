@@ -51,7 +51,8 @@ class Server:
     def __init__(self, binary, root, args):
         self.port = free_port()
         self.p = subprocess.Popen([binary, "--root", root, "--shards", "1", "--port",
-                                   str(self.port), "--address", "127.0.0.1", "--log-level", "1"]
+                                   str(self.port), "--address", "127.0.0.1", "--log-level", "1",
+                                   "--set", "max-requests=0"]
                                   + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         line = self.p.stdout.readline()
         if b"listening" not in line:
