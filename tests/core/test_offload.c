@@ -306,31 +306,6 @@ static void later_teardown(void)
     close(pipe_fd[1]);
 }
 
-/* The response on sid: its :status byte (0x88 = 200) and body; 0 for a
- * RST_STREAM. */
-static uint8_t read_response(int fd, uint32_t sid, char *body, size_t cap)
-{
-    mini_frame f;
-    uint8_t status = 0;
-    size_t n = 0;
-    while (mini_read(fd, &f)) {
-        if (f.sid != sid)
-            continue;
-        if (f.type == 1)
-            status = f.p[0];
-        if (f.type == 0 && n + f.len < cap) {
-            memcpy(body + n, f.p, f.len);
-            n += f.len;
-        }
-        if (f.type == 3)
-            return 0;
-        if ((f.type == 0 || f.type == 1) && (f.flags & 1))
-            break;
-    }
-    body[n] = 0;
-    return status;
-}
-
 TestSuite(offload_later, .timeout = 60);
 
 /* Offloaded from a file operation's completion, with the application's
@@ -343,7 +318,7 @@ Test(offload_later, from_a_file_op_completion, .init = later_setup, .fini = late
     mini_preface(fd);
     mini_get_headers(fd, 1, "/later", true);
     char body[128];
-    cr_assert_eq(read_response(fd, 1, body, sizeof body), 0x88);
+    cr_assert_eq(mini_response(fd, 1, body, sizeof body), 0x88);
     cr_assert_str_eq(body, "worker /later");
     cr_assert_eq(atomic_load(&lt_rc), SPINDLE_OK);
     cr_assert_eq(atomic_load(&lt_again_rc), SPINDLE_ESTATE);
@@ -363,11 +338,11 @@ Test(offload_later, refusals, .init = later_setup, .fini = later_teardown)
     mini_preface(fd);
     mini_get_headers(fd, 1, "/paused", false); /* a body may follow: it is paused */
     char body[128];
-    cr_assert_eq(read_response(fd, 1, body, sizeof body), 0x88);
+    cr_assert_eq(mini_response(fd, 1, body, sizeof body), 0x88);
     cr_assert_str_eq(body, "inline");
     cr_assert_eq(atomic_load(&lt_paused_rc), SPINDLE_ESTATE);
     mini_get_headers(fd, 3, "/ended", true);
-    cr_assert_eq(read_response(fd, 3, body, sizeof body), 0x89);
+    cr_assert_eq(mini_response(fd, 3, body, sizeof body), 0x89);
     cr_assert_eq(atomic_load(&lt_ended_rc), SPINDLE_ESTATE);
     spindle_request req = {0};
     cr_assert_eq(spindle_offload_request(NULL, &req, later_worker), SPINDLE_EINVAL);
@@ -394,7 +369,7 @@ Test(offload_later, reset_while_the_op_is_in_flight, .init = later_setup, .fini 
     cr_assert_eq(atomic_load(&lt_gone), 1, "the completion did not find the stream gone");
     mini_get_headers(fd, 3, "/later", true);
     char body[128];
-    cr_assert_eq(read_response(fd, 3, body, sizeof body), 0x88);
+    cr_assert_eq(mini_response(fd, 3, body, sizeof body), 0x88);
     cr_assert_str_eq(body, "worker /later");
     close(fd);
     cr_assert_eq(mini_stop(), 0);
@@ -440,7 +415,7 @@ Test(offload_later, stop_with_the_op_in_flight, .init = later_setup_drain, .fini
      * from the drain, on this thread while another stops the server. */
     pthread_t stopper;
     cr_assert_eq(pthread_create(&stopper, NULL, stop_server, NULL), 0);
-    cr_assert_eq(read_response(fd, 1, body, sizeof body), 0x88);
+    cr_assert_eq(mini_response(fd, 1, body, sizeof body), 0x88);
     cr_assert_str_eq(body, "worker /pipe");
     close(fd);
     pthread_join(t, NULL);
