@@ -7,12 +7,16 @@ threads, io-wq workers included) and mean latency per request.  Issue 15.
 
     /usr/bin/python3 bench/static_miss.py BIN [BIN ...] [--files N] [--requests N] [--quick]
 
-Two rows per binary, one shard, files of 13 bytes older than a second (a
+Three rows per binary, one shard, files of 13 bytes older than a second (a
 file changed within the last second is read on the offload thread):
   nocache  --cache-entries 0: every request is a miss (N requests over the
            files, round-robin);
   distinct the default cache, every file requested once: every request is
-           a first miss.
+           a first miss;
+  coldpage as distinct, with the files' pages dropped from the page cache
+           first (posix_fadvise DONTNEED, these files only): every read
+           waits for the disk (the dentries stay cached).
+Each row also says how many requests went to the offload thread.
 The system call and ring counts are exact; the CPU and latency figures move
 with the machine's load (other processes), so compare them only within one
 run.  Needs strace, h2load; perf for the ring counts (skipped without it).
@@ -27,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 OPS = {18: "OPENAT", 19: "CLOSE", 21: "STATX", 22: "READ", 28: "OPENAT2"}
@@ -43,6 +48,8 @@ def make_tree(n):
     for i in range(n):
         with open(os.path.join(top, "f%d.txt" % i), "wb") as f:
             f.write(b"hello, world\n")
+            f.flush()
+            os.fdatasync(f.fileno())  # clean pages: coldpage can drop them
     time.sleep(1.2)  # older than a second: read on the shard's side
     return top
 
@@ -51,9 +58,11 @@ class Server:
     def __init__(self, binary, root, args):
         self.port = free_port()
         self.p = subprocess.Popen([binary, "--root", root, "--shards", "1", "--port",
-                                   str(self.port), "--address", "127.0.0.1", "--log-level", "1",
+                                   str(self.port), "--address", "127.0.0.1", "--log-level", "2",
                                    "--set", "max-requests=0"]
-                                  + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                  + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.err = []
+        threading.Thread(target=lambda: self.err.extend(self.p.stderr), daemon=True).start()
         line = self.p.stdout.readline()
         if b"listening" not in line:
             raise SystemExit("server did not start: %r" % line)
@@ -62,6 +71,18 @@ class Server:
         with open("/proc/%d/stat" % self.p.pid) as f:
             v = f.read().rsplit(")", 1)[1].split()
         return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+    def offloaded(self):
+        """(requests, offloaded) from the statistics line SIGUSR1 prints."""
+        n0 = len(self.err)
+        self.p.send_signal(signal.SIGUSR1)
+        for _ in range(200):
+            lines = [ln for ln in self.err[n0:] if b"stats:" in ln]
+            if lines:
+                m = re.search(rb"(\d+) requests(?: \((\d+) offloaded\))?;", lines[-1])
+                return int(m.group(1)), int(m.group(2) or 0)
+            time.sleep(0.02)
+        return 0, 0
 
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
@@ -127,8 +148,17 @@ def ring_ops(srv, fn):
     return sub, wq
 
 
+def drop_pages():
+    for f in os.listdir(TREE):
+        fd = os.open(os.path.join(TREE, f), os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+
+
 def row(binary, name, args, paths, n, quick, use_perf):
     tree_paths = paths
+    if name == "coldpage":
+        drop_pages()
     srv = Server(binary, TREE, args)
     try:
         if name == "nocache":  # dentries and pages in memory, like a warm machine
@@ -150,10 +180,14 @@ def row(binary, name, args, paths, n, quick, use_perf):
                  sum(sh.values()) / n,
                  ", ".join("%s %.2f" % (k, v / n) for k, v in sh.most_common(8)),
                  sum(allt.values()) / n))
-        print("%-9s %-28s file calls/request: shard %.2f, all threads %.2f"
-              % ("", "", sum(sh[k] for k in fileops) / n, sum(allt[k] for k in fileops) / n))
+        reqs, off = srv.offloaded()
+        print("%-9s %-28s file calls/request: shard %.2f, all threads %.2f; offloaded %d of %d"
+              % ("", "", sum(sh[k] for k in fileops) / n, sum(allt[k] for k in fileops) / n,
+                 off, reqs))
         if use_perf:
             srv.stop()
+            if name == "coldpage":
+                drop_pages()
             srv = Server(binary, TREE, args)
             if name == "nocache":
                 h2load(srv.port, tree_paths, len(tree_paths), 1, 8)
@@ -168,14 +202,18 @@ def row(binary, name, args, paths, n, quick, use_perf):
             h2load(srv.port, tree_paths, len(tree_paths), 1, 8)
         reps = 1 if quick else 3
         for r in range(reps):
-            if name == "distinct" and r:
+            if name != "nocache":
                 srv.stop()
+                if name == "coldpage":
+                    drop_pages()
                 srv = Server(binary, TREE, args)
             c0 = srv.cpu()
             h2load(srv.port, tree_paths, n, 1, 16)
             cpu = (srv.cpu() - c0) / n * 1e6
-            if name == "distinct":
+            if name != "nocache":
                 srv.stop()
+                if name == "coldpage":
+                    drop_pages()
                 srv = Server(binary, TREE, args)
             lat = h2load(srv.port, tree_paths[:min(len(tree_paths), 2000)],
                          min(n, 2000), 1, 1)
@@ -206,10 +244,12 @@ def main():
             row(os.path.abspath(b), "nocache", ["--cache-entries", "0"], paths, a.requests,
                 a.quick, use_perf)
             row(os.path.abspath(b), "distinct", [], paths, a.files, a.quick, use_perf)
+            row(os.path.abspath(b), "coldpage", [], paths, a.files, a.quick, use_perf)
     finally:
         shutil.rmtree(TREE, ignore_errors=True)
 
 
 TREE = None
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)
     sys.exit(main())
