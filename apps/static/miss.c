@@ -210,8 +210,19 @@ static void fail_one(miss *m, spindle_stream *s, const waiter *w, void *arg)
     ops->fail(s, *(const uint16_t *)arg, w->head);
 }
 
+/* The entry the miss would replace, if any: one due for revalidation whose
+ * ring check could not start (a plain miss has none: only the miss under
+ * way fills its key). */
+static fc_entry *old_entry(miss *m)
+{
+    return m->c ? fcache_get(m->c, m->key, m->klen, m->dir) : NULL;
+}
+
 static void finish_status(miss *m, uint16_t status)
 {
+    fc_entry *e = old_entry(m);
+    if (e) /* the path no longer leads to the file it describes */
+        fcache_drop(m->c, e);
     answer_all(m, fail_one, &status);
     miss_free(m);
 }
@@ -314,13 +325,18 @@ static void open_index(miss *m)
         finish_offload(m);
 }
 
-/* The entry the miss would replace (an entry due for revalidation whose
- * ring check could not start) describes this very file: keep it. */
+/* The entry the miss would replace describes this very file: keep it,
+ * checked now, and answer from it (true).  Otherwise it is stale: dropped
+ * (the miss makes a new one, or the offload thread answers). */
 static bool keep_entry(miss *m, uint64_t now)
 {
-    fc_entry *e = m->c ? fcache_get(m->c, m->key, m->klen, m->dir) : NULL;
-    if (!e || !reval_same(&e->info, &m->stx))
+    fc_entry *e = old_entry(m);
+    if (!e)
         return false;
+    if (!reval_same(&e->info, &m->stx)) {
+        fcache_drop(m->c, e);
+        return false;
+    }
     e->checked = now;
     finish_file(m, e->fd, &e->info, e->body);
     return true;
