@@ -4,7 +4,7 @@
  * machine driven by the completions:
  *
  *   OPENAT2 root/rel ──> STATX fd ──┬─ directory: CLOSE, OPENAT2 rel/index.html, STATX ...
- *                                   ├─ FIFO, socket, device: 403; "file/": 404
+ *     (fails: 403 or 404)           ├─ FIFO, device: 403; "file/": 404
  *                                   ├─ the entry it replaces is the same file: keep it
  *                                   ├─ large: a descriptor entry, served as a hit is
  *                                   └─ small: READ into the new entry's blob ──> STATX
