@@ -1,5 +1,5 @@
 /* fileop.c - spindle_file_*: file system calls as operations on the
- * shard's ring (IORING_OP_OPENAT2, STATX, READ), for handlers that would
+ * shard's ring (IORING_OP_OPENAT2, STATX, READ, CLOSE), for handlers that would
  * otherwise make them on the shard's thread (apps/static).
  *
  * One pending op per slot of the shard's file table, user_data (OP_FILE,
@@ -29,11 +29,10 @@ typedef struct file_op {
     void *ctx;
 } file_op;
 
-/* A slot and an SQE for the op, or an error code (nothing held). */
+/* A slot for the op (fn NULL: a close nobody waits for), or an error code
+ * (nothing held). */
 static int begin(spindle_shard *as, spindle_file_fn fn, void *ctx, file_op **out, uint64_t *ud)
 {
-    if (!fn)
-        return SPINDLE_EINVAL;
     if (!as || as != async_current() || as->finished)
         return SPINDLE_ESTATE;
     file_op *op = malloc(sizeof *op);
@@ -66,7 +65,7 @@ int spindle_file_openat2(spindle_shard *as, int dirfd, const char *path, const s
 {
     file_op *op;
     uint64_t ud;
-    int rc = path && how ? begin(as, fn, ctx, &op, &ud) : SPINDLE_EINVAL;
+    int rc = path && how && fn ? begin(as, fn, ctx, &op, &ud) : SPINDLE_EINVAL;
     return rc ? rc : end(as, op, ud, ring_prep_openat2(as->sh->r, dirfd, path, how, ud));
 }
 
@@ -75,7 +74,7 @@ int spindle_file_statx(spindle_shard *as, int dirfd, const char *path, int flags
 {
     file_op *op;
     uint64_t ud;
-    int rc = path && out ? begin(as, fn, ctx, &op, &ud) : SPINDLE_EINVAL;
+    int rc = path && out && fn ? begin(as, fn, ctx, &op, &ud) : SPINDLE_EINVAL;
     return rc ? rc : end(as, op, ud, ring_prep_statx(as->sh->r, dirfd, path, flags, mask, out, ud));
 }
 
@@ -84,8 +83,16 @@ int spindle_file_read(spindle_shard *as, int fd, void *buf, uint32_t len, uint64
 {
     file_op *op;
     uint64_t ud;
-    int rc = fd >= 0 && (buf || !len) ? begin(as, fn, ctx, &op, &ud) : SPINDLE_EINVAL;
+    int rc = fd >= 0 && (buf || !len) && fn ? begin(as, fn, ctx, &op, &ud) : SPINDLE_EINVAL;
     return rc ? rc : end(as, op, ud, ring_prep_read(as->sh->r, fd, buf, len, off, ud));
+}
+
+int spindle_file_close(spindle_shard *as, int fd, spindle_file_fn fn, void *ctx)
+{
+    file_op *op;
+    uint64_t ud;
+    int rc = fd >= 0 ? begin(as, fn, ctx, &op, &ud) : SPINDLE_EINVAL;
+    return rc ? rc : end(as, op, ud, ring_prep_close(as->sh->r, fd, ud));
 }
 
 void fileop_on_cqe(shard *sh, const ring_cqe *cqe)
@@ -102,7 +109,8 @@ void fileop_on_cqe(shard *sh, const ring_cqe *cqe)
     spindle_file_fn fn = op->fn;
     void *ctx = op->ctx;
     free(op);
-    fn(as, cqe->res, ctx);
+    if (fn)
+        fn(as, cqe->res, ctx);
 }
 
 void fileop_teardown(spindle_shard *as)

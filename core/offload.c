@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "async.h"
 #include "doorbell.h"
 #include "headers.h"
 #include "log.h"
@@ -478,14 +479,16 @@ const stream_ops offload_stream_ops = {
     .on_close = offload_close,
 };
 
-int spindle_offload(spindle_stream *s, spindle_request_fn fn)
+/* The stream's mode becomes offloaded, starting with fn on a copy of req;
+ * the shard's thread, s inline.  The checks both public calls share: a
+ * stream still open, not answered, not offloaded, its body not held by a
+ * pause (the worker's resume would not find it: inline pauses hold the
+ * body in the stream, offloaded ones on the worker). */
+static int offload_now(shard *sh, spindle_stream *s, const spindle_request *req,
+                       spindle_request_fn fn)
 {
-    if (!s || !fn)
-        return SPINDLE_EINVAL;
-    if (tls_worker || !s->c)
-        return SPINDLE_ESTATE;
-    shard *sh = stream_shard(s);
-    if (sh->in_request != s || (s->flags & (ST_OFFLOADED | ST_RESET | ST_CLOSED | ST_RESP_END)))
+    if ((s->flags & (ST_OFFLOADED | ST_RESET | ST_CLOSED | ST_RESP_END | ST_PAUSED)) ||
+        s->pend_len || s->pend_trailers)
         return SPINDLE_ESTATE;
     if (!sh->noff) {
         if (sh->off_failed)
@@ -504,8 +507,30 @@ int spindle_offload(spindle_stream *s, spindle_request_fn fn)
         log_msg(LOG_DEBUG, (int)sh->idx, "started %u offload thread(s)", n);
     }
     s->ops = &offload_stream_ops;
-    s->ops->on_request(s, sh->in_request_req, fn);
+    s->ops->on_request(s, req, fn);
     return SPINDLE_OK;
+}
+
+int spindle_offload(spindle_stream *s, spindle_request_fn fn)
+{
+    if (!s || !fn)
+        return SPINDLE_EINVAL;
+    if (tls_worker || !s->c)
+        return SPINDLE_ESTATE;
+    shard *sh = stream_shard(s);
+    if (sh->in_request != s)
+        return SPINDLE_ESTATE;
+    return offload_now(sh, s, sh->in_request_req, fn);
+}
+
+int spindle_offload_request(spindle_stream *s, const spindle_request *req, spindle_request_fn fn)
+{
+    if (!s || !req || !fn)
+        return SPINDLE_EINVAL;
+    spindle_shard *as = async_current(); /* NULL on a worker or any other thread */
+    if (!as || !s->c || stream_shard(s) != as->sh)
+        return SPINDLE_ESTATE;
+    return offload_now(as->sh, s, req, fn);
 }
 
 static void run(offload *o, off_msg *m)

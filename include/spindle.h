@@ -366,6 +366,33 @@ typedef struct spindle_handler {
 typedef void (*spindle_request_fn)(spindle_stream *s, const spindle_request *req, void *app);
 int spindle_offload(spindle_stream *s, spindle_request_fn fn);
 
+/* spindle_offload() from a later callback: for a handler that learns only
+ * after on_request, in a callback on the stream's shard (a file operation's
+ * completion, a watch, a timer, a post), that the request would block.
+ * req is the request fn is to get: spindle copies it before returning, so
+ * it may be the application's own copy (the spindle_request on_request
+ * got, and its strings, are valid during on_request only), freed once this
+ * returns; from on_request it may be the one on_request got.
+ *
+ * s must be an inline stream (not `blocking`, not offloaded), used on its
+ * shard's thread: in a later callback, the stream its spindle_handle
+ * resolves to there (never a pointer kept across callbacks: the stream may
+ * have been reset and closed meanwhile, and the handle then resolves to
+ * NULL).  Its final response must not have ended, and its request body
+ * must not be paused (spindle_body_pause()).  On success fn(s, copy, app)
+ * runs on the offload thread and every later callback for s runs there,
+ * as after spindle_offload(); the handle of s resolves to NULL from now on.
+ * Body bytes that arrived before the call were delivered inline (on_body
+ * on the shard) and are not delivered again; a spindle_stream_after()
+ * timer still pending fires on the offload thread.
+ *
+ * 0; SPINDLE_EINVAL (s, req or fn NULL); SPINDLE_ESTATE (not on s's shard
+ * thread, s offloaded, reset or closed, its response ended, its body
+ * paused); SPINDLE_ESYS (the threads cannot be started).  Unless 0, the
+ * handler still owns s and must answer it.  (spindle_offload() refuses a
+ * paused body the same way.) */
+int spindle_offload_request(spindle_stream *s, const spindle_request *req, spindle_request_fn fn);
+
 /* --- Responding ---------------------------------------------------------- */
 
 /* Called exactly once when spindle no longer needs a body buffer. */
@@ -636,6 +663,11 @@ int spindle_file_statx(spindle_shard *sh, int dirfd, const char *path, int flags
  * or -errno. */
 int spindle_file_read(spindle_shard *sh, int fd, void *buf, uint32_t len, uint64_t off,
                       spindle_file_fn fn, void *ctx);
+/* close(fd) (IORING_OP_CLOSE): fd is the kernel's from the call on, 0
+ * meaning only that the close was submitted; fn may be NULL (nothing is
+ * called), else res is 0 or -errno.  On SPINDLE_EURING the caller still
+ * owns fd (close it another way). */
+int spindle_file_close(spindle_shard *sh, int fd, spindle_file_fn fn, void *ctx);
 
 /* Shard timers (reconnect backoff and the like), independent of streams.
  * fn(sh, arg) runs on the shard's thread ms milliseconds from now (the

@@ -15,15 +15,17 @@
  * one from its cached descriptor with one fstat; entries are checked
  * against the file at most once a second (--revalidate-ms).
  *
- * A request runs inline on its shard when the kernel can answer it without
- * waiting for the disk: the path resolves from the dentry cache (openat2
- * with RESOLVE_CACHED), a small body is in the page cache (preadv2 with
- * RWF_NOWAIT), a large one is a cached mapping prefaulted within the last
- * second.  Any other request is handed to the shard's offload thread
- * (spindle_offload()), where opening, mapping, prefaulting and reading may
- * block; the choice is made before anything is sent.  Large bodies are
- * mmap'd (fmap.h) and sent by reference, window by window, prefaulted
- * first; over TLS they are pread() into pooled buffers.  docs/static.md.
+ * A miss makes no system call on the shard's thread: openat2, statx and
+ * the read of a small file are operations on the shard's ring, answered
+ * from their completions (miss.h).  What would block the shard (a large
+ * body that is not a cached mapping prefaulted within the last second, a
+ * file changed within the last second, any large body over TLS) is handed
+ * to the shard's offload thread (spindle_offload(), or from a completion
+ * spindle_offload_request()), where opening, mapping, prefaulting and
+ * reading may block; the choice is made before anything is sent.  Large
+ * bodies are mmap'd (fmap.h) and sent by reference, window by window,
+ * prefaulted first; over TLS they are pread() into pooled buffers.
+ * docs/static.md.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,13 +50,13 @@
 #include "fcache.h"
 #include "fmap.h"
 #include "http.h"
+#include "miss.h"
 #include "reval.h"
 #include "cli.h"
 #include "spindle.h"
 
 static int root_fd = -1;
-static size_t window = WINDOW_MIN;   /* max(WINDOW_MIN, max-stream-buffered) */
-static atomic_bool cached_ok = true; /* RESOLVE_CACHED known to work (Linux 5.12) */
+static size_t window = WINDOW_MIN; /* max(WINDOW_MIN, max-stream-buffered) */
 
 /* ------------------------------------------------------------------------ */
 /* Per-response state                                                        */
@@ -181,27 +183,18 @@ static void simple(spindle_stream *s, uint16_t status, const char *body, bool he
 
 /* openat2 beneath the root: no "..", no absolute symlinks, no symlink that
  * leaves the root, no /proc magic links.  O_NONBLOCK: a FIFO in the root
- * must not block the thread (it is refused as not a regular file).  nb
- * (the shard thread): resolve from the dentry cache only, and fail with
- * EAGAIN where a lookup would need the disk. */
-static int open_beneath(const char *rel, bool nb)
+ * must not block the thread (it is refused as not a regular file).  Off
+ * the shard (the shard's misses open on its ring, miss.c, the same way). */
+static int open_beneath(const char *rel)
 {
-    if (nb && !atomic_load_explicit(&cached_ok, memory_order_relaxed)) {
-        errno = EAGAIN;
-        return -1;
-    }
     struct open_how how;
     memset(&how, 0, sizeof how);
     how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | (nb ? RESOLVE_CACHED : 0);
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     long fd;
     do
         fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
     while (fd < 0 && errno == EINTR);
-    if (fd < 0 && nb && errno == EINVAL) {
-        atomic_store(&cached_ok, false); /* kernel < 5.12: every request offloads */
-        errno = EAGAIN;
-    }
     return (int)fd;
 }
 
@@ -226,21 +219,6 @@ static bool pread_nowait(int fd, void *buf, size_t n, uint64_t off)
     return r == (ssize_t)n;
 }
 
-/* Status for a failed open: escapes and permissions 403, absence 404. */
-static uint16_t open_status(int err)
-{
-    switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-    case ENAMETOOLONG: return 404;
-    case EXDEV: /* the path (a symlink) leads out of the root */
-    case ELOOP: /* a magic link, or a symlink loop */
-    case EACCES:
-    case EPERM: return 403;
-    default: return 500;
-    }
-}
-
 static void fail_status(spindle_stream *s, uint16_t status, bool head)
 {
     switch (status) {
@@ -252,17 +230,17 @@ static void fail_status(spindle_stream *s, uint16_t status, bool head)
     }
 }
 
-/* Open rel (normalised, relative) beneath the root and fstat it.  A
- * directory gives its index.html, resolved from the root again (not from
- * the directory descriptor) so its symlinks obey the same rule; rel is
+/* Open rel (normalised, relative) beneath the root and fstat it, on the
+ * offload thread (miss.c does the same on the shard's ring).  A directory
+ * gives its index.html, resolved from the root again (not from the
+ * directory descriptor) so its symlinks obey the same rule; rel is
  * extended in place (it has room for "/index.html").  0 with *fdp and *st
- * set; -1 when nb and resolving would need the disk (nothing held); else
- * the HTTP status of the failure (nothing held). */
-static int resolve(char *rel, bool want_dir, bool nb, int *fdp, struct stat *st)
+ * set; else the HTTP status of the failure (nothing held). */
+static int resolve(char *rel, bool want_dir, int *fdp, struct stat *st)
 {
-    int fd = open_beneath(rel, nb);
+    int fd = open_beneath(rel);
     if (fd < 0)
-        return nb && errno == EAGAIN ? -1 : open_status(errno);
+        return miss_open_status(errno);
     if (fstat(fd, st) != 0) {
         close(fd);
         return 500;
@@ -273,13 +251,9 @@ static int resolve(char *rel, bool want_dir, bool nb, int *fdp, struct stat *st)
             strcpy(rel, "index.html");
         else
             strcat(rel, "/index.html");
-        fd = open_beneath(rel, nb);
-        if (fd < 0) {
-            int e = errno;
-            if (nb && e == EAGAIN)
-                return -1;
-            return e == ENOENT ? 404 : open_status(e);
-        }
+        fd = open_beneath(rel);
+        if (fd < 0)
+            return errno == ENOENT ? 404 : miss_open_status(errno);
         if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
             close(fd);
             return 404;
@@ -690,65 +664,14 @@ static serve_rc serve_entry(spindle_stream *s, const spindle_request *req, fc_en
     return serve_fd(s, req, e->fd, false, &st, &e->info, head, true);
 }
 
-/* A miss, or an entry due for revalidation (old, or NULL): resolve the
- * path again (openat2 + fstat), keep the entry if the file is the same,
- * else read it (up to content_max) or keep its descriptor in a new entry,
- * and answer.  On the shard thread: BLOCKS where the disk would be needed. */
-static serve_rc fill_and_serve(spindle_stream *s, const spindle_request *req, fcache *c,
-                               fc_entry *old, const char *key, size_t klen, bool dir, bool head)
-{
-    char rel[4096 + 16];
-    memcpy(rel, key, klen + 1);
-    int fd;
-    struct stat st;
-    int rc = resolve(rel, dir, true, &fd, &st);
-    if (rc != 0) {
-        if (rc < 0)
-            return BLOCKS;
-        if (old)
-            fcache_drop(c, old);
-        fail_status(s, (uint16_t)rc, head);
-        return SERVED;
-    }
-    uint64_t now = now_ns();
-    if (old && info_same(&old->info, &st)) {
-        close(fd); /* unchanged: a descriptor entry keeps its own (same inode) */
-        old->checked = now;
-        return serve_entry(s, req, old, head);
-    }
-    fc_info fi;
-    info_fill(&fi, &st, rel);
-    bool index = strcmp(rel, key) != 0; /* resolve() went on to index.html */
-    if (fi.size > fcache_limits_of(c)->content_max) {
-        fc_entry *e = fcache_put(c, key, klen, dir, &fi, fd, NULL, now);
-        if (e)
-            e->index = index;
-        return e ? serve_fd(s, req, e->fd, false, &st, &e->info, head, true)
-                 : serve_fd(s, req, fd, true, &st, &fi, head, true);
-    }
-    fc_blob *b = fc_blob_new((size_t)fi.size);
-    rc = !b ? ENOMEM : fi.size ? read_stable(fd, &st, b->data, (size_t)fi.size, 0, true) : 0;
-    close(fd);
-    if (rc != 0) {
-        fc_blob_unref(b);
-        return BLOCKS; /* the offload thread reads it, or says why not */
-    }
-    fc_entry *e = fcache_put(c, key, klen, dir, &fi, -1, b, now);
-    if (e)
-        e->index = index;
-    serve_blob(s, req, e ? &e->info : &fi, b, head);
-    if (!e)
-        fc_blob_unref(b);
-    return SERVED;
-}
-
 /*
- * Answer the request.  nb (on the shard thread): do not block; return
- * BLOCKS instead, having sent nothing and holding nothing, when answering
- * would need the disk (a path not in the dentry cache, a small body not in
- * the page cache, a large one not a hot cached mapping, any large body
- * over TLS).  Only the shard uses its cache.  CHANGED (not nb): the file
- * changed while it was read; nothing was sent, try again.
+ * Answer the request.  nb (on the shard thread): do not block.  A hit is
+ * answered here; a miss (or an entry due for revalidation whose check
+ * cannot go to the ring) goes to the ring (miss.c), which answers it from
+ * a completion.  BLOCKS, having sent nothing and holding nothing, when
+ * neither can (a large body not a hot cached mapping, any large body over
+ * TLS, the ring path full).  Only the shard uses its cache.  CHANGED (not
+ * nb): the file changed while it was read; nothing was sent, try again.
  */
 static serve_rc serve(spindle_stream *s, const spindle_request *req, bool nb)
 {
@@ -766,37 +689,32 @@ static serve_rc serve(spindle_stream *s, const spindle_request *req, bool nb)
     case SP_DOTDOT: fail_status(s, 403, head); return SERVED;
     case SP_TOOLONG: fail_status(s, 414, head); return SERVED;
     }
-    fcache *c = nb ? shard_cache(s) : NULL;
-    if (c) {
+    if (nb) {
+        fcache *c = shard_cache(s);
         size_t klen = strlen(rel);
-        fc_entry *e = fcache_get(c, rel, klen, dir);
+        fc_entry *e = c ? fcache_get(c, rel, klen, dir) : NULL;
         /* Fresh, or its check is running on the ring (reval.c): serve it as
-         * it is.  Only when the ring cannot take the check is it done here,
-         * the synchronous way. */
+         * it is.  When the ring cannot take the check, the miss path looks
+         * at the file again (and keeps the entry if it is the same). */
         if (e && (now_ns() - e->checked < (uint64_t)cache_limits.revalidate_ms * 1000000u ||
                   e->checking || reval_start(spindle_current_shard(), c, e, root_fd))) {
             serve_rc rc = serve_entry(s, req, e, head);
             if (rc != CHANGED)
                 return rc;
             fcache_drop(c, e);
-            e = NULL;
         }
-        serve_rc rc = fill_and_serve(s, req, c, e, rel, klen, dir, head);
-        return rc == CHANGED ? BLOCKS : rc;
+        return miss_start(s, req, c, rel, klen, dir, head) ? SERVED : BLOCKS;
     }
-    int fd;
+    int fd = -1;
     struct stat st;
-    int rc = resolve(rel, dir, nb, &fd, &st);
+    int rc = resolve(rel, dir, &fd, &st);
     if (rc != 0) {
-        if (rc < 0)
-            return BLOCKS;
         fail_status(s, (uint16_t)rc, head);
         return SERVED;
     }
     fc_info fi;
     info_fill(&fi, &st, rel);
-    serve_rc r = serve_fd(s, req, fd, true, &st, &fi, head, nb);
-    return nb && r == CHANGED ? BLOCKS : r;
+    return serve_fd(s, req, fd, true, &st, &fi, head, false);
 }
 
 static void on_request_offloaded(spindle_stream *s, const spindle_request *req, void *app)
@@ -809,6 +727,21 @@ static void on_request_offloaded(spindle_stream *s, const spindle_request *req, 
     static const spindle_header ra[] = {{"retry-after", "1", 0, 0}};
     simple(s, 503, "file changing\n", str_is(req->method, "HEAD"), ra, 1);
 }
+
+/* The miss path's answers (miss.h). */
+static bool miss_answer_fd(spindle_stream *s, const spindle_request *req, int fd,
+                           const struct stat *st, const fc_info *fi, bool head)
+{
+    return serve_fd(s, req, fd, false, st, fi, head, true) == SERVED;
+}
+
+static const miss_ops miss_answers = {
+    .fail = fail_status,
+    .info = info_fill,
+    .blob = serve_blob,
+    .fd = miss_answer_fd,
+    .offloaded = on_request_offloaded,
+};
 
 static void on_request(spindle_stream *s, const spindle_request *req, void *app)
 {
@@ -869,7 +802,7 @@ static bool open_root(const char *root)
         fprintf(stderr, "spindle-static: --root %s: %s\n", root, strerror(errno));
         return false;
     }
-    int probe = open_beneath(".", false);
+    int probe = open_beneath(".");
     if (probe < 0) {
         int e = errno;
         fprintf(stderr, "spindle-static: --root %s: %s\n", root,
@@ -924,6 +857,7 @@ int main(int argc, char **argv)
         close(root_fd);
         return 1;
     }
+    miss_init(root_fd, o.cache.content_max, &miss_answers);
     spindle_handler h = {
         .on_request = on_request,
         .on_reset = on_reset,

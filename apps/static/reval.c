@@ -38,7 +38,7 @@ static uint64_t stx_ns(struct statx_timestamp t)
     return (uint64_t)t.tv_sec * 1000000000u + t.tv_nsec;
 }
 
-static bool still_same(const fc_info *fi, const struct statx *x)
+bool reval_same(const fc_info *fi, const struct statx *x)
 {
     return S_ISREG(x->stx_mode) && fi->dev == makedev(x->stx_dev_major, x->stx_dev_minor) &&
            fi->ino == x->stx_ino && fi->size == x->stx_size && fi->mns == stx_ns(x->stx_mtime) &&
@@ -53,7 +53,7 @@ static void reval_done(spindle_shard *sh, int32_t res, void *ctx)
     fc_entry *e = fcache_get(v->c, v->key, v->klen, v->dir);
     if (e) {
         e->checking = false;
-        if (res == 0 && still_same(&e->info, &v->stx))
+        if (res == 0 && reval_same(&e->info, &v->stx))
             e->checked = now_ns();
         else
             fcache_drop(v->c, e);

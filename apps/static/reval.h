@@ -19,4 +19,10 @@
  * synchronous way. */
 bool reval_start(spindle_shard *sh, fcache *c, fc_entry *e, int root_fd);
 
+/* Is x (a statx) still the file fi describes: a regular file with the same
+ * device, inode, size, mtime and ctime?  (Any write, truncation, chmod or
+ * rename of the inode changes its ctime.) */
+struct statx;
+bool reval_same(const fc_info *fi, const struct statx *x);
+
 #endif

@@ -154,6 +154,31 @@ bool mini_read(int fd, mini_frame *f)
     return true;
 }
 
+uint8_t mini_response(int fd, uint32_t sid, char *body, size_t cap)
+{
+    mini_frame f;
+    uint8_t status = 0;
+    size_t n = 0;
+    while (mini_read(fd, &f)) {
+        if (f.sid != sid)
+            continue;
+        if (f.type == 1)
+            status = f.p[0];
+        if (f.type == 0 && n + f.len < cap) {
+            memcpy(body + n, f.p, f.len);
+            n += f.len;
+        }
+        if (f.type == 3) {
+            status = 0;
+            break;
+        }
+        if ((f.type == 0 || f.type == 1) && (f.flags & 1))
+            break;
+    }
+    body[n] = 0;
+    return status;
+}
+
 typedef struct on_shard_call {
     void (*fn)(void *);
     void *arg;

@@ -39,6 +39,12 @@ typedef struct mini_frame {
  * timeout. */
 bool mini_read(int fd, mini_frame *f);
 
+/* Read the response on sid (other streams' frames are skipped): its
+ * :status byte (0x88 = 200, 0x89 = 204; a non-indexed status gives its
+ * first byte), 0 for a RST_STREAM or the connection's end; the DATA
+ * payloads into body (NUL-terminated, at most cap - 1 bytes kept). */
+uint8_t mini_response(int fd, uint32_t sid, char *body, size_t cap);
+
 /* Run fn(arg) on shard `shard` (spindle_post) and wait for it (10 s at
  * most, else the test fails). */
 void mini_on_shard(uint32_t shard, void (*fn)(void *), void *arg);

@@ -5,7 +5,7 @@
  * and with bad arguments; the callback always after the submitting call;
  * and a shard stopping with an op that never completes (a read of an empty
  * pipe): the stop waits up to drain_timeout_ms, the callback never runs,
- * nothing leaks (ASan). */
+ * nothing leaks (ASan); spindle_file_close with and without a callback. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -202,4 +202,48 @@ Test(fileop, stop_with_an_op_in_flight)
     cr_assert_eq(atomic_load(&fs.calls), 0, "the callback of an unfinished op ran");
     close(pipefd[0]);
     close(pipefd[1]);
+}
+
+static atomic_int close_res = 1, closes_done;
+
+static void on_close_done(spindle_shard *sh, int32_t res, void *ctx)
+{
+    (void)sh;
+    (void)ctx;
+    atomic_store(&close_res, res);
+    atomic_fetch_add(&closes_done, 1);
+}
+
+static int close_fds[2];
+
+static void do_close(void *arg)
+{
+    (void)arg;
+    spindle_shard *sh = spindle_current_shard();
+    cr_assert_eq(spindle_file_close(sh, -1, on_close_done, NULL), SPINDLE_EINVAL);
+    cr_assert_eq(spindle_file_close(sh, close_fds[0], on_close_done, NULL), 0);
+    cr_assert_eq(spindle_file_close(sh, close_fds[1], NULL, NULL), 0); /* nobody waits */
+}
+
+/* spindle_file_close: the descriptor is closed by the ring, with a callback
+ * or without one; refused with a negative descriptor or off the shard. */
+Test(fileop, close)
+{
+    serve_one(spindle_config_default());
+    close_fds[0] = openat(dirfd_, "a.txt", O_RDONLY | O_CLOEXEC);
+    close_fds[1] = openat(dirfd_, "a.txt", O_RDONLY | O_CLOEXEC);
+    cr_assert(close_fds[0] >= 0 && close_fds[1] >= 0);
+    cr_assert_eq(spindle_file_close(NULL, close_fds[0], NULL, NULL), SPINDLE_ESTATE);
+    mini_on_shard(0, do_close, NULL);
+    cr_assert(mini_wait(&closes_done, 1));
+    cr_assert_eq(atomic_load(&close_res), 0);
+    cr_assert_eq(fcntl(close_fds[0], F_GETFD), -1);
+    bool closed = false;
+    for (int i = 0; i < 1000 && !closed; i++) {
+        closed = fcntl(close_fds[1], F_GETFD) == -1;
+        if (!closed)
+            usleep(1000);
+    }
+    cr_assert(closed, "the close without a callback did not happen");
+    cr_assert_eq(mini_stop(), 0);
 }

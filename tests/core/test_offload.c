@@ -1,7 +1,8 @@
 /* Tests for core/offload.c on a real shard skeleton: a ring (the workers'
  * doorbell to the shard), an h2 engine, one worker thread, streams in the
  * offloaded mode.  Built with SPINDLE_TEST_HOOKS: offload_test_alloc_countdown
- * makes one chosen allocation fail. */
+ * makes one chosen allocation fail.  spindle_offload_request() (offload
+ * from a later callback) is tested end to end in test_offload_request.c. */
 
 #include <criterion/criterion.h>
 #include <semaphore.h>
