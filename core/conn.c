@@ -38,9 +38,6 @@
 #include "shard.h"
 #include "stream.h"
 
-static void after_commit(conn *c);
-static void sent_early(conn *c, size_t n);
-
 static uint64_t ud(const conn *c, uint8_t op)
 {
     return ring_ud_pack(op, c->slot, c->gen);
@@ -468,6 +465,41 @@ static bool sb_ready(conn *c)
     return false;
 }
 
+/* Output went (or was copied to go): streams that waited for their queue
+ * to drain hear so (on_writable), held input is fed again. */
+static void after_commit(conn *c)
+{
+    for (spindle_stream *st = c->streams; st; st = st->next) {
+        if (!(st->flags & ST_WANT_WRITABLE))
+            continue;
+        uint64_t queued = CP(c)->buffered(c, st->sid);
+        atomic_store_explicit(&st->buffered, (size_t)queued, memory_order_relaxed);
+        if (queued >= c->sh->srv->limits.max_stream_buffered)
+            continue;
+        st->flags &= (uint16_t)~ST_WANT_WRITABLE;
+        if (st->flags & (ST_RESET | ST_CLOSED))
+            continue;
+        st->ops->on_writable(st);
+    }
+    conn_resume(c);
+    /* TLS: a handshake step or a record may have waited for output room. */
+    if (c->tls && !c->paused && c->state == C_OPEN)
+        tls_pump(c);
+}
+
+/* A send without CQE was queued with a copy of its n bytes: commit them now,
+ * as if it had completed; its settling only ends the send (sendskip.h). */
+static void sent_early(conn *c, size_t n)
+{
+    iov_give(c);
+    if (c->tls)
+        tls_out_commit(c->tls, n);
+    else
+        CP(c)->out_commit(c, n);
+    c->send_committed = true;
+    after_commit(c);
+}
+
 /* Put c->sb->iov[0..n) on the wire with one sendmsg (SENDMSG_ZC when zc):
  * the connection's one send in flight. */
 static void start_send(conn *c, size_t n, bool zc)
@@ -598,42 +630,6 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
     else
         conn_resume(c);
     shard_mark_dirty(c);
-}
-
-/* Output went (or was copied to go): streams that waited for their queue
- * to drain hear so, held input is fed again. */
-static void after_commit(conn *c)
-{
-    /* Writable notifications: streams that waited for their queue to drain. */
-    for (spindle_stream *st = c->streams; st; st = st->next) {
-        if (!(st->flags & ST_WANT_WRITABLE))
-            continue;
-        uint64_t queued = CP(c)->buffered(c, st->sid);
-        atomic_store_explicit(&st->buffered, (size_t)queued, memory_order_relaxed);
-        if (queued >= c->sh->srv->limits.max_stream_buffered)
-            continue;
-        st->flags &= (uint16_t)~ST_WANT_WRITABLE;
-        if (st->flags & (ST_RESET | ST_CLOSED))
-            continue;
-        st->ops->on_writable(st);
-    }
-    conn_resume(c);
-    /* TLS: a handshake step or a record may have waited for output room. */
-    if (c->tls && !c->paused && c->state == C_OPEN)
-        tls_pump(c);
-}
-
-/* A send without CQE was queued with a copy of its n bytes: commit them now,
- * as if it had completed; its settling only ends the send (sendskip.h). */
-static void sent_early(conn *c, size_t n)
-{
-    iov_give(c);
-    if (c->tls)
-        tls_out_commit(c->tls, n);
-    else
-        CP(c)->out_commit(c, n);
-    c->send_committed = true;
-    after_commit(c);
 }
 
 bool conn_wants_flush(const conn *c)
