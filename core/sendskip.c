@@ -23,6 +23,7 @@ void sendskip_free(shard *sh)
     for (uint32_t i = 0; i < s->ntail; i++)
         free(s->tail[i].buf);
     free(s->tail);
+    free(s->spare);
     free(s->stage);
     free(s->ent);
     memset(s, 0, sizeof *s);
@@ -42,6 +43,22 @@ static bool grow(void **arr, uint32_t n, uint32_t *cap, size_t elem)
     return true;
 }
 
+/* The staging buffer, with one buffer for a short send's rest and room
+ * for a few of them set aside at once: the short path then allocates
+ * nothing while one connection at a time fills its socket. */
+static bool stage_new(sendskip *s)
+{
+    s->stage = malloc(SENDSKIP_STAGE);
+    s->spare = malloc(SENDSKIP_MAX);
+    if (!s->stage || !s->spare || !grow((void **)&s->tail, 0, &s->tail_cap, sizeof *s->tail)) {
+        free(s->stage);
+        free(s->spare);
+        s->stage = s->spare = NULL;
+        return false;
+    }
+    return true;
+}
+
 int sendskip_start(conn *c, size_t n, size_t *len)
 {
     sendskip *s = &c->sh->skip;
@@ -56,7 +73,7 @@ int sendskip_start(conn *c, size_t n, size_t *len)
     }
     if (total > SENDSKIP_STAGE - s->used || !grow((void **)&s->ent, s->n, &s->cap, sizeof *s->ent))
         return 1;
-    if (!s->stage && !(s->stage = malloc(SENDSKIP_STAGE)))
+    if (!s->stage && !stage_new(s))
         return 1;
     uint8_t *p = s->stage + s->used;
     for (size_t i = 0, o = 0; i < n; o += iov[i].iov_len, i++)
@@ -91,7 +108,10 @@ static void tail_done(sendskip *s, uint32_t i, const ring_cqe *cqe)
         res = -EIO; /* MSG_WAITALL: short only when something failed */
     if (res >= 0)
         c->nocqe_off = false; /* the socket took everything again */
-    free(s->tail[i].buf);
+    if (s->spare)
+        free(s->tail[i].buf);
+    else
+        s->spare = s->tail[i].buf; /* SENDSKIP_MAX bytes, kept for the next */
     s->tail[i] = s->tail[--s->ntail];
     settled(c, res);
 }
@@ -101,17 +121,23 @@ static void tail_done(sendskip *s, uint32_t i, const ring_cqe *cqe)
 static void send_rest(sendskip *s, conn *c, const sendskip_ent *e, uint32_t went)
 {
     uint32_t rest = e->len - went;
-    uint8_t *buf = malloc(rest);
+    uint8_t *buf = s->spare ? s->spare : malloc(SENDSKIP_MAX);
     if (!buf || !grow((void **)&s->tail, s->ntail, &s->tail_cap, sizeof *s->tail)) {
-        free(buf);
+        if (buf != s->spare)
+            free(buf);
         settled(c, -ENOMEM);
         return;
     }
+    if (buf == s->spare)
+        s->spare = NULL;
     memcpy(buf, s->stage + e->off + went, rest);
     int rc = ring_prep_send(c->sh->r, c->fd, buf, rest, MSG_WAITALL,
                             ring_ud_pack(OP_SEND_NOCQE, c->slot, c->gen));
     if (rc < 0) {
-        free(buf);
+        if (s->spare)
+            free(buf);
+        else
+            s->spare = buf;
         settled(c, rc);
         return;
     }

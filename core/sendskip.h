@@ -68,6 +68,7 @@ typedef struct sendskip {
     uint32_t n, cap;
     uint8_t *stage; /* SENDSKIP_STAGE bytes, allocated at the first send */
     uint32_t used;  /* bump allocation; back to 0 when n is */
+    uint8_t *spare; /* SENDSKIP_MAX bytes for the next rest (NULL: in use) */
     sendskip_tail *tail;
     uint32_t ntail, tail_cap;
     bool on; /* send-nocqe and the ring has RING_CAP_CQE_SKIP */
