@@ -3,19 +3,22 @@
 # under one h2load row: syscalls, io_uring_enter calls, SQEs and CQEs by op,
 # task-work runs, context switches (docs/io-profile.md reads them).
 #
-#   bash bench/io_profile.sh [--server spindle|h2o] [--bin PATH] [--row many|latency]
-#                            [-n N] [--record] [--quick] [--spin US]
+#   bash bench/io_profile.sh [--server spindle|h2o] [--bin PATH] [--row many|latency|h1]
+#                            [-n N] [--record] [--quick] [--spin US] [--set K=V]
 #
 # The server runs on core 0 (spindle: --shards 1 --set max-requests=0), h2load
 # on core 1. perf stat attaches to the server for exactly the h2load run, so
 # the counts cover connection setup plus N requests; per-request = count / N.
 # --record adds a tracepoint record (submit_req/complete) and prints SQEs by
 # opcode and CQEs by spindle op (low byte of user_data) and flags.
-# --spin US runs spindle in the low-latency mode (--ring-spin-us US).
+# --spin US runs spindle in the low-latency mode (--ring-spin-us US); --set K=V
+# passes a server option to spindle (repeatable, e.g. --set send-nocqe=1).
+# Rows: many = h2load -c 256 -m 8; latency = -c 1 -m 1; h1 = HTTP/1.1
+# keep-alive, h2load --h1 -c 64 -m 1 (one request in flight per connection).
 # Counts do not depend on machine load; times (task-clock) do.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SERVER=spindle BIN=$ROOT/build-bench/apps/hello/spindle-hello ROW=many N= RECORD=0 QUICK=0 SPIN=()
+SERVER=spindle BIN=$ROOT/build-bench/apps/hello/spindle-hello ROW=many N= RECORD=0 QUICK=0 SPIN=() H1=()
 while (($#)); do
   case $1 in
     --server) SERVER=$2; shift ;;
@@ -24,7 +27,8 @@ while (($#)); do
     -n) N=$2; shift ;;
     --record) RECORD=1 ;;
     --quick) QUICK=1 ;;
-    --spin) SPIN=(--ring-spin-us "$2"); shift ;;
+    --spin) SPIN+=(--ring-spin-us "$2"); shift ;;
+    --set) SPIN+=(--set "$2"); shift ;;
     *) echo "io_profile: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -32,7 +36,8 @@ done
 case $ROW in
   many) C=256 M=8; : "${N:=200000}" ;;
   latency) C=1 M=1; : "${N:=20000}" ;;
-  *) echo "io_profile: --row many|latency" >&2; exit 2 ;;
+  h1) C=64 M=1 H1=(--h1); : "${N:=200000}" ;;
+  *) echo "io_profile: --row many|latency|h1" >&2; exit 2 ;;
 esac
 ((QUICK)) && N=$((N / 10))
 PY=/usr/bin/python3
@@ -89,7 +94,7 @@ PID=$(ss -Hltnp "sport = :$PORT" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 
 [[ -n $PID ]] || PID=$SRV
 URL=http://127.0.0.1:$PORT/index.html
 [[ $SERVER == spindle ]] && URL=http://127.0.0.1:$PORT/
-taskset -c 1 h2load -t 1 -n 2000 -c 16 -m 8 "$URL" >/dev/null # warm-up
+taskset -c 1 h2load -t 1 "${H1[@]}" -n 2000 -c 16 -m 8 "$URL" >/dev/null # warm-up
 
 EV='syscalls:sys_enter_io_uring_enter,raw_syscalls:sys_enter,io_uring:io_uring_submit_req,io_uring:io_uring_complete,io_uring:io_uring_local_work_run,io_uring:io_uring_task_add,io_uring:io_uring_cqring_wait,context-switches,cpu-migrations,task-clock'
 perf stat -x, -e "$EV" -p "$PID" -o "$WORK/stat.csv" &
@@ -100,12 +105,12 @@ if ((RECORD)); then
   REC=$!
 fi
 sleep 0.5
-taskset -c 1 h2load -t 1 -n "$N" -c "$C" -m "$M" "$URL" >"$WORK/h2load.out"
+taskset -c 1 h2load -t 1 "${H1[@]}" -n "$N" -c "$C" -m "$M" "$URL" >"$WORK/h2load.out"
 kill -INT "$PERF"
 wait "$PERF" || true
 if ((RECORD)); then kill -INT "$REC"; wait "$REC" || true; fi
 grep -E '^(finished in|requests:|time for request:)' "$WORK/h2load.out"
-echo "server=$SERVER row=$ROW n=$N c=$C m=$M (per request = count / $N)"
+echo "server=$SERVER row=$ROW n=$N c=$C m=$M ${H1[*]} (per request = count / $N)"
 $PY - "$WORK/stat.csv" "$N" <<'EOF'
 import sys
 n = int(sys.argv[2])

@@ -478,6 +478,41 @@ static bool sb_ready(conn *c)
     return false;
 }
 
+/* Output went (or was copied to go): streams that waited for their queue
+ * to drain hear so (on_writable), held input is fed again. */
+static void after_commit(conn *c)
+{
+    for (spindle_stream *st = c->streams; st; st = st->next) {
+        if (!(st->flags & ST_WANT_WRITABLE))
+            continue;
+        uint64_t queued = CP(c)->buffered(c, st->sid);
+        atomic_store_explicit(&st->buffered, (size_t)queued, memory_order_relaxed);
+        if (queued >= c->sh->srv->limits.max_stream_buffered)
+            continue;
+        st->flags &= (uint16_t)~ST_WANT_WRITABLE;
+        if (st->flags & (ST_RESET | ST_CLOSED))
+            continue;
+        st->ops->on_writable(st);
+    }
+    conn_resume(c);
+    /* TLS: a handshake step or a record may have waited for output room. */
+    if (c->tls && !c->paused && c->state == C_OPEN)
+        tls_pump(c);
+}
+
+/* A send without CQE was queued with a copy of its n bytes: commit them now,
+ * as if it had completed; its settling only ends the send (sendskip.h). */
+static void sent_early(conn *c, size_t n)
+{
+    iov_give(c);
+    if (c->tls)
+        tls_out_commit(c->tls, n);
+    else
+        CP(c)->out_commit(c, n);
+    c->send_committed = true;
+    after_commit(c);
+}
+
 /* Put c->sb->iov[0..n) on the wire with one sendmsg (SENDMSG_ZC when zc):
  * the connection's one send in flight. */
 static void start_send(conn *c, size_t n, bool zc)
@@ -485,8 +520,9 @@ static void start_send(conn *c, size_t n, bool zc)
     memset(&c->sb->msg, 0, sizeof c->sb->msg);
     c->sb->msg.msg_iov = c->sb->iov;
     c->sb->msg.msg_iovlen = n;
+    size_t staged = 0;
     int rc = zc ? ring_prep_sendmsg_zc(c->sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND))
-                : sendskip_start(c, n); /* small: no CQE on success */
+                : sendskip_start(c, n, &staged); /* small: copied, no CQE on success */
     if (rc == 1)
         rc = ring_prep_sendmsg(c->sh->r, c->fd, &c->sb->msg, 0, ud(c, OP_SEND));
     if (rc < 0) {
@@ -499,6 +535,8 @@ static void start_send(conn *c, size_t n, bool zc)
     c->zc = zc;
     c->sending = true;
     c->ops++;
+    if (staged) /* the bytes are copied: committed now (sendskip.h) */
+        sent_early(c, staged);
 }
 
 /* TLS: encrypt what the adapter takes of the engine's output, then send
@@ -583,7 +621,10 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
     c->sending = false;
     c->ops--;
     iov_give(c); /* the kernel has the message; the array goes back */
-    if (c->tls)
+    /* Committed when it was queued (sent_early()): only the send ends. */
+    bool early = c->send_committed;
+    c->send_committed = false;
+    if (c->tls && !early)
         tls_out_commit(c->tls, res > 0 ? (size_t)res : 0); /* ends the lending */
     if (c->state == C_CLOSING) {
         conn_on_op_end(c);
@@ -595,26 +636,18 @@ void conn_on_send(conn *c, const ring_cqe *cqe)
         conn_close(c); /* frees it (deferred) once no operation is left */
         return;
     }
-    if (!c->tls)
+    if (!c->tls && !early)
         CP(c)->out_commit(c, (size_t)res); /* TLS: committed at tls_write */
-    /* Writable notifications: streams that waited for their queue to drain. */
-    for (spindle_stream *st = c->streams; st; st = st->next) {
-        if (!(st->flags & ST_WANT_WRITABLE))
-            continue;
-        uint64_t queued = CP(c)->buffered(c, st->sid);
-        atomic_store_explicit(&st->buffered, (size_t)queued, memory_order_relaxed);
-        if (queued >= c->sh->srv->limits.max_stream_buffered)
-            continue;
-        st->flags &= (uint16_t)~ST_WANT_WRITABLE;
-        if (st->flags & (ST_RESET | ST_CLOSED))
-            continue;
-        st->ops->on_writable(st);
-    }
-    conn_resume(c);
-    /* TLS: a handshake step or a record may have waited for output room. */
-    if (c->tls && !c->paused && c->state == C_OPEN)
-        tls_pump(c);
+    if (!early)
+        after_commit(c);
+    else
+        conn_resume(c);
     shard_mark_dirty(c);
+}
+
+bool conn_wants_flush(const conn *c)
+{
+    return c->state != C_OPEN || want_write(c) || CP(c)->is_done(c);
 }
 
 void conn_begin_drain(conn *c)

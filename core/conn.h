@@ -98,6 +98,8 @@ struct conn {
     uint8_t speaks; /* STATS_CONN_* + 1 it is counted open under; 0 none (stats.h) */
     bool rd_eof;    /* the peer shut down writing: never re-arm recv */
     bool eof_told;  /* ... and its engine was told, every byte before it fed */
+    /* The send in flight was committed when queued (sendskip.h). */
+    bool send_committed;
 };
 _Static_assert(sizeof(struct conn) <= 224, "struct conn outgrew jemalloc's 224-byte class");
 
@@ -118,6 +120,9 @@ void conn_on_send(conn *c, const ring_cqe *cqe);
 void conn_on_op_end(conn *c);
 /* The flush step: one sendmsg with everything the engine has ready. */
 void conn_flush(conn *c);
+/* Would the flush step do anything once c's send in flight ends: output
+ * waiting, an engine that is done (a close), or c closing? */
+bool conn_wants_flush(const conn *c);
 /* Cancel everything; freed (deferred, by the shard's settle) once the last
  * in-flight CQE has arrived. */
 void conn_close(conn *c);

@@ -545,10 +545,11 @@ static bool wait_for_work(shard *sh)
     if (sh->yield_each_round && wait_ms > 10)
         wait_ms = 10; /* valgrind holds its lock while we sit in the kernel */
     wait_ms = async_before_wait(sh, wait_ms); /* watch probes; the post doorbell */
-    /* Sends without CQE are settled after a wait, and settling one may be
-     * what lets work go on (more output, a release callback, a close):
-     * submit them without sleeping (sendskip.h). */
-    if (sh->skip.n)
+    /* Sends without CQE are settled after a wait.  Their bytes are
+     * committed already, so the wait may sleep, unless a connection has
+     * more to send (or to close) behind one: then submit and settle in
+     * this round (sendskip.h). */
+    if (sh->skip.n && sendskip_must_settle(sh))
         wait_ms = 0;
     int rc = ring_wait(sh->r, 1, wait_ms * 1000000u);
     async_after_wait(sh);

@@ -173,10 +173,11 @@ typedef struct spindle_config {
                               wake-up; the core stays busy while idle for that
                               long (default 0: off; docs/io-profile.md) */
     uint32_t send_nocqe;   /* 1: small sends post no completion when they
-                            succeed (IOSQE_CQE_SKIP_SUCCESS; docs/io-profile.md).
-                            Off by default (0): it halves the CQEs per request
-                            but measured 15-30% more CPU per small request
-                            (the extra loop round that settles them) */
+                            succeed (IOSQE_CQE_SKIP_SUCCESS; docs/io-profile.md):
+                            copied and committed when submitted, so one
+                            io_uring_enter per request at one stream.  Default
+                            1 (used when the kernel offers it); 0: every send
+                            posts its completion */
     uint32_t post_queue_size; /* messages each shard's spindle_post() queue holds,
                                  a power of two in 2..1048576; beyond it a post is
                                  SPINDLE_EAGAIN (default 4096: 128 KiB a shard) */

@@ -549,22 +549,45 @@ int ring_prep_sendmsg(ring *r, int fd, const struct msghdr *msg, int msg_flags, 
     return ret;
 }
 
+/* The shape of a send without CQE (ring.h): a ticket, CQE skip, and
+ * DONTWAIT | WAITALL (never parked on poll, so it is over once issued; a
+ * short send is a failure, and failures post their CQE). */
+static int prep_nocqe(ring *r, bool args_ok, uint64_t ud, uint64_t *ticket,
+                      struct io_uring_sqe **sqe)
+{
+    if (!(r->caps & RING_CAP_CQE_SKIP))
+        return -EOPNOTSUPP;
+    int ret = prep_sqe(r, args_ok && ticket, ud, sqe);
+    if (ret == 0)
+        *ticket = r->sqe_seq;
+    return ret;
+}
+
+#define NOCQE_FLAGS (MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL)
+
 int ring_prep_sendmsg_nocqe(ring *r, int fd, const struct msghdr *msg, uint64_t ud,
                             uint64_t *ticket)
 {
     struct io_uring_sqe *sqe;
-    int ret;
+    int ret = prep_nocqe(r, fd >= 0 && msg, ud, ticket, &sqe);
 
-    if (!(r->caps & RING_CAP_CQE_SKIP))
-        return -EOPNOTSUPP;
-    ret = prep_sqe(r, fd >= 0 && msg && ticket, ud, &sqe);
     if (ret < 0)
         return ret;
-    /* DONTWAIT: never parked on poll, so it is over once issued (ring.h);
-     * WAITALL: a short send is a failure, and failures post their CQE. */
-    io_uring_prep_sendmsg(sqe, fd, msg, MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL);
+    io_uring_prep_sendmsg(sqe, fd, msg, NOCQE_FLAGS);
     sqe->flags = (uint8_t)(sqe->flags | IOSQE_CQE_SKIP_SUCCESS);
-    *ticket = r->sqe_seq;
+    return 0;
+}
+
+int ring_prep_send_nocqe(ring *r, int fd, const void *buf, size_t len, uint64_t ud,
+                         uint64_t *ticket)
+{
+    struct io_uring_sqe *sqe;
+    int ret = prep_nocqe(r, send_args_ok(fd, buf, len), ud, ticket, &sqe);
+
+    if (ret < 0)
+        return ret;
+    io_uring_prep_send(sqe, fd, buf, len, NOCQE_FLAGS);
+    sqe->flags = (uint8_t)(sqe->flags | IOSQE_CQE_SKIP_SUCCESS);
     return 0;
 }
 

@@ -442,6 +442,13 @@ int ring_prep_sendmsg(ring *r, int fd, const struct msghdr *msg, int msg_flags, 
 int ring_prep_sendmsg_nocqe(ring *r, int fd, const struct msghdr *msg, uint64_t ud,
                             uint64_t *ticket);
 
+/* The same for one buffer (IORING_OP_SEND: no msghdr or iovec array for
+ * the kernel to import): buf and its len bytes are borrowed until
+ * ring_sqes_settled() >= *ticket. -EINVAL for the arguments
+ * ring_prep_send() refuses. */
+int ring_prep_send_nocqe(ring *r, int fd, const void *buf, size_t len, uint64_t ud,
+                         uint64_t *ticket);
+
 /*
  * The tickets settled: every SQE prepared with a ticket <= the value
  * returned has been issued by the kernel, and its CQE, if it posts one, is

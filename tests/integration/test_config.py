@@ -101,16 +101,16 @@ class ConfigTest(unittest.TestCase):
                 self.assertIn("ring-spin-us", self.assertUsageError(args))
 
     def test_send_nocqe(self):
-        # Sends without a CQE: off by default (they cost CPU on the e2e rows,
-        # docs/io-profile.md), on by name, reported at start-up; the server
-        # answers either way.  Only 0 and 1.
+        # Sends without a CQE: on by default (docs/io-profile.md), off by
+        # name, reported at start-up; the server answers either way.  Only
+        # 0 and 1.
         with Server(shards=1) as srv:
-            self.assertIn("sends without CQE off (send-nocqe=0)", srv.stderr_all())
-        with Server(shards=1, sets={"send-nocqe": 1}) as srv:
+            self.assertIn("sends without CQE on", srv.stderr_all())
+        with Server(shards=1, sets={"send-nocqe": 0}) as srv:
             with H2Client(srv.port) as c:
                 for _ in range(20):
                     self.assertEqual(bytes(c.get("/").data), HELLO)
-            self.assertIn("sends without CQE on", srv.stderr_all())
+            self.assertIn("sends without CQE off (send-nocqe=0)", srv.stderr_all())
         self.assertIn("send-nocqe", self.assertUsageError(["--port", "0", "--set", "send-nocqe=2"]))
 
     def test_fixed_port(self):

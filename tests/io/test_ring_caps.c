@@ -159,3 +159,44 @@ Test(ring_caps, send_nocqe_short_and_full_post_a_cqe)
     close(srv);
     close(cli);
 }
+
+/* One buffer (IORING_OP_SEND): the send the shard uses.  The wait that
+ * submits it may sleep: nothing is posted for it, the bytes reach the
+ * peer while the ring waits, and the wait ends by its timeout with no
+ * CQE.  A short one posts the bytes that went. */
+Test(ring_caps, send_nocqe_one_buffer_then_sleep)
+{
+    ring *r = mk_ring(NULL);
+    int srv, cli, small = 4096;
+    uint64_t ud = ring_ud_pack(RING_OP_SEND, 5, 3), t1 = 0, t2 = 0;
+    ring_cqe c[4];
+    char got[16];
+
+    if (!(ring_caps(r) & RING_CAP_CQE_SKIP)) {
+        cr_expect_eq(ring_prep_send_nocqe(r, 0, "x", 1, ud, &t1), -EOPNOTSUPP);
+        ring_free(r);
+        cr_skip_test("no IOSQE_CQE_SKIP_SUCCESS on this kernel");
+    }
+    cr_expect_eq(ring_prep_send_nocqe(r, -1, "x", 1, ud, &t1), -EINVAL);
+    cr_expect_eq(ring_prep_send_nocqe(r, 0, NULL, 1, ud, &t1), -EINVAL);
+    cr_expect_eq(ring_prep_send_nocqe(r, 0, "x", 1, ud, NULL), -EINVAL);
+    tcp_pair(&srv, &cli);
+    cr_assert_eq(ring_prep_send_nocqe(r, srv, "HEADERS:payload", 15, ud, &t1), 0);
+    cr_expect_lt(ring_sqes_settled(r), t1, "not settled before it is submitted");
+    cr_expect_eq(ring_wait(r, 1, 50000000u), 0, "submitted, then slept to the timeout");
+    cr_expect_geq(ring_sqes_settled(r), t1, "settled by the sleeping wait");
+    read_exact(cli, got, 15);
+    cr_expect_eq(memcmp(got, "HEADERS:payload", 15), 0);
+    /* Short: 4 MiB into 4 KiB buffers. */
+    cr_assert_eq(setsockopt(srv, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    cr_assert_eq(setsockopt(cli, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    cr_assert_eq(ring_prep_send_nocqe(r, srv, skip_big, sizeof skip_big, ud, &t2), 0);
+    cr_expect_gt(t2, t1);
+    cr_assert_geq(ring_wait(r, 1, 1000000000u), 1);
+    cr_assert_eq(ring_reap(r, c, 4), 1u);
+    cr_expect_eq(c[0].user_data, ud);
+    cr_expect(c[0].res > 0 && c[0].res < (int32_t)sizeof skip_big, "res %d", c[0].res);
+    ring_free(r);
+    close(srv);
+    close(cli);
+}
