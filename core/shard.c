@@ -357,7 +357,8 @@ static int setup_core(shard *sh, uint32_t *buf_size)
         log_msg(LOG_ERROR, (int)sh->idx, "out of memory");
         return SPINDLE_ENOMEM;
     }
-    h1_ctx_set_time(&sh->h1, (int64_t)time(NULL));
+    if (srv->cfg.date_header)
+        h1_ctx_set_time(&sh->h1, (int64_t)time(NULL));
     uint32_t n = srv->cfg.max_conns;
     sh->slots = calloc(n, sizeof *sh->slots);
     sh->gens = calloc(n, sizeof *sh->gens);
@@ -562,7 +563,8 @@ static bool wait_for_work(shard *sh)
         sched_yield();
     sh->now = shard_now_ms();
     stats_tick(sh); /* gauges, the date header, the access log's second */
-    h1_ctx_set_time(&sh->h1, (int64_t)time(NULL)); /* the Date field; formats once a second */
+    if (sh->srv->cfg.date_header) /* the Date field; formats once a second */
+        h1_ctx_set_time(&sh->h1, (int64_t)time(NULL));
     return true;
 }
 
