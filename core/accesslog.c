@@ -21,7 +21,7 @@
 #define ALOG_MAX_HDR    1024u
 #define CAP_BLOCK       256u /* a pooled capture's size */
 /* A capture's bytes besides its strings: the JSON keys, quotes, the
- * protocol, separators (at most 110) and ALOG_SLACK. */
+ * separators (at most 60) and ALOG_SLACK. */
 #define CAP_FIXED 160u
 /* A line's bytes besides its captured segments, at most: the cached start
  * (pre, at most 112), the numbers and keys, mid, and ALOG_SLACK. */

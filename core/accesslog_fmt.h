@@ -106,14 +106,15 @@ static inline char *alog_cpy(char *o, const char *s, size_t n)
     return o + n;
 }
 
-/* Copy n bytes in 16-byte steps: reads s and writes o up to n rounded up
- * to 16 (ALOG_SLACK past n on both sides must be addressable: the log's
+/* Copy n bytes 32 at a time: reads s and writes o up to n rounded up to
+ * 32 (ALOG_SLACK bytes past n on both sides must be addressable: the log's
  * own buffers, never a request's).  Returns o + n. */
-#define ALOG_SLACK 16u
+#define ALOG_SLACK 32u
 static inline char *alog_cpy_slack(char *o, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i += 16)
-        memcpy(o + i, s + i, 16);
+    memcpy(o, s, 32);
+    for (size_t i = 32; i < n; i += 32)
+        memcpy(o + i, s + i, 32);
     return o + n;
 }
 
@@ -122,14 +123,15 @@ static const char alog_pairs[201] = "0001020304050607080910111213141516171819202
                                     "50515253545556575859606162636465666768697071727374"
                                     "75767778798081828384858687888990919293949596979899";
 
-/* Decimal, two digits per division; writes exactly the digits. */
+/* Decimal, two digits per division.  Writes up to 16 bytes at o even for
+ * fewer digits (room the caller has); returns the end of the digits. */
 static inline char *alog_put_u(char *o, uint64_t v)
 {
     if (v < 10) {
         *o = (char)('0' + v);
         return o + 1;
     }
-    char tmp[20], *e = tmp + sizeof tmp;
+    char tmp[36], *e = tmp + 20; /* 16 readable bytes from any e */
     while (v >= 100) {
         unsigned r = (unsigned)(v % 100);
         v /= 100;
@@ -142,7 +144,11 @@ static inline char *alog_put_u(char *o, uint64_t v)
     } else {
         *--e = (char)('0' + v);
     }
-    return alog_cpy(o, e, (size_t)(tmp + sizeof tmp - e));
+    size_t n = (size_t)(tmp + 20 - e);
+    memcpy(o, e, 16);
+    if (n > 16)
+        memcpy(o + 16, e + 16, 4);
+    return o + n;
 }
 
 /* An HTTP status (three digits when 100..999, else as alog_put_u). */
