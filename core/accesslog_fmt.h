@@ -123,8 +123,8 @@ static const char alog_pairs[201] = "0001020304050607080910111213141516171819202
                                     "50515253545556575859606162636465666768697071727374"
                                     "75767778798081828384858687888990919293949596979899";
 
-/* Decimal, two digits per division.  Writes up to 16 bytes at o even for
- * fewer digits (room the caller has); returns the end of the digits. */
+/* Decimal, two digits per division.  Writes max(digits, 16) bytes at o
+ * (room the caller has); returns the end of the digits. */
 static inline char *alog_put_u(char *o, uint64_t v)
 {
     if (v < 10) {
@@ -146,8 +146,8 @@ static inline char *alog_put_u(char *o, uint64_t v)
     }
     size_t n = (size_t)(tmp + 20 - e);
     memcpy(o, e, 16);
-    if (n > 16)
-        memcpy(o + 16, e + 16, 4);
+    for (size_t i = 16; i < n; i++) /* 17 digits or more: rare */
+        o[i] = e[i];
     return o + n;
 }
 
