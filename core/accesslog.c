@@ -218,8 +218,7 @@ static void time_fields(alog_shard *a, int64_t secs)
 
 /* The line's start (alog_shard.pre) for this connection and this second
  * (text) or millisecond (JSON); rebuilt only when either changes. */
-static void line_start(alog_shard *a, const req_track *t, uint32_t shard_idx, int64_t t_ms,
-                       int64_t stamp)
+static void line_start(alog_shard *a, const req_track *t, uint32_t shard_idx, int64_t t_ms)
 {
     if (a->mid_conn != t->conn_id || !a->mid_len)
         conn_fields(a, t, shard_idx);
@@ -242,7 +241,9 @@ static void line_start(alog_shard *a, const req_track *t, uint32_t shard_idx, in
     }
     a->pre_len = (uint8_t)(o - a->pre);
     a->pre_conn = t->conn_id;
-    a->pre_stamp = stamp;
+    /* Valid for [pre_ms, pre_ms + pre_span): its second, or its ms. */
+    a->pre_span = a->json ? 1 : 1000;
+    a->pre_ms = a->json ? t_ms : t_ms - t_ms % 1000;
 }
 
 /* --- Capturing ------------------------------------------------------------ */
@@ -292,6 +293,45 @@ static size_t clamp(size_t n, size_t max)
     return n < max ? n : max;
 }
 
+/* seg2 (the user agent and the referer) for a capture. */
+typedef struct seg2_in {
+    const char *ua, *ref;
+    size_t ul, rl;
+    bool uc, rc; /* clean: nothing to escape */
+} seg2_in;
+
+static char *put_seg2(char *o, bool json, seg2_in in)
+{
+    const char *ua = in.ua, *ref = in.ref;
+    size_t ul = in.ul, rl = in.rl;
+    bool uc = in.uc, rc = in.rc;
+    if (json) {
+        o = put_s(o, ",\"user_agent\":");
+        o = json_value(o, ua, ul, uc);
+        o = put_s(o, ",\"referer\":");
+        return json_value(o, ref, rl, rc);
+    }
+    o = text_quoted(o, ref, rl, rc);
+    *o++ = ' ';
+    return text_quoted(o, ua, ul, uc);
+}
+
+/* Remember ua, ref and the seg2 they made at s (when short enough). */
+static void memo_set(alog_shard *a, const char *ua, size_t ul, const char *ref, size_t rl,
+                     const char *s, size_t n)
+{
+    if (ul > ALOG_MEMO_RAW || rl > ALOG_MEMO_RAW || n > ALOG_MEMO_SEG2 || n == 0) {
+        a->memo_seg2_len = 0;
+        return;
+    }
+    alog_cpy(a->memo_ua, ua ? ua : "", ul);
+    alog_cpy(a->memo_ref, ref ? ref : "", rl);
+    alog_cpy_slack(a->memo_seg2, s, n); /* the capture has ALOG_SLACK past s + n */
+    a->memo_ul = ua ? (uint16_t)ul : ALOG_ABSENT;
+    a->memo_rl = ref ? (uint16_t)rl : ALOG_ABSENT;
+    a->memo_seg2_len = (uint16_t)n;
+}
+
 char *alog_capture(shard *sh, const spindle_request *req, int64_t realtime_ns)
 {
     alog_shard *a = sh->view.alog;
@@ -303,12 +343,21 @@ char *alog_capture(shard *sh, const spindle_request *req, int64_t realtime_ns)
     size_t ml = clamp(req->method.len, ALOG_MAX_METHOD), pl = clamp(req->path.len, ALOG_MAX_PATH);
     size_t ul = ua ? clamp(uah->value_len, ALOG_MAX_HDR) : 0;
     size_t rl = ref ? clamp(refh->value_len, ALOG_MAX_HDR) : 0;
+    bool hit = a->memo_seg2_len && a->memo_ul == (ua ? ul : ALOG_ABSENT) &&
+               a->memo_rl == (ref ? rl : ALOG_ABSENT) && alog_eq(ua, a->memo_ua, ul) &&
+               alog_eq(ref, a->memo_ref, rl);
     /* The method is a token (both engines check): nothing to escape. */
-    bool json = a->json, pc = alog_clean(path, pl), uc = alog_clean(ua, ul),
-         rc = alog_clean(ref, rl);
+    bool json = a->json, pc = alog_clean(path, pl);
     size_t x = json ? 6u : 4u;
-    size_t size = sizeof(alog_cap) + CAP_FIXED + ml + (pc ? pl : pl * x) + (uc ? ul : ul * x) +
-                  (rc ? rl : rl * x);
+    bool uc = true, rc = true;
+    size_t size = sizeof(alog_cap) + CAP_FIXED + ml + (pc ? pl : pl * x);
+    if (hit) {
+        size += a->memo_seg2_len;
+    } else {
+        uc = alog_clean(ua, ul);
+        rc = alog_clean(ref, rl);
+        size += (uc ? ul : ul * x) + (rc ? rl : rl * x);
+    }
     alog_cap *c = cap_alloc(a, size);
     if (!c)
         return NULL;
@@ -325,15 +374,11 @@ char *alog_capture(shard *sh, const spindle_request *req, int64_t realtime_ns)
         o = put_esc(o, path, pl, pc, false);
     }
     c->seg1 = (uint16_t)(o - c->s);
-    if (json) {
-        o = put_s(o, ",\"user_agent\":");
-        o = json_value(o, ua, ul, uc);
-        o = put_s(o, ",\"referer\":");
-        o = json_value(o, ref, rl, rc);
+    if (hit) {
+        o = alog_cpy_slack(o, a->memo_seg2, a->memo_seg2_len);
     } else {
-        o = text_quoted(o, ref, rl, rc);
-        *o++ = ' ';
-        o = text_quoted(o, ua, ul, uc);
+        o = put_seg2(o, json, (seg2_in){ua, ref, ul, rl, uc, rc});
+        memo_set(a, ua, ul, ref, rl, c->s + c->seg1, (size_t)(o - c->s) - c->seg1);
     }
     c->seg2 = (uint16_t)(o - c->s - c->seg1);
     return (char *)c;
@@ -395,9 +440,8 @@ void alog_line(shard *sh, const spindle_stream *st, uint64_t dur_us)
     alog_shard *a = sh->view.alog;
     const alog_cap *c = (const alog_cap *)(const void *)t->alog;
     bool json = a->json;
-    int64_t stamp = json ? c->t_ms : c->t_ms / 1000;
-    if (a->pre_conn != t->conn_id || a->pre_stamp != stamp || !a->pre_len)
-        line_start(a, t, sh->idx, c->t_ms, stamp);
+    if (a->pre_conn != t->conn_id || (uint64_t)(c->t_ms - a->pre_ms) >= a->pre_span || !a->pre_len)
+        line_start(a, t, sh->idx, c->t_ms);
     alog_chunk *k = room_for(sh, a, LINE_FIXED + c->seg1 + c->seg2);
     if (!k) {
         stat_add(&sh->stats.alog_dropped, 1);

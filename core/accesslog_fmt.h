@@ -106,6 +106,32 @@ static inline char *alog_cpy(char *o, const char *s, size_t n)
     return o + n;
 }
 
+/* s[0..n) == t[0..n); reads nothing outside either (NULL ok for n 0). */
+static inline bool alog_eq(const char *s, const char *t, size_t n)
+{
+    uint64_t a[4], b[4];
+    if (n > 32)
+        return memcmp(s, t, n) == 0;
+    if (n >= 16) {
+        memcpy(a, s, 16);
+        memcpy(a + 2, s + n - 16, 16);
+        memcpy(b, t, 16);
+        memcpy(b + 2, t + n - 16, 16);
+        return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
+    }
+    if (n >= 8) {
+        memcpy(a, s, 8);
+        memcpy(a + 1, s + n - 8, 8);
+        memcpy(b, t, 8);
+        memcpy(b + 1, t + n - 8, 8);
+        return ((a[0] ^ b[0]) | (a[1] ^ b[1])) == 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != t[i])
+            return false;
+    return true;
+}
+
 /* Copy n bytes 32 at a time: reads s and writes o up to n rounded up to
  * 32 (ALOG_SLACK bytes past n on both sides must be addressable: the log's
  * own buffers, never a request's).  Returns o + n. */
@@ -130,6 +156,21 @@ static inline char *alog_put_u(char *o, uint64_t v)
     if (v < 10) {
         *o = (char)('0' + v);
         return o + 1;
+    }
+    if (v < 10000) { /* most of a line's numbers: no loop */
+        unsigned hi = (unsigned)v / 100, lo = (unsigned)v % 100;
+        if (hi == 0) {
+            memcpy(o, alog_pairs + 2 * lo, 2);
+            return o + 2;
+        }
+        if (hi < 10) {
+            o[0] = (char)('0' + hi);
+            memcpy(o + 1, alog_pairs + 2 * lo, 2);
+            return o + 3;
+        }
+        memcpy(o, alog_pairs + 2 * hi, 2);
+        memcpy(o + 2, alog_pairs + 2 * lo, 2);
+        return o + 4;
     }
     char tmp[36], *e = tmp + 20; /* 16 readable bytes from any e */
     while (v >= 100) {

@@ -33,7 +33,10 @@ typedef struct alog_chunk {
 
 typedef struct alog_cap alog_cap;
 
-#define ALOG_CAP_POOL 1024u /* capture blocks a shard keeps */
+#define ALOG_CAP_POOL  1024u /* capture blocks a shard keeps */
+#define ALOG_MEMO_RAW  128u  /* user agents and referers memoized up to this long */
+#define ALOG_MEMO_SEG2 256u  /* ... when their seg2 is at most this long */
+#define ALOG_ABSENT    0xffffu
 
 struct alog_shard {
     spsc q;     /* full chunks, shard -> log thread */
@@ -53,11 +56,20 @@ struct alog_shard {
      * mid: text " SHARD CONN ", JSON the shard and connection members and
      * the stream key.  pre_conn 0: none yet. */
     uint64_t pre_conn, mid_conn;
-    int64_t pre_stamp;
+    int64_t pre_ms; /* pre holds for t_ms in [pre_ms, pre_ms + pre_span) */
+    uint64_t pre_span;
     uint8_t pre_len, head_len, mid_len;
     char head[96] __attribute__((aligned(16))); /* the connection's address part */
     char pre[160] __attribute__((aligned(16)));
     char mid[80] __attribute__((aligned(16)));
+    /* The last capture's user agent and referer, raw (ALOG_ABSENT: none),
+     * and the seg2 they made (accesslog.c): a connection sends the same
+     * ones with each request, and captures come in runs per connection.
+     * memo_seg2_len 0: nothing memoized. */
+    uint16_t memo_ul, memo_rl, memo_seg2_len;
+    char memo_ua[ALOG_MEMO_RAW + 32] __attribute__((aligned(16)));
+    char memo_ref[ALOG_MEMO_RAW + 32] __attribute__((aligned(16)));
+    char memo_seg2[ALOG_MEMO_SEG2 + 32] __attribute__((aligned(16)));
     uint32_t npool;
     alog_cap *pool[ALOG_CAP_POOL]; /* free capture blocks */
 };
