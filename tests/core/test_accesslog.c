@@ -156,3 +156,25 @@ Test(accesslog_fmt, put_2_pads)
         cr_assert_eq(got[1], '0' + v % 10);
     }
 }
+
+/* alog_eq against memcmp: every length up to 70, a difference at every
+ * position, and no read outside either side (the strings sit at the end
+ * of exactly sized heap blocks, for ASan to see an over-read). */
+Test(accesslog_fmt, eq_matches_memcmp)
+{
+    cr_assert(alog_eq(NULL, NULL, 0));
+    for (size_t n = 1; n <= 70; n++) {
+        char *s = malloc(n), *t = malloc(n);
+        cr_assert(s && t);
+        for (size_t i = 0; i < n; i++)
+            s[i] = t[i] = (char)('a' + i % 26);
+        cr_assert(alog_eq(s, t, n), "n %zu", n);
+        for (size_t pos = 0; pos < n; pos++) {
+            t[pos] ^= 0x20;
+            cr_assert_not(alog_eq(s, t, n), "n %zu pos %zu", n, pos);
+            t[pos] ^= 0x20;
+        }
+        free(s);
+        free(t);
+    }
+}
