@@ -68,7 +68,7 @@ static const char hex[] = "0123456789abcdef";
 
 /* Text: '"', '\' and bytes outside 0x20..0x7e as \xHH (the rare path: a
  * value alog_clean() found something in). */
-static char *esc_text(char *o, const char *s, size_t n)
+__attribute__((noinline)) static char *esc_text(char *o, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
@@ -86,7 +86,7 @@ static char *esc_text(char *o, const char *s, size_t n)
 
 /* JSON string contents: '"', '\\' escaped, control bytes and bytes past
  * 0x7e as \u00HH (so any input makes valid JSON). */
-static char *esc_json(char *o, const char *s, size_t n)
+__attribute__((noinline)) static char *esc_json(char *o, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
@@ -258,7 +258,7 @@ static alog_cap *cap_alloc(alog_shard *a, size_t size)
     return c;
 }
 
-static char *put_esc(char *o, const char *s, size_t n, bool clean, bool json)
+static inline char *put_esc(char *o, const char *s, size_t n, bool clean, bool json)
 {
     if (clean)
         return alog_cpy(o, s, n);

@@ -149,27 +149,39 @@ static const char alog_pairs[201] = "0001020304050607080910111213141516171819202
                                     "50515253545556575859606162636465666768697071727374"
                                     "75767778798081828384858687888990919293949596979899";
 
-/* Decimal, two digits per division.  Writes max(digits, 16) bytes at o
- * (room the caller has); returns the end of the digits. */
-static inline char *alog_put_u(char *o, uint64_t v)
+/* 1..4 digits of v < 10000, no leading zeros. */
+static inline char *alog_put_small(char *o, unsigned v)
 {
     if (v < 10) {
         *o = (char)('0' + v);
         return o + 1;
     }
-    if (v < 10000) { /* most of a line's numbers: no loop */
-        unsigned hi = (unsigned)v / 100, lo = (unsigned)v % 100;
-        if (hi == 0) {
-            memcpy(o, alog_pairs + 2 * lo, 2);
-            return o + 2;
-        }
-        if (hi < 10) {
-            o[0] = (char)('0' + hi);
-            memcpy(o + 1, alog_pairs + 2 * lo, 2);
-            return o + 3;
-        }
-        memcpy(o, alog_pairs + 2 * hi, 2);
-        memcpy(o + 2, alog_pairs + 2 * lo, 2);
+    unsigned hi = v / 100, lo = v % 100;
+    if (hi == 0) {
+        memcpy(o, alog_pairs + 2 * lo, 2);
+        return o + 2;
+    }
+    if (hi < 10)
+        *o++ = (char)('0' + hi);
+    else
+        o = (char *)memcpy(o, alog_pairs + 2 * hi, 2) + 2;
+    memcpy(o, alog_pairs + 2 * lo, 2);
+    return o + 2;
+}
+
+/* Decimal.  Below 10^8 (a line's numbers) in at most two groups of four
+ * digits, two per step; beyond, two digits per division.  Writes
+ * max(digits, 16) bytes at o (room the caller has); returns the end of
+ * the digits. */
+static inline char *alog_put_u(char *o, uint64_t v)
+{
+    if (v < 10000)
+        return alog_put_small(o, (unsigned)v);
+    if (v < 100000000) {
+        unsigned hi = (unsigned)v / 10000, lo = (unsigned)v % 10000;
+        o = alog_put_small(o, hi);
+        memcpy(o, alog_pairs + 2 * (lo / 100), 2);
+        memcpy(o + 2, alog_pairs + 2 * (lo % 100), 2);
         return o + 4;
     }
     char tmp[36], *e = tmp + 20; /* 16 readable bytes from any e */
