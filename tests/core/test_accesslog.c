@@ -59,8 +59,10 @@ Test(accesslog_fmt, clean_random_strings)
     char buf[300];
     for (int round = 0; round < 20000; round++) {
         size_t n = (size_t)rand() % sizeof buf;
-        for (size_t i = 0; i < n; i++) /* mostly printable, a bad byte now and then */
-            buf[i] = rand() % 64 ? (char)(0x20 + rand() % 0x5f) : (char)(rand() % 256);
+        for (size_t i = 0; i < n; i++) { /* mostly printable, a bad byte now and then */
+            int b = rand() % 64 ? 0x20 + rand() % 0x5f : rand() % 256;
+            buf[i] = (char)b;
+        }
         cr_assert_eq(alog_clean(buf, n), ref_clean(buf, n), "round %d", round);
     }
 }
