@@ -29,10 +29,12 @@
 #   --bin     spindle-hello to measure (default build-bench/, else build/)
 #   --base    a second binary, run as the "base" variant
 #   -n N      requests per run (default 400,000)
+#   --keep D  (--ir) keep each variant's callgrind dump of the counted
+#             window as D/VARIANT.cg (callgrind_annotate D/log.cg)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-REPS=5 N=400000 BIN= BASE= IR=0 QUICK=0 N_SET=0
+REPS=5 N=400000 BIN= BASE= IR=0 QUICK=0 N_SET=0 KEEP=
 while (($#)); do
   case $1 in
     --quick) REPS=1 N=20000 QUICK=1 ;;
@@ -41,7 +43,8 @@ while (($#)); do
     --bin) BIN=${2:?}; shift ;;
     --base) BASE=${2:?}; shift ;;
     -n) N=${2:?}; N_SET=1; shift ;;
-    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --keep) KEEP=${2:?}; shift ;;
+    -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "ops.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -91,9 +94,9 @@ run_one() {
   echo "$(( (b - a) / (ok > 0 ? ok : 1) )) $ok"
 }
 
-# ir_one BINARY ARGS...: prints "instructions_per_request succeeded"
+# ir_one VARIANT BINARY ARGS...: prints "instructions_per_request succeeded"
 ir_one() {
-  local bin=$1; shift
+  local var=$1 bin=$2; shift 2
   local port; port=$(free_port)
   valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" "$bin" --port "$port" --shards 1 \
     --log-level 0 --set max-requests=0 "$@" >"$WORK/out" 2>"$WORK/err" &
@@ -107,6 +110,7 @@ ir_one() {
   callgrind_control -d "$SRV" >/dev/null 2>&1
   kill -INT "$SRV"; wait "$SRV" || true
   ir=$(sed -n 's/^totals: //p' "$WORK/cg.$SRV.2")
+  [[ -n $KEEP ]] && cp "$WORK/cg.$SRV.2" "$KEEP/$var.cg"
   SRV=
   rm -f "$WORK"/cg.*
   ok=$(sed -n 's/.* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
@@ -117,17 +121,18 @@ variants=(off log json nohdr)
 [[ -n $BASE ]] && variants+=(base)
 if [[ $IR == 1 ]]; then
   command -v callgrind_control >/dev/null || { echo "ops.sh: valgrind missing" >&2; exit 1; }
+  [[ -n $KEEP ]] && mkdir -p "$KEEP"
   [[ $N_SET == 1 ]] || { N=20000; [[ $QUICK == 1 ]] && N=2000; }
   echo "bench/ops.sh --ir: instructions per request (callgrind, all server threads), $N requests (h2load -c 16 -m 64 /) after 2,000 of warm-up"
   printf '| variant | Ir/request | / off |\n|---|---|---|\n'
   off=
   for v in "${variants[@]}"; do
     case $v in
-      off) r=$(ir_one "$BIN") ;;
-      log) r=$(ir_one "$BIN" --set access-log="$WORK/access.log") ;;
-      json) r=$(ir_one "$BIN" --set access-log="$WORK/access.json" --set access-log-format=json) ;;
-      nohdr) r=$(ir_one "$BIN" --set server-header= --set date-header=0) ;;
-      base) r=$(ir_one "$BASE") ;;
+      off) r=$(ir_one off "$BIN") ;;
+      log) r=$(ir_one log "$BIN" --set access-log="$WORK/access.log") ;;
+      json) r=$(ir_one json "$BIN" --set access-log="$WORK/access.json" --set access-log-format=json) ;;
+      nohdr) r=$(ir_one nohdr "$BIN" --set server-header= --set date-header=0) ;;
+      base) r=$(ir_one base "$BASE") ;;
     esac
     rm -f "$WORK"/access.*
     [[ -z $off ]] && off=${r%% *}

@@ -2,11 +2,13 @@
  * (combined-like) or JSON lines, to a file or stdout (not installed).
  *
  * The shard never blocks on it.  Each shard formats lines into a 64 KiB
- * chunk of its own and hands full chunks (and, once a second, a partial
- * one) to the log thread through a bounded SPSC queue (core/spsc.h); the
- * log thread writes them with write(2) and frees them.  A full queue (the
- * disk is that far behind) drops lines, counted (alog_dropped).  At a
- * graceful shutdown each shard hands over its last chunk at teardown, and
+ * chunk of its own (accesslog.c) and hands full chunks (and, once a second,
+ * a partial one) to the log thread (accesslog_writer.c) through a bounded
+ * SPSC queue (core/spsc.h); the log thread writes a shard's queued chunks
+ * with one writev(2) and hands them back through a second SPSC queue for
+ * the shard to fill again (accesslog_internal.h).  A full queue (the disk
+ * is that far behind) drops lines, counted (alog_dropped).  At a graceful
+ * shutdown each shard hands over its last chunk at teardown, and
  * alog_stop() joins the log thread after it has written everything.
  * SIGHUP (alog_reopen) makes the log thread reopen the file: rename it,
  * then HUP (logrotate without copytruncate).

@@ -183,6 +183,57 @@ class OpsTest(unittest.TestCase):
                 self.assertEqual((r["path"], r["user_agent"], r["referer"]),
                                  (path, ua.decode("latin-1"), ref.decode("latin-1")))
 
+    def test_log_user_agent_and_referer_per_request(self):
+        """Each line carries its own request's user agent and referer, over
+        runs of requests on one connection that repeat, change, drop or
+        empty them (the shard memoizes the last pair with its escaped form:
+        a same-length change, absent against empty, one too long to
+        memoize, one that needs escaping), two connections interleaved, in
+        both formats."""
+        long_ua = "L" * 200
+        cases = [("A", "R"), ("A", "R"), ("A", None), ("B", "R"), (None, None),
+                 (long_ua, "R"), (long_ua, "R"), ('a"b\\c', "R"), ('a"b\\c', "R"),
+                 ("", ""), (None, ""), ("", None), ("A", "R"), ("A", "S")]
+        for fmt in ("text", "json"):
+            logf = self.path("memo." + fmt)
+            sent = {}
+            with Server(sets={"access-log": logf, "access-log-format": fmt}) as srv:
+                clients = [harness.H2Client(srv.port), harness.H2Client(srv.port)]
+                try:
+                    for k, cl in enumerate(clients):
+                        # Queued, then sent in one write: captured back to back.
+                        for i, (ua, ref) in enumerate(cases):
+                            hdrs = ([("user-agent", ua)] if ua is not None else []) + \
+                                   ([("referer", ref)] if ref is not None else [])
+                            sid = cl.request("GET", "/m%d/%d" % (k, i), hdrs, flush=False)
+                            sent["/m%d/%d" % (k, i)] = (ua, ref, sid)
+                    for cl in clients:
+                        cl.flush()
+                    for cl in clients:
+                        for sid in list(cl.streams):
+                            cl.wait_stream(sid)
+                finally:
+                    for cl in clients:
+                        cl.close()
+            lines = self.read_lines("memo." + fmt)
+            self.assertEqual(len(lines), len(sent), lines)
+            for line in lines:
+                if fmt == "json":
+                    r = json.loads(line)
+                    path, ua, ref, stream = (r["path"], r["user_agent"], r["referer"],
+                                             r["stream"])
+                else:
+                    m = TEXT_RE.match(line)
+                    self.assertTrue(m, line)
+                    path, stream = m["path"], int(m["stream"])
+                    ua = m["ua"].replace(r"\x22", '"').replace(r"\x5c", "\\")
+                    ref = m["referer"]
+                want_ua, want_ref, want_sid = sent[path]
+                if fmt == "text":  # "-" for an absent one, as for an empty one
+                    want_ua = "-" if want_ua is None else want_ua or ""
+                    want_ref = "-" if want_ref is None else want_ref or ""
+                self.assertEqual((ua, ref, stream), (want_ua, want_ref, want_sid), line)
+
     def test_rotate_and_hup(self):
         logf = self.path("access.log")
         with Server(sets={"access-log": logf}) as srv:
