@@ -562,7 +562,7 @@ static bool wait_for_work(shard *sh)
     if (sh->yield_each_round)
         sched_yield();
     sh->now = shard_now_ms();
-    stats_tick(sh); /* gauges, the date header, the access log's second */
+    stats_tick(sh);               /* gauges, the date header, the access log's second */
     if (sh->srv->cfg.date_header) /* the Date field; formats once a second */
         h1_ctx_set_time(&sh->h1, (int64_t)time(NULL));
     return true;
