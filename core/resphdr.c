@@ -59,23 +59,8 @@ static void put(hpack_field *f, const char *name, uint32_t nlen, const char *v, 
     f->flags = 0;
 }
 
-/* f, stateless-encoded (hpack_encode_stateless()), if that takes at most
- * room bytes: its length, else 0. */
-static uint32_t encode_one(const hpack_field *f, uint8_t *out, uint32_t room)
-{
-    uint8_t tmp[512];
-    if (hpack_encode_bound(f, 1) > sizeof tmp)
-        return 0;
-    size_t len = hpack_encode_stateless(f, 1, tmp);
-    if (len > room)
-        return 0;
-    memcpy(out, tmp, len);
-    return (uint32_t)len;
-}
-
 /* Validate and measure the configured `server` value, once per shard
- * (an invalid one, a control character say, is never sent), and encode it
- * for HTTP/2 right after the date's room. */
+ * (an invalid one, a control character say, is never sent). */
 static void server_init(shard *sh)
 {
     shard_view *v = &sh->view;
@@ -85,9 +70,6 @@ static void server_init(shard *sh)
     put(&f, "server", 6, s, (uint32_t)l);
     v->server_state = l && l <= UINT32_MAX && h2_http_check_response_fields(&f, 1) == H2_OK ? 1 : 2;
     v->server_len = (uint32_t)l;
-    if (v->server_state == 1)
-        v->dflt_server = (uint8_t)encode_one(&f, v->dflt + RESPHDR_DATE_ROOM,
-                                             sizeof v->dflt - RESPHDR_DATE_ROOM);
 }
 
 /* The configured `server` value: true when there is one to send. */
@@ -100,14 +82,13 @@ static bool server_value(shard *sh, uint32_t *len)
     return v->server_state == 1;
 }
 
-/* Do the pre-encoded bytes hold every default due (`date` when on, the
- * server when valid)?  Then an HTTP/2 head with neither of its own takes
- * them as they are (resphdr_add's fast path). */
+/* Is every default due ready (`date` when on, `server` checked)?  Then a
+ * head with neither of its own takes both without further tests
+ * (add_defaults' fast path). */
 static void dflt_update(shard *sh)
 {
     shard_view *v = &sh->view;
-    bool date_ok = !sh->srv->cfg.date_header || (v->date_len && v->dflt_date);
-    v->dflt_all = date_ok && (v->server_state != 1 || v->dflt_server);
+    v->dflt_all = (!sh->srv->cfg.date_header || v->date_len) && v->server_state != 0;
 }
 
 void resphdr_tick(shard *sh)
@@ -126,25 +107,30 @@ void resphdr_tick(shard *sh)
     v->date_sec = (int64_t)ts.tv_sec;
     resphdr_format_date(v->date_sec, v->date);
     v->date_len = (uint8_t)strlen(v->date);
-    /* The HTTP/2 bytes, ending where the server's begin. */
-    hpack_field f;
-    put(&f, "date", 4, v->date, v->date_len);
-    uint8_t tmp[RESPHDR_DATE_ROOM];
-    v->dflt_date = (uint8_t)encode_one(&f, tmp, sizeof tmp);
-    memcpy(v->dflt + RESPHDR_DATE_ROOM - v->dflt_date, tmp, v->dflt_date);
     dflt_update(sh);
 }
 
 enum { HAS_DATE = RESPHDR_HAS_DATE, HAS_SERVER = RESPHDR_HAS_SERVER, HAS_CLEN = RESPHDR_HAS_CLEN };
 
-/* An HPACK_F_ENCODED field of len bytes at p. */
-static void put_encoded(hpack_field *f, const uint8_t *p, uint32_t len)
+/* The HPACK_F_KEYED keys (one key, one field): `server` is odd and
+ * constant, each second's `date` even.  A key of 0 (a date that wrapped
+ * onto it) only costs a lookup: an unknown key is never trusted. */
+#define KEY_SERVER 1u
+static inline uint32_t key_date(int64_t sec)
 {
-    f->name = NULL;
-    f->name_len = 0;
-    f->value = p;
-    f->value_len = len;
-    f->flags = HPACK_F_ENCODED;
+    return (uint32_t)((uint64_t)sec << 1);
+}
+
+/* An ordinary field for HTTP/1.1; keyed for HTTP/2, so the connection's
+ * encoder sends it as an index while its entry is live. */
+static inline void put_dflt(hpack_field *f, const char *name, uint32_t nlen, const char *v,
+                            uint32_t vlen, bool h2, uint32_t key)
+{
+    put(f, name, nlen, v, vlen);
+    if (h2) {
+        f->flags = HPACK_F_KEYED;
+        f->digest = key;
+    }
 }
 
 /* content-length: clen (>= 0) into buf, unless the head has one. */
@@ -173,25 +159,20 @@ static inline size_t add_defaults(shard *sh, hpack_field *f, size_t n, unsigned 
 {
     const spindle_config *cfg = &sh->srv->cfg;
     const shard_view *v = &sh->view;
-    const uint8_t *dend = v->dflt + RESPHDR_DATE_ROOM; /* the date's end, the server's start */
-    if (h2 && v->dflt_all && !(m & (HAS_DATE | HAS_SERVER))) {
-        /* The common case: every default due, pre-encoded, in one copy. */
-        uint32_t len = (uint32_t)v->dflt_date + v->dflt_server;
-        if (len)
-            put_encoded(&f[n++], dend - v->dflt_date, len);
-        return add_clen(f, n, m, status, clen, buf);
+    bool want_date, want_server;
+    if (v->dflt_all && !(m & (HAS_DATE | HAS_SERVER))) {
+        /* The common case: every default due and ready. */
+        want_date = cfg->date_header;
+        want_server = v->server_state == 1;
+    } else {
+        uint32_t slen = 0;
+        want_date = cfg->date_header && v->date_len && !(m & HAS_DATE);
+        want_server = !(m & HAS_SERVER) && server_value(sh, &slen);
     }
-    uint32_t slen = 0;
-    bool want_date = cfg->date_header && v->date_len && !(m & HAS_DATE);
-    bool want_server = !(m & HAS_SERVER) && server_value(sh, &slen);
-    if (want_date && h2 && v->dflt_date)
-        put_encoded(&f[n++], dend - v->dflt_date, v->dflt_date);
-    else if (want_date)
-        put(&f[n++], "date", 4, v->date, v->date_len);
-    if (want_server && h2 && v->dflt_server)
-        put_encoded(&f[n++], dend, v->dflt_server);
-    else if (want_server)
-        put(&f[n++], "server", 6, cfg->server_header, slen);
+    if (want_date)
+        put_dflt(&f[n++], "date", 4, v->date, v->date_len, h2, key_date(v->date_sec));
+    if (want_server)
+        put_dflt(&f[n++], "server", 6, cfg->server_header, v->server_len, h2, KEY_SERVER);
     return add_clen(f, n, m, status, clen, buf);
 }
 

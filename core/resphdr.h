@@ -19,14 +19,12 @@
 
 typedef struct shard shard;
 
-#define RESPHDR_EXTRA     3u  /* fields resphdr_add() may append */
-#define RESPHDR_DATE_ROOM 32u /* shard_view.dflt: room for the encoded `date` */
+#define RESPHDR_EXTRA 3u /* fields resphdr_add() may append */
 
 /* Which of the defaults a head's fields set (resphdr_present()). */
 enum { RESPHDR_HAS_DATE = 1, RESPHDR_HAS_SERVER = 2, RESPHDR_HAS_CLEN = 4 };
 
-/* Reformat the shard's `date` when the wall-clock second changed, and
- * re-encode it for HTTP/2 (shard_view.dflt). */
+/* Reformat the shard's `date` when the wall-clock second changed. */
 void resphdr_tick(shard *sh);
 /* RESPHDR_HAS_* of f[0..n): one pass, a length switch per field (inline:
  * the caller's loop is the only cost). */
@@ -47,8 +45,9 @@ static inline unsigned resphdr_present(const hpack_field *f, size_t n)
 /* Append the defaults the head does not have (present: RESPHDR_HAS_* of
  * all its fields) to f[0..n) (room for RESPHDR_EXTRA more) for a final
  * head with this status; clen >= 0: the whole body's length.  h2: `date`
- * and `server` go as the shard's pre-encoded bytes (HPACK_F_ENCODED, one
- * field when both are due), else as ordinary fields.  The values point
+ * and `server` are HPACK_F_KEYED (a key per date second), so that each
+ * connection's encoder sends them as indices while their entries are live,
+ * with no lookup or compare.  The values point
  * into sh (valid until its next tick) and buf (at least 24 bytes).
  * Returns the new count. */
 size_t resphdr_add(shard *sh, hpack_field *f, size_t n, unsigned present, bool h2, uint16_t status,

@@ -146,12 +146,7 @@ typedef struct shard_view {
     uint8_t date_len;
     uint8_t server_state; /* `server` (resphdr.c): 0 not checked yet, 1 valid, 2 none */
     uint32_t server_len;
-    /* HTTP/2: `date` and `server` pre-encoded (resphdr.c), back to back so
-     * that both are one copy: the date's bytes end at dflt + RESPHDR_DATE_ROOM
-     * (dflt_date of them, 0: none), the server's follow (dflt_server). */
-    uint8_t dflt[112];
-    uint8_t dflt_date, dflt_server;
-    bool dflt_all;            /* they cover every default due (resphdr.c dflt_update) */
+    bool dflt_all;            /* every default due is ready (resphdr.c dflt_update) */
     struct alog_shard *alog;  /* the access log's buffer (NULL: off) */
     uint64_t cap_warn_ms;     /* last "max-conns reached" warning (conncap.h) */
     uint64_t cap_since_warn;  /* cap hits since it */

@@ -36,6 +36,15 @@ enum {
      * encoded by hpack_encode_stateless(), copied into the block as they
      * are (no lookup, no insertion; name is not read). */
     HPACK_F_ENCODED = 0x8,
+    /* Encoder input: digest is the caller's key for this exact field (name
+     * and value), non-zero; the caller promises that one key always names
+     * the same field for the encoder's life.  The encoder remembers where
+     * the last HPACK_KEYED keys' fields went in the dynamic table and sends
+     * a live one as an index with no lookup or compare; otherwise the field
+     * is encoded as usual (looked up, inserted if it may be; never taken
+     * for volatile).  For the
+     * runtime's default `date` and `server`: a key per date second. */
+    HPACK_F_KEYED = 0x10,
 };
 
 typedef struct hpack_field {
@@ -210,7 +219,7 @@ typedef enum hpack_huff_mode {
     HPACK_HUFF_ALWAYS,
 } hpack_huff_mode;
 
-enum { HPACK_MEMO = 8 };
+enum { HPACK_MEMO = 8, HPACK_KEYED = 2 };
 #define HPACK_MEMO_STATIC (UINT64_C(1) << 32)
 
 typedef struct hpack_encoder {
@@ -237,6 +246,11 @@ typedef struct hpack_encoder {
      * rest) and sets it to the first block's count before the second.
      * Reset to 0 by every hpack_encode_block(). */
     uint32_t memo_base;
+    /* HPACK_F_KEYED fields: a key and its entry's number + 1 (0: none; a
+     * link is only trusted while follow() finds the entry live). */
+    struct {
+        uint32_t key, link;
+    } keyed[HPACK_KEYED];
 } hpack_encoder;
 
 /* own_max: the largest dynamic table we will use (the peer's setting is

@@ -91,8 +91,8 @@ static bool wants_insert(const hpack_encoder *e, const hpack_field *f, bool vol)
 /* Reserve table storage for every field of the block that may be inserted,
  * so that no insertion fails halfway through a block: the live bytes never
  * exceed what is there now plus what is inserted, nor max_size - 32.  A
- * field with a memo hint (memo slots from base on) counts as a possible
- * insertion without a closer look (its hint may miss at encoding time,
+ * field with a memo hint (memo slots from base on) or a key counts as a
+ * possible insertion without a closer look (its hint may miss at encoding time,
  * after an earlier field's insertion evicted the entry): at worst a little
  * more is reserved.  Sets bit i of *vol for a volatile field i < 64 it
  * looked at. */
@@ -106,7 +106,7 @@ static h2_rv reserve_block(hpack_encoder *e, const hpack_field *f, size_t n, siz
         if (f[i].flags & HPACK_F_ENCODED)
             continue; /* copied: inserts nothing */
         uint64_t b = (uint64_t)f[i].name_len + f[i].value_len;
-        if (base + i < HPACK_MEMO && e->memo[base + i] != 0) {
+        if ((f[i].flags & HPACK_F_KEYED) || (base + i < HPACK_MEMO && e->memo[base + i] != 0)) {
             bytes += b;
             ents++;
             continue;
@@ -311,6 +311,23 @@ static h2_rv encode_field(hpack_encoder *e, const hpack_field *f, bool vol, uint
                   : H2_OK;
 }
 
+/* An HPACK_F_KEYED field's slot in keyed[]: its key's, else the one with
+ * the older link (to be taken over).  *idx: the index of its entry when
+ * that is still live, else 0. */
+_Static_assert(HPACK_KEYED == 2, "keyed_slot() picks between two slots");
+
+static inline uint32_t keyed_slot(const hpack_encoder *e, uint32_t key, uint32_t *idx)
+{
+    *idx = 0;
+    uint32_t s = e->keyed[0].key == key ? 0 : e->keyed[1].key == key ? 1 : HPACK_KEYED;
+    if (s == HPACK_KEYED)
+        return e->keyed[0].link <= e->keyed[1].link ? 0 : 1;
+    uint32_t age = 0;
+    if (follow(&e->table, e->keyed[s].link, &age))
+        *idx = HPACK_STATIC_COUNT + age;
+    return s;
+}
+
 h2_rv hpack_encode_block(hpack_encoder *e, const hpack_field *f, size_t n, uint8_t *out, size_t cap,
                          size_t *out_len)
 {
@@ -368,6 +385,20 @@ h2_rv hpack_encode_fields(hpack_encoder *e, const hpack_field *f, size_t n, uint
             continue;
         }
         uint64_t *memo = base + i < HPACK_MEMO ? &e->memo[base + i] : NULL;
+        uint64_t keyed_hint = 0;
+        uint32_t slot = 0;
+        if (fi->flags & HPACK_F_KEYED) {
+            /* Its own memory (keyed[]): an index while its entry lives, else
+             * encoded below (never as volatile) and remembered; the
+             * position's memo keeps its hint. */
+            uint32_t idx;
+            slot = keyed_slot(e, fi->digest, &idx);
+            if (idx) {
+                p = hpack_int_encode(p, REP_INDEXED, 7, idx);
+                continue;
+            }
+            memo = &keyed_hint;
+        }
         bool never = (fi->flags & HPACK_F_NEVER_INDEX) != 0;
         if (memo && *memo && !never) {
             uint32_t idx = memo_probe(e, *memo, fi);
@@ -385,6 +416,10 @@ h2_rv hpack_encode_fields(hpack_encoder *e, const hpack_field *f, size_t n, uint
             return rv;
         if (never && memo)
             *memo = 0;
+        if (memo == &keyed_hint) {
+            e->keyed[slot].key = fi->digest;
+            e->keyed[slot].link = (keyed_hint & HPACK_MEMO_STATIC) ? 0 : (uint32_t)keyed_hint;
+        }
     }
     *out_len = (size_t)(p - out);
     return H2_OK;

@@ -217,3 +217,76 @@ Test(hpack_encode, stateless_bound_holds_for_random_fields)
     hpack_decoder_free(&d);
     free(s);
 }
+
+/* Encode :status, keyed date and server, then others as one block; decode
+ * it and check every field and that the tables agree.  Returns the
+ * block's length. */
+static size_t keyed_block(enc_pair *p, const char *date, uint32_t date_key,
+                          const hpack_field *after, size_t na)
+{
+    hpack_field f[16];
+    size_t n = 0;
+    f[n++] = fld(":status", "200", 0);
+    f[n] = fld("date", date, HPACK_F_KEYED);
+    f[n++].digest = date_key;
+    f[n] = fld("server", "spindle", HPACK_F_KEYED);
+    f[n++].digest = 1;
+    for (size_t i = 0; i < na; i++)
+        f[n++] = after[i];
+    cr_assert_eq(hpack_encode_block(&p->e, f, n, p->out, sizeof p->out, &p->len), H2_OK);
+    cr_assert_eq(hpack_decode_block(&p->d, p->out, p->len, &p->s->s), H2_OK);
+    nv want[16];
+    for (size_t i = 0; i < n; i++)
+        want[i] = (nv){(const char *)f[i].name, (const char *)f[i].value};
+    expect_fields(&p->s->s, want, n);
+    cr_assert_eq(p->e.table.count, p->d.table.count);
+    cr_assert_eq(p->e.table.size, p->d.table.size);
+    return p->len;
+}
+
+Test(hpack_encode, keyed_fields_are_indices_while_live_and_literals_after)
+{
+    enc_pair *p = pair_new(4096);
+    const char *d1 = "Mon, 07 Dec 2026 05:10:00 GMT", *d2 = "Mon, 07 Dec 2026 05:10:01 GMT";
+    /* 1. First use: inserted (literals); then one byte each. */
+    size_t first = keyed_block(p, d1, 100, NULL, 0);
+    cr_assert_gt(first, 30);
+    cr_assert_eq(keyed_block(p, d1, 100, NULL, 0), 3, ":status, date, server: an index each");
+    /* 2. A new second: the new date goes in once, the server stays. */
+    cr_assert_gt(keyed_block(p, d2, 102, NULL, 0), 3);
+    cr_assert_eq(keyed_block(p, d2, 102, NULL, 0), 3);
+    /* 3. Other insertions move the entries' indices: still right. */
+    hpack_field fill[8];
+    char names[8][16], vals[8][64];
+    for (int i = 0; i < 8; i++) {
+        snprintf(names[i], sizeof names[i], "x-fill-%d", i);
+        snprintf(vals[i], sizeof vals[i], "value %d of the table", i);
+        fill[i] = fld(names[i], vals[i], 0);
+    }
+    keyed_block(p, d2, 102, fill, 8);
+    keyed_block(p, d2, 102, NULL, 0);
+    /* 4. Evicted by other entries (the table holds ~4 KiB): sent again as
+     *    literals, never as a stale index; decoded right either way. */
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < 8; i++) {
+            snprintf(vals[i], sizeof vals[i], "round %d value %d, long enough to evict ....", round,
+                     i);
+            fill[i] = fld(names[i], vals[i], 0);
+        }
+        keyed_block(p, d2, 102, fill, 8);
+    }
+    /* 5. A smaller table (size update, evictions), then none at all. */
+    hpack_encoder_set_peer_table_size(&p->e, 128);
+    keyed_block(p, d2, 102, NULL, 0);
+    cr_assert_eq(keyed_block(p, d2, 102, NULL, 0), 3);
+    hpack_encoder_set_peer_table_size(&p->e, 0);
+    cr_assert_gt(keyed_block(p, d1, 100, NULL, 0), 30);
+    cr_assert_gt(keyed_block(p, d1, 100, NULL, 0), 30, "no table: literals every time");
+    cr_assert_eq(p->d.table.count, 0);
+    /* 6. A third key reuses the older slot; the server's stays live. */
+    hpack_encoder_set_peer_table_size(&p->e, 4096);
+    keyed_block(p, d1, 100, NULL, 0);
+    keyed_block(p, d2, 104, NULL, 0);
+    cr_assert_eq(keyed_block(p, d2, 104, NULL, 0), 3);
+    pair_free(p);
+}
