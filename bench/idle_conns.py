@@ -26,25 +26,17 @@ import struct
 import sys
 import time
 
+import e2e_report_proc
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SETTINGS = struct.pack(">I", 0)[1:] + bytes([4, 0]) + struct.pack(">I", 0)  # empty SETTINGS
 SETTINGS_ACK = struct.pack(">I", 0)[1:] + bytes([4, 1]) + struct.pack(">I", 0)
 
 
 def group_pids(pgid):
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        fields = s[s.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid:  # field 5: pgrp
-            pids.append(int(d))
-    return pids
+    """The pids of process group pgid (e2e_report_proc.group_pids without
+    the CPU ticks)."""
+    return [pid for pid, _ in e2e_report_proc.group_pids(pgid)]
 
 
 def rss_kib(pgid, field="VmRSS:"):
