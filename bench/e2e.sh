@@ -12,7 +12,8 @@
 # answering from memory ("spin-latency": in the low-latency mode,
 # --ring-spin-us 200, its CPU per request beside the latency it buys),
 # while h2o and nghttpd read a file, so they do not compare the same work.
-# File rows ("file-13b", "file-4k", "file-64k", "1mib-file", "file-latency"):
+# File rows ("file-13b", "file-4k", "file-64k", "1mib-file", "file-latency",
+# "file-spin-latency": spindle-static in the low-latency mode):
 # every server serves the same file from the same directory: spindle is
 # spindle-static (its per-shard open-file and content cache on), h2o its
 # file handler, nghttpd -d, and nginx (open_file_cache on, valid 1 s).
@@ -255,7 +256,7 @@ wait_listen() { # port pid -> 0 when something listens on port
 # always serve $DOCROOT).  SRV_TLS=1: SRV_PORT is the TLS port ($CERT,
 # $KEY); spindle-hello keeps its h2c port too, unused.
 SPINDLE_APP=hello
-SPINDLE_EXTRA= # more spindle-hello options (the spin-latency row)
+SPINDLE_EXTRA= # more spindle options (the two spin-latency rows)
 SRV_TLS=0
 NGINX_SENDFILE=on
 start_server() {
@@ -269,8 +270,8 @@ start_server() {
         SRV_CMD="taskset -c 0 $STATIC --root $DOCROOT --shards 1 --port 0 --log-level 0 --set max-requests=0"
       else
         SRV_CMD="taskset -c 0 $SPINDLE --shards 1 --port 0 --log-level 0 --set max-requests=0"
-        SRV_CMD+=$SPINDLE_EXTRA
       fi
+      SRV_CMD+=$SPINDLE_EXTRA
       ((SRV_TLS)) && SRV_CMD+=" --tls-port 0 --cert $CERT --key $KEY"
       setsid $SRV_CMD >"$log" 2>&1 &
       SRV_PID=$!
@@ -483,6 +484,7 @@ SCENARIOS=(
   "latency|single-stream latency (spindle-hello from memory, peers from a file)|latency (mem)|/|20000|1|1"
   "spin-latency|single-stream latency, spindle in the low-latency mode (--ring-spin-us 200)|latency spin (mem)|/|20000|1|1"
   "file-latency|single-stream latency, 13 B file (every server from the same file)|file latency|/f13|20000|1|1"
+  "file-spin-latency|single-stream latency, 13 B file, spindle in the low-latency mode (--ring-spin-us 200)|file latency spin|/f13|20000|1|1"
   "tls-small-mux|TLS: small responses, multiplexed (spindle-hello from memory)|TLS small (mem)|/|400000|16|64|1"
   "tls-1mib|TLS: 1 MiB bodies (spindle-hello from memory)|TLS 1 MiB (mem)|/1m|2000|8|4|1"
 )
@@ -602,7 +604,7 @@ for sc in "${SCENARIOS[@]}"; do
   SPINDLE_APP=hello
   file_row "$id" && SPINDLE_APP=static
   SPINDLE_EXTRA=
-  [[ $id == spin-latency ]] && SPINDLE_EXTRA=" --ring-spin-us 200"
+  [[ $id == *spin-latency ]] && SPINDLE_EXTRA=" --ring-spin-us 200"
   NGINX_SENDFILE=on
   [[ $id == *latency ]] && NGINX_SENDFILE=off
   mapfile -t SC_SERVERS < <(servers_for "$id")
@@ -675,7 +677,9 @@ done
 # Memory per idle TLS connection: the same, over TLS 1.3 with ALPN h2 (the
 # run's certificate); judged on anonymous RSS (RssAnon), as issue 19 asks.
 mkdir -p "$WORK/idle-tls"
-if [[ -z $TLS_MISSING ]]; then
+if ((${#ONLY})); then
+  : # --only: the scenarios named, no idle-connection runs
+elif [[ -z $TLS_MISSING ]]; then
   say "== idle TLS connections: 2 x $IDLE_TLS_CONNS per server (TLS 1.3, ALPN h2)"
   SRV_TLS=1
   for s in "${SERVERS[@]}"; do

@@ -12,7 +12,7 @@ PEERS = ["h2o", "nghttpd", "nginx"]
 
 # Rows where every server serves the same file (spindle: spindle-static);
 # nginx runs only in these.  The others: spindle-hello answers from memory.
-FILE_ROWS = ["file-13b", "file-4k", "file-64k", "1mib-file", "file-latency"]
+FILE_ROWS = ["file-13b", "file-4k", "file-64k", "1mib-file", "file-latency", "file-spin-latency"]
 
 
 def runs_in(srv, sc_id):

@@ -199,7 +199,9 @@ def targets(summary, idle, servers_present, idle_tls=None):
             ("latency", "single-stream mean latency (spindle from memory)", 0.8),
             ("spin-latency", "single-stream mean latency, low-latency mode (--ring-spin-us 200)",
              0.6),
-            ("file-latency", "single-stream mean latency, 13 B file (apps/static)", 0.8)):
+            ("file-latency", "single-stream mean latency, 13 B file (apps/static)", 0.8),
+            ("file-spin-latency",
+             "single-stream mean latency, 13 B file, low-latency mode (--ring-spin-us 200)", 0.6)):
         if sc not in summary:
             continue
         peer_means = {p: get(sc, p, "lat_mean_ms") for p in PEERS
@@ -207,7 +209,7 @@ def targets(summary, idle, servers_present, idle_tls=None):
         best = min(peer_means, key=peer_means.get) if peer_means else None
         detail = f"best peer: {best}" if best else "no peer measured"
         cpu = get(sc, "spindle", "cpu_us_per_req")
-        if sc == "spin-latency" and cpu is not None:
+        if sc.endswith("spin-latency") and cpu is not None:
             detail += f"; spindle's CPU {cpu:.1f} us per request (the spin's cost)"
         add(label, f"<= {limit}x the best peer",
             get(sc, "spindle", "lat_mean_ms"), peer_means.get(best) if best else None, limit,

@@ -47,7 +47,7 @@ def md_head(res, reps):
               "**Which rows compare the same work.** In the rows marked *from memory* "
               "spindle is spindle-hello answering from a buffer while h2o and nghttpd read a "
               "file: they show the framework's cost, not a file server's. In the *file* rows "
-              "(13 B, 4 KiB, 64 KiB, 1 MiB file, file latency) every server serves the same "
+              "(13 B, 4 KiB, 64 KiB, 1 MiB file, file latency, the same in spindle's low-latency mode) every server serves the same "
               "file from the same directory: spindle is `spindle-static --root DOCROOT` (same "
               "flags; small files from its per-shard content cache, revalidated every second; "
               "1 MiB mmap'd and sent by reference, see docs/static.md), h2o its `file.dir` "
