@@ -25,7 +25,8 @@ spindle_config spindle_config_default(void)
         .drain_grace_ms = 1000,
         .offload_threads = 1,
         .post_queue_size = 4096,
-        .send_nocqe = 1, /* docs/io-profile.md, third round */
+        .send_nocqe = 1,     /* docs/io-profile.md, third round */
+        .ring_poll_us = 200, /* docs/io-profile.md, fourth round */
         .log_level = 2,
         .tls_port = 8443,
         .tls_handshake_timeout_ms = 10000,
@@ -159,6 +160,7 @@ static const u32_opt u32_opts[] = {
     {"offload-threads", offsetof(spindle_config, offload_threads), 256},
     {"zc-threshold", offsetof(spindle_config, zc_threshold), 1u << 30},
     {"ring-spin-us", offsetof(spindle_config, ring_spin_us), 1000000},
+    {"ring-poll-us", offsetof(spindle_config, ring_poll_us), 1000000},
     {"send-nocqe", offsetof(spindle_config, send_nocqe), 1},
     {"post-queue-size", offsetof(spindle_config, post_queue_size), 1u << 20},
     {"max-concurrent-streams", LIM(max_concurrent_streams), 1u << 20},

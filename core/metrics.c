@@ -167,6 +167,19 @@ static void runtime(out *o, const server *srv, const spindle_stats *s)
                 put(o, "spindle_memory_allocated_bytes{shard=\"%u\"} %lld\n", i, (long long)m);
         }
     }
+    family(o, "ring_polls_total", "counter",
+           "Waits that polled the ring before sleeping, per shard (ring-poll-us, ring-spin-us; "
+           "published once a second): a completion came (hit), none came (miss), the thread "
+           "was descheduled, which ends the poll (yield).");
+    for (uint32_t i = 0; i < srv->nshards; i++) {
+        const shard_stats *st = &srv->shards[i].stats;
+        put(o, "spindle_ring_polls_total{shard=\"%u\",result=\"hit\"} %llu\n", i,
+            (unsigned long long)stat_get(&st->poll_hits));
+        put(o, "spindle_ring_polls_total{shard=\"%u\",result=\"miss\"} %llu\n", i,
+            (unsigned long long)stat_get(&st->poll_misses));
+        put(o, "spindle_ring_polls_total{shard=\"%u\",result=\"yield\"} %llu\n", i,
+            (unsigned long long)stat_get(&st->poll_yields));
+    }
     family(o, "pool_bytes", "gauge", "The protocol engine's pools, per shard: in use and kept.");
     for (uint32_t i = 0; i < srv->nshards; i++) {
         const shard_stats *st = &srv->shards[i].stats;

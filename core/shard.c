@@ -328,9 +328,15 @@ static void log_ring(shard *sh, const ring_config *rc)
                 "io_uring: kernel offers %s; sends without CQE %s; low-latency mode: spin %u us "
                 "before sleeping",
                 caps[0] ? caps : "none", skip, rc->spin_us);
+    else if (rc->poll_us)
+        log_msg(LOG_INFO, (int)sh->idx,
+                "io_uring: kernel offers %s; sends without CQE %s; low-latency mode off; "
+                "adaptive poll up to %u us before sleeping",
+                caps[0] ? caps : "none", skip, rc->poll_us);
     else
         log_msg(LOG_INFO, (int)sh->idx,
-                "io_uring: kernel offers %s; sends without CQE %s; low-latency mode off",
+                "io_uring: kernel offers %s; sends without CQE %s; low-latency mode off; "
+                "adaptive poll off",
                 caps[0] ? caps : "none", skip);
 }
 
@@ -342,6 +348,7 @@ static int setup_core(shard *sh, uint32_t *buf_size)
     ring_config rc = ring_config_default();
     rc.max_conns = srv->cfg.max_conns;
     rc.spin_us = srv->cfg.ring_spin_us; /* low-latency mode (0: off) */
+    rc.poll_us = srv->cfg.ring_poll_us; /* adaptive idle poll (0: off) */
     *buf_size = rc.buf_size;
     ring_error err;
     if (ring_new(&sh->r, &rc, &err) < 0) {

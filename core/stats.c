@@ -182,6 +182,11 @@ void stats_tick(shard *sh)
         h2_ctx_pool_bytes(&sh->h2, &live, &kept);
         stat_set(&s->pool_live, live);
         stat_set(&s->pool_kept, kept);
+        ring_stats rs;
+        ring_get_stats(sh->r, &rs);
+        stat_set(&s->poll_hits, rs.spin_hits);
+        stat_set(&s->poll_misses, rs.spin_misses);
+        stat_set(&s->poll_yields, rs.poll_yields);
         if (sh->view.alog)
             alog_flush(sh);
     }

@@ -88,6 +88,7 @@ typedef struct shard_stats {
     stat_u64 off_queue; /* messages + commands queued between shard and workers */
     stat_u64 limit_hits[H2_LIMIT_COUNT];
     stat_u64 pool_live, pool_kept;
+    stat_u64 poll_hits, poll_misses, poll_yields; /* the ring's idle poll (once a second) */
 } shard_stats;
 
 /* The histogram's upper bounds, microseconds. */

@@ -172,6 +172,14 @@ typedef struct spindle_config {
                               request arriving meanwhile is received without a
                               wake-up; the core stays busy while idle for that
                               long (default 0: off; docs/io-profile.md) */
+    uint32_t ring_poll_us; /* adaptive idle poll: before sleeping, each shard
+                              polls its ring for a window learned from its
+                              recent idle periods, at most this many
+                              microseconds: back-to-back requests (one
+                              stream) are received without a wake-up, an
+                              idle shard or sparse traffic costs no poll
+                              (default 200; 0: off; ignored when ring_spin_us
+                              is set; docs/io-profile.md) */
     uint32_t send_nocqe;   /* 1: small sends post no completion when they
                             succeed (IOSQE_CQE_SKIP_SUCCESS; docs/io-profile.md):
                             copied and committed when submitted, so one
@@ -249,7 +257,7 @@ spindle_config spindle_config_default(void);
 
 /* Set one configuration value by name, as the command line spells it:
  * "address", "port", "shards", "pin", "max-conns", "drain-timeout", "offload-threads",
- * "zc-threshold", "ring-spin-us", "send-nocqe", "post-queue-size",
+ * "zc-threshold", "ring-spin-us", "ring-poll-us", "send-nocqe", "post-queue-size",
  * "log-level", or a limit ("max-concurrent-streams", "initial-window-size",
  * "connection-window", "max-frame-size", "max-header-list-size",
  * "max-header-fields", "max-continuations", "reset-burst", "reset-rate",

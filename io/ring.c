@@ -4,6 +4,7 @@
  * docs/ring.md.
  */
 #include "ring.h"
+#include "ring_poll.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -50,6 +51,8 @@ struct ring {
     bool defer_submit;
     uint64_t spin_ns; /* low-latency spin bound (0: off) */
     uint64_t spin_hits, spin_misses;
+    ring_poll poll;       /* the adaptive idle poll (when spin_ns is 0) */
+    uint64_t poll_yields; /* polls ended by a preemption */
 
     uint32_t setup_flags;
     uint32_t caps; /* RING_CAP_* (probe_caps()) */
@@ -268,12 +271,14 @@ int ring_new(ring **out, const ring_config *cfg_in, ring_error *err)
     r->wake_fd = -1;
     r->defer_submit = cfg.defer_submit;
     r->spin_ns = (uint64_t)cfg.spin_us * 1000u;
+    ring_poll_init(&r->poll, cfg.spin_us ? 0 : cfg.poll_us);
     r->bl_cap = cfg.backlog;
     if (r->bl_cap && !(r->bl = calloc(r->bl_cap, sizeof *r->bl))) {
         free(r);
         return fail(err, -ENOMEM, "ring_new", 0);
     }
-    ret = setup(r, cfg.sq_entries, cq, cfg.spin_us ? IORING_SETUP_TASKRUN_FLAG : 0, err);
+    ret = setup(r, cfg.sq_entries, cq, cfg.spin_us || cfg.poll_us ? IORING_SETUP_TASKRUN_FLAG : 0,
+                err);
     if (ret < 0) {
         free(r->bl);
         free(r);
@@ -353,6 +358,8 @@ void ring_get_stats(const ring *r, ring_stats *out)
     out->cq_overflow_pending = io_uring_cq_has_overflow(&r->uring);
     out->spin_hits = r->spin_hits;
     out->spin_misses = r->spin_misses;
+    out->poll_window_us = (uint32_t)(r->poll.window_ns / 1000u);
+    out->poll_yields = r->poll_yields;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -736,34 +743,106 @@ static inline void cpu_relax(void)
 }
 
 /*
- * The low-latency spin (ring.h, ring_wait) until min_complete CQEs are
+ * The poll before sleeping (ring.h, ring_wait) until min_complete CQEs are
  * ready or the bound passes. Completions wait as deferred task work, which
  * only a GETEVENTS enter runs; with IORING_SETUP_TASKRUN_FLAG the kernel
  * raises IORING_SQ_TASKRUN when there is some, so the spin watches that
  * flag in memory and enters only then (without the flag: an enter per
  * turn). Returns the CQEs ready (>= min_complete: a hit), or -errno.
- * *spent: ns spun.
+ * *spent: ns spun (0: they were ready at once). *preempted (the adaptive
+ * poll only; the low-latency mode spins on): two turns more than
+ * RING_POLL_PREEMPT_NS apart (the thread was descheduled: another task
+ * wants the core), which ends the spin.
  */
-static int spin_wait(ring *r, unsigned min_complete, uint64_t bound_ns, uint64_t *spent)
+static int spin_wait(ring *r, unsigned min_complete, uint64_t bound_ns, uint64_t *spent,
+                     bool *preempted)
 {
     const unsigned want = IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW;
     bool flag = (r->setup_flags & IORING_SETUP_TASKRUN_FLAG) != 0;
-    uint64_t start = mono_ns(), now = start;
+    uint64_t start = mono_ns(), now = start, prev;
     int ret = io_uring_submit_and_get_events(&r->uring);
 
+    prev = mono_ns();
     while (ret >= 0 && io_uring_cq_ready(&r->uring) < min_complete) {
         now = mono_ns();
+        if (now - prev > RING_POLL_PREEMPT_NS && r->poll.max_ns) {
+            *preempted = true;
+            r->poll_yields++; /* the time in an enter does not count */
+            break;
+        }
         if (now - start >= bound_ns)
             break;
-        if (!flag || (IO_URING_READ_ONCE(*r->uring.sq.kflags) & want))
+        if (!flag || (IO_URING_READ_ONCE(*r->uring.sq.kflags) & want)) {
             ret = io_uring_get_events(&r->uring);
-        else
+            now = mono_ns();
+        } else {
             cpu_relax();
+        }
+        prev = now;
     }
     *spent = now - start;
     if (ret < 0)
         return ret;
     return (int)io_uring_cq_ready(&r->uring);
+}
+
+/* The sleeping wait: submit what is queued and wait for min_complete CQEs
+ * or timeout_ns. Returns the CQEs ready, or -errno. */
+static int sleep_wait(ring *r, unsigned min_complete, uint64_t timeout_ns)
+{
+    struct __kernel_timespec ts, *tsp = NULL;
+    struct io_uring_cqe *cqe;
+    int ret;
+
+    if (timeout_ns != RING_WAIT_FOREVER) {
+        ts.tv_sec = (long long)(timeout_ns / 1000000000u);
+        ts.tv_nsec = (long long)(timeout_ns % 1000000000u);
+        tsp = &ts;
+    }
+    ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, min_complete, tsp, NULL);
+    if (ret < 0 && ret != -ETIME)
+        return ret;
+    return (int)io_uring_cq_ready(&r->uring);
+}
+
+/* A wait for at least one CQE that polls first: for spin_ns (the
+ * low-latency mode), else for the adaptive window, which learns from the
+ * idle period (ring_poll.h). */
+static int poll_then_sleep(ring *r, unsigned min_complete, uint64_t timeout_ns)
+{
+    uint64_t bound = r->spin_ns ? r->spin_ns : r->poll.window_ns, spent = 0;
+    uint64_t start = r->poll.max_ns ? mono_ns() : 0;
+    bool preempted = false;
+    int ret;
+
+    if (bound > timeout_ns)
+        bound = timeout_ns;
+    if (bound) {
+        ret = spin_wait(r, min_complete, bound, &spent, &preempted);
+        if (ret < 0)
+            return ret;
+        if ((unsigned)ret >= min_complete) {
+            if (spent == 0)
+                return ret; /* ready at once: no poll */
+            r->spin_hits++;
+            ring_poll_update(&r->poll, spent, preempted);
+            return ret;
+        }
+        r->spin_misses += !preempted; /* else counted in poll_yields */
+        if (timeout_ns != RING_WAIT_FOREVER)
+            timeout_ns = spent < timeout_ns ? timeout_ns - spent : 0;
+        if (timeout_ns == 0)
+            return ret;
+    }
+    ret = sleep_wait(r, min_complete, timeout_ns);
+    if (r->poll.max_ns && ret >= 0) {
+        /* A period ended by the timeout (a timer of the shard's) only
+         * teaches that no traffic came, when it was longer than the bound. */
+        uint64_t idle = mono_ns() - start;
+        if (ret > 0 || idle > r->poll.max_ns)
+            ring_poll_update(&r->poll, idle, preempted);
+    }
+    return ret;
 }
 
 int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns)
@@ -773,38 +852,17 @@ int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns)
 
     if (ret < 0 && ret != -EAGAIN)
         return ret;
-    if (min_complete > 0 && r->spin_ns && timeout_ns) {
-        uint64_t bound = r->spin_ns < timeout_ns ? r->spin_ns : timeout_ns, spent = 0;
-
-        ret = spin_wait(r, min_complete, bound, &spent);
-        if (ret < 0 || (unsigned)ret >= min_complete) {
-            r->spin_hits += ret > 0;
-            return ret;
-        }
-        r->spin_misses++;
-        if (timeout_ns != RING_WAIT_FOREVER)
-            timeout_ns = spent < timeout_ns ? timeout_ns - spent : 0;
-        if (timeout_ns == 0)
-            return ret;
-    }
     if (min_complete == 0) {
         /* Enter with GETEVENTS even with nothing to submit: under
          * DEFER_TASKRUN that is what runs our completions. */
         ret = io_uring_submit_and_get_events(&r->uring);
-    } else {
-        struct __kernel_timespec ts, *tsp = NULL;
-        struct io_uring_cqe *cqe;
-
-        if (timeout_ns != RING_WAIT_FOREVER) {
-            ts.tv_sec = (long long)(timeout_ns / 1000000000u);
-            ts.tv_nsec = (long long)(timeout_ns % 1000000000u);
-            tsp = &ts;
-        }
-        ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, min_complete, tsp, NULL);
+        if (ret < 0)
+            return ret;
+        return (int)io_uring_cq_ready(&r->uring);
     }
-    if (ret < 0 && ret != -ETIME)
-        return ret;
-    return (int)io_uring_cq_ready(&r->uring);
+    if (timeout_ns && (r->spin_ns || r->poll.max_ns))
+        return poll_then_sleep(r, min_complete, timeout_ns);
+    return sleep_wait(r, min_complete, timeout_ns);
 }
 
 static void reap_wake(ring *r, ring_cqe *c)

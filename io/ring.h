@@ -260,6 +260,11 @@ typedef struct ring_config {
     bool waker;              /* create the eventfd doorbell (default true) */
     uint32_t spin_us;        /* low-latency mode: before sleeping, ring_wait()
                                 polls this long (default 0: never) */
+    uint32_t poll_us;        /* adaptive idle poll (ring_poll.h): before
+                                sleeping, ring_wait() polls for a window
+                                learned from recent idle periods, at most
+                                this long (default 0: never; ignored when
+                                spin_us is set) */
 } ring_config;
 
 /* The defaults above. Any thread. */
@@ -319,8 +324,11 @@ typedef struct ring_stats {
     uint64_t inline_submits;  /* submits forced by a full SQ inside a prep */
     uint32_t cq_overflow;     /* CQEs the kernel had to drop (should be 0) */
     bool cq_overflow_pending; /* kernel holds CQEs on its overflow list */
-    uint64_t spin_hits;       /* waits a completion ended while spinning */
-    uint64_t spin_misses;     /* waits that spun to the bound, then slept */
+    uint64_t spin_hits;       /* waits a completion ended while polling */
+    uint64_t spin_misses;     /* waits that polled to the bound, then slept */
+    uint32_t poll_window_us;  /* the adaptive poll's window now */
+    uint64_t poll_yields;     /* polls ended early, the thread having been
+                                 descheduled (then slept, or took what had come) */
 } ring_stats;
 
 /* Snapshot the counters. Owner thread. */
@@ -569,7 +577,11 @@ int ring_submit(ring *r);
  * completions are pending (that enter runs the deferred task work, so a
  * request that arrives is received without a wake-up or context switch),
  * then sleeps for the rest of timeout_ns. The spin burns the core while
- * idle (at most spin_us per wait): opt-in only.
+ * idle (at most spin_us per wait): opt-in only. With cfg->poll_us > 0
+ * instead, the same poll runs for the adaptive window (ring_poll.h: grown
+ * while idle periods end within poll_us, 0 once they are longer or the
+ * poll finds the thread descheduled); each sleeping wait then reads the
+ * clock twice to learn the idle period's length.
  * Owner thread.
  */
 int ring_wait(ring *r, unsigned min_complete, uint64_t timeout_ns);

@@ -5,7 +5,9 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import unittest
+import urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +30,15 @@ def run_server(args, timeout=5):
     finally:
         harness._killgroup(p)
     return p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def ring_polls(admin_port):
+    """The shard's ring polls (hit, miss and yield) from the metrics."""
+    url = "http://127.0.0.1:%d/metrics" % admin_port
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    return sum(int(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+               if l.startswith("spindle_ring_polls_total{"))
 
 
 class ConfigTest(unittest.TestCase):
@@ -99,6 +110,36 @@ class ConfigTest(unittest.TestCase):
                      ["--port", "0", "--set", "ring-spin-us=-1"]):
             with self.subTest(args=args):
                 self.assertIn("ring-spin-us", self.assertUsageError(args))
+
+    def test_ring_poll(self):
+        # The adaptive idle poll: on by default (200 us), off by name, and
+        # replaced by the low-latency mode; reported at start-up.  Under
+        # back-to-back requests (h2load, one stream) the shard polls before
+        # sleeping, which the metrics count (published once a second); off,
+        # it never polls.  Not timed: the latency is bench/e2e.sh's.
+        with Server(shards=1) as srv:
+            self.assertIn("adaptive poll up to 200 us before sleeping", srv.stderr_all())
+        with Server(shards=1, args=["--ring-spin-us", "100"]) as srv:
+            self.assertIn("low-latency mode: spin 100 us", srv.stderr_all())
+        for poll_us, want_polls in ((200, True), (0, False)):
+            admin = harness.free_port()
+            sets = {"ring-poll-us": poll_us, "admin-port": admin, "metrics-path": "/metrics"}
+            with self.subTest(poll_us=poll_us), Server(shards=1, sets=sets) as srv:
+                if not poll_us:
+                    self.assertIn("adaptive poll off", srv.stderr_all())
+                p = subprocess.run(["h2load", "-n", "2000", "-c", "1", "-m", "1",
+                                    "http://127.0.0.1:%d/" % srv.port],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(harness.parse_h2load(p.stdout)["succeeded"], 2000, p.stdout)
+                polls, deadline = 0, time.monotonic() + (10 if want_polls else 2.5)
+                while time.monotonic() < deadline:
+                    polls = ring_polls(admin)
+                    if polls and want_polls:
+                        break
+                    time.sleep(0.2)
+                log("ring-poll-us=%d: %d polls" % (poll_us, polls))
+                self.assertEqual(polls > 0, want_polls, "%d polls" % polls)
+        self.assertIn("ring-poll-us", self.assertUsageError(["--port", "0", "--set", "ring-poll-us=x"]))
 
     def test_send_nocqe(self):
         # Sends without a CQE: on by default (docs/io-profile.md), off by
