@@ -25,8 +25,7 @@ spindle_config spindle_config_default(void)
         .drain_grace_ms = 1000,
         .offload_threads = 1,
         .post_queue_size = 4096,
-        .send_nocqe = 1,     /* docs/io-profile.md, third round */
-        .ring_poll_us = 200, /* docs/io-profile.md, fourth round */
+        .send_nocqe = 1, /* docs/io-profile.md, third round */
         .log_level = 2,
         .tls_port = 8443,
         .tls_handshake_timeout_ms = 10000,

@@ -172,14 +172,15 @@ typedef struct spindle_config {
                               request arriving meanwhile is received without a
                               wake-up; the core stays busy while idle for that
                               long (default 0: off; docs/io-profile.md) */
-    uint32_t ring_poll_us; /* adaptive idle poll: before sleeping, each shard
-                              polls its ring for a window learned from its
-                              recent idle periods, at most this many
+    uint32_t ring_poll_us; /* adaptive low-latency mode: before sleeping, each
+                              shard polls its ring for a window learned from
+                              its recent idle periods, at most this many
                               microseconds: back-to-back requests (one
-                              stream) are received without a wake-up, an
-                              idle shard or sparse traffic costs no poll
-                              (default 200; 0: off; ignored when ring_spin_us
-                              is set; docs/io-profile.md) */
+                              stream) are received without a wake-up, an idle
+                              shard or sparse traffic costs no poll, but the
+                              short gaps of a client-bound multiplexed load
+                              are polled too (default 0: off; ignored when
+                              ring_spin_us is set; docs/io-profile.md) */
     uint32_t send_nocqe;   /* 1: small sends post no completion when they
                             succeed (IOSQE_CQE_SKIP_SUCCESS; docs/io-profile.md):
                             copied and committed when submitted, so one

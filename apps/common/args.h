@@ -55,7 +55,7 @@ app_args_result app_args_parse(int argc, char **argv, const app_arg *args, size_
 #define APP_USAGE_RING_SPIN                                                                        \
     "  --ring-spin-us N  low-latency mode: poll the ring N us before sleeping; lower\n"            \
     "                    latency, but a busy core while idle (default 0: off; it\n"                \
-    "                    replaces the adaptive poll, --set ring-poll-us=N, default 200)\n"
+    "                    replaces the adaptive one, --set ring-poll-us=N, default 0)\n"
 
 /* An app's command line, for app_args_main(). */
 typedef struct app_cli {

@@ -112,21 +112,21 @@ class ConfigTest(unittest.TestCase):
                 self.assertIn("ring-spin-us", self.assertUsageError(args))
 
     def test_ring_poll(self):
-        # The adaptive idle poll: on by default (200 us), off by name, and
-        # replaced by the low-latency mode; reported at start-up.  Under
-        # back-to-back requests (h2load, one stream) the shard polls before
-        # sleeping, which the metrics count (published once a second); off,
-        # it never polls.  Not timed: the latency is bench/e2e.sh's.
+        # The adaptive idle poll: off by default, on by name, and replaced by
+        # the fixed spin; reported at start-up.  Under back-to-back requests
+        # (h2load, one stream) the shard polls before sleeping, which the
+        # metrics count (published once a second); off, it never polls.  Not
+        # timed: the latency is bench/lat_ab.sh's.
         with Server(shards=1) as srv:
-            self.assertIn("adaptive poll up to 200 us before sleeping", srv.stderr_all())
-        with Server(shards=1, args=["--ring-spin-us", "100"]) as srv:
+            self.assertIn("low-latency mode off; adaptive poll off", srv.stderr_all())
+        with Server(shards=1, args=["--ring-spin-us", "100"], sets={"ring-poll-us": 200}) as srv:
             self.assertIn("low-latency mode: spin 100 us", srv.stderr_all())
         for poll_us, want_polls in ((200, True), (0, False)):
             admin = harness.free_port()
             sets = {"ring-poll-us": poll_us, "admin-port": admin, "metrics-path": "/metrics"}
             with self.subTest(poll_us=poll_us), Server(shards=1, sets=sets) as srv:
-                if not poll_us:
-                    self.assertIn("adaptive poll off", srv.stderr_all())
+                self.assertIn("adaptive poll up to 200 us" if poll_us else "adaptive poll off",
+                              srv.stderr_all())
                 p = subprocess.run(["h2load", "-n", "2000", "-c", "1", "-m", "1",
                                     "http://127.0.0.1:%d/" % srv.port],
                                    capture_output=True, text=True, timeout=60)
