@@ -77,6 +77,39 @@ sp_path_rc sp_path_normalize(const char *target, size_t len, char *out, size_t o
     return SP_OK;
 }
 
+/* Bytes that need a second look in a plain path: the end of the path
+ * ('?': a query; NUL), an escape, and '/' (what follows it). */
+static const unsigned char plain_stop[256] = {[0] = 1, ['%'] = 1, ['?'] = 1, ['/'] = 1};
+
+bool sp_path_plain(const char *target, size_t len, size_t outlen, const char **key, size_t *klen,
+                   bool *dir)
+{
+    if (len == 0 || len >= outlen || target[0] != '/')
+        return false;
+    if (len == 1) { /* "/": the root */
+        *key = ".";
+        *klen = 1;
+        *dir = true;
+        return true;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)target[i];
+        if (!plain_stop[c])
+            continue;
+        if (c != '/')
+            return false; /* a query, an escape, a NUL */
+        /* An empty, "." or ".." segment (or any segment starting with a
+         * dot: left to sp_path_normalize, which knows them apart); a '/'
+         * at the end is the trailing slash. */
+        if (i + 1 < len && (target[i + 1] == '/' || target[i + 1] == '.'))
+            return false;
+    }
+    *dir = target[len - 1] == '/';
+    *key = target + 1;
+    *klen = len - 1 - (*dir ? 1 : 0);
+    return true;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Dates                                                                     */
 /* ------------------------------------------------------------------------ */

@@ -370,6 +370,8 @@ static void conds_scan(const spindle_request *req, conds *c)
     for (size_t i = 0; i < req->nheaders; i++) {
         const spindle_header *h = &req->headers[i];
         const spindle_header **slot = NULL;
+        if (h->name_len < 5 || (h->name[0] != 'r' && h->name[0] != 'i'))
+            continue; /* most fields: not one of ours */
         if (h->name_len == 5 && memcmp(h->name, "range", 5) == 0)
             slot = &c->range;
         else if (h->name_len == 8 && memcmp(h->name, "if-match", 8) == 0)
@@ -423,14 +425,14 @@ static bool answer_conditions(spindle_stream *s, const spindle_request *req, con
     return false;
 }
 
-/* Work out the response to a request for the file fi.  false: it has been
- * answered already (412, 304, 416); true: p holds the status, the extent
- * of the body and the head to send. */
-static bool plan_response(spindle_stream *s, const spindle_request *req, const fc_info *fi,
-                          bool head, plan *p)
+/* Work out the response to a request for the file fi (c: the request's
+ * conditionals and range, conds_scan()).  false: it has been answered
+ * already (412, 304, 416); true: p holds the status, the extent of the
+ * body and the head to send. */
+static bool plan_response(spindle_stream *s, const spindle_request *req, const conds *cp,
+                          const fc_info *fi, bool head, plan *p)
 {
-    conds c;
-    conds_scan(req, &c);
+    const conds c = *cp;
     if ((c.if_match || c.if_none_match || c.if_modified || c.if_unmodified) &&
         answer_conditions(s, req, &c, fi, head))
         return false;
@@ -502,8 +504,22 @@ static void respond_planned(spindle_stream *s, const plan *p, spindle_fields **p
 static void serve_blob_with(spindle_stream *s, const spindle_request *req, const fc_info *fi,
                             fc_blob *b, bool head, spindle_fields **prepared)
 {
+    conds c;
+    conds_scan(req, &c);
+    /* The common hit: no conditional, no range, the head prepared.  Then
+     * the answer is the whole file with that head: no plan to make. */
+    if (prepared && *prepared && !c.if_match && !c.if_none_match && !c.if_modified &&
+        !c.if_unmodified && !c.range) {
+        bool end = head || fi->size == 0;
+        spindle_respond_fields(s, 200, NULL, 0, *prepared, end);
+        if (!end) {
+            atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+            spindle_send(s, b->data, (size_t)fi->size, true, fc_blob_release, b);
+        }
+        return;
+    }
     plan p;
-    if (!plan_response(s, req, fi, head, &p))
+    if (!plan_response(s, req, &c, fi, head, &p))
         return;
     if (head || p.len == 0) {
         respond_planned(s, &p, prepared, true);
@@ -617,8 +633,10 @@ static serve_rc send_from_fd(spindle_stream *s, const spindle_request *req, int 
 static serve_rc serve_fd(spindle_stream *s, const spindle_request *req, int fd, bool own,
                          const struct stat *st, const fc_info *fi, bool head, bool nb)
 {
+    conds c;
+    conds_scan(req, &c);
     plan p;
-    if (!plan_response(s, req, fi, head, &p)) {
+    if (!plan_response(s, req, &c, fi, head, &p)) {
         fd_done(fd, own);
         return SERVED;
     }
@@ -664,6 +682,15 @@ static serve_rc serve_entry(spindle_stream *s, const spindle_request *req, fc_en
     return serve_fd(s, req, e->fd, false, &st, &e->info, head, true);
 }
 
+/* rel = key (klen bytes), NUL-terminated, unless key is rel already. */
+static void key_copy(char *rel, const char *key, size_t klen)
+{
+    if (key != rel) {
+        memcpy(rel, key, klen);
+        rel[klen] = '\0';
+    }
+}
+
 /*
  * Answer the request.  nb (on the shard thread): do not block.  A hit is
  * answered here; a miss (or an entry due for revalidation whose check
@@ -681,18 +708,26 @@ static serve_rc serve(spindle_stream *s, const spindle_request *req, bool nb)
         simple(s, 405, "method not allowed\n", false, allow, 1);
         return SERVED;
     }
+    /* The cache key: the normalised path, most often the request's own
+     * bytes (sp_path_plain(): no copy); rel holds it NUL-terminated for
+     * what opens the file. */
     char rel[4096 + 16];
+    const char *key;
+    size_t klen;
     bool dir = false;
-    switch (sp_path_normalize(req->path.ptr, req->path.len, rel, 4096, &dir)) {
-    case SP_OK: break;
-    case SP_BAD: fail_status(s, 400, head); return SERVED;
-    case SP_DOTDOT: fail_status(s, 403, head); return SERVED;
-    case SP_TOOLONG: fail_status(s, 414, head); return SERVED;
+    if (!sp_path_plain(req->path.ptr, req->path.len, 4096, &key, &klen, &dir)) {
+        switch (sp_path_normalize(req->path.ptr, req->path.len, rel, 4096, &dir)) {
+        case SP_OK: break;
+        case SP_BAD: fail_status(s, 400, head); return SERVED;
+        case SP_DOTDOT: fail_status(s, 403, head); return SERVED;
+        case SP_TOOLONG: fail_status(s, 414, head); return SERVED;
+        }
+        key = rel;
+        klen = strlen(rel);
     }
     if (nb) {
         fcache *c = shard_cache(s);
-        size_t klen = strlen(rel);
-        fc_entry *e = c ? fcache_get(c, rel, klen, dir) : NULL;
+        fc_entry *e = c ? fcache_get(c, key, klen, dir) : NULL;
         /* Fresh, or its check is running on the ring (reval.c): serve it as
          * it is.  When the ring cannot take the check, the miss path looks
          * at the file again (and keeps the entry if it is the same). */
@@ -703,8 +738,10 @@ static serve_rc serve(spindle_stream *s, const spindle_request *req, bool nb)
                 return rc;
             fcache_drop(c, e);
         }
+        key_copy(rel, key, klen);
         return miss_start(s, req, c, rel, klen, dir, head) ? SERVED : BLOCKS;
     }
+    key_copy(rel, key, klen);
     int fd = -1;
     struct stat st;
     int rc = resolve(rel, dir, &fd, &st);
@@ -772,8 +809,11 @@ static void on_reset(spindle_stream *s, uint32_t code, void *app)
 static void on_close(spindle_stream *s, void *app)
 {
     (void)app;
-    resp_free(spindle_stream_user(s));
-    spindle_stream_set_user(s, NULL);
+    resp *r = spindle_stream_user(s);
+    if (r) { /* a large body's state (most responses have none) */
+        resp_free(r);
+        spindle_stream_set_user(s, NULL);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
