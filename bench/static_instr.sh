@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # bench/static_instr.sh - user-space instructions per request of
 # spindle-static's cache hits, counted by callgrind through bench/instr.sh:
-# one row per file (13 B and 4 KiB, as bench/e2e.sh's file-13b and file-4k
-# rows), every request after the warm-up a hit of a content entry.
+# one row per file (by default 13 B and 4 KiB, as bench/e2e.sh's file-13b
+# and file-4k rows: every request after the warm-up a hit of a content
+# entry; --files also takes f64k, and f256k, a descriptor entry whose hits
+# send from the cached mapping, a few each second offloaded to renew it).
 # valgrind 3.19 does not know openat2: the server runs with
 # bench/static_openat2_shim.c preloaded (openat2 -> openat, for the
 # start-up probe; hits make no system call).  Instruction counts do not
 # move with the machine's load (see bench/instr.sh); they cover user space
 # only.
 #
-#   bash bench/static_instr.sh BIN [BIN ...] [-n N] [--top K] [--files "f13 f4k"]
+#   bash bench/static_instr.sh BIN [BIN ...] [-n N] [--top K] [--files "f13 f4k f256k"]
 #
 # BIN: spindle-static binaries (e.g. build/apps/static/spindle-static).
 set -euo pipefail
@@ -25,7 +27,7 @@ while (( $# )); do
   esac
   shift
 done
-(( ${#BINS[@]} )) || { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+(( ${#BINS[@]} )) || { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 
 WORK=$(mktemp -d /tmp/spindle-static-instr.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
@@ -34,6 +36,7 @@ mkdir "$WORK/root"
 printf 'Hello, World!' >"$WORK/root/f13"
 head -c 4096 /dev/zero | tr '\0' x >"$WORK/root/f4k"
 head -c 65536 /dev/zero | tr '\0' x >"$WORK/root/f64k"
+head -c 262144 /dev/zero | tr '\0' x >"$WORK/root/f256k"
 for f in $FILES; do
   echo "file /$f:"
   bash "$here/instr.sh" "${BINS[@]}" "${PASS[@]}" --path "/$f" --preload "$WORK/openat2.so" \

@@ -139,6 +139,11 @@ static void lru_push(fcache *c, fc_entry *e)
         c->lru = e;
 }
 
+fc_entry *fcache_mru(fcache *c)
+{
+    return c->mru;
+}
+
 void fcache_drop(fcache *c, fc_entry *e)
 {
     fc_entry **p = &c->buckets[e->hash & c->mask];
@@ -204,6 +209,8 @@ fc_entry *fcache_put(fcache *c, const char *key, size_t klen, bool dir, const fc
     e->info = *info;
     e->dir = dir;
     e->index = e->checking = false;
+    e->lease = LEASE_NONE;
+    e->lease_gen = 0;
     e->klen = klen;
     memcpy(e->key, key, klen);
     e->key[klen] = '\0';

@@ -12,7 +12,8 @@
  *
  * Each shard keeps an open-file and small-content cache (fcache.h): a hot
  * file up to 64 KiB is answered from memory with no system call, a larger
- * one from its cached descriptor with one fstat; entries are checked
+ * one from its cached descriptor and mapping, with no system call either
+ * under a read lease (lease.h; one fstat without); entries are checked
  * against the file at most once a second (--revalidate-ms).
  *
  * A miss makes no system call on the shard's thread: openat2, statx and
@@ -50,6 +51,7 @@
 #include "fcache.h"
 #include "fmap.h"
 #include "http.h"
+#include "lease.h"
 #include "miss.h"
 #include "reval.h"
 #include "cli.h"
@@ -290,6 +292,19 @@ static void info_fill(fc_info *fi, const struct stat *st, const char *name)
     n = snprintf(fi->clen, sizeof fi->clen, "%" PRIu64, fi->size);
     fi->clen_len = n > 0 ? (uint32_t)n : 0;
     fi->ctype_len = (uint32_t)strlen(fi->ctype);
+}
+
+/* The struct stat of what fi knows (identity, size, mtime, ctime; what
+ * the answers and the mapping cache look at). */
+static void stat_of_info(const fc_info *fi, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_dev = fi->dev;
+    st->st_ino = fi->ino;
+    st->st_mode = S_IFREG | 0444;
+    st->st_size = (off_t)fi->size;
+    st->st_mtim = (struct timespec){(time_t)(fi->mns / 1000000000u), (long)(fi->mns % 1000000000u)};
+    st->st_ctim = (struct timespec){(time_t)(fi->cns / 1000000000u), (long)(fi->cns % 1000000000u)};
 }
 
 /* Is st still the file fi describes: same inode, size, mtime and ctime?
@@ -565,9 +580,10 @@ static void map_range(resp *r, int fd)
 }
 
 /* A small body: read it (stable) before the head, so a failure can still
- * be a 500, into a pooled buffer handed to spindle by reference. */
+ * be a 500, into a pooled buffer handed to spindle by reference.
+ * prepared: as for respond_planned(). */
 static serve_rc send_small(spindle_stream *s, int fd, bool own, const struct stat *st,
-                           const plan *p, bool nb)
+                           const plan *p, bool nb, spindle_fields **prepared)
 {
     void *b = buf_get(&small_pool);
     int rc = b ? read_stable(fd, st, b, (size_t)p->len, p->first, nb) : ENOMEM;
@@ -580,25 +596,36 @@ static serve_rc send_small(spindle_stream *s, int fd, bool own, const struct sta
         fail_status(s, 500, false);
         return SERVED;
     }
-    spindle_respond(s, p->status, p->h, p->nh, false);
+    respond_planned(s, p, prepared, false);
     spindle_send(s, b, (size_t)p->len, true, buf_put, &small_pool);
     return SERVED;
 }
 
 /* The body of p from the open file fd (fstat()ed as st).  own: fd is ours
  * to close or to keep in the response (else it belongs to the shard's
- * cache, and nb is true).  nb: the shard thread; a large body is served
- * only from a hot cached mapping, anything else BLOCKS. */
+ * cache entry e, and nb is true; e NULL: no entry).  nb: the shard
+ * thread; a large body is served only from a hot cached mapping, anything
+ * else BLOCKS.  An entry under a confirmed lease (lease.h) also sends a
+ * small range from its hot mapping, by reference: no pread. */
 static serve_rc send_from_fd(spindle_stream *s, const spindle_request *req, int fd, bool own,
-                             const struct stat *st, const plan *p, bool nb)
+                             const struct stat *st, const plan *p, bool nb, fc_entry *e)
 {
-    if (p->len <= SMALL_MAX)
-        return send_small(s, fd, own, st, p, nb);
+    spindle_fields **prepared = e ? &e->head : NULL;
     /* Over TLS user space encrypts the body, so it must read the bytes: a
      * mapping truncated under us would SIGBUS there.  pread instead, off
      * the shard. */
     bool tls = str_is(req->scheme, "https");
     fmap *hot = NULL;
+    if (p->len <= SMALL_MAX) {
+        if (!tls && e && e->lease == LEASE_OK && p->len &&
+            (hot = cache_peek_hot(st, p->first, p->len)) != NULL) {
+            respond_planned(s, p, prepared, false);
+            spindle_send(s, (const uint8_t *)hot->base + p->first, (size_t)p->len, true,
+                         slice_release, hot);
+            return SERVED;
+        }
+        return send_small(s, fd, own, st, p, nb, prepared);
+    }
     if (nb && (tls || !(hot = cache_peek_hot(st, p->first, p->len)))) {
         fd_done(fd, own);
         return BLOCKS;
@@ -624,14 +651,15 @@ static serve_rc send_from_fd(spindle_stream *s, const spindle_request *req, int 
             map_range(r, fd);
     }
     spindle_stream_set_user(s, r);
-    spindle_respond(s, p->status, p->h, p->nh, false);
+    respond_planned(s, p, prepared, false);
     send_more(s, r);
     return SERVED;
 }
 
-/* Answer from an open file that is not (or cannot be) in a cache. */
+/* Answer from an open file, e's descriptor (a cache entry) or, e NULL,
+ * one that is not (or cannot be) in a cache. */
 static serve_rc serve_fd(spindle_stream *s, const spindle_request *req, int fd, bool own,
-                         const struct stat *st, const fc_info *fi, bool head, bool nb)
+                         const struct stat *st, const fc_info *fi, bool head, bool nb, fc_entry *e)
 {
     conds c;
     conds_scan(req, &c);
@@ -642,10 +670,10 @@ static serve_rc serve_fd(spindle_stream *s, const spindle_request *req, int fd, 
     }
     if (head || p.len == 0) {
         fd_done(fd, own);
-        spindle_respond(s, p.status, p.h, p.nh, true);
+        respond_planned(s, &p, e ? &e->head : NULL, true);
         return SERVED;
     }
-    return send_from_fd(s, req, fd, own, st, &p, nb);
+    return send_from_fd(s, req, fd, own, st, &p, nb, e);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -667,9 +695,12 @@ static fcache *shard_cache(const spindle_stream *s)
     return shard_caches[i];
 }
 
-/* Answer from a fresh entry.  A content entry costs no system call; a
- * descriptor entry one fstat, so that the length and validators are those
- * of the file as it is now (CHANGED when they are not the entry's). */
+/* Answer from a fresh entry.  A content entry costs no system call, nor
+ * does a descriptor entry under a confirmed read lease (lease.h: no one
+ * can have written the file since its data was confirmed); any other
+ * descriptor entry costs one fstat, so that the length and validators
+ * are those of the file as it is now (CHANGED when they are not the
+ * entry's). */
 static serve_rc serve_entry(spindle_stream *s, const spindle_request *req, fc_entry *e, bool head)
 {
     if (e->body) {
@@ -677,9 +708,11 @@ static serve_rc serve_entry(spindle_stream *s, const spindle_request *req, fc_en
         return SERVED;
     }
     struct stat st;
-    if (fstat(e->fd, &st) != 0 || !info_same(&e->info, &st))
+    if (e->lease == LEASE_OK)
+        stat_of_info(&e->info, &st);
+    else if (fstat(e->fd, &st) != 0 || !info_same(&e->info, &st))
         return CHANGED;
-    return serve_fd(s, req, e->fd, false, &st, &e->info, head, true);
+    return serve_fd(s, req, e->fd, false, &st, &e->info, head, true, e);
 }
 
 /* rel = key (klen bytes), NUL-terminated, unless key is rel already. */
@@ -751,7 +784,7 @@ static serve_rc serve(spindle_stream *s, const spindle_request *req, bool nb)
     }
     fc_info fi;
     info_fill(&fi, &st, rel);
-    return serve_fd(s, req, fd, true, &st, &fi, head, false);
+    return serve_fd(s, req, fd, true, &st, &fi, head, false, NULL);
 }
 
 static void on_request_offloaded(spindle_stream *s, const spindle_request *req, void *app)
@@ -769,7 +802,7 @@ static void on_request_offloaded(spindle_stream *s, const spindle_request *req, 
 static bool miss_answer_fd(spindle_stream *s, const spindle_request *req, int fd,
                            const struct stat *st, const fc_info *fi, bool head)
 {
-    return serve_fd(s, req, fd, false, st, fi, head, true) == SERVED;
+    return serve_fd(s, req, fd, false, st, fi, head, true, NULL) == SERVED;
 }
 
 static const miss_ops miss_answers = {
@@ -831,6 +864,22 @@ static void on_listen(uint32_t shard, const char *address, uint16_t port, void *
         ssize_t w = write(STDOUT_FILENO, line, strlen(line));
         (void)w;
     }
+}
+
+/* The shards' lease machinery (lease.h), when leases are on. */
+static void *on_shard_start(spindle_shard *sh, void *app)
+{
+    (void)app;
+    lease_shard_start(sh);
+    return NULL;
+}
+
+static void on_shard_stop(spindle_shard *sh, void *ctx, void *app)
+{
+    (void)sh;
+    (void)ctx;
+    (void)app;
+    lease_shard_stop();
 }
 
 /* Open the root (root_fd), check that it is readable and searchable and
@@ -906,6 +955,10 @@ int main(int argc, char **argv)
         /* not blocking: on_request offloads what would block (serve()) */
     };
     spindle_hooks hooks = {.on_listen = on_listen};
+    if (!o.no_leases && lease_init()) {
+        hooks.on_shard_start = on_shard_start;
+        hooks.on_shard_stop = on_shard_stop;
+    }
     mapcache_start();
     rc = spindle_run(&cfg, &h, &hooks, NULL);
     caches_free();
