@@ -14,7 +14,9 @@ with real clients (python-h2, curl, h2load):
   entries before the writer's open() or truncate() returns; the writer
   waits for that (a bounded time, not the kernel's 45 s lease-break-time);
 - a file already open for writing when it is first served gets no lease:
-  its hits fstat() and still follow in-place changes at once.
+  its hits fstat() and still follow in-place changes at once;
+- the prepared 200 head of a descriptor entry (curl, HTTP/2 and HTTP/1.1,
+  GET and HEAD): every field once, the right length and body.
 
     /usr/bin/python3 tests/integration/test_static_lease.py build/apps/static/spindle-static
 """
@@ -192,6 +194,31 @@ class LeaseTest(unittest.TestCase):
             # the kernel's lease-break-time (45 s).
             self.assertLess(max(waits), 10)
             srv.assert_alive()
+
+    def test_large_head_both_protocols(self):
+        """A descriptor entry's prepared 200 head (curl over HTTP/2 and
+        HTTP/1.1, a miss and then hits, GET and HEAD): every field once
+        (the defaults too), the right length, the body byte-exact."""
+        data = self.current()
+        with self.server() as srv:
+            url = "http://127.0.0.1:%d/big.bin" % srv.port
+            tags = set()
+            for proto in ("--http2-prior-knowledge", "--http1.1"):
+                for head in (False, True, False, False):
+                    body = os.path.join(self.top, "body")
+                    cmd = ["curl", "-sS", proto, "-D", "-", "-o", body, url]
+                    rc, out, err = harness.run(cmd + (["-I"] if head else []), 30)
+                    self.assertEqual(rc, 0, err)
+                    lines = [ln.split(":", 1)[0].lower() for ln in out.splitlines() if ":" in ln]
+                    for k in ("date", "server", "etag", "last-modified", "content-length",
+                              "content-type", "accept-ranges"):
+                        self.assertEqual(lines.count(k), 1, (proto, head, k, out))
+                    self.assertIn("content-length: %d" % SIZE, out.lower())
+                    tags.add([ln for ln in out.splitlines() if ln.lower().startswith("etag:")][0])
+                    if not head:
+                        with open(body, "rb") as f:
+                            self.assertTrue(f.read() == data, (proto, "body"))
+            self.assertEqual(len(tags), 1, tags)
 
     def test_no_lease_for_a_file_open_for_writing(self):
         with open(self.path, "r+b") as w:  # open for writing: no read lease can be had
