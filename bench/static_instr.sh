@@ -12,7 +12,9 @@
 # only.
 #
 #   bash bench/static_instr.sh BIN [BIN ...] [-n N] [--top K] [--files "f13 f4k f256k"]
+#                              [--304]
 #
+# --304: every request carries If-Modified-Since (2100): 304 hits.
 # BIN: spindle-static binaries (e.g. build/apps/static/spindle-static).
 set -euo pipefail
 
@@ -22,12 +24,13 @@ while (( $# )); do
   case $1 in
     -n|--top) PASS+=("$1" "${2:?}"); shift ;;
     --files) FILES=${2:?}; shift ;;
+    --304) PASS+=(--header "if-modified-since: Fri, 01 Jan 2100 00:00:00 GMT") ;;
     -*) echo "static_instr.sh: unknown option '$1'" >&2; exit 2 ;;
     *) BINS+=("$1") ;;
   esac
   shift
 done
-(( ${#BINS[@]} )) || { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+(( ${#BINS[@]} )) || { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 
 WORK=$(mktemp -d /tmp/spindle-static-instr.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

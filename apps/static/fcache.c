@@ -158,7 +158,8 @@ void fcache_drop(fcache *c, fc_entry *e)
     }
     if (e->fd >= 0)
         close(e->fd);
-    spindle_fields_free(e->head); /* responses copied its bytes when they were made */
+    spindle_fields_free(e->heads[0]); /* responses copied their bytes when they were made */
+    spindle_fields_free(e->heads[1]);
     free(e);
 }
 
@@ -205,7 +206,7 @@ fc_entry *fcache_put(fcache *c, const char *key, size_t klen, bool dir, const fc
     e->checked = now;
     e->fd = body ? -1 : fd;
     e->body = body;
-    e->head = NULL;
+    e->heads[0] = e->heads[1] = NULL;
     e->info = *info;
     e->dir = dir;
     e->index = e->checking = false;

@@ -78,11 +78,12 @@ struct fc_entry {
     int fd;           /* the open file when body is NULL, else -1 */
     fc_blob *body;    /* the whole file, or NULL */
     fc_info info;
-    /* The full 200's fields (content-type, content-length, last-modified,
-     * etag, accept-ranges) prepared by the first such response, or NULL;
-     * freed with the entry.  An entry is one version of the file: a
-     * change makes a new entry, hence new fields. */
-    spindle_fields *head;
+    /* Prepared fields, each made by the first response that needs it, or
+     * NULL: [0] the full 200's (content-type, content-length,
+     * last-modified, etag, accept-ranges), [1] the 304's (etag,
+     * last-modified); freed with the entry.  An entry is one version of
+     * the file: a change makes a new entry, hence new fields. */
+    spindle_fields *heads[2];
     bool dir;           /* the request path ended in '/' */
     bool index;         /* the file is the directory's index.html (set by the caller) */
     bool checking;      /* a revalidation is in flight on the ring (reval.c) */

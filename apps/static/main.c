@@ -413,10 +413,30 @@ typedef struct plan {
     char crange[80], clen[24];
 } plan;
 
+/* Send status with the fields h[0..n), or with *slot, the same fields
+ * prepared once (made here at the first use: the fields of one file
+ * version, as a cache entry is one version; a changed file is a new
+ * entry).  slot NULL, or when preparing fails: h itself. */
+static void respond_prepared(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                             spindle_fields **slot, bool end)
+{
+    if (slot) {
+        if (!*slot && spindle_fields_new(h, n, slot) != SPINDLE_OK)
+            *slot = NULL;
+        if (*slot) {
+            spindle_respond_fields(s, status, NULL, 0, *slot, end);
+            return;
+        }
+    }
+    spindle_respond(s, status, h, n, end);
+}
+
 /* Answer the preconditions (RFC 9110 13.2.2 order) with 412 or 304; answer
- * an unsatisfiable Range with 416 (GET only: HEAD ignores Range). */
+ * an unsatisfiable Range with 416 (GET only: HEAD ignores Range).
+ * prepared: a cache entry's prepared fields (fc_entry.heads: [1], the
+ * 304's), or NULL. */
 static bool answer_conditions(spindle_stream *s, const spindle_request *req, const conds *c,
-                              const fc_info *fi, bool head)
+                              const fc_info *fi, bool head, spindle_fields **prepared)
 {
     time_t t;
     if ((c->if_match && !list_match(req, "if-match", fi->etag, false)) ||
@@ -434,22 +454,23 @@ static bool answer_conditions(spindle_stream *s, const spindle_request *req, con
     if (not_modified) {
         spindle_header h[] = {{"etag", fi->etag, 4, fi->etag_len},
                               {"last-modified", fi->lastmod, 13, 29}};
-        spindle_respond(s, 304, h, 2, true);
+        respond_prepared(s, 304, h, 2, prepared ? &prepared[1] : NULL, true);
         return true;
     }
     return false;
 }
 
 /* Work out the response to a request for the file fi (c: the request's
- * conditionals and range, conds_scan()).  false: it has been answered
- * already (412, 304, 416); true: p holds the status, the extent of the
- * body and the head to send. */
+ * conditionals and range, conds_scan(); prepared: as for
+ * answer_conditions()).  false: it has been answered already (412, 304,
+ * 416); true: p holds the status, the extent of the body and the head to
+ * send. */
 static bool plan_response(spindle_stream *s, const spindle_request *req, const conds *cp,
-                          const fc_info *fi, bool head, plan *p)
+                          const fc_info *fi, bool head, spindle_fields **prepared, plan *p)
 {
     const conds c = *cp;
     if ((c.if_match || c.if_none_match || c.if_modified || c.if_unmodified) &&
-        answer_conditions(s, req, &c, fi, head))
+        answer_conditions(s, req, &c, fi, head, prepared))
         return false;
     uint64_t size = fi->size, last = size ? size - 1 : 0;
     p->status = 200;
@@ -497,25 +518,17 @@ static bool plan_response(spindle_stream *s, const spindle_request *req, const c
 }
 
 /* Send p's head.  A full 200 for a cache entry (prepared: its
- * fc_entry.head) goes with the entry's prepared fields, made at its first
- * full 200 (the fields are this version's: a changed file is a new entry);
- * anything else, or when preparing fails, with p's fields. */
+ * fc_entry.heads) goes with the entry's prepared fields ([0], made at its
+ * first full 200); anything else with p's fields (respond_prepared()). */
 static void respond_planned(spindle_stream *s, const plan *p, spindle_fields **prepared, bool end)
 {
-    if (prepared && p->status == 200) {
-        if (!*prepared && spindle_fields_new(p->h, p->nh, prepared) != SPINDLE_OK)
-            *prepared = NULL;
-        if (*prepared) {
-            spindle_respond_fields(s, 200, NULL, 0, *prepared, end);
-            return;
-        }
-    }
-    spindle_respond(s, p->status, p->h, p->nh, end);
+    respond_prepared(s, p->status, p->h, p->nh, prepared && p->status == 200 ? &prepared[0] : NULL,
+                     end);
 }
 
 /* Answer from the file's bytes in memory (a blob of the cache, or one just
  * read): no system call.  The response takes its own reference.
- * prepared: the entry's prepared head (respond_planned), or NULL. */
+ * prepared: the entry's prepared fields (fc_entry.heads), or NULL. */
 static void serve_blob_with(spindle_stream *s, const spindle_request *req, const fc_info *fi,
                             fc_blob *b, bool head, spindle_fields **prepared)
 {
@@ -523,10 +536,10 @@ static void serve_blob_with(spindle_stream *s, const spindle_request *req, const
     conds_scan(req, &c);
     /* The common hit: no conditional, no range, the head prepared.  Then
      * the answer is the whole file with that head: no plan to make. */
-    if (prepared && *prepared && !c.if_match && !c.if_none_match && !c.if_modified &&
+    if (prepared && prepared[0] && !c.if_match && !c.if_none_match && !c.if_modified &&
         !c.if_unmodified && !c.range) {
         bool end = head || fi->size == 0;
-        spindle_respond_fields(s, 200, NULL, 0, *prepared, end);
+        spindle_respond_fields(s, 200, NULL, 0, prepared[0], end);
         if (!end) {
             atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
             spindle_send(s, b->data, (size_t)fi->size, true, fc_blob_release, b);
@@ -534,7 +547,7 @@ static void serve_blob_with(spindle_stream *s, const spindle_request *req, const
         return;
     }
     plan p;
-    if (!plan_response(s, req, &c, fi, head, &p))
+    if (!plan_response(s, req, &c, fi, head, prepared, &p))
         return;
     if (head || p.len == 0) {
         respond_planned(s, &p, prepared, true);
@@ -610,7 +623,7 @@ static serve_rc send_small(spindle_stream *s, int fd, bool own, const struct sta
 static serve_rc send_from_fd(spindle_stream *s, const spindle_request *req, int fd, bool own,
                              const struct stat *st, const plan *p, bool nb, fc_entry *e)
 {
-    spindle_fields **prepared = e ? &e->head : NULL;
+    spindle_fields **prepared = e ? e->heads : NULL;
     /* Over TLS user space encrypts the body, so it must read the bytes: a
      * mapping truncated under us would SIGBUS there.  pread instead, off
      * the shard. */
@@ -664,13 +677,13 @@ static serve_rc serve_fd(spindle_stream *s, const spindle_request *req, int fd, 
     conds c;
     conds_scan(req, &c);
     plan p;
-    if (!plan_response(s, req, &c, fi, head, &p)) {
+    if (!plan_response(s, req, &c, fi, head, e ? e->heads : NULL, &p)) {
         fd_done(fd, own);
         return SERVED;
     }
     if (head || p.len == 0) {
         fd_done(fd, own);
-        respond_planned(s, &p, e ? &e->head : NULL, true);
+        respond_planned(s, &p, e ? e->heads : NULL, true);
         return SERVED;
     }
     return send_from_fd(s, req, fd, own, st, &p, nb, e);
@@ -704,7 +717,7 @@ static fcache *shard_cache(const spindle_stream *s)
 static serve_rc serve_entry(spindle_stream *s, const spindle_request *req, fc_entry *e, bool head)
 {
     if (e->body) {
-        serve_blob_with(s, req, &e->info, e->body, head, &e->head);
+        serve_blob_with(s, req, &e->info, e->body, head, e->heads);
         return SERVED;
     }
     struct stat st;

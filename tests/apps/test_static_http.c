@@ -1,10 +1,14 @@
-/* Tests for apps/static/http.c's sp_path_plain(): the fast case of
- * sp_path_normalize() gives, whenever it answers, the very key, length and
- * trailing-slash flag that sp_path_normalize() gives, and it answers for
- * the paths of ordinary files (the hit path then makes no copy). */
+/* Tests for apps/static/http.c's fast paths: sp_path_plain() (the fast case
+ * of sp_path_normalize() gives, whenever it answers, the very key, length
+ * and trailing-slash flag that sp_path_normalize() gives, and it answers
+ * for the paths of ordinary files: the hit path then makes no copy) and
+ * sp_parse_date()'s positional IMF-fixdate. */
+#define _GNU_SOURCE /* strptime, timegm */
 #include "http.h"
 
 #include <criterion/criterion.h>
+#include <stdint.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,4 +83,45 @@ Test(static_http, plain_agrees_with_normalize)
         plain += plain_agrees(p, len, 1 + (size_t)rand() % 30);
     }
     cr_assert_gt(plain, 1000, "only %zu plain paths drawn", plain);
+}
+
+/* sp_parse_date(): the canonical IMF-fixdate (parsed by position) gives
+ * back every second sp_http_date() wrote, from 1900 to 9999; days past a
+ * month's end and a leap second run on as timegm() has them; the other
+ * forms still parse. */
+Test(static_http, dates)
+{
+    srand(7);
+    for (int i = 0; i < 100000; i++) {
+        int64_t lo = -2208988800LL, hi = 253402300799LL; /* 1900-01-01 .. 9999-12-31 */
+        int64_t t =
+            lo + (int64_t)(((uint64_t)rand() << 31 ^ (uint64_t)rand()) % (uint64_t)(hi - lo + 1));
+        if (t == -1)
+            continue;
+        char d[30];
+        sp_http_date((time_t)t, d);
+        time_t back = 0;
+        cr_assert(sp_parse_date(d, 29, &back), "%s", d);
+        cr_assert_eq((int64_t)back, t, "%s: %lld", d, (long long)back);
+    }
+    static const char *const odd[] = {
+        "Mon, 31 Feb 2025 10:00:00 GMT", "Tue, 30 Jun 2015 23:59:60 GMT",
+        "Sat, 29 Feb 2020 00:00:00 GMT", "Xyz, 01 jan 2000 00:00:00 GMT"};
+    for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
+        struct tm tm;
+        memset(&tm, 0, sizeof tm);
+        cr_assert_not_null(strptime(odd[i] + 5, "%d %b %Y %H:%M:%S", &tm));
+        time_t want = timegm(&tm), got = 0;
+        cr_assert(sp_parse_date(odd[i], strlen(odd[i]), &got), "%s", odd[i]);
+        cr_assert_eq(got, want, "%s", odd[i]);
+    }
+    time_t t = 0;
+    cr_assert(sp_parse_date("Sunday, 06-Nov-94 08:49:37 GMT", 30, &t) && t == 784111777);
+    cr_assert(sp_parse_date("Sun Nov  6 08:49:37 1994", 24, &t) && t == 784111777);
+    cr_assert(sp_parse_date("  Sun, 06 Nov 1994 08:49:37 GMT ", 32, &t) && t == 784111777);
+    cr_assert_not(sp_parse_date("Sun, 06 Nov 1994 08:49:37 UTC", 29, &t));
+    cr_assert_not(sp_parse_date("Sun, 06 Nov 1994 24:49:37 GMT", 29, &t));
+    cr_assert_not(sp_parse_date("Sun, 00 Nov 1994 08:49:37 GMT", 29, &t));
+    cr_assert_not(sp_parse_date("Sun, 06 Nox 1994 08:49:37 GMT", 29, &t));
+    cr_assert_not(sp_parse_date("Sun, 06 Nov 1899 08:49:37 GMT", 29, &t));
 }

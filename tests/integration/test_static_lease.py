@@ -16,7 +16,8 @@ with real clients (python-h2, curl, h2load):
 - a file already open for writing when it is first served gets no lease:
   its hits fstat() and still follow in-place changes at once;
 - the prepared 200 head of a descriptor entry (curl, HTTP/2 and HTTP/1.1,
-  GET and HEAD): every field once, the right length and body.
+  GET and HEAD): every field once, the right length and body; prepared
+  304s of both kinds of entry, following a new version.
 
     /usr/bin/python3 tests/integration/test_static_lease.py build/apps/static/spindle-static
 """
@@ -219,6 +220,46 @@ class LeaseTest(unittest.TestCase):
                         with open(body, "rb") as f:
                             self.assertTrue(f.read() == data, (proto, "body"))
             self.assertEqual(len(tags), 1, tags)
+
+    def test_prepared_304(self):
+        """304s of cache entries (a small and a large file) come from the
+        entry's prepared fields from the second one on: over HTTP/2 and
+        HTTP/1.1 each field once, the entity tag and date of the version
+        the entry is; a new version (renamed over) gets its own."""
+        small = os.path.join(self.root, "small.txt")
+        with self.server(args=["--revalidate-ms", "50"]) as srv:
+            for version in (1, 2):
+                tmp = small + ".tmp"
+                with open(tmp, "wb") as f:
+                    f.write(b"small file, version %d\n" % version)
+                os.replace(tmp, small)
+                time.sleep(0.2)  # past the revalidation interval: the check drops the old entry
+                for path in ("/small.txt", "/big.bin"):
+                    url = "http://127.0.0.1:%d%s" % (srv.port, path)
+                    with H2Client(srv.port, timeout=20) as c:
+                        ask(c, path)  # the check of the old version, if any
+                    time.sleep(0.1)
+                    with H2Client(srv.port, timeout=20) as c:
+                        r = ask(c, path)
+                    tag, lastmod = r.headers["etag"], r.headers["last-modified"]
+                    for proto in ("--http2-prior-knowledge", "--http1.1") * 2:
+                        rc, out, err = harness.run(
+                            ["curl", "-sS", proto, "-D", "-", "-o", "/dev/null",
+                             "-H", "if-none-match: " + tag, url], 30)
+                        self.assertEqual(rc, 0, err)
+                        self.assertRegex(out.splitlines()[0], r" 304\b", (path, proto, out))
+                        names = [ln.split(":", 1)[0].lower() for ln in out.splitlines()
+                                 if ":" in ln]
+                        for k in ("etag", "last-modified", "date", "server"):
+                            self.assertEqual(names.count(k), 1, (path, proto, k, out))
+                        self.assertIn("etag: " + tag, out)
+                        self.assertIn("last-modified: " + lastmod, out)
+                    if path == "/small.txt":
+                        self.assertIn("-", tag)
+                        tags = getattr(self, "small_tags", set())
+                        tags.add(tag)
+                        self.small_tags = tags
+            self.assertEqual(len(self.small_tags), 2, "the new version's entity tag")
 
     def test_no_lease_for_a_file_open_for_writing(self):
         with open(self.path, "r+b") as w:  # open for writing: no read lease can be had
