@@ -8,28 +8,36 @@
 # which bench/ab.sh and bench/e2e.sh measure.  Build the binaries as
 # Release (see bench/ab.sh).
 #
-#   bash bench/instr.sh BIN [BIN ...] [-n N] [--top K] [-- SERVER_ARGS...]
+#   bash bench/instr.sh BIN [BIN ...] [-n N] [--top K] [--path P] [--preload LIB]
+#                       [--header H] [-- SERVER_ARGS...]
 #
 #   -n N      requests counted per row (default 100000), after 5000 of
 #             warm-up that are not counted
 #   --top K   also print each binary's K most expensive functions (self
 #             instructions per counted request)
+#   --path P  the request path (default /)
+#   --header H  a request header field for every request ("name: value")
+#   --preload LIB  run the servers with LD_PRELOAD=LIB (bench/static_instr.sh:
+#             spindle-static under valgrind, which does not know openat2)
 #   --        the rest are extra server arguments for every binary (e.g.
 #             --set date-header=0)
 set -euo pipefail
 
-BINS=() N=100000 TOP=0 EXTRA=()
+BINS=() N=100000 TOP=0 EXTRA=() URLPATH=/ PRELOAD= HDR=()
 while (( $# )); do
   case $1 in
     -n) N=${2:?}; shift ;;
     --top) TOP=${2:?}; shift ;;
+    --path) URLPATH=${2:?}; shift ;;
+    --preload) PRELOAD=${2:?}; shift ;;
+    --header) HDR+=(-H "${2:?}"); shift ;;
     --) shift; EXTRA=("$@"); break ;;
     -*) echo "instr.sh: unknown option '$1'" >&2; exit 2 ;;
     *) BINS+=("$1") ;;
   esac
   shift
 done
-(( ${#BINS[@]} )) || { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+(( ${#BINS[@]} )) || { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 for b in "${BINS[@]}"; do [[ -x $b ]] || { echo "instr.sh: $b is not executable" >&2; exit 2; }; done
 for t in valgrind callgrind_control callgrind_annotate h2load; do
   command -v $t >/dev/null || { echo "instr.sh: $t missing (apt-get install valgrind nghttp2-client)" >&2; exit 2; }
@@ -48,19 +56,20 @@ count() {
   local port out
   port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   rm -f "$WORK"/cg.*
-  valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" "$1" --port "$port" --shards 1 \
+  env ${PRELOAD:+LD_PRELOAD=$PRELOAD} valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" "$1" --port "$port" --shards 1 \
     --log-level 0 --set max-requests=0 "${EXTRA[@]}" >"$WORK/out" 2>"$WORK/err" &
   SRV=$!
   for _ in $(seq 300); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
   grep -q "listening on" "$WORK/out" || { echo "instr.sh: $1 did not start:" >&2; cat "$WORK/err" >&2; exit 1; }
-  h2load -n 5000 -c "$2" -m "$3" "http://127.0.0.1:$port/" >/dev/null
+  h2load -n 5000 -c "$2" -m "$3" "${HDR[@]}" "http://127.0.0.1:$port$URLPATH" >/dev/null
   callgrind_control -d "$SRV" >/dev/null 2>&1 # part 1: start-up and warm-up
-  out=$(h2load -n "$N" -c "$2" -m "$3" "http://127.0.0.1:$port/")
+  out=$(h2load -n "$N" -c "$2" -m "$3" "${HDR[@]}" "http://127.0.0.1:$port$URLPATH")
   callgrind_control -d "$SRV" >/dev/null 2>&1 # part 2: the counted requests
   kill -INT "$SRV"; wait "$SRV" || true; SRV=
   local ok dump
   ok=$(sed -n 's/.* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
   [[ ${ok:-0} -gt 0 ]] || { echo "instr.sh: no request succeeded" >&2; exit 1; }
+  grep -Eq "status codes: ($ok 2xx|0 2xx, $ok 3xx)" <<<"$out" || { echo "instr.sh: not every response was 2xx (or 3xx):" >&2; grep "status codes" <<<"$out" >&2; exit 1; }
   dump=$(ls "$WORK"/cg.*.2)
   callgrind_annotate "$dump" | awk -v ok="$ok" '/PROGRAM TOTALS/ { gsub(",", "", $1); printf "%.0f", $1 / ok }'
   if (( TOP )); then

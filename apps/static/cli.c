@@ -14,7 +14,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: spindle-static --root DIR [--address A] [--port P] [--shards N]\n"
                "                      [--log-level 0..3] [--set name=value]...\n"
                "                      [--cache-entries N] [--cache-bytes N]\n"
-               "                      [--cache-file-max N] [--revalidate-ms N] [--ring-spin-us N]\n"
+               "                      [--cache-file-max N] [--revalidate-ms N] [--no-leases]\n"
+               "                      [--ring-spin-us N]\n"
                "  --root DIR        the directory to serve (required)\n"
                "  --address A       listen address (default 127.0.0.1)\n"
                "  --port P          TCP port, 0 = any free port (default 8080)\n"
@@ -25,7 +26,8 @@ static void usage(FILE *f)
                "  --cache-entries N open-file cache entries per shard, 0 = no cache (1024)\n"
                "  --cache-bytes N   file bytes the cache keeps per shard (33554432)\n"
                "  --cache-file-max N  files up to N bytes are kept in memory (65536)\n"
-               "  --revalidate-ms N a cached file is checked again after N ms (1000)\n");
+               "  --revalidate-ms N a cached file is checked again after N ms (1000)\n"
+               "  --no-leases       no read leases on large files: each hit fstat()s it\n");
     fputs(APP_USAGE_RING_SPIN, f);
 }
 
@@ -76,6 +78,7 @@ int static_parse_args(int argc, char **argv, spindle_config *cfg, options *o)
         {"--cache-bytes", NULL, &cache[1], NULL},
         {"--cache-file-max", NULL, &cache[2], NULL},
         {"--revalidate-ms", NULL, &cache[3], NULL},
+        {"--no-leases", NULL, NULL, &o->no_leases},
         APP_ARG_RING_SPIN,
     };
     const app_cli cli = {"spindle-static", usage, args, sizeof args / sizeof args[0]};

@@ -9,6 +9,7 @@
 typedef struct options {
     const char *root;
     fcache_limits cache;
+    bool no_leases; /* --no-leases: large-file hits fstat() (lease.h) */
 } options;
 
 /* The command line into cfg (the core's options) and o: -1 to go on, else

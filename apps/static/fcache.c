@@ -48,15 +48,38 @@ void fc_blob_release(void *ctx, const void *data, size_t len)
     fc_blob_unref(ctx);
 }
 
-/* FNV-1a over the key, the dir flag folded in. */
+/* The key's hash, eight bytes at a step (a multiply and a shift each; the
+ * byte-wise FNV-1a before was five instructions per byte), the length and
+ * the dir flag folded into the seed.  Keys are paths that opened beneath
+ * the root, so the chains stay as long as the files allow. */
 static uint64_t key_hash(const char *key, size_t klen, bool dir)
 {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)dir;
-    for (size_t i = 0; i < klen; i++) {
-        h ^= (uint8_t)key[i];
-        h *= 1099511628211ull;
+    uint64_t h = 0x9e3779b97f4a7c15ull * ((uint64_t)klen * 2 + dir + 1);
+    size_t i = 0;
+    for (; i + 8 <= klen; i += 8) {
+        uint64_t w;
+        memcpy(&w, key + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
     }
-    return h;
+    /* The tail (0-7 bytes), loaded without a loop: the last 8 bytes of a
+     * longer key (overlapping the last step), two overlapping 4-byte loads,
+     * or three single bytes. */
+    size_t r = klen - i;
+    uint64_t t = 0;
+    if (klen >= 8 && r) {
+        memcpy(&t, key + klen - 8, 8);
+    } else if (r >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, key + i, 4);
+        memcpy(&hi, key + klen - 4, 4);
+        t = (uint64_t)hi << 32 | lo;
+    } else if (r) {
+        t = (uint64_t)(uint8_t)key[i] << 16 | (uint64_t)(uint8_t)key[i + r / 2] << 8 |
+            (uint8_t)key[klen - 1];
+    }
+    h = (h ^ t) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 29);
 }
 
 fcache *fcache_new(const fcache_limits *lim)
@@ -116,6 +139,11 @@ static void lru_push(fcache *c, fc_entry *e)
         c->lru = e;
 }
 
+fc_entry *fcache_mru(fcache *c)
+{
+    return c->mru;
+}
+
 void fcache_drop(fcache *c, fc_entry *e)
 {
     fc_entry **p = &c->buckets[e->hash & c->mask];
@@ -130,7 +158,8 @@ void fcache_drop(fcache *c, fc_entry *e)
     }
     if (e->fd >= 0)
         close(e->fd);
-    spindle_fields_free(e->head); /* responses copied its bytes when they were made */
+    spindle_fields_free(e->heads[0]); /* responses copied their bytes when they were made */
+    spindle_fields_free(e->heads[1]);
     free(e);
 }
 
@@ -177,10 +206,12 @@ fc_entry *fcache_put(fcache *c, const char *key, size_t klen, bool dir, const fc
     e->checked = now;
     e->fd = body ? -1 : fd;
     e->body = body;
-    e->head = NULL;
+    e->heads[0] = e->heads[1] = NULL;
     e->info = *info;
     e->dir = dir;
     e->index = e->checking = false;
+    e->lease = LEASE_NONE;
+    e->lease_gen = 0;
     e->klen = klen;
     memcpy(e->key, key, klen);
     e->key[klen] = '\0';

@@ -62,6 +62,13 @@ typedef struct fc_info {
     uint32_t ctype_len, etag_len, clen_len;
 } fc_info;
 
+/* A descriptor entry's read lease (lease.h). */
+enum {
+    LEASE_NONE = 0, /* none (a content entry, or not granted): hits fstat() */
+    LEASE_HELD,     /* granted; the STATX that confirms the entry's data is due */
+    LEASE_OK,       /* granted and confirmed: hits trust the entry's data */
+};
+
 typedef struct fc_entry fc_entry;
 struct fc_entry {
     fc_entry *hnext;       /* hash chain */
@@ -71,16 +78,20 @@ struct fc_entry {
     int fd;           /* the open file when body is NULL, else -1 */
     fc_blob *body;    /* the whole file, or NULL */
     fc_info info;
-    /* The full 200's fields (content-type, content-length, last-modified,
-     * etag, accept-ranges) prepared by the first such response, or NULL;
-     * freed with the entry.  An entry is one version of the file: a
-     * change makes a new entry, hence new fields. */
-    spindle_fields *head;
-    bool dir;      /* the request path ended in '/' */
-    bool index;    /* the file is the directory's index.html (set by the caller) */
-    bool checking; /* a revalidation is in flight on the ring (reval.c) */
-    size_t klen;   /* key length */
-    char key[];    /* normalised path, NUL-terminated */
+    /* Prepared fields, each made by the first response that needs it, or
+     * NULL: [0] the full 200's (content-type, content-length,
+     * last-modified, etag, accept-ranges), [1] the 304's (etag,
+     * last-modified); freed with the entry.  An entry is one version of
+     * the file: a change makes a new entry, hence new fields. */
+    spindle_fields *heads[2];
+    bool dir;           /* the request path ended in '/' */
+    bool index;         /* the file is the directory's index.html (set by the caller) */
+    bool checking;      /* a revalidation is in flight on the ring (reval.c) */
+    uint8_t lease;      /* LEASE_*: only descriptor entries have one (lease.c) */
+    uint32_t lease_gen; /* which lease (lease.c): a check started before it
+                         * cannot confirm it (reval.c) */
+    size_t klen;        /* key length */
+    char key[];         /* normalised path, NUL-terminated */
 };
 
 typedef struct fcache fcache;
@@ -105,6 +116,9 @@ fc_entry *fcache_get(fcache *c, const char *key, size_t klen, bool dir);
  * keeps fd and body. */
 fc_entry *fcache_put(fcache *c, const char *key, size_t klen, bool dir, const fc_info *info, int fd,
                      fc_blob *body, uint64_t now);
+
+/* The most recently used entry, or NULL; the rest follow by ->next. */
+fc_entry *fcache_mru(fcache *c);
 
 /* Remove and free an entry (closing its descriptor, dropping its blob). */
 void fcache_drop(fcache *c, fc_entry *e);

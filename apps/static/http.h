@@ -25,6 +25,16 @@ typedef enum {
  * is the root).  Backslashes are ordinary bytes. */
 sp_path_rc sp_path_normalize(const char *target, size_t len, char *out, size_t outlen, bool *dir);
 
+/* The fast case of sp_path_normalize(), without a copy: when target[0..len)
+ * is already in normal form (origin-form, shorter than outlen, no query,
+ * no '%', no NUL, no empty segment and no segment starting with '.', at
+ * most a trailing '/'), *key and *klen are the normalised path inside
+ * target itself (not NUL-terminated; "." for "/"), *dir is set as
+ * sp_path_normalize() would, and true is returned.  false: not such a
+ * path (sp_path_normalize() decides); nothing is set. */
+bool sp_path_plain(const char *target, size_t len, size_t outlen, const char **key, size_t *klen,
+                   bool *dir);
+
 /* IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") of t into out[30]. */
 void sp_http_date(time_t t, char out[30]);
 

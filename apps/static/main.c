@@ -12,7 +12,8 @@
  *
  * Each shard keeps an open-file and small-content cache (fcache.h): a hot
  * file up to 64 KiB is answered from memory with no system call, a larger
- * one from its cached descriptor with one fstat; entries are checked
+ * one from its cached descriptor and mapping, with no system call either
+ * under a read lease (lease.h; one fstat without); entries are checked
  * against the file at most once a second (--revalidate-ms).
  *
  * A miss makes no system call on the shard's thread: openat2, statx and
@@ -50,6 +51,7 @@
 #include "fcache.h"
 #include "fmap.h"
 #include "http.h"
+#include "lease.h"
 #include "miss.h"
 #include "reval.h"
 #include "cli.h"
@@ -292,6 +294,19 @@ static void info_fill(fc_info *fi, const struct stat *st, const char *name)
     fi->ctype_len = (uint32_t)strlen(fi->ctype);
 }
 
+/* The struct stat of what fi knows (identity, size, mtime, ctime; what
+ * the answers and the mapping cache look at). */
+static void stat_of_info(const fc_info *fi, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_dev = fi->dev;
+    st->st_ino = fi->ino;
+    st->st_mode = S_IFREG | 0444;
+    st->st_size = (off_t)fi->size;
+    st->st_mtim = (struct timespec){(time_t)(fi->mns / 1000000000u), (long)(fi->mns % 1000000000u)};
+    st->st_ctim = (struct timespec){(time_t)(fi->cns / 1000000000u), (long)(fi->cns % 1000000000u)};
+}
+
 /* Is st still the file fi describes: same inode, size, mtime and ctime?
  * (Any write, truncation, chmod or rename of the inode changes its ctime;
  * since Linux 6.13 a change right after a stat gets a fine-grained, hence
@@ -370,6 +385,8 @@ static void conds_scan(const spindle_request *req, conds *c)
     for (size_t i = 0; i < req->nheaders; i++) {
         const spindle_header *h = &req->headers[i];
         const spindle_header **slot = NULL;
+        if (h->name_len < 5 || (h->name[0] != 'r' && h->name[0] != 'i'))
+            continue; /* most fields: not one of ours */
         if (h->name_len == 5 && memcmp(h->name, "range", 5) == 0)
             slot = &c->range;
         else if (h->name_len == 8 && memcmp(h->name, "if-match", 8) == 0)
@@ -396,10 +413,30 @@ typedef struct plan {
     char crange[80], clen[24];
 } plan;
 
+/* Send status with the fields h[0..n), or with *slot, the same fields
+ * prepared once (made here at the first use: the fields of one file
+ * version, as a cache entry is one version; a changed file is a new
+ * entry).  slot NULL, or when preparing fails: h itself. */
+static void respond_prepared(spindle_stream *s, uint16_t status, const spindle_header *h, size_t n,
+                             spindle_fields **slot, bool end)
+{
+    if (slot) {
+        if (!*slot && spindle_fields_new(h, n, slot) != SPINDLE_OK)
+            *slot = NULL;
+        if (*slot) {
+            spindle_respond_fields(s, status, NULL, 0, *slot, end);
+            return;
+        }
+    }
+    spindle_respond(s, status, h, n, end);
+}
+
 /* Answer the preconditions (RFC 9110 13.2.2 order) with 412 or 304; answer
- * an unsatisfiable Range with 416 (GET only: HEAD ignores Range). */
+ * an unsatisfiable Range with 416 (GET only: HEAD ignores Range).
+ * prepared: a cache entry's prepared fields (fc_entry.heads: [1], the
+ * 304's), or NULL. */
 static bool answer_conditions(spindle_stream *s, const spindle_request *req, const conds *c,
-                              const fc_info *fi, bool head)
+                              const fc_info *fi, bool head, spindle_fields **prepared)
 {
     time_t t;
     if ((c->if_match && !list_match(req, "if-match", fi->etag, false)) ||
@@ -417,22 +454,23 @@ static bool answer_conditions(spindle_stream *s, const spindle_request *req, con
     if (not_modified) {
         spindle_header h[] = {{"etag", fi->etag, 4, fi->etag_len},
                               {"last-modified", fi->lastmod, 13, 29}};
-        spindle_respond(s, 304, h, 2, true);
+        respond_prepared(s, 304, h, 2, prepared ? &prepared[1] : NULL, true);
         return true;
     }
     return false;
 }
 
-/* Work out the response to a request for the file fi.  false: it has been
- * answered already (412, 304, 416); true: p holds the status, the extent
- * of the body and the head to send. */
-static bool plan_response(spindle_stream *s, const spindle_request *req, const fc_info *fi,
-                          bool head, plan *p)
+/* Work out the response to a request for the file fi (c: the request's
+ * conditionals and range, conds_scan(); prepared: as for
+ * answer_conditions()).  false: it has been answered already (412, 304,
+ * 416); true: p holds the status, the extent of the body and the head to
+ * send. */
+static bool plan_response(spindle_stream *s, const spindle_request *req, const conds *cp,
+                          const fc_info *fi, bool head, spindle_fields **prepared, plan *p)
 {
-    conds c;
-    conds_scan(req, &c);
+    const conds c = *cp;
     if ((c.if_match || c.if_none_match || c.if_modified || c.if_unmodified) &&
-        answer_conditions(s, req, &c, fi, head))
+        answer_conditions(s, req, &c, fi, head, prepared))
         return false;
     uint64_t size = fi->size, last = size ? size - 1 : 0;
     p->status = 200;
@@ -480,30 +518,36 @@ static bool plan_response(spindle_stream *s, const spindle_request *req, const f
 }
 
 /* Send p's head.  A full 200 for a cache entry (prepared: its
- * fc_entry.head) goes with the entry's prepared fields, made at its first
- * full 200 (the fields are this version's: a changed file is a new entry);
- * anything else, or when preparing fails, with p's fields. */
+ * fc_entry.heads) goes with the entry's prepared fields ([0], made at its
+ * first full 200); anything else with p's fields (respond_prepared()). */
 static void respond_planned(spindle_stream *s, const plan *p, spindle_fields **prepared, bool end)
 {
-    if (prepared && p->status == 200) {
-        if (!*prepared && spindle_fields_new(p->h, p->nh, prepared) != SPINDLE_OK)
-            *prepared = NULL;
-        if (*prepared) {
-            spindle_respond_fields(s, 200, NULL, 0, *prepared, end);
-            return;
-        }
-    }
-    spindle_respond(s, p->status, p->h, p->nh, end);
+    respond_prepared(s, p->status, p->h, p->nh, prepared && p->status == 200 ? &prepared[0] : NULL,
+                     end);
 }
 
 /* Answer from the file's bytes in memory (a blob of the cache, or one just
  * read): no system call.  The response takes its own reference.
- * prepared: the entry's prepared head (respond_planned), or NULL. */
+ * prepared: the entry's prepared fields (fc_entry.heads), or NULL. */
 static void serve_blob_with(spindle_stream *s, const spindle_request *req, const fc_info *fi,
                             fc_blob *b, bool head, spindle_fields **prepared)
 {
+    conds c;
+    conds_scan(req, &c);
+    /* The common hit: no conditional, no range, the head prepared.  Then
+     * the answer is the whole file with that head: no plan to make. */
+    if (prepared && prepared[0] && !c.if_match && !c.if_none_match && !c.if_modified &&
+        !c.if_unmodified && !c.range) {
+        bool end = head || fi->size == 0;
+        spindle_respond_fields(s, 200, NULL, 0, prepared[0], end);
+        if (!end) {
+            atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+            spindle_send(s, b->data, (size_t)fi->size, true, fc_blob_release, b);
+        }
+        return;
+    }
     plan p;
-    if (!plan_response(s, req, fi, head, &p))
+    if (!plan_response(s, req, &c, fi, head, prepared, &p))
         return;
     if (head || p.len == 0) {
         respond_planned(s, &p, prepared, true);
@@ -549,9 +593,10 @@ static void map_range(resp *r, int fd)
 }
 
 /* A small body: read it (stable) before the head, so a failure can still
- * be a 500, into a pooled buffer handed to spindle by reference. */
+ * be a 500, into a pooled buffer handed to spindle by reference.
+ * prepared: as for respond_planned(). */
 static serve_rc send_small(spindle_stream *s, int fd, bool own, const struct stat *st,
-                           const plan *p, bool nb)
+                           const plan *p, bool nb, spindle_fields **prepared)
 {
     void *b = buf_get(&small_pool);
     int rc = b ? read_stable(fd, st, b, (size_t)p->len, p->first, nb) : ENOMEM;
@@ -564,25 +609,36 @@ static serve_rc send_small(spindle_stream *s, int fd, bool own, const struct sta
         fail_status(s, 500, false);
         return SERVED;
     }
-    spindle_respond(s, p->status, p->h, p->nh, false);
+    respond_planned(s, p, prepared, false);
     spindle_send(s, b, (size_t)p->len, true, buf_put, &small_pool);
     return SERVED;
 }
 
 /* The body of p from the open file fd (fstat()ed as st).  own: fd is ours
  * to close or to keep in the response (else it belongs to the shard's
- * cache, and nb is true).  nb: the shard thread; a large body is served
- * only from a hot cached mapping, anything else BLOCKS. */
+ * cache entry e, and nb is true; e NULL: no entry).  nb: the shard
+ * thread; a large body is served only from a hot cached mapping, anything
+ * else BLOCKS.  An entry under a confirmed lease (lease.h) also sends a
+ * small range from its hot mapping, by reference: no pread. */
 static serve_rc send_from_fd(spindle_stream *s, const spindle_request *req, int fd, bool own,
-                             const struct stat *st, const plan *p, bool nb)
+                             const struct stat *st, const plan *p, bool nb, fc_entry *e)
 {
-    if (p->len <= SMALL_MAX)
-        return send_small(s, fd, own, st, p, nb);
+    spindle_fields **prepared = e ? e->heads : NULL;
     /* Over TLS user space encrypts the body, so it must read the bytes: a
      * mapping truncated under us would SIGBUS there.  pread instead, off
      * the shard. */
     bool tls = str_is(req->scheme, "https");
     fmap *hot = NULL;
+    if (p->len <= SMALL_MAX) {
+        if (!tls && e && e->lease == LEASE_OK && p->len &&
+            (hot = cache_peek_hot(st, p->first, p->len)) != NULL) {
+            respond_planned(s, p, prepared, false);
+            spindle_send(s, (const uint8_t *)hot->base + p->first, (size_t)p->len, true,
+                         slice_release, hot);
+            return SERVED;
+        }
+        return send_small(s, fd, own, st, p, nb, prepared);
+    }
     if (nb && (tls || !(hot = cache_peek_hot(st, p->first, p->len)))) {
         fd_done(fd, own);
         return BLOCKS;
@@ -608,26 +664,29 @@ static serve_rc send_from_fd(spindle_stream *s, const spindle_request *req, int 
             map_range(r, fd);
     }
     spindle_stream_set_user(s, r);
-    spindle_respond(s, p->status, p->h, p->nh, false);
+    respond_planned(s, p, prepared, false);
     send_more(s, r);
     return SERVED;
 }
 
-/* Answer from an open file that is not (or cannot be) in a cache. */
+/* Answer from an open file, e's descriptor (a cache entry) or, e NULL,
+ * one that is not (or cannot be) in a cache. */
 static serve_rc serve_fd(spindle_stream *s, const spindle_request *req, int fd, bool own,
-                         const struct stat *st, const fc_info *fi, bool head, bool nb)
+                         const struct stat *st, const fc_info *fi, bool head, bool nb, fc_entry *e)
 {
+    conds c;
+    conds_scan(req, &c);
     plan p;
-    if (!plan_response(s, req, fi, head, &p)) {
+    if (!plan_response(s, req, &c, fi, head, e ? e->heads : NULL, &p)) {
         fd_done(fd, own);
         return SERVED;
     }
     if (head || p.len == 0) {
         fd_done(fd, own);
-        spindle_respond(s, p.status, p.h, p.nh, true);
+        respond_planned(s, &p, e ? e->heads : NULL, true);
         return SERVED;
     }
-    return send_from_fd(s, req, fd, own, st, &p, nb);
+    return send_from_fd(s, req, fd, own, st, &p, nb, e);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -649,19 +708,33 @@ static fcache *shard_cache(const spindle_stream *s)
     return shard_caches[i];
 }
 
-/* Answer from a fresh entry.  A content entry costs no system call; a
- * descriptor entry one fstat, so that the length and validators are those
- * of the file as it is now (CHANGED when they are not the entry's). */
+/* Answer from a fresh entry.  A content entry costs no system call, nor
+ * does a descriptor entry under a confirmed read lease (lease.h: no one
+ * can have written the file since its data was confirmed); any other
+ * descriptor entry costs one fstat, so that the length and validators
+ * are those of the file as it is now (CHANGED when they are not the
+ * entry's). */
 static serve_rc serve_entry(spindle_stream *s, const spindle_request *req, fc_entry *e, bool head)
 {
     if (e->body) {
-        serve_blob_with(s, req, &e->info, e->body, head, &e->head);
+        serve_blob_with(s, req, &e->info, e->body, head, e->heads);
         return SERVED;
     }
     struct stat st;
-    if (fstat(e->fd, &st) != 0 || !info_same(&e->info, &st))
+    if (e->lease == LEASE_OK)
+        stat_of_info(&e->info, &st);
+    else if (fstat(e->fd, &st) != 0 || !info_same(&e->info, &st))
         return CHANGED;
-    return serve_fd(s, req, e->fd, false, &st, &e->info, head, true);
+    return serve_fd(s, req, e->fd, false, &st, &e->info, head, true, e);
+}
+
+/* rel = key (klen bytes), NUL-terminated, unless key is rel already. */
+static void key_copy(char *rel, const char *key, size_t klen)
+{
+    if (key != rel) {
+        memcpy(rel, key, klen);
+        rel[klen] = '\0';
+    }
 }
 
 /*
@@ -681,18 +754,26 @@ static serve_rc serve(spindle_stream *s, const spindle_request *req, bool nb)
         simple(s, 405, "method not allowed\n", false, allow, 1);
         return SERVED;
     }
+    /* The cache key: the normalised path, most often the request's own
+     * bytes (sp_path_plain(): no copy); rel holds it NUL-terminated for
+     * what opens the file. */
     char rel[4096 + 16];
+    const char *key;
+    size_t klen;
     bool dir = false;
-    switch (sp_path_normalize(req->path.ptr, req->path.len, rel, 4096, &dir)) {
-    case SP_OK: break;
-    case SP_BAD: fail_status(s, 400, head); return SERVED;
-    case SP_DOTDOT: fail_status(s, 403, head); return SERVED;
-    case SP_TOOLONG: fail_status(s, 414, head); return SERVED;
+    if (!sp_path_plain(req->path.ptr, req->path.len, 4096, &key, &klen, &dir)) {
+        switch (sp_path_normalize(req->path.ptr, req->path.len, rel, 4096, &dir)) {
+        case SP_OK: break;
+        case SP_BAD: fail_status(s, 400, head); return SERVED;
+        case SP_DOTDOT: fail_status(s, 403, head); return SERVED;
+        case SP_TOOLONG: fail_status(s, 414, head); return SERVED;
+        }
+        key = rel;
+        klen = strlen(rel);
     }
     if (nb) {
         fcache *c = shard_cache(s);
-        size_t klen = strlen(rel);
-        fc_entry *e = c ? fcache_get(c, rel, klen, dir) : NULL;
+        fc_entry *e = c ? fcache_get(c, key, klen, dir) : NULL;
         /* Fresh, or its check is running on the ring (reval.c): serve it as
          * it is.  When the ring cannot take the check, the miss path looks
          * at the file again (and keeps the entry if it is the same). */
@@ -703,8 +784,10 @@ static serve_rc serve(spindle_stream *s, const spindle_request *req, bool nb)
                 return rc;
             fcache_drop(c, e);
         }
+        key_copy(rel, key, klen);
         return miss_start(s, req, c, rel, klen, dir, head) ? SERVED : BLOCKS;
     }
+    key_copy(rel, key, klen);
     int fd = -1;
     struct stat st;
     int rc = resolve(rel, dir, &fd, &st);
@@ -714,7 +797,7 @@ static serve_rc serve(spindle_stream *s, const spindle_request *req, bool nb)
     }
     fc_info fi;
     info_fill(&fi, &st, rel);
-    return serve_fd(s, req, fd, true, &st, &fi, head, false);
+    return serve_fd(s, req, fd, true, &st, &fi, head, false, NULL);
 }
 
 static void on_request_offloaded(spindle_stream *s, const spindle_request *req, void *app)
@@ -732,7 +815,7 @@ static void on_request_offloaded(spindle_stream *s, const spindle_request *req, 
 static bool miss_answer_fd(spindle_stream *s, const spindle_request *req, int fd,
                            const struct stat *st, const fc_info *fi, bool head)
 {
-    return serve_fd(s, req, fd, false, st, fi, head, true) == SERVED;
+    return serve_fd(s, req, fd, false, st, fi, head, true, NULL) == SERVED;
 }
 
 static const miss_ops miss_answers = {
@@ -772,8 +855,11 @@ static void on_reset(spindle_stream *s, uint32_t code, void *app)
 static void on_close(spindle_stream *s, void *app)
 {
     (void)app;
-    resp_free(spindle_stream_user(s));
-    spindle_stream_set_user(s, NULL);
+    resp *r = spindle_stream_user(s);
+    if (r) { /* a large body's state (most responses have none) */
+        resp_free(r);
+        spindle_stream_set_user(s, NULL);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -791,6 +877,22 @@ static void on_listen(uint32_t shard, const char *address, uint16_t port, void *
         ssize_t w = write(STDOUT_FILENO, line, strlen(line));
         (void)w;
     }
+}
+
+/* The shards' lease machinery (lease.h), when leases are on. */
+static void *on_shard_start(spindle_shard *sh, void *app)
+{
+    (void)app;
+    lease_shard_start(sh);
+    return NULL;
+}
+
+static void on_shard_stop(spindle_shard *sh, void *ctx, void *app)
+{
+    (void)sh;
+    (void)ctx;
+    (void)app;
+    lease_shard_stop();
 }
 
 /* Open the root (root_fd), check that it is readable and searchable and
@@ -866,6 +968,10 @@ int main(int argc, char **argv)
         /* not blocking: on_request offloads what would block (serve()) */
     };
     spindle_hooks hooks = {.on_listen = on_listen};
+    if (!o.no_leases && lease_init()) {
+        hooks.on_shard_start = on_shard_start;
+        hooks.on_shard_stop = on_shard_stop;
+    }
     mapcache_start();
     rc = spindle_run(&cfg, &h, &hooks, NULL);
     caches_free();

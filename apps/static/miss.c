@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "fmap.h"
+#include "lease.h"
 #include "reval.h"
 
 /* Misses in flight per shard: each holds one ring operation at a time and
@@ -384,6 +385,7 @@ static void on_stat(spindle_shard *sh, int32_t res, void *ctx)
         if (e) {
             e->index = m->index;
             m->fd = -1; /* the entry's now */
+            lease_take(sh, m->c, e, root);
             finish_file(m, e->fd, &e->info, NULL);
         } else {
             finish_file(m, m->fd, &m->fi, NULL);

@@ -29,8 +29,9 @@ typedef struct reval {
     struct statx stx;
     size_t klen;
     bool dir;
-    char *path; /* into key[]'s tail: the file statx looks at */
-    char key[]; /* the entry's key, NUL, then the path */
+    uint32_t lease_gen; /* the entry's lease when the check started (lease.c) */
+    char *path;         /* into key[]'s tail: the file statx looks at */
+    char key[];         /* the entry's key, NUL, then the path */
 } reval;
 
 static uint64_t stx_ns(struct statx_timestamp t)
@@ -53,9 +54,13 @@ static void reval_done(spindle_shard *sh, int32_t res, void *ctx)
     fc_entry *e = fcache_get(v->c, v->key, v->klen, v->dir);
     if (e) {
         e->checking = false;
-        if (res == 0 && reval_same(&e->info, &v->stx))
+        if (res == 0 && reval_same(&e->info, &v->stx)) {
             e->checked = now_ns();
-        else
+            /* A check started after the lease was granted: no write can
+             * have come in unseen since, so hits may trust the entry. */
+            if (e->lease == LEASE_HELD && v->lease_gen == e->lease_gen)
+                e->lease = LEASE_OK;
+        } else
             fcache_drop(v->c, e);
     }
     free(v);
@@ -75,6 +80,7 @@ bool reval_start(spindle_shard *sh, fcache *c, fc_entry *e, int root_fd)
     v->c = c;
     v->klen = e->klen;
     v->dir = e->dir;
+    v->lease_gen = e->lease_gen;
     memcpy(v->key, e->key, e->klen + 1);
     v->path = v->key + e->klen + 1;
     if (root_index)

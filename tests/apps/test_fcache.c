@@ -163,3 +163,33 @@ Test(fcache, many_keys)
     }
     fcache_free(c);
 }
+
+/* Keys of every length from 1 to 40 that differ in one byte only (the
+ * hash loads 8 bytes at a time, and the tail in overlapping pieces): each
+ * is found as itself, never as another. */
+Test(fcache, keys_differing_in_one_byte)
+{
+    fcache_limits l = fcache_limits_default();
+    l.entries = 4096;
+    fcache *c = fcache_new(&l);
+    char keys[40 * 40][41];
+    size_t n = 0;
+    for (size_t len = 1; len <= 40; len++)
+        for (size_t at = 0; at < len; at++) {
+            memset(keys[n], 'a', len);
+            keys[n][at] = 'b';
+            keys[n][len] = '\0';
+            cr_assert_not_null(put_blob(c, keys[n], 1));
+            n++;
+        }
+    for (size_t i = 0; i < n; i++) {
+        fc_entry *e = fcache_get(c, keys[i], strlen(keys[i]), false);
+        cr_assert_not_null(e, "key %s", keys[i]);
+        cr_assert_str_eq(e->key, keys[i]);
+    }
+    char all_a[41];
+    memset(all_a, 'a', sizeof all_a);
+    for (size_t len = 1; len <= 40; len++)
+        cr_assert_null(fcache_get(c, all_a, len, false), "no key of %zu a's", len);
+    fcache_free(c);
+}
