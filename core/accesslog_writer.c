@@ -165,6 +165,8 @@ int alog_start(server *srv)
         free(L);
         return SPINDLE_ESYS;
     }
+    /* Its own name, for /proc/PID/task/TID/comm (bench/ops.sh, top -H). */
+    pthread_setname_np(L->thread, "spindle-alog");
     srv->alog = L;
     return 0;
 }
