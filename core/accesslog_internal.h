@@ -85,7 +85,7 @@ struct alog_server {
     int fd;
     bool is_stdout;
     bool json;
-    bool no_prealloc; /* stdout, or the file system has no fallocate */
+    bool no_prealloc; /* not a file to preallocate (accesslog_writer.c) */
     /* The log thread's: [pa_from, pa_to) was preallocated (0, 0: none). */
     int64_t pa_from, pa_to;
     pthread_t thread;

@@ -6,7 +6,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,6 +58,17 @@ static void prealloc(alog_server *L)
     }
     L->pa_from = end;
     L->pa_to = end + ALOG_PREALLOC;
+}
+
+/* Whether to preallocate the log just opened: a regular file on a file
+ * system with blocks to allocate (not stdout; not tmpfs, where it would
+ * only hold memory). */
+static bool wants_prealloc(const alog_server *L)
+{
+    struct stat st;
+    struct statfs fs;
+    return !L->is_stdout && fstat(L->fd, &st) == 0 && S_ISREG(st.st_mode) &&
+           fstatfs(L->fd, &fs) == 0 && fs.f_type != TMPFS_MAGIC;
 }
 
 /* Before the file is closed: give back what was preallocated past its
@@ -140,6 +153,7 @@ static void do_reopen(alog_server *L)
     prealloc_release(L);
     close(L->fd);
     L->fd = fd;
+    L->no_prealloc = !wants_prealloc(L);
     log_msg(LOG_INFO, -1, "access log: reopened %s", L->srv->cfg.access_log);
 }
 
@@ -183,7 +197,6 @@ int alog_start(server *srv)
     L->srv = srv;
     L->json = srv->cfg.access_log_format == 1;
     L->is_stdout = strcmp(path, "-") == 0;
-    L->no_prealloc = L->is_stdout;
     L->fd = L->is_stdout ? dup(STDOUT_FILENO) : open_log(path);
     if (L->fd < 0) {
         log_msg(LOG_ERROR, -1, "access log: cannot open %s: %s", path, strerror(errno));
@@ -191,6 +204,7 @@ int alog_start(server *srv)
         free(L);
         return SPINDLE_ESYS;
     }
+    L->no_prealloc = !wants_prealloc(L);
     L->nshards = srv->nshards;
     L->shards = sh;
     for (uint32_t i = 0; i < srv->nshards; i++) {
