@@ -144,7 +144,11 @@ ir_one() {
     --log-level 0 --set max-requests=0 "$@" >"$WORK/out" 2>"$WORK/err" &
   SRV=$!
   for _ in $(seq 3000); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
-  grep -q "listening on" "$WORK/out" || { echo "ops.sh: the server under valgrind did not start" >&2; exit 1; }
+  grep -q "listening on" "$WORK/out" || {
+    echo "ops.sh: the server under valgrind did not start" >&2
+    kill "$SRV" 2>/dev/null # this runs in $(...): the EXIT trap does not see it
+    exit 1
+  }
   h2load -n 2000 -c 16 -m 64 "http://127.0.0.1:$port/" >/dev/null # warm-up
   callgrind_control -d "$SRV" >/dev/null 2>&1
   local out ok ir
