@@ -11,7 +11,9 @@
  * shutdown each shard hands over its last chunk at teardown, and
  * alog_stop() joins the log thread after it has written everything.
  * SIGHUP (alog_reopen) makes the log thread reopen the file: rename it,
- * then HUP (logrotate without copytruncate).
+ * then HUP (logrotate without copytruncate); copytruncate works too (the
+ * file is opened O_APPEND).  The log thread keeps a file preallocated
+ * ALOG_PREALLOC past its end and gives that back at SIGHUP and at exit.
  *
  * Text line fields:
  *   ADDR:PORT - - [06/Dec/2026:22:05:10 +0000] "METHOD PATH PROTO" STATUS

@@ -25,6 +25,9 @@
 #define ALOG_PERIOD_MS 50          /* the log thread's sleep when idle */
 #define ALOG_BUSY_MS   5           /* its sleep after a round that wrote */
 #define ALOG_BATCH     64u         /* chunks per writev */
+/* A log file is preallocated this far past its end, a step at a time
+ * (accesslog_writer.c: prealloc). */
+#define ALOG_PREALLOC (16 << 20)
 
 typedef struct alog_chunk {
     uint32_t len;
@@ -82,6 +85,9 @@ struct alog_server {
     int fd;
     bool is_stdout;
     bool json;
+    bool no_prealloc; /* not a file to preallocate (accesslog_writer.c) */
+    /* The log thread's: [pa_from, pa_to) was preallocated (0, 0: none). */
+    int64_t pa_from, pa_to;
     pthread_t thread;
     atomic_bool stop;
     atomic_bool reopen;

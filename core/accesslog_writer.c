@@ -6,6 +6,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +33,57 @@ alog_chunk *alog_chunk_get(alog_shard *a)
 static int open_log(const char *path)
 {
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+/* Keep the file allocated ALOG_PREALLOC past its end, a step at a time
+ * (fallocate FALLOC_FL_KEEP_SIZE: the size, and what readers see, stay
+ * the lines written).  Writes then land in allocated blocks, so ext4 skips
+ * its per-page delayed allocation (reserving, then allocating at
+ * writeback): the log thread's CPU per request is a few ns lower
+ * (docs/ops.md).  A file cut short (logrotate's copytruncate) is
+ * preallocated again from its new end; a file system without fallocate
+ * is left alone. */
+static void prealloc(alog_server *L)
+{
+    struct stat st;
+    if (L->no_prealloc || fstat(L->fd, &st) != 0)
+        return;
+    int64_t end = st.st_size;
+    if (end >= L->pa_from && end + ALOG_PREALLOC / 2 <= L->pa_to)
+        return;
+    if (fallocate(L->fd, FALLOC_FL_KEEP_SIZE, end, ALOG_PREALLOC) != 0) {
+        if (errno == EOPNOTSUPP || errno == ENOSYS)
+            L->no_prealloc = true;
+        return; /* ENOSPC and the like: the writes will say */
+    }
+    L->pa_from = end;
+    L->pa_to = end + ALOG_PREALLOC;
+}
+
+/* Whether to preallocate the log just opened: a regular file on a file
+ * system with blocks to allocate (not stdout; not tmpfs, where it would
+ * only hold memory). */
+static bool wants_prealloc(const alog_server *L)
+{
+    struct stat st;
+    struct statfs fs;
+    return !L->is_stdout && fstat(L->fd, &st) == 0 && S_ISREG(st.st_mode) &&
+           fstatfs(L->fd, &fs) == 0 && fs.f_type != TMPFS_MAGIC;
+}
+
+/* Before the file is closed: give back what was preallocated past its
+ * end, so it holds its lines' blocks only.  A truncate to the size it has
+ * (ext4 and XFS free the blocks past the end then; ext4 does not punch
+ * holes past the end).  A copytruncate landing between the fstat and the
+ * truncate would get its old size back as a hole: a window of a syscall,
+ * at exit or SIGHUP only, which rotation with copytruncate does not send. */
+static void prealloc_release(alog_server *L)
+{
+    struct stat st;
+    if (L->pa_to && fstat(L->fd, &st) == 0 && st.st_size < L->pa_to &&
+        ftruncate(L->fd, st.st_size) != 0)
+        log_msg(LOG_WARN, -1, "access log: truncate: %s", strerror(errno));
+    L->pa_from = L->pa_to = 0;
 }
 
 /* Write iov[0..n) whole (one writev(2) unless the kernel takes less). */
@@ -96,8 +150,10 @@ static void do_reopen(alog_server *L)
                 L->srv->cfg.access_log, strerror(errno));
         return;
     }
+    prealloc_release(L);
     close(L->fd);
     L->fd = fd;
+    L->no_prealloc = !wants_prealloc(L);
     log_msg(LOG_INFO, -1, "access log: reopened %s", L->srv->cfg.access_log);
 }
 
@@ -115,6 +171,8 @@ static void *log_thread(void *arg)
             do_reopen(L);
         }
         size_t bytes = drain_all(L);
+        if (bytes)
+            prealloc(L); /* for the next rounds' writes */
         if (stopping && !bytes)
             break; /* the shards have exited: nothing more comes */
         long ms = bytes ? ALOG_BUSY_MS : ALOG_PERIOD_MS;
@@ -146,6 +204,7 @@ int alog_start(server *srv)
         free(L);
         return SPINDLE_ESYS;
     }
+    L->no_prealloc = !wants_prealloc(L);
     L->nshards = srv->nshards;
     L->shards = sh;
     for (uint32_t i = 0; i < srv->nshards; i++) {
@@ -165,6 +224,8 @@ int alog_start(server *srv)
         free(L);
         return SPINDLE_ESYS;
     }
+    /* Its own name, for /proc/PID/task/TID/comm (bench/ops.sh, top -H). */
+    pthread_setname_np(L->thread, "spindle-alog");
     srv->alog = L;
     return 0;
 }
@@ -177,6 +238,7 @@ void alog_stop(server *srv)
     atomic_store(&L->stop, true);
     pthread_join(L->thread, NULL);
     drain_all(L); /* nothing is left; belt and braces */
+    prealloc_release(L);
     for (uint32_t i = 0; i < L->nshards; i++) {
         alog_shard *a = &L->shards[i];
         alog_chunk *k;

@@ -258,6 +258,62 @@ class OpsTest(unittest.TestCase):
             self.assertIn("access log: reopened", srv.stderr_all())
         self.assertEqual(len(self.read_lines("access.log.1")), 50)
         self.assertEqual(len(self.read_lines("access.log")), 30)
+        # The preallocation past each file's end was given back: at the HUP
+        # for the old file, at exit for the new one.
+        for name in ("access.log.1", "access.log"):
+            self.assert_no_prealloc(name)
+
+    def wait_lines(self, name, n, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (
+                not os.path.exists(self.path(name)) or len(self.read_lines(name)) < n):
+            time.sleep(0.05)
+        self.assertEqual(len(self.read_lines(name)), n)
+
+    def allocated(self, name):
+        """(bytes allocated on disk, size) of a file."""
+        st = os.stat(self.path(name))
+        return st.st_blocks * 512, st.st_size
+
+    def assert_no_prealloc(self, name):
+        alloc, size = self.allocated(name)
+        self.assertLessEqual(alloc, size + (1 << 20),
+                             "%s: %d bytes allocated for %d" % (name, alloc, size))
+
+    def test_copytruncate_and_preallocation(self):
+        """logrotate's copytruncate (copy the file, cut it to 0): the next
+        lines start the file again, whole, with no hole before them.  While
+        it runs the log thread keeps the file preallocated past its end
+        (fallocate KEEP_SIZE, ALOG_PREALLOC); at exit only the lines'
+        blocks are left."""
+        logf = self.path("access.log")
+        with Server(sets={"access-log": logf}) as srv:
+            url = "http://%s:%d/" % (HOST, srv.port)
+            rc, out, err = run(["h2load", "-n", "2000", "-c", "4", "-m", "8", url], 60)
+            self.assertEqual(rc, 0, err)
+            self.wait_lines("access.log", 2000)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                alloc, size = self.allocated("access.log")
+                if alloc > size + (1 << 20):
+                    break
+                time.sleep(0.05)
+            self.assertGreater(alloc, size + (1 << 20), "not preallocated past its end")
+            shutil.copy(logf, logf + ".1")  # copytruncate: copy ...
+            os.truncate(logf, 0)             # ... then cut to 0
+            rc, out, err = run(["h2load", "-n", "300", "-c", "2", url], 60)
+            self.assertEqual(rc, 0, err)
+            self.wait_lines("access.log", 300)
+            srv.stop()
+        with open(logf, "rb") as f:
+            data = f.read()
+        self.assertNotIn(b"\0", data)
+        lines = data.decode().splitlines()
+        self.assertEqual(len(lines), 300)
+        for line in lines:
+            self.assertRegex(line, TEXT_RE)
+        self.assertEqual(len(self.read_lines("access.log.1")), 2000)
+        self.assert_no_prealloc("access.log")
 
     def test_default_headers(self):
         def heads(*args):
